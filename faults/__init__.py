@@ -1,0 +1,1 @@
+"""Fault injection: process faults (kill, pause), the network proxy, the nemesis schedule."""

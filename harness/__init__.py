@@ -1,0 +1,1 @@
+"""The harness: runs clusters under faults, records histories, checks them, reports."""

@@ -1,0 +1,1 @@
+"""The self-contained HTML fault report and the store index."""
