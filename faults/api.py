@@ -1,0 +1,93 @@
+"""The seam between the nemesis and the rest of the harness.
+
+Owns three names that ``harness run`` and ``faults/`` agree on:
+
+- ``ClusterHandle``: the process control the nemesis needs (signals, restarts,
+  liveness). ``harness.cluster.LocalCluster`` satisfies it; a later SSH
+  backend can too, without the nemesis changing.
+- ``NemesisContext``: everything a nemesis may touch. Faults are chosen only
+  from ``rng`` (the run's seed), recorded only through ``record`` and aimed at
+  the leader only through ``leader`` -- so the same seed gives the same fault
+  schedule and every fault appears in the history.
+- ``Nemesis``: ``run(stop)`` injects faults until ``stop`` is set; ``heal()``
+  undoes every fault still active and records its ``-end`` event. After
+  ``heal()`` no node is paused or dead because of the nemesis, and the proxy
+  (if any) has no grudge and no link faults.
+
+Nemesis events (interfaces.md): ``record(KIND, V)`` when a fault starts and
+``record(KIND + "-end", V)`` with the same V when it is healed; KIND in
+``kill``, ``pause``, ``partition``, ``net``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol, Sequence, runtime_checkable
+
+
+@runtime_checkable
+class ClusterHandle(Protocol):
+    """Process control over the node processes of one run."""
+
+    @property
+    def node_ids(self) -> Sequence[str]:
+        """Every node id of the cluster, in cluster.json order."""
+        ...
+
+    def kill(self, node: str) -> None:
+        """SIGKILL the node's process and wait until it is gone."""
+        ...
+
+    def start(self, node: str) -> None:
+        """Start the node (again), with the same data directory."""
+        ...
+
+    def pause(self, node: str) -> None:
+        """SIGSTOP the node's process."""
+        ...
+
+    def resume(self, node: str) -> None:
+        """SIGCONT the node's process."""
+        ...
+
+    def pid(self, node: str) -> int | None:
+        """The node's current process id, or None when it is not running."""
+        ...
+
+    def is_running(self, node: str) -> bool:
+        """True while the node's process exists (a paused process is running)."""
+        ...
+
+
+@dataclass
+class NemesisContext:
+    """What a nemesis may use. Everything random comes from ``rng``."""
+
+    cluster: ClusterHandle
+    #: The proxy's control address (cluster.json proxy.control), or None when
+    #: the run has no proxy (``--net direct``): partition/net faults are then
+    #: unavailable unless another backend (netns) provides them.
+    proxy_control: str | None
+    #: Writes one nemesis event to the history: record(f, value).
+    record: Callable[[str, Any], None]
+    rng: random.Random
+    #: The current leader's node id as the nodes' ``status`` says, or None.
+    leader: Callable[[], Awaitable[str | None]]
+    #: Seconds between the start of one fault window and the next.
+    interval_s: float
+
+
+class Nemesis(Protocol):
+    """Injects faults on a seeded schedule and heals them."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Inject faults (start, wait, end; then calm) until ``stop`` is set.
+        Returns promptly once ``stop`` is set; faults still active stay active
+        until ``heal()``."""
+        ...
+
+    async def heal(self) -> None:
+        """Undo every active fault and record its ``-end`` event. Idempotent."""
+        ...
