@@ -1,0 +1,361 @@
+"""Local process control for a cluster of nodes: ports, cluster.json, start/kill/pause.
+
+This module owns the one small interface the rest of the harness uses to control
+node processes (DESIGN.md "The picture"): ``LocalCluster`` runs every node as a
+child process of this machine. A later backend (SSH to other hosts, as Jepsen
+does) only has to offer the same methods; ``faults.api.ClusterHandle`` is the
+part of it the nemesis relies on.
+
+Invariants:
+- Every process is signalled by the PID of a ``Popen`` we still hold and have
+  not reaped, so a PID can never have been reused by an unrelated process
+  (an unreaped child stays a zombie and keeps its PID). Nothing is ever found
+  or killed by name.
+- ``close()`` ends every process ever started here, including paused ones
+  (SIGCONT before SIGTERM, SIGKILL after a grace period) and any children a
+  user-supplied node command spawned.
+- Node processes run in their own session, so a Ctrl-C on the terminal reaches
+  only the harness, which heals faults before it ends the nodes. When started
+  from the main thread they also get PR_SET_PDEATHSIG, so they die with the
+  harness even if it is SIGKILLed (the node driver also watches its parent).
+- Free ports are found by binding port 0 on 127.0.0.1, all in one go (every
+  probe socket stays open until all ports are picked, so no two collide).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from harness.client import call
+
+HOST = "127.0.0.1"
+NET_MODES = ("direct", "proxy")
+
+
+class ClusterError(Exception):
+    """A cluster could not be started or controlled; the message is one line."""
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1, picked together."""
+    probes: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            probes.append(s)
+        return [s.getsockname()[1] for s in probes]
+    finally:
+        for s in probes:
+            s.close()
+
+
+def node_ids(n: int) -> list[str]:
+    return [f"n{i}" for i in range(1, n + 1)]
+
+
+def write_cluster(
+    run_dir: Path,
+    n: int,
+    *,
+    net: str = "direct",
+    timing: dict | None = None,
+    options: dict | None = None,
+) -> Path:
+    """Write ``run_dir/cluster.json`` for ``n`` nodes and return its path.
+
+    ``net="direct"``: routes point straight at each peer's ``peer_bind``.
+    ``net="proxy"``: every route to a destination points at the proxy's one
+    listener for it (interfaces.md), and a ``proxy`` section says where the
+    proxy listens and where its control socket is.
+    """
+    if n < 1:
+        raise ValueError(f"a cluster needs at least 1 node, not {n}")
+    if net not in NET_MODES:
+        raise ValueError(f"unknown net mode {net!r} (expected one of {', '.join(NET_MODES)})")
+    run_dir = Path(run_dir)
+    ids = node_ids(n)
+    extra = 1 + n if net == "proxy" else 0
+    ports = iter(free_ports(2 * n + extra))
+    nodes: dict[str, dict[str, str]] = {}
+    for nid in ids:
+        data_dir = run_dir / "data" / nid
+        data_dir.mkdir(parents=True, exist_ok=True)
+        nodes[nid] = {
+            "peer_bind": f"tcp://{HOST}:{next(ports)}",
+            "client_bind": f"tcp://{HOST}:{next(ports)}",
+            "data_dir": str(data_dir.resolve()),
+        }
+    doc: dict[str, Any] = {"nodes": nodes}
+    if net == "proxy":
+        control = f"tcp://{HOST}:{next(ports)}"
+        listen = {nid: f"tcp://{HOST}:{next(ports)}" for nid in ids}
+        doc["proxy"] = {"control": control, "listen": listen}
+        doc["routes"] = {s: {d: listen[d] for d in ids if d != s} for s in ids}
+    else:
+        doc["routes"] = {s: {d: nodes[d]["peer_bind"] for d in ids if d != s} for s in ids}
+    if timing:
+        doc["timing"] = dict(timing)
+    doc["options"] = {"read_mode": "log", "bugs": [], **(options or {})}
+    path = run_dir / "cluster.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+# --- parent-death signal -------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+try:  # resolved in the parent, so the forked child only makes one C call
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# --- process control -------------------------------------------------------------
+
+
+class LocalCluster:
+    """Node processes on this machine, controlled by PID. A context manager."""
+
+    #: Seconds a SIGTERMed process gets before SIGKILL.
+    STOP_GRACE_S = 3.0
+
+    def __init__(self, cluster_json: Path, command: list[str], log_dir: Path) -> None:
+        self.cluster_json = Path(cluster_json).resolve()
+        self.command = list(command)
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            doc = json.loads(self.cluster_json.read_text())
+            self.client_addrs: dict[str, str] = {
+                nid: spec["client_bind"] for nid, spec in doc["nodes"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ClusterError(f"{self.cluster_json}: unreadable cluster file: {exc}") from exc
+        self.node_ids: list[str] = list(self.client_addrs)
+        self.proxy_control: str | None = (doc.get("proxy") or {}).get("control")
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._paused: set[str] = set()
+        self._all: list[subprocess.Popen] = []  # every process ever started, for close()
+        self._logs: list[IO[bytes]] = []
+        self._proxy: subprocess.Popen | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # context manager
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # starting
+    def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{log_name}.log", "ab")
+        self._logs.append(log)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=_die_with_parent
+                if threading.current_thread() is threading.main_thread()
+                else None,
+            )
+        except OSError as exc:
+            raise ClusterError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+        self._all.append(proc)
+        return proc
+
+    def start_proxy(self) -> None:
+        """Start the network proxy if cluster.json asks for one (idempotent)."""
+        with self._lock:
+            if self.proxy_control is None or (self._proxy and self._proxy.poll() is None):
+                return
+            argv = [sys.executable, "-m", "faults.netproxy", "--cluster", str(self.cluster_json)]
+            self._proxy = self._spawn(argv, "proxy")
+
+    def start(self, node: str) -> None:
+        """Start ``node`` (with its existing data directory). No-op if it runs."""
+        with self._lock:
+            self._check_node(node)
+            if self._closed:
+                raise ClusterError("cluster is closed")
+            proc = self._procs.get(node)
+            if proc is not None and proc.poll() is None:
+                return
+            argv = self.command + ["--id", node, "--cluster", str(self.cluster_json)]
+            self._procs[node] = self._spawn(argv, node)
+            self._paused.discard(node)
+
+    def start_all(self) -> None:
+        self.start_proxy()
+        for node in self.node_ids:
+            self.start(node)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Return once every node answers ``status``; ClusterError if one exits or
+        the deadline passes."""
+        deadline = time.monotonic() + timeout
+        waiting = [n for n in self.node_ids]
+        while waiting:
+            for node in list(waiting):
+                proc = self._procs.get(node)
+                if proc is None:
+                    raise ClusterError(f"node {node} was never started")
+                code = proc.poll()
+                if code is not None:
+                    raise ClusterError(
+                        f"node {node} exited with code {code} before it answered status"
+                        f"{self._log_tail(node)}"
+                    )
+                reply = call(self.client_addrs[node], {"op": "status"}, timeout=0.25)
+                if reply is not None:
+                    waiting.remove(node)
+            if self._proxy is not None and self._proxy.poll() is not None:
+                raise ClusterError(
+                    f"network proxy exited with code {self._proxy.returncode}"
+                    f"{self._log_tail('proxy')}"
+                )
+            if waiting and time.monotonic() > deadline:
+                raise ClusterError(
+                    f"node(s) {', '.join(waiting)} did not answer status within {timeout:g} s"
+                    f" (logs in {self.log_dir})"
+                )
+            if waiting:
+                time.sleep(0.05)
+
+    def _log_tail(self, name: str) -> str:
+        try:
+            lines = (self.log_dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f": {lines[-1].strip()}" if lines else ""
+
+    # signals
+    def kill(self, node: str) -> None:
+        """SIGKILL ``node`` and wait until it is gone."""
+        with self._lock:
+            proc = self._live(node)
+            if proc is None:
+                return
+            proc.kill()
+            proc.wait()
+            self._paused.discard(node)
+
+    def stop(self, node: str) -> None:
+        """SIGTERM ``node`` (resuming it first if paused) and wait; SIGKILL after a grace."""
+        with self._lock:
+            proc = self._live(node)
+            if proc is None:
+                return
+            _terminate([proc], self.STOP_GRACE_S)
+            self._paused.discard(node)
+
+    def pause(self, node: str) -> None:
+        with self._lock:
+            proc = self._live(node)
+            if proc is not None:
+                proc.send_signal(signal.SIGSTOP)
+                self._paused.add(node)
+
+    def resume(self, node: str) -> None:
+        with self._lock:
+            proc = self._live(node)
+            if proc is not None:
+                proc.send_signal(signal.SIGCONT)
+            self._paused.discard(node)
+
+    # queries
+    def pid(self, node: str) -> int | None:
+        proc = self._live(node)
+        return proc.pid if proc is not None else None
+
+    def is_running(self, node: str) -> bool:
+        return self._live(node) is not None
+
+    def is_paused(self, node: str) -> bool:
+        return node in self._paused and self.is_running(node)
+
+    def proxy_pid(self) -> int | None:
+        return self._proxy.pid if self._proxy is not None and self._proxy.poll() is None else None
+
+    def pids(self) -> list[int]:
+        """PIDs of every process started here that is still running."""
+        return [p.pid for p in self._all if p.poll() is None]
+
+    def _check_node(self, node: str) -> None:
+        if node not in self.client_addrs:
+            raise ClusterError(f"unknown node {node!r} (cluster has {', '.join(self.node_ids)})")
+
+    def _live(self, node: str) -> subprocess.Popen | None:
+        self._check_node(node)
+        proc = self._procs.get(node)
+        return proc if proc is not None and proc.poll() is None else None
+
+    # ending
+    def close(self) -> None:
+        """End every process ever started here (nodes, proxy, their children)."""
+        with self._lock:
+            self._closed = True
+            _terminate([p for p in self._all if p.poll() is None], self.STOP_GRACE_S)
+            self._paused.clear()
+            for log in self._logs:
+                log.close()
+            self._logs.clear()
+
+
+def _terminate(procs: list[subprocess.Popen], grace: float) -> None:
+    """SIGCONT + SIGTERM each process (and its descendants), SIGKILL what remains
+    after ``grace`` seconds, and reap them all."""
+    kids: list[psutil.Process] = []
+    for proc in procs:
+        try:
+            kids.extend(psutil.Process(proc.pid).children(recursive=True))
+        except psutil.Error:
+            pass
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            proc.send_signal(signal.SIGTERM)
+    for kid in kids:
+        try:
+            kid.send_signal(signal.SIGCONT)
+            kid.terminate()
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    _, alive = psutil.wait_procs(kids, timeout=max(0.0, deadline - time.monotonic()))
+    for kid in alive:
+        try:
+            kid.kill()
+        except psutil.Error:
+            pass
