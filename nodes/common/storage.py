@@ -1,0 +1,339 @@
+"""A node's data directory: meta, snapshot and an append-only checksummed log.
+
+Files in ``data_dir``:
+
+- ``meta``      term/vote (Raft) or promised ballot (Paxos): one checksummed
+                msgpack map, replaced atomically (temp file, fsync, rename,
+                fsync of the folder).
+- ``snapshot``  the newest snapshot (index, term, data), replaced the same way.
+- ``log``       append-only frames. One frame per ``persist`` call (group
+                commit: one ``write`` and ONE ``fdatasync`` however many
+                records the Ready carried). A frame is a 14-byte header
+                ``magic u16 | length u32 | crc32(payload) u32 | crc32(first 10
+                header bytes) u32`` and a msgpack payload: a list of records,
+                ``[0, index, term, data]`` for an entry or ``[1, index]`` for
+                "truncate from index".
+
+Invariants and why:
+
+- Only the last frame can be torn by a crash: the next frame is written only
+  after the previous one was fsynced. So on restart a bad frame that runs
+  past the end of the file (its header checksum proves the length is real),
+  or fails its payload checksum and ends exactly at the end of the file, or a
+  zero-filled tail, is a torn write of data nobody was told about: it is
+  dropped and the file truncated to the good prefix. A bad frame
+  anywhere else is damage to acknowledged data: ``StorageError``, and the node
+  stops (exit 2) rather than start with a silently shorter log.
+- Replay applies records in file order: a later write of an index replaces
+  the earlier one, ``truncate`` removes every index at or past its own.
+  Entries at or below the snapshot index are dropped (already in the snapshot).
+- After a snapshot is saved the log is compacted: the live entries past the
+  snapshot are written to ``log.tmp`` as one frame, fsynced, and renamed over
+  ``log`` (then the folder is fsynced), so a crash at any point leaves either
+  the old or the new log, both consistent with the snapshot on disk.
+- To compact without re-reading the file, ``_live`` keeps the encoded records
+  of the entries past the newest snapshot (bounded by the snapshot threshold).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from nodes.common.core_api import Entry, Ready, Restored, Snapshot
+
+MAGIC = 0x4C52  # "RL" little-endian: catches zero-filled or foreign bytes
+HEADER = struct.Struct("<HIII")  # magic, payload length, crc32(payload), crc32(header[:10])
+HEAD_CRC_SPAN = 10
+
+REC_ENTRY = 0
+REC_TRUNCATE = 1
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+_crc32 = zlib.crc32
+
+
+class StorageError(Exception):
+    """The data directory is damaged or unreadable; str() is one line."""
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _frame(payload: bytes) -> bytes:
+    head = struct.pack("<HII", MAGIC, len(payload), _crc32(payload))
+    return head + struct.pack("<I", _crc32(head)) + payload
+
+
+def _array_head(n: int) -> bytes:
+    """The msgpack header of an n-element array: followed by n already-packed
+    elements it is the packed list, so records are never encoded twice."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 65536:
+        return b"\xdc" + struct.pack(">H", n)
+    return b"\xdd" + struct.pack(">I", n)
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Replace ``path`` with a checksummed frame holding ``payload``, durably."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, _frame(payload))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def read_atomic(path: Path, label: str) -> Any | None:
+    """Read a file written by ``write_atomic``; None if absent."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError(f"{label} file {path} is unreadable: {exc.strerror or exc}") from None
+    if len(blob) < HEADER.size:
+        raise StorageError(f"{label} file {path} is corrupt: only {len(blob)} bytes")
+    magic, length, crc, head_crc = HEADER.unpack_from(blob)
+    payload = blob[HEADER.size :]
+    bad_head = magic != MAGIC or _crc32(blob[:HEAD_CRC_SPAN]) != head_crc
+    if bad_head or length != len(payload) or _crc32(payload) != crc:
+        raise StorageError(f"{label} file {path} is corrupt: header or checksum mismatch")
+    try:
+        return _unpack(payload)
+    except Exception as exc:  # noqa: BLE001 -- any decode failure is corruption
+        raise StorageError(f"{label} file {path} is corrupt: {exc}") from None
+
+
+class Storage:
+    """One node's durable state. ``open()`` recovers; ``persist(ready)`` saves."""
+
+    def __init__(self, data_dir: Path, node_id: str = "node") -> None:
+        self.dir = Path(data_dir)
+        self.node_id = node_id
+        self.log_path = self.dir / "log"
+        self.meta_path = self.dir / "meta"
+        self.snapshot_path = self.dir / "snapshot"
+        self._fd: int | None = None
+        self._meta: dict[str, Any] | None = None
+        self._snapshot_index = 0
+        self._live: dict[int, bytes] = {}  # index -> packed entry record, past the snapshot
+        self.dropped_tail_bytes = 0  # torn bytes removed by the last open(), for the log line
+        self.fsyncs = 0
+
+    # -- recovery -------------------------------------------------------------
+
+    def open(self) -> Restored:
+        """Create or recover the data directory; raise ``StorageError`` if damaged."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"{self.node_id}: cannot create data dir {self.dir}: {exc.strerror or exc}"
+            ) from None
+        for leftover in (".tmp",):
+            for name in ("meta", "snapshot", "log"):
+                stale = self.dir / (name + leftover)
+                if stale.exists():
+                    stale.unlink()  # an interrupted atomic write: the old file is still whole
+        meta = read_atomic(self.meta_path, f"{self.node_id}: meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise StorageError(f"{self.node_id}: meta file {self.meta_path} is not a map")
+        snap_raw = read_atomic(self.snapshot_path, f"{self.node_id}: snapshot")
+        snapshot: Snapshot | None = None
+        if snap_raw is not None:
+            try:
+                index, term, data = snap_raw
+                snapshot = Snapshot(index=int(index), term=int(term), data=bytes(data))
+            except (TypeError, ValueError):
+                raise StorageError(
+                    f"{self.node_id}: snapshot file {self.snapshot_path} has a bad layout"
+                ) from None
+        self._meta = meta
+        self._snapshot_index = snapshot.index if snapshot else 0
+        entries = self._replay_log()
+        self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        return Restored(meta=meta, snapshot=snapshot, entries=entries)
+
+    def _replay_log(self) -> list[Entry]:
+        try:
+            blob = self.log_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(
+                f"{self.node_id}: log {self.log_path} is unreadable: {exc.strerror or exc}"
+            ) from None
+        live: dict[int, bytes] = {}
+        decoded: dict[int, Entry] = {}
+        size = len(blob)
+        pos = 0
+        frame_no = 0
+        good_end = 0
+        while pos < size:
+            problem = self._check_frame(blob, pos, size)
+            if problem is not None:
+                torn, why = problem
+                if torn:
+                    break
+                raise StorageError(
+                    f"{self.node_id}: log record {frame_no} at byte {pos} of {self.log_path} "
+                    f"is corrupt: {why}; refusing to start with a damaged log"
+                )
+            length = HEADER.unpack_from(blob, pos)[1]
+            payload = blob[pos + HEADER.size : pos + HEADER.size + length]
+            try:
+                records = _unpack(payload)
+                self._apply_records(records, live, decoded)
+            except (ValueError, TypeError, IndexError, msgpack.ExtraData) as exc:
+                raise StorageError(
+                    f"{self.node_id}: log record {frame_no} at byte {pos} of {self.log_path} "
+                    f"has a valid checksum but an unreadable body: {exc}"
+                ) from None
+            pos += HEADER.size + length
+            good_end = pos
+            frame_no += 1
+        if good_end < size:
+            self.dropped_tail_bytes = size - good_end
+            with open(self.log_path, "r+b") as f:
+                f.truncate(good_end)
+                f.flush()
+                os.fsync(f.fileno())
+        snap = self._snapshot_index
+        self._live = {i: rec for i, rec in live.items() if i > snap}
+        return [decoded[i] for i in sorted(decoded) if i > snap]
+
+    @staticmethod
+    def _check_frame(blob: bytes, pos: int, size: int) -> tuple[bool, str] | None:
+        """None if the frame at ``pos`` is whole; else (is_torn_tail, why)."""
+        rest = blob[pos:]
+        if len(rest) < HEADER.size:
+            return True, "partial header"
+        magic, length, crc, head_crc = HEADER.unpack_from(blob, pos)
+        end = pos + HEADER.size + length
+        if magic != MAGIC or _crc32(blob[pos : pos + HEAD_CRC_SPAN]) != head_crc:
+            # A zero-filled tail is a torn write whose size reached the disk
+            # before its data; other garbage there is damage (we cannot know
+            # where the next frame starts, so we cannot prove it is the tail).
+            if not rest.strip(b"\0"):
+                return True, "zero-filled tail"
+            return False, f"bad frame header (magic {magic:#06x}, length {length})"
+        if end > size:
+            return True, "frame runs past the end of the file"
+        if _crc32(blob[pos + HEADER.size : end]) != crc:
+            if end == size:
+                return True, "checksum mismatch in the last frame"
+            return False, "checksum mismatch"
+        return None
+
+    @staticmethod
+    def _apply_records(records: Any, live: dict[int, bytes], decoded: dict[int, Entry]) -> None:
+        if not isinstance(records, list):
+            raise ValueError("frame body is not a list of records")
+        for rec in records:
+            kind = rec[0]
+            if kind == REC_ENTRY:
+                index = int(rec[1])
+                decoded[index] = Entry(index=index, term=int(rec[2]), data=rec[3])
+                live[index] = _packb(rec)
+            elif kind == REC_TRUNCATE:
+                cut = int(rec[1])
+                for i in [i for i in decoded if i >= cut]:
+                    del decoded[i]
+                    live.pop(i, None)
+            else:
+                raise ValueError(f"unknown record kind {kind!r}")
+
+    # -- saving ---------------------------------------------------------------
+
+    def persist(self, ready: Ready) -> None:
+        """Make the Ready's durable part durable, in its order, before returning.
+
+        Raises OSError on a disk failure: the caller must stop the node."""
+        meta = ready.meta
+        if meta is not None and meta != self._meta:
+            write_atomic(self.meta_path, _packb(meta))
+            self._meta = dict(meta)
+            self.fsyncs += 2
+        cut = ready.truncate_from
+        entries = ready.entries
+        if cut is not None or entries:
+            live = self._live
+            parts: list[bytes] = []
+            if cut is not None:
+                parts.append(_packb([REC_TRUNCATE, cut]))
+                for i in [i for i in live if i >= cut]:
+                    del live[i]
+            for e in entries:
+                rec = _packb([REC_ENTRY, e.index, e.term, e.data])
+                live[e.index] = rec
+                parts.append(rec)
+            self._append_frame(parts)
+        if ready.snapshot is not None:
+            self._save_snapshot(ready.snapshot)
+
+    def _append_frame(self, records: list[bytes]) -> None:
+        payload = _array_head(len(records)) + b"".join(records)
+        fd = self._fd
+        assert fd is not None, "storage not open"
+        os.write(fd, _frame(payload))
+        os.fdatasync(fd)
+        self.fsyncs += 1
+
+    def _save_snapshot(self, snap: Snapshot) -> None:
+        if snap.index < self._snapshot_index:
+            return  # an older snapshot than the one on disk: nothing to gain
+        write_atomic(self.snapshot_path, _packb([snap.index, snap.term, snap.data]))
+        self._snapshot_index = snap.index
+        self.fsyncs += 2
+        self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the log as one frame of the live entries past the snapshot."""
+        snap = self._snapshot_index
+        self._live = {i: rec for i, rec in self._live.items() if i > snap}
+        keep = [self._live[i] for i in sorted(self._live)]
+        tmp = self.log_path.with_name("log.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if keep:
+                os.write(fd, _frame(_array_head(len(keep)) + b"".join(keep)))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.log_path)
+        _fsync_dir(self.dir)
+        old = self._fd
+        self._fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
+        if old is not None:
+            os.close(old)
+        self.fsyncs += 2
+
+    def log_bytes(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
