@@ -275,11 +275,21 @@ class LocalCluster:
             self._paused.discard(node)
 
     def pause(self, node: str) -> None:
+        """SIGSTOP ``node`` and wait (briefly) until the kernel shows it stopped."""
         with self._lock:
             proc = self._live(node)
-            if proc is not None:
-                proc.send_signal(signal.SIGSTOP)
-                self._paused.add(node)
+            if proc is None:
+                return
+            proc.send_signal(signal.SIGSTOP)
+            self._paused.add(node)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                try:
+                    if psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED:
+                        return
+                except psutil.Error:
+                    return
+                time.sleep(0.005)
 
     def resume(self, node: str) -> None:
         with self._lock:
