@@ -1,0 +1,358 @@
+"""The node driver: one ZeroMQ poll loop that gives a pure core its I/O.
+
+Owns the process side of a node for any protocol (``core_api.ProtocolSpec``):
+sockets, the data directory, time, signals and log lines. The loop, in order:
+
+1. poll the peer and client ROUTERs, at most until the next tick is due;
+2. drain every readable message (up to ``MAX_BATCH``) into the core:
+   peer maps through ``codec.decode`` into ``core.step``, client requests
+   validated into ``core.request``; ``status`` is answered here at once;
+3. call ``core.tick()`` once per ``Timing.tick_ms`` of monotonic time that
+   has passed (timers come from poll timeouts, never from threads);
+4. call ``core.ready()`` and perform its effects in order: persist and fsync
+   (storage), then peer messages, then client replies.
+
+Because step 2 drains everything that queued up while the previous fsync ran,
+many client writes share one Ready and one fsync (group commit), and the batch
+grows with load by itself.
+
+Invariants:
+- Nothing a Ready asks to persist is sent to a peer or client before it is
+  fsynced; a disk error stops the node (exit 1): a node that cannot persist
+  must not speak.
+- Malformed input (undecodable frames, codec ``ValueError``, bad client
+  requests) is logged, rate-limited, and dropped or answered ``malformed``;
+  it never reaches the core and never stops the node.
+- SIGTERM/SIGINT: clean exit 0 within one tick. The node also exits when its
+  parent process dies (``os.getppid()`` changes), so a killed harness leaves
+  no orphans.
+- Log lines are per event a person cares about (start, role and leader
+  changes, dropped torn tail, malformed input), never per message.
+
+Randomness: ``CoreConfig.rng`` is seeded from the node id, pid and start
+time, so nodes (re)started at the same moment still draw different election
+timeouts. ``NODES_SEED=<int>`` in the environment replaces pid and time with
+that value for a reproducible node. The seed is logged at start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import random
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+import zmq
+
+from nodes.common import wire
+from nodes.common.config import ClusterConfig
+from nodes.common.core_api import CoreConfig, ProtocolSpec, Ready
+from nodes.common.storage import Storage, StorageError
+
+MAX_BATCH = 1024  # messages drained per socket before the core gets to act
+MAX_TICK_CATCHUP = 50  # after a long stall (SIGSTOP), do not replay more ticks than this
+PARENT_CHECK_S = 0.2
+STATUS_CHECK_S = 0.05  # how often role/leader changes are looked for (for log lines)
+BIND_RETRY_S = 2.0  # a restarted node may briefly race its predecessor's socket close
+
+
+class NodeExit(Exception):
+    """Stop the node with ``code`` after printing ``message`` (one line)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def make_seed(node_id: str) -> int:
+    fixed = os.environ.get("NODES_SEED")
+    basis = f"{node_id}:{fixed}" if fixed else f"{node_id}:{os.getpid()}:{time.time_ns()}"
+    return int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big")
+
+
+class Driver:
+    """Runs one node of ``spec`` as ``node_id`` of ``cluster`` until told to stop."""
+
+    def __init__(
+        self,
+        spec: ProtocolSpec,
+        cluster: ClusterConfig,
+        node_id: str,
+        *,
+        log: TextIO = sys.stderr,
+    ) -> None:
+        if node_id not in cluster.nodes:
+            raise NodeExit(2, f"{node_id}: not a node of {cluster.path} "
+                              f"(it has {', '.join(cluster.node_ids)})")
+        self.spec = spec
+        self.cluster = cluster
+        self.id = node_id
+        self.me = cluster.nodes[node_id]
+        self.peers = cluster.peers_of(node_id)
+        self._log_file = log
+        self._stop = False
+        self._stop_reason = ""
+        self._warned_at = 0.0
+        self._suppressed = 0
+        self.dropped_sends = 0
+
+    # -- logging --------------------------------------------------------------
+
+    def log(self, text: str) -> None:
+        t = time.time()
+        stamp = time.strftime("%H:%M:%S", time.localtime(t))
+        ms = int(t * 1000) % 1000
+        self._log_file.write(f"{stamp}.{ms:03d} {self.id} {text}\n")
+        self._log_file.flush()
+
+    def warn_malformed(self, text: str) -> None:
+        """Log at most one line per second about bad input, with a count of the rest."""
+        now = time.monotonic()
+        if now - self._warned_at >= 1.0:
+            more = f" (and {self._suppressed} more since the last report)" if self._suppressed else ""
+            self.log(f"dropped malformed input: {text}{more}")
+            self._warned_at = now
+            self._suppressed = 0
+        else:
+            self._suppressed += 1
+
+    # -- setup ----------------------------------------------------------------
+
+    def _lock_data_dir(self) -> int:
+        d = self.me.data_dir
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            fd = os.open(d / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise NodeExit(2, f"{self.id}: cannot use data dir {d}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise NodeExit(2, f"{self.id}: data dir {d} is in use by another process") from None
+        return fd
+
+    def _bind(self, ctx: zmq.Context, addr: str, what: str, hwm: int) -> zmq.Socket:
+        deadline = time.monotonic() + BIND_RETRY_S
+        while True:
+            try:
+                return wire.bind_router(ctx, addr, hwm)
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                    raise NodeExit(2, f"{self.id}: cannot bind {what} {addr}: {exc}") from None
+                time.sleep(0.05)
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT or parent death; return the exit code."""
+        lock_fd = self._lock_data_dir()
+        storage = Storage(self.me.data_dir, self.id)
+        try:
+            restored = storage.open()
+        except StorageError as exc:
+            raise NodeExit(2, str(exc)) from None
+        seed = make_seed(self.id)
+        config = CoreConfig(
+            node_id=self.id,
+            peers=self.peers,
+            timing=self.cluster.timing,
+            options=self.cluster.options,
+            rng=random.Random(seed),
+        )
+        core = self.spec.make_core(config, restored)
+        snap = restored.snapshot
+        self.log(
+            f"starting {self.spec.name} (pid {os.getpid()}, seed {seed}): peers "
+            f"{','.join(self.peers) or 'none'}; restored meta {restored.meta}, "
+            f"snapshot at {snap.index if snap else 0}, {len(restored.entries)} log entries"
+            + (f"; dropped a torn log tail of {storage.dropped_tail_bytes} bytes"
+               if storage.dropped_tail_bytes else "")
+        )
+        ctx = zmq.Context(io_threads=1)
+        socks: list[zmq.Socket] = []
+        try:
+            peer_sock = self._bind(ctx, self.me.peer_bind, "peer_bind", wire.PEER_HWM)
+            socks.append(peer_sock)
+            client_sock = self._bind(ctx, self.me.client_bind, "client_bind", wire.CLIENT_HWM)
+            socks.append(client_sock)
+            dealers: dict[str, zmq.Socket] = {}
+            for peer in self.peers:
+                dealers[peer] = wire.connect_dealer(ctx, self.cluster.routes[self.id][peer], self.id)
+                socks.append(dealers[peer])
+            self._install_signals()
+            self.log(f"listening: peers at {self.me.peer_bind}, clients at {self.me.client_bind}")
+            self._loop(core, storage, peer_sock, client_sock, dealers)
+        finally:
+            for s in socks:
+                s.close(linger=0)
+            ctx.term()
+            storage.close()
+            os.close(lock_fd)
+        self.log(f"stopped ({self._stop_reason})")
+        return 0
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            self._stop = True
+            self._stop_reason = signal.Signals(signum).name
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _loop(
+        self,
+        core: Any,
+        storage: Storage,
+        peer_sock: zmq.Socket,
+        client_sock: zmq.Socket,
+        dealers: dict[str, zmq.Socket],
+    ) -> None:
+        # Locals, not attributes, on the hot path.
+        codec = self.spec.codec
+        decode, encode, dest_of = codec.decode, codec.encode, codec.dest
+        step, request, tick, ready = core.step, core.request, core.tick, core.ready
+        unpackb, packb = wire.unpackb, wire.packb
+        validate = wire.validate_request
+        NOBLOCK = zmq.NOBLOCK
+        Again = zmq.Again
+        monotonic = time.monotonic
+        poller = zmq.Poller()
+        poller.register(peer_sock, zmq.POLLIN)
+        poller.register(client_sock, zmq.POLLIN)
+        peer_recv = peer_sock.recv_multipart
+        client_recv = client_sock.recv_multipart
+        client_send = client_sock.send_multipart
+        persist = storage.persist
+        node_id = self.id
+        tick_s = self.cluster.timing.tick_ms / 1000.0
+        parent = os.getppid()
+        now = monotonic()
+        next_tick = now + tick_s
+        next_parent_check = now + PARENT_CHECK_S
+        next_status_check = now
+        last_role: tuple[Any, Any, Any] | None = None
+
+        while not self._stop:
+            wait_ms = (next_tick - monotonic()) * 1000.0
+            poller.poll(max(0, int(wait_ms) + 1) if wait_ms > 0 else 0)
+            # Drain both sockets until they are empty or the batch bound is hit.
+            for _ in range(MAX_BATCH):
+                try:
+                    frames = peer_recv(NOBLOCK)
+                except Again:
+                    break
+                if len(frames) != 2:
+                    self.warn_malformed(f"peer message with {len(frames)} frames")
+                    continue
+                try:
+                    msg = decode(unpackb(frames[1]))
+                except Exception as exc:  # noqa: BLE001 -- garbage from the network
+                    self.warn_malformed(f"peer message from {frames[0][:32]!r}: {exc!r}"[:200])
+                    continue
+                step(msg)
+            for _ in range(MAX_BATCH):
+                try:
+                    frames = client_recv(NOBLOCK)
+                except Again:
+                    break
+                if len(frames) != 2:
+                    self.warn_malformed(f"client message with {len(frames)} frames")
+                    continue
+                client = frames[0]
+                try:
+                    obj = unpackb(frames[1])
+                except Exception as exc:  # noqa: BLE001
+                    self.warn_malformed(f"undecodable client request: {exc!r}"[:200])
+                    self._reply(client_send, client, wire.malformed(None, "not msgpack"))
+                    continue
+                req, why = validate(obj)
+                if req is None:
+                    self.warn_malformed(f"client request: {why}")
+                    rid = obj.get("id") if isinstance(obj, dict) else None
+                    self._reply(client_send, client, wire.malformed(rid, why))
+                elif req["op"] == "status":
+                    body = core.status()
+                    self._reply(client_send, client, {"id": req["id"], "ok": True,
+                                                      "node": node_id, **body})
+                else:
+                    request(client, req)
+
+            now = monotonic()
+            if now >= next_tick:
+                n = 0
+                while now >= next_tick:
+                    tick()
+                    next_tick += tick_s
+                    n += 1
+                    if n >= MAX_TICK_CATCHUP:
+                        next_tick = now + tick_s
+                        break
+                if now >= next_parent_check:
+                    next_parent_check = now + PARENT_CHECK_S
+                    if os.getppid() != parent:
+                        self._stop = True
+                        self._stop_reason = f"parent process {parent} died"
+                if now >= next_status_check:
+                    next_status_check = now + STATUS_CHECK_S
+                    last_role = self._log_role_change(core, last_role)
+
+            for _ in range(8):  # a Ready's effects may release more (e.g. commits)
+                rd = ready()
+                if rd is None:
+                    break
+                if (rd.meta is not None or rd.truncate_from is not None or rd.entries
+                        or rd.snapshot is not None):
+                    try:
+                        persist(rd)
+                    except OSError as exc:
+                        raise NodeExit(1, f"{node_id}: cannot persist to {storage.dir}: "
+                                          f"{exc.strerror or exc}; stopping") from None
+                for m in rd.messages:
+                    sock = dealers.get(dest_of(m))
+                    if sock is None:
+                        continue
+                    try:
+                        sock.send(packb(encode(m)), NOBLOCK)
+                    except Again:
+                        self.dropped_sends += 1
+                for client, reply in rd.replies:
+                    try:
+                        client_send((client, packb(reply)), NOBLOCK)
+                    except zmq.ZMQError:
+                        pass  # client gone or flooded: it will time out
+
+    @staticmethod
+    def _reply(send: Any, client: bytes, body: dict[str, Any]) -> None:
+        try:
+            send((client, wire.packb(body)), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+
+    def _log_role_change(self, core: Any, last: tuple[Any, Any, Any] | None) -> tuple[Any, Any, Any]:
+        st = core.status()
+        term = st.get("term", st.get("ballot"))
+        now = (st.get("role"), st.get("leader"), term)
+        if last is None or now[0] != last[0] or now[1] != last[1]:
+            role, leader, _ = now
+            what = "term" if "term" in st else "ballot"
+            if role == "leader":
+                self.log(f"became leader at {what} {term}")
+            elif leader:
+                self.log(f"is {role}, following {leader} at {what} {term}")
+            else:
+                self.log(f"is {role} at {what} {term}, no known leader")
+        return now
+
+
+def run_node(spec: ProtocolSpec, cluster: ClusterConfig, node_id: str) -> int:
+    """Run a node; print one line and return 2 (or 1) on a fatal error."""
+    try:
+        return Driver(spec, cluster, node_id).run()
+    except NodeExit as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        return exc.code

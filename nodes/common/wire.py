@@ -1,0 +1,104 @@
+"""ZeroMQ sockets and msgpack framing for a node (DESIGN.md, "Sockets", "Wire format").
+
+Owns: how a node's three kinds of socket are made and tuned, how frames are
+encoded and decoded, and what a well-formed client request is.
+
+- Peer traffic: a ROUTER bound at ``peer_bind`` receives ``[routing id, map]``;
+  one DEALER per peer, connected to ``routes[self][peer]`` with routing id =
+  own id, sends ``[map]``. Sends never block: ``ZMQ_IMMEDIATE`` makes a send to
+  a peer with no completed connection fail at once, and a full queue (HWM)
+  fails the same way; either way the message is dropped, as a lossy network
+  would. Consensus retransmits; a node that blocks on a dead peer would stall.
+- Client traffic: a ROUTER bound at ``client_bind``; a request is
+  ``[client routing id, map]`` and its reply goes back to the same id.
+- ``LINGER 0`` everywhere: on exit nothing unsent is worth waiting for (all
+  durable state is already fsynced).
+- ``MAXMSGSIZE`` bounds what a stranger can make us allocate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import zmq
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+PEER_HWM = 10_000
+CLIENT_HWM = 50_000
+RECONNECT_IVL_MS = 20  # a restarted peer is reached again within tens of ms
+RECONNECT_IVL_MAX_MS = 200
+
+CLIENT_OPS = ("read", "write", "cas", "status")
+
+packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+def unpackb(frame: bytes) -> Any:
+    """Decode one frame; raises on anything that is not exactly one msgpack value."""
+    return msgpack.unpackb(frame, raw=False, strict_map_key=False, use_list=True)
+
+
+def bind_router(ctx: zmq.Context, addr: str, hwm: int) -> zmq.Socket:
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    sock.bind(addr)
+    return sock
+
+
+def connect_dealer(ctx: zmq.Context, addr: str, own_id: str) -> zmq.Socket:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.ROUTING_ID, own_id.encode())
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.setsockopt(zmq.SNDHWM, PEER_HWM)
+    sock.setsockopt(zmq.RCVHWM, 16)  # nothing should ever arrive on it
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+    sock.connect(addr)
+    return sock
+
+
+def malformed(req_id: Any, why: str) -> dict[str, Any]:
+    """The reply to a request we could not accept. ``definite``: it had no effect."""
+    return {
+        "id": req_id if isinstance(req_id, int) and not isinstance(req_id, bool) else None,
+        "ok": False,
+        "error": "malformed",
+        "definite": True,
+        "reason": why,
+    }
+
+
+def validate_request(obj: Any) -> tuple[dict[str, Any] | None, str]:
+    """A clean client request (only the keys its op uses), or (None, why not).
+
+    Shape (DESIGN.md): ``id`` int; ``op`` in read/write/cas/status; ``key`` str
+    for read/write/cas; ``value`` for write and cas; ``expected`` for cas."""
+    if not isinstance(obj, dict):
+        return None, "request is not a map"
+    req_id = obj.get("id")
+    if not isinstance(req_id, int) or isinstance(req_id, bool):
+        return None, "id must be an integer"
+    op = obj.get("op")
+    if op == "status":
+        return {"id": req_id, "op": "status"}, ""
+    if op not in CLIENT_OPS:
+        return None, "op must be one of read, write, cas, status"
+    key = obj.get("key")
+    if not isinstance(key, str):
+        return None, "key must be a string"
+    if op == "read":
+        return {"id": req_id, "op": "read", "key": key}, ""
+    if "value" not in obj:
+        return None, f"{op} needs a value"
+    if op == "write":
+        return {"id": req_id, "op": "write", "key": key, "value": obj["value"]}, ""
+    if "expected" not in obj:
+        return None, "cas needs expected"
+    return {"id": req_id, "op": "cas", "key": key, "value": obj["value"],
+            "expected": obj["expected"]}, ""
