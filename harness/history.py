@@ -1,0 +1,349 @@
+"""Reading histories, and pairing invocations with their completions.
+
+Owns the two on-disk formats the checker accepts:
+
+- our JSON Lines (DESIGN.md "History"): one event object per line;
+- Jepsen/Knossos EDN (``history.edn`` or Knossos ``data/*.edn``): a sequence
+  of maps, either one per line or inside one vector, optionally wrapped in
+  tagged literals such as ``#jepsen.history.Op{...}``.
+
+Both become the same event dicts (``index``, ``process``, ``type``, ``f``,
+``key``, ``value``, ``time``); EDN keywords become plain strings (``:read``
+-> ``"read"``), vectors and lists become lists. Any problem raises
+``HistoryError`` whose text is ``PATH:LINE: what is wrong``.
+
+``pair_ops`` turns client events into ``Op`` records (invoke + completion).
+Invariants: the position of an event in the list is its real-time order
+(files are appended as events happen); nemesis events and other non-client
+events are not operations; every completion has exactly one open invoke on
+its process; an invoke without completion is indeterminate, like ``info``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["HistoryError", "Op", "read_history", "parse_jsonl", "parse_edn", "pair_ops"]
+
+TYPES = ("invoke", "ok", "fail", "info")
+INF = float("inf")
+
+
+class HistoryError(Exception):
+    """A history that cannot be read; str() is ``PATH:LINE: what is wrong``."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.message = message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(slots=True)
+class Op:
+    """One client operation: its invocation and (maybe) its completion.
+
+    ``call``/``ret`` are positions in the event list (real-time order);
+    ``ret`` is ``INF`` for an indeterminate operation (``info`` or no
+    completion). ``value`` is the invoke's value, ``output`` the
+    completion's (what a read returned); for ``info`` it is the invoke's.
+    """
+
+    id: int
+    process: Any
+    f: str
+    key: Any
+    value: Any
+    output: Any
+    status: str  # "ok" | "fail" | "info" (info also covers "no completion")
+    call: int
+    ret: float
+    invoke: dict = field(repr=False)
+    complete: dict | None = field(default=None, repr=False)
+
+    @property
+    def definite(self) -> bool:
+        return self.status != "info"
+
+    @property
+    def call_time(self) -> Any:
+        return self.invoke.get("time")
+
+    @property
+    def ret_time(self) -> Any:
+        return None if self.complete is None else self.complete.get("time")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_history(path: str | Path) -> list[dict]:
+    """Events of a history file (JSON Lines or EDN), in file order."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HistoryError(str(path), None, "no such file") from None
+    except IsADirectoryError:
+        raise HistoryError(str(path), None, "is a folder, not a history file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HistoryError(str(path), None, f"cannot read: {exc}") from None
+    if _looks_like_edn(p, text):
+        return parse_edn(text, str(path))
+    return parse_jsonl(text, str(path))
+
+
+def _looks_like_edn(path: Path, text: str) -> bool:
+    if path.suffix == ".edn":
+        return True
+    if path.suffix in (".jsonl", ".json"):
+        return False
+    head = text.lstrip()[:200]
+    return head.startswith("[") or head.startswith("#") or bool(re.match(r"\{\s*:", head))
+
+
+def parse_jsonl(text: str, path: str = "<history>") -> list[dict]:
+    """Events of a JSON Lines history; blank lines are allowed."""
+    events: list[dict] = []
+    loads = json.loads
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            ev = loads(line)
+        except ValueError as exc:
+            raise HistoryError(path, lineno, f"not JSON ({exc.args[0].split(':')[0]})") from None
+        if not isinstance(ev, dict):
+            raise HistoryError(path, lineno, "expected a JSON object per line")
+        _validate(ev, path, lineno)
+        ev["_line"] = lineno
+        events.append(ev)
+    return events
+
+
+def _validate(ev: dict, path: str, lineno: int) -> None:
+    t = ev.get("type")
+    if t not in TYPES:
+        raise HistoryError(path, lineno, f"'type' must be one of {', '.join(TYPES)}, not {t!r}")
+    if "process" not in ev:
+        raise HistoryError(path, lineno, "missing 'process'")
+    if ev.get("process") != "nemesis" and not isinstance(ev.get("f"), str):
+        raise HistoryError(path, lineno, "missing 'f' (the operation name)")
+
+
+# --------------------------------------------------------------------------- EDN
+
+
+class Keyword(str):
+    """An EDN keyword; behaves as its name without the colon."""
+
+
+_TOKEN = re.compile(
+    r"""(?P<ws>[\s,]+|;[^\n]*)
+      |(?P<str>"(?:[^"\\]|\\.)*")
+      |(?P<open>\#\{|[\[\({])
+      |(?P<close>[\]\)}])
+      |(?P<tag>\#[A-Za-z][\w.\-/]*)
+      |(?P<discard>\#_)
+      |(?P<char>\\(?:newline|space|tab|return|.))
+      |(?P<atom>[^\s,\[\](){}"\;]+)""",
+    re.VERBOSE,
+)
+_NUM = re.compile(r"^[+-]?\d+(N|M)?$|^[+-]?\d+\.\d*([eE][+-]?\d+)?M?$|^[+-]?\d+[eE][+-]?\d+M?$")
+_RATIO = re.compile(r"^([+-]?\d+)/(\d+)$")
+_CHARS = {"newline": "\n", "space": " ", "tab": "\t", "return": "\r"}
+
+
+def _tokens(text: str, path: str) -> Iterator[tuple[str, str, int]]:
+    pos, line, n = 0, 1, len(text)
+    match = _TOKEN.match
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            raise HistoryError(path, line, f"cannot read EDN near {text[pos:pos + 20]!r}")
+        kind = m.lastgroup
+        tok = m.group()
+        if kind != "ws":
+            yield kind, tok, line  # type: ignore[misc]
+        line += tok.count("\n")
+        pos = m.end()
+
+
+def _atom(tok: str, path: str, line: int) -> Any:
+    if tok == "nil":
+        return None
+    if tok == "true":
+        return True
+    if tok == "false":
+        return False
+    if tok.startswith(":"):
+        return Keyword(tok[1:])
+    if _NUM.match(tok):
+        t = tok.rstrip("NM")
+        return float(t) if any(c in t for c in ".eE") else int(t)
+    m = _RATIO.match(tok)
+    if m:
+        return int(m.group(1)) / int(m.group(2))
+    return tok  # a symbol: keep its name
+
+
+def parse_edn(text: str, path: str = "<history>") -> list[dict]:
+    """Events of an EDN history: top-level maps, or one vector/list of maps."""
+    toks = _tokens(text, path)
+    stack: list[tuple[str, list, int, str | None]] = []  # (closer, items, line, tag)
+    top: list[tuple[Any, int]] = []
+    pending_tag: str | None = None
+    discard = 0
+
+    def emit(value: Any, line: int) -> None:
+        nonlocal discard
+        if discard:
+            discard -= 1
+            return
+        if stack:
+            stack[-1][1].append(value)
+        else:
+            top.append((value, line))
+
+    closers = {"[": "]", "(": ")", "{": "}", "#{": "}"}
+    for kind, tok, line in toks:
+        if kind == "tag":
+            pending_tag = tok
+            continue
+        if kind == "discard":
+            discard += 1
+            continue
+        if kind == "open":
+            stack.append((tok, [], line, pending_tag))
+            pending_tag = None
+            continue
+        if kind == "close":
+            if not stack or closers[stack[-1][0]] != tok:
+                raise HistoryError(path, line, f"unbalanced {tok!r}")
+            opener, items, start, _tag = stack.pop()
+            if opener == "{":
+                if len(items) % 2:
+                    raise HistoryError(path, start, "map with an odd number of forms")
+                value: Any = {_plain_key(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+            else:
+                value = list(items)
+            emit(value, start)
+            continue
+        pending_tag = None
+        if kind == "str":
+            try:
+                value = json.loads(tok)
+            except ValueError:
+                value = tok[1:-1]
+        elif kind == "char":
+            value = _CHARS.get(tok[1:], tok[1:])
+        else:
+            value = _atom(tok, path, line)
+        emit(value, line)
+    if stack:
+        raise HistoryError(path, stack[-1][2], f"{stack[-1][0]!r} is never closed")
+
+    if len(top) == 1 and isinstance(top[0][0], list):
+        forms = [(v, top[0][1]) for v in top[0][0]]
+    else:
+        forms = top
+    events: list[dict] = []
+    for value, line in forms:
+        if not isinstance(value, dict):
+            raise HistoryError(path, line, "expected an operation map like {:type :invoke ...}")
+        ev = _edn_event(value)
+        _validate(ev, path, line)
+        ev["_line"] = line
+        events.append(ev)
+    return events
+
+
+def _plain_key(k: Any) -> Any:
+    return str(k) if isinstance(k, Keyword) else k
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Keyword):
+        return str(v)
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k) if isinstance(k, Keyword) else k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def _edn_event(m: dict) -> dict:
+    ev = {k: _plain(v) for k, v in m.items()}
+    ev.setdefault("key", None)
+    ev.setdefault("value", None)
+    return ev
+
+
+# --------------------------------------------------------------------------- pairing
+
+
+def is_client_event(ev: dict) -> bool:
+    """Nemesis and other non-client events are not operations."""
+    return ev.get("process") != "nemesis"
+
+
+def pair_ops(events: list[dict], path: str = "<events>") -> list[Op]:
+    """Operations of a history, ordered by invocation.
+
+    Raises HistoryError for a completion with no open invoke, or a second
+    invoke on a process whose previous operation has not completed.
+    """
+    open_: dict[Any, Op] = {}
+    ops: list[Op] = []
+    for pos, ev in enumerate(events):
+        if not is_client_event(ev):
+            continue
+        t = ev.get("type")
+        p = ev.get("process")
+        if t == "invoke":
+            if p in open_:
+                prev = open_[p]
+                raise HistoryError(
+                    path, _line(ev, pos),
+                    f"process {p} invoked {ev.get('f')} before its {prev.f} "
+                    f"(line {_line(prev.invoke, prev.call)}) completed",
+                )
+            op = Op(len(ops), p, ev.get("f"), ev.get("key"), ev.get("value"), ev.get("value"),
+                    "info", pos, INF, ev)
+            open_[p] = op
+            ops.append(op)
+        elif t in ("ok", "fail", "info"):
+            op = open_.pop(p, None)
+            if op is None:
+                if t == "info":
+                    continue  # a client-side info note without invoke: no operation
+                raise HistoryError(path, _line(ev, pos), f"{t} for process {p} with no open invoke")
+            if ev.get("f") is not None and ev.get("f") != op.f:
+                raise HistoryError(
+                    path, _line(ev, pos), f"completion f {ev.get('f')!r} does not match invoke f {op.f!r}"
+                )
+            op.complete = ev
+            op.status = t
+            if t == "info":
+                op.output = op.value
+            else:
+                op.ret = pos
+                op.output = ev.get("value")
+        else:
+            raise HistoryError(path, _line(ev, pos), f"unknown event type {t!r}")
+    return ops
+
+
+def _line(ev: dict, pos: int) -> int:
+    line = ev.get("_line")
+    return int(line) if line is not None else pos + 1
+
+
+def public(ev: dict) -> dict:
+    """An event without reader bookkeeping (for reports and JSON output)."""
+    return {k: v for k, v in ev.items() if k != "_line"}
