@@ -42,14 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cluster", required=True, help="path of cluster.json")
     args = parser.parse_args(argv)
     try:
-        spec = load_protocol(args.system)
+        if args.system not in SYSTEMS:
+            raise ValueError(
+                f"unknown system {args.system!r} (expected one of {', '.join(SYSTEMS)})"
+            )
         cluster = load_cluster(args.cluster)
+        if args.id not in cluster.nodes:
+            raise ValueError(
+                f"not a node of {args.cluster} (it has {', '.join(cluster.node_ids)})"
+            )
+        spec = load_protocol(args.system)
     except (ValueError, ConfigError) as exc:
         print(f"{args.id}: {exc}", file=sys.stderr)
-        return 2
-    if args.id not in cluster.nodes:
-        print(f"{args.id}: not a node of {args.cluster} (it has {', '.join(cluster.node_ids)})",
-              file=sys.stderr)
         return 2
     from nodes.common.driver import run_node  # after validation: zmq loads only when needed
 
