@@ -1,0 +1,174 @@
+"""`harness check PATH...`: check history files (or folders of them).
+
+Owns the command line of the checker; the work is ``harness.checker``.
+Exit codes (DESIGN.md): 0 all linearizable, 1 any not, 3 any unknown (time
+limit), 2 usage or input error (an unreadable or malformed history is named
+with its line, the other files are still checked).
+
+Histories from a corpus folder that carries a ``manifest.json`` (like
+../shared/corpus) are checked with the model, initial value and semantics
+(failed cas observed or no-effect, nil read absent or wildcard) that the
+manifest gives for that file, and its verdict is compared with the
+manifest's. ``--model`` overrides the manifest's model; ``--no-manifest``
+ignores manifests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.checker import MODELS, CheckResult, check_file
+from harness.history import HistoryError
+
+HISTORY_NAMES = ("history.jsonl", "history.edn")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="check histories for linearizability",
+        description="Check history files (our JSON Lines, or Jepsen/Knossos EDN) for "
+        "linearizability. Folders are searched for *.jsonl and *.edn (only history.jsonl / "
+        "history.edn in a run folder).",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="history file or folder")
+    p.add_argument("--model", choices=sorted(MODELS), default=None,
+                   help="object model (default kv, or what a corpus manifest says)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="give up on a file after S seconds (verdict unknown)")
+    p.add_argument("--fail-cas", choices=("noeffect", "observed"), default=None,
+                   help="a failed cas had no effect (Jepsen, default) or observed a mismatch")
+    p.add_argument("--nil-read", choices=("absent", "wildcard"), default=None,
+                   help="an ok read of nil means absent (default) or unknown (Knossos)")
+    p.add_argument("--no-manifest", action="store_true",
+                   help="ignore manifest.json files next to corpus histories")
+    p.set_defaults(func=run)
+
+
+def history_files(path: Path) -> Iterator[Path]:
+    if not path.is_dir():
+        yield path
+        return
+    for d in sorted([path, *[p for p in path.rglob("*") if p.is_dir()]]):
+        files = [d / n for n in HISTORY_NAMES if (d / n).is_file()]
+        if not files:
+            files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix in (".jsonl", ".edn"))
+        yield from files
+
+
+class Manifests:
+    """Per-file model and semantics from the nearest manifest.json above a file."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, dict[str, dict] | None] = {}
+
+    def entry(self, file: Path) -> dict | None:
+        f = file.resolve()
+        for d in f.parents:
+            table = self._load(d)
+            if table is not None:
+                return table.get(f.relative_to(d).as_posix())
+        return None
+
+    def _load(self, d: Path) -> dict[str, dict] | None:
+        if d not in self._cache:
+            m = d / "manifest.json"
+            table = None
+            if m.is_file():
+                try:
+                    data = json.loads(m.read_text())
+                    table = {e["file"]: e for e in data.get("files", []) if "file" in e}
+                except (OSError, ValueError, TypeError, KeyError):
+                    table = None
+            self._cache[d] = table
+        return self._cache[d]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.time_limit is not None and args.time_limit <= 0:
+        print("harness check: error: --time-limit must be positive", file=sys.stderr)
+        return 2
+    manifests = Manifests()
+    rows: list[dict] = []
+    counts = {"valid": 0, "invalid": 0, "unknown": 0, "error": 0}
+    mismatches: list[str] = []
+    total = 0.0
+    for raw in args.paths:
+        path = Path(raw)
+        if not path.exists():
+            print(f"harness check: error: {raw}: no such file or folder", file=sys.stderr)
+            counts["error"] += 1
+            continue
+        for file in history_files(path):
+            entry = None if args.no_manifest else manifests.entry(file)
+            model = args.model or (entry or {}).get("model") or "kv"
+            sem: dict[str, Any] = {}
+            if entry is not None:
+                sem.update(entry.get("semantics") or {})
+                if "initial_value" in entry:
+                    sem["initial"] = entry["initial_value"]
+            if args.fail_cas:
+                sem["fail_cas"] = args.fail_cas
+            if args.nil_read:
+                sem["nil_read"] = args.nil_read
+            row: dict[str, Any] = {"path": str(file)}
+            try:
+                res = check_file(file, model, args.time_limit, **sem)
+            except HistoryError as exc:
+                counts["error"] += 1
+                row.update(valid=None, error=str(exc))
+                rows.append(row)
+                if not args.json:
+                    print(f"error    {exc}", file=sys.stderr)
+                continue
+            total += res.seconds
+            row.update(res.to_dict())
+            verdict = _verdict(res)
+            counts[verdict] += 1
+            if entry is not None and "expected_linearizable" in entry:
+                row["expected"] = entry["expected_linearizable"]
+                if res.valid != "unknown" and res.valid != entry["expected_linearizable"]:
+                    mismatches.append(str(file))
+            rows.append(row)
+            if not args.json:
+                _print_row(file, res, verdict, row.get("expected"))
+    summary = {**counts, "files": len(rows), "seconds": round(total, 3),
+               "mismatches": mismatches}
+    if args.json:
+        json.dump({"files": rows, "summary": summary}, sys.stdout, default=str)
+        sys.stdout.write("\n")
+    else:
+        extra = f"; {len(mismatches)} disagree with the manifest" if any(
+            "expected" in r for r in rows) else ""
+        print(f"{len(rows)} histories: {counts['valid']} valid, {counts['invalid']} invalid, "
+              f"{counts['unknown']} unknown, {counts['error']} unreadable{extra} "
+              f"({total:.2f} s checking)")
+        for m in mismatches:
+            print(f"MISMATCH {m}")
+    if counts["error"]:
+        return 2
+    if counts["invalid"]:
+        return 1
+    if counts["unknown"]:
+        return 3
+    return 0
+
+
+def _verdict(res: CheckResult) -> str:
+    return "valid" if res.valid is True else "invalid" if res.valid is False else "unknown"
+
+
+def _print_row(file: Path, res: CheckResult, verdict: str, expected: Any) -> None:
+    exp = ""
+    if expected is not None and verdict != "unknown":
+        exp = "" if (verdict == "valid") == expected else "  (MISMATCH: manifest says " \
+            f"{'valid' if expected else 'invalid'})"
+    print(f"{verdict:8} {res.seconds * 1000:9.1f} ms  {file}{exp}")
+    for a in res.anomalies:
+        key = "" if a.key is None else f"key {a.key}: "
+        print(f"         {key}{a.sentence}")
