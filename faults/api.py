@@ -9,6 +9,8 @@ Owns three names that ``harness run`` and ``faults/`` agree on:
   from ``rng`` (the run's seed), recorded only through ``record`` and aimed at
   the leader only through ``leader`` -- so the same seed gives the same fault
   schedule and every fault appears in the history.
+- ``NetworkControl``: where partitions and link faults go (the proxy, or
+  kernel rules in network namespaces).
 - ``Nemesis``: ``run(stop)`` injects faults until ``stop`` is set; ``heal()``
   undoes every fault still active and records its ``-end`` event. After
   ``heal()`` no node is paused or dead because of the nemesis, and the proxy
@@ -61,6 +63,25 @@ class ClusterHandle(Protocol):
         ...
 
 
+@runtime_checkable
+class NetworkControl(Protocol):
+    """Where partitions and link faults are applied: the proxy's control socket
+    (``faults.proxyctl.ProxyControl``) or the kernel (``faults.netns.NetnsNetwork``).
+    Blocking calls; the nemesis runs them off the event loop."""
+
+    def set_grudge(self, grudge: dict[str, Any]) -> Any:
+        """Replace the grudge: ``grudge[dest]`` = nodes ``dest`` cannot hear from."""
+        ...
+
+    def set_links(self, faults: dict[str, Any] | None, links: Any = "all") -> Any:
+        """Set link faults (loss, delay_ms, ...) on ``"all"`` links or [(src, dest)]."""
+        ...
+
+    def heal(self) -> Any:
+        """Clear the grudge and every link fault."""
+        ...
+
+
 @dataclass
 class NemesisContext:
     """What a nemesis may use. Everything random comes from ``rng``."""
@@ -77,6 +98,10 @@ class NemesisContext:
     leader: Callable[[], Awaitable[str | None]]
     #: Seconds between the start of one fault window and the next.
     interval_s: float
+    #: Network faults backend. None: a ProxyControl on ``proxy_control`` when
+    #: that is set; otherwise partition/net faults are unavailable. ``--net
+    #: netns`` runs pass their ``faults.netns.NetnsNetwork`` here.
+    network: NetworkControl | None = None
 
 
 class Nemesis(Protocol):

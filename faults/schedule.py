@@ -1,0 +1,221 @@
+"""The nemesis schedule: which faults, when, and for how long, all from the seed.
+
+``build_nemesis(spec, ctx)`` turns ``--nemesis`` into a ``Nemesis``:
+
+- ``spec``: comma-separated kinds from ``kill``, ``pause``, ``partition``,
+  ``net``; ``all`` (every kind); ``none`` (a nemesis that does nothing);
+  ``""`` the default mix ``kill,pause,partition`` (``partition`` is left
+  out of the default when the run has no network backend, i.e. ``--net
+  direct``; asked for explicitly there, it is an error).
+- Windows: every ``ctx.interval_s`` seconds one fault starts, holds for 30%
+  to 60% of the interval, and ends; the rest of the interval is calm, so the
+  history shows recovery after each fault. The first fault comes after half
+  an interval of calm. One fault is active at a time.
+- Each start and end goes through ``ctx.record`` (interfaces.md formats);
+  ``heal()`` ends whatever is active and records its ``-end``.
+
+Invariant: with the same seed and the same leader answers, the sequence of
+fault kinds, targets, shapes and durations is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faults.api import Nemesis, NemesisContext, NetworkControl
+from faults.partition import SHAPES, make
+from faults.process import TARGETS, ProcessFaults, current_leader
+
+log = logging.getLogger(__name__)
+
+KINDS = ("kill", "pause", "partition", "net")
+DEFAULT_KINDS = ("kill", "pause", "partition")
+NETWORK_KINDS = ("partition", "net")
+#: Share of a one-way partition among partitions.
+ONEWAY_P = 0.3
+#: A fault holds for this share of the interval (uniform); the rest is calm.
+HOLD = (0.3, 0.6)
+
+
+class NemesisSpecError(ValueError):
+    """``--nemesis`` names something we cannot do; the message is one line."""
+
+
+def parse_spec(spec: str, *, network: bool) -> tuple[str, ...]:
+    """The fault kinds ``spec`` asks for (empty for ``none``)."""
+    spec = (spec or "").strip().lower()
+    if spec == "none":
+        return ()
+    if spec == "":
+        kinds = DEFAULT_KINDS if network else tuple(k for k in DEFAULT_KINDS if k not in NETWORK_KINDS)
+        return kinds
+    if spec == "all":
+        return KINDS
+    kinds: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part not in KINDS:
+            raise NemesisSpecError(
+                f"unknown nemesis {part!r} (choose from {', '.join(KINDS)}, all, none)"
+            )
+        if part not in kinds:
+            kinds.append(part)
+    missing = [k for k in kinds if k in NETWORK_KINDS and not network]
+    if missing:
+        raise NemesisSpecError(
+            f"nemesis {', '.join(missing)} needs --net proxy or --net netns, not --net direct"
+        )
+    return tuple(kinds)
+
+
+def network_of(ctx: NemesisContext) -> NetworkControl | None:
+    if ctx.network is not None:
+        return ctx.network
+    if ctx.proxy_control:
+        from faults.proxyctl import ProxyControl
+
+        return ProxyControl(ctx.proxy_control)
+    return None
+
+
+class NoNemesis:
+    """``--nemesis none``: waits for the end, heals nothing."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    async def heal(self) -> None:
+        return None
+
+
+class ScheduledNemesis:
+    """One fault at a time on a seeded schedule of fault and calm windows."""
+
+    def __init__(self, kinds: tuple[str, ...], ctx: NemesisContext) -> None:
+        if ctx.interval_s <= 0:
+            raise NemesisSpecError(f"nemesis interval must be > 0 s, not {ctx.interval_s}")
+        self.kinds = kinds
+        self.ctx = ctx
+        self.procs = ProcessFaults(ctx)
+        self.net = network_of(ctx)
+        self.partition: dict[str, Any] | None = None  # value of the active partition
+        self.links: dict[str, Any] | None = None  # value of the active net fault
+        self._lock = asyncio.Lock()
+
+    # --- the schedule -------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        rng, interval = self.ctx.rng, self.ctx.interval_s
+        if not await _sleep_unless(stop, interval / 2):
+            return
+        while not stop.is_set():
+            kind = rng.choice(self.kinds)
+            hold = interval * rng.uniform(*HOLD)
+            async with self._lock:
+                if stop.is_set():
+                    return
+                await self._start(kind)
+            if not await _sleep_unless(stop, hold):
+                return  # heal() ends what is active
+            async with self._lock:
+                await self._end(kind)
+            if not await _sleep_unless(stop, interval - hold):
+                return
+
+    async def _start(self, kind: str) -> None:
+        rng = self.ctx.rng
+        if kind == "kill":
+            await self.procs.kill(await self.procs.targets(rng.choice(TARGETS)))
+        elif kind == "pause":
+            await self.procs.pause(await self.procs.targets(rng.choice(TARGETS)))
+        elif kind == "partition":
+            shape = rng.choice(SHAPES)
+            oneway = rng.random() < ONEWAY_P
+            leader = await current_leader(self.ctx.leader) if shape == "leader" else None
+            p = make(shape, list(self.ctx.cluster.node_ids), rng, oneway=oneway, leader=leader)
+            assert self.net is not None
+            self.partition = p.value()
+            await asyncio.to_thread(self.net.set_grudge, p.value()["grudge"])
+            self.ctx.record("partition", p.value())
+            log.info("partition %s%s: %s", shape, " (one-way)" if oneway else "", p.value()["grudge"])
+        elif kind == "net":
+            assert self.net is not None
+            faults, links = self._net_fault()
+            self.links = {"links": links, **faults}
+            await asyncio.to_thread(self.net.set_links, faults, links)
+            self.ctx.record("net", self.links)
+            log.info("net faults %s", self.links)
+
+    def _net_fault(self) -> tuple[dict[str, Any], Any]:
+        """A seeded link-fault profile, on all links or on the links of one node."""
+        rng = self.ctx.rng
+        profile = rng.choice(("loss", "delay", "mixed"))
+        faults: dict[str, Any] = {}
+        if profile in ("loss", "mixed"):
+            faults["loss"] = rng.choice((0.05, 0.1, 0.2, 0.3))
+        if profile in ("delay", "mixed"):
+            dist = rng.choice(("fixed", "uniform", "exponential"))
+            faults["delay_ms"] = rng.choice((5, 10, 20, 50))
+            faults["delay_dist"] = dist
+            if dist == "uniform":
+                faults["delay_max_ms"] = faults["delay_ms"] * 4
+        if profile == "mixed":
+            faults["duplicate"] = rng.choice((0.0, 0.05, 0.1))
+            faults["reorder"] = rng.choice((0.0, 0.1, 0.3))
+        nodes = list(self.ctx.cluster.node_ids)
+        if rng.random() < 0.5:
+            return faults, "all"
+        x = rng.choice(nodes)
+        links = [[x, y] for y in nodes if y != x] + [[y, x] for y in nodes if y != x]
+        return faults, links
+
+    async def _end(self, kind: str) -> None:
+        if kind == "kill":
+            await self.procs.restart()
+        elif kind == "pause":
+            await self.procs.resume()
+        elif kind in NETWORK_KINDS:
+            await self._heal_network()
+
+    async def _heal_network(self) -> None:
+        if self.net is None or (self.partition is None and self.links is None):
+            return
+        await asyncio.to_thread(self.net.heal)
+        if self.partition is not None:
+            self.ctx.record("partition-end", self.partition)
+            self.partition = None
+        if self.links is not None:
+            self.ctx.record("net-end", self.links)
+            self.links = None
+        log.info("network healed")
+
+    async def heal(self) -> None:
+        async with self._lock:
+            errors: list[BaseException] = []
+            for step in (self._heal_network, self.procs.resume, self.procs.restart):
+                try:
+                    await step()
+                except Exception as exc:  # heal the rest even if one step fails
+                    log.error("heal: %s failed: %s", step.__name__, exc)
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; False (at once) if ``stop`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+    except asyncio.TimeoutError:
+        return True
+    return False
+
+
+def build_nemesis(spec: str, ctx: NemesisContext) -> Nemesis:
+    """The nemesis for ``--nemesis spec``; NemesisSpecError for a bad spec."""
+    kinds = parse_spec(spec, network=network_of(ctx) is not None)
+    if not kinds:
+        return NoNemesis()
+    return ScheduledNemesis(kinds, ctx)

@@ -1,0 +1,195 @@
+"""The nemesis schedule against fake process control and a fake network.
+
+These check the bookkeeping (seeded, recorded, healed); tests/test_faults_process.py
+checks that the faults really happen to real processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from faults.api import ClusterHandle, NemesisContext, NetworkControl
+from faults.schedule import NemesisSpecError, NoNemesis, build_nemesis, parse_spec
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeCluster:
+    def __init__(self, n: int = 5) -> None:
+        self.node_ids = [f"n{i}" for i in range(1, n + 1)]
+        self.state = {x: "running" for x in self.node_ids}
+        self.calls: list[tuple[str, str]] = []
+
+    def _do(self, op: str, node: str, state: str) -> None:
+        self.calls.append((op, node))
+        self.state[node] = state
+
+    def kill(self, node: str) -> None:
+        self._do("kill", node, "dead")
+
+    def start(self, node: str) -> None:
+        self._do("start", node, "running")
+
+    def pause(self, node: str) -> None:
+        self._do("pause", node, "paused")
+
+    def resume(self, node: str) -> None:
+        self._do("resume", node, "running")
+
+    def pid(self, node: str) -> int | None:
+        return None if self.state[node] == "dead" else 1000 + self.node_ids.index(node)
+
+    def is_running(self, node: str) -> bool:
+        return self.state[node] != "dead"
+
+
+class FakeNet:
+    def __init__(self) -> None:
+        self.grudge: dict[str, Any] = {}
+        self.links: Any = None
+
+    def set_grudge(self, grudge: dict[str, Any]) -> None:
+        self.grudge = grudge
+
+    def set_links(self, faults: dict[str, Any] | None, links: Any = "all") -> None:
+        self.links = (faults, links)
+
+    def heal(self) -> None:
+        self.grudge, self.links = {}, None
+
+
+def context(seed: int, interval: float = 0.04, net: bool = True) -> tuple[NemesisContext, list]:
+    events: list[tuple[str, Any]] = []
+
+    async def leader() -> str | None:
+        return "n3"
+
+    ctx = NemesisContext(
+        cluster=FakeCluster(),
+        proxy_control=None,
+        record=lambda f, v: events.append((f, v)),
+        rng=random.Random(seed),
+        leader=leader,
+        interval_s=interval,
+        network=FakeNet() if net else None,
+    )
+    return ctx, events
+
+
+async def run_for(spec: str, ctx: NemesisContext, seconds: float) -> None:
+    nem = build_nemesis(spec, ctx)
+    stop = asyncio.Event()
+    task = asyncio.create_task(nem.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    await nem.heal()
+
+
+def test_fakes_satisfy_the_protocols() -> None:
+    assert isinstance(FakeCluster(), ClusterHandle)
+    assert isinstance(FakeNet(), NetworkControl)
+
+
+def test_spec_parsing() -> None:
+    assert parse_spec("", network=True) == ("kill", "pause", "partition")
+    assert parse_spec("", network=False) == ("kill", "pause")
+    assert parse_spec("all", network=True) == ("kill", "pause", "partition", "net")
+    assert parse_spec("none", network=True) == ()
+    assert parse_spec("kill, pause,kill", network=False) == ("kill", "pause")
+    with pytest.raises(NemesisSpecError, match="unknown nemesis 'clockz'"):
+        parse_spec("kill,clockz", network=True)
+    with pytest.raises(NemesisSpecError, match="needs --net proxy"):
+        parse_spec("partition", network=False)
+
+
+def test_none_does_nothing() -> None:
+    ctx, events = context(1)
+    assert isinstance(build_nemesis("none", ctx), NoNemesis)
+    asyncio.run(run_for("none", ctx, 0.1))
+    assert events == []
+
+
+def test_every_start_has_an_end_with_the_same_value_and_all_is_healed() -> None:
+    ctx, events = context(7)
+    asyncio.run(run_for("all", ctx, 1.5))
+    starts = [(f, v) for f, v in events if not f.endswith("-end")]
+    ends = [(f[:-4], v) for f, v in events if f.endswith("-end")]
+    assert len(starts) >= 5, events
+    assert sorted(map(repr, starts)) == sorted(map(repr, ends)), "each fault ends exactly once"
+    kinds = {f for f, _ in starts}
+    assert kinds == {"kill", "pause", "partition", "net"}, kinds
+    cluster: FakeCluster = ctx.cluster  # type: ignore[assignment]
+    assert set(cluster.state.values()) == {"running"}
+    assert ctx.network.grudge == {} and ctx.network.links is None  # type: ignore[union-attr]
+    # one fault at a time: an end always comes before the next start
+    open_ = 0
+    for f, _ in events:
+        open_ += -1 if f.endswith("-end") else 1
+        assert open_ in (0, 1)
+
+
+def test_same_seed_same_schedule() -> None:
+    def trace(seed: int) -> list:
+        ctx, events = context(seed, interval=0.03)
+        asyncio.run(run_for("all", ctx, 0.8))
+        return events
+
+    a, b = trace(11), trace(11)
+    n = min(len(a), len(b))
+    assert n >= 6 and a[: n - 2] == b[: n - 2]
+    assert trace(12)[:6] != a[:6]
+
+
+def test_values_follow_the_interface_formats() -> None:
+    ctx, events = context(3)
+    asyncio.run(run_for("all", ctx, 2.0))
+    for f, v in events:
+        kind = f.removesuffix("-end")
+        if kind in ("kill", "pause"):
+            assert isinstance(v, list) and v and set(v) <= set(ctx.cluster.node_ids)
+        elif kind == "partition":
+            assert set(v) == {"shape", "oneway", "grudge"}
+            assert all(isinstance(s, list) for s in v["grudge"].values())
+        else:
+            assert "links" in v and ("loss" in v or "delay_ms" in v)
+
+
+def test_heal_mid_fault_ends_it() -> None:
+    ctx, events = context(5, interval=0.2)
+
+    async def go() -> None:
+        nem = build_nemesis("kill", ctx)
+        stop = asyncio.Event()
+        task = asyncio.create_task(nem.run(stop))
+        while not events:
+            await asyncio.sleep(0.005)
+        stop.set()
+        await task
+        killed = events[-1][1]
+        assert all(ctx.cluster.state[x] == "dead" for x in killed)  # type: ignore[attr-defined]
+        await nem.heal()
+        await nem.heal()  # idempotent
+        assert events[-1] == ("kill-end", killed)
+        assert set(ctx.cluster.state.values()) == {"running"}  # type: ignore[attr-defined]
+
+    asyncio.run(go())
+    assert [f for f, _ in events] == ["kill", "kill-end"]
+
+
+def test_leader_target_uses_the_leader() -> None:
+    ctx, events = context(0)
+
+    async def go() -> None:
+        from faults.process import ProcessFaults
+
+        pf = ProcessFaults(ctx)
+        assert await pf.targets("leader") == ["n3"]
+        for t, k in [("one", 1), ("minority", 2), ("majority", 3), ("all", 5)]:
+            assert len(await pf.targets(t)) == k
+
+    asyncio.run(go())
