@@ -251,9 +251,12 @@ class PaxosCore:
             self.pending[slot] = (client, req["id"], cmd)
 
     def status(self) -> dict[str, Any]:
+        # "ballot" is the promised ballot's round: an int, so the harness can
+        # order it like Raft's term; "ballot_node" completes the ballot.
         return {
             "role": self.role,
-            "ballot": [self.promised[0], self.promised[1]],
+            "ballot": self.promised[0],
+            "ballot_node": self.promised[1],
             "leader": self.leader,
             "commit_index": self.commit,
             "last_applied": self.applied,

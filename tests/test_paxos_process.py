@@ -1,0 +1,127 @@
+"""Paxos as real processes: kill -9 the leader under write load (issue 3, "Processes").
+
+Three ``python -m nodes paxos`` processes on loopback. Client threads write
+unique keys; the leader is SIGKILLed mid-stream; a new leader must take over,
+every acknowledged write must still be readable, and the killed node, once
+restarted, must catch up with the cluster's commit index.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.client import call
+from harness.cluster import LocalCluster, write_cluster
+
+pytestmark = [pytest.mark.process]
+
+TIMING = {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]}
+
+
+def statuses(doc: dict, nodes: list[str]) -> dict[str, dict]:
+    out = {}
+    for n in nodes:
+        st = call(doc["nodes"][n]["client_bind"], {"op": "status"}, 0.5)
+        if st is not None:
+            out[n] = st
+    return out
+
+
+def wait_leader(doc: dict, nodes: list[str], timeout: float, exclude: str | None = None) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for n, st in statuses(doc, nodes).items():
+            if st.get("role") == "leader" and n != exclude:
+                return n
+        time.sleep(0.05)
+    raise AssertionError(f"no leader (other than {exclude}) within {timeout}s")
+
+
+class Writer(threading.Thread):
+    """Writes key w<tid>-<i> = i until stopped, following not_leader hints."""
+
+    def __init__(self, tid: int, doc: dict, nodes: list[str], stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.tid, self.doc, self.nodes, self.stop_flag = tid, doc, nodes, stop
+        self.acked: dict[str, int] = {}
+        self.target = nodes[tid % len(nodes)]
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop_flag.is_set():
+            i += 1
+            key = f"w{self.tid}-{i}"
+            addr = self.doc["nodes"][self.target]["client_bind"]
+            reply = call(addr, {"op": "write", "key": key, "value": i}, 0.5)
+            if reply is not None and reply.get("ok"):
+                self.acked[key] = i
+                continue
+            hint = reply.get("leader") if reply else None
+            if hint in self.nodes:
+                self.target = hint
+            else:
+                self.target = self.nodes[(self.nodes.index(self.target) + 1) % len(self.nodes)]
+                time.sleep(0.02)
+
+
+@pytest.mark.timeout(90)
+def test_kill_leader_under_writes_keeps_acknowledged_writes(tmp_path: Path) -> None:
+    cluster_json = write_cluster(tmp_path, 3, timing=TIMING)
+    doc = json.loads(cluster_json.read_text())
+    with LocalCluster(cluster_json, [sys.executable, "-m", "nodes", "paxos"],
+                      tmp_path / "logs") as cluster:
+        nodes = list(cluster.node_ids)
+        cluster.start_all()
+        cluster.wait_ready(20)
+        old = wait_leader(doc, nodes, 20)
+
+        stop = threading.Event()
+        writers = [Writer(t, doc, nodes, stop) for t in range(4)]
+        for w in writers:
+            w.start()
+        deadline = time.monotonic() + 20
+        while sum(len(w.acked) for w in writers) < 100:
+            assert time.monotonic() < deadline, "writes are not being acknowledged"
+            time.sleep(0.02)
+        acked_before_kill = sum(len(w.acked) for w in writers)
+
+        cluster.kill(old)
+        killed_at = time.monotonic()
+        new = wait_leader(doc, [n for n in nodes if n != old], 20)
+        failover_s = time.monotonic() - killed_at
+        deadline = time.monotonic() + 20
+        while sum(len(w.acked) for w in writers) < acked_before_kill + 100:
+            assert time.monotonic() < deadline, "no writes acknowledged after failover"
+            time.sleep(0.02)
+        stop.set()
+        for w in writers:
+            w.join(5)
+
+        acked = {k: v for w in writers for k, v in w.acked.items()}
+        addr = doc["nodes"][new]["client_bind"]
+        lost = []
+        for key, value in acked.items():
+            reply = call(addr, {"op": "read", "key": key}, 5)
+            assert reply is not None and reply.get("ok"), f"read of {key} failed: {reply}"
+            if reply.get("value") != value:
+                lost.append((key, value, reply.get("value")))
+        assert not lost, f"acknowledged writes lost after failover: {lost[:5]}"
+        assert failover_s < 10, f"failover took {failover_s:.1f}s"
+
+        # The old leader rejoins and catches up to the leader's commit index.
+        cluster.start(old)
+        target = statuses(doc, [new])[new]["commit_index"]
+        deadline = time.monotonic() + 20
+        while True:
+            st = statuses(doc, [old]).get(old)
+            if st and st["last_applied"] >= target and st["role"] == "follower":
+                break
+            assert time.monotonic() < deadline, f"{old} did not catch up to {target}: {st}"
+            time.sleep(0.05)
+        assert st["leader"] == new
