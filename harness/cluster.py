@@ -137,9 +137,17 @@ class LocalCluster:
     #: Seconds a SIGTERMed process gets before SIGKILL.
     STOP_GRACE_S = 3.0
 
-    def __init__(self, cluster_json: Path, command: list[str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        cluster_json: Path,
+        command: list[str],
+        log_dir: Path,
+        *,
+        proxy_args: list[str] | None = None,
+    ) -> None:
         self.cluster_json = Path(cluster_json).resolve()
         self.command = list(command)
+        self.proxy_args = list(proxy_args or [])  # e.g. --journal FILE --seed N
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -195,6 +203,7 @@ class LocalCluster:
             if self.proxy_control is None or (self._proxy and self._proxy.poll() is None):
                 return
             argv = [sys.executable, "-m", "faults.netproxy", "--cluster", str(self.cluster_json)]
+            argv += self.proxy_args
             self._proxy = self._spawn(argv, "proxy")
 
     def start(self, node: str) -> None:
@@ -327,14 +336,24 @@ class LocalCluster:
 
     # ending
     def close(self) -> None:
-        """End every process ever started here (nodes, proxy, their children)."""
-        with self._lock:
-            self._closed = True
-            _terminate([p for p in self._all if p.poll() is None], self.STOP_GRACE_S)
-            self._paused.clear()
-            for log in self._logs:
-                log.close()
-            self._logs.clear()
+        """End every process ever started here (nodes, proxy, their children).
+
+        Ctrl-C and SIGTERM are held back while it runs (and delivered after),
+        so an impatient second Ctrl-C cannot leave half the nodes running."""
+        blocked = threading.current_thread() is threading.main_thread()
+        if blocked:
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            with self._lock:
+                self._closed = True
+                _terminate([p for p in self._all if p.poll() is None], self.STOP_GRACE_S)
+                self._paused.clear()
+                for log in self._logs:
+                    log.close()
+                self._logs.clear()
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _terminate(procs: list[subprocess.Popen], grace: float) -> None:

@@ -1,0 +1,188 @@
+"""RunConfig: one plain object that describes a `harness run`, saved as config.json.
+
+Owns the run options, their defaults and their validation. The command line,
+the library API (``from harness import RunConfig, run``) and the pytest plugin
+all build a RunConfig and hand it to ``harness.runner.run``; nothing else
+decides what a run does, so a saved config.json repeats a run exactly.
+
+Invariants:
+- Every field is JSON-serialisable; ``to_dict``/``from_dict`` round-trip.
+- ``validate()`` raises ``ConfigError`` with one line a user can act on; a
+  config that validates can be run (ports, processes and the store are checked
+  when the run starts).
+- ``resolved()`` fills every "choose for me" default (seed, concurrency, name,
+  net mode) so config.json records what actually ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import random
+import shlex
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+OPS = ("read", "write", "cas")
+SYSTEMS = ("raft", "paxos")
+NET_MODES = ("proxy", "direct", "netns")
+
+
+class ConfigError(ValueError):
+    """A run option is wrong; the message is one line."""
+
+
+def default_net() -> str:
+    """``proxy`` once faults/netproxy.py exists (it carries partitions), else ``direct``."""
+    try:
+        return "proxy" if importlib.util.find_spec("faults.netproxy") else "direct"
+    except (ImportError, ValueError):
+        return "direct"
+
+
+@dataclass
+class RunConfig:
+    """Every option of one run. Field comments are the --help defaults."""
+
+    #: ``raft``, ``paxos``, or a node command line (``--id ID --cluster PATH`` appended).
+    system: str = "raft"
+    nodes: int = 5
+    #: Seconds of client load and faults (recovery, final reads and checking come after).
+    time_limit: float = 60.0
+    #: Client workers; None = 2 per node.
+    concurrency: int | None = None
+    #: Total operations per second over all workers; 0 = as fast as they can.
+    rate: float = 200.0
+    #: Number of keys the workload spreads over.
+    keys: int = 8
+    #: Operation mix, each equally likely.
+    ops: list[str] = field(default_factory=lambda: list(OPS))
+    #: Nemesis spec for faults.schedule.build_nemesis; "" = its default mix, "none" = no faults.
+    nemesis: str = ""
+    #: Seconds between the starts of fault windows.
+    nemesis_interval: float = 5.0
+    #: Seed of the operation and fault schedule; None = pick one (recorded in config.json).
+    seed: int | None = None
+    #: Repeat the run this many times with seeds seed, seed+1, ...
+    test_count: int = 1
+    store: str = "store"
+    #: Run name (folder under the store); None = the system name.
+    name: str | None = None
+    #: Known bugs to turn on in the nodes (cluster.json options.bugs).
+    bugs: list[str] = field(default_factory=list)
+    #: ``proxy`` (faults go through faults.netproxy), ``direct``, or ``netns`` (root);
+    #: None = proxy when faults.netproxy exists, otherwise direct.
+    net: str | None = None
+    #: Journal every peer message to net.jsonl (proxy mode).
+    journal: bool = False
+    #: Seconds a client waits for a reply before recording ``info``.
+    request_timeout: float = 1.0
+    #: Seconds to wait for the nodes to answer status at start.
+    start_timeout: float = 30.0
+    #: Seconds to wait after healing for the cluster to serve again.
+    recovery_timeout: float = 20.0
+    #: Seconds the checker may spend; None = no limit.
+    check_time_limit: float | None = 300.0
+    #: Node timing for cluster.json (e.g. {"heartbeat_ms": 50}); None = the nodes' defaults.
+    timing: dict | None = None
+    #: Live progress line on stderr when it is a terminal.
+    progress: bool = True
+
+    # --- derived -----------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        """The node command line, without ``--id ID --cluster PATH``."""
+        if self.system in SYSTEMS:
+            return [sys.executable, "-m", "nodes", self.system]
+        return shlex.split(self.system)
+
+    def system_name(self) -> str:
+        if self.system in SYSTEMS:
+            return self.system
+        parts = shlex.split(self.system)
+        base = parts[-1] if parts else "custom"
+        return "".join(c if c.isalnum() or c in "-_." else "-" for c in base.split("/")[-1])
+
+    def resolved(self) -> RunConfig:
+        """A copy with every open default decided."""
+        return dataclasses.replace(
+            self,
+            concurrency=self.concurrency or 2 * self.nodes,
+            seed=self.seed if self.seed is not None else random.SystemRandom().randrange(2**31),
+            name=self.name or self.system_name(),
+            net=self.net or default_net(),
+            ops=list(self.ops),
+            bugs=list(self.bugs),
+        )
+
+    def validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ConfigError(msg)
+
+        need(isinstance(self.nodes, int) and self.nodes >= 1, f"--nodes must be at least 1, not {self.nodes}")
+        need(self.time_limit > 0, f"--time-limit must be positive, not {self.time_limit:g}")
+        need(self.concurrency is None or self.concurrency >= 1,
+             f"--concurrency must be at least 1, not {self.concurrency}")
+        need(self.rate >= 0, f"--rate must be 0 (unlimited) or positive, not {self.rate:g}")
+        need(self.keys >= 1, f"--keys must be at least 1, not {self.keys}")
+        need(bool(self.ops), "--ops needs at least one of read, write, cas")
+        bad = [op for op in self.ops if op not in OPS]
+        need(not bad, f"--ops: unknown operation {', '.join(bad)} (choose from read, write, cas)")
+        need(self.nemesis_interval > 0, "--nemesis-interval must be positive")
+        need(self.test_count >= 1, f"--test-count must be at least 1, not {self.test_count}")
+        need(self.net is None or self.net in NET_MODES,
+             f"--net must be one of {', '.join(NET_MODES)}, not {self.net!r}")
+        need(self.request_timeout > 0, "request timeout must be positive")
+        need(bool(self.system.strip()), "--system must be raft, paxos or a command")
+        try:
+            shlex.split(self.system)
+        except ValueError as exc:
+            raise ConfigError(f"--system: cannot parse the command: {exc}") from None
+        need(bool(self.store), "--store must name a directory")
+        if self.name is not None:
+            need(bool(self.name) and "/" not in self.name and self.name not in (".", ".."),
+                 f"--name must be a plain folder name, not {self.name!r}")
+
+    # --- serialisation ----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown run option(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def argv(self) -> list[str]:
+        """The `harness run` arguments that repeat this (resolved) run."""
+        d = RunConfig()
+        out = ["harness", "run"]
+
+        def opt(flag: str, value: Any, default: Any) -> None:
+            if value != default and value is not None:
+                out.extend([flag, str(value)])
+
+        opt("--system", self.system, d.system)
+        opt("--nodes", self.nodes, d.nodes)
+        opt("--time-limit", f"{self.time_limit:g}", f"{d.time_limit:g}")
+        opt("--concurrency", self.concurrency, 2 * self.nodes)
+        opt("--rate", f"{self.rate:g}", f"{d.rate:g}")
+        opt("--keys", self.keys, d.keys)
+        opt("--ops", ",".join(self.ops), ",".join(d.ops))
+        opt("--nemesis", self.nemesis, d.nemesis)
+        opt("--nemesis-interval", f"{self.nemesis_interval:g}", f"{d.nemesis_interval:g}")
+        opt("--seed", self.seed, None)
+        opt("--store", self.store, d.store)
+        opt("--name", self.name, self.system_name())
+        for bug in self.bugs:
+            out.extend(["--bug", bug])
+        opt("--net", self.net, default_net())
+        if self.journal:
+            out.append("--journal")
+        opt("--request-timeout", f"{self.request_timeout:g}", f"{d.request_timeout:g}")
+        return [shlex.quote(a) for a in out]

@@ -1,0 +1,98 @@
+"""The seeded workload: which operation each worker runs next, and when.
+
+Owns the operation schedule. Invariants:
+- Each worker slot has its own ``random.Random`` derived from (seed, slot), so
+  the sequence of (f, key, written value) and the pacing of every slot depend
+  only on the seed, never on how the run interleaves. The one input from the
+  run is a cas's ``expected``: the value the worker last saw for that key, so
+  that compare-and-set can succeed at all.
+- Written values are unique across the whole run (slot + concurrency * n),
+  hence unique per key, which the checker may use.
+- The rate is a total over all workers: each slot waits a random stagger in
+  [0, 2 * concurrency / rate] between starts (like Jepsen's ``stagger``), so
+  the sum over slots averages ``rate`` operations per second.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+
+def key_names(keys: int) -> list[str]:
+    return [f"k{i}" for i in range(keys)]
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation to invoke: history ``f``, ``key`` and invoke ``value``."""
+
+    f: str
+    key: str
+    value: Any
+
+    def request(self) -> dict[str, Any]:
+        """The client request body (DESIGN.md wire format), without ``id``."""
+        if self.f == "cas":
+            expected, new = self.value
+            return {"op": "cas", "key": self.key, "expected": expected, "value": new}
+        if self.f == "write":
+            return {"op": "write", "key": self.key, "value": self.value}
+        return {"op": "read", "key": self.key}
+
+
+class OpGenerator:
+    """The operations and pacing of one worker slot."""
+
+    def __init__(
+        self,
+        seed: int,
+        slot: int,
+        *,
+        keys: int,
+        ops: list[str],
+        concurrency: int,
+        rate: float,
+    ) -> None:
+        self.rng = random.Random(f"ops:{seed}:{slot}")
+        self.slot = slot
+        self.keys = key_names(keys)
+        self.ops = list(ops)
+        self.concurrency = concurrency
+        self.mean_gap_s = concurrency / rate if rate > 0 else 0.0
+        self._n = 0
+        self.seen: dict[str, Any] = {}  # key -> last value this worker observed
+
+    def _fresh_value(self) -> int:
+        self._n += 1
+        return self.slot + self.concurrency * self._n
+
+    def next_op(self) -> Op:
+        f = self.rng.choice(self.ops)
+        key = self.rng.choice(self.keys)
+        if f == "read":
+            return Op("read", key, None)
+        new = self._fresh_value()
+        if f == "write":
+            return Op("write", key, new)
+        return Op("cas", key, [self.seen.get(key), new])
+
+    def observe(self, op: Op, outcome: str, value: Any) -> None:
+        """Learn from a completion, for the next cas's ``expected``."""
+        if outcome != "ok":
+            return
+        if op.f == "read":
+            self.seen[op.key] = value
+        elif op.f == "write":
+            self.seen[op.key] = op.value
+        elif op.f == "cas":
+            self.seen[op.key] = op.value[1]
+
+    def first_delay(self) -> float:
+        """Seconds before this slot's first operation (spreads the start)."""
+        return self.rng.uniform(0, self.mean_gap_s)
+
+    def gap(self) -> float:
+        """Seconds from one operation's start to the next one's."""
+        return self.rng.uniform(0, 2 * self.mean_gap_s) if self.mean_gap_s else 0.0

@@ -1,0 +1,121 @@
+"""`harness run`: parse options into a RunConfig and call harness.runner.
+
+Thin on purpose (STYLE.md): every decision about what a run does lives in
+RunConfig and the runner, which the library API and pytest plugin share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.config import RunConfig
+from harness.runner import RunError, run, run_series, series_exit_code, summary, summary_table
+
+D = RunConfig()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run a cluster under faults, record the history, check it, write a report",
+        description="Start real node processes, drive concurrent clients while the nemesis "
+        "injects faults, record history.jsonl, heal, read back, check for linearizability and "
+        "write the run folder. Exit 0 valid, 1 anomaly found, 2 usage or config error, "
+        "3 unknown (checker gave up or the run could not finish).",
+    )
+    a = p.add_argument
+    a("--system", default=D.system, metavar="raft|paxos|COMMAND",
+      help="the nodes to test: raft, paxos, or any node command (quoted) that keeps the node "
+      "contract; '--id ID --cluster PATH' is appended (default: %(default)s)")
+    a("--nodes", type=int, default=D.nodes, help="cluster size (default: %(default)s)")
+    a("--time-limit", type=float, default=D.time_limit, metavar="SECONDS",
+      help="seconds of client load and faults; recovery, final reads and the check come after "
+      "(default: %(default)g)")
+    a("--concurrency", type=int, default=None, metavar="N",
+      help="client workers, each bound to a node (default: 2 per node)")
+    a("--rate", type=float, default=D.rate, metavar="OPS",
+      help="operations per second in total over all workers, 0 = as fast as they can "
+      "(default: %(default)g)")
+    a("--keys", type=int, default=D.keys, help="number of keys (default: %(default)s)")
+    a("--ops", default=",".join(D.ops), metavar="LIST",
+      help="operation mix, comma-separated from read, write, cas (default: %(default)s)")
+    a("--nemesis", default=D.nemesis, metavar="SPEC",
+      help="faults, e.g. kill,pause,partition,net or all; 'none' for no faults "
+      "(default: the standard mix kill,pause,partition)")
+    a("--nemesis-interval", type=float, default=D.nemesis_interval, metavar="SECONDS",
+      help="seconds between the starts of fault windows (default: %(default)g)")
+    a("--seed", type=int, default=None,
+      help="seed of the operation and fault schedule (default: random, saved in config.json)")
+    a("--test-count", type=int, default=D.test_count, metavar="N",
+      help="repeat with seeds seed, seed+1, ...; print a summary table; exit non-zero if any "
+      "run fails (default: %(default)s)")
+    a("--store", default=D.store, metavar="DIR",
+      help="where run folders go; DIR/latest points at the newest (default: %(default)s/)")
+    a("--name", default=None, help="run name, the folder under the store (default: the system)")
+    a("--bug", action="append", default=[], metavar="NAME",
+      help="turn on a known bug in the nodes (cluster.json options.bugs); repeatable "
+      "(default: none)")
+    a("--net", choices=("proxy", "direct", "netns"), default=None,
+      help="proxy: peer traffic through faults.netproxy (partitions, link faults); direct: "
+      "nodes talk straight to each other; netns: namespaces and firewall rules, root only "
+      "(default: proxy when available, else direct)")
+    a("--journal", action="store_true",
+      help="journal every peer message to net.jsonl (proxy mode; default: off)")
+    a("--request-timeout", type=float, default=D.request_timeout, metavar="SECONDS",
+      help="seconds a client waits for a reply before recording info (default: %(default)g)")
+    a("--recovery-timeout", type=float, default=D.recovery_timeout, metavar="SECONDS",
+      help="seconds to wait after healing for the cluster to serve (default: %(default)g)")
+    a("--check-time-limit", type=float, default=D.check_time_limit, metavar="SECONDS",
+      help="seconds the checker may spend before it answers unknown (default: %(default)g)")
+    a("--no-progress", action="store_true",
+      help="no live progress line, even on a terminal (default: shown on a terminal)")
+    p.set_defaults(func=main)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return RunConfig(
+        system=args.system,
+        nodes=args.nodes,
+        time_limit=args.time_limit,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        keys=args.keys,
+        ops=[op.strip() for op in args.ops.split(",") if op.strip()],
+        nemesis=args.nemesis,
+        nemesis_interval=args.nemesis_interval,
+        seed=args.seed,
+        test_count=args.test_count,
+        store=args.store,
+        name=args.name,
+        bugs=list(args.bug),
+        net=args.net,
+        journal=args.journal,
+        request_timeout=args.request_timeout,
+        recovery_timeout=args.recovery_timeout,
+        check_time_limit=args.check_time_limit,
+        progress=not args.no_progress,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    try:
+        if config.test_count == 1:
+            result = run(config)
+            print(summary(result))
+            return result.exit_code
+        results = []
+        for result in run_series(config):
+            print(summary(result), end="\n\n", flush=True)
+            results.append(result)
+            if result.interrupted:
+                break
+        print(summary_table(results))
+        return series_exit_code(results)
+    except RunError as exc:
+        print(f"harness run: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness run: interrupted", file=sys.stderr)
+        return 3

@@ -1,0 +1,538 @@
+"""One `harness run`: cluster up, load and faults, heal, final reads, check, report.
+
+Owns the order of a run and its result. ``run(config) -> RunResult`` is the
+single entry point the command line, the library API and the pytest plugin
+share; ``run_series`` repeats it over consecutive seeds (``--test-count``).
+
+Phases (DESIGN.md "The picture"):
+1. resolve and validate the config; make the run folder; write config.json
+   and cluster.json; start the nodes (and the proxy) and wait for ``status``;
+2. for ``time_limit`` seconds: workers invoke operations, the nemesis injects
+   faults, the poller samples metrics, the history is written as it happens;
+3. stop the load, heal every fault, wait (bounded) for the cluster to serve,
+   read every key with fresh clients;
+4. end every process, check the history, write results.json, the report and
+   the store index, point store/latest at the run.
+
+Invariants:
+- Every process the run starts is ended by PID before ``run`` returns or
+  raises, on Ctrl-C and SIGTERM too (first signal: stop, heal, check what was
+  recorded; the nodes also die with a SIGKILLed harness).
+- Usage/config/start-up problems raise ``RunError`` (one line, exit 2) with
+  nothing left running; every other outcome is a RunResult whose exit code is
+  0 valid, 1 invalid, 3 unknown (checker gave up, or the run was interrupted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import importlib
+import importlib.util
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from harness.cluster import ClusterError, LocalCluster, write_cluster
+from harness.config import ConfigError, RunConfig
+from harness.generator import OpGenerator, key_names
+from harness.metrics import MetricsPoller
+from harness.recorder import Clock, Recorder
+from harness.workers import WorkerSettings, final_reads, process_numbers, worker
+
+EXIT_CODES = {"valid": 0, "invalid": 1, "unknown": 3}
+
+
+class RunError(Exception):
+    """The run could not start (bad option, unwritable store, node exits): one line, exit 2."""
+
+
+@dataclass
+class RunResult:
+    """What a run found. ``results`` is the content of results.json."""
+
+    verdict: str
+    exit_code: int
+    run_dir: Path
+    config: RunConfig
+    results: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+    interrupted: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.verdict == "valid"
+
+    @property
+    def anomalies(self) -> list[dict[str, Any]]:
+        return list((self.results.get("checker") or {}).get("anomalies") or [])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.results.get("counts") or {})
+
+    @property
+    def availability(self) -> list[Any]:
+        return list(self.results.get("availability") or [])
+
+
+def _optional(module: str, name: str) -> Any | None:
+    """``module.name`` if that part of the project is installed, else None."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+    except AttributeError:
+        return None
+
+
+# --- run folder ------------------------------------------------------------------
+
+
+def make_run_dir(store: Path, name: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    try:
+        (store / name).mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            run_dir = store / name / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(f"cannot write to the store {store}: {exc.strerror or exc}") from None
+    return run_dir
+
+
+def point_latest(store: Path, run_dir: Path) -> None:
+    """Make store/latest a relative symlink to ``run_dir`` (atomically)."""
+    link = store / "latest"
+    tmp = store / f".latest-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(os.path.relpath(run_dir, store))
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# --- the live part ---------------------------------------------------------------
+
+
+class Progress:
+    """One live status line on a terminal (stderr); silent otherwise."""
+
+    def __init__(self, enabled: bool, time_limit: float) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.time_limit = time_limit
+        self.active: dict[str, Any] = {}
+        self._last_ops = 0
+        self._last_t = time.monotonic()
+        self._width = 0
+
+    def fault(self, f: str, value: Any) -> None:
+        key = f[:-4] if f.endswith("-end") else f
+        tag = f"{key} {json.dumps(value, separators=(',', ':'))}"
+        if f.endswith("-end"):
+            self.active = {k: v for k, v in self.active.items() if v != tag}
+        else:
+            self.active[tag] = tag
+
+    def show(self, elapsed: float, counts: dict[str, int], phase: str = "") -> None:
+        if not self.enabled:
+            return
+        done = counts["ok"] + counts["fail"] + counts["info"]
+        now = time.monotonic()
+        rate = (done - self._last_ops) / max(1e-3, now - self._last_t)
+        self._last_ops, self._last_t = done, now
+        faults = ", ".join(k.split(" ", 1)[0] for k in self.active) or "none"
+        line = (f"[{elapsed:5.1f}/{self.time_limit:g}s] {rate:6.0f} ops/s  ok {counts['ok']}"
+                f"  fail {counts['fail']}  info {counts['info']}  faults: {faults}"
+                f"{'  ' + phase if phase else ''}")[:140]
+        pad = max(0, self._width - len(line))
+        self._width = len(line)
+        sys.stderr.write("\r" + line + " " * pad)
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self._width:
+            sys.stderr.write("\r" + " " * self._width + "\r")
+            sys.stderr.flush()
+
+
+@dataclass
+class _Live:
+    """State shared between the phases of one run."""
+
+    cfg: RunConfig
+    cluster: LocalCluster
+    recorder: Recorder
+    poller: MetricsPoller
+    progress: Progress
+    build_nemesis: Callable[..., Any] | None
+    interrupted: bool = False
+    load_seconds: float = 0.0
+    recovered: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+async def _drive(live: _Live) -> None:
+    cfg = live.cfg
+    loop = asyncio.get_running_loop()
+    stop_load = asyncio.Event()
+    stop_poll = asyncio.Event()
+    hard_stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if live.interrupted:
+            hard_stop.set()  # a second Ctrl-C: skip recovery and final reads
+        live.interrupted = True
+        stop_load.set()
+
+    handled: list[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+            handled.append(sig)
+    poll_task = asyncio.create_task(live.poller.run(stop_poll))
+    try:
+        await _wait_for(lambda: live.poller.leader() is not None, stop_load, 10.0)
+        start = loop.time()
+        nemesis = None
+        tasks: list[asyncio.Task] = []
+        processes = process_numbers(cfg.concurrency)
+        settings = WorkerSettings(live.cluster.client_addrs, cfg.request_timeout)
+        if live.build_nemesis is not None:
+            nemesis = live.build_nemesis(cfg.nemesis, _nemesis_context(live))
+            nemesis_task = asyncio.create_task(nemesis.run(stop_load))
+        for slot in range(cfg.concurrency):
+            gen = OpGenerator(cfg.seed, slot, keys=cfg.keys, ops=cfg.ops,
+                              concurrency=cfg.concurrency, rate=cfg.rate)
+            tasks.append(asyncio.create_task(
+                worker(slot, gen, settings, live.recorder, processes, stop_load)))
+        while not stop_load.is_set():
+            elapsed = loop.time() - start
+            if elapsed >= cfg.time_limit:
+                stop_load.set()
+                break
+            live.progress.show(elapsed, live.recorder.counts)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop_load.wait(), min(0.5, cfg.time_limit - elapsed))
+        live.load_seconds = loop.time() - start
+        live.progress.show(live.load_seconds, live.recorder.counts, "stopping clients")
+        await asyncio.wait(tasks, timeout=cfg.request_timeout * 3 + 2)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if nemesis is not None:
+            live.progress.show(live.load_seconds, live.recorder.counts, "healing")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(nemesis_task, 10.0)
+            if not nemesis_task.done():
+                nemesis_task.cancel()
+            await asyncio.gather(nemesis_task, return_exceptions=True)
+            if nemesis_task.done() and not nemesis_task.cancelled() and nemesis_task.exception():
+                live.notes.append(f"nemesis failed: {nemesis_task.exception()!r}")
+            try:
+                await asyncio.wait_for(nemesis.heal(), 60.0)
+            except Exception as exc:  # a heal that fails must not hide the history
+                live.notes.append(f"heal failed: {exc!r}")
+        if not hard_stop.is_set() and not live.interrupted:
+            live.progress.show(live.load_seconds, live.recorder.counts, "recovering")
+            live.recovered = await _wait_for(
+                lambda: all(live.poller.latest.values()) and live.poller.leader() is not None,
+                hard_stop, cfg.recovery_timeout)
+            live.progress.show(live.load_seconds, live.recorder.counts, "final reads")
+            ok = await final_reads(key_names(cfg.keys), settings, live.recorder, processes,
+                                   cfg.recovery_timeout)
+            if not all(ok.values()):
+                live.notes.append("final reads failed for " +
+                                  ", ".join(k for k, good in ok.items() if not good))
+    finally:
+        stop_poll.set()
+        await asyncio.gather(poll_task, return_exceptions=True)
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        live.progress.done()
+
+
+async def _wait_for(cond: Callable[[], bool], stop: asyncio.Event, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if stop.is_set() or loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _nemesis_context(live: _Live) -> Any:
+    from faults.api import NemesisContext
+
+    def record(f: str, value: Any) -> None:
+        live.recorder.nemesis(f, value)
+        live.progress.fault(f, value)
+
+    async def leader() -> str | None:
+        return live.poller.leader()
+
+    return NemesisContext(
+        cluster=live.cluster,
+        proxy_control=live.cluster.proxy_control,
+        record=record,
+        rng=random.Random(f"nemesis:{live.cfg.seed}"),
+        leader=leader,
+        interval_s=live.cfg.nemesis_interval,
+    )
+
+
+# --- results ---------------------------------------------------------------------
+
+
+def _percentiles(latencies_ns: list[int]) -> dict[str, float | None]:
+    if not latencies_ns:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    xs = sorted(latencies_ns)
+
+    def at(q: float) -> float:
+        return round(xs[min(len(xs) - 1, int(q * len(xs)))] / 1e6, 3)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(xs[-1] / 1e6, 3)}
+
+
+def _check(history: Path, cfg: RunConfig) -> tuple[str, dict[str, Any] | None, str | None]:
+    """(verdict, CheckResult.to_dict() or None, note)."""
+    check_file = _optional("harness.checker", "check_file")
+    if check_file is None:
+        return "unknown", None, "checker not installed (harness.checker)"
+    result = check_file(history, model="kv", time_limit=cfg.check_time_limit)
+    verdict = {True: "valid", False: "invalid"}.get(result.valid, "unknown")
+    return verdict, result.to_dict(), None
+
+
+def _availability(history: Path) -> list[Any]:
+    availability = _optional("reports.analysis", "availability")
+    read_history = _optional("harness.history", "read_history")
+    if availability is None or read_history is None:
+        return []
+    return list(availability(read_history(history)))
+
+
+# --- entry points ----------------------------------------------------------------
+
+
+def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
+    """Resolve and validate ``config``; find the nemesis builder. RunError if unusable."""
+    cfg = config.resolved()
+    try:
+        cfg.validate()
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+    build = None
+    if cfg.nemesis.strip().lower() != "none":
+        build = _optional("faults.schedule", "build_nemesis")
+        if build is None:
+            raise RunError(f"--nemesis {cfg.nemesis or '(default mix)'} needs faults.schedule, "
+                           "which is not installed yet; use --nemesis none")
+        parse_spec = _optional("faults.schedule", "parse_spec")
+        if parse_spec is not None:
+            try:
+                parse_spec(cfg.nemesis, network=cfg.net != "direct")
+            except ValueError as exc:
+                raise RunError(f"--nemesis: {exc}") from None
+    if cfg.net == "netns":
+        raise RunError("--net netns is not available in this build; use --net proxy or direct")
+    if cfg.net == "proxy" and importlib.util.find_spec("faults.netproxy") is None:
+        raise RunError("--net proxy needs faults.netproxy, which is not installed; use --net direct")
+    if cfg.system not in ("raft", "paxos"):
+        import shutil
+        exe = cfg.command()[0]
+        if not (shutil.which(exe) or Path(exe).exists()):
+            raise RunError(f"--system: no such program: {exe}")
+    return cfg, build
+
+
+def run(config: RunConfig) -> RunResult:
+    """Run one test as ``config`` says; see the module header."""
+    cfg, build_nemesis = prepare(config)
+    store = Path(cfg.store)
+    run_dir = make_run_dir(store, cfg.name)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    cluster_json = write_cluster(run_dir, cfg.nodes, net=cfg.net, timing=cfg.timing,
+                                 options={"bugs": list(cfg.bugs)})
+    # Time 0 of history, metrics and the proxy's journal: the moment the nodes start.
+    clock = Clock()
+    proxy_args = ["--seed", str(cfg.seed), "--t0-ns", str(clock.start_ns)]
+    if cfg.journal:
+        proxy_args += ["--journal", str((run_dir / "net.jsonl").resolve())]
+
+    interrupted = False
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        def terminate(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+        previous_term = signal.signal(signal.SIGTERM, terminate)
+    recorder: Recorder | None = None
+    live: _Live | None = None
+    try:
+        with LocalCluster(cluster_json, cfg.command(), run_dir / "nodes",
+                          proxy_args=proxy_args) as cluster:
+            try:
+                cluster.start_all()
+                cluster.wait_ready(cfg.start_timeout)
+            except ClusterError as exc:
+                raise RunError(str(exc)) from None
+            recorder = Recorder(run_dir / "history.jsonl", clock)
+            poller = MetricsPoller(cluster, run_dir / "metrics.jsonl", clock)
+            live = _Live(cfg, cluster, recorder, poller, Progress(cfg.progress, cfg.time_limit),
+                         build_nemesis)
+            try:
+                asyncio.run(_drive(live))
+            except KeyboardInterrupt:
+                live.interrupted = True
+            finally:
+                if previous_term is not None:  # asyncio reset SIGTERM to the default
+                    signal.signal(signal.SIGTERM, terminate)
+                poller.close()
+                recorder.close()
+            interrupted = live.interrupted
+    except KeyboardInterrupt:
+        interrupted = True  # during start-up or close: processes are ended already
+        if recorder is None:
+            raise RunError("interrupted before the run started") from None
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+    assert live is not None
+    return _finish(cfg, run_dir, started, live, interrupted)
+
+
+def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
+            interrupted: bool) -> RunResult:
+    history = run_dir / "history.jsonl"
+    notes = list(live.notes)
+    try:
+        verdict, checker, note = _check(history, cfg)
+    except Exception as exc:  # a checker crash is an unknown verdict, not a lost run
+        verdict, checker, note = "unknown", None, f"checker failed: {exc!r}"
+    if note:
+        notes.append(note)
+    try:
+        availability = _availability(history)
+    except Exception as exc:
+        availability, _ = [], notes.append(f"availability failed: {exc!r}")
+    exit_code = EXIT_CODES[verdict]
+    if interrupted and verdict != "invalid":
+        exit_code = 3  # the run could not finish: a clean prefix proves little
+    counts = dict(live.recorder.counts)
+    completed = counts["ok"] + counts["fail"] + counts["info"]
+    results: dict[str, Any] = {
+        "verdict": verdict,
+        "exit_code": exit_code,
+        "name": cfg.name,
+        "system": cfg.system,
+        "seed": cfg.seed,
+        "command": " ".join(cfg.argv()),
+        "started": started,
+        "duration_s": round(live.load_seconds, 3),
+        "nodes": cfg.nodes,
+        "nemesis": cfg.nemesis or "default",
+        "counts": counts,
+        "ops_per_s": round(completed / live.load_seconds, 1) if live.load_seconds else 0.0,
+        "latency_ms": _percentiles(live.recorder.latencies_ns),
+        "checker": checker,
+        "availability": availability,
+        "interrupted": interrupted,
+        "recovered": live.recovered,
+        "notes": notes,
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    store = Path(cfg.store)
+    point_latest(store, run_dir)
+    report = None
+    write_report = _optional("reports", "write_report")
+    if write_report is not None:
+        try:
+            report = Path(write_report(run_dir))
+        except Exception as exc:
+            notes.append(f"report failed: {exc!r}")
+    write_store_index = _optional("reports", "write_store_index")
+    if write_store_index is not None:
+        with contextlib.suppress(Exception):
+            write_store_index(store)
+    if notes != results["notes"]:
+        results["notes"] = notes
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return RunResult(verdict, exit_code, run_dir, cfg, results, report, interrupted)
+
+
+def run_series(config: RunConfig) -> Iterator[RunResult]:
+    """``config.test_count`` runs with seeds seed, seed+1, ...; yields each result."""
+    base = config.resolved()
+    for i in range(base.test_count):
+        yield run(dataclasses.replace(base, seed=base.seed + i, test_count=1))
+
+
+# --- summaries -------------------------------------------------------------------
+
+
+def summary(result: RunResult) -> str:
+    """The short end-of-run summary the command line prints."""
+    r = result.results
+    c = r.get("counts", {})
+    lat = r.get("latency_ms", {})
+    lines = [
+        f"{r.get('name')} seed {r.get('seed')}: {c.get('ok', 0)} ok, {c.get('fail', 0)} fail, "
+        f"{c.get('info', 0)} info in {r.get('duration_s', 0):g} s ({r.get('ops_per_s', 0):g} ops/s"
+        + (f", p50 {lat['p50']:g} ms, p99 {lat['p99']:g} ms" if lat.get("p50") is not None else "")
+        + ")",
+    ]
+    for anomaly in result.anomalies[:3]:
+        lines.append(f"  anomaly on key {anomaly.get('key')}: {anomaly.get('sentence')}")
+    for note in r.get("notes", []):
+        lines.append(f"  note: {note}")
+    lines.append(f"run folder: {result.run_dir}")
+    if result.report is not None:
+        lines.append(f"report: {result.report}")
+    verdict = result.verdict.upper() + (" (interrupted)" if result.interrupted else "")
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines)
+
+
+def summary_table(results: list[RunResult]) -> str:
+    """One row per run, for --test-count and nightly CI."""
+    header = f"{'#':>3}  {'seed':>10}  {'verdict':8}  {'ok':>7}  {'fail':>6}  {'info':>6}  run"
+    rows = [header, "-" * len(header)]
+    for i, res in enumerate(results, 1):
+        c = res.counts
+        rows.append(f"{i:>3}  {res.config.seed:>10}  {res.verdict:8}  {c.get('ok', 0):>7}  "
+                    f"{c.get('fail', 0):>6}  {c.get('info', 0):>6}  {res.run_dir}")
+    bad = sum(1 for r in results if r.exit_code != 0)
+    rows.append(f"{len(results) - bad} of {len(results)} runs passed")
+    return "\n".join(rows)
+
+
+def series_exit_code(results: list[RunResult]) -> int:
+    codes = {r.exit_code for r in results}
+    for code in (1, 3, 2):
+        if code in codes:
+            return code
+    return 0
