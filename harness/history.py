@@ -198,12 +198,11 @@ def parse_edn(text: str, path: str = "<history>") -> list[dict]:
     stack: list[tuple[str, list, int, str | None]] = []  # (closer, items, line, tag)
     top: list[tuple[Any, int]] = []
     pending_tag: str | None = None
-    discard = 0
+    discards: list[int] = []  # stack depths at which a #_ waits for its form
 
     def emit(value: Any, line: int) -> None:
-        nonlocal discard
-        if discard:
-            discard -= 1
+        if discards and discards[-1] == len(stack):
+            discards.pop()
             return
         if stack:
             stack[-1][1].append(value)
@@ -216,7 +215,7 @@ def parse_edn(text: str, path: str = "<history>") -> list[dict]:
             pending_tag = tok
             continue
         if kind == "discard":
-            discard += 1
+            discards.append(len(stack))
             continue
         if kind == "open":
             stack.append((tok, [], line, pending_tag))

@@ -1,0 +1,129 @@
+"""The checker's semantics, explanations and result shape, on small histories."""
+
+from __future__ import annotations
+
+from harness.checker import CheckResult, KV, check_events
+from harness.checker.models import Model
+from harness.history import Op
+
+
+def h(*ops: tuple) -> list[dict]:
+    """Events from (process, type, f, key, value, time_s) tuples."""
+    return [
+        {"index": i, "process": p, "type": t, "f": f, "key": k, "value": v, "time": int(s * 1e9)}
+        for i, (p, t, f, k, v, s) in enumerate(ops)
+    ]
+
+
+def test_stale_read_is_explained_with_times():
+    ev = h(
+        (0, "invoke", "write", "k3", 7, 10.0), (0, "ok", "write", "k3", 7, 10.5),
+        (1, "invoke", "write", "k3", 9, 11.0), (1, "ok", "write", "k3", 9, 11.9),
+        (2, "invoke", "read", "k3", None, 12.0), (2, "ok", "read", "k3", 7, 12.4),
+    )
+    res = check_events(ev)
+    assert res.valid is False
+    a = res.anomalies[0]
+    assert a.key == "k3"
+    assert a.sentence == ("read of k3 returned 7 at 12.400 s, but write of 9 completed at "
+                          "11.900 s and no later write of 7 exists")
+    assert [op.f for op in a.prefix] == ["write", "write"]
+    d = res.to_dict()
+    assert set(d) >= {"valid", "seconds", "model", "anomalies"}
+    assert d["anomalies"][0]["ops"][0]["value"] == 7
+    assert d["anomalies"][0]["ops"][0]["invoke_time"] == 12_000_000_000
+
+
+def test_fail_has_no_effect_and_info_may_take_effect_later_or_never():
+    base = [(0, "invoke", "write", "a", 1, 1), (1, "invoke", "write", "a", 2, 2)]
+    # a failed write never happened: reading its value is a violation
+    assert check_events(h(*base, (1, "fail", "write", "a", 2, 3), (0, "ok", "write", "a", 1, 4),
+                          (2, "invoke", "read", "a", None, 5), (2, "ok", "read", "a", 2, 6))).valid is False
+    # an info write may take effect long after the client gave up...
+    late = h(*base, (1, "info", "write", "a", 2, 3), (0, "ok", "write", "a", 1, 4),
+             (2, "invoke", "read", "a", None, 5), (2, "ok", "read", "a", 1, 6),
+             (3, "invoke", "read", "a", None, 7), (3, "ok", "read", "a", 2, 8))
+    assert check_events(late).valid is True
+    # ...or never
+    never = h(*base, (1, "info", "write", "a", 2, 3), (0, "ok", "write", "a", 1, 4),
+              (2, "invoke", "read", "a", None, 5), (2, "ok", "read", "a", 1, 6))
+    assert check_events(never).valid is True
+    # an invoke with no completion is the same as info
+    pending = h(*base, (0, "ok", "write", "a", 1, 4),
+                (2, "invoke", "read", "a", None, 5), (2, "ok", "read", "a", 2, 6))
+    assert check_events(pending).valid is True
+
+
+def test_nil_read_absent_or_wildcard():
+    ev = h((0, "invoke", "write", None, 1, 1), (0, "ok", "write", None, 1, 2),
+           (1, "invoke", "read", None, None, 3), (1, "ok", "read", None, None, 4))
+    assert check_events(ev, "cas-register").valid is False
+    assert check_events(ev, "cas-register", nil_read="wildcard").valid is True
+
+
+def test_failed_cas_observed_or_no_effect():
+    ev = h((0, "invoke", "write", None, 1, 1), (0, "ok", "write", None, 1, 2),
+           (1, "invoke", "cas", None, [1, 2], 3), (1, "fail", "cas", None, [1, 2], 4))
+    assert check_events(ev, "cas-register").valid is True
+    assert check_events(ev, "cas-register", fail_cas="observed").valid is False
+
+
+def test_violating_key_found_among_many_and_other_keys_not_needed():
+    ev = []
+    for k in range(20):
+        ev += [(k, "invoke", "write", f"k{k}", k, k), (k, "ok", "write", f"k{k}", k, k + 0.1)]
+    ev += [(99, "invoke", "read", "k5", None, 30), (99, "ok", "read", "k5", 6, 31)]
+    res = check_events(h(*ev))
+    assert res.valid is False and res.anomalies[0].key == "k5"
+    assert res.partitions == 20
+
+
+def test_time_limit_gives_unknown_not_a_guess():
+    n = 40
+    ev = [(p, "invoke", "write", None, p, p) for p in range(n)]
+    ev += [(p, "ok", "write", None, p, 100 + p) for p in range(n)]
+    ev += [(100 + p, "invoke", "read", None, None, 200 + p) for p in range(n)]
+    ev += [(100 + p, "ok", "read", None, p, 300 + p) for p in range(n)]
+    res = check_events(h(*ev), time_limit=0.05)
+    assert res.valid == "unknown" and res.anomalies == []
+    assert res.to_dict()["valid"] == "unknown"
+
+
+def test_mutex_and_kv_append_models():
+    m = h((0, "invoke", "acquire", None, None, 1), (0, "ok", "acquire", None, None, 2),
+          (1, "invoke", "acquire", None, None, 3), (1, "ok", "acquire", None, None, 4))
+    res = check_events(m, "mutex")
+    assert res.valid is False and "acquire by process 1" in res.anomalies[0].sentence
+    a = h((0, "invoke", "append", "x", "a", 1), (1, "invoke", "append", "x", "b", 2),
+          (0, "ok", "append", "x", "a", 3), (1, "ok", "append", "x", "b", 4),
+          (2, "invoke", "read", "x", None, 5), (2, "ok", "read", "x", "ba", 6))
+    assert check_events(a, "kv-append").valid is True
+    a[-1]["value"] = "b"
+    assert check_events(a, "kv-append").valid is False
+
+
+class Counter(Model):
+    """A user model: a counter with inc and read, porcupine-style."""
+
+    name = "counter"
+
+    def init(self):
+        return 0
+
+    def step(self, state, op: Op):
+        if op.f == "inc":
+            return True, state + 1
+        return op.output == state, state
+
+
+def test_user_model_object():
+    ev = h((0, "invoke", "inc", None, None, 1), (1, "invoke", "read", None, None, 2),
+           (1, "ok", "read", None, 1, 3), (0, "ok", "inc", None, None, 4))
+    assert check_events(ev, Counter()).valid is True
+    ev[2]["value"] = 2
+    res: CheckResult = check_events(ev, Counter())
+    assert res.valid is False and res.model == "counter"
+
+
+def test_kv_is_default_and_a_map_of_registers():
+    assert isinstance(__import__("harness.checker", fromlist=["make_model"]).make_model("kv"), KV)

@@ -1,0 +1,77 @@
+"""Every history in ../shared/corpus gets the verdict its manifest gives.
+
+The corpus is read in place (never copied into the project); the tests skip
+when it is absent. Each file is checked with the model, initial value and
+semantics (failed cas observed / no-effect, nil read absent / wildcard) its
+manifest entry names.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.checker import check_file
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+pytestmark = pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(),
+                                reason="../shared/corpus is absent")
+
+
+def _entries() -> list[dict]:
+    if not (CORPUS / "manifest.json").is_file():
+        return []
+    return json.loads((CORPUS / "manifest.json").read_text())["files"]
+
+
+def _semantics(e: dict) -> dict:
+    return {**(e.get("semantics") or {}), "initial": e["initial_value"]}
+
+
+def test_manifest_lists_all_230_histories():
+    assert len(_entries()) == 230
+
+
+@pytest.mark.parametrize("entry", _entries(), ids=lambda e: e["file"])
+def test_corpus_verdict(entry):
+    res = check_file(CORPUS / entry["file"], entry["model"], 60, **_semantics(entry))
+    assert res.valid is entry["expected_linearizable"], [a.sentence for a in res.anomalies]
+    if res.valid is False:
+        a = res.anomalies[0]
+        assert a.sentence and a.ops
+        assert isinstance(res.to_dict()["anomalies"][0]["prefix"], list)
+
+
+def test_etcd_verdicts_do_not_depend_on_the_failed_cas_reading():
+    # The manifest notes that porcupine's etcd verdicts are the same with
+    # failed cas as no-effect; checking both exercises both semantics.
+    for e in _entries():
+        if e["file"].startswith("porcupine/etcd/etcd_00"):
+            sem = {**_semantics(e), "fail_cas": "noeffect"}
+            assert check_file(CORPUS / e["file"], e["model"], 60, **sem).valid is \
+                e["expected_linearizable"]
+
+
+def test_knossos_needs_failed_cas_as_no_effect():
+    # 36 good knossos files become invalid if a failed cas observed a mismatch.
+    flipped = 0
+    for e in _entries():
+        if e["file"].startswith("knossos/cas-register/good/"):
+            sem = {**_semantics(e), "fail_cas": "observed"}
+            flipped += check_file(CORPUS / e["file"], e["model"], 60, **sem).valid is False
+    assert flipped > 0
+
+
+def test_harness_check_corpus_matches_manifest():
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "check", str(CORPUS), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 1, out.stderr  # the corpus has invalid histories
+    summary = json.loads(out.stdout)["summary"]
+    assert summary["mismatches"] == []
+    assert summary["files"] == 230 and summary["error"] == 0 and summary["unknown"] == 0

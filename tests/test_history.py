@@ -1,0 +1,164 @@
+"""Reading histories (JSON Lines and Jepsen/Knossos EDN) and pairing ops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.checker import check_events, check_file
+from harness.history import HistoryError, pair_ops, parse_edn, read_history
+
+INF = float("inf")
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _jsonl(events: list[dict]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+GOOD = [
+    {"index": 0, "time": 10, "process": 0, "type": "invoke", "f": "write", "key": "a", "value": 1},
+    {"index": 1, "time": 11, "process": "nemesis", "type": "info", "f": "kill", "value": ["n1"]},
+    {"index": 2, "time": 12, "process": 0, "type": "ok", "f": "write", "key": "a", "value": 1},
+    {"index": 3, "time": 13, "process": 1, "type": "invoke", "f": "read", "key": "a", "value": None},
+    {"index": 4, "time": 14, "process": 1, "type": "ok", "f": "read", "key": "a", "value": 1},
+    {"index": 5, "time": 15, "process": 2, "type": "invoke", "f": "cas", "key": "a", "value": [1, 2]},
+]
+
+
+def test_jsonl_round_trip_and_pairing(tmp_path):
+    p = _write(tmp_path, "h.jsonl", _jsonl(GOOD) + "\n")
+    events = read_history(p)
+    assert [e["index"] for e in events] == [0, 1, 2, 3, 4, 5]
+    ops = pair_ops(events)
+    assert [(o.f, o.status) for o in ops] == [("write", "ok"), ("read", "ok"), ("cas", "info")]
+    assert ops[1].output == 1 and ops[0].ret == 2 and ops[2].ret == INF  # no completion: info
+    assert check_file(p).valid is True
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    p = _write(tmp_path, "h.jsonl", _jsonl(GOOD[:2]) + "{not json\n")
+    with pytest.raises(HistoryError) as exc:
+        read_history(p)
+    assert str(exc.value).startswith(f"{p}:3: not JSON")
+
+
+def test_missing_type_names_line(tmp_path):
+    p = _write(tmp_path, "h.jsonl", _jsonl(GOOD[:1]) + '{"process": 1, "f": "read"}\n')
+    with pytest.raises(HistoryError, match=r":2: 'type' must be one of"):
+        read_history(p)
+
+
+def test_completion_without_invoke(tmp_path):
+    p = _write(tmp_path, "h.jsonl", _jsonl([GOOD[0], GOOD[2], GOOD[2]]))
+    with pytest.raises(HistoryError, match=r"h.jsonl:3: ok for process 0 with no open invoke"):
+        check_file(p)
+
+
+def test_double_invoke(tmp_path):
+    p = _write(tmp_path, "h.jsonl", _jsonl([GOOD[0], GOOD[0]]))
+    with pytest.raises(HistoryError, match=r":2: process 0 invoked write before its write \(line 1\)"):
+        check_file(p)
+
+
+def test_missing_file():
+    with pytest.raises(HistoryError, match="no such file"):
+        read_history("/nonexistent/history.jsonl")
+
+
+EDN_LINES = """\
+{:type :invoke, :f :write, :value 3, :process 0, :time 100, :index 0}
+{:type :info, :f :start, :value nil, :process :nemesis, :time 150, :index 1}
+{:type :ok, :f :write, :value 3, :process 0, :time 200, :index 2}
+{:type :invoke, :f :read, :value nil, :process 1, :time 300, :index 3}
+{:type :ok, :f :read, :value 4, :process 1, :time 400, :index 4}
+"""
+
+
+def test_edn_one_map_per_line(tmp_path):
+    p = _write(tmp_path, "history.edn", EDN_LINES)
+    events = read_history(p)
+    assert events[0]["type"] == "invoke" and events[0]["f"] == "write" and events[0]["value"] == 3
+    assert events[1]["process"] == "nemesis"
+    res = check_file(p, "cas-register")
+    assert res.valid is False
+    assert "no operation ever wrote 4" in res.anomalies[0].sentence
+
+
+def test_edn_vector_tagged_and_nested():
+    text = """; knossos style
+    [#jepsen.history.Op{:process 0, :type :invoke, :f :cas, :value [1 2] :index 0}
+     {:process 0, :type :fail, :f :cas, :value [1 2], :error [:temporarily-unavailable nil]}
+     {:process 1 :type :invoke :f :txn :value [[:read :x nil] [:write :y 2]] #_ {:ignored 1}}
+     {:process 1 :type :ok :f :txn :value [[:read :x 0] [:write :y 2]] :note "a \\"q\\""}]"""
+    events = parse_edn(text, "x.edn")
+    assert [e["type"] for e in events] == ["invoke", "fail", "invoke", "ok"]
+    assert events[1]["error"] == ["temporarily-unavailable", None]
+    assert events[3]["value"] == [["read", "x", 0], ["write", "y", 2]]
+    assert events[3]["note"] == 'a "q"'
+    assert check_events(events[2:], "multi-register", initial={"x": 0, "y": 0}).valid is True
+
+
+def test_edn_errors_name_the_line():
+    with pytest.raises(HistoryError, match=r"x.edn:2: unbalanced"):
+        parse_edn("{:type :invoke :process 0 :f :read}\n]", "x.edn")
+    with pytest.raises(HistoryError, match=r"x.edn:1: '\{' is never closed"):
+        parse_edn("{:type :invoke", "x.edn")
+    with pytest.raises(HistoryError, match=r"x.edn:1: expected an operation map"):
+        parse_edn("[1 2]", "x.edn")
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    good = _write(tmp_path, "good.jsonl", _jsonl(GOOD))
+    bad_events = [dict(e) for e in GOOD]
+    bad_events[4]["value"] = 7
+    bad = _write(tmp_path, "bad.jsonl", _jsonl(bad_events))
+    broken = _write(tmp_path, "broken.jsonl", "nope\n")
+    assert main(["check", str(good)]) == 0
+    assert main(["check", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "read of a returned 7" in out and "no operation ever wrote 7" in out
+    assert main(["check", str(broken), str(good)]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}:1: not JSON" in err
+    assert main(["check", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_cli_json_and_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    _write(run, "history.jsonl", _jsonl(GOOD))
+    _write(run, "metrics.jsonl", '{"kind": "status"}\n')  # not a history: skipped in a run folder
+    assert main(["check", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["valid"] == 1 and doc["summary"]["files"] == 1
+    f = doc["files"][0]
+    assert f["path"].endswith("history.jsonl") and f["valid"] is True and f["seconds"] >= 0
+
+
+def test_cli_time_limit_gives_unknown(tmp_path, capsys):
+    # A hard invalid history: many concurrent writes, one impossible read at the end.
+    events = []
+    n = 60
+    for p in range(n):
+        events.append({"process": p, "type": "invoke", "f": "write", "key": None, "value": p})
+    for p in range(n):
+        events.append({"process": p, "type": "ok", "f": "write", "key": None, "value": p})
+    for p in range(n):
+        events.append({"process": 100 + p, "type": "invoke", "f": "read", "key": None, "value": None})
+    for p in range(n):
+        events.append({"process": 100 + p, "type": "ok", "f": "read", "key": None, "value": p})
+    h = _write(tmp_path, "hard.jsonl", _jsonl(events))
+    assert main(["check", str(h), "--time-limit", "0.2"]) == 3
+    assert "unknown" in capsys.readouterr().out
