@@ -33,8 +33,8 @@ Invariants (and why they give safety):
    slots, so compacting the log never drops acceptor state that an
    unchosen slot still needs.
 
-Reads: ``read_mode`` "log" puts reads in the log like writes; any other mode
-("index") confirms leadership with a majority round (the acceptors echo the
+Reads: ``read_mode`` "log" puts reads in the log like writes; "index" (the
+default, as for Raft) confirms leadership with a majority round (the acceptors echo the
 leader's ``seq`` only while they have promised nothing higher) and serves the
 read once everything the leader proposed before it is applied.
 
@@ -76,8 +76,9 @@ FOLLOWER = "follower"
 CANDIDATE = "candidate"
 LEADER = "leader"
 
-#: Apply this many slots between snapshots unless options.snapshot_every says otherwise.
-DEFAULT_SNAPSHOT_EVERY = 2000
+#: Apply this many slots between snapshots unless options.snapshot_entries says
+#: otherwise (the same option name and default as the Raft core).
+DEFAULT_SNAPSHOT_ENTRIES = 10_000
 #: At most this many entries per retransmitted Accept or per Learn.
 MAX_BATCH = 1024
 #: Client requests a candidate holds while phase 1 runs (beyond: not_leader).
@@ -109,8 +110,11 @@ class PaxosCore:
         self.bug_no_adopt = "no-adopt" in bugs
         self.bug_forget_promise = "forget-promise" in bugs
         opts = cfg.options
-        self.read_via_log = (opts.get("read_mode") or "log") == "log"
-        self.snapshot_every = max(1, int(opts.get("snapshot_every") or DEFAULT_SNAPSHOT_EVERY))
+        read_mode = opts.get("read_mode") or "index"
+        if read_mode not in ("index", "log"):
+            raise ValueError(f"read_mode must be 'index' or 'log', not {read_mode!r}")
+        self.read_via_log = read_mode == "log"
+        self.snapshot_every = max(1, int(opts.get("snapshot_entries") or DEFAULT_SNAPSHOT_ENTRIES))
         t = cfg.timing
         self.hb_ticks = t.ticks(t.heartbeat_ms)
         lo, hi = t.election_timeout_ms
