@@ -1,0 +1,791 @@
+"""The Raft consensus core: a pure, deterministic state machine (core_api.Core).
+
+Implements Raft (Ongaro & Ousterhout, "In Search of an Understandable
+Consensus Algorithm", 2014; Ongaro's thesis for pre-vote, check-quorum and
+read-index) replicating nodes/common/kv.py. No sockets, clock or global
+random: the driver feeds ``step``/``request``/``tick`` and performs the
+``Ready`` effects in order (persist + fsync, then messages, then replies).
+
+Theory of operation
+- Election (paper 5.2, thesis 9.6): a follower that hears no leader for a
+  randomized timeout (drawn from ``CoreConfig.rng``, in ticks) first runs a
+  *pre-vote* round at ``term + 1`` without changing its term; only with a
+  quorum of pre-votes does it become a candidate. A node that heard from a
+  leader within the minimum election timeout ignores (pre-)vote requests for a
+  higher term (the leader lease), and a leader that has not heard from a
+  quorum within that timeout steps down (*check-quorum*). Together these keep
+  a node that was partitioned away from disrupting the cluster when it
+  returns: it cannot win a pre-vote, so it never bumps its term.
+- Replication (5.3): the leader appends client commands to its log; at each
+  ``ready()`` it sends every follower all entries it lacks, in batches of up
+  to ``max_batch`` entries, with up to ``max_inflight`` messages in flight per
+  follower (pipelining, etcd's "replicate" state). A follower whose log
+  diverges is probed one message at a time, and its reject carries a
+  (hint_index, hint_term) so the leader skips a whole term per round trip.
+  A follower whose next entry was compacted away gets InstallSnapshot.
+- Commit (5.4.2): the leader commits index N only when a quorum stores N and
+  N's term is the leader's current term; earlier entries commit with it. A
+  new leader appends a no-op so that this happens promptly.
+- Reads use *read-index* by default (thesis 6.4): the leader notes its commit
+  index (at least its no-op's index) as the read index, confirms it still
+  leads with one heartbeat round (a quorum echoing a round number ``ctx``
+  sent after the read arrived), waits until it applied the read index and
+  answers from its state. Why not through the log: a read then costs no log
+  entry, no fsync on any node and no apply on followers, and one heartbeat
+  round confirms every read that arrived before it (reads batch for free),
+  while being just as linearizable. ``options.read_mode = "log"`` appends
+  reads to the log instead (the simpler, slower textbook approach).
+- Durability: ``Ready.meta`` carries {"term", "vote"} whenever either
+  changed; ``Ready.entries`` every entry appended since the previous
+  ``ready()`` (so the driver commits them with one fsync); ``truncate_from``
+  a conflicting suffix a follower dropped. Votes, acks and replies leave in
+  the same Ready, after the fsync. A leader counts its own log towards a
+  quorum at once: its replies also wait for that fsync, and a follower can
+  only ack an entry the leader already sent, i.e. already persisted.
+- Snapshots: after ``snapshot_entries`` applied entries past the last
+  snapshot, the core emits ``Ready.snapshot`` (index, term, data =
+  ``KVStore.snapshot()``) and drops those entries from memory.
+
+Invariants (checked by tests/test_raft_core*.py over random schedules):
+at most one leader per term; logs that agree on (index, term) agree on every
+earlier entry; a committed entry is in every later leader's log; replicas
+apply the same command at each index. A client hears ``ok`` only once its
+command is committed and applied (or, for a read, confirmed as above).
+
+Known-bug flags (``options.bugs``; off by default; each breaks only what its
+name says): stale-read, forget-vote, no-log-check, commit-old-term, early-ack.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from nodes.common.core_api import (
+    ClientReply,
+    ClientRequest,
+    CoreConfig,
+    Entry,
+    Ready,
+    Restored,
+    Snapshot,
+)
+from nodes.common.kv import KVStore
+from nodes.raft.messages import (
+    AppendEntries,
+    AppendReply,
+    Heartbeat,
+    HeartbeatReply,
+    InstallSnapshot,
+    PreVote,
+    PreVoteReply,
+    RequestVote,
+    RequestVoteReply,
+    SnapshotReply,
+)
+
+FOLLOWER = "follower"
+PRE_CANDIDATE = "pre-candidate"
+CANDIDATE = "candidate"
+LEADER = "leader"
+
+BUGS = frozenset(("stale-read", "forget-vote", "no-log-check", "commit-old-term", "early-ack"))
+
+DEFAULT_SNAPSHOT_ENTRIES = 10_000
+DEFAULT_MAX_BATCH = 1024  # entries per AppendEntries
+DEFAULT_MAX_INFLIGHT = 64  # AppendEntries in flight per follower
+
+# Progress states of a follower as the leader sees it (etcd's names).
+PROBE, REPLICATE, SNAPSHOT = 0, 1, 2
+
+_NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
+
+
+class Progress:
+    """The leader's view of one follower."""
+
+    __slots__ = ("match", "next", "state", "paused", "inflight", "active", "ctx",
+                 "snap_tick", "resend")
+
+    def __init__(self, next_index: int) -> None:
+        self.match = 0
+        self.next = next_index
+        self.state = PROBE
+        self.paused = False  # probe: one append outstanding, wait for a reply
+        self.inflight: deque[int] = deque()  # replicate: last index of each append in flight
+        self.active = True  # heard from since the last check-quorum
+        self.ctx = 0  # highest read round this follower acknowledged
+        self.snap_tick = 0  # tick at which a snapshot was last sent
+        self.resend = False  # send an append even if empty (to detect lost ones)
+
+    def to_probe(self, next_index: int) -> None:
+        self.state = PROBE
+        self.next = next_index
+        self.paused = False
+        self.inflight.clear()
+
+
+class RaftCore:
+    """One Raft node's consensus state (see the module header)."""
+
+    def __init__(self, config: CoreConfig, restored: Restored) -> None:
+        self.id = config.node_id
+        self.peers = tuple(p for p in config.peers if p != config.node_id)
+        self._peer_set = frozenset(self.peers)
+        self.quorum = (len(self.peers) + 1) // 2 + 1
+        self.rng = config.rng
+        timing = config.timing
+        self.heartbeat_ticks = timing.ticks(timing.heartbeat_ms)
+        lo, hi = timing.election_timeout_ms
+        self.election_min = timing.ticks(lo)
+        self.election_max = max(self.election_min, timing.ticks(hi))
+
+        options = config.options
+        self.read_mode = options.get("read_mode") or "index"
+        if self.read_mode not in ("index", "log"):
+            raise ValueError(f"read_mode must be 'index' or 'log', not {self.read_mode!r}")
+        self.snapshot_entries = int(options.get("snapshot_entries") or DEFAULT_SNAPSHOT_ENTRIES)
+        self.max_batch = int(options.get("max_batch") or DEFAULT_MAX_BATCH)
+        self.max_inflight = int(options.get("max_inflight") or DEFAULT_MAX_INFLIGHT)
+        bugs = config.bugs
+        self.bug_stale_read = "stale-read" in bugs
+        self.bug_forget_vote = "forget-vote" in bugs
+        self.bug_no_log_check = "no-log-check" in bugs
+        self.bug_commit_old_term = "commit-old-term" in bugs
+        self.bug_early_ack = "early-ack" in bugs
+
+        # Durable state, as restored.
+        meta = restored.meta or {}
+        self.term: int = int(meta.get("term") or 0)
+        self.vote: str | None = meta.get("vote")
+        snap = restored.snapshot
+        self.snapshot: Snapshot | None = snap
+        self.snap_index = snap.index if snap else 0
+        self.snap_term = snap.term if snap else 0
+        self.kv = KVStore.restore(snap.data) if snap else KVStore()
+        self.log: list[Entry] = [e for e in restored.entries if e.index > self.snap_index]
+        for k, e in enumerate(self.log):
+            if e.index != self.snap_index + 1 + k:
+                raise ValueError(
+                    f"restored log has a gap: entry {e.index} where {self.snap_index + 1 + k} "
+                    "was expected")
+
+        # Volatile state.
+        self.commit_index = self.snap_index
+        self.last_applied = self.snap_index
+        self.role = FOLLOWER
+        self.leader: str | None = None
+        self.votes: set[str] = set()
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.timeout = self._random_timeout()
+        self.ticks = 0
+        self.progress: dict[str, Progress] = {}
+        self.term_start_index = 0  # index of this leader's no-op
+        self.pending: dict[int, tuple[bytes, Any]] = {}  # log index -> (client, request id)
+        # Read-index: reads wait for a round to start, then for the round to be
+        # confirmed by a quorum, then for the state machine to reach their index.
+        self.read_seq = 0  # the newest round started
+        self.reads_unstarted: list[tuple[bytes, Any, str, int]] = []
+        self.reads_in_round: deque[tuple[int, list[tuple[bytes, Any, str, int]]]] = deque()
+        self.reads_confirmed: deque[tuple[bytes, Any, str, int]] = deque()
+
+        # Effects accumulated for the next Ready.
+        self._meta_dirty = False
+        self._truncate_from: int | None = None
+        self._unstable: list[Entry] = []
+        self._snap_out: Snapshot | None = None
+        self._msgs: list[Any] = []
+        self._replies: list[tuple[bytes, ClientReply]] = []
+
+        self._handlers = {
+            PreVote: self._on_prevote,
+            PreVoteReply: self._on_prevote_reply,
+            RequestVote: self._on_vote,
+            RequestVoteReply: self._on_vote_reply,
+            AppendEntries: self._on_append,
+            AppendReply: self._on_append_reply,
+            Heartbeat: self._on_heartbeat,
+            HeartbeatReply: self._on_heartbeat_reply,
+            InstallSnapshot: self._on_snapshot,
+            SnapshotReply: self._on_snapshot_reply,
+        }
+
+    # ------------------------------------------------------------------ log
+
+    @property
+    def last_index(self) -> int:
+        return self.snap_index + len(self.log)
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the entry at ``index``; None if compacted away or absent."""
+        if index == self.snap_index:
+            return self.snap_term
+        off = index - self.snap_index - 1
+        if 0 <= off < len(self.log):
+            return self.log[off].term
+        return None
+
+    def _last_term(self) -> int:
+        return self.log[-1].term if self.log else self.snap_term
+
+    def _up_to_date(self, last_index: int, last_term: int) -> bool:
+        """Is a candidate's log at least as up to date as ours (paper 5.4.1)?"""
+        my_term = self._last_term()
+        return last_term > my_term or (last_term == my_term and last_index >= self.last_index)
+
+    def _append(self, entries: Sequence[Entry]) -> None:
+        self.log.extend(entries)
+        self._unstable.extend(entries)
+
+    def _truncate(self, index: int) -> None:
+        """Drop our entries at and after ``index`` (a follower's conflicting suffix)."""
+        assert index > self.commit_index, "never truncate committed entries"
+        del self.log[index - self.snap_index - 1:]
+        if self._truncate_from is None or index < self._truncate_from:
+            self._truncate_from = index
+        self._unstable = [e for e in self._unstable if e.index < index]
+
+    def _find_conflict_by_term(self, index: int, term: int) -> int:
+        """The largest index <= ``index`` whose term is <= ``term`` (or the
+        snapshot index, below which we know nothing): where two logs that
+        disagree at ``index`` may still agree (etcd's fast backtracking)."""
+        while index > self.snap_index:
+            t = self.term_at(index)
+            if t is not None and t <= term:
+                return index
+            index -= 1
+        return self.snap_index
+
+    # ----------------------------------------------------------- role changes
+
+    def _random_timeout(self) -> int:
+        return self.rng.randint(self.election_min, self.election_max)
+
+    def _set_term(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = None
+            self._meta_dirty = True
+
+    def _become_follower(self, term: int, leader: str | None) -> None:
+        if self.role == LEADER:
+            self._abandon_clients(leader)
+        self._set_term(term)
+        self.role = FOLLOWER
+        self.leader = leader
+        self.election_elapsed = 0
+        self.timeout = self._random_timeout()
+        self.progress = {}
+
+    def _pre_campaign(self) -> None:
+        """Election timeout: ask for pre-votes at term + 1 (thesis 9.6)."""
+        self.role = PRE_CANDIDATE
+        self.leader = None
+        self.votes = {self.id}
+        self.election_elapsed = 0
+        self.timeout = self._random_timeout()
+        if len(self.votes) >= self.quorum:
+            self._campaign()
+            return
+        term, li, lt = self.term + 1, self.last_index, self._last_term()
+        for p in self.peers:
+            self._msgs.append(PreVote(self.id, p, term, li, lt))
+
+    def _campaign(self) -> None:
+        self._set_term(self.term + 1)
+        self.vote = self.id
+        self._meta_dirty = True
+        self.role = CANDIDATE
+        self.leader = None
+        self.votes = {self.id}
+        self.election_elapsed = 0
+        self.timeout = self._random_timeout()
+        if len(self.votes) >= self.quorum:
+            self._become_leader()
+            return
+        term, li, lt = self.term, self.last_index, self._last_term()
+        for p in self.peers:
+            self._msgs.append(RequestVote(self.id, p, term, li, lt))
+
+    def _become_leader(self) -> None:
+        self.role = LEADER
+        self.leader = self.id
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        nxt = self.last_index + 1
+        self.progress = {p: Progress(nxt) for p in self.peers}
+        self.pending = {}
+        # The no-op: lets this leader commit (and so learn the commit index
+        # and serve reads) without waiting for a client write (paper 8).
+        noop = Entry(nxt, self.term, None)
+        self._append([noop])
+        self.term_start_index = nxt
+        self._maybe_commit()
+
+    def _abandon_clients(self, leader: str | None) -> None:
+        """We stopped leading: answer everyone still waiting. A write already
+        in our log may yet commit under the next leader, so its outcome is
+        unknown (no "definite"); a read never takes effect, so it is definite."""
+        hint = {"leader": leader} if leader is not None else {}
+        error = "not_leader" if leader is not None else "unavailable"
+        replies = self._replies
+        for client, rid in self.pending.values():
+            replies.append((client, {"id": rid, "ok": False, "error": error, **hint}))
+        self.pending = {}
+        reads = list(self.reads_unstarted) + list(self.reads_confirmed)
+        for _seq, batch in self.reads_in_round:
+            reads.extend(batch)
+        for client, rid, _key, _index in reads:
+            replies.append((client, {"id": rid, "ok": False, "error": error, "definite": True,
+                                     **hint}))
+        self.reads_unstarted = []
+        self.reads_in_round.clear()
+        self.reads_confirmed.clear()
+
+    # ----------------------------------------------------------------- inputs
+
+    def tick(self) -> None:
+        self.ticks += 1
+        self.election_elapsed += 1
+        if self.role == LEADER:
+            if self.election_elapsed >= self.election_min:
+                self.election_elapsed = 0
+                self._check_quorum()
+                if self.role != LEADER:
+                    return
+            self.heartbeat_elapsed += 1
+            if self.heartbeat_elapsed >= self.heartbeat_ticks:
+                self.heartbeat_elapsed = 0
+                self._broadcast_heartbeat()
+        elif self.election_elapsed >= self.timeout:
+            self._pre_campaign()
+
+    def _check_quorum(self) -> None:
+        """Step down if a quorum has not been heard from for an election timeout."""
+        active = 1
+        for pr in self.progress.values():
+            if pr.active:
+                active += 1
+            pr.active = False
+        if active < self.quorum:
+            self._become_follower(self.term, None)
+
+    def request(self, client: bytes, req: ClientRequest) -> None:
+        if self.role != LEADER:
+            reply = dict(_NOT_LEADER_DEFINITE, id=req["id"])
+            if self.leader is not None:
+                reply["leader"] = self.leader
+            self._replies.append((client, reply))
+            return
+        op = req["op"]
+        if op == "read":
+            if self.bug_stale_read:
+                # BUG stale-read: answer from our own state, maybe long deposed.
+                self._replies.append((client, dict(self.kv.read(req["key"]), id=req["id"])))
+                return
+            if self.read_mode == "index":
+                index = max(self.commit_index, self.term_start_index)
+                self.reads_unstarted.append((client, req["id"], req["key"], index))
+                return
+        index = self.last_index + 1
+        entry = Entry(index, self.term, req)
+        self.log.append(entry)
+        self._unstable.append(entry)
+        if self.bug_early_ack and op == "write":
+            # BUG early-ack: acknowledge once the write is in our own log.
+            self._replies.append((client, {"id": req["id"], "ok": True}))
+        else:
+            self.pending[index] = (client, req["id"])
+
+    def step(self, msg: Any) -> None:
+        if msg.dest != self.id or msg.src not in self._peer_set:
+            return
+        kind = type(msg)
+        term = msg.term
+        if term > self.term:
+            if kind is PreVote or kind is RequestVote:
+                # Leader lease (check-quorum): while we hear from a leader, a
+                # higher-term candidate is a disrupted node, not a successor.
+                if self.leader is not None and self.election_elapsed < self.election_min:
+                    return
+            if kind is PreVote or (kind is PreVoteReply and msg.granted):
+                pass  # pre-votes never change terms
+            elif kind is AppendEntries or kind is Heartbeat or kind is InstallSnapshot:
+                self._become_follower(term, msg.src)
+            else:
+                self._become_follower(term, None)
+        elif term < self.term:
+            # A stale leader learns our term from the reply and steps down; a
+            # stale pre-candidate learns it from the rejection.
+            if kind is AppendEntries or kind is Heartbeat:
+                self._msgs.append(HeartbeatReply(self.id, msg.src, self.term, 0))
+            elif kind is PreVote:
+                self._msgs.append(PreVoteReply(self.id, msg.src, self.term, False))
+            return
+        self._handlers[kind](msg)
+
+    # -------------------------------------------------------------- elections
+
+    def _grant(self, msg: PreVote | RequestVote, pre: bool) -> bool:
+        can_vote = (
+            self.vote == msg.src
+            or (self.vote is None and self.leader is None)
+            or (pre and msg.term > self.term)
+        )
+        if not can_vote:
+            return False
+        # BUG no-log-check: skip the election restriction (paper 5.4.1).
+        return self.bug_no_log_check or self._up_to_date(msg.last_index, msg.last_term)
+
+    def _on_prevote(self, msg: PreVote) -> None:
+        if self._grant(msg, True):
+            self._msgs.append(PreVoteReply(self.id, msg.src, msg.term, True))
+        else:
+            self._msgs.append(PreVoteReply(self.id, msg.src, self.term, False))
+
+    def _on_vote(self, msg: RequestVote) -> None:
+        if self._grant(msg, False):
+            if self.vote != msg.src:
+                self.vote = msg.src
+                self._meta_dirty = True
+            self.election_elapsed = 0
+            self._msgs.append(RequestVoteReply(self.id, msg.src, self.term, True))
+        else:
+            self._msgs.append(RequestVoteReply(self.id, msg.src, self.term, False))
+
+    def _on_prevote_reply(self, msg: PreVoteReply) -> None:
+        if self.role != PRE_CANDIDATE or msg.term != self.term + 1 or not msg.granted:
+            return
+        self.votes.add(msg.src)
+        if len(self.votes) >= self.quorum:
+            self._campaign()
+
+    def _on_vote_reply(self, msg: RequestVoteReply) -> None:
+        if self.role != CANDIDATE or not msg.granted:
+            return
+        self.votes.add(msg.src)
+        if len(self.votes) >= self.quorum:
+            self._become_leader()
+
+    # ----------------------------------------------------------- follower side
+
+    def _heard_leader(self, leader: str) -> None:
+        if self.role != FOLLOWER:
+            self._become_follower(self.term, leader)
+        self.leader = leader
+        self.election_elapsed = 0
+
+    def _on_append(self, msg: AppendEntries) -> None:
+        if self.role == LEADER:
+            return  # cannot happen: one leader per term
+        self._heard_leader(msg.src)
+        prev = msg.prev_index
+        if prev < self.commit_index:
+            # A delayed duplicate: everything up to our commit index is settled.
+            self._msgs.append(AppendReply(self.id, msg.src, self.term, True, self.commit_index,
+                                          0, 0, msg.ctx))
+            return
+        if self.term_at(prev) != msg.prev_term:
+            hint = self._find_conflict_by_term(min(prev, self.last_index), msg.prev_term)
+            self._msgs.append(AppendReply(self.id, msg.src, self.term, False, prev, hint,
+                                          self.term_at(hint) or 0, msg.ctx))
+            return
+        entries = msg.entries
+        last_new = prev + len(entries)
+        if entries:
+            if prev == self.last_index:
+                self._append(entries)  # the common case: a pure extension
+            else:
+                for k, e in enumerate(entries):
+                    t = self.term_at(e.index)
+                    if t != e.term:
+                        if t is not None:
+                            self._truncate(e.index)
+                        self._append(entries[k:])
+                        break
+        commit = min(msg.commit, last_new)
+        if commit > self.commit_index:
+            self._commit_to(commit)
+        self._msgs.append(AppendReply(self.id, msg.src, self.term, True, last_new, 0, 0, msg.ctx))
+
+    def _on_heartbeat(self, msg: Heartbeat) -> None:
+        if self.role == LEADER:
+            return
+        self._heard_leader(msg.src)
+        # The leader caps ``commit`` at what it knows we store, so it is safe.
+        commit = min(msg.commit, self.last_index)
+        if commit > self.commit_index:
+            self._commit_to(commit)
+        self._msgs.append(HeartbeatReply(self.id, msg.src, self.term, msg.ctx))
+
+    def _on_snapshot(self, msg: InstallSnapshot) -> None:
+        if self.role == LEADER:
+            return
+        self._heard_leader(msg.src)
+        snap = msg.snapshot
+        if snap.index > self.commit_index:
+            if self.term_at(snap.index) == snap.term:
+                # We already hold the snapshot's last entry: just commit up to it.
+                self._commit_to(snap.index)
+            else:
+                self._install(snap)
+        self._msgs.append(SnapshotReply(self.id, msg.src, self.term, self.commit_index, msg.ctx))
+
+    def _install(self, snap: Snapshot) -> None:
+        """Replace our whole state by a leader's snapshot (paper 7)."""
+        self.kv = KVStore.restore(snap.data)
+        self.log = []
+        self._unstable = []
+        cut = self.snap_index + 1  # remove every entry we had after the old snapshot
+        if self._truncate_from is None or cut < self._truncate_from:
+            self._truncate_from = cut
+        self.snapshot = snap
+        self._snap_out = snap
+        self.snap_index = snap.index
+        self.snap_term = snap.term
+        self.commit_index = self.last_applied = snap.index
+
+    # ------------------------------------------------------------- leader side
+
+    def _on_append_reply(self, msg: AppendReply) -> None:
+        pr = self.progress.get(msg.src) if self.role == LEADER else None
+        if pr is None:
+            return
+        pr.active = True
+        if msg.success:
+            index = msg.index
+            if index > pr.match:
+                pr.match = index
+                if pr.next <= index:
+                    pr.next = index + 1
+                if pr.state != REPLICATE:
+                    pr.state = REPLICATE
+                    pr.inflight.clear()
+                else:
+                    inflight = pr.inflight
+                    while inflight and inflight[0] <= index:
+                        inflight.popleft()
+                self._maybe_commit()
+            elif pr.state == PROBE:
+                pr.paused = False
+        else:
+            rejected = msg.index
+            if pr.state == REPLICATE:
+                if rejected <= pr.match:
+                    self._ack_ctx(pr, msg.ctx)
+                    return  # stale
+            elif pr.next - 1 != rejected:
+                self._ack_ctx(pr, msg.ctx)
+                return  # stale
+            probe = self._find_conflict_by_term(msg.hint_index, msg.hint_term)
+            pr.to_probe(max(pr.match + 1, min(rejected, probe + 1)))
+        self._ack_ctx(pr, msg.ctx)
+
+    def _on_heartbeat_reply(self, msg: HeartbeatReply) -> None:
+        pr = self.progress.get(msg.src) if self.role == LEADER else None
+        if pr is None:
+            return
+        pr.active = True
+        if pr.match < self.last_index:
+            if pr.state == PROBE:
+                pr.paused = False
+            elif pr.state == REPLICATE:
+                # No ack since the last heartbeat round may mean lost appends:
+                # free a slot and probe with an append from ``next``; a gap
+                # makes the follower reject and we fall back to probing.
+                if len(pr.inflight) >= self.max_inflight:
+                    pr.inflight.popleft()
+                pr.resend = True
+        self._ack_ctx(pr, msg.ctx)
+
+    def _on_snapshot_reply(self, msg: SnapshotReply) -> None:
+        pr = self.progress.get(msg.src) if self.role == LEADER else None
+        if pr is None:
+            return
+        pr.active = True
+        if msg.index > pr.match:
+            pr.match = msg.index
+            self._maybe_commit()
+        pr.to_probe(pr.match + 1)
+        self._ack_ctx(pr, msg.ctx)
+
+    def _maybe_commit(self) -> None:
+        if self.peers:
+            matches = sorted((pr.match for pr in self.progress.values()), reverse=True)
+            matches.insert(0, self.last_index)  # our own log (see "Durability")
+            n = matches[self.quorum - 1]
+        else:
+            n = self.last_index
+        if n <= self.commit_index:
+            return
+        # Paper 5.4.2: only an entry of our own term commits by counting replicas.
+        # BUG commit-old-term: count replicas of earlier terms' entries too (Figure 8).
+        if self.term_at(n) == self.term or self.bug_commit_old_term:
+            self._commit_to(n)
+
+    def _commit_to(self, index: int) -> None:
+        self.commit_index = index
+        kv = self.kv
+        pending = self.pending
+        replies = self._replies
+        log = self.log
+        base = self.snap_index + 1
+        for i in range(self.last_applied + 1, index + 1):
+            cmd = log[i - base].data
+            if cmd is not None:
+                result = kv.apply(cmd)
+                if pending:
+                    waiter = pending.pop(i, None)
+                    if waiter is not None:
+                        reply = dict(result)
+                        reply["id"] = waiter[1]
+                        replies.append((waiter[0], reply))
+        self.last_applied = index
+        if self.reads_confirmed:
+            self._serve_reads()
+        if index - self.snap_index >= self.snapshot_entries:
+            self._take_snapshot()
+
+    def _take_snapshot(self) -> None:
+        index = self.last_applied
+        snap = Snapshot(index, self.term_at(index) or 0, self.kv.snapshot())
+        del self.log[: index - self.snap_index]
+        self.snap_index, self.snap_term = index, snap.term
+        self.snapshot = snap
+        self._snap_out = snap
+
+    # --------------------------------------------------------------- read-index
+
+    def _ack_ctx(self, pr: Progress, ctx: int) -> None:
+        if ctx > pr.ctx:
+            pr.ctx = ctx
+            if self.reads_in_round and ctx >= self.reads_in_round[0][0]:
+                self._confirm_rounds()
+
+    def _confirm_rounds(self) -> None:
+        rounds = self.reads_in_round
+        while rounds:
+            seq, batch = rounds[0]
+            acks = 1 + sum(1 for pr in self.progress.values() if pr.ctx >= seq)
+            if acks < self.quorum:
+                break
+            rounds.popleft()
+            self.reads_confirmed.extend(batch)
+        if self.reads_confirmed:
+            self._serve_reads()
+
+    def _serve_reads(self) -> None:
+        confirmed = self.reads_confirmed
+        kv = self.kv
+        applied = self.last_applied
+        while confirmed and confirmed[0][3] <= applied:
+            client, rid, key, _index = confirmed.popleft()
+            self._replies.append((client, dict(kv.read(key), id=rid)))
+
+    def _start_read_round(self) -> None:
+        self.read_seq += 1
+        self.reads_in_round.append((self.read_seq, self.reads_unstarted))
+        self.reads_unstarted = []
+        if not self.peers:
+            self._confirm_rounds()
+
+    # ----------------------------------------------------------------- sending
+
+    def _broadcast_heartbeat(self) -> None:
+        commit, term, ctx = self.commit_index, self.term, self.read_seq
+        for p, pr in self.progress.items():
+            self._msgs.append(Heartbeat(self.id, p, term, min(pr.match, commit), ctx))
+
+    def _send_appends(self, peer: str, pr: Progress) -> bool:
+        """Send ``peer`` what it lacks, within its flow control; True if sent."""
+        if pr.next <= self.snap_index:
+            if pr.state == SNAPSHOT and self.ticks - pr.snap_tick < self.election_min:
+                return False
+            pr.state = SNAPSHOT
+            pr.snap_tick = self.ticks
+            assert self.snapshot is not None
+            self._msgs.append(InstallSnapshot(self.id, peer, self.term, self.snapshot,
+                                              self.read_seq))
+            return True
+        last = self.last_index
+        if pr.state == PROBE:
+            if pr.paused or (pr.next > last and pr.match >= last):
+                return False
+            self._msgs.append(self._append_msg(peer, pr.next, last))
+            pr.paused = True
+            return True
+        if pr.state != REPLICATE:
+            return False
+        sent = False
+        inflight = pr.inflight
+        while pr.next <= last and len(inflight) < self.max_inflight:
+            msg = self._append_msg(peer, pr.next, last)
+            self._msgs.append(msg)
+            pr.next += len(msg.entries)
+            inflight.append(pr.next - 1)
+            sent = True
+        if pr.resend and not sent:
+            self._msgs.append(self._append_msg(peer, pr.next, pr.next - 1))
+            sent = True
+        pr.resend = False
+        return sent
+
+    def _append_msg(self, peer: str, start: int, last: int) -> AppendEntries:
+        end = min(last, start + self.max_batch - 1)
+        base = self.snap_index + 1
+        prev = start - 1
+        prev_term = self.term_at(prev)
+        assert prev_term is not None
+        return AppendEntries(self.id, peer, self.term, prev, prev_term,
+                             self.log[start - base:end - base + 1], self.commit_index,
+                             self.read_seq)
+
+    # ------------------------------------------------------------------ output
+
+    def ready(self) -> Ready | None:
+        if self.role == LEADER:
+            new_round = bool(self.reads_unstarted)
+            if new_round:
+                self._start_read_round()
+            if self.peers:
+                hb = None
+                for p, pr in self.progress.items():
+                    if not self._send_appends(p, pr) and new_round:
+                        if hb is None:
+                            hb = (self.term, self.commit_index, self.read_seq)
+                        self._msgs.append(Heartbeat(self.id, p, hb[0], min(pr.match, hb[1]),
+                                                    hb[2]))
+            else:
+                self._maybe_commit()
+        if not (self._meta_dirty or self._truncate_from is not None or self._unstable
+                or self._snap_out is not None or self._msgs or self._replies):
+            return None
+        meta = None
+        if self._meta_dirty:
+            # BUG forget-vote: the vote never reaches the disk.
+            meta = {"term": self.term, "vote": None if self.bug_forget_vote else self.vote}
+        rd = Ready(meta, self._truncate_from, self._unstable, self._snap_out, self._msgs,
+                   self._replies)
+        self._meta_dirty = False
+        self._truncate_from = None
+        self._unstable = []
+        self._snap_out = None
+        self._msgs = []
+        self._replies = []
+        return rd
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "term": self.term,
+            "leader": self.leader,
+            "commit_index": self.commit_index,
+            "last_applied": self.last_applied,
+            "log_len": self.last_index,
+        }
+
+
+def make_core(config: CoreConfig, restored: Restored) -> RaftCore:
+    return RaftCore(config, restored)

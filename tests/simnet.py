@@ -1,0 +1,429 @@
+"""A seeded, in-process simulated network that drives any consensus core.
+
+Owns: a cluster of cores (``core_api.Core``) built by a ``ProtocolSpec``-style
+``make_core``, their simulated disks, the messages in flight between them and
+the clients' requests and replies. Nothing here knows Raft or Paxos: cores are
+reached only through core_api (``step``, ``request``, ``tick``, ``ready``,
+``status``), so both protocols' tests reuse it.
+
+Model (what a real node plus driver can do, and nothing more):
+- Inputs (``tick``, ``deliver``, ``propose``) change a core in memory. Its
+  effects become real only at ``flush`` (the driver calling ``ready()``):
+  meta/truncate/entries/snapshot are written to the node's disk (the fsync),
+  then messages enter the network and replies reach clients. A ``crash``
+  loses everything not flushed; ``restart`` builds a new core from
+  ``Restored`` read off the disk exactly as the storage contract says (newest
+  meta, newest snapshot, entries after it, later writes of an index replace
+  earlier ones, ``truncate_from`` removes the suffix).
+- The network delivers messages in any order, drops, duplicates, and honours
+  partitions (a message on a cut link is lost when delivered). Optionally
+  every message crosses the codec and msgpack, as on the real wire.
+- Everything random comes from one ``random.Random(seed)``, so a failing
+  schedule replays exactly from its seed.
+
+Invariants every core must keep whatever the schedule (checked here; protocol
+specific ones are added through ``observers``): each client request gets at
+most one reply, carrying its id; a restored log has no gaps.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from nodes.common.core_api import (
+    Codec,
+    Core,
+    CoreConfig,
+    Entry,
+    Ready,
+    Restored,
+    Snapshot,
+    Timing,
+)
+
+MakeCore = Callable[[CoreConfig, Restored], Core]
+#: Called after every flush of a node: (net, node id, the Ready or None).
+Observer = Callable[["SimNet", str, "Ready | None"], None]
+
+FAST_TIMING = Timing(heartbeat_ms=10, election_timeout_ms=(50, 100), tick_ms=10)
+
+
+class SimError(AssertionError):
+    """A core broke a rule the simulation checks (a test failure, with context)."""
+
+
+@dataclass
+class Disk:
+    """What a node's data directory holds after the last fsync."""
+
+    meta: dict[str, Any] | None = None
+    snapshot: Snapshot | None = None
+    entries: dict[int, Entry] = field(default_factory=dict)
+
+    def persist(self, rd: Ready) -> None:
+        if rd.meta is not None:
+            self.meta = dict(rd.meta)
+        if rd.truncate_from is not None:
+            for i in [i for i in self.entries if i >= rd.truncate_from]:
+                del self.entries[i]
+        for e in rd.entries:
+            self.entries[e.index] = e
+        if rd.snapshot is not None:
+            self.snapshot = rd.snapshot
+            for i in [i for i in self.entries if i <= rd.snapshot.index]:
+                del self.entries[i]
+
+    def restored(self) -> Restored:
+        return Restored(self.meta, self.snapshot, [self.entries[i] for i in sorted(self.entries)])
+
+
+@dataclass
+class Request:
+    """One client operation: its request, where it went, and its outcome."""
+
+    client: bytes
+    node: str
+    req: dict[str, Any]
+    invoked: int  # simulated time of the invoke
+    reply: dict[str, Any] | None = None
+    completed: int | None = None
+
+
+@dataclass
+class Node:
+    id: str
+    core: Core | None
+    disk: Disk = field(default_factory=Disk)
+    dirty: bool = False  # inputs since the last flush
+    restarts: int = 0
+
+    @property
+    def up(self) -> bool:
+        return self.core is not None
+
+
+class SimNet:
+    """N cores on a simulated network; see the module header."""
+
+    def __init__(
+        self,
+        make_core: MakeCore,
+        node_ids: Iterable[str] = ("n1", "n2", "n3"),
+        *,
+        seed: int = 0,
+        timing: Timing = FAST_TIMING,
+        options: dict[str, Any] | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        self.make_core = make_core
+        self.ids = tuple(sorted(node_ids))
+        self.rng = random.Random(seed)
+        self.timing = timing
+        self.options = dict(options or {})
+        self.codec = codec
+        self.time = 0
+        self.in_flight: list[tuple[str, str, Any]] = []  # (src, dest, msg)
+        self.cut: set[tuple[str, str]] = set()  # (src, dest) links that lose messages
+        self.requests: dict[bytes, Request] = {}
+        self.observers: list[Observer] = []
+        self.delivered = 0
+        self._next_client = 0
+        self.nodes: dict[str, Node] = {i: Node(i, None) for i in self.ids}
+        for i in self.ids:
+            self.nodes[i].core = self._build(i)
+
+    # ------------------------------------------------------------- lifecycle
+
+    def _build(self, node_id: str) -> Core:
+        cfg = CoreConfig(
+            node_id=node_id,
+            peers=tuple(p for p in self.ids if p != node_id),
+            timing=self.timing,
+            options=self.options,
+            rng=random.Random(self.rng.getrandbits(64)),
+        )
+        restored = self.nodes[node_id].disk.restored()
+        entries = restored.entries
+        for a, b in zip(entries, entries[1:]):
+            if b.index != a.index + 1:
+                raise SimError(f"{node_id}: persisted log has a gap between {a.index} and {b.index}")
+        return self.make_core(cfg, restored)
+
+    def crash(self, node_id: str) -> None:
+        """Kill the node: all it did since its last flush is lost."""
+        node = self.nodes[node_id]
+        node.core = None
+        node.dirty = False
+
+    def restart(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if node.up:
+            return
+        node.core = self._build(node_id)
+        node.restarts += 1
+        self.flush(node_id)
+
+    def core(self, node_id: str) -> Core:
+        core = self.nodes[node_id].core
+        if core is None:
+            raise SimError(f"{node_id} is down")
+        return core
+
+    # ---------------------------------------------------------------- inputs
+
+    def tick(self, node_id: str, n: int = 1, flush: bool = True) -> None:
+        node = self.nodes[node_id]
+        if node.core is None:
+            return
+        self.time += 1
+        for _ in range(n):
+            node.core.tick()
+            node.dirty = True
+            if flush:
+                self.flush(node_id)
+
+    def tick_all(self, n: int = 1) -> None:
+        for _ in range(n):
+            for i in self.ids:
+                self.tick(i)
+
+    def propose(self, node_id: str, req: dict[str, Any], flush: bool = True) -> Request | None:
+        """A client sends ``req`` (an "id" is added) to ``node_id``; None if it is down."""
+        node = self.nodes[node_id]
+        if node.core is None:
+            return None
+        self.time += 1
+        self._next_client += 1
+        client = b"c%d" % self._next_client
+        req = dict(req, id=self._next_client)
+        r = Request(client, node_id, req, self.time)
+        self.requests[client] = r
+        node.core.request(client, req)
+        node.dirty = True
+        if flush:
+            self.flush(node_id)
+        return r
+
+    def deliver(self, k: int | None = None, flush: bool = True) -> bool:
+        """Deliver in-flight message number ``k`` (random if None); False if none."""
+        if not self.in_flight:
+            return False
+        if k is None:
+            k = self.rng.randrange(len(self.in_flight))
+        src, dest, msg = self._take(k)
+        self.time += 1
+        node = self.nodes[dest]
+        if node.core is None or (src, dest) in self.cut:
+            return True  # lost
+        if self.codec is not None:
+            wire = msgpack.unpackb(msgpack.packb(self.codec.encode(msg), use_bin_type=True),
+                                   raw=False)
+            msg = self.codec.decode(wire)
+        self.delivered += 1
+        node.core.step(msg)
+        node.dirty = True
+        if flush:
+            self.flush(dest)
+        return True
+
+    def _take(self, k: int) -> tuple[str, str, Any]:
+        # Swap-remove: O(1), and order is random anyway.
+        last = self.in_flight.pop()
+        if k < len(self.in_flight):
+            item, self.in_flight[k] = self.in_flight[k], last
+            return item
+        return last
+
+    def drop(self, k: int | None = None) -> None:
+        if self.in_flight:
+            self._take(self.rng.randrange(len(self.in_flight)) if k is None else k)
+
+    def duplicate(self, k: int | None = None) -> None:
+        if self.in_flight:
+            k = self.rng.randrange(len(self.in_flight)) if k is None else k
+            self.in_flight.append(self.in_flight[k])
+
+    def flush(self, node_id: str) -> Ready | None:
+        """The driver's half: ``ready()``, persist, send, reply."""
+        node = self.nodes[node_id]
+        core = node.core
+        if core is None:
+            return None
+        rd = core.ready()
+        node.dirty = False
+        if rd is not None:
+            node.disk.persist(rd)
+            codec_dest = self.codec.dest if self.codec is not None else None
+            for msg in rd.messages:
+                dest = codec_dest(msg) if codec_dest else msg.dest
+                self.in_flight.append((node_id, dest, msg))
+            for client, reply in rd.replies:
+                self._record_reply(node_id, client, reply)
+        for obs in self.observers:
+            obs(self, node_id, rd)
+        return rd
+
+    def flush_all(self) -> None:
+        for i in self.ids:
+            if self.nodes[i].dirty:
+                self.flush(i)
+
+    def _record_reply(self, node_id: str, client: bytes, reply: dict[str, Any]) -> None:
+        r = self.requests.get(client)
+        if r is None:
+            raise SimError(f"{node_id} replied to unknown client {client!r}: {reply}")
+        if r.reply is not None:
+            raise SimError(f"{node_id} replied twice to {r.req}: {r.reply} then {reply}")
+        if reply.get("id") != r.req["id"]:
+            raise SimError(f"{node_id} replied with the wrong id to {r.req}: {reply}")
+        r.reply = reply
+        r.completed = self.time
+
+    # ------------------------------------------------------------- partitions
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Cut every link between different groups (nodes in no group are isolated)."""
+        side = {}
+        for g, members in enumerate(groups):
+            for m in members:
+                side[m] = g
+        self.cut = {
+            (a, b) for a in self.ids for b in self.ids
+            if a != b and side.get(a, ("alone", a)) != side.get(b, ("alone", b))
+        }
+
+    def isolate(self, node_id: str) -> None:
+        self.cut |= {(a, b) for a in self.ids for b in self.ids
+                     if a != b and node_id in (a, b)}
+
+    def heal(self) -> None:
+        self.cut = set()
+
+    # ------------------------------------------------------------ schedules
+
+    def deliver_all(self, max_messages: int = 100_000,
+                    keep: Callable[[str, str, Any], bool] | None = None) -> int:
+        """Deliver until nothing is in flight (messages ``keep`` rejects are dropped)."""
+        n = 0
+        while self.in_flight and n < max_messages:
+            k = self.rng.randrange(len(self.in_flight))
+            if keep is not None and not keep(*self.in_flight[k]):
+                self._take(k)
+                continue
+            self.deliver(k)
+            n += 1
+        return n
+
+    def run_until(self, cond: Callable[[], bool], max_rounds: int = 2000) -> bool:
+        """Tick everyone and deliver everything, round after round, until ``cond()``."""
+        for _ in range(max_rounds):
+            if cond():
+                return True
+            self.tick_all()
+            self.deliver_all()
+        return cond()
+
+    def random_step(self, p: dict[str, float]) -> str:
+        """One random action drawn with weights ``p`` over: deliver, drop,
+        duplicate, tick, propose (needs ``self.workload``), flush, crash,
+        restart, partition, heal. Returns the action's name."""
+        names = list(p)
+        action = self.rng.choices(names, weights=[p[n] for n in names])[0]
+        rng = self.rng
+        if action == "deliver":
+            self.deliver(flush=rng.random() < 0.8)
+        elif action == "drop":
+            self.drop()
+        elif action == "duplicate":
+            self.duplicate()
+        elif action == "tick":
+            self.tick(rng.choice(self.ids), flush=rng.random() < 0.8)
+        elif action == "propose":
+            self.propose(rng.choice(self.ids), self.workload(rng), flush=rng.random() < 0.8)
+        elif action == "flush":
+            self.flush_all()
+        elif action == "crash":
+            up = [i for i in self.ids if self.nodes[i].up]
+            if up:
+                self.crash(rng.choice(up))
+        elif action == "restart":
+            down = [i for i in self.ids if not self.nodes[i].up]
+            if down:
+                self.restart(rng.choice(down))
+        elif action == "partition":
+            ids = list(self.ids)
+            rng.shuffle(ids)
+            k = rng.randrange(1, len(ids))
+            self.partition(ids[:k], ids[k:])
+        elif action == "heal":
+            self.heal()
+        return action
+
+    def workload(self, rng: random.Random) -> dict[str, Any]:
+        """A random client request over a few keys, with unique written values."""
+        key = rng.choice("xyz")
+        r = rng.random()
+        self._next_value = getattr(self, "_next_value", 0) + 1
+        if r < 0.4:
+            return {"op": "write", "key": key, "value": self._next_value}
+        if r < 0.7:
+            return {"op": "read", "key": key}
+        return {"op": "cas", "key": key, "expected": rng.randrange(self._next_value),
+                "value": self._next_value}
+
+    def recover(self) -> None:
+        """End every fault: heal the network and restart every crashed node."""
+        self.heal()
+        for i in self.ids:
+            self.restart(i)
+        self.flush_all()
+
+    # ------------------------------------------------------------- inspection
+
+    def status(self, node_id: str) -> dict[str, Any] | None:
+        core = self.nodes[node_id].core
+        return core.status() if core is not None else None
+
+    def leaders(self) -> list[str]:
+        return [i for i in self.ids
+                if self.nodes[i].up and self.core(i).status()["role"] == "leader"]
+
+
+def history(net: SimNet) -> list[dict[str, Any]]:
+    """The clients' operations as a DESIGN.md history (for harness.checker):
+    each request is its own process; a reply with ``ok`` is ``ok``, a
+    ``definite`` failure ``fail``, anything else (or no reply) ``info``."""
+    timed: list[tuple[int, int, dict[str, Any]]] = []
+    for n, r in enumerate(net.requests.values()):
+        req = r.req
+        f = req["op"]
+        value = [req.get("expected"), req.get("value")] if f == "cas" else req.get("value")
+        if f == "read":
+            value = None
+        base = {"process": n, "f": f, "key": req["key"]}
+        timed.append((r.invoked, 0, dict(base, type="invoke", value=value)))
+        if r.reply is None:
+            continue
+        reply = r.reply
+        if reply.get("ok"):
+            kind = "ok"
+            if f == "read":
+                value = reply.get("value")
+        elif reply.get("definite"):
+            kind = "fail"
+        else:
+            kind = "info"
+        assert r.completed is not None
+        timed.append((r.completed, 1, dict(base, type=kind, value=value, node=r.node)))
+    timed.sort(key=lambda t: (t[0], t[1]))
+    events = []
+    for index, (time, _order, ev) in enumerate(timed):
+        ev["index"] = index
+        ev["time"] = time
+        events.append(ev)
+    return events
