@@ -151,7 +151,10 @@ class ScheduledNemesis:
     def _net_fault(self) -> tuple[dict[str, Any], Any]:
         """A seeded link-fault profile, on all links or on the links of one node."""
         rng = self.ctx.rng
-        profile = rng.choice(("loss", "delay", "mixed"))
+        # a backend may support fewer link faults (netns: loss only)
+        supported = getattr(self.net, "link_faults", ("loss", "delay", "duplicate", "reorder"))
+        profiles = ("loss", "delay", "mixed") if "delay" in supported else ("loss",)
+        profile = rng.choice(profiles)
         faults: dict[str, Any] = {}
         if profile in ("loss", "mixed"):
             faults["loss"] = rng.choice((0.05, 0.1, 0.2, 0.3))
@@ -161,7 +164,7 @@ class ScheduledNemesis:
             faults["delay_dist"] = dist
             if dist == "uniform":
                 faults["delay_max_ms"] = faults["delay_ms"] * 4
-        if profile == "mixed":
+        if profile == "mixed" and "duplicate" in supported:
             faults["duplicate"] = rng.choice((0.0, 0.05, 0.1))
             faults["reorder"] = rng.choice((0.0, 0.1, 0.3))
         nodes = list(self.ctx.cluster.node_ids)
