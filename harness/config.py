@@ -185,4 +185,7 @@ class RunConfig:
         if self.journal:
             out.append("--journal")
         opt("--request-timeout", f"{self.request_timeout:g}", f"{d.request_timeout:g}")
+        opt("--recovery-timeout", f"{self.recovery_timeout:g}", f"{d.recovery_timeout:g}")
+        if self.check_time_limit != d.check_time_limit and self.check_time_limit is not None:
+            out.extend(["--check-time-limit", f"{self.check_time_limit:g}"])
         return [shlex.quote(a) for a in out]

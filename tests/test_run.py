@@ -1,0 +1,221 @@
+"""`harness run` end to end on real Raft processes: load, faults, interrupts, bad input.
+
+Each test works in its own tmp_path store; "processes of the run" are found by
+their command line naming that tmp_path (the cluster.json lives there), so a
+test can prove nothing of its run is left without touching anyone else's.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness import RunConfig, run
+from harness.history import read_history
+
+pytestmark = pytest.mark.process
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_FILES = {"config.json", "cluster.json", "history.jsonl", "results.json", "metrics.jsonl",
+             "nodes"}
+
+
+def run_processes(tmp_path: Path) -> list[psutil.Process]:
+    """Live processes whose command line mentions ``tmp_path`` (this test's run)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if any(str(tmp_path) in arg for arg in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_until(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def no_leftovers(tmp_path: Path):
+    """Fails the test if a process of its run outlives it (and ends such a process)."""
+    yield
+    left: list[psutil.Process] = []
+    try:
+        wait_until(lambda: not run_processes(tmp_path), 10, "the run's processes to end")
+    except AssertionError:
+        left = run_processes(tmp_path)
+    for proc in left:
+        proc.kill()  # by PID; its command line names this test's tmp_path
+    assert not left, f"processes of the run were left running: {[p.pid for p in left]}"
+
+
+def harness_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness", "run", *args]
+
+
+def config(tmp_path: Path, **kw) -> RunConfig:
+    base = dict(system="raft", nodes=3, time_limit=10, nemesis="none", seed=11,
+                store=str(tmp_path / "store"), progress=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def events_of(run_dir: Path) -> list[dict]:
+    return read_history(run_dir / "history.jsonl")
+
+
+@pytest.mark.timeout(120)
+def test_ten_seconds_without_faults_is_valid_with_thousands_of_ok_ops(
+        tmp_path: Path, no_leftovers) -> None:
+    result = run(config(tmp_path, rate=0))
+    assert result.verdict == "valid" and result.exit_code == 0, result.results
+    assert result.counts["ok"] >= 2000, result.counts
+    names = {p.name for p in result.run_dir.iterdir()}
+    assert RUN_FILES <= names, f"run folder lacks {RUN_FILES - names}"
+    assert {f"n{i}.log" for i in (1, 2, 3)} <= {p.name for p in (result.run_dir / "nodes").iterdir()}
+    assert (tmp_path / "store" / "latest").resolve() == result.run_dir.resolve()
+
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert RunConfig.from_dict(saved) == result.config and saved["seed"] == 11
+    results = json.loads((result.run_dir / "results.json").read_text())
+    assert results["verdict"] == "valid" and results["counts"] == result.counts
+    assert results["latency_ms"]["p50"] > 0 and results["ops_per_s"] > 100
+    assert "--seed 11" in results["command"]
+
+    events = events_of(result.run_dir)
+    assert [e["index"] for e in events] == list(range(len(events)))
+    assert all(a["time"] <= b["time"] for a, b in zip(events, events[1:]))
+    final = [e for e in events if e["type"] == "ok" and e["f"] == "read"
+             and e["time"] > results["duration_s"] * 1e9]
+    assert {e["key"] for e in final} == {f"k{i}" for i in range(result.config.keys)}, \
+        "every key is read back after the load"
+
+    metrics = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+    status = [m for m in metrics if m["kind"] == "status" and m["up"]]
+    assert {m["node"] for m in status} == {"n1", "n2", "n3"}
+    assert any(m["role"] == "leader" for m in status)
+    procs = [m for m in metrics if m["kind"] == "proc"]
+    assert all(m["state"] == "running" and m["rss"] > 0 for m in procs)
+
+
+@pytest.mark.timeout(120)
+def test_kill_faults_are_recorded_with_restarts_and_the_history_stays_valid(
+        tmp_path: Path, no_leftovers) -> None:
+    result = run(config(tmp_path, nemesis="kill", nemesis_interval=2.0))
+    assert result.verdict == "valid" and result.exit_code == 0, result.results
+    events = events_of(result.run_dir)
+    kills = [e for e in events if e["process"] == "nemesis" and e["f"] == "kill"]
+    ends = [e for e in events if e["process"] == "nemesis" and e["f"] == "kill-end"]
+    assert kills and len(ends) == len(kills), "every kill is followed by its restart"
+    metrics = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+    pids: dict[str, set[int]] = {}
+    for m in metrics:
+        if m["kind"] == "proc" and m["pid"] is not None:
+            pids.setdefault(m["node"], set()).add(m["pid"])
+    killed = {n for e in kills for n in e["value"]}
+    assert all(len(pids[n]) >= 2 for n in killed), f"a killed node was not restarted: {pids}"
+    assert any(m["kind"] == "proc" and m["state"] == "dead" for m in metrics)
+    assert result.counts["ok"] > 100
+
+
+def start_harness(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        harness_cmd("--nodes", "3", "--time-limit", "60", "--nemesis", "none", "--seed", "5",
+                    "--store", str(tmp_path / "store"), *extra),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def history_lines(tmp_path: Path) -> int:
+    files = list((tmp_path / "store").glob("*/*/history.jsonl"))
+    return sum(1 for _ in files[0].open()) if files else 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_an_interrupted_run_leaves_no_process_and_a_checkable_history(
+        tmp_path: Path, no_leftovers, how: str) -> None:
+    from harness.checker import check_file
+
+    harness = start_harness(tmp_path)
+    try:
+        wait_until(lambda: history_lines(tmp_path) > 200 or harness.poll() is not None, 60,
+                   "the run to record operations")
+        assert harness.poll() is None, harness.communicate()
+        children = psutil.Process(harness.pid).children(recursive=True)
+        assert len(children) >= 4, "three nodes and the proxy"
+        harness.send_signal(getattr(signal, how))
+        out, err = harness.communicate(timeout=60)
+        if how == "SIGINT":
+            assert harness.returncode == 3, (out, err)
+            assert "verdict: VALID (interrupted)" in out
+            run_dir = tmp_path / "store" / "latest"
+            results = json.loads((run_dir / "results.json").read_text())
+            assert results["interrupted"] and results["verdict"] == "valid"
+        else:
+            assert harness.returncode == -signal.SIGKILL
+            run_dir = next((tmp_path / "store").glob("*/*/"))
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"processes outlived the harness: {[p.pid for p in alive]}"
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.communicate()
+    events = read_history(run_dir / "history.jsonl")
+    assert len(events) > 200
+    assert check_file(run_dir / "history.jsonl", model="kv").valid is True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, message", [
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--nodes", "0"], "--nodes must be at least 1"),
+    (["--ops", "read,delete"], "unknown operation delete"),
+    (["--nemesis", "meteor"], "unknown nemesis"),
+    (["--system", f"{sys.executable} -c 'import sys; sys.exit(3)'", "--nemesis", "none"],
+     "exited with code 3"),
+])
+def test_bad_input_is_one_line_and_exit_2_with_nothing_left_running(
+        tmp_path: Path, no_leftovers, args: list[str], message: str) -> None:
+    store = ["--store", str(tmp_path / "store")] if "--store" not in args else []
+    proc = subprocess.run(harness_cmd("--time-limit", "5", *store, *args), cwd=REPO,
+                          capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_help_names_every_option_with_its_default() -> None:
+    proc = subprocess.run(harness_cmd("--help"), cwd=REPO, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for option in ("--system", "--nodes", "--time-limit", "--concurrency", "--rate", "--keys",
+                   "--ops", "--nemesis", "--nemesis-interval", "--seed", "--test-count",
+                   "--store", "--name", "--bug", "--net", "--journal"):
+        assert option in text, option
+    assert "(default: 5)" in text and "(default: 60)" in text and "2 per node" in text
+    assert text.count("default") >= 16
+
+
+def test_an_unwritable_store_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = subprocess.run(harness_cmd("--store", str(blocker), "--nemesis", "none"), cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "cannot write to the store" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
