@@ -1,0 +1,278 @@
+"""Turns a raw history into what the report draws: operations, fault windows, availability.
+
+Owns: pairing invoke events with their completions (`pair_ops`), fault windows
+from nemesis events (`fault_windows`), availability per fault window
+(`availability`, also written into results.json by the harness), throughput
+buckets and latency percentiles.
+
+Invariants:
+- Every client invoke becomes exactly one `Op`; an invoke with no completion is
+  an `info` op with `end=None` (DESIGN.md: it may take effect at any time).
+- Nemesis events never become ops. A fault window is a start event `f=KIND`
+  matched with the first later `f=KIND-end` carrying the same value; a fault
+  never healed lasts until the history ends (`end=None`).
+- Times stay in the history's unit (ns since run start); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+# Operations that change state: "the next acknowledged write" is the next one of these to be ok.
+WRITE_FS = frozenset({"write", "cas", "append", "txn"})
+
+
+@dataclass(slots=True)
+class Op:
+    """One client operation: an invoke and (maybe) its completion."""
+
+    process: Any
+    f: str
+    key: Any
+    value: Any  # the invoke's value (write value, cas [expected, new], None for reads)
+    start: int
+    end: int | None  # completion time; None when the invoke never completed
+    type: str  # "ok" | "fail" | "info"
+    result: Any = None  # completion value (what a read returned)
+    node: Any = None
+    error: Any = None
+    invoke_index: int | None = None
+    complete_index: int | None = None
+
+    @property
+    def latency(self) -> int | None:
+        return None if self.end is None else self.end - self.start
+
+
+@dataclass(slots=True)
+class FaultWindow:
+    """A fault from its start event to its heal event (end None: never healed)."""
+
+    kind: str
+    value: Any
+    start: int
+    end: int | None
+    index: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def end_or(self, horizon: int) -> int:
+        return horizon if self.end is None else self.end
+
+    def target(self) -> str:
+        """A short human description of what the fault hit."""
+        return describe_fault_value(self.kind, self.value)
+
+
+def describe_fault_value(kind: str, value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    if isinstance(value, dict):
+        if kind == "partition":
+            shape = value.get("shape", "")
+            grudge = value.get("grudge")
+            one = " one-way" if value.get("oneway") else ""
+            if isinstance(grudge, dict) and grudge:
+                return f"{shape}{one}: {grudge_sides(grudge)}".strip(": ")
+            return f"{shape}{one}".strip() or "partition"
+        parts = [f"{k}={_short(v)}" for k, v in value.items()]
+        return " ".join(parts) or "-"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def grudge_sides(grudge: dict) -> str:
+    """A partition as its sides, 'n1 n2 | n3 n4 n5': nodes grouped by whom they can hear."""
+    everyone = set(map(str, grudge))
+    for v in grudge.values():
+        everyone |= set(map(str, v or []))
+    sides: list[list[str]] = []
+    seen: set[frozenset] = set()
+    for node in sorted(everyone):
+        hears = frozenset(everyone - set(map(str, grudge.get(node) or [])))
+        if hears not in seen:
+            seen.add(hears)
+            sides.append(sorted(hears))
+    if len(sides) <= 1:
+        return "no link cut"
+    # Symmetric partitions give disjoint sides; otherwise say who cannot hear whom.
+    flat = [nd for side in sides for nd in side]
+    if len(flat) == len(set(flat)):
+        return " | ".join(" ".join(side) for side in sides)
+    return "; ".join(f"{n} can't hear {','.join(map(str, v))}" for n, v in sorted(grudge.items()) if v)
+
+
+def _short(v: Any) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def is_nemesis(event: dict) -> bool:
+    return event.get("process") == "nemesis"
+
+
+def pair_ops(events: Iterable[dict]) -> list[Op]:
+    """Pairs each client invoke with the next completion of the same process.
+
+    Returned in invoke order. A completion with no open invoke is ignored (a
+    history cut at the front); an invoke left open becomes info with end None.
+    """
+    ops: list[Op] = []
+    open_by_process: dict[Any, Op] = {}
+    for ev in events:
+        if is_nemesis(ev):
+            continue
+        typ = ev.get("type")
+        proc = ev.get("process")
+        if typ == "invoke":
+            op = Op(
+                process=proc,
+                f=str(ev.get("f")),
+                key=ev.get("key"),
+                value=ev.get("value"),
+                start=int(ev.get("time") or 0),
+                end=None,
+                type="info",
+                invoke_index=ev.get("index"),
+            )
+            prior = open_by_process.get(proc)
+            if prior is not None:
+                prior.type = "info"  # process reused without a completion: treat as unknown
+            open_by_process[proc] = op
+            ops.append(op)
+        elif typ in ("ok", "fail", "info"):
+            op = open_by_process.pop(proc, None)
+            if op is None:
+                continue
+            op.type = typ
+            op.end = int(ev.get("time") or op.start)
+            op.result = ev.get("value")
+            op.node = ev.get("node")
+            op.error = ev.get("error")
+            op.complete_index = ev.get("index")
+    return ops
+
+
+def fault_windows(events: Iterable[dict]) -> list[FaultWindow]:
+    """Fault windows in start order, from nemesis start/-end event pairs."""
+    windows: list[FaultWindow] = []
+    open_windows: list[tuple[str, str, FaultWindow]] = []
+    for ev in events:
+        if not is_nemesis(ev):
+            continue
+        f = str(ev.get("f") or "")
+        t = int(ev.get("time") or 0)
+        if f.endswith("-end"):
+            kind = f[: -len("-end")]
+            vkey = _value_key(ev.get("value"))
+            match = next((w for w in open_windows if w[0] == kind and w[1] == vkey), None)
+            if match is None:  # heal without a value match: heal the oldest of that kind
+                match = next((w for w in open_windows if w[0] == kind), None)
+            if match is not None:
+                match[2].end = t
+                open_windows.remove(match)
+            continue
+        if f in ("heal", "heal-all", "stop"):  # a global heal closes whatever is open
+            for _, _, w in open_windows:
+                w.end = t
+            open_windows.clear()
+            continue
+        w = FaultWindow(kind=f, value=ev.get("value"), start=t, end=None, index=ev.get("index"))
+        windows.append(w)
+        open_windows.append((f, _value_key(ev.get("value")), w))
+    return windows
+
+
+def _value_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def history_span(events: Sequence[dict]) -> tuple[int, int]:
+    """(first, last) event time; (0, 1) for an empty history."""
+    times = [int(e.get("time") or 0) for e in events]
+    if not times:
+        return 0, 1
+    lo, hi = min(times), max(times)
+    return lo, max(hi, lo + 1)
+
+
+def availability(events: Sequence[dict]) -> list[dict]:
+    """Availability per fault window, as written to results.json.
+
+    For each window: how many client operations were invoked while it was
+    active, the share of those that succeeded (`ok_share`, None when there
+    were none), and the time from the fault's start and from its heal to the
+    next acknowledged (ok) write, in milliseconds (None when no write was
+    acknowledged after it). Times are ns since run start.
+    """
+    events = list(events)
+    ops = pair_ops(events)
+    windows = fault_windows(events)
+    _, horizon = history_span(events)
+    # Acknowledged writes by completion time, for "next ack after t" lookups.
+    acks = sorted(op.end for op in ops if op.type == "ok" and op.f in WRITE_FS and op.end is not None)
+    starts = sorted((op.start, i) for i, op in enumerate(ops))
+    start_times = [s for s, _ in starts]
+    from bisect import bisect_left, bisect_right
+
+    def next_ack_ms(t: int) -> float | None:
+        i = bisect_left(acks, t)
+        return None if i == len(acks) else round((acks[i] - t) / 1e6, 3)
+
+    out: list[dict] = []
+    for w in windows:
+        end = w.end_or(horizon)
+        lo, hi = bisect_left(start_times, w.start), bisect_right(start_times, end)
+        counts = {"ok": 0, "fail": 0, "info": 0}
+        for _, i in starts[lo:hi]:
+            counts[ops[i].type] += 1
+        n = sum(counts.values())
+        out.append(
+            {
+                "kind": w.kind,
+                "value": w.value,
+                "target": w.target(),
+                "start_ns": w.start,
+                "end_ns": w.end,
+                "duration_ms": round((end - w.start) / 1e6, 3),
+                "ops": n,
+                "ok": counts["ok"],
+                "fail": counts["fail"],
+                "info": counts["info"],
+                "ok_share": None if n == 0 else round(counts["ok"] / n, 4),
+                "to_ack_after_start_ms": next_ack_ms(w.start),
+                "to_ack_after_heal_ms": None if w.end is None else next_ack_ms(w.end),
+            }
+        )
+    return out
+
+
+def counts(ops: Sequence[Op]) -> dict[str, int]:
+    c = {"invoke": len(ops), "ok": 0, "fail": 0, "info": 0}
+    for op in ops:
+        c[op.type] += 1
+    return c
+
+
+def latency_percentiles_ms(ops: Sequence[Op]) -> dict[str, float | None]:
+    lats = sorted(op.latency for op in ops if op.type == "ok" and op.latency is not None)
+    if not lats:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+
+    def pick(q: float) -> float:
+        return round(lats[min(len(lats) - 1, int(q * len(lats)))] / 1e6, 3)
+
+    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": round(lats[-1] / 1e6, 3)}
+
+
+def throughput(ops: Sequence[Op], t0: int, t1: int, buckets: int) -> tuple[int, list[dict[str, int]]]:
+    """Completions per bucket by outcome: (bucket width in ns, [{"ok","fail","info"}, ...])."""
+    width = max(1, -(-(t1 - t0) // max(1, buckets)))
+    rows = [{"ok": 0, "fail": 0, "info": 0} for _ in range(buckets)]
+    for op in ops:
+        t = op.end if op.end is not None else op.start
+        i = min(buckets - 1, max(0, (t - t0) // width))
+        rows[i][op.type] += 1
+    return width, rows

@@ -1,0 +1,98 @@
+"""store/index.html: every run in the store, newest first.
+
+Owns: finding run folders under a store (`store/<name>/<stamp>/`, or a run
+folder directly under the store) and the table that lists them (name, time,
+system, faults, verdict, ops/s) with links to each report.
+
+Invariants: symlinks (store/latest) are not listed twice; a run folder
+without results.json (a run that crashed) is still listed, as "unknown";
+the page is self-contained like the run reports and written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from reports.runfolder import read_json
+from reports.style import CSS, JS
+from reports.svg import esc
+
+
+def find_runs(store: Path) -> list[Path]:
+    """Run folders (they hold history.jsonl) at depth 1 or 2 under the store, symlinks skipped."""
+    runs: list[Path] = []
+    if not store.is_dir():
+        return runs
+    for first in sorted(store.iterdir()):
+        if first.is_symlink() or not first.is_dir():
+            continue
+        if (first / "history.jsonl").exists():
+            runs.append(first)
+            continue
+        for second in sorted(first.iterdir()):
+            if not second.is_symlink() and second.is_dir() and (second / "history.jsonl").exists():
+                runs.append(second)
+    return runs
+
+
+def _started(run: Path, results: dict) -> datetime:
+    s = results.get("started")
+    if isinstance(s, str):
+        try:
+            dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+            return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    try:
+        return datetime.strptime(run.name, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.fromtimestamp((run / "history.jsonl").stat().st_mtime, tz=timezone.utc)
+
+
+def write_store_index(store: Path) -> Path:
+    """Draws store/index.html listing every run newest first; returns its path."""
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run in find_runs(store):
+        res = read_json(run / "results.json")
+        cfg = read_json(run / "config.json")
+        rows.append((_started(run, res), run, res, cfg))
+    rows.sort(key=lambda r: r[0], reverse=True)
+    tally = {"valid": 0, "invalid": 0, "unknown": 0}
+    body = []
+    for started, run, res, cfg in rows:
+        verdict = res.get("verdict") if res.get("verdict") in tally else "unknown"
+        tally[verdict] += 1
+        rel = run.relative_to(store).as_posix()
+        name = res.get("name") or cfg.get("name") or run.parent.name if run.parent != store else run.name
+        report = f"{rel}/index.html" if (run / "index.html").exists() else f"{rel}/"
+        ops = res.get("ops_per_s")
+        anomaly = ""
+        anomalies = (res.get("checker") or {}).get("anomalies") if isinstance(res.get("checker"), dict) else None
+        if anomalies and isinstance(anomalies[0], dict):
+            anomaly = str(anomalies[0].get("sentence") or "")
+        body.append(
+            f'<tr><td><a href="{esc(report)}">{esc(name)}</a><div class="muted">{esc(rel)}</div></td>'
+            f'<td>{esc(started.strftime("%Y-%m-%d %H:%M:%S"))}</td>'
+            f'<td>{esc(res.get("system") or cfg.get("system") or "?")}</td>'
+            f'<td>{esc(res.get("nemesis") or cfg.get("nemesis") or "–")}</td>'
+            f'<td><span class="verdict {verdict}">{esc(verdict)}</span>'
+            f'<div class="muted">{esc(anomaly[:120])}</div></td>'
+            f'<td class="num">{esc("–" if ops is None else ops)}</td></tr>')
+    summary = (f"{len(rows)} runs: {tally['valid']} valid, {tally['invalid']} with an anomaly, "
+               f"{tally['unknown']} unknown.")
+    table = ('<div class="card"><table class="runs"><tr><th>run</th><th>time (UTC)</th><th>system</th>'
+             '<th>faults</th><th>verdict</th><th class="num">ops/s</th></tr>' + "".join(body) + "</table></div>"
+             if rows else '<p class="muted">No runs yet: start one with <code>harness run</code>.</p>')
+    html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>consensus-harness runs</title>'
+            f'<style>{CSS}td{{white-space:normal}}</style></head><body><main><h1>Runs</h1>'
+            f'<p class="muted">{esc(store.resolve())} — {summary} Newest first.</p>{table}'
+            f'</main><div id="tip"></div><script>{JS}</script></body></html>')
+    out = store / "index.html"
+    tmp = store / f".index.html.{os.getpid()}.tmp"
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

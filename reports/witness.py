@@ -1,0 +1,402 @@
+"""The violation, shown rather than stated: ops on a time axis with the longest
+linearizable prefix and the op that cannot be placed (after Porcupine's
+visualization), the faults and node roles at that moment, the nodes' log lines
+around it, and a message diagram from net.jsonl.
+
+Owns: resolving a checker anomaly's event dicts to `Op`s (`resolve`), and the
+HTML/SVG of the violation section.
+
+Invariants: the op that cannot be placed is the anomaly's first op (the
+checker lists the stuck op first, then those concurrent with it; it may also
+name it under "op"); if that one is in the prefix, the latest-starting anomaly
+op is taken. Nothing here re-runs the
+checker: it draws what the checker reported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from reports.analysis import FaultWindow, Op
+from reports.charts import op_label, op_tip
+from reports.cluster import roles_at
+from reports.svg import Scale, band_class, esc, fault_bands, fmt_ms, fmt_time, n, svg_open, time_axis
+
+WIDTH = 1160
+PREFIX_TAIL = 24  # prefix ops drawn before the failure point
+CONTEXT_OPS = 40  # other ops on the same key overlapping the window
+LOG_LINES = 12  # per node
+MESSAGES = 48
+
+
+@dataclass
+class Witness:
+    key: Any
+    sentence: str
+    ops: list[Op]  # the anomaly's operations
+    prefix: list[Op]  # longest linearizable prefix, in linearization order
+    stuck: list[Op]  # the op(s) that cannot be placed
+    moment: int  # when it went wrong (invoke of the stuck op)
+
+
+class OpIndex:
+    """Finds the Op an event dict (invoke or completion) belongs to."""
+
+    def __init__(self, ops: Sequence[Op]) -> None:
+        self.by_index: dict[int, Op] = {}
+        self.by_proc_time: dict[tuple, Op] = {}
+        for op in ops:
+            if op.invoke_index is not None:
+                self.by_index[op.invoke_index] = op
+            if op.complete_index is not None:
+                self.by_index[op.complete_index] = op
+            self.by_proc_time[(op.process, op.start)] = op
+            if op.end is not None:
+                self.by_proc_time[(op.process, op.end)] = op
+
+    def find(self, ev: dict) -> Op | None:
+        if not isinstance(ev, dict):
+            return None
+        idx = ev.get("index")
+        if isinstance(idx, int) and idx in self.by_index:
+            return self.by_index[idx]
+        t = ev.get("time")
+        return self.by_proc_time.get((ev.get("process"), t))
+
+    def resolve(self, events: Any) -> list[Op]:
+        out: list[Op] = []
+        seen: set[int] = set()
+        for ev in events or []:
+            op = self.find(ev) if isinstance(ev, dict) else None
+            if op is None and isinstance(ev, dict):
+                op = _op_from_event(ev)
+            if op is not None and id(op) not in seen:
+                seen.add(id(op))
+                out.append(op)
+        return out
+
+
+def _op_from_event(ev: dict) -> Op | None:
+    """An op the history does not hold (a checker that reports op objects): draw it as given."""
+    start = ev.get("start", ev.get("call", ev.get("time")))
+    end = ev.get("end", ev.get("return"))
+    if not isinstance(start, int):
+        return None
+    typ = ev.get("type") if ev.get("type") in ("ok", "fail", "info") else "ok"
+    return Op(process=ev.get("process"), f=str(ev.get("f")), key=ev.get("key"), value=ev.get("value"),
+              start=start, end=end if isinstance(end, int) else None, type=typ,
+              result=ev.get("output", ev.get("value")))
+
+
+def witnesses(checker: dict, index: OpIndex) -> list[Witness]:
+    out: list[Witness] = []
+    for a in checker.get("anomalies") or []:
+        if not isinstance(a, dict):
+            continue
+        ops = index.resolve(a.get("ops"))
+        prefix = index.resolve(a.get("prefix"))
+        named = index.resolve([a["op"]] if isinstance(a.get("op"), dict) else a.get("unplaceable"))
+        in_prefix = {id(o) for o in prefix}
+        # The checker lists the op stuck at its deadline first, then those concurrent with it.
+        stuck = named or [o for o in ops[:1] if id(o) not in in_prefix]
+        if not stuck and ops:
+            stuck = [max(ops, key=lambda o: o.start)]
+        moment = min((o.start for o in stuck), default=min((o.start for o in ops), default=0))
+        sentence = str(a.get("sentence") or "the operations below cannot be put in any order "
+                       "consistent with a single copy of the data")
+        out.append(Witness(a.get("key"), sentence, ops, prefix, stuck, moment))
+    return out
+
+
+def _step(state: Any, op: Op) -> Any:
+    """The register after op (read/write/cas; other fs leave it unknown)."""
+    if op.f == "write":
+        return op.value
+    if op.f == "cas" and isinstance(op.value, (list, tuple)) and len(op.value) == 2:
+        return op.value[1]
+    if op.f == "read":
+        return state
+    return "?"
+
+
+def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], horizon: int) -> str:
+    """Porcupine-style: bars per process, the prefix numbered in linearization order,
+    a line through the linearization points, and the op that cannot be placed in red."""
+    order: dict[int, int] = {id(o): i + 1 for i, o in enumerate(w.prefix)}
+    states: dict[int, Any] = {}
+    st: Any = None
+    for o in w.prefix:
+        st = _step(st, o)
+        states[id(o)] = st
+    stuck_ids = {id(o) for o in w.stuck}
+    involved = {id(o) for o in w.ops}
+    shown: list[Op] = []
+    seen: set[int] = set()
+    for o in w.prefix[-PREFIX_TAIL:] + w.ops + w.stuck:
+        if id(o) not in seen:
+            seen.add(id(o))
+            shown.append(o)
+    if not shown:
+        return '<p class="muted">The checker named no operations for this anomaly.</p>'
+    lo = min(o.start for o in shown)
+    hi = max((o.end if o.end is not None else o.start) for o in shown)
+    extra = 0
+    for o in all_ops:  # context: other ops on the key overlapping the window
+        if extra >= CONTEXT_OPS:
+            break
+        if id(o) not in seen and o.key == w.key and o.start <= hi and (o.end or hi) >= lo:
+            seen.add(id(o))
+            shown.append(o)
+            extra += 1
+    pad = max(1, (hi - lo) // 20)
+    t0, t1 = lo - pad, hi + pad
+    procs = sorted({o.process for o in shown}, key=lambda p: (isinstance(p, str), p))
+    lane = {p: i for i, p in enumerate(procs)}
+    lane_h, top, left, right = 34, 30, 110, 20
+    height = top + len(procs) * lane_h + 40
+    x = Scale(t0, t1, left, WIDTH - right)
+    span = t1 - t0
+    out = [svg_open(WIDTH, height, cls="chart witness-chart", label="linearization of the violation")]
+    out.append(fault_bands(windows, x, top - 6, top + len(procs) * lane_h, horizon, labels=True))
+    for p, i in lane.items():
+        y = top + i * lane_h
+        out.append(f'<text class="lab" x="{left - 8}" y="{n(y + 20)}" text-anchor="end">process {esc(p)}</text>')
+    points: list[tuple[float, float]] = []
+    last_t = t0
+    for o in sorted(shown, key=lambda o: o.start):
+        y = top + lane[o.process] * lane_h + 5
+        a = x(o.start)
+        b = x(o.end if o.end is not None else t1)
+        if id(o) in stuck_ids:
+            cls, badge = "stuck", "✗"
+        elif id(o) in order:
+            cls, badge = "placed", f"#{order[id(o)]}"
+        elif id(o) in involved:
+            cls, badge = "concurrent", ""
+        else:
+            cls, badge = "other", ""
+        tip = op_tip(o, span)
+        if id(o) in order:
+            tip += f"\nlinearized #{order[id(o)]}; register after: {states[id(o)]}"
+        elif id(o) in stuck_ids:
+            tip += "\ncannot be placed after the prefix"
+        out.append(f'<rect class="wop {cls}" x="{n(a)}" y="{n(y)}" width="{n(max(3, b - a))}" height="24" rx="3" '
+                   f'data-tip="{esc(tip)}"/>')
+        label = f"{badge} {op_label(o)}".strip() if cls != "stuck" else f"{op_label(o)} — cannot be placed"
+        if b - a > 6.2 * len(label):
+            out.append(f'<text class="wlab {cls}" x="{n(a + 5)}" y="{n(y + 16)}">{esc(label)}</text>')
+        elif b + 4 + 6.2 * len(label) < WIDTH - right:
+            out.append(f'<text class="wlab outside {cls}" x="{n(b + 4)}" y="{n(y + 16)}">{esc(label)}</text>')
+        else:  # no room on the right: label to the left of the bar
+            out.append(f'<text class="wlab outside {cls}" x="{n(a - 4)}" y="{n(y + 16)}" '
+                       f'text-anchor="end">{esc(label)}</text>')
+    # Linearization points in prefix order: the earliest moment inside each op not before the previous.
+    for o in w.prefix:
+        if id(o) not in seen or o.start > t1:
+            continue
+        end = o.end if o.end is not None else t1
+        last_t = min(max(o.start, last_t), end)
+        points.append((x(max(last_t, t0)), top + lane[o.process] * lane_h + 17))
+    if points:
+        out.append(f'<polyline class="lin" points="{" ".join(f"{n(px)},{n(py)}" for px, py in points)}"/>')
+        out += [f'<circle class="linpt" cx="{n(px)}" cy="{n(py)}" r="3"/>' for px, py in points]
+    for o in w.stuck:
+        if o.process in lane:
+            px, py = x(max(o.start, last_t)), top + lane[o.process] * lane_h + 17
+            if points:
+                out.append(f'<line class="lin fail" x1="{n(points[-1][0])}" y1="{n(points[-1][1])}" '
+                           f'x2="{n(px)}" y2="{n(py)}"/>')
+            out.append(f'<text class="x-mark" x="{n(px)}" y="{n(py + 5)}" text-anchor="middle">✗</text>')
+    out.append(time_axis(x, top - 6, top + len(procs) * lane_h + 2, ticks=8))
+    out.append("</svg>")
+    return "".join(out)
+
+
+# -- the moment: faults, roles, log lines ----------------------------------------------------------
+
+_TS = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:[.,]\d+)?)(Z|[+-]\d{2}:?\d{2})?")
+
+
+def parse_started(results: dict) -> datetime | None:
+    s = results.get("started")
+    if not isinstance(s, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt
+
+
+def line_time(line: str, started: datetime) -> int | None:
+    """A log line's time in ns since run start, from a leading ISO timestamp."""
+    m = _TS.search(line[:48])
+    if not m:
+        return None
+    try:
+        dt = datetime.fromisoformat(f"{m.group(1)}T{m.group(2).replace(',', '.')}"
+                                    + (m.group(3) or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if (dt.tzinfo is None) != (started.tzinfo is None):
+        if dt.tzinfo is None:  # a naive log time: the machine's local time
+            dt = dt.astimezone(timezone.utc)
+        else:
+            started = started.astimezone(timezone.utc)
+    return int((dt - started).total_seconds() * 1e9)
+
+
+def log_excerpt(logs: dict[str, list[str]], results: dict, moment: int) -> str:
+    started = parse_started(results)
+    blocks: list[str] = []
+    for node in sorted(logs):
+        lines = logs[node]
+        if not lines:
+            continue
+        timed = [(line_time(ln, started), ln) for ln in lines] if started else []
+        chosen: list[tuple[int | None, str, bool]] = []
+        if timed and any(t is not None for t, _ in timed):
+            # Lines nearest the moment: the LOG_LINES-1 before it and a few after.
+            idx = next((i for i, (t, _) in enumerate(timed) if t is not None and t > moment), len(timed))
+            lo, hi = max(0, idx - (LOG_LINES - 4)), min(len(timed), idx + 4)
+            for i in range(lo, hi):
+                t, ln = timed[i]
+                chosen.append((t, ln, i == idx))
+            note = ""
+        else:
+            chosen = [(None, ln, False) for ln in lines[-LOG_LINES:]]
+            note = '<p class="muted">No timestamps in this log: its last lines are shown.</p>'
+        rows = []
+        for t, ln, after in chosen:
+            rel = "" if t is None else f'<span class="rel">{(t - moment) / 1e6:+.0f} ms</span>'
+            mark = '<div class="now">▲ the violation</div>' if after else ""
+            rows.append(f"{mark}<div>{rel}{esc(ln)}</div>")
+        if chosen and all(not a for _, _, a in chosen) and note == "":
+            rows.append('<div class="now">▲ the violation</div>')
+        blocks.append(f'<details open><summary>{esc(node)} <a href="nodes/{esc(node)}.log">full log</a></summary>'
+                      f'{note}<div class="log">{"".join(rows)}</div></details>')
+    if not blocks:
+        return '<p class="muted">No node logs in this run folder.</p>'
+    return "".join(blocks)
+
+
+def moment_panel(w: Witness, windows: Sequence[FaultWindow], metrics: Sequence[dict], horizon: int) -> str:
+    active = [f for f in windows if f.start <= w.moment < f.end_or(horizon)]
+    recent = [f for f in windows if f.end is not None and 0 <= w.moment - f.end <= 5_000_000_000]
+    items = []
+    for f in active:
+        items.append(f'<li><i class="sw {band_class(f.kind)}"></i><b>{esc(f.kind)}</b> {esc(f.target())} '
+                     f'— active since {fmt_time(f.start)} ({fmt_ms((w.moment - f.start) / 1e6)} before)</li>')
+    for f in recent:
+        items.append(f'<li><i class="sw {band_class(f.kind)}"></i>{esc(f.kind)} {esc(f.target())} '
+                     f'— healed {fmt_ms((w.moment - f.end) / 1e6)} before</li>')
+    faults = f'<ul class="plain">{"".join(items)}</ul>' if items else '<p class="muted">No fault was active.</p>'
+    roles = roles_at(metrics, w.moment)
+    if roles:
+        rows = "".join(
+            f'<tr><td>{esc(node)}</td><td><i class="sw role-{esc(st)}"></i>{esc(st)}</td>'
+            f'<td>{esc("" if term is None else term)}</td><td>{esc(leader or "")}</td></tr>'
+            for node, (st, term, leader) in sorted(roles.items()))
+        table = (f'<table class="mini"><tr><th>node</th><th>state</th><th>term</th><th>believes leader</th></tr>'
+                 f"{rows}</table>")
+    else:
+        table = '<p class="muted">No cluster metrics were recorded.</p>'
+    return (f'<div class="cols"><div><h4>Faults at {fmt_time(w.moment)}</h4>{faults}</div>'
+            f'<div><h4>Node roles at that moment</h4>{table}</div></div>')
+
+
+# -- message diagram -------------------------------------------------------------------------------
+
+def _msg_fields(m: dict) -> tuple[int | None, str, str, str, str, int | None]:
+    t = m.get("time", m.get("sent"))
+    src = str(m.get("src", m.get("from", "?")))
+    dst = str(m.get("dest", m.get("to", "?")))
+    typ = str(m.get("type", m.get("msg_type", m.get("kind", "msg"))))
+    fate = str(m.get("action", m.get("fate", m.get("event", "deliver"))))
+    recv = m.get("delivered", m.get("deliver_time", m.get("recv")))
+    return (t if isinstance(t, int) else None, src, dst, typ, fate, recv if isinstance(recv, int) else None)
+
+
+def message_diagram(net: Sequence[dict], nodes: Sequence[str], moment: int) -> str:
+    """A sequence diagram of the MESSAGES messages sent nearest the violation: one row
+    per message in send order (so simultaneous broadcasts stay readable), a lifeline per node."""
+    msgs = [f for f in (_msg_fields(m) for m in net) if f[0] is not None]
+    if not msgs:
+        return ""
+    msgs.sort(key=lambda f: abs(f[0] - moment))
+    msgs = sorted(msgs[:MESSAGES], key=lambda f: f[0])
+    names = list(nodes) or sorted({f[1] for f in msgs} | {f[2] for f in msgs})
+    for f in msgs:
+        for nd in (f[1], f[2]):
+            if nd not in names:
+                names.append(nd)
+    row, left, right, top = 13, 120, 40, 30
+    mark_row = sum(1 for f in msgs if f[0] <= moment)  # the violation sits after this many messages
+    height = top + (len(msgs) + 1) * row + 16
+    xs = Scale(0, max(1, len(names) - 1), left + 50, WIDTH - right - 50)
+    span = max(1, msgs[-1][0] - msgs[0][0])
+    out = [svg_open(WIDTH, height, cls="chart msgs", label="messages around the violation")]
+    out.append('<defs><marker id="arr" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" '
+               'orient="auto"><path d="M0,0L8,4L0,8z" class="arrowhead"/></marker></defs>')
+    col = {nd: i for i, nd in enumerate(names)}
+    for nd, i in col.items():
+        px = xs(i)
+        out.append(f'<text class="lab strong" x="{n(px)}" y="{top - 12}" text-anchor="middle">{esc(nd)}</text>')
+        out.append(f'<line class="lifeline" x1="{n(px)}" x2="{n(px)}" y1="{top - 6}" y2="{height - 8}"/>')
+    last_label = None
+    for k, (t, src, dst, typ, fate, recv) in enumerate(msgs):
+        r = k + (1 if k >= mark_row else 0)  # leave a row for the violation line
+        ya = top + r * row + 3
+        xa, xb = xs(col[src]), xs(col[dst])
+        yb = ya + row * 0.6
+        dropped = fate.startswith("drop") or fate in ("lost", "cut", "blocked")
+        tip = f"{typ}: {src} → {dst}\n{fate} at {fmt_time(t, span)}"
+        label = fmt_time(t, span)
+        if label != last_label:
+            out.append(f'<text class="tick" x="{left - 6}" y="{n(ya + 7)}" text-anchor="end">{esc(label)}</text>')
+            last_label = label
+        if dropped:
+            mx, my = xa + (xb - xa) * 0.55, ya + (yb - ya) * 0.55
+            out.append(f'<line class="msg dropped" x1="{n(xa)}" y1="{n(ya)}" x2="{n(mx)}" y2="{n(my)}" '
+                       f'data-tip="{esc(tip)}"/><text class="x-mark small" x="{n(mx)}" y="{n(my + 4)}" '
+                       f'text-anchor="middle">×</text>')
+        else:
+            out.append(f'<line class="msg" x1="{n(xa)}" y1="{n(ya)}" x2="{n(xb)}" y2="{n(yb)}" '
+                       f'marker-end="url(#arr)" data-tip="{esc(tip)}"/>')
+        out.append(f'<text class="msglab" x="{n((xa + xb) / 2)}" y="{n((ya + yb) / 2 - 2)}" '
+                   f'text-anchor="middle">{esc(typ)}</text>' if abs(xb - xa) > 8 * len(typ) else "")
+    ym = top + mark_row * row + 6
+    out.append(f'<line class="mark" x1="{left}" x2="{WIDTH - right}" y1="{n(ym)}" y2="{n(ym)}"/>'
+               f'<text class="marklab" x="{left - 6}" y="{n(ym + 4)}" text-anchor="end">violation '
+               f'{esc(fmt_time(moment, span))}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def section(w: Witness, i: int, all_ops: Sequence[Op], windows: Sequence[FaultWindow],
+            metrics: Sequence[dict], logs: dict[str, list[str]], results: dict,
+            net: Sequence[dict], nodes: Sequence[str], horizon: int) -> str:
+    key = "" if w.key is None else f" on key <code>{esc(w.key)}</code>"
+    parts = [
+        f'<h3>Anomaly {i + 1}{key}</h3>',
+        f'<p class="sentence">{esc(w.sentence)}</p>',
+        '<div class="legend"><span class="key"><i class="sw wop placed"></i>in the longest linearizable prefix '
+        '(#n = its place in the order)</span><span class="key"><i class="sw wop stuck"></i>cannot be placed'
+        '</span><span class="key"><i class="sw wop concurrent"></i>concurrent with it, not placed</span>'
+        '<span class="key"><i class="sw wop other"></i>other operations on the key</span>'
+        '<span class="key"><i class="sw lin-sw"></i>linearization points</span></div>',
+        diagram(w, all_ops, windows, horizon),
+        moment_panel(w, windows, metrics, horizon),
+        "<h4>Node logs around the violation</h4>",
+        log_excerpt(logs, results, w.moment),
+    ]
+    md = message_diagram(net, nodes, w.moment)
+    if md:
+        parts += ["<h4>Messages around the violation</h4>",
+                  '<div class="legend"><span class="key"><i class="sw msg-sw"></i>delivered</span>'
+                  '<span class="key"><i class="sw msg-drop"></i>dropped ×</span>'
+                  '<span class="key"><i class="sw mark-sw"></i>moment of the violation</span></div>', md]
+    return f'<section class="anomaly">{"".join(parts)}</section>'
