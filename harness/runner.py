@@ -187,6 +187,7 @@ class _Live:
     poller: MetricsPoller
     progress: Progress
     build_nemesis: Callable[..., Any] | None
+    network: Any = None  # NetworkControl for --net netns (the proxy is found by address)
     interrupted: bool = False
     load_seconds: float = 0.0
     recovered: bool = True
@@ -300,6 +301,7 @@ def _nemesis_context(live: _Live) -> Any:
         rng=random.Random(f"nemesis:{live.cfg.seed}"),
         leader=leader,
         interval_s=live.cfg.nemesis_interval,
+        **({"network": live.network} if live.network is not None else {}),
     )
 
 
@@ -358,7 +360,11 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
             except ValueError as exc:
                 raise RunError(f"--nemesis: {exc}") from None
     if cfg.net == "netns":
-        raise RunError("--net netns is not available in this build; use --net proxy or direct")
+        if importlib.util.find_spec("faults.netns") is None:
+            raise RunError("--net netns is not available in this build; use --net proxy or direct")
+        reason = importlib.import_module("faults.netns").unavailable_reason()
+        if reason:
+            raise RunError(reason)
     if cfg.net == "proxy" and importlib.util.find_spec("faults.netproxy") is None:
         raise RunError("--net proxy needs faults.netproxy, which is not installed; use --net direct")
     if cfg.system not in ("raft", "paxos"):
@@ -376,13 +382,8 @@ def run(config: RunConfig) -> RunResult:
     run_dir = make_run_dir(store, cfg.name)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    cluster_json = write_cluster(run_dir, cfg.nodes, net=cfg.net, timing=cfg.timing,
-                                 options={"bugs": list(cfg.bugs)})
-    # Time 0 of history, metrics and the proxy's journal: the moment the nodes start.
-    clock = Clock()
-    proxy_args = ["--seed", str(cfg.seed), "--t0-ns", str(clock.start_ns)]
-    if cfg.journal:
-        proxy_args += ["--journal", str((run_dir / "net.jsonl").resolve())]
+    cluster_json = write_cluster(run_dir, cfg.nodes, net="direct" if cfg.net == "netns" else cfg.net,
+                                 timing=cfg.timing, options={"bugs": list(cfg.bugs)})
 
     interrupted = False
     previous_term = None
@@ -390,11 +391,19 @@ def run(config: RunConfig) -> RunResult:
         def terminate(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
         previous_term = signal.signal(signal.SIGTERM, terminate)
-    recorder: Recorder | None = None
     live: _Live | None = None
     try:
-        with LocalCluster(cluster_json, cfg.command(), run_dir / "nodes",
-                          proxy_args=proxy_args) as cluster:
+        with contextlib.ExitStack() as stack:
+            command, network = cfg.command(), None
+            if cfg.net == "netns":
+                command, network = _enter_netns(stack, cfg, cluster_json)
+            # Time 0 of history, metrics and the proxy's journal: the moment the nodes start.
+            clock = Clock()
+            proxy_args = ["--seed", str(cfg.seed), "--t0-ns", str(clock.start_ns)]
+            if cfg.journal:
+                proxy_args += ["--journal", str((run_dir / "net.jsonl").resolve())]
+            cluster = stack.enter_context(
+                LocalCluster(cluster_json, command, run_dir / "nodes", proxy_args=proxy_args))
             try:
                 cluster.start_all()
                 cluster.wait_ready(cfg.start_timeout)
@@ -403,7 +412,7 @@ def run(config: RunConfig) -> RunResult:
             recorder = Recorder(run_dir / "history.jsonl", clock)
             poller = MetricsPoller(cluster, run_dir / "metrics.jsonl", clock)
             live = _Live(cfg, cluster, recorder, poller, Progress(cfg.progress, cfg.time_limit),
-                         build_nemesis)
+                         build_nemesis, network=network)
             try:
                 asyncio.run(_drive(live))
             except KeyboardInterrupt:
@@ -415,14 +424,27 @@ def run(config: RunConfig) -> RunResult:
                 recorder.close()
             interrupted = live.interrupted
     except KeyboardInterrupt:
-        interrupted = True  # during start-up or close: processes are ended already
-        if recorder is None:
+        interrupted = True  # processes (and namespaces) are ended by the exit stack
+        if live is None:
             raise RunError("interrupted before the run started") from None
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
-    assert live is not None
     return _finish(cfg, run_dir, started, live, interrupted)
+
+
+def _enter_netns(stack: contextlib.ExitStack, cfg: RunConfig,
+                 cluster_json: Path) -> tuple[list[str], Any]:
+    """Set up one network namespace per node (removed when ``stack`` closes);
+    returns the wrapped node command and the nemesis's network control."""
+    from faults import netns
+
+    try:
+        nets = stack.enter_context(netns.NetnsCluster([f"n{i}" for i in range(1, cfg.nodes + 1)]))
+        nets.rewrite_cluster(cluster_json)
+    except netns.NetnsError as exc:
+        raise RunError(str(exc)) from None
+    return nets.command(cfg.command()), nets.network()
 
 
 def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
