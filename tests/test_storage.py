@@ -213,3 +213,25 @@ def test_entries_covered_by_snapshot_are_dropped_even_before_compaction(tmp_path
     s, r = reopen(tmp_path)
     assert [e.index for e in r.entries] == [7, 8, 9, 10]
     s.close()
+
+
+def test_before_sync_runs_between_write_and_fsync_only_without_meta_or_truncate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_sync, real_write = os.fdatasync, os.write
+    monkeypatch.setattr(storage_mod.os, "fdatasync", lambda fd: (events.append("fsync"), real_sync(fd)))
+    monkeypatch.setattr(storage_mod.os, "write",
+                        lambda fd, b: (events.append("write"), real_write(fd, b))[1])
+    s, _ = reopen(tmp_path)
+    s.persist(Ready(entries=entries(1, 3)), lambda: events.append("early"))
+    assert events == ["write", "early", "fsync"]
+    events.clear()
+    # A term change must be durable before anything leaves: no early sending.
+    s.persist(Ready(meta={"term": 2, "vote": "n1"}, entries=entries(4, 4)),
+              lambda: events.append("early"))
+    assert events[-3:] == ["write", "fsync", "early"]
+    events.clear()
+    s.persist(Ready(truncate_from=4, entries=entries(4, 4, term=2)), lambda: events.append("early"))
+    assert events == ["write", "fsync", "early"]
+    s.close()

@@ -84,6 +84,15 @@ class Ready:
     snapshot: Snapshot | None = None
     messages: list[Any] = field(default_factory=list)
     replies: list[tuple[bytes, ClientReply]] = field(default_factory=list)
+    #: Optional (added for the leader's parallel disk write, Raft thesis
+    #: 10.2.1): messages that claim nothing about this node's durable state,
+    #: e.g. a Raft leader's AppendEntries. When ``meta`` and ``truncate_from``
+    #: are None the driver sends them after writing ``entries`` but BEFORE
+    #: the fsync, so the leader's disk write overlaps the followers'. Safe
+    #: because the driver handles no input until the fsync is done: no
+    #: acknowledgement of these entries is counted before they are durable
+    #: here. Otherwise they are sent with ``messages``, after the fsync.
+    early_messages: list[Any] = field(default_factory=list)
 
     def needs_fsync(self) -> bool:
         return (

@@ -4,13 +4,18 @@ Owns the process side of a node for any protocol (``core_api.ProtocolSpec``):
 sockets, the data directory, time, signals and log lines. The loop, in order:
 
 1. poll the peer and client ROUTERs, at most until the next tick is due;
-2. drain every readable message (up to ``MAX_BATCH``) into the core:
-   peer maps through ``codec.decode`` into ``core.step``, client requests
-   validated into ``core.request``; ``status`` is answered here at once;
-3. call ``core.tick()`` once per ``Timing.tick_ms`` of monotonic time that
+2. drain every readable peer message (up to ``MAX_BATCH``) through
+   ``codec.decode`` into ``core.step``, then flush (step 5): a leader's
+   commits from these acks reach clients without waiting for the fsync of
+   the next batch of writes;
+3. drain every readable client request (up to ``MAX_BATCH``), validated,
+   into ``core.request``; ``status`` is answered here at once;
+4. call ``core.tick()`` once per ``Timing.tick_ms`` of monotonic time that
    has passed (timers come from poll timeouts, never from threads);
-4. call ``core.ready()`` and perform its effects in order: persist and fsync
-   (storage), then peer messages, then client replies.
+5. flush: call ``core.ready()`` and perform its effects in order: persist
+   and fsync (storage), then peer messages, then client replies.
+   ``early_messages`` go out between the log write and its fsync (see
+   ``core_api.Ready``).
 
 Because step 2 drains everything that queued up while the previous fsync ran,
 many client writes share one Ready and one fsync (group commit), and the batch
@@ -237,10 +242,50 @@ class Driver:
         next_status_check = now
         last_role: tuple[Any, Any, Any] | None = None
 
+        def send_all(msgs: list[Any]) -> None:
+            for m in msgs:
+                sock = dealers.get(dest_of(m))
+                if sock is None:
+                    continue
+                try:
+                    sock.send(packb(encode(m)), NOBLOCK)
+                except Again:
+                    self.dropped_sends += 1
+
+        def flush() -> None:
+            """Perform the core's Ready effects; peer acks get here before the
+            next batch of client writes, so replies wait for no extra fsync."""
+            for _ in range(8):  # a Ready's effects may release more (e.g. commits)
+                rd = ready()
+                if rd is None:
+                    break
+                early = rd.early_messages
+                if (rd.meta is not None or rd.truncate_from is not None or rd.entries
+                        or rd.snapshot is not None):
+                    try:
+                        if early:
+                            persist(rd, lambda: send_all(early))
+                        else:
+                            persist(rd)
+                    except OSError as exc:
+                        raise NodeExit(1, f"{node_id}: cannot persist to {storage.dir}: "
+                                          f"{exc.strerror or exc}; stopping") from None
+                elif early:
+                    send_all(early)
+                if rd.messages:
+                    send_all(rd.messages)
+                for client, reply in rd.replies:
+                    try:
+                        client_send((client, packb(reply)), NOBLOCK)
+                    except zmq.ZMQError:
+                        pass  # client gone or flooded: it will time out
+
         while not self._stop:
             wait_ms = (next_tick - monotonic()) * 1000.0
             poller.poll(max(0, int(wait_ms) + 1) if wait_ms > 0 else 0)
-            # Drain both sockets until they are empty or the batch bound is hit.
+            # Drain the peer socket, act on it (commits release client replies
+            # without waiting for the next fsync), then drain the client socket.
+            got_peer = False
             for _ in range(MAX_BATCH):
                 try:
                     frames = peer_recv(NOBLOCK)
@@ -255,6 +300,9 @@ class Driver:
                     self.warn_malformed(f"peer message from {frames[0][:32]!r}: {exc!r}"[:200])
                     continue
                 step(msg)
+                got_peer = True
+            if got_peer:
+                flush()
             for _ in range(MAX_BATCH):
                 try:
                     frames = client_recv(NOBLOCK)
@@ -300,31 +348,7 @@ class Driver:
                 if now >= next_status_check:
                     next_status_check = now + STATUS_CHECK_S
                     last_role = self._log_role_change(core, last_role)
-
-            for _ in range(8):  # a Ready's effects may release more (e.g. commits)
-                rd = ready()
-                if rd is None:
-                    break
-                if (rd.meta is not None or rd.truncate_from is not None or rd.entries
-                        or rd.snapshot is not None):
-                    try:
-                        persist(rd)
-                    except OSError as exc:
-                        raise NodeExit(1, f"{node_id}: cannot persist to {storage.dir}: "
-                                          f"{exc.strerror or exc}; stopping") from None
-                for m in rd.messages:
-                    sock = dealers.get(dest_of(m))
-                    if sock is None:
-                        continue
-                    try:
-                        sock.send(packb(encode(m)), NOBLOCK)
-                    except Again:
-                        self.dropped_sends += 1
-                for client, reply in rd.replies:
-                    try:
-                        client_send((client, packb(reply)), NOBLOCK)
-                    except zmq.ZMQError:
-                        pass  # client gone or flooded: it will time out
+            flush()
 
     @staticmethod
     def _reply(send: Any, client: bytes, body: dict[str, Any]) -> None:

@@ -41,7 +41,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
@@ -264,11 +264,16 @@ class Storage:
 
     # -- saving ---------------------------------------------------------------
 
-    def persist(self, ready: Ready) -> None:
+    def persist(self, ready: Ready, before_sync: Callable[[], None] | None = None) -> None:
         """Make the Ready's durable part durable, in its order, before returning.
 
+        ``before_sync``, if given, runs after the log records are written but
+        before they are fsynced (the driver sends ``Ready.early_messages``
+        there); it is only honoured when the Ready has no ``meta`` and no
+        ``truncate_from``, else it runs after everything is durable.
         Raises OSError on a disk failure: the caller must stop the node."""
         meta = ready.meta
+        early = before_sync if meta is None and ready.truncate_from is None else None
         if meta is not None and meta != self._meta:
             write_atomic(self.meta_path, _packb(meta))
             self._meta = dict(meta)
@@ -286,15 +291,22 @@ class Storage:
                 rec = _packb([REC_ENTRY, e.index, e.term, e.data])
                 live[e.index] = rec
                 parts.append(rec)
-            self._append_frame(parts)
+            self._append_frame(parts, early)
+            ran = early is not None
+        else:
+            ran = False
         if ready.snapshot is not None:
             self._save_snapshot(ready.snapshot)
+        if before_sync is not None and not ran:
+            before_sync()
 
-    def _append_frame(self, records: list[bytes]) -> None:
+    def _append_frame(self, records: list[bytes], before_sync: Callable[[], None] | None) -> None:
         payload = _array_head(len(records)) + b"".join(records)
         fd = self._fd
         assert fd is not None, "storage not open"
         os.write(fd, _frame(payload))
+        if before_sync is not None:
+            before_sync()
         os.fdatasync(fd)
         self.fsyncs += 1
 
