@@ -14,13 +14,17 @@ What must hold (issue 2):
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import psutil
 import pytest
 
 from harness.client import call
@@ -184,3 +188,68 @@ def test_restart_from_snapshot_plus_log_has_exactly_the_acknowledged_state(
     assert {k: read_key(lc, k) for k in acked} == acked
     lc.start(leader)
     wait_converged(lc, 20)
+
+
+# -- process life cycle (the driver, with the trivial tests/solo_core.py protocol) ----
+
+SOLO = [sys.executable, str(Path(__file__).resolve().parent / "solo_core.py")]
+
+
+def wait_status(addr: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = call(addr, {"op": "status"}, 0.3)
+        if st is not None:
+            return st
+    raise AssertionError(f"no status from {addr} within {timeout} s")
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_is_a_clean_exit_0(tmp_path: Path) -> None:
+    cj = write_cluster(tmp_path, 1)
+    proc = subprocess.Popen(SOLO + ["--id", "n1", "--cluster", str(cj)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_status(json.loads(cj.read_text())["nodes"]["n1"]["client_bind"], 20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert "stopped (SIGTERM)" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.timeout(60)
+def test_node_exits_when_its_parent_dies(tmp_path: Path) -> None:
+    cj = write_cluster(tmp_path, 1)
+    # A parent that starts the node (without PR_SET_PDEATHSIG) and reports its pid.
+    parent_code = (
+        "import subprocess, sys; "
+        f"p = subprocess.Popen({SOLO + ['--id', 'n1', '--cluster', str(cj)]!r}, "
+        "stderr=subprocess.DEVNULL); print(p.pid, flush=True); p.wait()"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True)
+    node: psutil.Process | None = None
+    try:
+        node = psutil.Process(int(parent.stdout.readline()))
+        wait_status(json.loads(cj.read_text())["nodes"]["n1"]["client_bind"], 20)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while alive(node):
+            assert time.monotonic() < deadline, "node outlived its parent by 10 s"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if node is not None and alive(node):
+            node.kill()
