@@ -234,6 +234,7 @@ class Driver:
         client_send = client_sock.send_multipart
         persist = storage.persist
         node_id = self.id
+        pid = os.getpid()  # in status replies, so a person can `kill -9` the leader by hand
         tick_s = self.cluster.timing.tick_ms / 1000.0
         parent = os.getppid()
         now = monotonic()
@@ -326,7 +327,7 @@ class Driver:
                 elif req["op"] == "status":
                     body = core.status()
                     self._reply(client_send, client, {"id": req["id"], "ok": True,
-                                                      "node": node_id, **body})
+                                                      "node": node_id, "pid": pid, **body})
                 else:
                     request(client, req)
 
