@@ -28,6 +28,8 @@ PEER_HWM = 10_000
 CLIENT_HWM = 50_000
 RECONNECT_IVL_MS = 20  # a restarted peer is reached again within tens of ms
 RECONNECT_IVL_MAX_MS = 200
+HEARTBEAT_IVL_MS = 500
+HEARTBEAT_TIMEOUT_MS = 2000
 
 CLIENT_OPS = ("read", "write", "cas", "status")
 
@@ -42,6 +44,10 @@ def unpackb(frame: bytes) -> Any:
 def bind_router(ctx: zmq.Context, addr: str, hwm: int) -> zmq.Socket:
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
+    # A restarted peer reconnects with the same routing id while its old
+    # connection may not be seen dead yet (paused, partitioned): the new one
+    # must win, or everything it sends would be dropped until then.
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
@@ -59,6 +65,11 @@ def connect_dealer(ctx: zmq.Context, addr: str, own_id: str) -> zmq.Socket:
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+    # ZMTP heartbeats close a connection whose peer stopped answering (paused
+    # process, silent partition): then sends fail fast instead of queueing
+    # stale messages for a burst when the fault heals.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
     sock.connect(addr)
     return sock
 
