@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import msgpack  # noqa: E402
+import psutil  # noqa: E402
 import zmq  # noqa: E402
 
 from harness.client import call  # noqa: E402
@@ -227,6 +229,52 @@ def measure_failover(lc: LocalCluster, runs: int) -> list[float]:
     return times
 
 
+def fsync_p50_ms(folder: Path, n: int = 50) -> float:
+    """How long this disk takes to make a small append durable, right now."""
+    path = folder / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    times = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 200)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times) * 1000
+
+
+def run_level(lc: LocalCluster, leader: str, inflight: int, seconds: float,
+              warmup: float) -> dict[str, Any] | None:
+    """One load level in a fresh client process; adds the leader's CPU per write."""
+    spec = json.dumps({"addrs": lc.client_addrs, "inflight": [inflight],
+                       "seconds": seconds, "warmup": warmup})
+    pid = lc.pid(leader)
+    proc = psutil.Process(pid) if pid else None
+    worker = subprocess.Popen([sys.executable, __file__, "--worker", spec],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(warmup)  # the worker measures after its own warm-up too
+        cpu0 = sum(proc.cpu_times()[:2]) if proc else 0.0
+        t0 = time.perf_counter()
+        out, _ = worker.communicate(timeout=60 + 2 * (seconds + warmup))
+        cpu = (sum(proc.cpu_times()[:2]) - cpu0) if proc else 0.0
+        wall = time.perf_counter() - t0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    if worker.returncode != 0:
+        print(f"client process failed with code {worker.returncode}")
+        return None
+    r = json.loads(out)[0]
+    writes = r["writes_per_s"] * wall
+    r["leader_cpu_us"] = cpu / writes * 1e6 if proc and writes > 0 else None
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--protocol", choices=("raft", "paxos"), default="raft")
@@ -254,24 +302,20 @@ def main(argv: list[str] | None = None) -> int:
         leader = find_leader(lc, 15)
         print(f"leader {leader}; clients in a separate process, "
               f"{args.seconds:g} s per level after {args.warmup:g} s warm-up")
-        spec = json.dumps({"addrs": lc.client_addrs, "inflight": inflight,
-                           "seconds": args.seconds, "warmup": args.warmup})
-        worker = subprocess.Popen([sys.executable, __file__, "--worker", spec],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            out, _ = worker.communicate(timeout=60 + len(inflight) * (args.seconds + args.warmup) * 2)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-        if worker.returncode != 0:
-            print(f"client process failed with code {worker.returncode}")
-            return 1
-        print(f"{'in flight':>9} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'lost':>5}")
-        for r in json.loads(out):
+        print(f"disk: fdatasync of a small append in the data dir p50 "
+              f"{fsync_p50_ms(run_dir):.2f} ms; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores")
+        print(f"{'in flight':>9} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'lost':>5} "
+              f"{'leader CPU us/write':>20}")
+        for k in inflight:
+            r = run_level(lc, leader, k, args.seconds, args.warmup)
+            if r is None:
+                return 1
             p50 = f"{r['p50_ms']:.2f}" if r["p50_ms"] is not None else "-"
             p99 = f"{r['p99_ms']:.2f}" if r["p99_ms"] is not None else "-"
-            print(f"{r['inflight']:>9} {r['writes_per_s']:>10.0f} {p50:>8} {p99:>8} {r['lost']:>5}")
+            cpu = f"{r['leader_cpu_us']:.0f}" if r["leader_cpu_us"] is not None else "-"
+            print(f"{r['inflight']:>9} {r['writes_per_s']:>10.0f} {p50:>8} {p99:>8} "
+                  f"{r['lost']:>5} {cpu:>20}", flush=True)
         if args.failovers > 0:
             times = measure_failover(lc, args.failovers)
             ms = sorted(t * 1000 for t in times)
