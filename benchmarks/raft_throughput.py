@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import msgpack  # noqa: E402
-import psutil  # noqa: E402
-import zmq  # noqa: E402
+import msgpack
+import psutil
+import zmq
 
-from harness.client import call  # noqa: E402
-from harness.cluster import LocalCluster, write_cluster  # noqa: E402
+from harness.client import call
+from harness.cluster import LocalCluster, write_cluster
 
 REQUEST_TIMEOUT_S = 2.0
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from nodes.common.config import ConfigError, load_cluster
 from nodes.common.core_api import ProtocolSpec

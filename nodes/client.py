@@ -13,12 +13,12 @@ answered in time, 2 usage or cluster file error.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
-from typing import Any, NoReturn, Sequence
-
-import itertools
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import msgpack
 import zmq

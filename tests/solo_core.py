@@ -18,10 +18,15 @@ from typing import Any
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nodes.common.core_api import (  # noqa: E402
-    CoreConfig, Entry, ProtocolSpec, Ready, Restored, Snapshot,
+from nodes.common.core_api import (
+    CoreConfig,
+    Entry,
+    ProtocolSpec,
+    Ready,
+    Restored,
+    Snapshot,
 )
-from nodes.common.kv import KVStore  # noqa: E402
+from nodes.common.kv import KVStore
 
 SNAPSHOT_EVERY = 100
 

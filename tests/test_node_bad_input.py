@@ -31,7 +31,8 @@ pytestmark = pytest.mark.process
 
 def run_node(argv: list[str], timeout: float = 20) -> subprocess.CompletedProcess:
     """Run a node that is expected to exit by itself (killed by PID on timeout)."""
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def one_line(stderr: str) -> str:

@@ -55,7 +55,7 @@ import zmq
 
 from nodes.common import wire
 from nodes.common.config import ClusterConfig
-from nodes.common.core_api import CoreConfig, ProtocolSpec, Ready
+from nodes.common.core_api import CoreConfig, ProtocolSpec
 from nodes.common.storage import Storage, StorageError
 
 MAX_BATCH = 1024  # messages drained per socket before the core gets to act
@@ -265,7 +265,7 @@ class Driver:
                         or rd.snapshot is not None):
                     try:
                         if early:
-                            persist(rd, lambda: send_all(early))
+                            persist(rd, lambda early=early: send_all(early))
                         else:
                             persist(rd)
                     except OSError as exc:
