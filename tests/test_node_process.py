@@ -25,8 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import psutil
 import pytest
+import zmq
 
 from harness.client import call
 from harness.cluster import LocalCluster, write_cluster
@@ -254,3 +256,36 @@ def test_node_exits_when_its_parent_dies(tmp_path: Path) -> None:
             parent.wait()
         if node is not None and alive(node):
             node.kill()
+
+
+@pytest.mark.timeout(60)
+def test_pipelined_writes_share_fsyncs(tmp_path: Path) -> None:
+    """Group commit end to end: 90 writes sent at once land in a few log frames."""
+    from nodes.common.storage import HEADER
+
+    cj = write_cluster(tmp_path, 1)
+    addr = json.loads(cj.read_text())["nodes"]["n1"]["client_bind"]
+    with LocalCluster(cj, SOLO, tmp_path / "logs") as lc:
+        lc.start_all()
+        lc.wait_ready(20)
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.connect(addr)
+            for i in range(90):  # below solo_core's snapshot interval: no compaction
+                sock.send(msgpack.packb({"id": i, "op": "write", "key": f"k{i}", "value": i}))
+            replies = set()
+            while len(replies) < 90:
+                assert sock.poll(10_000), f"only {len(replies)} of 90 replies"
+                reply = msgpack.unpackb(sock.recv())
+                assert reply["ok"], reply
+                replies.add(reply["id"])
+        finally:
+            sock.close()
+    blob = (tmp_path / "data" / "n1" / "log").read_bytes()
+    frames, pos = 0, 0
+    while pos < len(blob):
+        frames += 1
+        pos += HEADER.size + HEADER.unpack_from(blob, pos)[1]
+    assert frames < 30, f"90 pipelined writes took {frames} fsynced frames"
+    print(f"90 pipelined writes: {frames} log frames (fsyncs)")
