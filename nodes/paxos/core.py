@@ -474,6 +474,11 @@ class PaxosCore:
         """Jump the learner to a peer's snapshot (all of it is chosen)."""
         self.kv = KVStore.restore(snap.data)
         self.commit = self.applied = snap.index
+        for s in [s for s in self.pending if s <= snap.index]:
+            # Applied inside the snapshot: we cannot tell whether it was ours.
+            client, req_id, _cmd = self.pending.pop(s)
+            if client is not None:
+                self._reply_lost(client, req_id)
         self._compact(snap)
         self._advance_commit()
 
