@@ -289,3 +289,34 @@ def test_pipelined_writes_share_fsyncs(tmp_path: Path) -> None:
         pos += HEADER.size + HEADER.unpack_from(blob, pos)[1]
     assert frames < 30, f"90 pipelined writes took {frames} fsynced frames"
     print(f"90 pipelined writes: {frames} log frames (fsyncs)")
+
+
+@pytest.mark.timeout(90)
+def test_mkcluster_and_client_cli_by_hand(tmp_path: Path) -> None:
+    """The README's by-hand session, on the trivial protocol: mkcluster, write, read, cas."""
+    root = Path(__file__).resolve().parents[1]
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", *args], cwd=root, capture_output=True,
+                              text=True, timeout=30, check=False)
+
+    made = cli("nodes.mkcluster", "--nodes", "1", "--dir", str(tmp_path))
+    assert made.returncode == 0 and "python -m nodes raft --id n1" in made.stdout
+    cj = str(tmp_path / "cluster.json")
+    with LocalCluster(Path(cj), SOLO, tmp_path / "logs") as lc:
+        lc.start_all()
+        lc.wait_ready(20)
+        client = ("nodes.client", "--cluster", cj)
+        w = cli(*client, "write", "greeting", "hello")
+        assert w.returncode == 0 and json.loads(w.stdout) == {"node": "n1", "ok": True}
+        r = cli(*client, "read", "greeting")
+        assert json.loads(r.stdout)["value"] == "hello"
+        c = cli(*client, "cas", "greeting", "nope", "bye")
+        assert c.returncode == 1 and json.loads(c.stdout)["error"] == "cas_mismatch"
+        c = cli(*client, "cas", "greeting", "hello", "[1, 2]")
+        assert c.returncode == 0
+        assert json.loads(cli(*client, "read", "greeting").stdout)["value"] == [1, 2]
+        s = cli(*client, "status")
+        assert s.returncode == 0 and s.stdout.startswith("n1: {") and '"pid"' in s.stdout
+    bad = cli("nodes.client", "--cluster", str(tmp_path / "missing.json"), "status")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
