@@ -155,6 +155,7 @@ class Driver:
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT or parent death; return the exit code."""
+        self._install_signals()  # first: a SIGTERM during recovery still ends cleanly
         lock_fd = self._lock_data_dir()
         storage = Storage(self.me.data_dir, self.id)
         try:
@@ -189,7 +190,6 @@ class Driver:
             for peer in self.peers:
                 dealers[peer] = wire.connect_dealer(ctx, self.cluster.routes[self.id][peer], self.id)
                 socks.append(dealers[peer])
-            self._install_signals()
             self.log(f"listening: peers at {self.me.peer_bind}, clients at {self.me.client_bind}")
             self._loop(core, storage, peer_sock, client_sock, dealers)
         finally:
