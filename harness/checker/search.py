@@ -14,11 +14,23 @@ operation's deadline passed unlinearized: backtrack. The pair (set of
 linearized operations as an int bitset, state) is memoized, so no
 configuration is explored twice.
 
+Indeterminate ("optional") operations get no entries: they sit in a second
+list by call time. At each node the candidates are the calls before the
+first definite return (the "frontier"); definite ones are tried first and
+optional ones after, so an indeterminate operation is only placed when the
+definite ones cannot go on without it. Memoization is by dominance: a
+configuration (definite ops done, state, optional ops used) is covered by a
+seen one with the same definite ops and state that used a subset of the
+optional ops (it had every option this one has).
+
 Invariants:
 - ``rets[i]`` is ``INF`` for an optional operation (may take effect at any
-  time after its call, or never). Optional return entries sort after every
-  definite one, so reaching one means every definite operation is
-  linearized: success (the rest simply never took effect).
+  time after its call, or never). Once every definite operation is
+  linearized the search succeeds (the rest simply never took effect).
+- ``needs[i]`` (optional ops only; None = no filter): op i is only placed
+  when one of those ops is a pending candidate, the model's promise that
+  some linearization places each used optional op right before one of them
+  (an indeterminate write is only worth taking effect if something sees it).
 - ``pred[i] >= 0`` makes op i linearizable only after op ``pred[i]``
   (identical indeterminate operations are tried in one order only).
 - The deadline is checked every few thousand steps; running out gives
@@ -54,40 +66,56 @@ def linearize(
     init: Any,
     pred: Sequence[int] | None = None,
     deadline: float | None = None,
+    needs: Sequence[Sequence[int] | None] | None = None,
 ) -> Outcome:
     n = len(calls)
     if n == 0:
         return Outcome(True)
+    if pred is None:
+        pred = [-1] * n
     order = sorted(
-        [(calls[i], 0, i) for i in range(n)] + [(rets[i], 1, i) for i in range(n)]
+        [(calls[i], 0, i) for i in range(n) if rets[i] != INF]
+        + [(rets[i], 1, i) for i in range(n) if rets[i] != INF]
     )
-    m = 2 * n
-    # Entry 0 is the head sentinel; entries 1..m in time order; circular.
+    m = len(order)
+    # main list: definite call/return entries 1..m in time order, 0 = head/end
     nxt = list(range(1, m + 2))
     nxt[m] = 0
     prv = list(range(-1, m))
     prv[0] = m
     eop = [0] * (m + 1)
-    kind = [2] * (m + 1)  # 0 call, 1 definite return, 2 optional return / end of list
+    etime = [INF] * (m + 1)
+    kind = [2] * (m + 1)  # 0 call, 1 return, 2 end of list (entry 0)
     ce = [0] * n
     re_ = [0] * n
     for k, (t, is_ret, i) in enumerate(order, 1):
         eop[k] = i
+        etime[k] = t
         if is_ret:
             re_[i] = k
-            kind[k] = 2 if t == INF else 1
+            kind[k] = 1
         else:
             ce[i] = k
             kind[k] = 0
-    if pred is None:
-        pred = [-1] * n
+    # optional list: slots 1..q by call time, 0 = head/end
+    opt = sorted((calls[i], i) for i in range(n) if rets[i] == INF)
+    q = len(opt)
+    onxt = list(range(1, q + 2))
+    onxt[q] = 0
+    oprv = list(range(-1, q))
+    oprv[0] = q
+    ocall = [INF] + [c for c, _ in opt]
+    oop = [-1] + [i for _, i in opt]
+    if needs is None:
+        needs = [None] * n
 
-    cache: set = set()
-    add = cache.add
-    stack: list[tuple[int, Any]] = []
+    seen_sets: dict = {}  # (definite bitset, state) -> optional bitsets used
+    get = seen_sets.get
+    stack: list[tuple[int, Any, int, int]] = []  # (op, state before, opt slot or 0, frontier)
     push = stack.append
     pop = stack.pop
-    lin = 0
+    dl = 0  # definite ops linearized
+    ol = 0  # optional ops linearized
     state = init
     best = -1
     out = Outcome(False)
@@ -96,65 +124,122 @@ def linearize(
     next_check = check_every
     k = nxt[0]
     while True:
+        # phase 0: definite calls before the frontier
         kd = kind[k]
         if kd == 0:
             i = eop[k]
-            p = pred[i]
-            if p < 0 or (lin >> p) & 1:
-                s2 = step(state, i)
-                steps += 1
-                if s2 is not NO:
-                    lin2 = lin | (1 << i)
-                    key = (lin2, s2)
-                    if key not in cache:
-                        add(key)
-                        push((i, state))
-                        state = s2
-                        lin = lin2
-                        # lift op i: its call entry and its return entry
-                        c = ce[i]
-                        a, b = prv[c], nxt[c]
-                        nxt[a] = b
-                        prv[b] = a
-                        r = re_[i]
-                        a, b = prv[r], nxt[r]
-                        nxt[a] = b
-                        prv[b] = a
-                        k = nxt[0]
-                        if steps >= next_check:
-                            next_check = steps + check_every
-                            if deadline is not None and time.monotonic() > deadline:
-                                out.valid = None
-                                out.steps = steps
-                                return out
-                        continue
+            s2 = step(state, i)
+            steps += 1
+            if s2 is not NO:
+                dl2 = dl | (1 << i)
+                key = (dl2, s2)
+                used = get(key)
+                fresh = True
+                if used is None:
+                    seen_sets[key] = [ol]
+                else:
+                    for x in used:
+                        if x & ol == x:
+                            fresh = False
+                            break
+                    if fresh:
+                        used.append(ol)
+                if fresh:
+                    push((i, state, 0, 0))
+                    state = s2
+                    dl = dl2
+                    c = ce[i]
+                    a, b = prv[c], nxt[c]
+                    nxt[a] = b
+                    prv[b] = a
+                    r = re_[i]
+                    a, b = prv[r], nxt[r]
+                    nxt[a] = b
+                    prv[b] = a
+                    k = nxt[0]
+                    if steps >= next_check:
+                        next_check = steps + check_every
+                        if deadline is not None and time.monotonic() > deadline:
+                            out.valid = None
+                            out.steps = steps
+                            return out
+                    continue
             k = nxt[k]
-        elif kd == 1:
-            # op eop[k] reached its deadline unlinearized: backtrack.
+            continue
+        if kd == 2:
+            out.valid = True
+            out.steps = steps
+            out.prefix = [s[0] for s in stack]
+            out.prefix_state = state
+            return out
+        # phase 1: k is the frontier (first definite return); optional calls before it
+        frontier = etime[k]
+        j = onxt[0]
+        while True:
+            placed = False
+            while j and ocall[j] < frontier:
+                i = oop[j]
+                p = pred[i]
+                if p < 0 or (ol >> p) & 1:
+                    nd = needs[i]
+                    if nd is not None:
+                        lin = dl | ol
+                        for o in nd:
+                            if calls[o] < frontier and not (lin >> o) & 1:
+                                break
+                        else:
+                            j = onxt[j]
+                            continue
+                    s2 = step(state, i)
+                    steps += 1
+                    if s2 is not NO:
+                        ol2 = ol | (1 << i)
+                        key = (dl, s2)
+                        used = get(key)
+                        fresh = True
+                        if used is None:
+                            seen_sets[key] = [ol2]
+                        else:
+                            for x in used:
+                                if x & ol2 == x:
+                                    fresh = False
+                                    break
+                            if fresh:
+                                used.append(ol2)
+                        if fresh:
+                            push((i, state, j, k))
+                            state = s2
+                            ol = ol2
+                            a, b = oprv[j], onxt[j]
+                            onxt[a] = b
+                            oprv[b] = a
+                            placed = True
+                            break
+                j = onxt[j]
+            if placed:
+                k = nxt[0]
+                break
+            # no candidate left at this node: backtrack
             if len(stack) > best:
                 best = len(stack)
                 out.prefix = [s[0] for s in stack]
                 out.prefix_state = state
                 out.stuck = eop[k]
                 conc = []
-                j = nxt[0]
-                while j != k:
-                    if kind[j] == 0:
-                        conc.append(eop[j])
-                    j = nxt[j]
+                x = nxt[0]
+                while x != k:
+                    if kind[x] == 0:
+                        conc.append(eop[x])
+                    x = nxt[x]
+                x = onxt[0]
+                while x and ocall[x] < frontier:
+                    conc.append(oop[x])
+                    x = onxt[x]
                 out.concurrent = conc
             if not stack:
                 out.steps = steps
                 return out
-            i, state = pop()
-            lin ^= 1 << i
-            r = re_[i]
-            nxt[prv[r]] = r
-            prv[nxt[r]] = r
-            c = ce[i]
-            nxt[prv[c]] = c
-            prv[nxt[c]] = c
-            k = nxt[c]
+            i, state, slot, fk = pop()
             steps += 1
             if steps >= next_check:
                 next_check = steps + check_every
@@ -162,9 +247,20 @@ def linearize(
                     out.valid = None
                     out.steps = steps
                     return out
-        else:
-            out.valid = True
-            out.steps = steps
-            out.prefix = [s[0] for s in stack]
-            out.prefix_state = state
-            return out
+            if slot:
+                ol ^= 1 << i
+                onxt[oprv[slot]] = slot
+                oprv[onxt[slot]] = slot
+                j = onxt[slot]
+                k = fk
+                frontier = etime[k]
+                continue  # resume phase 1 at the same node
+            dl ^= 1 << i
+            r = re_[i]
+            nxt[prv[r]] = r
+            prv[nxt[r]] = r
+            c = ce[i]
+            nxt[prv[c]] = c
+            prv[nxt[c]] = c
+            k = nxt[c]
+            break  # resume phase 0 after the popped call
