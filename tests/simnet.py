@@ -344,7 +344,10 @@ class SimNet:
         elif action == "tick":
             self.tick(rng.choice(self.ids), flush=rng.random() < 0.8)
         elif action == "propose":
-            self.propose(rng.choice(self.ids), self.workload(rng), flush=rng.random() < 0.8)
+            # Clients mostly find the leader (as real ones do, following hints).
+            leaders = self.leaders() if rng.random() < 0.75 else []
+            node = rng.choice(leaders or self.ids)
+            self.propose(node, self.workload(rng), flush=rng.random() < 0.8)
         elif action == "flush":
             self.flush_all()
         elif action == "crash":
