@@ -94,11 +94,16 @@ def read_json(path: Path) -> dict:
 
 
 def read_history(path: Path) -> list[dict]:
-    """The history through the checker's reader when it exists (it also reads EDN), else JSONL."""
+    """history.jsonl, tolerating a torn last line (the run was killed mid-write).
+
+    Only an EDN history (imported from Jepsen) goes through the checker's reader.
+    """
+    if path.suffix != ".edn":
+        return read_jsonl(path, required=True)
     try:
         from harness.history import HistoryError, read_history as checker_read
     except ImportError:
-        return read_jsonl(path, required=True)
+        raise ReportError(f"{path}: reading EDN needs harness.history") from None
     try:
         return list(checker_read(path))
     except HistoryError as exc:

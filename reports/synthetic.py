@@ -223,13 +223,13 @@ def write_synthetic_run(
         msgs: list[dict] = []
         t = 0
         while t < duration:
-            for k, v, a, b in windows:
-                pass
             lead = "n3" if t > windows[0][2] else "n1"
             for n in node_ids:
                 if n == lead:
                     continue
                 dropped = bool(in_fault(t) in ("partition", "net") and rng.random() < 0.5)
+                if violation and abs(t - anomaly_at) < 150 * MS and n == "n1":
+                    dropped = True  # n1 is cut off around the stale read it serves
                 msgs.append({"time": t, "src": lead, "dest": n, "type": "append_entries",
                              "action": "drop" if dropped else "deliver", "term": term})
                 if not dropped:

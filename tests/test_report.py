@@ -1,0 +1,244 @@
+"""The HTML fault report: what it says for a passing and a failing run, availability
+per fault, the store index, and the `harness report` / `harness serve` commands.
+
+Run folders are synthetic (reports.synthetic) or built from a recorded failing
+history in ../shared/corpus (skipped when that folder is absent).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from reports import write_report, write_store_index
+from reports.analysis import availability, fault_windows, pair_ops
+from reports.synthetic import write_synthetic_run
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def valid_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = write_synthetic_run(tmp_path_factory.mktemp("store") / "synthetic" / "20260102T030405", ops=1500)
+    write_report(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def violation_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = write_synthetic_run(tmp_path_factory.mktemp("store") / "synthetic-violation" / "20260102T030405",
+                            ops=1500, violation=True)
+    write_report(d)
+    return d
+
+
+def page(run: Path) -> str:
+    return (run / "index.html").read_text(encoding="utf-8")
+
+
+def assert_self_contained(html: str) -> None:
+    """No resource is fetched from anywhere: no src=, no stylesheet links, no remote URLs."""
+    assert not re.search(r"\ssrc=", html), "the page loads an external resource"
+    assert "<link" not in html
+    assert not re.search(r"(href|url)\(?=?[\"']?(https?:)?//", html), "the page refers to the network"
+
+
+# -- availability ---------------------------------------------------------------------------------
+
+def ev(i: int, t_ms: float, process, typ: str, f: str, value=None, key="k") -> dict:
+    return {"index": i, "time": int(t_ms * MS), "process": process, "type": typ, "f": f, "key": key,
+            "value": value}
+
+
+def test_availability_counts_ops_in_each_fault_window_and_time_to_next_acked_write():
+    events = [
+        ev(0, 0, 0, "invoke", "write", 1), ev(1, 5, 0, "ok", "write", 1),
+        {"index": 2, "time": 1000 * MS, "process": "nemesis", "type": "info", "f": "kill", "value": ["n1"]},
+        ev(3, 1010, 0, "invoke", "write", 2), ev(4, 1200, 0, "info", "write", 2),
+        ev(5, 1100, 1, "invoke", "read"), ev(6, 1105, 1, "fail", "read"),
+        ev(7, 1250, 2, "invoke", "read"), ev(8, 1260, 2, "ok", "read", 1),
+        ev(9, 1290, 3, "invoke", "cas", [1, 3]), ev(10, 1300, 3, "ok", "cas", [1, 3]),
+        {"index": 11, "time": 2000 * MS, "process": "nemesis", "type": "info", "f": "kill-end", "value": ["n1"]},
+        ev(12, 2100, 2, "invoke", "write", 4), ev(13, 2250, 2, "ok", "write", 4),
+    ]
+    events.sort(key=lambda e: e["time"])
+    [a] = availability(events)
+    assert (a["kind"], a["target"], a["start_ns"], a["end_ns"]) == ("kill", "n1", 1000 * MS, 2000 * MS)
+    assert (a["ops"], a["ok"], a["fail"], a["info"]) == (4, 2, 1, 1)
+    assert a["ok_share"] == 0.5
+    assert a["to_ack_after_start_ms"] == 300.0  # the cas acknowledged at 1.3 s
+    assert a["to_ack_after_heal_ms"] == 250.0  # the write acknowledged at 2.25 s
+    json.dumps(a)  # goes into results.json as is
+
+
+def test_a_fault_never_healed_lasts_to_the_end_and_open_invokes_are_info():
+    events = [
+        {"index": 0, "time": 0, "process": "nemesis", "type": "info", "f": "partition",
+         "value": {"shape": "halves", "grudge": {"n1": ["n2"], "n2": ["n1"]}}},
+        ev(1, 10, 0, "invoke", "write", 1),  # never completes
+        ev(2, 20, 1, "invoke", "read"), ev(3, 30, 1, "ok", "read", None),
+    ]
+    [w] = fault_windows(events)
+    assert w.end is None and w.target() == "halves: n1 | n2"
+    ops = pair_ops(events)
+    assert [(o.f, o.type, o.end) for o in ops] == [("write", "info", None), ("read", "ok", 30 * MS)]
+    [a] = availability(events)
+    assert a["end_ns"] is None and a["ops"] == 2 and a["to_ack_after_heal_ms"] is None
+    assert a["to_ack_after_start_ms"] is None  # no write was ever acknowledged
+
+
+# -- the report of a passing run ----------------------------------------------------------------------
+
+def test_valid_report_has_verdict_command_fault_bands_and_no_violation_section(valid_run: Path):
+    html = page(valid_run)
+    assert 'class="banner valid"' in html and "LINEARIZABLE" in html and "NOT LINEARIZABLE" not in html
+    assert "harness run --system raft --nodes 5 --concurrency 5 --seed 1" in html
+    for kind in ("kill", "partition", "pause", "net"):  # every fault window is drawn as a band
+        assert f'class="band band-{kind}"' in html, kind
+    assert "halves: n1 n2 | n3 n4 n5" in html  # the partition named by its sides
+    assert "What went wrong" not in html
+    assert "Availability per fault" in html and html.count('<td class="wrap">') == 4
+    for link in ("history.jsonl", "results.json", "nodes/n1.log", "metrics.jsonl"):
+        assert f'href="{link}"' in html
+    assert "n4 t4" in html  # the leader lane names who led at which term
+    assert_self_contained(html)
+
+
+# -- the report of a failing run --------------------------------------------------------------------
+
+def test_violation_report_shows_sentence_witness_moment_logs_and_messages(violation_run: Path):
+    html = page(violation_run)
+    results = json.loads((violation_run / "results.json").read_text())
+    sentence = results["checker"]["anomalies"][0]["sentence"]
+    assert 'class="banner invalid"' in html and "NOT LINEARIZABLE" in html
+    assert html.count(sentence) >= 2  # in the banner and above the witness
+    # The witness: prefix ops numbered in linearization order, the stuck read in red.
+    assert html.count('class="wop placed"') == 4 and html.count('class="wop stuck"') == 1
+    assert "read → 1001 — cannot be placed" in html and "#4 read → 1002" in html
+    assert 'class="lin"' in html  # the line through the linearization points
+    assert html.count("op ok witness") == 2  # the anomaly's ops stand out in the timeline
+    assert re.search(r"Faults at \d+\.\d+ s", html) and "halves: n1 n2 | n3 n4 n5 — healed" in html
+    assert "served read k-stale locally (lease)" in html  # node log line next to the moment
+    assert "Messages around the violation" in html and 'class="msg dropped"' in html
+    for kind in ("kill", "partition", "pause", "net"):
+        assert f'class="band band-{kind}"' in html, kind
+    assert_self_contained(html)
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
+def test_report_of_a_recorded_failing_history_checked_while_drawing(tmp_path: Path):
+    """An etcd history Porcupine rejects: with no results.json the report checks it itself."""
+    pytest.importorskip("harness.checker")
+    src = CORPUS / "porcupine" / "etcd" / "etcd_000.jsonl"
+    run = tmp_path / "etcd_000"
+    run.mkdir()
+    with src.open() as fh, (run / "history.jsonl").open("w") as out:
+        for line in fh:
+            e = json.loads(line)
+            e["time"] = e["time"] * 10 * MS  # event positions -> 10 ms apart
+            out.write(json.dumps(e) + "\n")
+    (run / "config.json").write_text(json.dumps({"model": "cas-register", "name": "etcd_000"}))
+    html = write_report(run).read_text()
+    assert 'class="banner invalid"' in html
+    assert "read of the register returned 2" in html
+    assert html.count('class="wop stuck"') == 1 and html.count('class="wop placed"') >= 5
+    assert "Checked while drawing this report" in html
+    assert_self_contained(html)
+
+
+def test_a_run_that_crashed_still_gets_a_report(tmp_path: Path):
+    run = tmp_path / "crashed"
+    run.mkdir()
+    lines = [json.dumps(ev(0, 0, 0, "invoke", "write", 1)), json.dumps(ev(1, 3, 0, "ok", "write", 1)),
+             '{"index": 2, "time": 4000000, "proc']  # torn last line
+    (run / "history.jsonl").write_text("\n".join(lines))
+    html = write_report(run).read_text()
+    assert "Timeline" in html and "No metrics.jsonl" in html
+
+
+# -- store index and the command line ------------------------------------------------------------------
+
+def test_store_index_lists_every_run_newest_first(tmp_path: Path):
+    store = tmp_path / "store"
+    old = write_synthetic_run(store / "raft" / "20260101T000000", ops=200, seed=2)
+    new = write_synthetic_run(store / "paxos" / "20260103T000000", ops=200, seed=3, violation=True)
+    for run, started in ((old, "2026-01-01T00:00:00+00:00"), (new, "2026-01-03T00:00:00+00:00")):
+        r = json.loads((run / "results.json").read_text())
+        r["started"] = started
+        (run / "results.json").write_text(json.dumps(r))
+        write_report(run)
+    (store / "latest").symlink_to("paxos/20260103T000000")
+    html = write_store_index(store).read_text()
+    assert html.count('<tr><td><a href="') == 2  # store/latest is not listed twice
+    assert html.index("paxos/20260103T000000/index.html") < html.index("raft/20260101T000000/index.html")
+    assert "invalid" in html and "valid" in html and "kill,pause,partition,net" in html
+    assert "2 runs: 1 valid, 1 with an anomaly" in html
+
+
+def harness(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_harness_report_redraws_and_rejects_a_folder_that_is_not_a_run(tmp_path: Path):
+    run = write_synthetic_run(tmp_path / "store" / "s" / "20260102T030405", ops=300)
+    done = harness("report", str(run))
+    assert done.returncode == 0, done.stderr
+    assert (run / "index.html").exists() and "index.html" in done.stdout
+    bad = harness("report", str(tmp_path / "nowhere"))
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "not a run folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.timeout(60)
+def test_harness_serve_prints_its_address_and_serves_the_store(tmp_path: Path):
+    store = tmp_path / "store"
+    run = write_synthetic_run(store / "s" / "20260102T030405", ops=200)
+    write_report(run)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--store", str(store), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()  # the server prints its address once it listens
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        base = m.group(0)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                body = urllib.request.urlopen(base + "s/20260102T030405/index.html", timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert b"LINEARIZABLE" in body
+        assert b"s/20260102T030405/index.html" in urllib.request.urlopen(base, timeout=5).read()
+    finally:
+        if psutil.pid_exists(proc.pid):
+            proc.kill()
+        proc.wait(10)
+
+
+# -- scale ---------------------------------------------------------------------------------------------
+
+@pytest.mark.timeout(300)
+def test_a_100k_operation_history_renders_in_seconds_and_stays_small(tmp_path: Path):
+    run = write_synthetic_run(tmp_path / "big", ops=100_000, clients=10, violation=True, net=False)
+    began = time.perf_counter()
+    html = write_report(run).read_text()
+    seconds = time.perf_counter() - began
+    size = len(html.encode())
+    assert seconds < 30, f"rendering took {seconds:.1f} s"  # ~3 s on an idle core; the machine is shared
+    assert size < 6 * 1024 * 1024, f"page is {size / 1e6:.1f} MB"
+    assert "ok operations are aggregated" in html
+    assert html.count("op ok witness") == 2  # the anomaly stays visible among 100,000 ops
+    assert html.count('class="wop stuck"') == 1
