@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import msgpack  # noqa: E402
-import zmq  # noqa: E402
+import msgpack
+import zmq
 
-from faults.proxyctl import ProxyControl  # noqa: E402
-from harness.cluster import LocalCluster, free_ports, write_cluster  # noqa: E402
+from faults.proxyctl import ProxyControl
+from harness.cluster import LocalCluster, free_ports, write_cluster
 
 WORKER = ROOT / "benchmarks" / "raft_throughput.py"
 
@@ -41,7 +41,7 @@ WORKER = ROOT / "benchmarks" / "raft_throughput.py"
 def raw_forwarding(count: int, via_proxy: bool, journal: bool, tmp: Path) -> float:
     """Messages/s from one DEALER to one ROUTER, direct or through the proxy."""
     ports = iter(free_ports(6))
-    addr = lambda: f"tcp://127.0.0.1:{next(ports)}"  # noqa: E731
+    addr = lambda: f"tcp://127.0.0.1:{next(ports)}"
     doc = {"nodes": {"a": {"peer_bind": addr()}, "b": {"peer_bind": addr()}},
            "proxy": {"control": addr(), "listen": {"a": addr(), "b": addr()}}}
     path = tmp / f"raw-{via_proxy}-{journal}.json"
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'p50 direct':>10} {'p50 proxy':>10} {'p99 direct':>10} {'p99 proxy':>10}")
     for d, p in zip(loads["direct"], loads["proxy"]):
         ratio = p["writes_per_s"] / d["writes_per_s"] if d["writes_per_s"] else 0.0
-        f = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
+        f = lambda v: f"{v:.2f}" if v is not None else "-"
         print(f"   {d['inflight']:>9} {d['writes_per_s']:>11.0f} {p['writes_per_s']:>10.0f} "
               f"{ratio:>6.0%} {f(d['p50_ms']):>10} {f(p['p50_ms']):>10} "
               f"{f(d['p99_ms']):>10} {f(p['p99_ms']):>10}")

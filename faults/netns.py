@@ -53,8 +53,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import psutil
 
@@ -207,10 +208,7 @@ class NetnsCluster:
             return
         self._closed = True
         _remove(self.tag)
-        try:
-            atexit.unregister(self.close)
-        except Exception:
-            pass
+        atexit.unregister(self.close)
 
     def _write_state(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -379,7 +377,7 @@ class NetnsNetwork:
                 if d == dest and src not in deaf:
                     rules.append(
                         f"ip saddr {addr(src)} numgen random mod {LOSS_SCALE} "
-                        f"< {int(round(p * LOSS_SCALE))} drop"
+                        f"< {round(p * LOSS_SCALE)} drop"
                     )
             _nft(self.nets.ns(dest), _ruleset(rules))
 

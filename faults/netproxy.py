@@ -43,9 +43,10 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any
 
 import msgpack
 import zmq
@@ -132,7 +133,15 @@ class Link:
     """One directed link src -> dest: its outgoing socket, faults, counters."""
 
     __slots__ = (
-        "src", "dest", "sock", "deaf", "faults", "delivered", "dropped", "duplicated", "delayed",
+        "deaf",
+        "delayed",
+        "delivered",
+        "dest",
+        "dropped",
+        "duplicated",
+        "faults",
+        "sock",
+        "src",
     )
 
     def __init__(self, src: str, dest: str, sock: zmq.Socket) -> None:
@@ -371,7 +380,7 @@ class Proxy:
             msg = msgpack.unpackb(body[-1], raw=False, strict_map_key=False)
             if isinstance(msg, dict):
                 kind = msg.get("type")
-        except Exception:  # a message we cannot decode is still journaled
+        except (ValueError, TypeError, msgpack.UnpackException):  # still journaled
             kind = None
         rec: dict[str, Any] = {
             "time": time.monotonic_ns() - self.t0_ns,

@@ -25,8 +25,8 @@ the result is one of ``nodes``.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 Grudge = dict[str, set[str]]
 

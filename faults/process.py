@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from faults.api import NemesisContext
 
@@ -56,7 +56,7 @@ async def current_leader(leader: Callable[[], Awaitable[str | None]]) -> str | N
     """The leader from the nodes' status, or None if unknown or too slow to say."""
     try:
         return await asyncio.wait_for(leader(), LEADER_TIMEOUT_S)
-    except (asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError) as exc:
         log.info("no leader for a leader-targeted fault: %s", exc or "timeout")
         return None
 

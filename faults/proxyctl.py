@@ -8,7 +8,8 @@ and gives up after ``timeout`` seconds with ``ProxyError``. A reply with
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import msgpack
 import zmq

@@ -200,7 +200,7 @@ class ScheduledNemesis:
             for step in (self._heal_network, self.procs.resume, self.procs.restart):
                 try:
                     await step()
-                except Exception as exc:  # heal the rest even if one step fails
+                except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
                     log.error("heal: %s failed: %s", step.__name__, exc)
                     errors.append(exc)
             if errors:
@@ -211,7 +211,7 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep ``seconds``; False (at once) if ``stop`` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
     return False
 

@@ -182,7 +182,7 @@ def test_heal_mid_fault_ends_it() -> None:
 
 
 def test_leader_target_uses_the_leader() -> None:
-    ctx, events = context(0)
+    ctx, _ = context(0)
 
     async def go() -> None:
         from faults.process import ProcessFaults

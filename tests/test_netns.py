@@ -13,9 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -197,10 +196,9 @@ def test_launcher_keeps_the_pid(nets: NetnsCluster) -> None:
 
 def test_nothing_left_after_ctrl_c(usable: None) -> None:
     nets = NetnsCluster(IDS)
-    with pytest.raises(KeyboardInterrupt):
-        with nets:
-            nets.network().set_grudge({"n1": ["n2"]})
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), nets:
+        nets.network().set_grudge({"n1": ["n2"]})
+        raise KeyboardInterrupt
     assert not leftovers(nets.tag)
 
 

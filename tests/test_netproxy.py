@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import msgpack
 import psutil
@@ -44,7 +44,7 @@ def free_ports(count: int) -> list[int]:
 
 def write_cluster(tmp: Path, nodes: list[str]) -> Path:
     ports = iter(free_ports(3 * len(nodes) + 1))
-    addr = lambda: f"tcp://127.0.0.1:{next(ports)}"  # noqa: E731
+    addr = lambda: f"tcp://127.0.0.1:{next(ports)}"
     doc = {
         "nodes": {n: {"peer_bind": addr(), "client_bind": addr(), "data_dir": str(tmp / n)}
                   for n in nodes},
