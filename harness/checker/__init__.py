@@ -137,7 +137,7 @@ def check_ops(
             res.checked += 1
             continue  # only optional operations: never taking effect is fine
         try:
-            out = linearize(c.calls, c.rets, c.step, c.init, c.pred, deadline)
+            out = linearize(c.calls, c.rets, c.step, c.init, c.pred, deadline, c.needs, c.viable)
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
         res.steps += out.steps

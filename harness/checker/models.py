@@ -50,6 +50,8 @@ class Compiled:
     init: Any
     step: Callable[[Any, int], Any]
     decode: Callable[[Any], Any] = lambda s: s
+    needs: list[list[int] | None] | None = None
+    viable: Callable[[Any, int, list[int]], bool] | None = None
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -372,6 +374,88 @@ class KVAppend(Model):
         if op.f == "read":
             return f"read of {op.key} returned {fmt(op.output)}"
         return f"{op.f} of {fmt(op.value)} to {op.key}"
+
+    def compile(self, ops: list[Op]) -> Compiled:
+        """Specialised step with an exact prefix check.
+
+        Between writes the string only grows. So when a definite append or
+        write leaves the string s, and R is the earliest-returning read that
+        must come after it (invoked after it completed), then unless some
+        other write could fall between the two, s must be a prefix of what R
+        returned: any other order of concurrent appends is cut at once
+        instead of being found out at R.
+        """
+        kept = [op for op in ops if self.considered(op) and not (op.status == "info" and self.readonly(op))]
+        kinds = []
+        vals = []
+        for op in kept:
+            if op.f == "read":
+                kinds.append(0)
+                vals.append(op.output or "")
+            elif op.f == "append":
+                kinds.append(1)
+                vals.append(op.value or "")
+            elif op.f == "write":
+                kinds.append(2)
+                vals.append(op.value or "")
+            else:
+                raise ValueError(f"kv-append model has no operation {op.f!r}")
+            if not isinstance(vals[-1], str):
+                raise ValueError(f"kv-append values are strings, not {vals[-1]!r}")
+        reads = sorted((op.call, op.ret, vals[i]) for i, op in enumerate(kept)
+                       if kinds[i] == 0 and op.ret != INF)
+        # suffix minimum of read returns, by call time
+        suffix: list[tuple[float, str | None]] = [(INF, None)] * (len(reads) + 1)
+        for x in range(len(reads) - 1, -1, -1):
+            r = reads[x]
+            suffix[x] = (r[1], r[2]) if r[1] < suffix[x + 1][0] else suffix[x + 1]
+        read_calls = [r[0] for r in reads]
+        writes = [(op.call, op.ret, i) for i, op in enumerate(kept) if kinds[i] == 2]
+        must: list[str | None] = [None] * len(kept)
+        from bisect import bisect_right
+        for i, op in enumerate(kept):
+            if kinds[i] == 0 or op.ret == INF:
+                continue
+            r_ret, r_val = suffix[bisect_right(read_calls, op.ret)]
+            if r_val is None:
+                continue
+            if any(j != i and wc < r_ret and wr > op.call for wc, wr, j in writes):
+                continue
+            must[i] = r_val
+
+        def step(s: str, i: int) -> Any:
+            k = kinds[i]
+            if k == 0:
+                return s if s == vals[i] else NO
+            s2 = s + vals[i] if k == 1 else vals[i]
+            t = must[i]
+            if t is not None and not t.startswith(s2):
+                return NO
+            return s2
+
+        # For viable(): the writes that could still be placed before op f returns.
+        write_ids = [i for i in range(len(kept)) if kinds[i] == 2]
+        rets = [op.ret for op in kept]
+        calls = [op.call for op in kept]
+        writes_before = [[w for w in write_ids if calls[w] < rets[f]] if kinds[f] == 0 else []
+                         for f in range(len(kept))]
+
+        def viable(s: str, lin: int, due: list[int]) -> bool:
+            # Any pending read must later see exactly its string; until a
+            # write resets it, the string only grows: so it must extend s.
+            for f in due:
+                if kinds[f] == 0 and not vals[f].startswith(s):
+                    for w in writes_before[f]:
+                        if not (lin >> w) & 1:
+                            break
+                    else:
+                        return False
+            return True
+
+        return Compiled(
+            kept, calls, rets, identical_chain(kept),
+            self.init(), step, dropped=len(ops) - len(kept), viable=viable,
+        )
 
 
 class MultiRegister(Model):

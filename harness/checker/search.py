@@ -31,6 +31,9 @@ Invariants:
   when one of those ops is a pending candidate, the model's promise that
   some linearization places each used optional op right before one of them
   (an indeterminate write is only worth taking effect if something sees it).
+- ``viable(state, linearized bitset, due ops)`` (optional): False when the
+  model can tell that no continuation meets those next deadlines (the
+  frontier op first); the node is then abandoned as a dead end.
 - ``pred[i] >= 0`` makes op i linearizable only after op ``pred[i]``
   (identical indeterminate operations are tried in one order only).
 - The deadline is checked every few thousand steps; running out gives
@@ -67,6 +70,7 @@ def linearize(
     pred: Sequence[int] | None = None,
     deadline: float | None = None,
     needs: Sequence[Sequence[int] | None] | None = None,
+    viable: Callable[[Any, int, list[int]], bool] | None = None,
 ) -> Outcome:
     n = len(calls)
     if n == 0:
@@ -111,7 +115,8 @@ def linearize(
 
     seen_sets: dict = {}  # (definite bitset, state) -> optional bitsets used
     get = seen_sets.get
-    stack: list[tuple[int, Any, int, int]] = []  # (op, state before, opt slot or 0, frontier)
+    # (op, state before, opt slot or 0, frontier entry, urgent op of the node)
+    stack: list[tuple[int, Any, int, int, int]] = []
     push = stack.append
     pop = stack.pop
     dl = 0  # definite ops linearized
@@ -122,30 +127,103 @@ def linearize(
     steps = 0
     check_every = 4096
     next_check = check_every
-    k = nxt[0]
+    fresh_node = True
+    dead = False
+    urgent = -1
+    k = 0
     while True:
-        # phase 0: definite calls before the frontier
+        if fresh_node:
+            # The frontier op (earliest definite return) is tried first: the
+            # most urgent candidate, and often the right one.
+            x = nxt[0]
+            while kind[x] == 0:
+                x = nxt[x]
+            if kind[x] == 2:
+                out.valid = True
+                out.steps = steps
+                out.prefix = [e[0] for e in stack]
+                out.prefix_state = state
+                return out
+            urgent = eop[x]
+            k = nxt[0]
+            fresh_node = False
+            dead = False
+            if viable is not None:
+                # the model may know this state cannot meet the next deadlines
+                due = [urgent]
+                y = nxt[x]
+                budget = 16
+                while y and budget and len(due) < 3:
+                    if kind[y] == 1:
+                        due.append(eop[y])
+                    y = nxt[y]
+                    budget -= 1
+                if not viable(state, dl | ol, due):
+                    dead = True
+                    k = x
+            if not dead and etime[ce[urgent]] < etime[x]:
+                i = urgent
+                s2 = step(state, i)
+                steps += 1
+                if s2 is not NO:
+                    dl2 = dl | (1 << i)
+                    key = (dl2, s2)
+                    used = get(key)
+                    ok = True
+                    if used is None:
+                        seen_sets[key] = [ol]
+                    else:
+                        for y in used:
+                            if y & ol == y:
+                                ok = False
+                                break
+                        if ok:
+                            used.append(ol)
+                    if ok:
+                        push((i, state, 0, 0, urgent))
+                        state = s2
+                        dl = dl2
+                        c = ce[i]
+                        a, b = prv[c], nxt[c]
+                        nxt[a] = b
+                        prv[b] = a
+                        r = re_[i]
+                        a, b = prv[r], nxt[r]
+                        nxt[a] = b
+                        prv[b] = a
+                        fresh_node = True
+                        if steps >= next_check:
+                            next_check = steps + check_every
+                            if deadline is not None and time.monotonic() > deadline:
+                                out.valid = None
+                                out.steps = steps
+                                return out
+                        continue
+        # phase 0: the other definite calls before the frontier, in call order
         kd = kind[k]
         if kd == 0:
             i = eop[k]
+            if i == urgent:
+                k = nxt[k]
+                continue
             s2 = step(state, i)
             steps += 1
             if s2 is not NO:
                 dl2 = dl | (1 << i)
                 key = (dl2, s2)
                 used = get(key)
-                fresh = True
+                ok = True
                 if used is None:
                     seen_sets[key] = [ol]
                 else:
-                    for x in used:
-                        if x & ol == x:
-                            fresh = False
+                    for y in used:
+                        if y & ol == y:
+                            ok = False
                             break
-                    if fresh:
+                    if ok:
                         used.append(ol)
-                if fresh:
-                    push((i, state, 0, 0))
+                if ok:
+                    push((i, state, 0, 0, urgent))
                     state = s2
                     dl = dl2
                     c = ce[i]
@@ -156,7 +234,7 @@ def linearize(
                     a, b = prv[r], nxt[r]
                     nxt[a] = b
                     prv[b] = a
-                    k = nxt[0]
+                    fresh_node = True
                     if steps >= next_check:
                         next_check = steps + check_every
                         if deadline is not None and time.monotonic() > deadline:
@@ -166,15 +244,10 @@ def linearize(
                     continue
             k = nxt[k]
             continue
-        if kd == 2:
-            out.valid = True
-            out.steps = steps
-            out.prefix = [s[0] for s in stack]
-            out.prefix_state = state
-            return out
         # phase 1: k is the frontier (first definite return); optional calls before it
         frontier = etime[k]
-        j = onxt[0]
+        j = 0 if dead else onxt[0]
+        dead = False
         while True:
             placed = False
             while j and ocall[j] < frontier:
@@ -196,18 +269,18 @@ def linearize(
                         ol2 = ol | (1 << i)
                         key = (dl, s2)
                         used = get(key)
-                        fresh = True
+                        ok = True
                         if used is None:
                             seen_sets[key] = [ol2]
                         else:
-                            for x in used:
-                                if x & ol2 == x:
-                                    fresh = False
+                            for y in used:
+                                if y & ol2 == y:
+                                    ok = False
                                     break
-                            if fresh:
+                            if ok:
                                 used.append(ol2)
-                        if fresh:
-                            push((i, state, j, k))
+                        if ok:
+                            push((i, state, j, k, urgent))
                             state = s2
                             ol = ol2
                             a, b = oprv[j], onxt[j]
@@ -217,12 +290,12 @@ def linearize(
                             break
                 j = onxt[j]
             if placed:
-                k = nxt[0]
+                fresh_node = True
                 break
             # no candidate left at this node: backtrack
             if len(stack) > best:
                 best = len(stack)
-                out.prefix = [s[0] for s in stack]
+                out.prefix = [e[0] for e in stack]
                 out.prefix_state = state
                 out.stuck = eop[k]
                 conc = []
@@ -239,7 +312,7 @@ def linearize(
             if not stack:
                 out.steps = steps
                 return out
-            i, state, slot, fk = pop()
+            i, state, slot, fk, urgent = pop()
             steps += 1
             if steps >= next_check:
                 next_check = steps + check_every
@@ -262,5 +335,7 @@ def linearize(
             c = ce[i]
             nxt[prv[c]] = c
             prv[nxt[c]] = c
-            k = nxt[c]
-            break  # resume phase 0 after the popped call
+            # resume phase 0 at that node: from the head if the urgent op was
+            # the one undone, else after the undone call
+            k = nxt[0] if i == urgent else nxt[c]
+            break
