@@ -127,6 +127,10 @@ def linearize(
     steps = 0
     check_every = 4096
     next_check = check_every
+    fr = nxt[0]  # frontier: the first definite return entry (0 when none is left)
+    while kind[fr] == 0:
+        fr = nxt[fr]
+    best_stack: list = []
     fresh_node = True
     dead = False
     urgent = -1
@@ -135,9 +139,7 @@ def linearize(
         if fresh_node:
             # The frontier op (earliest definite return) is tried first: the
             # most urgent candidate, and often the right one.
-            x = nxt[0]
-            while kind[x] == 0:
-                x = nxt[x]
+            x = fr
             if kind[x] == 2:
                 out.valid = True
                 out.steps = steps
@@ -180,7 +182,7 @@ def linearize(
                         if ok:
                             used.append(ol)
                     if ok:
-                        push((i, state, 0, 0, urgent))
+                        push((i, state, 0, fr, urgent))
                         state = s2
                         dl = dl2
                         c = ce[i]
@@ -191,6 +193,10 @@ def linearize(
                         a, b = prv[r], nxt[r]
                         nxt[a] = b
                         prv[b] = a
+                        if r == fr:
+                            while kind[b] == 0:
+                                b = nxt[b]
+                            fr = b
                         fresh_node = True
                         if steps >= next_check:
                             next_check = steps + check_every
@@ -223,7 +229,7 @@ def linearize(
                     if ok:
                         used.append(ol)
                 if ok:
-                    push((i, state, 0, 0, urgent))
+                    push((i, state, 0, fr, urgent))
                     state = s2
                     dl = dl2
                     c = ce[i]
@@ -234,6 +240,10 @@ def linearize(
                     a, b = prv[r], nxt[r]
                     nxt[a] = b
                     prv[b] = a
+                    if r == fr:
+                        while kind[b] == 0:
+                            b = nxt[b]
+                        fr = b
                     fresh_node = True
                     if steps >= next_check:
                         next_check = steps + check_every
@@ -295,7 +305,7 @@ def linearize(
             # no candidate left at this node: backtrack
             if len(stack) > best:
                 best = len(stack)
-                out.prefix = [e[0] for e in stack]
+                best_stack = stack[:]
                 out.prefix_state = state
                 out.stuck = eop[k]
                 conc = []
@@ -311,6 +321,7 @@ def linearize(
                 out.concurrent = conc
             if not stack:
                 out.steps = steps
+                out.prefix = [e[0] for e in best_stack]
                 return out
             i, state, slot, fk, urgent = pop()
             steps += 1
@@ -329,6 +340,7 @@ def linearize(
                 frontier = etime[k]
                 continue  # resume phase 1 at the same node
             dl ^= 1 << i
+            fr = fk
             r = re_[i]
             nxt[prv[r]] = r
             prv[nxt[r]] = r
