@@ -11,8 +11,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,20 +27,20 @@ pytestmark = pytest.mark.timeout(120)
 
 IDS = ["n1", "n2", "n3"]
 
-# One datagram per line of output: a receiver bound on its namespace address
-# counts datagrams by sender until quiet; a sender fires COUNT datagrams.
+# A receiver bound on its namespace address counts datagrams by sender until
+# the test sends b"end" from the root namespace (never cut by the rules); a
+# sender fires COUNT datagrams.
 PROBE = r"""
 import json, socket, sys, time
 mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 if mode == "recv":
-    s.bind((host, port)); s.settimeout(1.0)
+    s.bind((host, port)); s.settimeout(60.0)
     print("ready", flush=True)
     seen = {}
     while True:
-        try:
-            data, (src, _) = s.recvfrom(100)
-        except socket.timeout:
+        data, (src, _) = s.recvfrom(100)
+        if data == b"end":
             break
         seen[src] = seen.get(src, 0) + 1
     print(json.dumps(seen), flush=True)
@@ -92,6 +94,12 @@ def in_ns(nets: NetnsCluster, node: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
+def end(nets: NetnsCluster, dest: str, port: int) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"end", (nets.addr(dest), port))
+    s.close()
+
+
 def receive(nets: NetnsCluster, dest: str, senders: dict[str, int], port: int = 9000) -> dict:
     """Datagrams ``dest`` received from each sender after each sent ``count``."""
     recv = in_ns(nets, dest, "recv", nets.addr(dest), str(port))
@@ -102,6 +110,8 @@ def receive(nets: NetnsCluster, dest: str, senders: dict[str, int], port: int = 
                  for src, count in senders.items()]
         for p in procs:
             assert p.wait(60) == 0
+        time.sleep(0.2)  # let the last datagrams cross the bridge
+        end(nets, dest, port)
         out, _ = recv.communicate(timeout=30)
     finally:
         if recv.poll() is None:
@@ -170,12 +180,12 @@ def test_host_reaches_every_node_and_cluster_json_is_rewritten(
     recv = in_ns(nets, "n1", "recv", nets.addr("n1"), "9100")
     try:
         assert recv.stdout is not None and recv.stdout.readline().strip() == "ready"
-        import socket
-
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for _ in range(20):
             s.sendto(b"x", (nets.addr("n1"), 9100))
         s.close()
+        time.sleep(0.2)
+        end(nets, "n1", 9100)
         out, _ = recv.communicate(timeout=30)
         assert json.loads(out) == {nets.host_addr: 20}
     finally:
