@@ -122,10 +122,10 @@ def pair_ops(events: Iterable[dict]) -> list[Op]:
     ops: list[Op] = []
     open_by_process: dict[Any, Op] = {}
     for ev in events:
-        if is_nemesis(ev):
+        proc = ev.get("process")
+        if proc == "nemesis":
             continue
         typ = ev.get("type")
-        proc = ev.get("process")
         if typ == "invoke":
             op = Op(
                 process=proc,
@@ -160,7 +160,7 @@ def fault_windows(events: Iterable[dict]) -> list[FaultWindow]:
     windows: list[FaultWindow] = []
     open_windows: list[tuple[str, str, FaultWindow]] = []
     for ev in events:
-        if not is_nemesis(ev):
+        if ev.get("process") != "nemesis":
             continue
         f = str(ev.get("f") or "")
         t = int(ev.get("time") or 0)
@@ -208,9 +208,11 @@ def availability(events: Sequence[dict]) -> list[dict]:
     acknowledged after it). Times are ns since run start.
     """
     events = list(events)
-    ops = pair_ops(events)
-    windows = fault_windows(events)
-    _, horizon = history_span(events)
+    return availability_of(pair_ops(events), fault_windows(events), history_span(events)[1])
+
+
+def availability_of(ops: Sequence[Op], windows: Sequence[FaultWindow], horizon: int) -> list[dict]:
+    """`availability` from already paired ops and windows (the report has them at hand)."""
     # Acknowledged writes by completion time, for "next ack after t" lookups.
     acks = sorted(op.end for op in ops if op.type == "ok" and op.f in WRITE_FS and op.end is not None)
     starts = sorted((op.start, i) for i, op in enumerate(ops))

@@ -19,7 +19,9 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 from reports.analysis import FaultWindow, Op, throughput
-from reports.svg import Scale, esc, fault_bands, fault_strip, fmt_ms, fmt_time, n, nice_step, svg_open, time_axis
+from reports.svg import (
+    Scale, esc, fault_bands, fault_strip, fmt_ms, fmt_time, mark_line, n, nice_step, svg_open, time_axis,
+)
 
 WIDTH = 1160
 LEFT = 92  # room for lane labels
@@ -75,6 +77,7 @@ def timeline(
     *,
     concurrency: int | None = None,
     witness: set[int] | None = None,
+    mark: int | None = None,
 ) -> str:
     """Operations per client worker over time, coloured by outcome, with fault bands."""
     witness = witness or set()
@@ -122,6 +125,7 @@ def timeline(
         out.append(_op_rect(op, x, top + lane_ix[lane_of(op, concurrency)] * lane_h + pad - 1, bar_h + 2,
                             span, t1, extra=" witness"))
     out.append(time_axis(x, top - 2, top + nl * lane_h + 2))
+    out.append(mark_line(x, mark, 6, top + nl * lane_h + 2))
     out.append("</svg>")
     return "".join(out)
 
@@ -187,7 +191,7 @@ def _aggregated_lanes(
 
 
 def latency(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
-            witness: set[int] | None = None) -> str:
+            witness: set[int] | None = None, mark: int | None = None) -> str:
     """Latency of each operation (log scale) at its invoke time, by outcome."""
     witness = witness or set()
     height, top, bottom = 250, 14, 212
@@ -224,12 +228,11 @@ def latency(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
                                f'data-tip="{esc(op_tip(op, span))}"/>')
     else:
         cell = 3.0
+        grids: dict[str, dict[tuple[int, int], int]] = {k: defaultdict(int) for k in OUTCOMES}
+        for op in ops:  # one pass; cells in pixel units
+            grids[op.type][(int(x(op.start) / cell), int(ypos(op) / cell))] += 1
         for kind in OUTCOMES:
-            grid: dict[tuple[int, int], int] = defaultdict(int)
-            for op in ops:
-                if op.type == kind:
-                    grid[(int(x(op.start) / cell), int(ypos(op) / cell))] += 1
-            for (cx, cy), k in grid.items():
+            for (cx, cy), k in grids[kind].items():
                 out.append(f'<rect class="pt {kind}{" dense" if k > 3 else ""}" x="{n(cx * cell)}" '
                            f'y="{n(cy * cell)}" width="{n(cell)}" height="{n(cell)}"/>')
     for op in ops:
@@ -237,11 +240,13 @@ def latency(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
             out.append(f'<circle class="pt {op.type} witness" cx="{n(x(op.start))}" cy="{n(ypos(op))}" r="4" '
                        f'data-tip="{esc(op_tip(op, span))}"/>')
     out.append(time_axis(x, top, bottom))
+    out.append(mark_line(x, mark, top, bottom))
     out.append("</svg>")
     return "".join(out)
 
 
-def throughput_chart(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int) -> str:
+def throughput_chart(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
+                     mark: int | None = None) -> str:
     """Completed operations per second, stacked by outcome."""
     height, top, bottom = 200, 12, 162
     buckets = max(10, min(240, (t1 - t0) // 50_000_000 or 10))
@@ -284,5 +289,6 @@ def throughput_chart(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int,
         out.append(f'<rect class="hit" x="{n(xa)}" y="{top}" width="{n(max(1.0, x(t0 + width_ns) - x(t0)))}" '
                    f'height="{bottom - top}" data-tip="{esc(tip)}"/>')
     out.append(time_axis(x, top, bottom))
+    out.append(mark_line(x, mark, top, bottom))
     out.append("</svg>")
     return "".join(out)

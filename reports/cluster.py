@@ -37,8 +37,18 @@ def _term(m: dict) -> Any:
     return m.get("term", m.get("ballot"))
 
 
+_memo: list = [None, None]  # (metrics list, its node_states): one report asks three times
+
+
 def node_states(metrics: Sequence[dict]) -> dict[str, list[tuple[int, str, Any, Any]]]:
     """Per node, (time, state, term, leader it believes in) at each sample, in time order."""
+    if _memo[0] is metrics and _memo[1] is not None:
+        return _memo[1]
+    _memo[0], _memo[1] = metrics, _node_states(metrics)
+    return _memo[1]
+
+
+def _node_states(metrics: Sequence[dict]) -> dict[str, list[tuple[int, str, Any, Any]]]:
     rows = sorted((m for m in metrics if m.get("node") is not None), key=lambda m: m.get("time") or 0)
     cur: dict[str, dict] = {}
     out: dict[str, list[tuple[int, str, Any, Any]]] = {}

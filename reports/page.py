@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 from reports import charts, cluster, witness
-from reports.analysis import FaultWindow, Op, availability, counts, fault_windows, latency_percentiles_ms, pair_ops
+from reports.analysis import FaultWindow, Op, availability_of, counts, fault_windows, latency_percentiles_ms, pair_ops
 from reports.runfolder import Run, get, load_run
 from reports.style import CSS, JS
 from reports.svg import band_class, esc, fmt_ms, fmt_time, legend
@@ -96,10 +96,11 @@ def render(run: Run) -> str:
     elif verdict == "invalid":
         parts.append('<h2 id="violation">What went wrong</h2><p>The checker found no valid order for the '
                      'history but named no operations; see results.json.</p>')
-    parts.append(section_timeline(ops, windows, t0, t1, concurrency, witness_ids))
-    parts.append(section_perf(ops, windows, t0, t1, witness_ids))
-    parts.append(section_cluster(run, windows, t0, t1, nodes, ws[0].moment if ws else None))
-    parts.append(section_availability(events, ops, windows, t1))
+    mark = ws[0].moment if ws else None
+    parts.append(section_timeline(ops, windows, t0, t1, concurrency, witness_ids, mark))
+    parts.append(section_perf(ops, windows, t0, t1, witness_ids, mark))
+    parts.append(section_cluster(run, windows, t0, t1, nodes, mark))
+    parts.append(section_availability(ops, windows, max((int(e.get("time") or 0) for e in events), default=1)))
     parts.append(section_files(run))
     parts.append(f'<p class="muted small">Drawn by consensus-harness in {time.perf_counter() - began:.2f} s '
                  f"from {len(events)} history events. Hover over any shape for details.</p>")
@@ -154,7 +155,7 @@ def fault_legend(windows: list[FaultWindow]) -> list[tuple[str, str]]:
 
 
 def section_timeline(ops: list[Op], windows: list[FaultWindow], t0: int, t1: int,
-                     concurrency: int | None, witness_ids: set[int]) -> str:
+                     concurrency: int | None, witness_ids: set[int], mark: int | None) -> str:
     items = [("ok", "ok"), ("fail", "fail (certainly no effect)"), ("info", "info (outcome unknown)")]
     if witness_ids:
         items.append(("witness", "operation of the anomaly"))
@@ -165,14 +166,15 @@ def section_timeline(ops: list[Op], windows: list[FaultWindow], t0: int, t1: int
     return (f'<h2>Timeline</h2><p class="muted">Each bar is an operation, from invoke to completion, on the '
             f"lane of the client worker that issued it; bands are fault windows.</p>"
             f"{legend(items + fault_legend(windows))}{note}"
-            f'<div class="card">{charts.timeline(ops, windows, t0, t1, concurrency=concurrency, witness=witness_ids)}</div>')
+            f'<div class="card">{charts.timeline(ops, windows, t0, t1, concurrency=concurrency, witness=witness_ids, mark=mark)}</div>')
 
 
-def section_perf(ops: list[Op], windows: list[FaultWindow], t0: int, t1: int, witness_ids: set[int]) -> str:
+def section_perf(ops: list[Op], windows: list[FaultWindow], t0: int, t1: int, witness_ids: set[int],
+                 mark: int | None) -> str:
     items = [("ok", "ok"), ("fail", "fail"), ("info", "info")] + fault_legend(windows)
     return (f"<h2>Latency and throughput</h2>{legend(items)}"
-            f'<div class="card">{charts.latency(ops, windows, t0, t1, witness_ids)}</div>'
-            f'<div class="card">{charts.throughput_chart(ops, windows, t0, t1)}</div>')
+            f'<div class="card">{charts.latency(ops, windows, t0, t1, witness_ids, mark)}</div>'
+            f'<div class="card">{charts.throughput_chart(ops, windows, t0, t1, mark)}</div>')
 
 
 def section_cluster(run: Run, windows: list[FaultWindow], t0: int, t1: int, nodes: list[str],
@@ -182,16 +184,17 @@ def section_cluster(run: Run, windows: list[FaultWindow], t0: int, t1: int, node
     roles = [(f"role-{s}", s) for s in ("leader", "follower", "candidate", "paused", "down")]
     node_keys = [(cluster.colour_of(nd, nodes), nd) for nd in nodes]
     return (f"<h2>Cluster state</h2><p class=\"muted\">Each node's role and term as it reported them "
-            f"(t3 = term 3); the top lane names the leader. Dashed red line: the violation.</p>"
-            f"{legend(roles + fault_legend(windows))}"
+            f"(t3 = term 3); the top lane names the leader"
+            f"{'. Dashed red line: the violation' if mark is not None else ''}.</p>"
+            f"{legend(roles + fault_legend(windows))}{legend([(c, f'{nd} leads') for c, nd in node_keys])}"
             f'<div class="card">{cluster.state_chart(run.metrics, windows, t0, t1, nodes, mark)}</div>'
             f"<h4>CPU and memory per node</h4>{legend(node_keys)}"
             f'<div class="card cols">{cluster.resource_chart(run.metrics, windows, t0, t1, nodes, "cpu")}'
             f'{cluster.resource_chart(run.metrics, windows, t0, t1, nodes, "rss")}</div>')
 
 
-def section_availability(events: list[dict], ops: list[Op], windows: list[FaultWindow], t1: int) -> str:
-    rows = availability(events)
+def section_availability(ops: list[Op], windows: list[FaultWindow], t1: int) -> str:
+    rows = availability_of(ops, windows, t1)
     if not rows:
         return ('<h2>Availability</h2><p class="muted">No faults were injected: '
                 f"{_share(counts(ops))} of all operations succeeded.</p>")

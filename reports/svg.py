@@ -159,6 +159,15 @@ def _clip(s: str, k: int) -> str:
     return s if len(s) <= k else s[: k - 1] + "…"
 
 
+def mark_line(x: Scale, t: int | None, y0: float, y1: float, label: str = "violation") -> str:
+    """A dashed red vertical line at t (the violation), labelled at its top."""
+    if t is None or not (min(x.d0, x.d1) <= t <= max(x.d0, x.d1)):
+        return ""
+    px = x(t)
+    return (f'<line class="mark" x1="{n(px)}" x2="{n(px)}" y1="{n(y0)}" y2="{n(y1)}"/>'
+            f'<text class="marklab" x="{n(px + 4)}" y="{n(y0 + 9)}">{esc(label)}</text>')
+
+
 def svg_open(width: float, height: float, cls: str = "chart", label: str = "") -> str:
     aria = f' role="img" aria-label="{esc(label)}"' if label else ""
     return (f'<svg class="{cls}" viewBox="0 0 {n(width)} {n(height)}" width="{n(width)}" '

@@ -233,11 +233,11 @@ def test_harness_serve_prints_its_address_and_serves_the_store(tmp_path: Path):
 @pytest.mark.timeout(300)
 def test_a_100k_operation_history_renders_in_seconds_and_stays_small(tmp_path: Path):
     run = write_synthetic_run(tmp_path / "big", ops=100_000, clients=10, violation=True, net=False)
-    began = time.perf_counter()
+    began = time.process_time()  # CPU time: the machine is shared, wall time is noise
     html = write_report(run).read_text()
-    seconds = time.perf_counter() - began
+    seconds = time.process_time() - began
     size = len(html.encode())
-    assert seconds < 30, f"rendering took {seconds:.1f} s"  # ~3 s on an idle core; the machine is shared
+    assert seconds < 15, f"rendering took {seconds:.1f} s of CPU"  # about 4 s here
     assert size < 6 * 1024 * 1024, f"page is {size / 1e6:.1f} MB"
     assert "ok operations are aggregated" in html
     assert html.count("op ok witness") == 2  # the anomaly stays visible among 100,000 ops

@@ -1,0 +1,64 @@
+"""How long the report takes to draw, and how big the page gets, as histories grow.
+
+Writes synthetic run folders (reports.synthetic: 5 nodes, 10 clients, four
+fault windows, one stale-read violation, metrics and node logs) of 1,000 to
+100,000 operations, times reports.write_report on each, and prints the page
+size next to the history's size. With chromium installed it also times
+opening the largest page in headless Chromium (load + full-page screenshot).
+
+    .venv/bin/python benchmarks/report_bench.py [--ops 1000,10000,100000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reports import write_report  # noqa: E402
+from reports.synthetic import write_synthetic_run  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ops", default="1000,10000,100000", help="comma-separated operation counts")
+    ap.add_argument("--keep", default=None, metavar="DIR", help="keep the run folders under DIR")
+    ap.add_argument("--no-browser", action="store_true", help="skip timing the page in chromium")
+    args = ap.parse_args()
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="report-bench-"))
+    largest: Path | None = None
+    try:
+        for n in (int(x) for x in args.ops.split(",")):
+            run = write_synthetic_run(base / f"ops{n}", ops=n, clients=10, violation=True, net=n <= 10_000)
+            history_mb = (run / "history.jsonl").stat().st_size / 1e6
+            began = time.perf_counter()
+            page = write_report(run)
+            seconds = time.perf_counter() - began
+            print(f"report {n:>7} ops: render {seconds:6.2f} s, page {page.stat().st_size / 1e6:5.2f} MB "
+                  f"(history.jsonl {history_mb:6.1f} MB)  {page}", flush=True)
+            largest = page
+        if largest is not None and not args.no_browser:
+            from reports.browser import BrowserError, find_chromium, open_page
+
+            if find_chromium() is None:
+                print("chromium: not installed, page load not timed")
+            else:
+                try:
+                    c = open_page(largest)
+                    print(f"chromium: opened {largest.parent.name} and took a full-page screenshot in "
+                          f"{c.seconds:.2f} s ({c.width}x{c.height} px, {len(c.errors)} console errors)")
+                except BrowserError as exc:
+                    print(f"chromium: {exc}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
