@@ -451,10 +451,12 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
             interrupted: bool) -> RunResult:
     history = run_dir / "history.jsonl"
     notes = list(live.notes)
+    live.progress.show(live.load_seconds, live.recorder.counts, "checking")
     try:
         verdict, checker, note = _check(history, cfg)
     except Exception as exc:  # a checker crash is an unknown verdict, not a lost run
         verdict, checker, note = "unknown", None, f"checker failed: {exc!r}"
+    live.progress.done()
     if note:
         notes.append(note)
     try:
