@@ -361,7 +361,13 @@ class SimNet:
         elif action == "partition":
             ids = list(self.ids)
             rng.shuffle(ids)
-            k = rng.randrange(1, len(ids))
+            leaders = self.leaders()
+            if leaders and rng.random() < 0.5:  # the classic: cut the leader off
+                ids.remove(leaders[0])
+                ids.insert(0, leaders[0])
+                k = 1
+            else:
+                k = rng.randrange(1, len(ids))
             self.partition(ids[:k], ids[k:])
         elif action == "heal":
             self.heal()
