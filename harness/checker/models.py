@@ -51,7 +51,7 @@ class Compiled:
     step: Callable[[Any, int], Any]
     decode: Callable[[Any], Any] = lambda s: s
     needs: list[list[int] | None] | None = None
-    viable: Callable[[Any, int, list[int]], bool] | None = None
+    viable: Callable[[Any, Callable[[int], bool], list[int]], bool] | None = None
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -315,10 +315,25 @@ class CasRegister(Model):
                 return NO if s == A[i] else s
             return B[i] if s == A[i] else NO
 
+        # An optional write/cas is only worth placing right before an op that
+        # sees its value (a read of it, a cas from it, or a failed cas from
+        # another value when failures are observed): otherwise drop it from
+        # the linearization or let the next write overwrite it.
         optional = [r == INF for r in rets]
+        seers: dict[int, list[int]] = {}
+        for idx, r in enumerate(rows):
+            if r[1] in (0, 2):
+                seers.setdefault(r[2], []).append(idx)
+        neg = [(idx, r[2]) for idx, r in enumerate(rows) if r[1] == 3]
+        needs: list[list[int] | None] = [None] * len(rows)
+        for idx, r in enumerate(rows):
+            if optional[idx] and r[1] in (1, 2):
+                lst = [j for j in seers.get(r[3], ()) if j != idx]
+                lst += [j for j, a in neg if a != r[3]]
+                needs[idx] = lst
         return Compiled(
             kept, [op.call for op in kept], rets, identical_chain(kept, optional), init_c, step,
-            decode=lambda c: values[c], dropped=n_in - len(kept), notes=notes,
+            decode=lambda c: values[c], dropped=n_in - len(kept), notes=notes, needs=needs,
         )
 
 
@@ -440,13 +455,13 @@ class KVAppend(Model):
         writes_before = [[w for w in write_ids if calls[w] < rets[f]] if kinds[f] == 0 else []
                          for f in range(len(kept))]
 
-        def viable(s: str, lin: int, due: list[int]) -> bool:
+        def viable(s: str, linearized: Callable[[int], bool], due: list[int]) -> bool:
             # Any pending read must later see exactly its string; until a
             # write resets it, the string only grows: so it must extend s.
             for f in due:
                 if kinds[f] == 0 and not vals[f].startswith(s):
                     for w in writes_before[f]:
-                        if not (lin >> w) & 1:
+                        if not linearized(w):
                             break
                     else:
                         return False

@@ -31,7 +31,8 @@ Invariants:
   when one of those ops is a pending candidate, the model's promise that
   some linearization places each used optional op right before one of them
   (an indeterminate write is only worth taking effect if something sees it).
-- ``viable(state, linearized bitset, due ops)`` (optional): False when the
+- ``viable(state, linearized, due ops)`` (optional; ``linearized(op)`` tells
+  whether an op is placed already): False when the
   model can tell that no continuation meets those next deadlines (the
   frontier op first); the node is then abandoned as a dead end.
 - ``pred[i] >= 0`` makes op i linearizable only after op ``pred[i]``
@@ -62,6 +63,19 @@ class Outcome:
     concurrent: list[int] = field(default_factory=list)  # calls pending there, none legal
 
 
+def _placed_test(base: int, rel: int, ol: int, dpos: Sequence[int], opos: Sequence[int],
+                 rets: Sequence[float]) -> Callable[[int], bool]:
+    """``linearized(op)`` for the search's current (base, rel, ol)."""
+
+    def linearized(o: int) -> bool:
+        if rets[o] == INF:
+            return bool((ol >> opos[o]) & 1)
+        d = dpos[o] - base
+        return d < 0 or bool((rel >> d) & 1)
+
+    return linearized
+
+
 def linearize(
     calls: Sequence[float],
     rets: Sequence[float],
@@ -70,7 +84,7 @@ def linearize(
     pred: Sequence[int] | None = None,
     deadline: float | None = None,
     needs: Sequence[Sequence[int] | None] | None = None,
-    viable: Callable[[Any, int, list[int]], bool] | None = None,
+    viable: Callable[[Any, Callable[[int], bool], list[int]], bool] | None = None,
 ) -> Outcome:
     n = len(calls)
     if n == 0:
@@ -112,14 +126,30 @@ def linearize(
     oop = [-1] + [i for _, i in opt]
     if needs is None:
         needs = [None] * n
+    # Bit positions: definite ops by call rank, optional ops by call rank.
+    # The definite set is kept as (base, rel): every definite op ranked below
+    # base is linearized, rel holds the rest shifted by base. Ops are mostly
+    # linearized in call order, so rel stays small however long the history
+    # is, and memo keys stay cheap to build and hash.
+    dpos = [0] * n
+    opos = [0] * n
+    rank = 0
+    for t, is_ret, i in order:
+        if not is_ret:
+            dpos[i] = rank
+            rank += 1
+    for rank, (_, i) in enumerate(opt):
+        opos[i] = rank
 
-    seen_sets: dict = {}  # (definite bitset, state) -> optional bitsets used
+
+    seen_sets: dict = {}  # (base, rel, state) -> optional bitsets used
     get = seen_sets.get
-    # (op, state before, opt slot or 0, frontier entry, urgent op of the node)
-    stack: list[tuple[int, Any, int, int, int]] = []
+    # (op, state before, opt slot or 0, frontier entry, urgent op, base, rel)
+    stack: list[tuple[int, Any, int, int, int, int, int]] = []
     push = stack.append
     pop = stack.pop
-    dl = 0  # definite ops linearized
+    base = 0  # definite ops linearized: ranks below base, and rel << base
+    rel = 0
     ol = 0  # optional ops linearized
     state = init
     best = -1
@@ -160,7 +190,7 @@ def linearize(
                         due.append(eop[y])
                     y = nxt[y]
                     budget -= 1
-                if not viable(state, dl | ol, due):
+                if not viable(state, _placed_test(base, rel, ol, dpos, opos, rets), due):
                     dead = True
                     k = x
             if not dead and etime[ce[urgent]] < etime[x]:
@@ -168,8 +198,14 @@ def linearize(
                 s2 = step(state, i)
                 steps += 1
                 if s2 is not NO:
-                    dl2 = dl | (1 << i)
-                    key = (dl2, s2)
+                    d = dpos[i] - base
+                    rel2 = rel | (1 << d)
+                    base2 = base
+                    if d == 0:
+                        t = (~rel2 & (rel2 + 1)).bit_length() - 1
+                        rel2 >>= t
+                        base2 += t
+                    key = (base2, rel2, s2)
                     used = get(key)
                     ok = True
                     if used is None:
@@ -182,9 +218,10 @@ def linearize(
                         if ok:
                             used.append(ol)
                     if ok:
-                        push((i, state, 0, fr, urgent))
+                        push((i, state, 0, fr, urgent, base, rel))
                         state = s2
-                        dl = dl2
+                        base = base2
+                        rel = rel2
                         c = ce[i]
                         a, b = prv[c], nxt[c]
                         nxt[a] = b
@@ -215,8 +252,14 @@ def linearize(
             s2 = step(state, i)
             steps += 1
             if s2 is not NO:
-                dl2 = dl | (1 << i)
-                key = (dl2, s2)
+                d = dpos[i] - base
+                rel2 = rel | (1 << d)
+                base2 = base
+                if d == 0:
+                    t = (~rel2 & (rel2 + 1)).bit_length() - 1
+                    rel2 >>= t
+                    base2 += t
+                key = (base2, rel2, s2)
                 used = get(key)
                 ok = True
                 if used is None:
@@ -229,9 +272,10 @@ def linearize(
                     if ok:
                         used.append(ol)
                 if ok:
-                    push((i, state, 0, fr, urgent))
+                    push((i, state, 0, fr, urgent, base, rel))
                     state = s2
-                    dl = dl2
+                    base = base2
+                    rel = rel2
                     c = ce[i]
                     a, b = prv[c], nxt[c]
                     nxt[a] = b
@@ -263,21 +307,26 @@ def linearize(
             while j and ocall[j] < frontier:
                 i = oop[j]
                 p = pred[i]
-                if p < 0 or (ol >> p) & 1:
+                if p < 0 or (ol >> opos[p]) & 1:
                     nd = needs[i]
                     if nd is not None:
-                        lin = dl | ol
                         for o in nd:
-                            if calls[o] < frontier and not (lin >> o) & 1:
-                                break
+                            if calls[o] < frontier:
+                                if rets[o] == INF:
+                                    if not (ol >> opos[o]) & 1:
+                                        break
+                                else:
+                                    d = dpos[o] - base
+                                    if d >= 0 and not (rel >> d) & 1:
+                                        break
                         else:
                             j = onxt[j]
                             continue
                     s2 = step(state, i)
                     steps += 1
                     if s2 is not NO:
-                        ol2 = ol | (1 << i)
-                        key = (dl, s2)
+                        ol2 = ol | (1 << opos[i])
+                        key = (base, rel, s2)
                         used = get(key)
                         ok = True
                         if used is None:
@@ -290,7 +339,7 @@ def linearize(
                             if ok:
                                 used.append(ol2)
                         if ok:
-                            push((i, state, j, k, urgent))
+                            push((i, state, j, k, urgent, base, rel))
                             state = s2
                             ol = ol2
                             a, b = oprv[j], onxt[j]
@@ -323,7 +372,7 @@ def linearize(
                 out.steps = steps
                 out.prefix = [e[0] for e in best_stack]
                 return out
-            i, state, slot, fk, urgent = pop()
+            i, state, slot, fk, urgent, base, rel = pop()
             steps += 1
             if steps >= next_check:
                 next_check = steps + check_every
@@ -332,14 +381,13 @@ def linearize(
                     out.steps = steps
                     return out
             if slot:
-                ol ^= 1 << i
+                ol ^= 1 << opos[i]
                 onxt[oprv[slot]] = slot
                 oprv[onxt[slot]] = slot
                 j = onxt[slot]
                 k = fk
                 frontier = etime[k]
                 continue  # resume phase 1 at the same node
-            dl ^= 1 << i
             fr = fk
             r = re_[i]
             nxt[prv[r]] = r
