@@ -89,7 +89,7 @@ def fill_node(tmp_path: Path, writes: int) -> tuple[Path, Path]:
         lc.wait_ready(20)
         addr = lc.client_addrs["n1"]
         for i in range(writes):
-            reply = call(addr, {"op": "write", "key": "k", "value": i}, 5)
+            reply = call(addr, {"op": "write", "key": "k", "value": i}, 15)
             assert reply and reply["ok"], reply
         lc.kill("n1")
     return cj, tmp_path / "data" / "n1" / "log"
@@ -112,7 +112,8 @@ def test_truncated_log_tail_starts_without_the_torn_write(tmp_path: Path) -> Non
     with LocalCluster(cj, SOLO, tmp_path / "logs") as lc:
         lc.start_all()
         lc.wait_ready(20)
-        reply = call(lc.client_addrs["n1"], {"op": "read", "key": "k"}, 5)
+        reply = call(lc.client_addrs["n1"], {"op": "read", "key": "k"}, 15)
+        assert reply is not None, "no reply to a read after the restart"
         assert reply == {"id": reply["id"], "ok": True, "value": 3}
     assert "dropped a torn log tail" in (tmp_path / "logs" / "n1.log").read_text()
 

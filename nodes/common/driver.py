@@ -228,14 +228,15 @@ class Driver:
         # in Python-level flag arithmetic, on the hottest path of the node.
         NOBLOCK = int(zmq.NOBLOCK)
         NOBLOCK_MORE = NOBLOCK | int(zmq.SNDMORE)
-        RCVMORE = int(zmq.RCVMORE)
         Again = zmq.Again
         monotonic = time.monotonic
         poller = zmq.Poller()
         poller.register(peer_sock, zmq.POLLIN)
         poller.register(client_sock, zmq.POLLIN)
-        peer_recv, peer_more = peer_sock.recv, peer_sock.get
-        client_recv, client_more = client_sock.recv, client_sock.get
+        # recv(copy=False) gives a Frame whose ``more`` is a plain attribute read;
+        # getsockopt(RCVMORE) costs more than the receive itself.
+        peer_recv = peer_sock.recv
+        client_recv = client_sock.recv
         client_send = client_sock.send
         persist = storage.persist
         node_id = self.id
@@ -295,19 +296,20 @@ class Driver:
             got_peer = False
             for _ in range(MAX_BATCH):
                 try:
-                    sender = peer_recv(NOBLOCK)
+                    sender = peer_recv(NOBLOCK, copy=False)
                 except Again:
                     break
                 # The rest of a multipart message is there once its first frame is.
-                frame = peer_recv(NOBLOCK) if peer_more(RCVMORE) else None
-                if frame is None or peer_more(RCVMORE):
-                    self._drop_rest(peer_sock)
+                frame = peer_recv(NOBLOCK, copy=False) if sender.more else None
+                if frame is None or frame.more:
+                    self._drop_rest(peer_sock, frame or sender)
                     self.warn_malformed("peer message that is not [routing id, one frame]")
                     continue
                 try:
-                    msg = decode(unpackb(frame))
+                    msg = decode(unpackb(frame.buffer))
                 except Exception as exc:  # noqa: BLE001 -- garbage from the network
-                    self.warn_malformed(f"peer message from {sender[:32]!r}: {exc!r}"[:200])
+                    who = sender.bytes[:32]
+                    self.warn_malformed(f"peer message from {who!r}: {exc!r}"[:200])
                     continue
                 step(msg)
                 got_peer = True
@@ -315,16 +317,17 @@ class Driver:
                 flush()
             for _ in range(MAX_BATCH):
                 try:
-                    client = client_recv(NOBLOCK)
+                    head = client_recv(NOBLOCK, copy=False)
                 except Again:
                     break
-                frame = client_recv(NOBLOCK) if client_more(RCVMORE) else None
-                if frame is None or client_more(RCVMORE):
-                    self._drop_rest(client_sock)
+                client = head.bytes
+                frame = client_recv(NOBLOCK, copy=False) if head.more else None
+                if frame is None or frame.more:
+                    self._drop_rest(client_sock, frame or head)
                     self.warn_malformed("client message that is not one frame")
                     continue
                 try:
-                    obj = unpackb(frame)
+                    obj = unpackb(frame.buffer)
                 except Exception as exc:  # noqa: BLE001
                     self.warn_malformed(f"undecodable client request: {exc!r}"[:200])
                     self._reply(client_send, client, wire.malformed(None, "not msgpack"))
@@ -370,10 +373,10 @@ class Driver:
             pass
 
     @staticmethod
-    def _drop_rest(sock: zmq.Socket) -> None:
+    def _drop_rest(sock: zmq.Socket, last: zmq.Frame) -> None:
         """Discard the remaining frames of a malformed multipart message."""
-        while sock.get(zmq.RCVMORE):
-            sock.recv(zmq.NOBLOCK)
+        while last.more:
+            last = sock.recv(zmq.NOBLOCK, copy=False)
 
     def _log_role_change(self, core: Any, last: tuple[Any, Any, Any] | None) -> tuple[Any, Any, Any]:
         st = core.status()
