@@ -15,7 +15,7 @@ from typing import Any, Callable
 import msgpack
 import pytest
 
-from nodes.common.core_api import CoreConfig, Restored, Timing
+from nodes.common.core_api import CoreConfig, Entry, Restored, Timing
 from nodes.paxos import PROTOCOL
 from nodes.paxos.core import CANDIDATE, LEADER, PaxosCore
 from nodes.paxos.messages import Accept, Prepare, Promise
@@ -310,3 +310,27 @@ def test_stale_read_answers_from_a_deposed_leader(bug: bool, read_mode: str) -> 
         assert s.replies[r] == {"id": r, "ok": True, "value": "old"}
     else:
         assert r not in s.replies or not s.replies[r]["ok"]
+
+
+def test_codec_rejects_commands_and_snapshots_the_store_cannot_use() -> None:
+    accept = CODEC.encode(Accept("n1", "n2", (1, "n1"), ((1, None),), 0, 0))
+    assert CODEC.decode(accept).entries == ((1, None),)
+    for bad in ({"op": "drop", "key": "k"}, {"op": "write", "key": 5}, [1, 2]):
+        with pytest.raises(ValueError):
+            CODEC.decode(dict(accept, e=[[1, bad]]))
+    learn = {"type": "learn", "src": "n1", "dest": "n2", "b": [1, "n1"], "e": [], "c": 3,
+             "snap": [3, b"\xc1 not msgpack"]}
+    with pytest.raises(ValueError):
+        CODEC.decode(learn)
+
+
+def test_restore_refuses_data_that_is_not_paxos_state() -> None:
+    cfg = CoreConfig("n1", ("n2", "n3"), Timing(), {}, random.Random(1))
+    with pytest.raises(ValueError, match="not a Paxos slot"):
+        PROTOCOL.make_core(cfg, Restored({"promised": [1, "n1"]}, None,
+                                         [Entry(1, 3, {"raft": "entry"})]))
+    with pytest.raises(ValueError, match="no Paxos ballot"):
+        PROTOCOL.make_core(cfg, Restored({"term": 3, "vote": "n2"}, None, []))
+    with pytest.raises(ValueError, match="read_mode"):
+        PROTOCOL.make_core(CoreConfig("n1", (), Timing(), {"read_mode": "lease"},
+                                      random.Random(1)), Restored())

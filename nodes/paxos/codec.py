@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodes.common.core_api import Snapshot
+from nodes.common.kv import KVStore
 from nodes.paxos.messages import (
     Accept,
     Accepted,
@@ -25,7 +26,7 @@ from nodes.paxos.messages import (
 )
 
 
-def _ballot(obj: Any) -> Ballot:
+def ballot_of(obj: Any) -> Ballot:
     if (
         isinstance(obj, (list, tuple))
         and len(obj) == 2
@@ -49,17 +50,26 @@ def _str(obj: Any, what: str) -> str:
     raise ValueError(f"bad {what} {obj!r}")
 
 
+_OPS = frozenset(("read", "write", "cas"))
+
+
+def check_command(value: Any) -> Any:
+    """A slot's value: None (no-op) or a command the key-value store can apply."""
+    if value is None or (
+        isinstance(value, dict) and value.get("op") in _OPS and isinstance(value.get("key"), str)
+    ):
+        return value
+    raise ValueError(f"bad command {value!r}"[:200])
+
+
 def _entries(obj: Any) -> tuple[tuple[int, Any], ...]:
-    if not isinstance(obj, list):
+    if not isinstance(obj, (list, tuple)):
         raise ValueError("bad entries")
     out = []
     for item in obj:
-        if not isinstance(item, list) or len(item) != 2:
-            raise ValueError(f"bad entry {item!r}")
-        value = item[1]
-        if value is not None and not (isinstance(value, dict) and isinstance(value.get("op"), str)):
-            raise ValueError(f"bad command {value!r}")
-        out.append((_int(item[0], "slot"), value))
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ValueError(f"bad entry {item!r}"[:200])
+        out.append((_int(item[0], "slot"), check_command(item[1])))
     return tuple(out)
 
 
@@ -67,6 +77,7 @@ def _snapshot(obj: Any) -> Snapshot | None:
     if obj is None:
         return None
     if isinstance(obj, list) and len(obj) == 2 and isinstance(obj[1], bytes):
+        KVStore.restore(obj[1])  # raises ValueError on garbage: never reaches the core
         return Snapshot(_int(obj[0], "snapshot index"), 0, obj[1])
     raise ValueError("bad snapshot")
 
@@ -139,30 +150,30 @@ class PaxosCodec:
             kind = obj["type"]
             src = _str(obj["src"], "src")
             dest = _str(obj["dest"], "dest")
-            ballot = _ballot(obj["b"])
+            ballot = ballot_of(obj["b"])
             if kind == "accept":
                 return Accept(src, dest, ballot, _entries(obj["e"]), _int(obj["c"], "commit"),
                               _int(obj["q"], "seq"))
             if kind == "accepted":
                 slots = obj["s"]
-                if not isinstance(slots, list) or any(type(s) is not int for s in slots):
+                if not isinstance(slots, (list, tuple)) or any(type(s) is not int for s in slots):
                     raise ValueError("bad slots")
-                return Accepted(src, dest, ballot, bool(obj["ok"]), _ballot(obj["p"]),
+                return Accepted(src, dest, ballot, bool(obj["ok"]), ballot_of(obj["p"]),
                                 tuple(slots), _int(obj["c"], "commit"), _int(obj["q"], "seq"),
                                 bool(obj["x"]))
             if kind == "prepare":
                 return Prepare(src, dest, ballot, _int(obj["f"], "from_slot"))
             if kind == "promise":
                 acc = obj["a"]
-                if not isinstance(acc, list):
+                if not isinstance(acc, (list, tuple)):
                     raise ValueError("bad accepted list")
                 entries = []
                 for item in acc:
-                    if not isinstance(item, list) or len(item) != 4:
+                    if not isinstance(item, (list, tuple)) or len(item) != 4:
                         raise ValueError(f"bad promise entry {item!r}")
                     slot, value = _entries([[item[0], item[2]]])[0]
-                    entries.append(PromiseEntry(slot, _ballot(item[1]), value, bool(item[3])))
-                return Promise(src, dest, ballot, bool(obj["ok"]), _ballot(obj["p"]),
+                    entries.append(PromiseEntry(slot, ballot_of(item[1]), value, bool(item[3])))
+                return Promise(src, dest, ballot, bool(obj["ok"]), ballot_of(obj["p"]),
                                tuple(entries), _int(obj["c"], "commit"), _snapshot(obj["snap"]))
             if kind == "learn":
                 return Learn(src, dest, ballot, _entries(obj["e"]), _snapshot(obj["snap"]),

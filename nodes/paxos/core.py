@@ -60,6 +60,7 @@ from nodes.common.core_api import (
     Snapshot,
 )
 from nodes.common.kv import KVStore
+from nodes.paxos.codec import ballot_of, check_command
 from nodes.paxos.messages import (
     ZERO_BALLOT,
     Accept,
@@ -171,10 +172,16 @@ class PaxosCore:
     # ------------------------------------------------------------------ restart
 
     def _restore(self, restored: Restored) -> None:
-        meta = restored.meta or {}
-        if "promised" in meta and not self.bug_forget_promise:
-            r, n = meta["promised"]
-            self.promised = (int(r), str(n))
+        """Rebuild acceptor and learner state from disk. Raises ValueError
+        (one line) on data no Paxos node of ours wrote."""
+        meta = restored.meta
+        if meta is not None:
+            try:
+                promised = ballot_of(meta.get("promised"))
+            except ValueError:
+                raise ValueError(f"meta holds no Paxos ballot: {meta!r}"[:200]) from None
+            if not self.bug_forget_promise:
+                self.promised = promised
         if restored.snapshot is not None:
             snap = restored.snapshot
             self.kv = KVStore.restore(snap.data)
@@ -184,9 +191,15 @@ class PaxosCore:
         for e in restored.entries:
             if e.index <= self.snap_index:
                 continue
-            r, n, value, chosen = e.data
-            self.log[e.index] = Slot((r, n), value, bool(chosen))
-            top_round = max(top_round, r)
+            try:
+                r, n, value, chosen = e.data
+                ballot = ballot_of([r, n])
+                check_command(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"log entry {e.index} is not a Paxos slot: {e.data!r}"[:200]
+                                 ) from None
+            self.log[e.index] = Slot(ballot, value, bool(chosen))
+            top_round = max(top_round, ballot[0])
         self.max_round = top_round
         self._advance_commit()
 
