@@ -72,8 +72,10 @@ def _node_states(metrics: Sequence[dict]) -> dict[str, list[tuple[int, str, Any,
             state = "down"
         elif c["role"] in ("leader", "follower", "candidate"):
             state = c["role"]
+        elif isinstance(c["role"], str) and "candidate" in c["role"]:
+            state = "candidate"  # pre-candidate (pre-vote) campaigns too
         else:
-            state = "unknown" if c["role"] is None else str(c["role"])
+            state = "unknown"
         out.setdefault(node, []).append((int(m.get("time") or 0), state, c["term"], c["leader"]))
     return out
 
@@ -107,7 +109,7 @@ def leader_segments(metrics: Sequence[dict], t1: int) -> list[Segment]:
             continue  # decide once all samples taken at the same moment are in
         leaders = [(tm if isinstance(tm, (int, float)) else -1, nd) for nd, (st, tm) in latest.items() if st == "leader"]
         who, term_of = (max(leaders)[1], max(leaders)[0]) if leaders else (None, None)
-        if out and out[-1].node == who and out[-1].term == term_of:
+        if out and out[-1].node == (who or "") and out[-1].term == term_of:
             continue
         if out:
             out[-1].end = t

@@ -42,9 +42,8 @@ class Run:
             n = m.get("node")
             if n is not None and str(n) not in ids:
                 ids.append(str(n))
-        for n in self.logs:
-            if n not in ids:
-                ids.append(n)
+        if not ids:  # only when nothing better names the nodes: logs include the proxy's
+            ids.extend(n for n in self.logs if n != "proxy")
         return sorted(ids, key=_natural)
 
 

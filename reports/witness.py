@@ -231,11 +231,25 @@ def parse_started(results: dict) -> datetime | None:
     return dt
 
 
+_CLOCK = re.compile(r"^\[?(\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\b")
+
+
 def line_time(line: str, started: datetime) -> int | None:
-    """A log line's time in ns since run start, from a leading ISO timestamp."""
+    """A log line's time in ns since run start, from a leading ISO timestamp or a
+    leading wall clock time of day ("04:51:00.791", the run's day and zone assumed)."""
     m = _TS.search(line[:48])
     if not m:
-        return None
+        c = _CLOCK.match(line)
+        if not c:
+            return None
+        frac = (c.group(4) or "0").ljust(9, "0")[:9]
+        secs = int(c.group(1)) * 3600 + int(c.group(2)) * 60 + int(c.group(3))
+        local = started if started.tzinfo is None else started.astimezone()  # nodes log local time
+        start_secs = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+        delta = secs + int(frac) / 1e9 - start_secs
+        if delta < -12 * 3600:  # the run crossed midnight
+            delta += 24 * 3600
+        return int(delta * 1e9)
     try:
         dt = datetime.fromisoformat(f"{m.group(1)}T{m.group(2).replace(',', '.')}"
                                     + (m.group(3) or "").replace("Z", "+00:00"))
@@ -315,7 +329,7 @@ def _msg_fields(m: dict) -> tuple[int | None, str, str, str, str, int | None]:
     src = str(m.get("src", m.get("from", "?")))
     dst = str(m.get("dest", m.get("to", "?")))
     typ = str(m.get("type", m.get("msg_type", m.get("kind", "msg"))))
-    fate = str(m.get("action", m.get("fate", m.get("event", "deliver"))))
+    fate = str(m.get("result", m.get("action", m.get("fate", m.get("event", "delivered")))))
     recv = m.get("delivered", m.get("deliver_time", m.get("recv")))
     return (t if isinstance(t, int) else None, src, dst, typ, fate, recv if isinstance(recv, int) else None)
 

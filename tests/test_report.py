@@ -242,3 +242,28 @@ def test_a_100k_operation_history_renders_in_seconds_and_stays_small(tmp_path: P
     assert "ok operations are aggregated" in html
     assert html.count("op ok witness") == 2  # the anomaly stays visible among 100,000 ops
     assert html.count('class="wop stuck"') == 1
+
+
+# -- reading what real runs write ------------------------------------------------------------------------
+
+def test_log_lines_are_placed_on_the_run_clock():
+    from datetime import datetime, timezone
+
+    from reports.witness import line_time
+
+    started = datetime(2026, 11, 26, 4, 50, 59).astimezone()  # nodes log their local time of day
+    assert line_time("04:51:00.791 n1 became leader at term 2", started) == 1_791_000_000
+    iso = datetime(2026, 11, 26, 4, 50, 59, tzinfo=timezone.utc)
+    assert line_time("2026-11-26T04:50:58.500+00:00 INFO n2 started", iso) == -500_000_000
+    assert line_time("netproxy: stopped", started) is None
+
+
+def test_message_journal_fields_of_the_proxy_are_understood(tmp_path: Path):
+    from reports.witness import message_diagram
+
+    net = [{"time": 1_000_000, "src": "n2", "dest": "n1", "type": "vote", "result": "delivered"},
+           {"time": 2_000_000, "src": "n2", "dest": "n4", "type": "vote", "result": "dropped",
+            "unreachable": True}]
+    svg = message_diagram(net, ["n1", "n2", "n3", "n4"], 1_500_000)
+    assert svg.count('class="msg dropped"') == 1 and svg.count('class="msg"') == 1
+    assert "vote: n2 → n4&#10;dropped" in svg or "vote: n2 → n4\ndropped" in svg
