@@ -299,40 +299,42 @@ def pair_ops(events: list[dict], path: str = "<events>") -> list[Op]:
     """
     open_: dict[Any, Op] = {}
     ops: list[Op] = []
+    append = ops.append
+    pop_open = open_.pop
     for pos, ev in enumerate(events):
-        if not is_client_event(ev):
-            continue
-        t = ev.get("type")
-        p = ev.get("process")
+        get = ev.get
+        p = get("process")
+        if p == "nemesis":
+            continue  # faults are not operations
+        t = get("type")
         if t == "invoke":
             if p in open_:
                 prev = open_[p]
                 raise HistoryError(
                     path, _line(ev, pos),
-                    f"process {p} invoked {ev.get('f')} before its {prev.f} "
+                    f"process {p} invoked {get('f')} before its {prev.f} "
                     f"(line {_line(prev.invoke, prev.call)}) completed",
                 )
-            op = Op(len(ops), p, ev.get("f"), ev.get("key"), ev.get("value"), ev.get("value"),
-                    "info", pos, INF, ev)
+            v = get("value")
+            op = Op(len(ops), p, get("f"), get("key"), v, v, "info", pos, INF, ev)
             open_[p] = op
-            ops.append(op)
-        elif t in ("ok", "fail", "info"):
-            op = open_.pop(p, None)
+            append(op)
+        elif t == "ok" or t == "fail" or t == "info":
+            op = pop_open(p, None)
             if op is None:
                 if t == "info":
                     continue  # a client-side info note without invoke: no operation
                 raise HistoryError(path, _line(ev, pos), f"{t} for process {p} with no open invoke")
-            if ev.get("f") is not None and ev.get("f") != op.f:
+            f = get("f")
+            if f is not None and f != op.f:
                 raise HistoryError(
-                    path, _line(ev, pos), f"completion f {ev.get('f')!r} does not match invoke f {op.f!r}"
+                    path, _line(ev, pos), f"completion f {f!r} does not match invoke f {op.f!r}"
                 )
             op.complete = ev
             op.status = t
-            if t == "info":
-                op.output = op.value
-            else:
+            if t != "info":
                 op.ret = pos
-                op.output = ev.get("value")
+                op.output = get("value")
         else:
             raise HistoryError(path, _line(ev, pos), f"unknown event type {t!r}")
     return ops

@@ -148,7 +148,11 @@ def identical_chain(ops: list[Op], optional: list[bool] | None = None) -> list[i
 def by_key(ops: list[Op]) -> list[list[Op]]:
     groups: dict[Any, list[Op]] = {}
     for op in ops:
-        groups.setdefault(_hkey(op.key), []).append(op)
+        k = op.key
+        g = groups.get(k if type(k) is str or k is None else _hkey(k))
+        if g is None:
+            g = groups[k if type(k) is str or k is None else _hkey(k)] = []
+        g.append(op)
     return list(groups.values())
 
 
@@ -235,7 +239,7 @@ class CasRegister(Model):
         values: list[Any] = []
 
         def code(v: Any) -> int:
-            h = _hkey(v)
+            h = v if type(v) is int or type(v) is str else _hkey(v)
             c = codes.get(h)
             if c is None:
                 c = codes[h] = len(values)
