@@ -31,8 +31,10 @@ Invariants and why:
   snapshot are written to ``log.tmp`` as one frame, fsynced, and renamed over
   ``log`` (then the folder is fsynced), so a crash at any point leaves either
   the old or the new log, both consistent with the snapshot on disk.
-- To compact without re-reading the file, ``_live`` keeps the encoded records
-  of the entries past the newest snapshot (bounded by the snapshot threshold).
+- To compact without re-reading the file, ``_live`` keeps the records of the
+  entries past the newest snapshot (bounded by the snapshot threshold): the
+  packed bytes for records written since start, the decoded list for records
+  replayed at start (packed only if a compaction needs them).
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class Storage:
         self._fd: int | None = None
         self._meta: dict[str, Any] | None = None
         self._snapshot_index = 0
-        self._live: dict[int, bytes] = {}  # index -> packed entry record, past the snapshot
+        self._live: dict[int, bytes | list] = {}  # index -> entry record, past the snapshot
         self.dropped_tail_bytes = 0  # torn bytes removed by the last open(), for the log line
         self.fsyncs = 0
 
@@ -183,7 +185,7 @@ class Storage:
             raise StorageError(
                 f"{self.node_id}: log {self.log_path} is unreadable: {exc.strerror or exc}"
             ) from None
-        live: dict[int, bytes] = {}
+        live: dict[int, Any] = {}
         decoded: dict[int, Entry] = {}
         size = len(blob)
         pos = 0
@@ -246,7 +248,7 @@ class Storage:
         return None
 
     @staticmethod
-    def _apply_records(records: Any, live: dict[int, bytes], decoded: dict[int, Entry]) -> None:
+    def _apply_records(records: Any, live: dict[int, Any], decoded: dict[int, Entry]) -> None:
         if not isinstance(records, list):
             raise ValueError("frame body is not a list of records")
         for rec in records:
@@ -254,7 +256,7 @@ class Storage:
             if kind == REC_ENTRY:
                 index = int(rec[1])
                 decoded[index] = Entry(index=index, term=int(rec[2]), data=rec[3])
-                live[index] = _packb(rec)
+                live[index] = rec
             elif kind == REC_TRUNCATE:
                 cut = int(rec[1])
                 for i in [i for i in decoded if i >= cut]:
@@ -323,7 +325,8 @@ class Storage:
         """Rewrite the log as one frame of the live entries past the snapshot."""
         snap = self._snapshot_index
         self._live = {i: rec for i, rec in self._live.items() if i > snap}
-        keep = [self._live[i] for i in sorted(self._live)]
+        keep = [r if isinstance(r, bytes) else _packb(r)
+                for r in (self._live[i] for i in sorted(self._live))]
         tmp = self.log_path.with_name("log.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
