@@ -32,7 +32,7 @@ def load_protocol(system: str) -> ProtocolSpec:
     module = importlib.import_module(f"nodes.{system}")
     spec = getattr(module, "PROTOCOL", None)
     if not isinstance(spec, ProtocolSpec):
-        raise ValueError(f"nodes.{system} does not provide a PROTOCOL yet")
+        raise ValueError(f"nodes.{system} does not provide a PROTOCOL yet")  # noqa: TRY004
     return spec
 
 

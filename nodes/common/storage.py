@@ -250,7 +250,7 @@ class Storage:
     @staticmethod
     def _apply_records(records: Any, live: dict[int, Any], decoded: dict[int, Entry]) -> None:
         if not isinstance(records, list):
-            raise ValueError("frame body is not a list of records")
+            raise TypeError("frame body is not a list of records")
         for rec in records:
             kind = rec[0]
             if kind == REC_ENTRY:
