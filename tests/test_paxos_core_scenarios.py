@@ -57,7 +57,7 @@ class Script:
             if rd.snapshot is not None:
                 d["snapshot"] = rd.snapshot
                 d["log"] = {k: e for k, e in d["log"].items() if k > rd.snapshot.index}
-            for m in rd.messages:  # through the real codec, as on the wire
+            for m in rd.early_messages + rd.messages:  # through the real codec, as on the wire
                 frame = msgpack.packb(CODEC.encode(m), use_bin_type=True)
                 self.wire.append(CODEC.decode(msgpack.unpackb(frame, raw=False)))
             for _client, reply in rd.replies:

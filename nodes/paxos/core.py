@@ -165,6 +165,11 @@ class PaxosCore:
         self.out_entries: dict[int, Entry] = {}
         self.out_snapshot: Snapshot | None = None
         self.out_messages: list[Any] = []
+        # The leader's Accepts (Ready.early_messages): they claim nothing about
+        # our own disk, so they may leave before our fsync and the two disk
+        # writes (ours, the acceptors') overlap. Our own acceptance is counted
+        # only with acks, which the driver reads after that fsync.
+        self.out_early: list[Any] = []
         self.out_replies: list[tuple[bytes, ClientReply]] = []
 
         self._restore(restored)
@@ -288,6 +293,7 @@ class PaxosCore:
             or self.out_entries
             or self.out_snapshot is not None
             or self.out_messages
+            or self.out_early
             or self.out_replies
         ):
             return None
@@ -297,11 +303,13 @@ class PaxosCore:
             snapshot=self.out_snapshot,
             messages=self.out_messages,
             replies=self.out_replies,
+            early_messages=self.out_early,
         )
         self.out_meta = None
         self.out_entries = {}
         self.out_snapshot = None
         self.out_messages = []
+        self.out_early = []
         self.out_replies = []
         return rd
 
@@ -626,7 +634,7 @@ class PaxosCore:
         self.new_entries = []
         self.hb_elapsed = 0
         for p in self.peers:
-            self.out_messages.append(
+            self.out_early.append(
                 Accept(self.id, p, self.ballot, entries, self.commit, self.read_seq))
         if self.reads:
             self._serve_reads()
@@ -644,7 +652,7 @@ class PaxosCore:
                     resend.append((s, self.log[s].value))
                     if len(resend) >= MAX_BATCH:
                         break
-            self.out_messages.append(
+            self.out_early.append(
                 Accept(self.id, p, self.ballot, tuple(resend), self.commit, self.read_seq))
 
     def _on_accepted(self, m: Accepted) -> None:
@@ -732,6 +740,7 @@ class PaxosCore:
         self.acks = {}
         self.born = {}
         self.new_entries = []
+        self.out_early = []  # Accepts of a ballot we no longer lead
         self.read_round_wanted = False
         self.promises = {}
         self.role = FOLLOWER
