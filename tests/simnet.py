@@ -9,9 +9,10 @@ reached only through core_api (``step``, ``request``, ``tick``, ``ready``,
 Model (what a real node plus driver can do, and nothing more):
 - Inputs (``tick``, ``deliver``, ``propose``) change a core in memory. Its
   effects become real only at ``flush`` (the driver calling ``ready()``):
-  meta/truncate/entries/snapshot are written to the node's disk (the fsync),
-  then messages enter the network and replies reach clients. A ``crash``
-  loses everything not flushed; ``restart`` builds a new core from
+  ``early_messages`` enter the network, meta/truncate/entries/snapshot are
+  written to the node's disk (the fsync), then messages enter the network and
+  replies reach clients. A ``crash`` loses everything not flushed (a crash
+  inside a flush, after the early messages, loses that whole Ready); ``restart`` builds a new core from
   ``Restored`` read off the disk exactly as the storage contract says (newest
   meta, newest snapshot, entries after it, later writes of an index replace
   earlier ones, ``truncate_from`` removes the suffix).
@@ -248,8 +249,13 @@ class SimNet:
             k = self.rng.randrange(len(self.in_flight)) if k is None else k
             self.in_flight.append(self.in_flight[k])
 
-    def flush(self, node_id: str) -> Ready | None:
-        """The driver's half: ``ready()``, persist, send, reply."""
+    def flush(self, node_id: str, crash_before_fsync: bool = False) -> Ready | None:
+        """The driver's half: ``ready()``, persist, send, reply.
+
+        ``early_messages`` leave before the fsync when the Ready changes no
+        meta and truncates nothing (as the driver does); with
+        ``crash_before_fsync`` the node dies right after sending them, its
+        Ready never reaching the disk."""
         node = self.nodes[node_id]
         core = node.core
         if core is None:
@@ -257,16 +263,28 @@ class SimNet:
         rd = core.ready()
         node.dirty = False
         if rd is not None:
+            early = rd.early_messages
+            if early and (rd.meta is not None or rd.truncate_from is not None):
+                early, late = [], early + rd.messages
+            else:
+                late = rd.messages
+            self._send(node_id, early)
+            if crash_before_fsync:
+                self.crash(node_id)
+                return rd
             node.disk.persist(rd)
-            codec_dest = self.codec.dest if self.codec is not None else None
-            for msg in rd.messages:
-                dest = codec_dest(msg) if codec_dest else msg.dest
-                self.in_flight.append((node_id, dest, msg))
+            self._send(node_id, late)
             for client, reply in rd.replies:
                 self._record_reply(node_id, client, reply)
         for obs in self.observers:
             obs(self, node_id, rd)
         return rd
+
+    def _send(self, node_id: str, msgs: list[Any]) -> None:
+        codec_dest = self.codec.dest if self.codec is not None else None
+        for msg in msgs:
+            dest = codec_dest(msg) if codec_dest else msg.dest
+            self.in_flight.append((node_id, dest, msg))
 
     def flush_all(self) -> None:
         for i in self.ids:
@@ -353,7 +371,11 @@ class SimNet:
         elif action == "crash":
             up = [i for i in self.ids if self.nodes[i].up]
             if up:
-                self.crash(rng.choice(up))
+                victim = rng.choice(up)
+                if rng.random() < 0.5:
+                    self.crash(victim)
+                else:  # in the middle of its next Ready, between write and fsync
+                    self.flush(victim, crash_before_fsync=True)
         elif action == "restart":
             down = [i for i in self.ids if not self.nodes[i].up]
             if down:

@@ -39,9 +39,12 @@ Theory of operation
   changed; ``Ready.entries`` every entry appended since the previous
   ``ready()`` (so the driver commits them with one fsync); ``truncate_from``
   a conflicting suffix a follower dropped. Votes, acks and replies leave in
-  the same Ready, after the fsync. A leader counts its own log towards a
-  quorum at once: its replies also wait for that fsync, and a follower can
-  only ack an entry the leader already sent, i.e. already persisted.
+  the same Ready, after the fsync. The leader's AppendEntries go in
+  ``Ready.early_messages``: they claim nothing about its own disk, so the
+  driver may send them before its fsync and the leader's disk write overlaps
+  the followers' (thesis 10.2.1). A leader counts its own log towards a
+  quorum at once: the driver handles no input (so no follower ack) before
+  that fsync is done, and the replies it releases wait for it too.
 - Snapshots: after ``snapshot_entries`` applied entries past the last
   snapshot, the core emits ``Ready.snapshot`` (index, term, data =
   ``KVStore.snapshot()``) and drops those entries from memory.
@@ -197,6 +200,7 @@ class RaftCore:
         self._unstable: list[Entry] = []
         self._snap_out: Snapshot | None = None
         self._msgs: list[Any] = []
+        self._early: list[Any] = []  # the leader's AppendEntries (Ready.early_messages)
         self._replies: list[tuple[bytes, ClientReply]] = []
 
         self._handlers = {
@@ -713,7 +717,7 @@ class RaftCore:
         if pr.state == PROBE:
             if pr.paused or (pr.next > last and pr.match >= last):
                 return False
-            self._msgs.append(self._append_msg(peer, pr.next, last))
+            self._early.append(self._append_msg(peer, pr.next, last))
             pr.paused = True
             return True
         if pr.state != REPLICATE:
@@ -722,12 +726,12 @@ class RaftCore:
         inflight = pr.inflight
         while pr.next <= last and len(inflight) < self.max_inflight:
             msg = self._append_msg(peer, pr.next, last)
-            self._msgs.append(msg)
+            self._early.append(msg)
             pr.next += len(msg.entries)
             inflight.append(pr.next - 1)
             sent = True
         if pr.resend and not sent:
-            self._msgs.append(self._append_msg(peer, pr.next, pr.next - 1))
+            self._early.append(self._append_msg(peer, pr.next, pr.next - 1))
             sent = True
         pr.resend = False
         return sent
@@ -760,19 +764,20 @@ class RaftCore:
             else:
                 self._maybe_commit()
         if not (self._meta_dirty or self._truncate_from is not None or self._unstable
-                or self._snap_out is not None or self._msgs or self._replies):
+                or self._snap_out is not None or self._msgs or self._early or self._replies):
             return None
         meta = None
         if self._meta_dirty:
             # BUG forget-vote: the vote never reaches the disk.
             meta = {"term": self.term, "vote": None if self.bug_forget_vote else self.vote}
         rd = Ready(meta, self._truncate_from, self._unstable, self._snap_out, self._msgs,
-                   self._replies)
+                   self._replies, self._early)
         self._meta_dirty = False
         self._truncate_from = None
         self._unstable = []
         self._snap_out = None
         self._msgs = []
+        self._early = []
         self._replies = []
         return rd
 
