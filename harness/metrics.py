@@ -97,6 +97,14 @@ class MetricsPoller:
             sample["state"] = "dead"
         return sample
 
+    def has_leader(self) -> bool:
+        """True when some node names a leader, or when no node's status says
+        anything about leaders (a user's node may not), so nobody waits forever."""
+        answered = [s for s in self.latest.values() if s]
+        if answered and not any("leader" in s or "role" in s for s in answered):
+            return True
+        return self.leader() is not None
+
     def leader(self) -> str | None:
         """The node that says it leads in the highest term; else the most named hint."""
         best: tuple[int, str] | None = None

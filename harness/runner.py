@@ -214,7 +214,8 @@ async def _drive(live: _Live) -> None:
             handled.append(sig)
     poll_task = asyncio.create_task(live.poller.run(stop_poll))
     try:
-        await _wait_for(lambda: live.poller.leader() is not None, stop_load, 10.0)
+        # Start the load once someone leads (nodes that do not say who leads: at once).
+        await _wait_for(lambda: live.poller.has_leader(), stop_load, 10.0)
         start = loop.time()
         nemesis = None
         tasks: list[asyncio.Task] = []
@@ -251,14 +252,21 @@ async def _drive(live: _Live) -> None:
             await asyncio.gather(nemesis_task, return_exceptions=True)
             if nemesis_task.done() and not nemesis_task.cancelled() and nemesis_task.exception():
                 live.notes.append(f"nemesis failed: {nemesis_task.exception()!r}")
-            try:
-                await asyncio.wait_for(nemesis.heal(), 60.0)
-            except Exception as exc:  # a heal that fails must not hide the history
-                live.notes.append(f"heal failed: {exc!r}")
+            heal = asyncio.create_task(nemesis.heal())
+            impatient = asyncio.create_task(hard_stop.wait())
+            await asyncio.wait([heal, impatient], timeout=60.0,
+                               return_when=asyncio.FIRST_COMPLETED)
+            impatient.cancel()
+            if not heal.done():
+                heal.cancel()  # processes are ended below anyway; proxy rules die with it
+                live.notes.append("heal did not finish")
+            (result,) = await asyncio.gather(heal, return_exceptions=True)
+            if isinstance(result, Exception):  # a heal that fails must not hide the history
+                live.notes.append(f"heal failed: {result!r}")
         if not hard_stop.is_set() and not live.interrupted:
             live.progress.show(live.load_seconds, live.recorder.counts, "recovering")
             live.recovered = await _wait_for(
-                lambda: all(live.poller.latest.values()) and live.poller.leader() is not None,
+                lambda: all(live.poller.latest.values()) and live.poller.has_leader(),
                 hard_stop, cfg.recovery_timeout)
             live.progress.show(live.load_seconds, live.recorder.counts, "final reads")
             ok = await final_reads(key_names(cfg.keys), settings, live.recorder, processes,
