@@ -4,8 +4,8 @@ Owns the operation schedule. Invariants:
 - Each worker slot has its own ``random.Random`` derived from (seed, slot), so
   the sequence of (f, key, written value) and the pacing of every slot depend
   only on the seed, never on how the run interleaves. The one input from the
-  run is a cas's ``expected``: the value the worker last saw for that key, so
-  that compare-and-set can succeed at all.
+  run is a cas's ``expected``: the newest value any worker saw for that key
+  (``seen``, shared by the workers of a run), so compare-and-set often succeeds.
 - Written values are unique across the whole run (slot + concurrency * n),
   hence unique per key, which the checker may use.
 - The rate is a total over all workers: each slot waits a random stagger in
@@ -54,6 +54,7 @@ class OpGenerator:
         ops: list[str],
         concurrency: int,
         rate: float,
+        seen: dict[str, Any] | None = None,
     ) -> None:
         self.rng = random.Random(f"ops:{seed}:{slot}")
         self.slot = slot
@@ -62,7 +63,8 @@ class OpGenerator:
         self.concurrency = concurrency
         self.mean_gap_s = concurrency / rate if rate > 0 else 0.0
         self._n = 0
-        self.seen: dict[str, Any] = {}  # key -> last value this worker observed
+        # key -> newest value observed (by this worker, or by all when shared)
+        self.seen: dict[str, Any] = seen if seen is not None else {}
 
     def _fresh_value(self) -> int:
         self._n += 1

@@ -224,9 +224,10 @@ async def _drive(live: _Live) -> None:
         if live.build_nemesis is not None:
             nemesis = live.build_nemesis(cfg.nemesis, _nemesis_context(live))
             nemesis_task = asyncio.create_task(nemesis.run(stop_load))
+        seen: dict[str, Any] = {}  # newest value observed per key, for cas expectations
         for slot in range(cfg.concurrency):
             gen = OpGenerator(cfg.seed, slot, keys=cfg.keys, ops=cfg.ops,
-                              concurrency=cfg.concurrency, rate=cfg.rate)
+                              concurrency=cfg.concurrency, rate=cfg.rate, seen=seen)
             tasks.append(asyncio.create_task(
                 worker(slot, gen, settings, live.recorder, processes, stop_load)))
         while not stop_load.is_set():
