@@ -75,6 +75,12 @@ CLI_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
 #: Marker/parameter spellings that are not RunConfig fields.
 ALIASES = {"bug": "bugs"}
 
+
+
+class ChaosOptionError(ValueError):
+    """A marker, parameter or run() argument names no run option; one line."""
+
+
 RUNS_KEY = pytest.StashKey[list["ChaosResult"]]()
 SHOWN_KEY = pytest.StashKey[int]()
 
@@ -111,14 +117,15 @@ def _option_names() -> set[str]:
 
 def normalise(options: dict[str, Any], where: str) -> dict[str, Any]:
     """Options with aliases resolved and friendly spellings (``"read,write"``,
-    ``bug="x"``) turned into RunConfig's types; UsageError names ``where``."""
+    ``bug="x"``) turned into RunConfig's types; ChaosOptionError names ``where``."""
     known = _option_names()
     out: dict[str, Any] = {}
     for name, value in options.items():
         field_name = ALIASES.get(name, name)
+        # test_count belongs to `harness run`; a test repeats by parametrising over seed.
         if field_name not in known or field_name in ("test_count", "progress"):
             allowed = ", ".join(sorted((known - {"test_count", "progress"}) | set(ALIASES)))
-            raise pytest.UsageError(f"{where}: unknown chaos option {name!r} (known: {allowed})")
+            raise ChaosOptionError(f"{where}: unknown chaos option {name!r} (known: {allowed})")
         if field_name in ("bugs", "ops") and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         elif field_name in ("bugs", "ops"):
@@ -232,11 +239,7 @@ class ChaosRunner:
         __tracebackhide__ = True
         from harness.runner import RunError, run
 
-        cfg = self.config(**overrides)
-        if cfg.test_count != 1:
-            raise pytest.UsageError(
-                f"{self.item.nodeid}: test_count is for `harness run`; parametrise over seed or "
-                "use chaos_runner.find_anomaly(attempts=N)")
+        cfg = self._config_or_fail(overrides)
         try:
             result = ChaosResult(run(cfg), self.item.nodeid)
         except RunError as exc:
@@ -253,7 +256,7 @@ class ChaosRunner:
         timing differ from run to run, so one seed may miss a short window.
         Fails (naming every run's report) if no attempt finds one."""
         __tracebackhide__ = True
-        base = self.config(**overrides).resolved()
+        base = self._config_or_fail(overrides).resolved()
         tried: list[ChaosResult] = []
         for i in range(attempts):
             result = self.run(**{**overrides, "seed": base.seed + i})
@@ -262,6 +265,13 @@ class ChaosRunner:
             tried.append(result)
         reports = "\n".join(f"  {r.label}: {r.verdict}, report {r.report_path}" for r in tried)
         raise AssertionError(f"no anomaly in {attempts} runs:\n{reports}")
+
+    def _config_or_fail(self, overrides: dict[str, Any]) -> RunConfig:
+        __tracebackhide__ = True
+        try:
+            return self.config(**overrides)
+        except ChaosOptionError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
     def _record(self, result: ChaosResult) -> None:
         self.item.stash.setdefault(RUNS_KEY, []).append(result)
@@ -287,7 +297,7 @@ def _marker_layers(item: pytest.Item) -> list[tuple[str, dict[str, Any]]]:
     layers = []
     for marker in reversed(markers):
         if marker.args:
-            raise pytest.UsageError(
+            raise ChaosOptionError(
                 f"{item.nodeid}: @pytest.mark.chaos takes keyword options only, "
                 f"e.g. chaos(system='raft', nemesis='partition')")
         layers.append(("marker", normalise(dict(marker.kwargs), f"{item.nodeid}: chaos marker")))
@@ -321,11 +331,14 @@ def chaos_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 def chaos_runner(request: pytest.FixtureRequest, chaos_store: Path) -> ChaosRunner:
     """Runs chaos tests configured by marker, parameters and ``--chaos-*`` options."""
     item = request.node
-    cli = _cli_layer(request.config)
-    params = _param_layer(item)
-    # A test parametrised over an option keeps that value whatever the command line says.
-    cli = {k: v for k, v in cli.items() if k not in params}
-    layers = _marker_layers(item) + [("command line", cli), ("parameters", params)]
+    try:
+        cli = _cli_layer(request.config)
+        params = _param_layer(item)
+        # A test parametrised over an option keeps that value whatever the command line says.
+        cli = {k: v for k, v in cli.items() if k not in params}
+        layers = _marker_layers(item) + [("command line", cli), ("parameters", params)]
+    except ChaosOptionError as exc:
+        pytest.fail(str(exc), pytrace=False)
     return ChaosRunner(item, chaos_store, layers)
 
 
