@@ -416,6 +416,8 @@ class Proxy:
                 reply = {"ok": False, "error": str(exc)}
             except (ValueError, TypeError, msgpack.UnpackException) as exc:
                 reply = {"ok": False, "error": f"malformed request: {exc}"}
+            except Exception as exc:  # noqa: BLE001 -- a bad request must never stop the traffic
+                reply = {"ok": False, "error": f"bad request: {type(exc).__name__}: {exc}"}
             try:
                 self.control.send_multipart(frames[:-1] + [msgpack.packb(reply)], zmq.NOBLOCK)
             except zmq.Again:

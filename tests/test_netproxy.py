@@ -265,6 +265,10 @@ def test_malformed_control_requests_get_errors_not_crashes(net: Net) -> None:
         {"op": "links", "faults": {"lost": 0.1}},
         {"op": "links", "faults": {"loss": 0.1}, "links": [["n1", "n1"]]},
         {"op": "links", "faults": {"loss": 0.1}, "links": 7},
+        {"op": "links", "faults": {"loss": 0.1}, "links": [[["n1"], "n2"]]},
+        {"op": "links", "faults": {"delay_ms": 5, "delay_max_ms": 1, "delay_dist": "uniform"}},
+        {"op": "grudge", "grudge": {"n1": [["n2"]]}},
+        {1: 2},
     ]
     for req in bad:
         with pytest.raises(ProxyError, match="refused"):
