@@ -48,6 +48,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -206,8 +207,15 @@ class Driver:
             self._stop = True
             self._stop_reason = signal.Signals(signum).name
 
+        if threading.current_thread() is not threading.main_thread():
+            return  # in-process tests run the driver in a thread and stop it with stop()
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+    def stop(self, reason: str = "asked to stop") -> None:
+        """End the loop within one tick (from another thread, e.g. a test)."""
+        self._stop_reason = reason
+        self._stop = True
 
     def _loop(
         self,

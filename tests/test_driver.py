@@ -1,0 +1,176 @@
+"""The driver in-process, with a scripted core: effect order and input handling.
+
+The driver is run in a thread against real ZeroMQ sockets; the peers are
+fakes that record what was sent, and the disk's fsync is slowed down so that
+anything sent before it completes would be seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import zmq
+
+from harness.cluster import write_cluster
+from nodes.common import driver as driver_mod
+from nodes.common import storage as storage_mod
+from nodes.common.config import load_cluster
+from nodes.common.core_api import CoreConfig, Entry, ProtocolSpec, Ready, Restored
+from nodes.common.driver import Driver
+
+
+class Codec:
+    def encode(self, msg: dict) -> dict:
+        return msg
+
+    def decode(self, obj: Any) -> dict:
+        if not isinstance(obj, dict) or obj.get("type") != "m":
+            raise ValueError("not ours")
+        return obj
+
+    def dest(self, msg: dict) -> str:
+        return msg["dest"]
+
+
+class ScriptedCore:
+    """Answers each write with one Ready: an entry, an early and a late peer
+    message, and the client reply; records what reached it."""
+
+    def __init__(self, config: CoreConfig, restored: Restored) -> None:
+        self.requests: list[dict] = []
+        self.stepped: list[dict] = []
+        self.ticks = 0
+        self.pending: Ready | None = None
+
+    def step(self, msg: dict) -> None:
+        self.stepped.append(msg)
+
+    def request(self, client: bytes, req: dict) -> None:
+        self.requests.append(req)
+        n = len(self.requests)
+        self.pending = Ready(
+            entries=[Entry(n, 1, req)],
+            early_messages=[{"type": "m", "dest": "n2", "what": f"early{n}"}],
+            messages=[{"type": "m", "dest": "n2", "what": f"late{n}"}],
+            replies=[(client, {"id": req["id"], "ok": True})],
+        )
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+    def ready(self) -> Ready | None:
+        rd, self.pending = self.pending, None
+        return rd
+
+    def status(self) -> dict:
+        return {"role": "leader", "term": 1, "leader": "n1", "commit_index": 0,
+                "last_applied": 0, "log_len": len(self.requests)}
+
+
+class RecordingDealer:
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def send(self, data: bytes, flags: int = 0) -> None:
+        self.events.append("send:" + msgpack.unpackb(data)["what"])
+
+    def close(self, linger: int = 0) -> None:
+        pass
+
+
+@pytest.fixture
+def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    events: list[str] = []
+    real_sync = storage_mod.os.fdatasync
+
+    def slow_sync(fd: int) -> None:
+        time.sleep(0.2)  # a slow disk: anything sent before the fsync would show
+        real_sync(fd)
+        events.append("fsync")
+
+    monkeypatch.setattr(storage_mod.os, "fdatasync", slow_sync)
+    monkeypatch.setattr(driver_mod.wire, "connect_dealer",
+                        lambda ctx, addr, own: RecordingDealer(events))
+    cluster = load_cluster(write_cluster(tmp_path, 2))
+    cores: list[ScriptedCore] = []
+
+    def make(config: CoreConfig, restored: Restored) -> ScriptedCore:
+        cores.append(ScriptedCore(config, restored))
+        return cores[0]
+
+    drv = Driver(ProtocolSpec("scripted", make, Codec()), cluster, "n1",
+                 log=open(tmp_path / "n1.log", "w"))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(drv.run()), daemon=True)
+    thread.start()
+    try:
+        yield cluster, events, cores, tmp_path / "n1.log"
+    finally:
+        drv.stop()
+        thread.join(10)
+    assert result == [0]
+
+
+def client(addr: str) -> zmq.Socket:
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(addr)
+    return s
+
+
+def recv(sock: zmq.Socket, timeout_ms: int = 10_000) -> dict:
+    assert sock.poll(timeout_ms), "no reply"
+    return msgpack.unpackb(sock.recv())
+
+
+@pytest.mark.timeout(60)
+def test_effects_run_in_ready_order_around_the_fsync(running) -> None:
+    cluster, events, _cores, _log = running
+    c = client(cluster.nodes["n1"].client_bind)
+    try:
+        c.send(msgpack.packb({"id": 1, "op": "write", "key": "k", "value": 1}))
+        assert recv(c) == {"id": 1, "ok": True}
+        # At the moment the reply arrived, everything before it had happened:
+        # early message before the (slow) fsync, the rest after it.
+        assert events[:3] == ["send:early1", "fsync", "send:late1"]
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(60)
+def test_status_malformed_and_garbage_never_reach_the_core(running) -> None:
+    cluster, _events, cores, log = running
+    c = client(cluster.nodes["n1"].client_bind)
+    peer = zmq.Context.instance().socket(zmq.DEALER)
+    peer.setsockopt(zmq.LINGER, 0)
+    peer.setsockopt(zmq.ROUTING_ID, b"n2")
+    peer.connect(cluster.nodes["n1"].peer_bind)
+    try:
+        c.send(msgpack.packb({"id": 7, "op": "status"}))
+        st = recv(c)
+        assert st["id"] == 7 and st["ok"] and st["role"] == "leader" and st["node"] == "n1"
+        c.send(msgpack.packb({"id": 8, "op": "write", "key": 3, "value": 1}))
+        bad = recv(c)
+        assert bad["id"] == 8 and bad["error"] == "malformed" and bad["definite"] is True
+        c.send(b"\xc1not msgpack")
+        assert recv(c)["error"] == "malformed"
+        peer.send(b"\xc1")
+        peer.send(msgpack.packb({"type": "other"}))
+        peer.send_multipart([b"a", b"b"])
+        peer.send(msgpack.packb({"type": "m", "dest": "n1", "what": "good"}))
+        deadline = time.monotonic() + 10
+        while not cores[0].stepped:
+            assert time.monotonic() < deadline, "a good peer message never reached the core"
+            time.sleep(0.01)
+        assert cores[0].stepped == [{"type": "m", "dest": "n1", "what": "good"}]
+        assert cores[0].requests == []  # status and malformed requests stayed in the driver
+        assert cores[0].ticks > 0
+    finally:
+        c.close()
+        peer.close()
+    assert "dropped malformed input" in log.read_text()
