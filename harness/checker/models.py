@@ -52,6 +52,7 @@ class Compiled:
     decode: Callable[[Any], Any] = lambda s: s
     needs: list[list[int] | None] | None = None
     viable: Callable[[Any, Callable[[int], bool], list[int]], bool] | None = None
+    stale: list[int] = field(default_factory=list)  # ops proven to see an overwritten value
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -306,6 +307,7 @@ class CasRegister(Model):
             rets.append(ret)
         if promoted:
             notes.append(f"{promoted} indeterminate writes made definite by unique values")
+        stale = _stale_observers(rows, rets, init_c)
         kept = [r[0] for r in rows]
         kinds = [r[1] for r in rows]
         A = [r[2] for r in rows]
@@ -338,7 +340,45 @@ class CasRegister(Model):
         return Compiled(
             kept, [op.call for op in kept], rets, identical_chain(kept, optional), init_c, step,
             decode=lambda c: values[c], dropped=n_in - len(kept), notes=notes, needs=needs,
+            stale=stale,
         )
+
+
+def _stale_observers(rows: list[list[Any]], rets: list[float], init_c: int) -> list[int]:
+    """Ops that provably see an overwritten value (Gibbons & Korach style).
+
+    An op observing v (ok read, ok cas from v) is stale when some definite
+    write/cas X began after every producer of v had completed (the initial
+    value counts as produced at -inf) and X completed before the op began:
+    every linearization puts a producer of v, then X, then the op, with
+    nothing that writes v in between. No search needed, and exact.
+    """
+    INF_ = INF
+    last_prod: dict[int, float] = {init_c: -INF_}
+    for idx, r in enumerate(rows):
+        if r[1] in (1, 2):
+            ret = rets[idx]
+            if ret > last_prod.get(r[3], -INF_):
+                last_prod[r[3]] = ret
+    muts = sorted((r[0].call, rets[idx]) for idx, r in enumerate(rows)
+                  if r[1] in (1, 2) and rets[idx] != INF_)
+    if not muts:
+        return []
+    # suffix minimum of completion over mutations ordered by invocation
+    mcalls = [c for c, _ in muts]
+    suffix = [INF_] * (len(muts) + 1)
+    for x in range(len(muts) - 1, -1, -1):
+        suffix[x] = min(suffix[x + 1], muts[x][1])
+    from bisect import bisect_right
+    out = []
+    for idx, r in enumerate(rows):
+        if r[1] in (0, 2) and rets[idx] != INF_:
+            lp = last_prod.get(r[2])
+            if lp is None or lp == INF_:
+                continue  # never produced (the search explains it) or maybe later
+            if suffix[bisect_right(mcalls, lp)] < r[0].call:
+                out.append(idx)
+    return out
 
 
 class KV(CasRegister):
