@@ -334,3 +334,15 @@ def test_restore_refuses_data_that_is_not_paxos_state() -> None:
     with pytest.raises(ValueError, match="read_mode"):
         PROTOCOL.make_core(CoreConfig("n1", (), Timing(), {"read_mode": "lease"},
                                       random.Random(1)), Restored())
+
+
+@pytest.mark.parametrize("read_mode", ["index", "log"])
+def test_single_node_cluster_serves_alone(read_mode: str) -> None:
+    s = Script(n=1, read_mode=read_mode)
+    s.campaign("n1")
+    assert s.cores["n1"].role == LEADER
+    w = s.request("n1", "write", "k", 1)
+    c = s.request("n1", "cas", "k", 2, expected=1)
+    r = s.request("n1", "read", "k")
+    assert s.replies[w]["ok"] and s.replies[c]["ok"]
+    assert s.replies[r] == {"id": r, "ok": True, "value": 2}

@@ -263,7 +263,6 @@ class PaxosCore:
                    "expected": req.get("expected")}
         slot = self.next_slot
         self.next_slot = slot + 1
-        self._propose(slot, cmd)
         if self.bug_early_ack and op == "write":
             # BUG early-ack: acknowledged once in our own log (fsynced with this
             # Ready), before any other acceptor has it.
@@ -271,6 +270,7 @@ class PaxosCore:
             self.pending[slot] = (None, req["id"], cmd)
         else:
             self.pending[slot] = (client, req["id"], cmd)
+        self._propose(slot, cmd)  # last: a one-node cluster applies it at once
 
     def status(self) -> dict[str, Any]:
         # "ballot" is the promised ballot's round: an int, so the harness can
