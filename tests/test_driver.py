@@ -103,16 +103,16 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         cores.append(ScriptedCore(config, restored))
         return cores[0]
 
-    drv = Driver(ProtocolSpec("scripted", make, Codec()), cluster, "n1",
-                 log=open(tmp_path / "n1.log", "w"))
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(drv.run()), daemon=True)
-    thread.start()
-    try:
-        yield cluster, events, cores, tmp_path / "n1.log"
-    finally:
-        drv.stop()
-        thread.join(10)
+    with open(tmp_path / "n1.log", "w") as log:
+        drv = Driver(ProtocolSpec("scripted", make, Codec()), cluster, "n1", log=log)
+        result: list[int] = []
+        thread = threading.Thread(target=lambda: result.append(drv.run()), daemon=True)
+        thread.start()
+        try:
+            yield cluster, events, cores, tmp_path / "n1.log"
+        finally:
+            drv.stop()
+            thread.join(10)
     assert result == [0]
 
 
