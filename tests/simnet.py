@@ -29,6 +29,7 @@ most one reply, carrying its id; a restored log has no gaps.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class SimNet:
         )
         restored = self.nodes[node_id].disk.restored()
         entries = restored.entries
-        for a, b in zip(entries, entries[1:]):
+        for a, b in itertools.pairwise(entries):
             if b.index != a.index + 1:
                 raise SimError(f"{node_id}: persisted log has a gap between {a.index} and {b.index}")
         return self.make_core(cfg, restored)

@@ -25,11 +25,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from simnet import SimError, SimNet, history
 
 from nodes.common.core_api import Ready
 from nodes.raft import PROTOCOL, make_core
 from nodes.raft.core import RaftCore
-from simnet import SimError, SimNet, history
 
 try:
     from harness.checker import check_events
@@ -133,7 +133,7 @@ def settle(net: SimNet) -> None:
         assert net.run_until(lambda: len(net.leaders()) == 1, 3000), "no leader after healing"
         r = net.propose(net.leaders()[0], {"op": "write", "key": "final", "value": -1 - attempt})
         assert r is not None
-        assert net.run_until(lambda: r.reply is not None, 3000), "the final write never finished"
+        assert net.run_until(lambda r=r: r.reply is not None, 3000), "final write never finished"
         reply = r.reply
         if reply and reply.get("ok"):
             break

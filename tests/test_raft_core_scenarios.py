@@ -12,6 +12,8 @@ import random
 from typing import Any
 
 import pytest
+from simnet import FAST_TIMING, SimError, SimNet
+from test_raft_core import RaftInvariants, new_net, settle
 
 from nodes.common.core_api import CoreConfig, Entry, Restored, Snapshot, Timing
 from nodes.raft import PROTOCOL, make_core
@@ -23,8 +25,6 @@ from nodes.raft.messages import (
     RequestVote,
     RequestVoteReply,
 )
-from simnet import FAST_TIMING, SimError, SimNet
-from test_raft_core import RaftInvariants, new_net, settle
 
 ELECTION_MIN = FAST_TIMING.ticks(FAST_TIMING.election_timeout_ms[0])
 
@@ -336,8 +336,9 @@ def test_read_mode_log_appends_reads_and_read_index_does_not() -> None:
         net, leader = stable_leader(read_mode=mode)
         before = raft(net, leader).last_index
         r = net.propose(leader, {"op": "read", "key": "x"})
-        assert net.run_until(lambda: r is not None and r.reply is not None)
-        assert r is not None and r.reply == {"ok": True, "value": None, "id": r.req["id"]}
+        assert r is not None
+        assert net.run_until(lambda r=r: r.reply is not None)
+        assert r.reply == {"ok": True, "value": None, "id": r.req["id"]}
         assert (raft(net, leader).last_index > before) is grows
 
 
@@ -408,10 +409,9 @@ def test_early_ack_flag_acknowledges_before_a_quorum_and_loses_the_write(bugs: l
     assert r is not None and r.reply is not None and r.reply["value"] is None  # the ack'd write is gone
 
 
-def vote_core(bugs: list[str], restored: Restored = Restored()) -> RaftCore:
+def vote_core(bugs: list[str], restored: Restored | None = None) -> RaftCore:
     cfg = CoreConfig("n1", ("n2", "n3"), FAST_TIMING, {"bugs": bugs}, random.Random(1))
-    core = make_core(cfg, restored)
-    return core
+    return make_core(cfg, restored or Restored())
 
 
 def granted(core: RaftCore) -> list[bool]:

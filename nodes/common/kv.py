@@ -69,8 +69,8 @@ class KVStore:
             obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
         except Exception as exc:  # msgpack raises several unrelated types
             raise ValueError(f"bad key-value snapshot: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise ValueError("bad key-value snapshot: not a map")
+        if not isinstance(obj, dict):  # bad data, not a caller's type error
+            raise ValueError("bad key-value snapshot: not a map")  # noqa: TRY004
         return cls(obj)
 
     def __eq__(self, other: object) -> bool:

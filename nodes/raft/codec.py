@@ -16,7 +16,8 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nodes.common.core_api import Entry, Snapshot
 from nodes.raft.messages import (

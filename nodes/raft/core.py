@@ -108,8 +108,17 @@ _NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
 class Progress:
     """The leader's view of one follower."""
 
-    __slots__ = ("match", "next", "state", "paused", "inflight", "active", "ctx",
-                 "snap_tick", "resend")
+    __slots__ = (
+        "active",
+        "ctx",
+        "inflight",
+        "match",
+        "next",
+        "paused",
+        "resend",
+        "snap_tick",
+        "state",
+    )
 
     def __init__(self, next_index: int) -> None:
         self.match = 0
@@ -409,11 +418,11 @@ class RaftCore:
         kind = type(msg)
         term = msg.term
         if term > self.term:
-            if kind is PreVote or kind is RequestVote:
-                # Leader lease (check-quorum): while we hear from a leader, a
-                # higher-term candidate is a disrupted node, not a successor.
-                if self.leader is not None and self.election_elapsed < self.election_min:
-                    return
+            # Leader lease (check-quorum): while we hear from a leader, a
+            # higher-term candidate is a disrupted node, not a successor.
+            if ((kind is PreVote or kind is RequestVote) and self.leader is not None
+                    and self.election_elapsed < self.election_min):
+                return
             if kind is PreVote or (kind is PreVoteReply and msg.granted):
                 pass  # pre-votes never change terms
             elif kind is AppendEntries or kind is Heartbeat or kind is InstallSnapshot:
