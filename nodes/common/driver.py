@@ -112,8 +112,11 @@ class Driver:
         t = time.time()
         stamp = time.strftime("%H:%M:%S", time.localtime(t))
         ms = int(t * 1000) % 1000
-        self._log_file.write(f"{stamp}.{ms:03d} {self.id} {text}\n")
-        self._log_file.flush()
+        try:
+            self._log_file.write(f"{stamp}.{ms:03d} {self.id} {text}\n")
+            self._log_file.flush()
+        except (OSError, ValueError):
+            pass  # stderr gone (closed pipe, dead parent): a node never dies of logging
 
     def warn_malformed(self, text: str) -> None:
         """Log at most one line per second about bad input, with a count of the rest."""
