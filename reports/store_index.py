@@ -74,6 +74,8 @@ def write_store_index(store: Path) -> Path:
         anomalies = (res.get("checker") or {}).get("anomalies") if isinstance(res.get("checker"), dict) else None
         if anomalies and isinstance(anomalies[0], dict):
             anomaly = str(anomalies[0].get("sentence") or "")
+        elif not res:
+            anomaly = "no results.json: still running, or it crashed"
         body.append(
             f'<tr><td><a href="{esc(report)}">{esc(name)}</a><div class="muted">{esc(rel)}</div></td>'
             f'<td>{esc(started.strftime("%Y-%m-%d %H:%M:%S"))}</td>'

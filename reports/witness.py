@@ -26,8 +26,8 @@ from reports.cluster import roles_at
 from reports.svg import Scale, band_class, esc, fault_bands, fmt_ms, fmt_time, n, svg_open, time_axis
 
 WIDTH = 1160
-PREFIX_TAIL = 24  # prefix ops drawn before the failure point
-CONTEXT_OPS = 40  # other ops on the same key overlapping the window
+PREFIX_TAIL = 10  # prefix ops drawn before the failure point
+CONTEXT_OPS = 12  # other ops on the same key overlapping the window, nearest the moment first
 LOG_LINES = 12  # per node
 MESSAGES = 48
 
@@ -143,14 +143,12 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
         return '<p class="muted">The checker named no operations for this anomaly.</p>'
     lo = min(o.start for o in shown)
     hi = max((o.end if o.end is not None else o.start) for o in shown)
-    extra = 0
-    for o in all_ops:  # context: other ops on the key overlapping the window
-        if extra >= CONTEXT_OPS:
-            break
-        if id(o) not in seen and o.key == w.key and o.start <= hi and (o.end or hi) >= lo:
-            seen.add(id(o))
-            shown.append(o)
-            extra += 1
+    context = [o for o in all_ops  # other ops on the key overlapping the window
+               if id(o) not in seen and o.key == w.key and o.start <= hi and (o.end or hi) >= lo]
+    context.sort(key=lambda o: abs(o.start - w.moment))
+    for o in context[:CONTEXT_OPS]:
+        seen.add(id(o))
+        shown.append(o)
     pad = max(1, (hi - lo) // 20)
     t0, t1 = lo - pad, hi + pad
     procs = sorted({o.process for o in shown}, key=lambda p: (isinstance(p, str), p))
@@ -166,7 +164,15 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
         out.append(f'<text class="lab" x="{left - 8}" y="{n(y + 20)}" text-anchor="end">process {esc(p)}</text>')
     points: list[tuple[float, float]] = []
     last_t = t0
-    for o in sorted(shown, key=lambda o: o.start):
+    ordered = sorted(shown, key=lambda o: o.start)
+    # Where the next bar of the same lane begins: a label must end before it.
+    next_x: dict[int, float] = {}
+    upcoming: dict[Any, float] = {}
+    for o in reversed(ordered):
+        next_x[id(o)] = upcoming.get(o.process, WIDTH - right)
+        upcoming[o.process] = x(o.start)
+    label_end: dict[Any, float] = {}
+    for o in ordered:
         y = top + lane[o.process] * lane_h + 5
         a = x(o.start)
         b = x(o.end if o.end is not None else t1)
@@ -186,13 +192,27 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
         out.append(f'<rect class="wop {cls}" x="{n(a)}" y="{n(y)}" width="{n(max(3, b - a))}" height="24" rx="3" '
                    f'data-tip="{esc(tip)}"/>')
         label = f"{badge} {op_label(o)}".strip() if cls != "stuck" else f"{op_label(o)} — cannot be placed"
-        if b - a > 6.2 * len(label):
-            out.append(f'<text class="wlab {cls}" x="{n(a + 5)}" y="{n(y + 16)}">{esc(label)}</text>')
-        elif b + 4 + 6.2 * len(label) < WIDTH - right:
-            out.append(f'<text class="wlab outside {cls}" x="{n(b + 4)}" y="{n(y + 16)}">{esc(label)}</text>')
-        else:  # no room on the right: label to the left of the bar
-            out.append(f'<text class="wlab outside {cls}" x="{n(a - 4)}" y="{n(y + 16)}" '
-                       f'text-anchor="end">{esc(label)}</text>')
+        room = next_x[id(o)] - b - 8  # free space right of the bar, before the lane's next bar
+        left_room = a - max(label_end.get(o.process, left), left) - 8
+        for text in (label, badge, op_label(o)) if cls != "stuck" else (label, op_label(o), "✗"):
+            wide = 6.2 * len(text)
+            if not text:
+                continue
+            if b - a > wide + 8:
+                out.append(f'<text class="wlab {cls}" x="{n(a + 5)}" y="{n(y + 16)}">{esc(text)}</text>')
+                label_end[o.process] = b
+            elif wide < room:
+                out.append(f'<text class="wlab outside {cls}" x="{n(b + 4)}" y="{n(y + 16)}">{esc(text)}</text>')
+                label_end[o.process] = b + 4 + wide
+            elif wide < left_room:
+                out.append(f'<text class="wlab outside {cls}" x="{n(a - 4)}" y="{n(y + 16)}" '
+                           f'text-anchor="end">{esc(text)}</text>')
+                label_end[o.process] = b
+            else:
+                continue
+            break
+        else:
+            label_end[o.process] = b  # no room for any label: the hover text has it all
     # Linearization points in prefix order: the earliest moment inside each op not before the previous.
     for o in w.prefix:
         if id(o) not in seen or o.start > t1:
