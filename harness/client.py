@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import msgpack
 import zmq
@@ -36,7 +35,7 @@ def _encode(req: dict) -> bytes:
 def _decode(frame: bytes) -> dict | None:
     try:
         msg = msgpack.unpackb(frame, raw=False)
-    except Exception:  # a garbled reply is as good as none
+    except (ValueError, TypeError, msgpack.UnpackException):  # garbled: as good as none
         return None
     return msg if isinstance(msg, dict) else None
 

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import psutil
 
@@ -168,7 +168,7 @@ class LocalCluster:
         self._closed = False
 
     # context manager
-    def __enter__(self) -> LocalCluster:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,7 +176,7 @@ class LocalCluster:
 
     # starting
     def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"{log_name}.log", "ab")
+        log = open(self.log_dir / f"{log_name}.log", "ab")  # noqa: SIM115 - closed in close()
         self._logs.append(log)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
@@ -188,7 +188,8 @@ class LocalCluster:
                 env=env,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=_die_with_parent
+                # one prctl call, resolved before the fork; see _die_with_parent
+                preexec_fn=_die_with_parent  # noqa: PLW1509
                 if threading.current_thread() is threading.main_thread()
                 else None,
             )

@@ -47,7 +47,7 @@ class MetricsPoller:
         self.clock = clock
         self.interval_s = interval_s
         self.timeout_s = timeout_s
-        self._file: IO[str] = open(path, "a", encoding="utf-8")
+        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - see close()
         self._client = NodeClient(cluster.client_addrs, cluster.node_ids[0], follow_leader=False)
         self._procs: dict[int, psutil.Process] = {}
         self.latest: dict[str, dict[str, Any] | None] = {n: None for n in cluster.node_ids}
@@ -128,7 +128,7 @@ class MetricsPoller:
             await self.poll_once()
             try:
                 await asyncio.wait_for(stop.wait(), self.interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def close(self) -> None:

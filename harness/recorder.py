@@ -34,7 +34,9 @@ class Recorder:
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = Path(path)
         self.clock = clock
-        self._file: IO[str] | None = open(self.path, "a", buffering=1, encoding="utf-8")
+        # line-buffered, closed in close(); outlives any one with-block by design
+        self._file: IO[str] | None = open(  # noqa: SIM115
+            self.path, "a", buffering=1, encoding="utf-8")
         self._lock = threading.Lock()
         self._index = 0
         self.counts = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}

@@ -38,9 +38,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from harness.cluster import ClusterError, LocalCluster, write_cluster
 from harness.config import ConfigError, RunConfig
@@ -148,7 +149,7 @@ class Progress:
         self._width = 0
 
     def fault(self, f: str, value: Any) -> None:
-        key = f[:-4] if f.endswith("-end") else f
+        key = f.removesuffix("-end")
         tag = f"{key} {json.dumps(value, separators=(',', ':'))}"
         if f.endswith("-end"):
             self.active = {k: v for k, v in self.active.items() if v != tag}
@@ -389,7 +390,7 @@ def run(config: RunConfig) -> RunResult:
     cfg, build_nemesis = prepare(config)
     store = Path(cfg.store)
     run_dir = make_run_dir(store, cfg.name)
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     cluster_json = write_cluster(run_dir, cfg.nodes, net="direct" if cfg.net == "netns" else cfg.net,
                                  timing=cfg.timing, options={"bugs": list(cfg.bugs)})
@@ -463,15 +464,16 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
     live.progress.show(live.load_seconds, live.recorder.counts, "checking")
     try:
         verdict, checker, note = _check(history, cfg)
-    except Exception as exc:  # a checker crash is an unknown verdict, not a lost run
+    except Exception as exc:  # noqa: BLE001 - a checker crash is "unknown", not a lost run
         verdict, checker, note = "unknown", None, f"checker failed: {exc!r}"
     live.progress.done()
     if note:
         notes.append(note)
     try:
         availability = _availability(history)
-    except Exception as exc:
-        availability, _ = [], notes.append(f"availability failed: {exc!r}")
+    except Exception as exc:  # noqa: BLE001 - the figures are optional
+        availability = []
+        notes.append(f"availability failed: {exc!r}")
     exit_code = EXIT_CODES[verdict]
     if interrupted and verdict != "invalid":
         exit_code = 3  # the run could not finish: a clean prefix proves little
@@ -505,7 +507,7 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
     if write_report is not None:
         try:
             report = Path(write_report(run_dir))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - no report is better than no verdict
             notes.append(f"report failed: {exc!r}")
     write_store_index = _optional("reports", "write_store_index")
     if write_store_index is not None:

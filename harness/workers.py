@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from harness.client import NodeClient, Outcome
 from harness.generator import Op, OpGenerator
@@ -33,7 +34,7 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         return
     try:
         await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

@@ -7,6 +7,7 @@ test can prove nothing of its run is left without touching anyone else's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -68,8 +69,8 @@ def harness_cmd(*args: str) -> list[str]:
 
 
 def config(tmp_path: Path, **kw) -> RunConfig:
-    base = dict(system="raft", nodes=3, time_limit=10, nemesis="none", seed=11,
-                store=str(tmp_path / "store"), progress=False)
+    base = {"system": "raft", "nodes": 3, "time_limit": 10, "nemesis": "none", "seed": 11,
+                "store": str(tmp_path / "store"), "progress": False}
     base.update(kw)
     return RunConfig(**base)
 
@@ -98,7 +99,7 @@ def test_ten_seconds_without_faults_is_valid_with_thousands_of_ok_ops(
 
     events = events_of(result.run_dir)
     assert [e["index"] for e in events] == list(range(len(events)))
-    assert all(a["time"] <= b["time"] for a, b in zip(events, events[1:]))
+    assert all(a["time"] <= b["time"] for a, b in itertools.pairwise(events))
     final = [e for e in events if e["type"] == "ok" and e["f"] == "read"
              and e["time"] > results["duration_s"] * 1e9]
     assert {e["key"] for e in final} == {f"k{i}" for i in range(result.config.keys)}, \
@@ -168,7 +169,7 @@ def test_an_interrupted_run_leaves_no_process_and_a_checkable_history(
         else:
             assert harness.returncode == -signal.SIGKILL
             run_dir = next((tmp_path / "store").glob("*/*/"))
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _gone, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, f"processes outlived the harness: {[p.pid for p in alive]}"
     finally:
         if harness.poll() is None:
@@ -192,7 +193,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_left_running(
         tmp_path: Path, no_leftovers, args: list[str], message: str) -> None:
     store = ["--store", str(tmp_path / "store")] if "--store" not in args else []
     proc = subprocess.run(harness_cmd("--time-limit", "5", *store, *args), cwd=REPO,
-                          capture_output=True, text=True, timeout=50)
+                          capture_output=True, text=True, timeout=50, check=False)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -201,7 +202,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_left_running(
 
 def test_run_help_names_every_option_with_its_default() -> None:
     proc = subprocess.run(harness_cmd("--help"), cwd=REPO, capture_output=True, text=True,
-                          timeout=30)
+                          timeout=30, check=False)
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     for option in ("--system", "--nodes", "--time-limit", "--concurrency", "--rate", "--keys",
@@ -216,6 +217,6 @@ def test_an_unwritable_store_is_one_line_and_exit_2(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     proc = subprocess.run(harness_cmd("--store", str(blocker), "--nemesis", "none"), cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2 and "cannot write to the store" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

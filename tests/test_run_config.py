@@ -69,13 +69,13 @@ def test_config_round_trips_through_json_and_resolves_defaults() -> None:
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(nodes=0), "--nodes must be at least 1"),
-    (dict(time_limit=0), "--time-limit must be positive"),
-    (dict(ops=["read", "append"]), "unknown operation append"),
-    (dict(keys=0), "--keys"),
-    (dict(net="carrier"), "--net"),
-    (dict(name="a/b"), "--name"),
-    (dict(system="'unclosed"), "--system"),
+    ({"nodes": 0}, "--nodes must be at least 1"),
+    ({"time_limit": 0}, "--time-limit must be positive"),
+    ({"ops": ["read", "append"]}, "unknown operation append"),
+    ({"keys": 0}, "--keys"),
+    ({"net": "carrier"}, "--net"),
+    ({"name": "a/b"}, "--name"),
+    ({"system": "'unclosed"}, "--system"),
 ])
 def test_bad_options_are_one_line_config_errors(kw: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
