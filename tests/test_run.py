@@ -220,3 +220,20 @@ def test_an_unwritable_store_is_one_line_and_exit_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2 and "cannot write to the store" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.timeout(120)
+def test_test_count_repeats_with_consecutive_seeds_and_prints_one_table(
+        tmp_path: Path, no_leftovers) -> None:
+    proc = subprocess.run(
+        harness_cmd("--nodes", "3", "--time-limit", "2", "--nemesis", "none", "--seed", "40",
+                    "--test-count", "2", "--store", str(tmp_path / "store"), "--no-progress"),
+        cwd=REPO, capture_output=True, text=True, timeout=110, check=False)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    table = proc.stdout[proc.stdout.index("  #"):]
+    rows = [line.split() for line in table.splitlines()[2:4]]
+    assert [(r[1], r[2]) for r in rows] == [("40", "valid"), ("41", "valid")]
+    assert "2 of 2 runs passed" in table
+    seeds = sorted(json.loads(p.read_text())["seed"]
+                   for p in (tmp_path / "store").glob("raft/*/config.json"))
+    assert seeds == [40, 41]
