@@ -10,7 +10,8 @@ on the promise is broken in the way the flag names (issue 8).
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 import pytest

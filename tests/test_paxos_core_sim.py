@@ -25,12 +25,12 @@ import random
 from typing import Any
 
 import pytest
+from simnet import SimError, SimNet, history
 
 from harness.checker import check_events
 from nodes.common.core_api import Core, CoreConfig, Ready
 from nodes.paxos import PROTOCOL
 from nodes.paxos.core import PaxosCore
-from simnet import SimError, SimNet, history
 
 #: Action weights of a schedule (see SimNet.random_step).
 FAULTY = {

@@ -64,7 +64,7 @@ def check_command(value: Any) -> Any:
 
 def _entries(obj: Any) -> tuple[tuple[int, Any], ...]:
     if not isinstance(obj, (list, tuple)):
-        raise ValueError("bad entries")
+        raise ValueError("bad entries")  # noqa: TRY004 -- Codec contract: ValueError
     out = []
     for item in obj:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
@@ -145,7 +145,7 @@ class PaxosCodec:
 
     def decode(self, obj: Any) -> Message:
         if not isinstance(obj, dict):
-            raise ValueError("message is not a map")
+            raise ValueError("message is not a map")  # noqa: TRY004 -- Codec contract
         try:
             kind = obj["type"]
             src = _str(obj["src"], "src")

@@ -89,7 +89,7 @@ MAX_QUEUED = 10_000
 class Slot:
     """One slot's acceptor record plus what this node's learner knows of it."""
 
-    __slots__ = ("ballot", "value", "chosen")
+    __slots__ = ("ballot", "chosen", "value")
 
     def __init__(self, ballot: Ballot, value: Value, chosen: bool) -> None:
         self.ballot = ballot
@@ -317,8 +317,7 @@ class PaxosCore:
 
     def _set_promised(self, ballot: Ballot) -> None:
         self.promised = ballot
-        if ballot[0] > self.max_round:
-            self.max_round = ballot[0]
+        self.max_round = max(self.max_round, ballot[0])
         if not self.bug_forget_promise:
             self.out_meta = {"promised": [ballot[0], ballot[1]]}
 
@@ -327,8 +326,7 @@ class PaxosCore:
         self.out_entries[slot] = Entry(slot, b[0], [b[0], b[1], rec.value, rec.chosen])
 
     def _on_prepare(self, m: Prepare) -> None:
-        if m.ballot[0] > self.max_round:
-            self.max_round = m.ballot[0]
+        self.max_round = max(self.max_round, m.ballot[0])
         if m.ballot < self.promised:
             self.out_messages.append(
                 Promise(self.id, m.src, m.ballot, False, self.promised, (), self.commit, None))
@@ -359,8 +357,7 @@ class PaxosCore:
 
     def _on_accept(self, m: Accept) -> None:
         ballot = m.ballot
-        if ballot[0] > self.max_round:
-            self.max_round = ballot[0]
+        self.max_round = max(self.max_round, ballot[0])
         if ballot < self.promised:
             self.out_messages.append(
                 Accepted(self.id, m.src, ballot, False, self.promised, (), self.commit, 0, False))
@@ -542,8 +539,7 @@ class PaxosCore:
 
     def _on_promise(self, m: Promise) -> None:
         if not m.ok:
-            if m.promised[0] > self.max_round:
-                self.max_round = m.promised[0]
+            self.max_round = max(self.max_round, m.promised[0])
             if self.role == CANDIDATE and m.ballot == self.ballot and m.promised > self.ballot:
                 self._become_follower(None)
             return
@@ -657,8 +653,7 @@ class PaxosCore:
 
     def _on_accepted(self, m: Accepted) -> None:
         if not m.ok:
-            if m.promised[0] > self.max_round:
-                self.max_round = m.promised[0]
+            self.max_round = max(self.max_round, m.promised[0])
             if self.role == LEADER and m.promised > self.ballot:
                 self._become_follower(None)
             return
@@ -724,7 +719,7 @@ class PaxosCore:
     def _become_follower(self, leader: str | None, keep_queue: bool = False) -> None:
         """Give up leading/campaigning; tell waiting clients where to go."""
         if self.role == LEADER:
-            for _slot, (client, req_id, _cmd) in self.pending.items():
+            for client, req_id, _cmd in self.pending.values():
                 if client is not None:
                     # The command may still be chosen later: not definite.
                     self.out_replies.append((client, {"id": req_id, "ok": False,
