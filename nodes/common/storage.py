@@ -31,10 +31,10 @@ Invariants and why:
   snapshot are written to ``log.tmp`` as one frame, fsynced, and renamed over
   ``log`` (then the folder is fsynced), so a crash at any point leaves either
   the old or the new log, both consistent with the snapshot on disk.
-- To compact without re-reading the file, ``_live`` keeps the records of the
-  entries past the newest snapshot (bounded by the snapshot threshold): the
-  packed bytes for records written since start, the decoded list for records
-  replayed at start (packed only if a compaction needs them).
+- To compact without re-reading the file, ``_live`` keeps the entries past
+  the newest snapshot (bounded by the snapshot threshold): the ``Entry`` for
+  those written since start, the decoded record for those replayed at start;
+  they are packed again only when a compaction writes them.
 """
 
 from __future__ import annotations
@@ -80,6 +80,13 @@ def _fsync_dir(path: Path) -> None:
 def _frame(payload: bytes) -> bytes:
     head = struct.pack("<HII", MAGIC, len(payload), _crc32(payload))
     return head + struct.pack("<I", _crc32(head)) + payload
+
+
+def _record(item: Entry | list) -> bytes:
+    """The packed log record of a live entry."""
+    if isinstance(item, Entry):
+        return _packb([REC_ENTRY, item.index, item.term, item.data])
+    return _packb(item)
 
 
 def _array_head(n: int) -> bytes:
@@ -138,7 +145,7 @@ class Storage:
         self._fd: int | None = None
         self._meta: dict[str, Any] | None = None
         self._snapshot_index = 0
-        self._live: dict[int, bytes | list] = {}  # index -> entry record, past the snapshot
+        self._live: dict[int, Entry | list] = {}  # index -> entry (or its record), past the snapshot
         self.dropped_tail_bytes = 0  # torn bytes removed by the last open(), for the log line
         self.fsyncs = 0
 
@@ -285,16 +292,16 @@ class Storage:
         entries = ready.entries
         if cut is not None or entries:
             live = self._live
-            parts: list[bytes] = []
+            # One pack call for the whole frame: cheaper than one per record.
+            records: list[list[Any]] = []
             if cut is not None:
-                parts.append(_packb([REC_TRUNCATE, cut]))
+                records.append([REC_TRUNCATE, cut])
                 for i in [i for i in live if i >= cut]:
                     del live[i]
             for e in entries:
-                rec = _packb([REC_ENTRY, e.index, e.term, e.data])
-                live[e.index] = rec
-                parts.append(rec)
-            self._append_frame(parts, early)
+                live[e.index] = e
+                records.append([REC_ENTRY, e.index, e.term, e.data])
+            self._append_frame(_packb(records), early)
             ran = early is not None
         else:
             ran = False
@@ -303,8 +310,7 @@ class Storage:
         if before_sync is not None and not ran:
             before_sync()
 
-    def _append_frame(self, records: list[bytes], before_sync: Callable[[], None] | None) -> None:
-        payload = _array_head(len(records)) + b"".join(records)
+    def _append_frame(self, payload: bytes, before_sync: Callable[[], None] | None) -> None:
         fd = self._fd
         assert fd is not None, "storage not open"
         os.write(fd, _frame(payload))
@@ -325,8 +331,7 @@ class Storage:
         """Rewrite the log as one frame of the live entries past the snapshot."""
         snap = self._snapshot_index
         self._live = {i: rec for i, rec in self._live.items() if i > snap}
-        keep = [r if isinstance(r, bytes) else _packb(r)
-                for r in (self._live[i] for i in sorted(self._live))]
+        keep = [_record(self._live[i]) for i in sorted(self._live)]
         tmp = self.log_path.with_name("log.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
