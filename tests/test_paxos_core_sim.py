@@ -38,6 +38,9 @@ FAULTY = {
     "crash": 1, "restart": 2, "partition": 1.5, "heal": 2,
 }
 
+#: Harsher: many more crashes, partitions, drops and duplicates.
+CHAOS = dict(FAULTY, crash=5, restart=5, partition=5, heal=3, drop=10, duplicate=10)
+
 DEFAULT_SCHEDULES = int(os.environ.get("PAXOS_SIM_SCHEDULES", "2000"))
 
 
@@ -128,10 +131,11 @@ def heal_and_check_liveness(net: SimNet, seed: int) -> None:
     assert first.get("live") == seed
 
 
-def run_schedule(seed: int, steps: int = 400, bugs: tuple[str, ...] = ()) -> SimNet:
+def run_schedule(seed: int, steps: int = 400, bugs: tuple[str, ...] = (),
+                 weights: dict[str, float] = FAULTY) -> SimNet:
     net, _inv = make_net(seed, bugs)
     for _ in range(steps):
-        net.random_step(FAULTY)
+        net.random_step(weights)
     heal_and_check_liveness(net, seed)
     res = check_events(history(net), "kv", time_limit=10)
     assert res.valid is True, f"seed {seed}: history not linearizable: {res.to_dict()}"
@@ -146,10 +150,11 @@ def test_random_schedules_keep_agreement_and_liveness(chunk: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chunk", range(20))
-def test_random_schedules_long(chunk: int) -> None:
-    for seed in range(100_000 + chunk * 500, 100_000 + (chunk + 1) * 500):
-        run_schedule(seed, steps=1500)
+@pytest.mark.parametrize("weights", [FAULTY, CHAOS], ids=["faulty", "chaos"])
+@pytest.mark.parametrize("chunk", range(10))
+def test_random_schedules_long(chunk: int, weights: dict[str, float]) -> None:
+    for seed in range(100_000 + chunk * 300, 100_000 + (chunk + 1) * 300):
+        run_schedule(seed, steps=1500, weights=weights)
 
 
 def test_schedules_really_exercise_faults() -> None:
