@@ -34,13 +34,18 @@ def main() -> int:
     largest: Path | None = None
     try:
         for n in (int(x) for x in args.ops.split(",")):
-            run = write_synthetic_run(base / f"ops{n}", ops=n, clients=10, violation=True, net=n <= 10_000)
+            run = write_synthetic_run(
+                base / f"ops{n}", ops=n, clients=10, violation=True, net=n <= 10_000
+            )
             history_mb = (run / "history.jsonl").stat().st_size / 1e6
             began = time.perf_counter()
             page = write_report(run)
             seconds = time.perf_counter() - began
-            print(f"report {n:>7} ops: render {seconds:6.2f} s, page {page.stat().st_size / 1e6:5.2f} MB "
-                  f"(history.jsonl {history_mb:6.1f} MB)  {page}", flush=True)
+            print(
+                f"report {n:>7} ops: render {seconds:6.2f} s, page {page.stat().st_size / 1e6:5.2f} MB "
+                f"(history.jsonl {history_mb:6.1f} MB)  {page}",
+                flush=True,
+            )
             largest = page
         if largest is not None and not args.no_browser:
             from reports.browser import BrowserError, find_chromium, open_page
@@ -50,8 +55,10 @@ def main() -> int:
             else:
                 try:
                     c = open_page(largest)
-                    print(f"chromium: opened {largest.parent.name} and took a full-page screenshot in "
-                          f"{c.seconds:.2f} s ({c.width}x{c.height} px, {len(c.errors)} console errors)")
+                    print(
+                        f"chromium: opened {largest.parent.name} and took a full-page screenshot in "
+                        f"{c.seconds:.2f} s ({c.width}x{c.height} px, {len(c.errors)} console errors)"
+                    )
                 except BrowserError as exc:
                     print(f"chromium: {exc}")
     finally:

@@ -101,7 +101,9 @@ def grudge_sides(grudge: dict) -> str:
     flat = [nd for side in sides for nd in side]
     if len(flat) == len(set(flat)):
         return " | ".join(" ".join(side) for side in sides)
-    return "; ".join(f"{n} can't hear {','.join(map(str, v))}" for n, v in sorted(grudge.items()) if v)
+    return "; ".join(
+        f"{n} can't hear {','.join(map(str, v))}" for n, v in sorted(grudge.items()) if v
+    )
 
 
 def _short(v: Any) -> str:
@@ -214,7 +216,9 @@ def availability(events: Sequence[dict]) -> list[dict]:
 def availability_of(ops: Sequence[Op], windows: Sequence[FaultWindow], horizon: int) -> list[dict]:
     """`availability` from already paired ops and windows (the report has them at hand)."""
     # Acknowledged writes by completion time, for "next ack after t" lookups.
-    acks = sorted(op.end for op in ops if op.type == "ok" and op.f in WRITE_FS and op.end is not None)
+    acks = sorted(
+        op.end for op in ops if op.type == "ok" and op.f in WRITE_FS and op.end is not None
+    )
     starts = sorted((op.start, i) for i, op in enumerate(ops))
     start_times = [s for s, _ in starts]
     from bisect import bisect_left, bisect_right
@@ -266,10 +270,17 @@ def latency_percentiles_ms(ops: Sequence[Op]) -> dict[str, float | None]:
     def pick(q: float) -> float:
         return round(lats[min(len(lats) - 1, int(q * len(lats)))] / 1e6, 3)
 
-    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": round(lats[-1] / 1e6, 3)}
+    return {
+        "p50": pick(0.50),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "max": round(lats[-1] / 1e6, 3),
+    }
 
 
-def throughput(ops: Sequence[Op], t0: int, t1: int, buckets: int) -> tuple[int, list[dict[str, int]]]:
+def throughput(
+    ops: Sequence[Op], t0: int, t1: int, buckets: int
+) -> tuple[int, list[dict[str, int]]]:
     """Completions per bucket by outcome: (bucket width in ns, [{"ok","fail","info"}, ...])."""
     width = max(1, -(-(t1 - t0) // max(1, buckets)))
     rows = [{"ok": 0, "fail": 0, "info": 0} for _ in range(buckets)]

@@ -29,9 +29,18 @@ from pathlib import Path
 from typing import Any
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--remote-debugging-pipe",
 ]
 
 
@@ -67,8 +76,13 @@ class _Pipe:
         self.next_id = 0
         self.events: list[dict] = []
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 30.0) -> dict:
+    def send(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict:
         self.next_id += 1
         msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
@@ -151,8 +165,15 @@ _MEASURE = """
 """
 
 
-def open_page(page: Path, *, width: int = 1280, max_height: int = 16000, timeout: float = 60.0,
-              hover: str | None = "[data-tip]", tile: int = 0) -> PageCheck:
+def open_page(
+    page: Path,
+    *,
+    width: int = 1280,
+    max_height: int = 16000,
+    timeout: float = 60.0,
+    hover: str | None = "[data-tip]",
+    tile: int = 0,
+) -> PageCheck:
     """Loads page in headless Chromium; returns its errors, a full-page screenshot and pixel stats."""
     exe = find_chromium()
     if exe is None:
@@ -163,66 +184,134 @@ def open_page(page: Path, *, width: int = 1280, max_height: int = 16000, timeout
     from_r, from_w = os.pipe()  # the browser writes on fd 4, we read
 
     def fds() -> None:  # runs in the child before exec: put the pipe ends on fds 3 and 4
-        a, b = os.dup(to_r), os.dup(from_w)  # above every fd in use, so 3 and 4 are free to overwrite
+        a, b = (
+            os.dup(to_r),
+            os.dup(from_w),
+        )  # above every fd in use, so 3 and 4 are free to overwrite
         os.dup2(a, 3)
         os.dup2(b, 4)
 
-    proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=fds, close_fds=False)
+    proc = subprocess.Popen(
+        [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=fds,
+        close_fds=False,
+    )
     os.close(to_r)
     os.close(from_w)
     check = PageCheck()
     try:
         cdp = _Pipe(proc, to_w, from_r)
-        target = cdp.send("Target.createTarget", {"url": "about:blank"}, timeout=timeout)["targetId"]
+        target = cdp.send("Target.createTarget", {"url": "about:blank"}, timeout=timeout)[
+            "targetId"
+        ]
         sess = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for m in ("Runtime.enable", "Log.enable", "Page.enable"):
             cdp.send(m, session=sess)
-        cdp.send("Emulation.setDeviceMetricsOverride",
-                 {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=sess)
+        cdp.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=sess,
+        )
         cdp.send("Page.navigate", {"url": Path(page).resolve().as_uri()}, session=sess)
         cdp.wait_event("Page.loadEventFired", timeout=timeout)
         if hover:
-            box = cdp.send("Runtime.evaluate", {"expression": (
-                f"(function(){{var e=document.querySelector({json.dumps(hover)});if(!e)return '';"
-                "e.scrollIntoView({block:'center'});var r=e.getBoundingClientRect();"
-                "return JSON.stringify([r.left+Math.min(r.width/2,2),r.top+r.height/2]);})()"),
-                "returnByValue": True}, session=sess)["result"].get("value")
+            box = cdp.send(
+                "Runtime.evaluate",
+                {
+                    "expression": (
+                        f"(function(){{var e=document.querySelector({json.dumps(hover)});if(!e)return '';"
+                        "e.scrollIntoView({block:'center'});var r=e.getBoundingClientRect();"
+                        "return JSON.stringify([r.left+Math.min(r.width/2,2),r.top+r.height/2]);})()"
+                    ),
+                    "returnByValue": True,
+                },
+                session=sess,
+            )["result"].get("value")
             if box:
                 x, y = json.loads(box)
-                cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y}, session=sess)
-                check.tooltip = cdp.send("Runtime.evaluate", {"expression": (
-                    "(function(){var t=document.getElementById('tip');"
-                    "return t&&t.style.display==='block'?t.textContent:'';})()"),
-                    "returnByValue": True}, session=sess)["result"].get("value") or ""
-                cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 1, "y": 1}, session=sess)
+                cdp.send(
+                    "Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y}, session=sess
+                )
+                check.tooltip = (
+                    cdp.send(
+                        "Runtime.evaluate",
+                        {
+                            "expression": (
+                                "(function(){var t=document.getElementById('tip');"
+                                "return t&&t.style.display==='block'?t.textContent:'';})()"
+                            ),
+                            "returnByValue": True,
+                        },
+                        session=sess,
+                    )["result"].get("value")
+                    or ""
+                )
+                cdp.send(
+                    "Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 1, "y": 1}, session=sess
+                )
                 cdp.send("Runtime.evaluate", {"expression": "window.scrollTo(0,0)"}, session=sess)
-        height = cdp.send("Runtime.evaluate", {"expression": "document.documentElement.scrollHeight",
-                                                "returnByValue": True}, session=sess)["result"]["value"]
+        height = cdp.send(
+            "Runtime.evaluate",
+            {"expression": "document.documentElement.scrollHeight", "returnByValue": True},
+            session=sess,
+        )["result"]["value"]
         height = int(min(max_height, height))
-        cdp.send("Emulation.setDeviceMetricsOverride",
-                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=sess)
+        cdp.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=sess,
+        )
         shot = cdp.send("Page.captureScreenshot", {"format": "png"}, session=sess, timeout=timeout)
         check.png = base64.b64decode(shot["data"])
         for top in range(0, height, tile) if tile else ():
-            part = cdp.send("Page.captureScreenshot", {"format": "png", "clip": {
-                "x": 0, "y": top, "width": width, "height": min(tile, height - top), "scale": 1}},
-                session=sess, timeout=timeout)
+            part = cdp.send(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "clip": {
+                        "x": 0,
+                        "y": top,
+                        "width": width,
+                        "height": min(tile, height - top),
+                        "scale": 1,
+                    },
+                },
+                session=sess,
+                timeout=timeout,
+            )
             check.tiles.append(base64.b64decode(part["data"]))
-        stats = cdp.send("Runtime.evaluate", {"expression": f"({_MEASURE})({json.dumps(shot['data'])})",
-                                               "awaitPromise": True, "returnByValue": True},
-                         session=sess, timeout=timeout)["result"].get("value")
+        stats = cdp.send(
+            "Runtime.evaluate",
+            {
+                "expression": f"({_MEASURE})({json.dumps(shot['data'])})",
+                "awaitPromise": True,
+                "returnByValue": True,
+            },
+            session=sess,
+            timeout=timeout,
+        )["result"].get("value")
         s = json.loads(stats)
-        check.width, check.height, check.colours, check.non_white = s["w"], s["h"], s["colours"], s["nonWhite"]
+        check.width, check.height, check.colours, check.non_white = (
+            s["w"],
+            s["h"],
+            s["colours"],
+            s["nonWhite"],
+        )
         for m in cdp.events:
             method, p = m.get("method"), m.get("params", {})
             if method == "Runtime.exceptionThrown":
                 d = p.get("exceptionDetails", {})
-                check.errors.append(f"uncaught: {d.get('exception', {}).get('description') or d.get('text')}")
+                check.errors.append(
+                    f"uncaught: {d.get('exception', {}).get('description') or d.get('text')}"
+                )
             elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                check.errors.append("console.error: " + " ".join(str(a.get("value", a.get("description")))
-                                                                  for a in p.get("args", [])))
+                check.errors.append(
+                    "console.error: "
+                    + " ".join(str(a.get("value", a.get("description"))) for a in p.get("args", []))
+                )
             elif method == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
                 e = p["entry"]
                 check.errors.append(f"log: {e.get('text')} {e.get('url', '')}".strip())
@@ -248,8 +337,18 @@ def main(argv: list[str]) -> int:
     out.write_bytes(c.png)
     for i, t in enumerate(c.tiles):  # slices a person can read at full size
         out.with_name(f"{out.stem}-{i + 1}{out.suffix}").write_bytes(t)
-    print(json.dumps({"errors": c.errors, "size": [c.width, c.height], "colours": c.colours,
-                      "non_white": round(c.non_white, 3), "tooltip": c.tooltip, "seconds": round(c.seconds, 2)}))
+    print(
+        json.dumps(
+            {
+                "errors": c.errors,
+                "size": [c.width, c.height],
+                "colours": c.colours,
+                "non_white": round(c.non_white, 3),
+                "tooltip": c.tooltip,
+                "seconds": round(c.seconds, 2),
+            }
+        )
+    )
     return 1 if c.errors else 0
 
 

@@ -20,7 +20,17 @@ from typing import Any, Sequence
 
 from reports.analysis import FaultWindow, Op, throughput
 from reports.svg import (
-    Scale, esc, fault_bands, fault_strip, fmt_ms, fmt_time, mark_line, n, nice_step, svg_open, time_axis,
+    Scale,
+    esc,
+    fault_bands,
+    fault_strip,
+    fmt_ms,
+    fmt_time,
+    mark_line,
+    n,
+    nice_step,
+    svg_open,
+    time_axis,
 )
 
 WIDTH = 1160
@@ -98,10 +108,14 @@ def timeline(
     for v, i in lane_ix.items():
         y = top + i * lane_h
         if i % 2 == 0:
-            out.append(f'<rect class="lane" x="{LEFT}" y="{n(y)}" width="{WIDTH - RIGHT - LEFT}" height="{n(lane_h)}"/>')
+            out.append(
+                f'<rect class="lane" x="{LEFT}" y="{n(y)}" width="{WIDTH - RIGHT - LEFT}" height="{n(lane_h)}"/>'
+            )
         if i % every == 0:
             name = f"worker {v}" if concurrency and isinstance(v, int) else f"process {v}"
-            out.append(f'<text class="lab" x="{LEFT - 6}" y="{n(y + lane_h / 2 + 4)}" text-anchor="end">{esc(name)}</text>')
+            out.append(
+                f'<text class="lab" x="{LEFT - 6}" y="{n(y + lane_h / 2 + 4)}" text-anchor="end">{esc(name)}</text>'
+            )
     pad = max(0.5, lane_h * 0.12)
     bar_h = lane_h - 2 * pad
     detail = len(ops) <= DETAIL_LIMIT
@@ -111,7 +125,11 @@ def timeline(
             if id(op) in witness:
                 special.append(op)
                 continue
-            out.append(_op_rect(op, x, top + lane_ix[lane_of(op, concurrency)] * lane_h + pad, bar_h, span, t1))
+            out.append(
+                _op_rect(
+                    op, x, top + lane_ix[lane_of(op, concurrency)] * lane_h + pad, bar_h, span, t1
+                )
+            )
     else:
         out.append(_aggregated_lanes(ops, x, lane_ix, concurrency, top, lane_h, pad, bar_h, span))
         infos = 0
@@ -120,10 +138,28 @@ def timeline(
                 special.append(op)
             elif op.type == "info" and infos < INFO_LIMIT:
                 infos += 1
-                out.append(_op_rect(op, x, top + lane_ix[lane_of(op, concurrency)] * lane_h + pad, bar_h, span, t1))
+                out.append(
+                    _op_rect(
+                        op,
+                        x,
+                        top + lane_ix[lane_of(op, concurrency)] * lane_h + pad,
+                        bar_h,
+                        span,
+                        t1,
+                    )
+                )
     for op in special:  # the anomaly's operations last, so they sit on top
-        out.append(_op_rect(op, x, top + lane_ix[lane_of(op, concurrency)] * lane_h + pad - 1, bar_h + 2,
-                            span, t1, extra=" witness"))
+        out.append(
+            _op_rect(
+                op,
+                x,
+                top + lane_ix[lane_of(op, concurrency)] * lane_h + pad - 1,
+                bar_h + 2,
+                span,
+                t1,
+                extra=" witness",
+            )
+        )
     out.append(time_axis(x, top - 2, top + nl * lane_h + 2))
     out.append(mark_line(x, mark, 6, top + nl * lane_h + 2))
     out.append("</svg>")
@@ -135,13 +171,22 @@ def _op_rect(op: Op, x: Scale, y: float, h: float, span: float, t1: int, extra: 
     open_ended = op.end is None
     b = x(op.end if op.end is not None else min(t1, op.start + max(span // 200, 1)))
     cls = f"op {op.type}{' open' if open_ended else ''}{extra}"
-    return (f'<rect class="{cls}" x="{n(a)}" y="{n(y)}" width="{n(max(1.5, b - a))}" height="{n(h)}" '
-            f'data-tip="{esc(op_tip(op, span))}"/>')
+    return (
+        f'<rect class="{cls}" x="{n(a)}" y="{n(y)}" width="{n(max(1.5, b - a))}" height="{n(h)}" '
+        f'data-tip="{esc(op_tip(op, span))}"/>'
+    )
 
 
 def _aggregated_lanes(
-    ops: Sequence[Op], x: Scale, lane_ix: dict, concurrency: int | None,
-    top: float, lane_h: float, pad: float, bar_h: float, span: float,
+    ops: Sequence[Op],
+    x: Scale,
+    lane_ix: dict,
+    concurrency: int | None,
+    top: float,
+    lane_h: float,
+    pad: float,
+    bar_h: float,
+    span: float,
 ) -> str:
     """Per lane, time bins of outcome counts; runs of all-ok bins merge into one shape."""
     nl = max(1, len(lane_ix))
@@ -167,31 +212,47 @@ def _aggregated_lanes(
                 while j < bins and rows[j][1] == 0 and rows[j][2] == 0 and rows[j][0] > 0:
                     total += rows[j][0]
                     j += 1
-                tip = (f"worker {v}: {total} ok ops\n"
-                       f"{fmt_time(x.d0 + i * width, span)} – {fmt_time(x.d0 + j * width, span)}")
-                out.append(f'<rect class="op ok" x="{n(x.r0 + i * px)}" y="{n(y)}" width="{n((j - i) * px)}" '
-                           f'height="{n(bar_h)}" data-tip="{esc(tip)}"/>')
+                tip = (
+                    f"worker {v}: {total} ok ops\n"
+                    f"{fmt_time(x.d0 + i * width, span)} – {fmt_time(x.d0 + j * width, span)}"
+                )
+                out.append(
+                    f'<rect class="op ok" x="{n(x.r0 + i * px)}" y="{n(y)}" width="{n((j - i) * px)}" '
+                    f'height="{n(bar_h)}" data-tip="{esc(tip)}"/>'
+                )
                 i = j
                 continue
             total = ok + fail + info
-            tip = (f"worker {v}: {ok} ok, {fail} fail, {info} info\n"
-                   f"{fmt_time(x.d0 + i * width, span)} – {fmt_time(x.d0 + (i + 1) * width, span)}")
+            tip = (
+                f"worker {v}: {ok} ok, {fail} fail, {info} info\n"
+                f"{fmt_time(x.d0 + i * width, span)} – {fmt_time(x.d0 + (i + 1) * width, span)}"
+            )
             bx = x.r0 + i * px
-            out.append(f'<rect class="op {"ok" if ok else ("fail" if fail else "info")}" x="{n(bx)}" y="{n(y)}" '
-                       f'width="{n(px)}" height="{n(bar_h)}" data-tip="{esc(tip)}"/>')
+            out.append(
+                f'<rect class="op {"ok" if ok else ("fail" if fail else "info")}" x="{n(bx)}" y="{n(y)}" '
+                f'width="{n(px)}" height="{n(bar_h)}" data-tip="{esc(tip)}"/>'
+            )
             # Fail and info shares as overlays from the top, at least 2 px so one is visible.
             yy = y
             for k, cls in ((fail, "fail"), (info, "info")):
                 if k and ok:
                     h = max(2.0, bar_h * k / total)
-                    out.append(f'<rect class="op {cls} mute" x="{n(bx)}" y="{n(yy)}" width="{n(px)}" height="{n(h)}"/>')
+                    out.append(
+                        f'<rect class="op {cls} mute" x="{n(bx)}" y="{n(yy)}" width="{n(px)}" height="{n(h)}"/>'
+                    )
                     yy += h
             i += 1
     return "".join(out)
 
 
-def latency(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
-            witness: set[int] | None = None, mark: int | None = None) -> str:
+def latency(
+    ops: Sequence[Op],
+    windows: Sequence[FaultWindow],
+    t0: int,
+    t1: int,
+    witness: set[int] | None = None,
+    mark: int | None = None,
+) -> str:
     """Latency of each operation (log scale) at its invoke time, by outcome."""
     witness = witness or set()
     height, top, bottom = 250, 14, 212
@@ -208,12 +269,20 @@ def latency(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
     e = math.log10(lo_ms)
     while e <= math.log10(hi_ms) + 1e-9:
         yy = y(e)
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{n(yy)}" y2="{n(yy)}"/>')
-        out.append(f'<text class="tick" x="{LEFT - 6}" y="{n(yy + 4)}" text-anchor="end">{fmt_ms(10 ** e)}</text>')
+        out.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{n(yy)}" y2="{n(yy)}"/>'
+        )
+        out.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{n(yy + 4)}" text-anchor="end">{fmt_ms(10**e)}</text>'
+        )
         e += 1
-    out.append(f'<text class="tick" x="{LEFT - 6}" y="{n(no_reply_y + 4)}" text-anchor="end">no reply</text>')
-    out.append(f'<text class="tick" x="12" y="{n((top + bottom) / 2)}" transform="rotate(-90 12 {n((top + bottom) / 2)})" '
-               f'text-anchor="middle">latency</text>')
+    out.append(
+        f'<text class="tick" x="{LEFT - 6}" y="{n(no_reply_y + 4)}" text-anchor="end">no reply</text>'
+    )
+    out.append(
+        f'<text class="tick" x="12" y="{n((top + bottom) / 2)}" transform="rotate(-90 12 {n((top + bottom) / 2)})" '
+        f'text-anchor="middle">latency</text>'
+    )
 
     def ypos(op: Op) -> float:
         if op.latency is None:
@@ -224,8 +293,10 @@ def latency(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
         for kind in OUTCOMES:  # ok first so the rarer outcomes draw on top
             for op in ops:
                 if op.type == kind and id(op) not in witness:
-                    out.append(f'<circle class="pt {kind}" cx="{n(x(op.start))}" cy="{n(ypos(op))}" r="2.2" '
-                               f'data-tip="{esc(op_tip(op, span))}"/>')
+                    out.append(
+                        f'<circle class="pt {kind}" cx="{n(x(op.start))}" cy="{n(ypos(op))}" r="2.2" '
+                        f'data-tip="{esc(op_tip(op, span))}"/>'
+                    )
     else:
         cell = 3.0
         grids: dict[str, dict[tuple[int, int], int]] = {k: defaultdict(int) for k in OUTCOMES}
@@ -233,20 +304,25 @@ def latency(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
             grids[op.type][(int(x(op.start) / cell), int(ypos(op) / cell))] += 1
         for kind in OUTCOMES:
             for (cx, cy), k in grids[kind].items():
-                out.append(f'<rect class="pt {kind}{" dense" if k > 3 else ""}" x="{n(cx * cell)}" '
-                           f'y="{n(cy * cell)}" width="{n(cell)}" height="{n(cell)}"/>')
+                out.append(
+                    f'<rect class="pt {kind}{" dense" if k > 3 else ""}" x="{n(cx * cell)}" '
+                    f'y="{n(cy * cell)}" width="{n(cell)}" height="{n(cell)}"/>'
+                )
     for op in ops:
         if id(op) in witness:
-            out.append(f'<circle class="pt {op.type} witness" cx="{n(x(op.start))}" cy="{n(ypos(op))}" r="4" '
-                       f'data-tip="{esc(op_tip(op, span))}"/>')
+            out.append(
+                f'<circle class="pt {op.type} witness" cx="{n(x(op.start))}" cy="{n(ypos(op))}" r="4" '
+                f'data-tip="{esc(op_tip(op, span))}"/>'
+            )
     out.append(time_axis(x, top, bottom))
     out.append(mark_line(x, mark, top, bottom))
     out.append("</svg>")
     return "".join(out)
 
 
-def throughput_chart(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int,
-                     mark: int | None = None) -> str:
+def throughput_chart(
+    ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int, t1: int, mark: int | None = None
+) -> str:
     """Completed operations per second, stacked by outcome."""
     height, top, bottom = 200, 12, 162
     buckets = max(10, min(240, (t1 - t0) // 50_000_000 or 10))
@@ -262,11 +338,17 @@ def throughput_chart(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int,
     out.append(fault_bands(windows, x, top, bottom, t1))
     v = 0.0
     while v <= ymax + 1e-9:
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{n(y(v))}" y2="{n(y(v))}"/>')
-        out.append(f'<text class="tick" x="{LEFT - 6}" y="{n(y(v) + 4)}" text-anchor="end">{v:g}</text>')
+        out.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{n(y(v))}" y2="{n(y(v))}"/>'
+        )
+        out.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{n(y(v) + 4)}" text-anchor="end">{v:g}</text>'
+        )
         v += step
-    out.append(f'<text class="tick" x="12" y="{n((top + bottom) / 2)}" transform="rotate(-90 12 {n((top + bottom) / 2)})" '
-               f'text-anchor="middle">ops/s</text>')
+    out.append(
+        f'<text class="tick" x="12" y="{n((top + bottom) / 2)}" transform="rotate(-90 12 {n((top + bottom) / 2)})" '
+        f'text-anchor="middle">ops/s</text>'
+    )
     base = [0.0] * len(rows)
     for kind in OUTCOMES:
         pts_top, pts_bot = [], []
@@ -284,10 +366,14 @@ def throughput_chart(ops: Sequence[Op], windows: Sequence[FaultWindow], t0: int,
         out.append(f'<polygon class="area {kind}" points="{path}"/>')
     for i, r in enumerate(rows):  # invisible columns carry the hover text
         xa = x(t0 + i * width_ns)
-        tip = (f"{fmt_time(t0 + i * width_ns, t1 - t0)} – {fmt_time(t0 + (i + 1) * width_ns, t1 - t0)}\n"
-               f"{r['ok'] * per_s:.0f} ok/s, {r['fail'] * per_s:.0f} fail/s, {r['info'] * per_s:.0f} info/s")
-        out.append(f'<rect class="hit" x="{n(xa)}" y="{top}" width="{n(max(1.0, x(t0 + width_ns) - x(t0)))}" '
-                   f'height="{bottom - top}" data-tip="{esc(tip)}"/>')
+        tip = (
+            f"{fmt_time(t0 + i * width_ns, t1 - t0)} – {fmt_time(t0 + (i + 1) * width_ns, t1 - t0)}\n"
+            f"{r['ok'] * per_s:.0f} ok/s, {r['fail'] * per_s:.0f} fail/s, {r['info'] * per_s:.0f} info/s"
+        )
+        out.append(
+            f'<rect class="hit" x="{n(xa)}" y="{top}" width="{n(max(1.0, x(t0 + width_ns) - x(t0)))}" '
+            f'height="{bottom - top}" data-tip="{esc(tip)}"/>'
+        )
     out.append(time_axis(x, top, bottom))
     out.append(mark_line(x, mark, top, bottom))
     out.append("</svg>")

@@ -21,14 +21,22 @@ from reports.runfolder import ReportError
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("report", help="redraw a run's HTML report",
-                              description="Redraw RUN/index.html (and the store index above it) "
-                              "from the run folder's files.")
+    p = subparsers.add_parser(
+        "report",
+        help="redraw a run's HTML report",
+        description="Redraw RUN/index.html (and the store index above it) "
+        "from the run folder's files.",
+    )
     p.add_argument("run", metavar="RUN", help="run folder (holds history.jsonl)")
     p.set_defaults(func=cmd_report)
-    s = subparsers.add_parser("serve", help="serve the store's reports on 127.0.0.1",
-                              description="Serve the store over HTTP on 127.0.0.1 and print the address.")
-    s.add_argument("--store", default="store", metavar="DIR", help="store directory (default: store)")
+    s = subparsers.add_parser(
+        "serve",
+        help="serve the store's reports on 127.0.0.1",
+        description="Serve the store over HTTP on 127.0.0.1 and print the address.",
+    )
+    s.add_argument(
+        "--store", default="store", metavar="DIR", help="store directory (default: store)"
+    )
     s.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free port)")
     s.set_defaults(func=cmd_serve)
 
@@ -81,7 +89,10 @@ def cmd_serve(args: Any) -> int:
     try:
         server = make_server(store, args.port)
     except OSError as exc:
-        print(f"harness serve: error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"harness serve: error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
         return 2
     host, port = server.server_address[:2]
     print(f"serving {store.resolve()} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)

@@ -18,7 +18,17 @@ from typing import Any, Sequence
 
 from reports.analysis import FaultWindow
 from reports.charts import LEFT, RIGHT, WIDTH
-from reports.svg import Scale, esc, fault_bands, fault_strip, fmt_time, n, nice_step, svg_open, time_axis
+from reports.svg import (
+    Scale,
+    esc,
+    fault_bands,
+    fault_strip,
+    fmt_time,
+    n,
+    nice_step,
+    svg_open,
+    time_axis,
+)
 
 NODE_COLOURS = 8  # CSS defines .c0 .. .c7
 
@@ -49,12 +59,16 @@ def node_states(metrics: Sequence[dict]) -> dict[str, list[tuple[int, str, Any, 
 
 
 def _node_states(metrics: Sequence[dict]) -> dict[str, list[tuple[int, str, Any, Any]]]:
-    rows = sorted((m for m in metrics if m.get("node") is not None), key=lambda m: m.get("time") or 0)
+    rows = sorted(
+        (m for m in metrics if m.get("node") is not None), key=lambda m: m.get("time") or 0
+    )
     cur: dict[str, dict] = {}
     out: dict[str, list[tuple[int, str, Any, Any]]] = {}
     for m in rows:
         node = str(m["node"])
-        c = cur.setdefault(node, {"proc": "running", "up": None, "role": None, "term": None, "leader": None})
+        c = cur.setdefault(
+            node, {"proc": "running", "up": None, "role": None, "term": None, "leader": None}
+        )
         kind = m.get("kind")
         if kind == "proc":
             c["proc"] = m.get("state") or "running"
@@ -107,7 +121,11 @@ def leader_segments(metrics: Sequence[dict], t1: int) -> list[Segment]:
         latest[node] = (state, term)
         if i + 1 < len(events) and events[i + 1][0] == t:
             continue  # decide once all samples taken at the same moment are in
-        leaders = [(tm if isinstance(tm, (int, float)) else -1, nd) for nd, (st, tm) in latest.items() if st == "leader"]
+        leaders = [
+            (tm if isinstance(tm, (int, float)) else -1, nd)
+            for nd, (st, tm) in latest.items()
+            if st == "leader"
+        ]
         who, term_of = (max(leaders)[1], max(leaders)[0]) if leaders else (None, None)
         if out and out[-1].node == (who or "") and out[-1].term == term_of:
             continue
@@ -132,8 +150,14 @@ def colour_of(node: str, nodes: Sequence[str]) -> str:
     return f"c{nodes.index(node) % NODE_COLOURS}" if node in nodes else "c7"
 
 
-def state_chart(metrics: Sequence[dict], windows: Sequence[FaultWindow], t0: int, t1: int,
-                nodes: Sequence[str], mark: int | None = None) -> str:
+def state_chart(
+    metrics: Sequence[dict],
+    windows: Sequence[FaultWindow],
+    t0: int,
+    t1: int,
+    nodes: Sequence[str],
+    mark: int | None = None,
+) -> str:
     """A lane per node (role/term, down, paused) under a 'leader' lane naming who led."""
     segs = node_segments(metrics, t1)
     nodes = list(nodes) or sorted(segs)
@@ -152,45 +176,71 @@ def state_chart(metrics: Sequence[dict], windows: Sequence[FaultWindow], t0: int
     def seg_rect(s: Segment, y: float, cls: str, label: str, tip: str, text_cls: str = "") -> str:
         a, b = x.clamp(s.start), x.clamp(s.end)
         w = max(1.0, b - a)
-        r = (f'<rect class="seg {cls}" x="{n(a)}" y="{n(y)}" width="{n(w)}" height="{lane_h}" '
-             f'data-tip="{esc(tip)}"/>')
+        r = (
+            f'<rect class="seg {cls}" x="{n(a)}" y="{n(y)}" width="{n(w)}" height="{lane_h}" '
+            f'data-tip="{esc(tip)}"/>'
+        )
         if label and w > 7 * len(label) + 4:
-            r += (f'<text class="seglab {text_cls or cls}" x="{n(a + w / 2)}" y="{n(y + 14)}" '
-                  f'text-anchor="middle">{esc(label)}</text>')
+            r += (
+                f'<text class="seglab {text_cls or cls}" x="{n(a + w / 2)}" y="{n(y + 14)}" '
+                f'text-anchor="middle">{esc(label)}</text>'
+            )
         return r
 
     y = top
-    out.append(f'<text class="lab strong" x="{LEFT - 6}" y="{n(y + 14)}" text-anchor="end">leader</text>')
+    out.append(
+        f'<text class="lab strong" x="{LEFT - 6}" y="{n(y + 14)}" text-anchor="end">leader</text>'
+    )
     for s in leader_segments(metrics, t1):
         if s.state == "none":
             tip = f"no leader\n{fmt_time(s.start, span)} – {fmt_time(s.end, span)}"
             out.append(seg_rect(s, y, "role-none", "none", tip))
         else:
             tip = f"{s.node} led at term {s.term}\n{fmt_time(s.start, span)} – {fmt_time(s.end, span)}"
-            out.append(seg_rect(s, y, colour_of(s.node, nodes), f"{s.node} t{s.term}", tip, "on-dark"))
+            out.append(
+                seg_rect(s, y, colour_of(s.node, nodes), f"{s.node} t{s.term}", tip, "on-dark")
+            )
     for node in nodes:
         y += lane_h + 4
-        out.append(f'<text class="lab" x="{LEFT - 6}" y="{n(y + 14)}" text-anchor="end">{esc(node)}</text>')
+        out.append(
+            f'<text class="lab" x="{LEFT - 6}" y="{n(y + 14)}" text-anchor="end">{esc(node)}</text>'
+        )
         for s in segs.get(node, []):
             term = "" if s.term is None else f" at term {s.term}"
             led = f", leader {s.leader}" if s.leader and s.state == "follower" else ""
-            tip = f"{node}: {s.state}{term}{led}\n{fmt_time(s.start, span)} – {fmt_time(s.end, span)}"
-            label = {"down": "down", "paused": "paused"}.get(s.state, "" if s.term is None else f"t{s.term}")
+            tip = (
+                f"{node}: {s.state}{term}{led}\n{fmt_time(s.start, span)} – {fmt_time(s.end, span)}"
+            )
+            label = {"down": "down", "paused": "paused"}.get(
+                s.state, "" if s.term is None else f"t{s.term}"
+            )
             out.append(seg_rect(s, y, f"role-{s.state}", label, tip))
     if mark is not None:
-        out.append(f'<line class="mark" x1="{n(x(mark))}" x2="{n(x(mark))}" y1="{top - 6}" y2="{n(bottom)}"/>')
+        out.append(
+            f'<line class="mark" x1="{n(x(mark))}" x2="{n(x(mark))}" y1="{top - 6}" y2="{n(bottom)}"/>'
+        )
     out.append(time_axis(x, top - 4, bottom))
     out.append("</svg>")
     return "".join(out)
 
 
-def resource_chart(metrics: Sequence[dict], windows: Sequence[FaultWindow], t0: int, t1: int,
-                   nodes: Sequence[str], field: str) -> str:
+def resource_chart(
+    metrics: Sequence[dict],
+    windows: Sequence[FaultWindow],
+    t0: int,
+    t1: int,
+    nodes: Sequence[str],
+    field: str,
+) -> str:
     """A line per node of a proc sample field ("cpu" percent or "rss" bytes); half width."""
     width, left, right, top, bottom, height = 570, 56, 10, 10, 150, 186
     series: dict[str, list[tuple[int, float]]] = {}
     for m in metrics:
-        if m.get("kind") == "proc" and isinstance(m.get(field), (int, float)) and m.get("node") is not None:
+        if (
+            m.get("kind") == "proc"
+            and isinstance(m.get(field), (int, float))
+            and m.get("node") is not None
+        ):
             series.setdefault(str(m["node"]), []).append((int(m.get("time") or 0), float(m[field])))
     scale_div = 1.0 if field == "cpu" else float(1 << 20)
     unit = "% CPU" if field == "cpu" else "MiB RSS"
@@ -203,8 +253,12 @@ def resource_chart(metrics: Sequence[dict], windows: Sequence[FaultWindow], t0: 
     out.append(fault_bands(windows, x, top, bottom, t1))
     v = 0.0
     while v <= vmax + 1e-9:
-        out.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{n(y(v))}" y2="{n(y(v))}"/>')
-        out.append(f'<text class="tick" x="{left - 5}" y="{n(y(v) + 4)}" text-anchor="end">{v:g}</text>')
+        out.append(
+            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{n(y(v))}" y2="{n(y(v))}"/>'
+        )
+        out.append(
+            f'<text class="tick" x="{left - 5}" y="{n(y(v) + 4)}" text-anchor="end">{v:g}</text>'
+        )
         v += step
     out.append(f'<text class="tick" x="{left + 4}" y="{top + 10}">{unit}</text>')
     nodes = list(nodes) or sorted(series)
@@ -214,8 +268,10 @@ def resource_chart(metrics: Sequence[dict], windows: Sequence[FaultWindow], t0: 
         pts = pts[::stride]
         path = " ".join(f"{n(x(t))},{n(y(v / scale_div))}" for t, v in pts)
         last = pts[-1][1] / scale_div if pts else 0
-        out.append(f'<polyline class="line {colour_of(node, nodes)}" points="{path}" '
-                   f'data-tip="{esc(f"{node}: {unit}, last {last:.1f}")}"/>')
+        out.append(
+            f'<polyline class="line {colour_of(node, nodes)}" points="{path}" '
+            f'data-tip="{esc(f"{node}: {unit}, last {last:.1f}")}"/>'
+        )
     out.append(time_axis(x, top, bottom, ticks=5))
     out.append("</svg>")
     return "".join(out)

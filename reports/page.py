@@ -17,13 +17,29 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+
 from reports import charts, cluster, witness
-from reports.analysis import FaultWindow, Op, availability_of, counts, fault_windows, latency_percentiles_ms, pair_ops
+from reports.analysis import (
+    FaultWindow,
+    Op,
+    availability_of,
+    counts,
+    fault_windows,
+    latency_percentiles_ms,
+    pair_ops,
+)
 from reports.runfolder import Run, get, load_run
 from reports.style import CSS, JS
 from reports.svg import band_class, esc, fmt_ms, fmt_time, legend
 
-RAW_FILES = ("history.jsonl", "results.json", "config.json", "cluster.json", "metrics.jsonl", "net.jsonl")
+RAW_FILES = (
+    "history.jsonl",
+    "results.json",
+    "config.json",
+    "cluster.json",
+    "metrics.jsonl",
+    "net.jsonl",
+)
 
 
 def verdict_of(run: Run, checker: dict) -> str:
@@ -42,14 +58,21 @@ def checker_result(run: Run) -> tuple[dict, str]:
     try:
         from harness.checker import check_events
     except ImportError:
-        return {}, "This run has no checker result (results.json missing) and no checker is installed."
+        return (
+            {},
+            "This run has no checker result (results.json missing) and no checker is installed.",
+        )
     model = get(run.config, "model", default="kv")
     try:
-        result = check_events([e for e in run.events if e.get("process") != "nemesis"],
-                              model=model, time_limit=60)
+        result = check_events(
+            [e for e in run.events if e.get("process") != "nemesis"], model=model, time_limit=60
+        )
     except Exception as exc:  # the report must still be drawn; say why the verdict is missing
         return {}, f"Checking the history for this report failed: {exc}"
-    return result.to_dict(), "Checked while drawing this report (results.json had no checker result)."
+    return (
+        result.to_dict(),
+        "Checked while drawing this report (results.json had no checker result).",
+    )
 
 
 def write_report(run_dir: Path) -> Path:
@@ -68,7 +91,9 @@ def render(run: Run) -> str:
     events = run.events
     ops = pair_ops(events)
     windows = fault_windows(events)
-    times = [int(e.get("time") or 0) for e in events] + [int(m.get("time") or 0) for m in run.metrics]
+    times = [int(e.get("time") or 0) for e in events] + [
+        int(m.get("time") or 0) for m in run.metrics
+    ]
     t0 = min(0, min(times, default=0))
     t1 = max(times, default=1)
     t1 = max(t1, t0 + 1)
@@ -83,7 +108,7 @@ def render(run: Run) -> str:
     title = run.results.get("name") or get(run.config, "name") or run.path.name
 
     parts: list[str] = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(verdict.upper())} · {esc(title)}</title><style>{CSS}</style></head><body><main>",
         header(run, title, verdict, ops, ws, checker, checker_note),
@@ -91,38 +116,64 @@ def render(run: Run) -> str:
     if ws:
         parts.append('<h2 id="violation">What went wrong</h2>')
         for i, w in enumerate(ws):
-            parts.append(witness.section(w, i, ops, windows, run.metrics, run.logs, run.results,
-                                         run.net, nodes, t1))
+            parts.append(
+                witness.section(
+                    w, i, ops, windows, run.metrics, run.logs, run.results, run.net, nodes, t1
+                )
+            )
     elif verdict == "invalid":
-        parts.append('<h2 id="violation">What went wrong</h2><p>The checker found no valid order for the '
-                     'history but named no operations; see results.json.</p>')
+        parts.append(
+            '<h2 id="violation">What went wrong</h2><p>The checker found no valid order for the '
+            "history but named no operations; see results.json.</p>"
+        )
     mark = ws[0].moment if ws else None
     parts.append(section_timeline(ops, windows, t0, t1, concurrency, witness_ids, mark))
     parts.append(section_perf(ops, windows, t0, t1, witness_ids, mark))
     parts.append(section_cluster(run, windows, t0, t1, nodes, mark))
-    parts.append(section_availability(ops, windows, max((int(e.get("time") or 0) for e in events), default=1)))
+    parts.append(
+        section_availability(
+            ops, windows, max((int(e.get("time") or 0) for e in events), default=1)
+        )
+    )
     parts.append(section_files(run))
-    parts.append(f'<p class="muted small">Drawn by consensus-harness in {time.perf_counter() - began:.2f} s '
-                 f"from {len(events)} history events. Hover over any shape for details.</p>")
+    parts.append(
+        f'<p class="muted small">Drawn by consensus-harness in {time.perf_counter() - began:.2f} s '
+        f"from {len(events)} history events. Hover over any shape for details.</p>"
+    )
     parts.append(f'</main><div id="tip"></div><script>{JS}</script></body></html>')
     return "".join(parts)
 
 
-def header(run: Run, title: str, verdict: str, ops: list[Op], ws: list, checker: dict, note: str) -> str:
+def header(
+    run: Run, title: str, verdict: str, ops: list[Op], ws: list, checker: dict, note: str
+) -> str:
     r = run.results
     c = r.get("counts") if isinstance(r.get("counts"), dict) else counts(ops)
-    lat = r.get("latency_ms") if isinstance(r.get("latency_ms"), dict) else latency_percentiles_ms(ops)
+    lat = (
+        r.get("latency_ms")
+        if isinstance(r.get("latency_ms"), dict)
+        else latency_percentiles_ms(ops)
+    )
     if verdict == "invalid":
-        big, why = "NOT LINEARIZABLE", (ws[0].sentence if ws else "The history has no valid linearization.")
+        big, why = (
+            "NOT LINEARIZABLE",
+            (ws[0].sentence if ws else "The history has no valid linearization."),
+        )
     elif verdict == "valid":
         secs = checker.get("seconds")
         big = "LINEARIZABLE"
-        why = (f"All {c.get('invoke', len(ops))} operations fit one order consistent with a single copy "
-               f"of the data" + (f" (checked in {secs:.2f} s)." if isinstance(secs, (int, float)) else "."))
+        why = (
+            f"All {c.get('invoke', len(ops))} operations fit one order consistent with a single copy "
+            f"of the data"
+            + (f" (checked in {secs:.2f} s)." if isinstance(secs, (int, float)) else ".")
+        )
     else:
         big = "UNKNOWN"
-        why = (checker.get("reason") or note
-               or "The checker could not decide within its time limit, or the run did not finish.")
+        why = (
+            checker.get("reason")
+            or note
+            or "The checker could not decide within its time limit, or the run did not finish."
+        )
     more = f' <a href="#violation">{len(ws)} anomalies below</a>' if len(ws) > 1 else ""
     started = r.get("started") or get(run.config, "started") or ""
     dur = r.get("duration_s")
@@ -137,16 +188,27 @@ def header(run: Run, title: str, verdict: str, ops: list[Op], ws: list, checker:
         ("ops/s", r.get("ops_per_s", "?")),
         ("latency p50 / p99", f"{fmt_ms(lat.get('p50'))} / {fmt_ms(lat.get('p99'))}"),
         ("seed", r.get("seed", get(run.config, "seed", default="?"))),
-        ("checker", f"{checker.get('model', '?')}, {checker.get('seconds', 0) or 0:.2f} s" if checker else "–"),
+        (
+            "checker",
+            f"{checker.get('model', '?')}, {checker.get('seconds', 0) or 0:.2f} s"
+            if checker
+            else "–",
+        ),
     ]
     command = r.get("command") or get(run.config, "command") or ""
-    cmd = (f'<div class="cmd"><pre id="cmd">{esc(command)}</pre><button id="copy-cmd" type="button">copy'
-           f"</button></div>" if command else '<p class="muted">No command recorded for this run.</p>')
+    cmd = (
+        f'<div class="cmd"><pre id="cmd">{esc(command)}</pre><button id="copy-cmd" type="button">copy'
+        f"</button></div>"
+        if command
+        else '<p class="muted">No command recorded for this run.</p>'
+    )
     notes = f'<p class="muted">{esc(note)}</p>' if note else ""
-    return (f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
-            f'<div class="banner {verdict}"><div class="big">{big}</div><div class="why">{esc(why)}{more}</div></div>'
-            f'{notes}<div class="meta">{"".join(f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in meta)}</div>'
-            f'<h4>Repeat this run</h4>{cmd}')
+    return (
+        f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
+        f'<div class="banner {verdict}"><div class="big">{big}</div><div class="why">{esc(why)}{more}</div></div>'
+        f'{notes}<div class="meta">{"".join(f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in meta)}</div>'
+        f"<h4>Repeat this run</h4>{cmd}"
+    )
 
 
 def fault_legend(windows: list[FaultWindow]) -> list[tuple[str, str]]:
@@ -154,71 +216,106 @@ def fault_legend(windows: list[FaultWindow]) -> list[tuple[str, str]]:
     return [(band_class(k).split()[1], f"{k} fault") for k in kinds]
 
 
-def section_timeline(ops: list[Op], windows: list[FaultWindow], t0: int, t1: int,
-                     concurrency: int | None, witness_ids: set[int], mark: int | None) -> str:
-    items = [("ok", "ok"), ("fail", "fail (certainly no effect)"), ("info", "info (outcome unknown)")]
+def section_timeline(
+    ops: list[Op],
+    windows: list[FaultWindow],
+    t0: int,
+    t1: int,
+    concurrency: int | None,
+    witness_ids: set[int],
+    mark: int | None,
+) -> str:
+    items = [
+        ("ok", "ok"),
+        ("fail", "fail (certainly no effect)"),
+        ("info", "info (outcome unknown)"),
+    ]
     if witness_ids:
         items.append(("witness", "operation of the anomaly"))
     aggregated = len(ops) > charts.DETAIL_LIMIT
-    note = (f'<p class="muted">{len(ops)} operations: ok operations are aggregated into time bins per worker; '
-            f"info operations{' and the anomaly' if witness_ids else ''} are drawn one by one on top.</p>"
-            if aggregated else "")
-    return (f'<h2>Timeline</h2><p class="muted">Each bar is an operation, from invoke to completion, on the '
-            f"lane of the client worker that issued it; bands are fault windows.</p>"
-            f"{legend(items + fault_legend(windows))}{note}"
-            f'<div class="card">{charts.timeline(ops, windows, t0, t1, concurrency=concurrency, witness=witness_ids, mark=mark)}</div>')
+    note = (
+        f'<p class="muted">{len(ops)} operations: ok operations are aggregated into time bins per worker; '
+        f"info operations{' and the anomaly' if witness_ids else ''} are drawn one by one on top.</p>"
+        if aggregated
+        else ""
+    )
+    return (
+        f'<h2>Timeline</h2><p class="muted">Each bar is an operation, from invoke to completion, on the '
+        f"lane of the client worker that issued it; bands are fault windows.</p>"
+        f"{legend(items + fault_legend(windows))}{note}"
+        f'<div class="card">{charts.timeline(ops, windows, t0, t1, concurrency=concurrency, witness=witness_ids, mark=mark)}</div>'
+    )
 
 
-def section_perf(ops: list[Op], windows: list[FaultWindow], t0: int, t1: int, witness_ids: set[int],
-                 mark: int | None) -> str:
+def section_perf(
+    ops: list[Op],
+    windows: list[FaultWindow],
+    t0: int,
+    t1: int,
+    witness_ids: set[int],
+    mark: int | None,
+) -> str:
     items = [("ok", "ok"), ("fail", "fail"), ("info", "info")] + fault_legend(windows)
-    return (f"<h2>Latency and throughput</h2>{legend(items)}"
-            f'<div class="card">{charts.latency(ops, windows, t0, t1, witness_ids, mark)}</div>'
-            f'<div class="card">{charts.throughput_chart(ops, windows, t0, t1, mark)}</div>')
+    return (
+        f"<h2>Latency and throughput</h2>{legend(items)}"
+        f'<div class="card">{charts.latency(ops, windows, t0, t1, witness_ids, mark)}</div>'
+        f'<div class="card">{charts.throughput_chart(ops, windows, t0, t1, mark)}</div>'
+    )
 
 
-def section_cluster(run: Run, windows: list[FaultWindow], t0: int, t1: int, nodes: list[str],
-                    mark: int | None) -> str:
+def section_cluster(
+    run: Run, windows: list[FaultWindow], t0: int, t1: int, nodes: list[str], mark: int | None
+) -> str:
     if not run.metrics:
         return '<h2>Cluster state</h2><p class="muted">No metrics.jsonl in this run folder.</p>'
     roles = [(f"role-{s}", s) for s in ("leader", "follower", "candidate", "paused", "down")]
     node_keys = [(cluster.colour_of(nd, nodes), nd) for nd in nodes]
-    return (f"<h2>Cluster state</h2><p class=\"muted\">Each node's role and term as it reported them "
-            f"(t3 = term 3); the top lane names the leader"
-            f"{'. Dashed red line: the violation' if mark is not None else ''}.</p>"
-            f"{legend(roles + fault_legend(windows))}{legend([(c, f'{nd} leads') for c, nd in node_keys])}"
-            f'<div class="card">{cluster.state_chart(run.metrics, windows, t0, t1, nodes, mark)}</div>'
-            f"<h4>CPU and memory per node</h4>{legend(node_keys)}"
-            f'<div class="card cols">{cluster.resource_chart(run.metrics, windows, t0, t1, nodes, "cpu")}'
-            f'{cluster.resource_chart(run.metrics, windows, t0, t1, nodes, "rss")}</div>')
+    return (
+        f'<h2>Cluster state</h2><p class="muted">Each node\'s role and term as it reported them '
+        f"(t3 = term 3); the top lane names the leader"
+        f"{'. Dashed red line: the violation' if mark is not None else ''}.</p>"
+        f"{legend(roles + fault_legend(windows))}{legend([(c, f'{nd} leads') for c, nd in node_keys])}"
+        f'<div class="card">{cluster.state_chart(run.metrics, windows, t0, t1, nodes, mark)}</div>'
+        f"<h4>CPU and memory per node</h4>{legend(node_keys)}"
+        f'<div class="card cols">{cluster.resource_chart(run.metrics, windows, t0, t1, nodes, "cpu")}'
+        f"{cluster.resource_chart(run.metrics, windows, t0, t1, nodes, 'rss')}</div>"
+    )
 
 
 def section_availability(ops: list[Op], windows: list[FaultWindow], t1: int) -> str:
     rows = availability_of(ops, windows, t1)
     if not rows:
-        return ('<h2>Availability</h2><p class="muted">No faults were injected: '
-                f"{_share(counts(ops))} of all operations succeeded.</p>")
+        return (
+            '<h2>Availability</h2><p class="muted">No faults were injected: '
+            f"{_share(counts(ops))} of all operations succeeded.</p>"
+        )
     body = []
     for a in rows:
         share = a["ok_share"]
-        bar = ("–" if share is None else
-               f'<span class="bar"><i style="width:{share * 100:.0f}%"></i></span>{share * 100:.1f}%')
+        bar = (
+            "–"
+            if share is None
+            else f'<span class="bar"><i style="width:{share * 100:.0f}%"></i></span>{share * 100:.1f}%'
+        )
         end = "never healed" if a["end_ns"] is None else fmt_time(a["end_ns"])
         body.append(
             f'<tr><td><i class="sw {band_class(a["kind"])}"></i>{esc(a["kind"])}</td><td class="wrap">{esc(a["target"])}</td>'
             f'<td class="num">{fmt_time(a["start_ns"])}</td><td class="num">{esc(end)}</td>'
             f'<td class="num">{fmt_ms(a["duration_ms"])}</td><td class="num">{a["ops"]}</td><td>{bar}</td>'
             f'<td class="num">{fmt_ms(a["to_ack_after_start_ms"])}</td>'
-            f'<td class="num">{fmt_ms(a["to_ack_after_heal_ms"])}</td></tr>')
+            f'<td class="num">{fmt_ms(a["to_ack_after_heal_ms"])}</td></tr>'
+        )
     outside = [op for op in ops if not any(w.start <= op.start < w.end_or(t1) for w in windows)]
-    return ("<h2>Availability per fault</h2><p class=\"muted\">For each fault window: the operations invoked "
-            "while it was active and the share that succeeded, and how long until the next acknowledged write "
-            f"after the fault began and after it was healed. Outside any fault, {_share(counts(outside))} "
-            f"of {len(outside)} operations succeeded.</p>"
-            '<div class="card"><table><tr><th>fault</th><th>target</th><th class="num">from</th>'
-            '<th class="num">to</th><th class="num">lasted</th><th class="num">ops</th><th>succeeded</th>'
-            '<th class="num">to next write ack</th><th class="num">after heal</th></tr>'
-            f'{"".join(body)}</table></div>')
+    return (
+        '<h2>Availability per fault</h2><p class="muted">For each fault window: the operations invoked '
+        "while it was active and the share that succeeded, and how long until the next acknowledged write "
+        f"after the fault began and after it was healed. Outside any fault, {_share(counts(outside))} "
+        f"of {len(outside)} operations succeeded.</p>"
+        '<div class="card"><table><tr><th>fault</th><th>target</th><th class="num">from</th>'
+        '<th class="num">to</th><th class="num">lasted</th><th class="num">ops</th><th>succeeded</th>'
+        '<th class="num">to next write ack</th><th class="num">after heal</th></tr>'
+        f"{''.join(body)}</table></div>"
+    )
 
 
 def _share(c: dict[str, int]) -> str:

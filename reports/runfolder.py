@@ -36,7 +36,7 @@ class Run:
     @property
     def node_ids(self) -> list[str]:
         ids: list[str] = []
-        for src in (self.cluster.get("nodes") or {}, ):
+        for src in (self.cluster.get("nodes") or {},):
             ids.extend(str(k) for k in src)
         for m in self.metrics:
             n = m.get("node")
@@ -100,7 +100,8 @@ def read_history(path: Path) -> list[dict]:
     if path.suffix != ".edn":
         return read_jsonl(path, required=True)
     try:
-        from harness.history import HistoryError, read_history as checker_read
+        from harness.history import HistoryError
+        from harness.history import read_history as checker_read
     except ImportError:
         raise ReportError(f"{path}: reading EDN needs harness.history") from None
     try:

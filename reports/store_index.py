@@ -67,32 +67,50 @@ def write_store_index(store: Path) -> Path:
         verdict = res.get("verdict") if res.get("verdict") in tally else "unknown"
         tally[verdict] += 1
         rel = run.relative_to(store).as_posix()
-        name = res.get("name") or cfg.get("name") or run.parent.name if run.parent != store else run.name
+        name = (
+            res.get("name") or cfg.get("name") or run.parent.name
+            if run.parent != store
+            else run.name
+        )
         report = f"{rel}/index.html" if (run / "index.html").exists() else f"{rel}/"
         ops = res.get("ops_per_s")
         anomaly = ""
-        anomalies = (res.get("checker") or {}).get("anomalies") if isinstance(res.get("checker"), dict) else None
+        anomalies = (
+            (res.get("checker") or {}).get("anomalies")
+            if isinstance(res.get("checker"), dict)
+            else None
+        )
         if anomalies and isinstance(anomalies[0], dict):
             anomaly = str(anomalies[0].get("sentence") or "")
         elif not res:
             anomaly = "no results.json: still running, or it crashed"
         body.append(
             f'<tr><td><a href="{esc(report)}">{esc(name)}</a><div class="muted">{esc(rel)}</div></td>'
-            f'<td>{esc(started.strftime("%Y-%m-%d %H:%M:%S"))}</td>'
-            f'<td>{esc(res.get("system") or cfg.get("system") or "?")}</td>'
-            f'<td>{esc(res.get("nemesis") or cfg.get("nemesis") or "–")}</td>'
+            f"<td>{esc(started.strftime('%Y-%m-%d %H:%M:%S'))}</td>"
+            f"<td>{esc(res.get('system') or cfg.get('system') or '?')}</td>"
+            f"<td>{esc(res.get('nemesis') or cfg.get('nemesis') or '–')}</td>"
             f'<td><span class="verdict {verdict}">{esc(verdict)}</span>'
             f'<div class="muted">{esc(anomaly[:120])}</div></td>'
-            f'<td class="num">{esc("–" if ops is None else ops)}</td></tr>')
-    summary = (f"{len(rows)} runs: {tally['valid']} valid, {tally['invalid']} with an anomaly, "
-               f"{tally['unknown']} unknown.")
-    table = ('<div class="card"><table class="runs"><tr><th>run</th><th>time (UTC)</th><th>system</th>'
-             '<th>faults</th><th>verdict</th><th class="num">ops/s</th></tr>' + "".join(body) + "</table></div>"
-             if rows else '<p class="muted">No runs yet: start one with <code>harness run</code>.</p>')
-    html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>consensus-harness runs</title>'
-            f'<style>{CSS}td{{white-space:normal}}</style></head><body><main><h1>Runs</h1>'
-            f'<p class="muted">{esc(store.resolve())} — {summary} Newest first.</p>{table}'
-            f'</main><div id="tip"></div><script>{JS}</script></body></html>')
+            f'<td class="num">{esc("–" if ops is None else ops)}</td></tr>'
+        )
+    summary = (
+        f"{len(rows)} runs: {tally['valid']} valid, {tally['invalid']} with an anomaly, "
+        f"{tally['unknown']} unknown."
+    )
+    table = (
+        '<div class="card"><table class="runs"><tr><th>run</th><th>time (UTC)</th><th>system</th>'
+        '<th>faults</th><th>verdict</th><th class="num">ops/s</th></tr>'
+        + "".join(body)
+        + "</table></div>"
+        if rows
+        else '<p class="muted">No runs yet: start one with <code>harness run</code>.</p>'
+    )
+    html = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>consensus-harness runs</title>'
+        f"<style>{CSS}td{{white-space:normal}}</style></head><body><main><h1>Runs</h1>"
+        f'<p class="muted">{esc(store.resolve())} — {summary} Newest first.</p>{table}'
+        f'</main><div id="tip"></div><script>{JS}</script></body></html>'
+    )
     out = store / "index.html"
     tmp = store / f".index.html.{os.getpid()}.tmp"
     tmp.write_text(html, encoding="utf-8")

@@ -78,7 +78,9 @@ def nice_step(span: float, target: int) -> float:
     return 10 * mag
 
 
-def time_axis(x: Scale, y_top: float, y_axis: float, *, ticks: int = 10, relative_to: float = 0) -> str:
+def time_axis(
+    x: Scale, y_top: float, y_axis: float, *, ticks: int = 10, relative_to: float = 0
+) -> str:
     """Vertical grid lines from y_top to y_axis and second labels below y_axis."""
     step = nice_step((x.d1 - x.d0) / 1e9, ticks) * 1e9
     first = math.ceil((x.d0 - relative_to) / step) * step + relative_to
@@ -87,9 +89,13 @@ def time_axis(x: Scale, y_top: float, y_axis: float, *, ticks: int = 10, relativ
     decimals = max(0, -int(math.floor(math.log10(step / 1e9)))) if step < 1e9 else 0
     while t <= x.d1 + 1e-6:
         px = x(t)
-        out.append(f'<line class="grid" x1="{n(px)}" x2="{n(px)}" y1="{n(y_top)}" y2="{n(y_axis)}"/>')
+        out.append(
+            f'<line class="grid" x1="{n(px)}" x2="{n(px)}" y1="{n(y_top)}" y2="{n(y_axis)}"/>'
+        )
         label = f"{(t - relative_to) / 1e9:.{decimals}f}"
-        out.append(f'<text class="tick" x="{n(px)}" y="{n(y_axis + 13)}" text-anchor="middle">{label}</text>')
+        out.append(
+            f'<text class="tick" x="{n(px)}" y="{n(y_axis + 13)}" text-anchor="middle">{label}</text>'
+        )
         t += step
     out.append(
         f'<text class="tick" x="{n(x.r1)}" y="{n(y_axis + 26)}" text-anchor="end">'
@@ -103,7 +109,13 @@ def band_class(kind: str) -> str:
 
 
 def fault_bands(
-    windows: Sequence[FaultWindow], x: Scale, y0: float, y1: float, horizon: int, *, labels: bool = False
+    windows: Sequence[FaultWindow],
+    x: Scale,
+    y0: float,
+    y1: float,
+    horizon: int,
+    *,
+    labels: bool = False,
 ) -> str:
     """Translucent bands for fault windows between y0 and y1 (labels on top when asked)."""
     out: list[str] = []
@@ -112,9 +124,11 @@ def fault_bands(
         if w.end_or(horizon) < lo or w.start > hi:
             continue  # entirely outside what this chart shows
         a, b = x.clamp(w.start), x.clamp(w.end_or(horizon))
-        tip = (f"{w.kind} {w.target()}\nfrom {fmt_time(w.start)} to "
-               + ("end (never healed)" if w.end is None else fmt_time(w.end))
-               + f"\nlasted {fmt_ms((w.end_or(horizon) - w.start) / 1e6)}")
+        tip = (
+            f"{w.kind} {w.target()}\nfrom {fmt_time(w.start)} to "
+            + ("end (never healed)" if w.end is None else fmt_time(w.end))
+            + f"\nlasted {fmt_ms((w.end_or(horizon) - w.start) / 1e6)}"
+        )
         out.append(
             f'<rect class="{band_class(w.kind)}" x="{n(a)}" y="{n(y0)}" width="{n(max(1.5, b - a))}" '
             f'height="{n(y1 - y0)}" data-tip="{esc(tip)}"/>'
@@ -128,8 +142,15 @@ def fault_bands(
     return "".join(out)
 
 
-def fault_strip(windows: Sequence[FaultWindow], x: Scale, y: float, horizon: int, *, row_h: float = 15,
-                label_x: float | None = None) -> tuple[str, float]:
+def fault_strip(
+    windows: Sequence[FaultWindow],
+    x: Scale,
+    y: float,
+    horizon: int,
+    *,
+    row_h: float = 15,
+    label_x: float | None = None,
+) -> tuple[str, float]:
     """One row per fault kind with a solid bar per window (Jepsen's nemesis lanes); returns (svg, height)."""
     kinds: list[str] = []
     for w in windows:
@@ -139,19 +160,27 @@ def fault_strip(windows: Sequence[FaultWindow], x: Scale, y: float, horizon: int
     lx = x.r0 - 6 if label_x is None else label_x
     for r, kind in enumerate(kinds):
         yy = y + r * row_h
-        out.append(f'<text class="lab" x="{n(lx)}" y="{n(yy + row_h - 4)}" text-anchor="end">{esc(kind)}</text>')
+        out.append(
+            f'<text class="lab" x="{n(lx)}" y="{n(yy + row_h - 4)}" text-anchor="end">{esc(kind)}</text>'
+        )
         for w in windows:
             if w.kind != kind or w.end_or(horizon) < x.d0 or w.start > x.d1:
                 continue
             a, b = x.clamp(w.start), x.clamp(w.end_or(horizon))
-            tip = (f"{w.kind} {w.target()}\nfrom {fmt_time(w.start)} to "
-                   + ("end (never healed)" if w.end is None else fmt_time(w.end))
-                   + f"\nlasted {fmt_ms((w.end_or(horizon) - w.start) / 1e6)}")
-            out.append(f'<rect class="{band_class(w.kind)} solid" x="{n(a)}" y="{n(yy + 1)}" '
-                       f'width="{n(max(2.0, b - a))}" height="{n(row_h - 2)}" rx="2" data-tip="{esc(tip)}"/>')
+            tip = (
+                f"{w.kind} {w.target()}\nfrom {fmt_time(w.start)} to "
+                + ("end (never healed)" if w.end is None else fmt_time(w.end))
+                + f"\nlasted {fmt_ms((w.end_or(horizon) - w.start) / 1e6)}"
+            )
+            out.append(
+                f'<rect class="{band_class(w.kind)} solid" x="{n(a)}" y="{n(yy + 1)}" '
+                f'width="{n(max(2.0, b - a))}" height="{n(row_h - 2)}" rx="2" data-tip="{esc(tip)}"/>'
+            )
             text = _clip(w.target(), max(0, int((b - a - 6) / 6.2)))
             if len(text) >= 2:
-                out.append(f'<text class="strip-label" x="{n(a + 3)}" y="{n(yy + row_h - 4)}">{esc(text)}</text>')
+                out.append(
+                    f'<text class="strip-label" x="{n(a + 3)}" y="{n(yy + row_h - 4)}">{esc(text)}</text>'
+                )
     return "".join(out), len(kinds) * row_h
 
 
@@ -164,14 +193,18 @@ def mark_line(x: Scale, t: int | None, y0: float, y1: float, label: str = "viola
     if t is None or not (min(x.d0, x.d1) <= t <= max(x.d0, x.d1)):
         return ""
     px = x(t)
-    return (f'<line class="mark" x1="{n(px)}" x2="{n(px)}" y1="{n(y0)}" y2="{n(y1)}"/>'
-            f'<text class="marklab" x="{n(px + 4)}" y="{n(y0 + 9)}">{esc(label)}</text>')
+    return (
+        f'<line class="mark" x1="{n(px)}" x2="{n(px)}" y1="{n(y0)}" y2="{n(y1)}"/>'
+        f'<text class="marklab" x="{n(px + 4)}" y="{n(y0 + 9)}">{esc(label)}</text>'
+    )
 
 
 def svg_open(width: float, height: float, cls: str = "chart", label: str = "") -> str:
     aria = f' role="img" aria-label="{esc(label)}"' if label else ""
-    return (f'<svg class="{cls}" viewBox="0 0 {n(width)} {n(height)}" width="{n(width)}" '
-            f'height="{n(height)}" xmlns="http://www.w3.org/2000/svg"{aria}>')
+    return (
+        f'<svg class="{cls}" viewBox="0 0 {n(width)} {n(height)}" width="{n(width)}" '
+        f'height="{n(height)}" xmlns="http://www.w3.org/2000/svg"{aria}>'
+    )
 
 
 def legend(items: Iterable[tuple[str, str]]) -> str:

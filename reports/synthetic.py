@@ -52,10 +52,22 @@ def write_synthetic_run(
     duration = max(2_000 * MS, int(ops / clients * 10 * MS))
     faults = [  # (kind, value, start fraction, end fraction)
         ("kill", ["n1"], 0.18, 0.28),
-        ("partition", {"shape": "halves", "oneway": False,
-                       "grudge": {"n1": ["n3", "n4", "n5"], "n2": ["n3", "n4", "n5"],
-                                  "n3": ["n1", "n2"], "n4": ["n1", "n2"], "n5": ["n1", "n2"]}},
-         0.42, 0.56),
+        (
+            "partition",
+            {
+                "shape": "halves",
+                "oneway": False,
+                "grudge": {
+                    "n1": ["n3", "n4", "n5"],
+                    "n2": ["n3", "n4", "n5"],
+                    "n3": ["n1", "n2"],
+                    "n4": ["n1", "n2"],
+                    "n5": ["n1", "n2"],
+                },
+            },
+            0.42,
+            0.56,
+        ),
         ("pause", ["n4"], 0.70, 0.78),
         ("net", {"links": "all", "loss": 0.2, "delay_ms": 30}, 0.86, 0.93),
     ]
@@ -104,9 +116,23 @@ def write_synthetic_run(
                 lat = 500 * MS  # the client's timeout
             if typ == "fail":
                 lat = max(MS // 2, lat // 4)
-            inv = {"time": t, "process": process, "type": "invoke", "f": f, "key": key, "value": value}
-            done: dict[str, Any] = {"time": t + lat, "process": process, "type": typ, "f": f,
-                                    "key": key, "value": value, "node": rng.choice(node_ids)}
+            inv = {
+                "time": t,
+                "process": process,
+                "type": "invoke",
+                "f": f,
+                "key": key,
+                "value": value,
+            }
+            done: dict[str, Any] = {
+                "time": t + lat,
+                "process": process,
+                "type": typ,
+                "f": f,
+                "key": key,
+                "value": value,
+                "node": rng.choice(node_ids),
+            }
             if f == "read":
                 done["value"] = latest.get(key) if typ == "ok" else None
             if typ == "fail":
@@ -137,14 +163,24 @@ def write_synthetic_run(
         ]
         for proc, f, v, a, b, res in seq:
             inv = {"time": a, "process": proc, "type": "invoke", "f": f, "key": k, "value": v}
-            ok = {"time": b, "process": proc, "type": "ok", "f": f, "key": k,
-                  "value": res if f == "read" else v, "node": "n3" if proc != p + 2 else "n1"}
+            ok = {
+                "time": b,
+                "process": proc,
+                "type": "ok",
+                "f": f,
+                "key": k,
+                "value": res if f == "read" else v,
+                "node": "n3" if proc != p + 2 else "n1",
+            }
             events += [inv, ok]
             anomaly_ops.append((inv, ok))
     for w_kind, w_val, a, b in windows:
-        events.append({"time": a, "process": "nemesis", "type": "info", "f": w_kind, "value": w_val})
-        events.append({"time": b, "process": "nemesis", "type": "info", "f": w_kind + "-end",
-                       "value": w_val})
+        events.append(
+            {"time": a, "process": "nemesis", "type": "info", "f": w_kind, "value": w_val}
+        )
+        events.append(
+            {"time": b, "process": "nemesis", "type": "info", "f": w_kind + "-end", "value": w_val}
+        )
     events.sort(key=lambda e: (e["time"], 0 if e["process"] == "nemesis" else 1))
     for i, e in enumerate(events):
         e["index"] = i
@@ -188,21 +224,43 @@ def write_synthetic_run(
             if fault and fault[0] == "partition" and n == "n1":
                 role = "leader" if t < windows[1][2] + 600 * MS else "candidate"
             up = not dead and not paused
-            metrics.append({"time": t, "kind": "status", "node": n, "up": up,
-                            "role": role if up else None, "term": term if up else None,
-                            "leader": leader if up else None, "commit_index": commit,
-                            "last_applied": commit, "log_len": commit + 3})
-            metrics.append({"time": t, "kind": "proc", "node": n,
-                            "pid": None if dead else 4000 + int(n[1:]),
-                            "state": "dead" if dead else ("paused" if paused else "running"),
-                            "cpu": 0.0 if not up else round(rng.uniform(2, 9) * (3 if role == "leader" else 1), 1),
-                            "rss": 0 if dead else (38 + (t // (duration // 10 or 1)) + rng.randrange(3)) * 1 << 20})
+            metrics.append(
+                {
+                    "time": t,
+                    "kind": "status",
+                    "node": n,
+                    "up": up,
+                    "role": role if up else None,
+                    "term": term if up else None,
+                    "leader": leader if up else None,
+                    "commit_index": commit,
+                    "last_applied": commit,
+                    "log_len": commit + 3,
+                }
+            )
+            metrics.append(
+                {
+                    "time": t,
+                    "kind": "proc",
+                    "node": n,
+                    "pid": None if dead else 4000 + int(n[1:]),
+                    "state": "dead" if dead else ("paused" if paused else "running"),
+                    "cpu": 0.0
+                    if not up
+                    else round(rng.uniform(2, 9) * (3 if role == "leader" else 1), 1),
+                    "rss": 0
+                    if dead
+                    else (38 + (t // (duration // 10 or 1)) + rng.randrange(3)) * 1 << 20,
+                }
+            )
             shown = "down" if dead else ("paused" if paused else role)
             if prev_role.get(n) != shown:
                 if shown == "leader":
                     logs[n].append(f"{wall(t)} INFO {n} became leader at term {term}")
                 elif shown == "candidate":
-                    logs[n].append(f"{wall(t)} INFO {n} election timeout, campaigning at term {term}")
+                    logs[n].append(
+                        f"{wall(t)} INFO {n} election timeout, campaigning at term {term}"
+                    )
                 elif shown == "follower":
                     logs[n].append(f"{wall(t)} INFO {n} following {leader} at term {term}")
                 elif shown == "down":
@@ -213,7 +271,9 @@ def write_synthetic_run(
         t += step
     _dump(run_dir / "metrics.jsonl", metrics)
     if violation:
-        logs["n1"].append(f"{wall(anomaly_at + 2 * MS)} INFO n1 served read k-stale locally (lease)")
+        logs["n1"].append(
+            f"{wall(anomaly_at + 2 * MS)} INFO n1 served read k-stale locally (lease)"
+        )
     for n, lines in logs.items():
         lines.sort()
         (run_dir / "nodes" / f"{n}.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -230,11 +290,27 @@ def write_synthetic_run(
                 dropped = bool(in_fault(t) in ("partition", "net") and rng.random() < 0.5)
                 if violation and abs(t - anomaly_at) < 150 * MS and n == "n1":
                     dropped = True  # n1 is cut off around the stale read it serves
-                msgs.append({"time": t, "src": lead, "dest": n, "type": "append_entries",
-                             "action": "drop" if dropped else "deliver", "term": term})
+                msgs.append(
+                    {
+                        "time": t,
+                        "src": lead,
+                        "dest": n,
+                        "type": "append_entries",
+                        "action": "drop" if dropped else "deliver",
+                        "term": term,
+                    }
+                )
                 if not dropped:
-                    msgs.append({"time": t + 2 * MS, "src": n, "dest": lead,
-                                 "type": "append_entries_reply", "action": "deliver", "term": term})
+                    msgs.append(
+                        {
+                            "time": t + 2 * MS,
+                            "src": n,
+                            "dest": lead,
+                            "type": "append_entries_reply",
+                            "action": "deliver",
+                            "term": term,
+                        }
+                    )
             t += 50 * MS
         msgs.sort(key=lambda m: m["time"])
         _dump(run_dir / "net.jsonl", msgs)
@@ -242,33 +318,65 @@ def write_synthetic_run(
     # -- config, cluster, results ----------------------------------------------------------------
     name = "synthetic-violation" if violation else "synthetic"
     command = f"harness run --system raft --nodes {nodes} --concurrency {clients} --seed {seed}"
-    (run_dir / "config.json").write_text(json.dumps(
-        {"name": name, "system": "raft", "nodes": nodes, "concurrency": clients, "seed": seed,
-         "nemesis": "kill,pause,partition,net", "duration_s": duration / 1e9}, indent=1))
-    (run_dir / "cluster.json").write_text(json.dumps(
-        {"nodes": {n: {"peer_bind": f"tcp://127.0.0.1:{41000 + i}",
-                       "client_bind": f"tcp://127.0.0.1:{42000 + i}", "data_dir": f"data/{n}"}
-                   for i, n in enumerate(node_ids)}, "routes": {}}, indent=1))
+    (run_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "system": "raft",
+                "nodes": nodes,
+                "concurrency": clients,
+                "seed": seed,
+                "nemesis": "kill,pause,partition,net",
+                "duration_s": duration / 1e9,
+            },
+            indent=1,
+        )
+    )
+    (run_dir / "cluster.json").write_text(
+        json.dumps(
+            {
+                "nodes": {
+                    n: {
+                        "peer_bind": f"tcp://127.0.0.1:{41000 + i}",
+                        "client_bind": f"tcp://127.0.0.1:{42000 + i}",
+                        "data_dir": f"data/{n}",
+                    }
+                    for i, n in enumerate(node_ids)
+                },
+                "routes": {},
+            },
+            indent=1,
+        )
+    )
     from reports.analysis import availability, counts, latency_percentiles_ms, pair_ops
 
     all_ops = pair_ops(history)
     anomalies = []
     if violation:
         flat = [e for pair in anomaly_ops for e in pair]
-        anomalies.append({
-            "key": "k-stale",
-            "sentence": (f"read of k-stale by process {clients * 1000 + 2} returned 1001 at "
-                         f"{anomaly_at / 1e9:.3f} s, but write 1002 had been acknowledged "
-                         f"before it began: a stale read"),
-            "ops": flat[-2:] + flat[4:6],
-            "prefix": flat[:8],
-        })
+        anomalies.append(
+            {
+                "key": "k-stale",
+                "sentence": (
+                    f"read of k-stale by process {clients * 1000 + 2} returned 1001 at "
+                    f"{anomaly_at / 1e9:.3f} s, but write 1002 had been acknowledged "
+                    f"before it began: a stale read"
+                ),
+                "ops": flat[-2:] + flat[4:6],
+                "prefix": flat[:8],
+            }
+        )
     results = {
         "verdict": "invalid" if violation else "valid",
         "exit_code": 1 if violation else 0,
-        "name": name, "system": "synthetic", "seed": seed, "command": command,
-        "started": START.isoformat(), "duration_s": round(duration / 1e9, 3),
-        "nodes": nodes, "nemesis": "kill,pause,partition,net",
+        "name": name,
+        "system": "synthetic",
+        "seed": seed,
+        "command": command,
+        "started": START.isoformat(),
+        "duration_s": round(duration / 1e9, 3),
+        "nodes": nodes,
+        "nemesis": "kill,pause,partition,net",
         "counts": counts(all_ops),
         "ops_per_s": round(len(all_ops) / (duration / 1e9), 1),
         "latency_ms": latency_percentiles_ms(all_ops),

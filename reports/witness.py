@@ -23,7 +23,17 @@ from typing import Any, Sequence
 from reports.analysis import FaultWindow, Op
 from reports.charts import op_label, op_tip
 from reports.cluster import roles_at
-from reports.svg import Scale, band_class, esc, fault_bands, fmt_ms, fmt_time, n, svg_open, time_axis
+from reports.svg import (
+    Scale,
+    band_class,
+    esc,
+    fault_bands,
+    fmt_ms,
+    fmt_time,
+    n,
+    svg_open,
+    time_axis,
+)
 
 WIDTH = 1160
 PREFIX_TAIL = 10  # prefix ops drawn before the failure point
@@ -86,9 +96,16 @@ def _op_from_event(ev: dict) -> Op | None:
     if not isinstance(start, int):
         return None
     typ = ev.get("type") if ev.get("type") in ("ok", "fail", "info") else "ok"
-    return Op(process=ev.get("process"), f=str(ev.get("f")), key=ev.get("key"), value=ev.get("value"),
-              start=start, end=end if isinstance(end, int) else None, type=typ,
-              result=ev.get("output", ev.get("value")))
+    return Op(
+        process=ev.get("process"),
+        f=str(ev.get("f")),
+        key=ev.get("key"),
+        value=ev.get("value"),
+        start=start,
+        end=end if isinstance(end, int) else None,
+        type=typ,
+        result=ev.get("output", ev.get("value")),
+    )
 
 
 def witnesses(checker: dict, index: OpIndex) -> list[Witness]:
@@ -105,8 +122,11 @@ def witnesses(checker: dict, index: OpIndex) -> list[Witness]:
         if not stuck and ops:
             stuck = [max(ops, key=lambda o: o.start)]
         moment = min((o.start for o in stuck), default=min((o.start for o in ops), default=0))
-        sentence = str(a.get("sentence") or "the operations below cannot be put in any order "
-                       "consistent with a single copy of the data")
+        sentence = str(
+            a.get("sentence")
+            or "the operations below cannot be put in any order "
+            "consistent with a single copy of the data"
+        )
         out.append(Witness(a.get("key"), sentence, ops, prefix, stuck, moment))
     return out
 
@@ -143,8 +163,11 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
         return '<p class="muted">The checker named no operations for this anomaly.</p>'
     lo = min(o.start for o in shown)
     hi = max((o.end if o.end is not None else o.start) for o in shown)
-    context = [o for o in all_ops  # other ops on the key overlapping the window
-               if id(o) not in seen and o.key == w.key and o.start <= hi and (o.end or hi) >= lo]
+    context = [
+        o
+        for o in all_ops  # other ops on the key overlapping the window
+        if id(o) not in seen and o.key == w.key and o.start <= hi and (o.end or hi) >= lo
+    ]
     context.sort(key=lambda o: abs(o.start - w.moment))
     for o in context[:CONTEXT_OPS]:
         seen.add(id(o))
@@ -157,11 +180,15 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
     height = top + len(procs) * lane_h + 40
     x = Scale(t0, t1, left, WIDTH - right)
     span = t1 - t0
-    out = [svg_open(WIDTH, height, cls="chart witness-chart", label="linearization of the violation")]
+    out = [
+        svg_open(WIDTH, height, cls="chart witness-chart", label="linearization of the violation")
+    ]
     out.append(fault_bands(windows, x, top - 6, top + len(procs) * lane_h, horizon, labels=True))
     for p, i in lane.items():
         y = top + i * lane_h
-        out.append(f'<text class="lab" x="{left - 8}" y="{n(y + 20)}" text-anchor="end">process {esc(p)}</text>')
+        out.append(
+            f'<text class="lab" x="{left - 8}" y="{n(y + 20)}" text-anchor="end">process {esc(p)}</text>'
+        )
     points: list[tuple[float, float]] = []
     last_t = t0
     ordered = sorted(shown, key=lambda o: o.start)
@@ -189,9 +216,15 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
             tip += f"\nlinearized #{order[id(o)]}; register after: {states[id(o)]}"
         elif id(o) in stuck_ids:
             tip += "\ncannot be placed after the prefix"
-        out.append(f'<rect class="wop {cls}" x="{n(a)}" y="{n(y)}" width="{n(max(3, b - a))}" height="24" rx="3" '
-                   f'data-tip="{esc(tip)}"/>')
-        label = f"{badge} {op_label(o)}".strip() if cls != "stuck" else f"{op_label(o)} — cannot be placed"
+        out.append(
+            f'<rect class="wop {cls}" x="{n(a)}" y="{n(y)}" width="{n(max(3, b - a))}" height="24" rx="3" '
+            f'data-tip="{esc(tip)}"/>'
+        )
+        label = (
+            f"{badge} {op_label(o)}".strip()
+            if cls != "stuck"
+            else f"{op_label(o)} — cannot be placed"
+        )
         room = next_x[id(o)] - b - 8  # free space right of the bar, before the lane's next bar
         left_room = a - max(label_end.get(o.process, left), left) - 8
         for text in (label, badge, op_label(o)) if cls != "stuck" else (label, op_label(o), "✗"):
@@ -199,14 +232,20 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
             if not text:
                 continue
             if b - a > wide + 8:
-                out.append(f'<text class="wlab {cls}" x="{n(a + 5)}" y="{n(y + 16)}">{esc(text)}</text>')
+                out.append(
+                    f'<text class="wlab {cls}" x="{n(a + 5)}" y="{n(y + 16)}">{esc(text)}</text>'
+                )
                 label_end[o.process] = b
             elif wide < room:
-                out.append(f'<text class="wlab outside {cls}" x="{n(b + 4)}" y="{n(y + 16)}">{esc(text)}</text>')
+                out.append(
+                    f'<text class="wlab outside {cls}" x="{n(b + 4)}" y="{n(y + 16)}">{esc(text)}</text>'
+                )
                 label_end[o.process] = b + 4 + wide
             elif wide < left_room:
-                out.append(f'<text class="wlab outside {cls}" x="{n(a - 4)}" y="{n(y + 16)}" '
-                           f'text-anchor="end">{esc(text)}</text>')
+                out.append(
+                    f'<text class="wlab outside {cls}" x="{n(a - 4)}" y="{n(y + 16)}" '
+                    f'text-anchor="end">{esc(text)}</text>'
+                )
                 label_end[o.process] = b
             else:
                 continue
@@ -221,15 +260,21 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
         last_t = min(max(o.start, last_t), end)
         points.append((x(max(last_t, t0)), top + lane[o.process] * lane_h + 17))
     if points:
-        out.append(f'<polyline class="lin" points="{" ".join(f"{n(px)},{n(py)}" for px, py in points)}"/>')
+        out.append(
+            f'<polyline class="lin" points="{" ".join(f"{n(px)},{n(py)}" for px, py in points)}"/>'
+        )
         out += [f'<circle class="linpt" cx="{n(px)}" cy="{n(py)}" r="3"/>' for px, py in points]
     for o in w.stuck:
         if o.process in lane:
             px, py = x(max(o.start, last_t)), top + lane[o.process] * lane_h + 17
             if points:
-                out.append(f'<line class="lin fail" x1="{n(points[-1][0])}" y1="{n(points[-1][1])}" '
-                           f'x2="{n(px)}" y2="{n(py)}"/>')
-            out.append(f'<text class="x-mark" x="{n(px)}" y="{n(py + 5)}" text-anchor="middle">✗</text>')
+                out.append(
+                    f'<line class="lin fail" x1="{n(points[-1][0])}" y1="{n(points[-1][1])}" '
+                    f'x2="{n(px)}" y2="{n(py)}"/>'
+                )
+            out.append(
+                f'<text class="x-mark" x="{n(px)}" y="{n(py + 5)}" text-anchor="middle">✗</text>'
+            )
     out.append(time_axis(x, top - 6, top + len(procs) * lane_h + 2, ticks=8))
     out.append("</svg>")
     return "".join(out)
@@ -271,8 +316,10 @@ def line_time(line: str, started: datetime) -> int | None:
             delta += 24 * 3600
         return int(delta * 1e9)
     try:
-        dt = datetime.fromisoformat(f"{m.group(1)}T{m.group(2).replace(',', '.')}"
-                                    + (m.group(3) or "").replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(
+            f"{m.group(1)}T{m.group(2).replace(',', '.')}"
+            + (m.group(3) or "").replace("Z", "+00:00")
+        )
     except ValueError:
         return None
     if (dt.tzinfo is None) != (started.tzinfo is None):
@@ -294,7 +341,9 @@ def log_excerpt(logs: dict[str, list[str]], results: dict, moment: int) -> str:
         chosen: list[tuple[int | None, str, bool]] = []
         if timed and any(t is not None for t, _ in timed):
             # Lines nearest the moment: the LOG_LINES-1 before it and a few after.
-            idx = next((i for i, (t, _) in enumerate(timed) if t is not None and t > moment), len(timed))
+            idx = next(
+                (i for i, (t, _) in enumerate(timed) if t is not None and t > moment), len(timed)
+            )
             lo, hi = max(0, idx - (LOG_LINES - 4)), min(len(timed), idx + 4)
             for i in range(lo, hi):
                 t, ln = timed[i]
@@ -310,39 +359,57 @@ def log_excerpt(logs: dict[str, list[str]], results: dict, moment: int) -> str:
             rows.append(f"{mark}<div>{rel}{esc(ln)}</div>")
         if chosen and all(not a for _, _, a in chosen) and note == "":
             rows.append('<div class="now">▲ the violation</div>')
-        blocks.append(f'<details open><summary>{esc(node)} <a href="nodes/{esc(node)}.log">full log</a></summary>'
-                      f'{note}<div class="log">{"".join(rows)}</div></details>')
+        blocks.append(
+            f'<details open><summary>{esc(node)} <a href="nodes/{esc(node)}.log">full log</a></summary>'
+            f'{note}<div class="log">{"".join(rows)}</div></details>'
+        )
     if not blocks:
         return '<p class="muted">No node logs in this run folder.</p>'
     return "".join(blocks)
 
 
-def moment_panel(w: Witness, windows: Sequence[FaultWindow], metrics: Sequence[dict], horizon: int) -> str:
+def moment_panel(
+    w: Witness, windows: Sequence[FaultWindow], metrics: Sequence[dict], horizon: int
+) -> str:
     active = [f for f in windows if f.start <= w.moment < f.end_or(horizon)]
     recent = [f for f in windows if f.end is not None and 0 <= w.moment - f.end <= 5_000_000_000]
     items = []
     for f in active:
-        items.append(f'<li><i class="sw {band_class(f.kind)}"></i><b>{esc(f.kind)}</b> {esc(f.target())} '
-                     f'— active since {fmt_time(f.start)} ({fmt_ms((w.moment - f.start) / 1e6)} before)</li>')
+        items.append(
+            f'<li><i class="sw {band_class(f.kind)}"></i><b>{esc(f.kind)}</b> {esc(f.target())} '
+            f"— active since {fmt_time(f.start)} ({fmt_ms((w.moment - f.start) / 1e6)} before)</li>"
+        )
     for f in recent:
-        items.append(f'<li><i class="sw {band_class(f.kind)}"></i>{esc(f.kind)} {esc(f.target())} '
-                     f'— healed {fmt_ms((w.moment - f.end) / 1e6)} before</li>')
-    faults = f'<ul class="plain">{"".join(items)}</ul>' if items else '<p class="muted">No fault was active.</p>'
+        items.append(
+            f'<li><i class="sw {band_class(f.kind)}"></i>{esc(f.kind)} {esc(f.target())} '
+            f"— healed {fmt_ms((w.moment - f.end) / 1e6)} before</li>"
+        )
+    faults = (
+        f'<ul class="plain">{"".join(items)}</ul>'
+        if items
+        else '<p class="muted">No fault was active.</p>'
+    )
     roles = roles_at(metrics, w.moment)
     if roles:
         rows = "".join(
             f'<tr><td>{esc(node)}</td><td><i class="sw role-{esc(st)}"></i>{esc(st)}</td>'
-            f'<td>{esc("" if term is None else term)}</td><td>{esc(leader or "")}</td></tr>'
-            for node, (st, term, leader) in sorted(roles.items()))
-        table = (f'<table class="mini"><tr><th>node</th><th>state</th><th>term</th><th>believes leader</th></tr>'
-                 f"{rows}</table>")
+            f"<td>{esc('' if term is None else term)}</td><td>{esc(leader or '')}</td></tr>"
+            for node, (st, term, leader) in sorted(roles.items())
+        )
+        table = (
+            f'<table class="mini"><tr><th>node</th><th>state</th><th>term / ballot</th><th>believes leader</th></tr>'
+            f"{rows}</table>"
+        )
     else:
         table = '<p class="muted">No cluster metrics were recorded.</p>'
-    return (f'<div class="cols"><div><h4>Faults at {fmt_time(w.moment)}</h4>{faults}</div>'
-            f'<div><h4>Node roles at that moment</h4>{table}</div></div>')
+    return (
+        f'<div class="cols"><div><h4>Faults at {fmt_time(w.moment)}</h4>{faults}</div>'
+        f"<div><h4>Node roles at that moment</h4>{table}</div></div>"
+    )
 
 
 # -- message diagram -------------------------------------------------------------------------------
+
 
 def _msg_fields(m: dict) -> tuple[int | None, str, str, str, str, int | None]:
     t = m.get("time", m.get("sent"))
@@ -351,7 +418,14 @@ def _msg_fields(m: dict) -> tuple[int | None, str, str, str, str, int | None]:
     typ = str(m.get("type", m.get("msg_type", m.get("kind", "msg"))))
     fate = str(m.get("result", m.get("action", m.get("fate", m.get("event", "delivered")))))
     recv = m.get("delivered", m.get("deliver_time", m.get("recv")))
-    return (t if isinstance(t, int) else None, src, dst, typ, fate, recv if isinstance(recv, int) else None)
+    return (
+        t if isinstance(t, int) else None,
+        src,
+        dst,
+        typ,
+        fate,
+        recv if isinstance(recv, int) else None,
+    )
 
 
 def message_diagram(net: Sequence[dict], nodes: Sequence[str], moment: int) -> str:
@@ -367,19 +441,25 @@ def message_diagram(net: Sequence[dict], nodes: Sequence[str], moment: int) -> s
         for nd in (f[1], f[2]):
             if nd not in names:
                 names.append(nd)
-    row, left, right, top = 13, 120, 40, 30
+    row, left, right, top = 13, 160, 40, 30
     mark_row = sum(1 for f in msgs if f[0] <= moment)  # the violation sits after this many messages
     height = top + (len(msgs) + 1) * row + 16
     xs = Scale(0, max(1, len(names) - 1), left + 50, WIDTH - right - 50)
     span = max(1, msgs[-1][0] - msgs[0][0])
     out = [svg_open(WIDTH, height, cls="chart msgs", label="messages around the violation")]
-    out.append('<defs><marker id="arr" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" '
-               'orient="auto"><path d="M0,0L8,4L0,8z" class="arrowhead"/></marker></defs>')
+    out.append(
+        '<defs><marker id="arr" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" '
+        'orient="auto"><path d="M0,0L8,4L0,8z" class="arrowhead"/></marker></defs>'
+    )
     col = {nd: i for i, nd in enumerate(names)}
     for nd, i in col.items():
         px = xs(i)
-        out.append(f'<text class="lab strong" x="{n(px)}" y="{top - 12}" text-anchor="middle">{esc(nd)}</text>')
-        out.append(f'<line class="lifeline" x1="{n(px)}" x2="{n(px)}" y1="{top - 6}" y2="{height - 8}"/>')
+        out.append(
+            f'<text class="lab strong" x="{n(px)}" y="{top - 12}" text-anchor="middle">{esc(nd)}</text>'
+        )
+        out.append(
+            f'<line class="lifeline" x1="{n(px)}" x2="{n(px)}" y1="{top - 6}" y2="{height - 8}"/>'
+        )
     last_label = None
     for k, (t, src, dst, typ, fate, recv) in enumerate(msgs):
         r = k + (1 if k >= mark_row else 0)  # leave a row for the violation line
@@ -390,32 +470,53 @@ def message_diagram(net: Sequence[dict], nodes: Sequence[str], moment: int) -> s
         tip = f"{typ}: {src} → {dst}\n{fate} at {fmt_time(t, span)}"
         label = fmt_time(t, span)
         if label != last_label:
-            out.append(f'<text class="tick" x="{left - 6}" y="{n(ya + 7)}" text-anchor="end">{esc(label)}</text>')
+            out.append(
+                f'<text class="tick" x="{left - 6}" y="{n(ya + 7)}" text-anchor="end">{esc(label)}</text>'
+            )
             last_label = label
         if dropped:
             mx, my = xa + (xb - xa) * 0.55, ya + (yb - ya) * 0.55
-            out.append(f'<line class="msg dropped" x1="{n(xa)}" y1="{n(ya)}" x2="{n(mx)}" y2="{n(my)}" '
-                       f'data-tip="{esc(tip)}"/><text class="x-mark small" x="{n(mx)}" y="{n(my + 4)}" '
-                       f'text-anchor="middle">×</text>')
+            out.append(
+                f'<line class="msg dropped" x1="{n(xa)}" y1="{n(ya)}" x2="{n(mx)}" y2="{n(my)}" '
+                f'data-tip="{esc(tip)}"/><text class="x-mark small" x="{n(mx)}" y="{n(my + 4)}" '
+                f'text-anchor="middle">×</text>'
+            )
         else:
-            out.append(f'<line class="msg" x1="{n(xa)}" y1="{n(ya)}" x2="{n(xb)}" y2="{n(yb)}" '
-                       f'marker-end="url(#arr)" data-tip="{esc(tip)}"/>')
-        out.append(f'<text class="msglab" x="{n((xa + xb) / 2)}" y="{n((ya + yb) / 2 - 2)}" '
-                   f'text-anchor="middle">{esc(typ)}</text>' if abs(xb - xa) > 8 * len(typ) else "")
+            out.append(
+                f'<line class="msg" x1="{n(xa)}" y1="{n(ya)}" x2="{n(xb)}" y2="{n(yb)}" '
+                f'marker-end="url(#arr)" data-tip="{esc(tip)}"/>'
+            )
+        out.append(
+            f'<text class="msglab" x="{n((xa + xb) / 2)}" y="{n((ya + yb) / 2 - 2)}" '
+            f'text-anchor="middle">{esc(typ)}</text>'
+            if abs(xb - xa) > 8 * len(typ)
+            else ""
+        )
     ym = top + mark_row * row + 6
-    out.append(f'<line class="mark" x1="{left}" x2="{WIDTH - right}" y1="{n(ym)}" y2="{n(ym)}"/>'
-               f'<text class="marklab" x="{left - 6}" y="{n(ym + 4)}" text-anchor="end">violation '
-               f'{esc(fmt_time(moment, span))}</text>')
+    out.append(
+        f'<line class="mark" x1="{left}" x2="{WIDTH - right}" y1="{n(ym)}" y2="{n(ym)}"/>'
+        f'<text class="marklab" x="{left - 6}" y="{n(ym + 4)}" text-anchor="end">violation '
+        f"{esc(fmt_time(moment, span))}</text>"
+    )
     out.append("</svg>")
     return "".join(out)
 
 
-def section(w: Witness, i: int, all_ops: Sequence[Op], windows: Sequence[FaultWindow],
-            metrics: Sequence[dict], logs: dict[str, list[str]], results: dict,
-            net: Sequence[dict], nodes: Sequence[str], horizon: int) -> str:
+def section(
+    w: Witness,
+    i: int,
+    all_ops: Sequence[Op],
+    windows: Sequence[FaultWindow],
+    metrics: Sequence[dict],
+    logs: dict[str, list[str]],
+    results: dict,
+    net: Sequence[dict],
+    nodes: Sequence[str],
+    horizon: int,
+) -> str:
     key = "" if w.key is None else f" on key <code>{esc(w.key)}</code>"
     parts = [
-        f'<h3>Anomaly {i + 1}{key}</h3>',
+        f"<h3>Anomaly {i + 1}{key}</h3>",
         f'<p class="sentence">{esc(w.sentence)}</p>',
         '<div class="legend"><span class="key"><i class="sw wop placed"></i>in the longest linearizable prefix '
         '(#n = its place in the order)</span><span class="key"><i class="sw wop stuck"></i>cannot be placed'
@@ -429,8 +530,11 @@ def section(w: Witness, i: int, all_ops: Sequence[Op], windows: Sequence[FaultWi
     ]
     md = message_diagram(net, nodes, w.moment)
     if md:
-        parts += ["<h4>Messages around the violation</h4>",
-                  '<div class="legend"><span class="key"><i class="sw msg-sw"></i>delivered</span>'
-                  '<span class="key"><i class="sw msg-drop"></i>dropped ×</span>'
-                  '<span class="key"><i class="sw mark-sw"></i>moment of the violation</span></div>', md]
+        parts += [
+            "<h4>Messages around the violation</h4>",
+            '<div class="legend"><span class="key"><i class="sw msg-sw"></i>delivered</span>'
+            '<span class="key"><i class="sw msg-drop"></i>dropped ×</span>'
+            '<span class="key"><i class="sw mark-sw"></i>moment of the violation</span></div>',
+            md,
+        ]
     return f'<section class="anomaly">{"".join(parts)}</section>'

@@ -28,15 +28,20 @@ MS = 1_000_000
 
 @pytest.fixture(scope="module")
 def valid_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = write_synthetic_run(tmp_path_factory.mktemp("store") / "synthetic" / "20260102T030405", ops=1500)
+    d = write_synthetic_run(
+        tmp_path_factory.mktemp("store") / "synthetic" / "20260102T030405", ops=1500
+    )
     write_report(d)
     return d
 
 
 @pytest.fixture(scope="module")
 def violation_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = write_synthetic_run(tmp_path_factory.mktemp("store") / "synthetic-violation" / "20260102T030405",
-                            ops=1500, violation=True)
+    d = write_synthetic_run(
+        tmp_path_factory.mktemp("store") / "synthetic-violation" / "20260102T030405",
+        ops=1500,
+        violation=True,
+    )
     write_report(d)
     return d
 
@@ -49,30 +54,65 @@ def assert_self_contained(html: str) -> None:
     """No resource is fetched from anywhere: no src=, no stylesheet links, no remote URLs."""
     assert not re.search(r"\ssrc=", html), "the page loads an external resource"
     assert "<link" not in html
-    assert not re.search(r"(href|url)\(?=?[\"']?(https?:)?//", html), "the page refers to the network"
+    assert not re.search(r"(href|url)\(?=?[\"']?(https?:)?//", html), (
+        "the page refers to the network"
+    )
 
 
 # -- availability ---------------------------------------------------------------------------------
 
+
 def ev(i: int, t_ms: float, process, typ: str, f: str, value=None, key="k") -> dict:
-    return {"index": i, "time": int(t_ms * MS), "process": process, "type": typ, "f": f, "key": key,
-            "value": value}
+    return {
+        "index": i,
+        "time": int(t_ms * MS),
+        "process": process,
+        "type": typ,
+        "f": f,
+        "key": key,
+        "value": value,
+    }
 
 
 def test_availability_counts_ops_in_each_fault_window_and_time_to_next_acked_write():
     events = [
-        ev(0, 0, 0, "invoke", "write", 1), ev(1, 5, 0, "ok", "write", 1),
-        {"index": 2, "time": 1000 * MS, "process": "nemesis", "type": "info", "f": "kill", "value": ["n1"]},
-        ev(3, 1010, 0, "invoke", "write", 2), ev(4, 1200, 0, "info", "write", 2),
-        ev(5, 1100, 1, "invoke", "read"), ev(6, 1105, 1, "fail", "read"),
-        ev(7, 1250, 2, "invoke", "read"), ev(8, 1260, 2, "ok", "read", 1),
-        ev(9, 1290, 3, "invoke", "cas", [1, 3]), ev(10, 1300, 3, "ok", "cas", [1, 3]),
-        {"index": 11, "time": 2000 * MS, "process": "nemesis", "type": "info", "f": "kill-end", "value": ["n1"]},
-        ev(12, 2100, 2, "invoke", "write", 4), ev(13, 2250, 2, "ok", "write", 4),
+        ev(0, 0, 0, "invoke", "write", 1),
+        ev(1, 5, 0, "ok", "write", 1),
+        {
+            "index": 2,
+            "time": 1000 * MS,
+            "process": "nemesis",
+            "type": "info",
+            "f": "kill",
+            "value": ["n1"],
+        },
+        ev(3, 1010, 0, "invoke", "write", 2),
+        ev(4, 1200, 0, "info", "write", 2),
+        ev(5, 1100, 1, "invoke", "read"),
+        ev(6, 1105, 1, "fail", "read"),
+        ev(7, 1250, 2, "invoke", "read"),
+        ev(8, 1260, 2, "ok", "read", 1),
+        ev(9, 1290, 3, "invoke", "cas", [1, 3]),
+        ev(10, 1300, 3, "ok", "cas", [1, 3]),
+        {
+            "index": 11,
+            "time": 2000 * MS,
+            "process": "nemesis",
+            "type": "info",
+            "f": "kill-end",
+            "value": ["n1"],
+        },
+        ev(12, 2100, 2, "invoke", "write", 4),
+        ev(13, 2250, 2, "ok", "write", 4),
     ]
     events.sort(key=lambda e: e["time"])
     [a] = availability(events)
-    assert (a["kind"], a["target"], a["start_ns"], a["end_ns"]) == ("kill", "n1", 1000 * MS, 2000 * MS)
+    assert (a["kind"], a["target"], a["start_ns"], a["end_ns"]) == (
+        "kill",
+        "n1",
+        1000 * MS,
+        2000 * MS,
+    )
     assert (a["ops"], a["ok"], a["fail"], a["info"]) == (4, 2, 1, 1)
     assert a["ok_share"] == 0.5
     assert a["to_ack_after_start_ms"] == 300.0  # the cas acknowledged at 1.3 s
@@ -82,10 +122,17 @@ def test_availability_counts_ops_in_each_fault_window_and_time_to_next_acked_wri
 
 def test_a_fault_never_healed_lasts_to_the_end_and_open_invokes_are_info():
     events = [
-        {"index": 0, "time": 0, "process": "nemesis", "type": "info", "f": "partition",
-         "value": {"shape": "halves", "grudge": {"n1": ["n2"], "n2": ["n1"]}}},
+        {
+            "index": 0,
+            "time": 0,
+            "process": "nemesis",
+            "type": "info",
+            "f": "partition",
+            "value": {"shape": "halves", "grudge": {"n1": ["n2"], "n2": ["n1"]}},
+        },
         ev(1, 10, 0, "invoke", "write", 1),  # never completes
-        ev(2, 20, 1, "invoke", "read"), ev(3, 30, 1, "ok", "read", None),
+        ev(2, 20, 1, "invoke", "read"),
+        ev(3, 30, 1, "ok", "read", None),
     ]
     [w] = fault_windows(events)
     assert w.end is None and w.target() == "halves: n1 | n2"
@@ -98,9 +145,12 @@ def test_a_fault_never_healed_lasts_to_the_end_and_open_invokes_are_info():
 
 # -- the report of a passing run ----------------------------------------------------------------------
 
+
 def test_valid_report_has_verdict_command_fault_bands_and_no_violation_section(valid_run: Path):
     html = page(valid_run)
-    assert 'class="banner valid"' in html and "LINEARIZABLE" in html and "NOT LINEARIZABLE" not in html
+    assert (
+        'class="banner valid"' in html and "LINEARIZABLE" in html and "NOT LINEARIZABLE" not in html
+    )
     assert "harness run --system raft --nodes 5 --concurrency 5 --seed 1" in html
     for kind in ("kill", "partition", "pause", "net"):  # every fault window is drawn as a band
         assert f'class="band band-{kind}"' in html, kind
@@ -114,6 +164,7 @@ def test_valid_report_has_verdict_command_fault_bands_and_no_violation_section(v
 
 
 # -- the report of a failing run --------------------------------------------------------------------
+
 
 def test_violation_report_shows_sentence_witness_moment_logs_and_messages(violation_run: Path):
     html = page(violation_run)
@@ -158,14 +209,18 @@ def test_report_of_a_recorded_failing_history_checked_while_drawing(tmp_path: Pa
 def test_a_run_that_crashed_still_gets_a_report(tmp_path: Path):
     run = tmp_path / "crashed"
     run.mkdir()
-    lines = [json.dumps(ev(0, 0, 0, "invoke", "write", 1)), json.dumps(ev(1, 3, 0, "ok", "write", 1)),
-             '{"index": 2, "time": 4000000, "proc']  # torn last line
+    lines = [
+        json.dumps(ev(0, 0, 0, "invoke", "write", 1)),
+        json.dumps(ev(1, 3, 0, "ok", "write", 1)),
+        '{"index": 2, "time": 4000000, "proc',
+    ]  # torn last line
     (run / "history.jsonl").write_text("\n".join(lines))
     html = write_report(run).read_text()
     assert "Timeline" in html and "No metrics.jsonl" in html
 
 
 # -- store index and the command line ------------------------------------------------------------------
+
 
 def test_store_index_lists_every_run_newest_first(tmp_path: Path):
     store = tmp_path / "store"
@@ -179,14 +234,17 @@ def test_store_index_lists_every_run_newest_first(tmp_path: Path):
     (store / "latest").symlink_to("paxos/20260103T000000")
     html = write_store_index(store).read_text()
     assert html.count('<tr><td><a href="') == 2  # store/latest is not listed twice
-    assert html.index("paxos/20260103T000000/index.html") < html.index("raft/20260101T000000/index.html")
+    assert html.index("paxos/20260103T000000/index.html") < html.index(
+        "raft/20260101T000000/index.html"
+    )
     assert "invalid" in html and "valid" in html and "kill,pause,partition,net" in html
     assert "2 runs: 1 valid, 1 with an anomaly" in html
 
 
 def harness(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_harness_report_redraws_and_rejects_a_folder_that_is_not_a_run(tmp_path: Path):
@@ -196,7 +254,11 @@ def test_harness_report_redraws_and_rejects_a_folder_that_is_not_a_run(tmp_path:
     assert (run / "index.html").exists() and "index.html" in done.stdout
     bad = harness("report", str(tmp_path / "nowhere"))
     assert bad.returncode == 2
-    assert bad.stderr.count("\n") == 1 and "not a run folder" in bad.stderr and "Traceback" not in bad.stderr
+    assert (
+        bad.stderr.count("\n") == 1
+        and "not a run folder" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )
 
 
 @pytest.mark.timeout(60)
@@ -204,8 +266,12 @@ def test_harness_serve_prints_its_address_and_serves_the_store(tmp_path: Path):
     store = tmp_path / "store"
     run = write_synthetic_run(store / "s" / "20260102T030405", ops=200)
     write_report(run)
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--store", str(store), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "serve", "--store", str(store), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()  # the server prints its address once it listens
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -214,7 +280,9 @@ def test_harness_serve_prints_its_address_and_serves_the_store(tmp_path: Path):
         deadline = time.monotonic() + 20
         while True:
             try:
-                body = urllib.request.urlopen(base + "s/20260102T030405/index.html", timeout=5).read()
+                body = urllib.request.urlopen(
+                    base + "s/20260102T030405/index.html", timeout=5
+                ).read()
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -229,6 +297,7 @@ def test_harness_serve_prints_its_address_and_serves_the_store(tmp_path: Path):
 
 
 # -- scale ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.timeout(300)
 def test_a_100k_operation_history_renders_in_seconds_and_stays_small(tmp_path: Path):
@@ -246,6 +315,7 @@ def test_a_100k_operation_history_renders_in_seconds_and_stays_small(tmp_path: P
 
 # -- reading what real runs write ------------------------------------------------------------------------
 
+
 def test_log_lines_are_placed_on_the_run_clock():
     from datetime import datetime, timezone
 
@@ -261,9 +331,17 @@ def test_log_lines_are_placed_on_the_run_clock():
 def test_message_journal_fields_of_the_proxy_are_understood(tmp_path: Path):
     from reports.witness import message_diagram
 
-    net = [{"time": 1_000_000, "src": "n2", "dest": "n1", "type": "vote", "result": "delivered"},
-           {"time": 2_000_000, "src": "n2", "dest": "n4", "type": "vote", "result": "dropped",
-            "unreachable": True}]
+    net = [
+        {"time": 1_000_000, "src": "n2", "dest": "n1", "type": "vote", "result": "delivered"},
+        {
+            "time": 2_000_000,
+            "src": "n2",
+            "dest": "n4",
+            "type": "vote",
+            "result": "dropped",
+            "unreachable": True,
+        },
+    ]
     svg = message_diagram(net, ["n1", "n2", "n3", "n4"], 1_500_000)
     assert svg.count('class="msg dropped"') == 1 and svg.count('class="msg"') == 1
     assert "vote: n2 → n4&#10;dropped" in svg or "vote: n2 → n4\ndropped" in svg

@@ -16,8 +16,10 @@ from reports.browser import BrowserError, find_chromium, open_page
 from reports.synthetic import write_synthetic_run
 
 pytestmark = [
-    pytest.mark.skipif(find_chromium() is None,
-                       reason="chromium is not installed (scripts/test.sh installs Debian's chromium)"),
+    pytest.mark.skipif(
+        find_chromium() is None,
+        reason="chromium is not installed (scripts/test.sh installs Debian's chromium)",
+    ),
     pytest.mark.timeout(180),
 ]
 
@@ -28,8 +30,10 @@ def look(page: Path, shot: Path):
     except BrowserError as exc:  # a browser that cannot start here is an environment problem
         pytest.skip(f"chromium could not be driven: {exc}")
     shot.write_bytes(check.png)
-    print(f"{shot}: {check.width}x{check.height}, {check.colours} colours, "
-          f"{check.non_white:.0%} not white, {check.seconds:.1f} s")
+    print(
+        f"{shot}: {check.width}x{check.height}, {check.colours} colours, "
+        f"{check.non_white:.0%} not white, {check.seconds:.1f} s"
+    )
     return check
 
 
@@ -44,7 +48,9 @@ def assert_looks_like_a_report(check, min_height: int) -> None:
 
 @pytest.mark.parametrize("violation", [False, True], ids=["valid", "violation"])
 def test_report_opens_without_errors_and_draws_charts(tmp_path: Path, violation: bool):
-    run = write_synthetic_run(tmp_path / "store" / "s" / "20260102T030405", ops=2000, violation=violation)
+    run = write_synthetic_run(
+        tmp_path / "store" / "s" / "20260102T030405", ops=2000, violation=violation
+    )
     check = look(write_report(run), tmp_path / "report.png")
     assert_looks_like_a_report(check, min_height=2000)
     # Moving the pointer over the first shape with details shows them.
@@ -62,7 +68,11 @@ def test_large_report_opens_without_errors(tmp_path: Path):
 def test_store_index_opens_without_errors(tmp_path: Path):
     store = tmp_path / "store"
     for i, violation in enumerate((False, True)):
-        write_report(write_synthetic_run(store / f"run{i}" / f"2026010{i + 1}T000000", ops=200, violation=violation))
+        write_report(
+            write_synthetic_run(
+                store / f"run{i}" / f"2026010{i + 1}T000000", ops=200, violation=violation
+            )
+        )
     check = look(write_store_index(store), tmp_path / "index.png")
     assert check.errors == [], check.errors
     assert check.colours > 20
