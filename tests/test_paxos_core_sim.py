@@ -15,6 +15,9 @@ and at the end of each schedule:
   acknowledged, and every node applies the same prefix;
 - the clients' history is linearizable (harness.checker).
 
+``PaxosMachine`` lets Hypothesis search and shrink fault sequences against
+the same checks.
+
 A failing schedule replays from its seed: ``run_schedule(seed)``.
 """
 
@@ -25,6 +28,9 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
 from simnet import SimError, SimNet, history
 
 from harness.checker import check_events
@@ -181,3 +187,69 @@ def test_random_schedules_catch_the_bugs(bug: str) -> None:
         except (SimError, AssertionError):
             return
     pytest.fail(f"{bug}: 300 schedules found nothing")
+
+
+NODES = ["n1", "n2", "n3"]
+
+
+class PaxosMachine(RuleBasedStateMachine):
+    """Hypothesis searches (and shrinks) fault sequences against the same invariants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = PaxosSimNet(PROTOCOL.make_core, NODES, seed=0,
+                               options={"read_mode": "index", "snapshot_entries": 8},
+                               codec=PROTOCOL.codec)
+        self.net.observers.append(Invariants())
+
+    @rule(k=st.integers(0, 1000))
+    def deliver(self, k: int) -> None:
+        if self.net.in_flight:
+            self.net.deliver(k % len(self.net.in_flight))
+
+    @rule(k=st.integers(0, 1000))
+    def drop(self, k: int) -> None:
+        if self.net.in_flight:
+            self.net.drop(k % len(self.net.in_flight))
+
+    @rule(k=st.integers(0, 1000))
+    def duplicate(self, k: int) -> None:
+        if self.net.in_flight:
+            self.net.duplicate(k % len(self.net.in_flight))
+
+    @rule(node=st.sampled_from(NODES), n=st.integers(1, 12))
+    def tick(self, node: str, n: int) -> None:
+        self.net.tick(node, n)
+
+    @rule(node=st.sampled_from(NODES), op=st.sampled_from(["write", "cas", "read"]),
+          value=st.integers(0, 5))
+    def propose(self, node: str, op: str, value: int) -> None:
+        self.net.propose(node, {"op": op, "key": "k", "value": value, "expected": value - 1})
+
+    @rule(node=st.sampled_from(NODES))
+    def crash(self, node: str) -> None:
+        self.net.crash(node)
+
+    @rule(node=st.sampled_from(NODES))
+    def restart(self, node: str) -> None:
+        self.net.restart(node)
+
+    @rule(node=st.sampled_from(NODES))
+    def isolate(self, node: str) -> None:
+        self.net.isolate(node)
+
+    @rule()
+    def heal(self) -> None:
+        self.net.heal()
+
+    def teardown(self) -> None:
+        heal_and_check_liveness(self.net, 7)
+        res = check_events(history(self.net), "kv", time_limit=10)
+        assert res.valid is True, res.to_dict()
+
+
+TestPaxosMachine = PaxosMachine.TestCase
+TestPaxosMachine.settings = settings(
+    max_examples=60, stateful_step_count=120, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
