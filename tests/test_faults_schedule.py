@@ -193,3 +193,11 @@ def test_leader_target_uses_the_leader() -> None:
             assert len(await pf.targets(t)) == k
 
     asyncio.run(go())
+
+
+def test_net_faults_stay_within_what_the_backend_supports() -> None:
+    ctx, events = context(2, interval=0.03)
+    ctx.network.link_faults = ("loss",)  # type: ignore[union-attr]  # like NetnsNetwork
+    asyncio.run(run_for("net", ctx, 0.6))
+    values = [v for f, v in events if f == "net"]
+    assert values and all(set(v) == {"links", "loss"} for v in values), values
