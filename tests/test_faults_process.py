@@ -169,6 +169,31 @@ def test_a_partitioned_minority_cannot_commit_while_the_majority_can(
     assert commit_via(cluster, cluster.node_ids, "k", "healed", 15)
 
 
+def test_a_oneway_partition_blocks_one_direction_between_real_nodes(
+    cluster: LocalCluster,
+) -> None:
+    proxy = ProxyControl(cluster.proxy_control)  # type: ignore[arg-type]
+    leader = leader_of(cluster, cluster.node_ids)
+    others = [n for n in cluster.node_ids if n != leader]
+    # the others cannot hear the leader; the leader still hears them
+    proxy.set_grudge({n: [leader] for n in others})
+    proxy.counters(reset=True)
+    deadline = time.monotonic() + 10
+    while True:
+        c = proxy.counters()["links"]
+        cut = sum(c[f"{leader}->{n}"]["delivered"] for n in others)
+        heard = sum(c[f"{n}->{leader}"]["delivered"] for n in others)
+        dropped = sum(c[f"{leader}->{n}"]["dropped"] for n in others)
+        if dropped > 0 and heard > 0:
+            break
+        assert time.monotonic() < deadline, f"no traffic seen: {c}"
+        time.sleep(0.1)
+    assert cut == 0, "nothing crosses the cut direction"
+    # the others, deaf to the leader, elect one of their own and commit without it
+    assert commit_via(cluster, others, "k", "others", 15)
+    proxy.heal()
+
+
 def test_the_nemesis_on_a_live_cluster_records_and_heals_everything(
     cluster: LocalCluster,
 ) -> None:
