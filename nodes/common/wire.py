@@ -51,7 +51,11 @@ def bind_router(ctx: zmq.Context, addr: str, hwm: int) -> zmq.Socket:
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-    sock.bind(addr)
+    try:
+        sock.bind(addr)
+    except zmq.ZMQError:
+        sock.close(linger=0)  # an open socket would block ctx.term() forever
+        raise
     return sock
 
 
