@@ -51,6 +51,8 @@ from harness.recorder import Clock, Recorder
 from harness.workers import WorkerSettings, final_reads, process_numbers, worker
 
 EXIT_CODES = {"valid": 0, "invalid": 1, "unknown": 3}
+#: Tries to start the cluster when a port was taken between picking and binding.
+START_ATTEMPTS = 3
 
 
 class RunError(Exception):
@@ -392,8 +394,6 @@ def run(config: RunConfig) -> RunResult:
     run_dir = make_run_dir(store, cfg.name)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    cluster_json = write_cluster(run_dir, cfg.nodes, net="direct" if cfg.net == "netns" else cfg.net,
-                                 timing=cfg.timing, options={"bugs": list(cfg.bugs)})
 
     interrupted = False
     previous_term = None
@@ -404,21 +404,32 @@ def run(config: RunConfig) -> RunResult:
     live: _Live | None = None
     try:
         with contextlib.ExitStack() as stack:
-            command, network = cfg.command(), None
-            if cfg.net == "netns":
-                command, network = _enter_netns(stack, cfg, cluster_json)
-            # Time 0 of history, metrics and the proxy's journal: the moment the nodes start.
-            clock = Clock()
-            proxy_args = ["--seed", str(cfg.seed), "--t0-ns", str(clock.start_ns)]
-            if cfg.journal:
-                proxy_args += ["--journal", str((run_dir / "net.jsonl").resolve())]
-            cluster = stack.enter_context(
-                LocalCluster(cluster_json, command, run_dir / "nodes", proxy_args=proxy_args))
-            try:
-                cluster.start_all()
-                cluster.wait_ready(cfg.start_timeout)
-            except ClusterError as exc:
-                raise RunError(str(exc)) from None
+            nets = _enter_netns(stack, cfg) if cfg.net == "netns" else None
+            command = nets.command(cfg.command()) if nets else cfg.command()
+            network = nets.network() if nets else None
+            for attempt in range(1, START_ATTEMPTS + 1):
+                # Fresh ports each attempt: a port found free may be taken by another
+                # program before the node binds it (parallel test runs).
+                cluster_json = write_cluster(
+                    run_dir, cfg.nodes, net="direct" if nets else cfg.net, timing=cfg.timing,
+                    options={"bugs": list(cfg.bugs)})
+                if nets:
+                    nets.rewrite_cluster(cluster_json)
+                # Time 0 of history, metrics and the proxy's journal: the nodes' start.
+                clock = Clock()
+                proxy_args = ["--seed", str(cfg.seed), "--t0-ns", str(clock.start_ns)]
+                if cfg.journal:
+                    proxy_args += ["--journal", str((run_dir / "net.jsonl").resolve())]
+                cluster = stack.enter_context(
+                    LocalCluster(cluster_json, command, run_dir / "nodes", proxy_args=proxy_args))
+                try:
+                    cluster.start_all()
+                    cluster.wait_ready(cfg.start_timeout)
+                    break
+                except ClusterError as exc:
+                    cluster.close()
+                    if "already in use" not in str(exc) or attempt == START_ATTEMPTS:
+                        raise RunError(str(exc)) from None
             recorder = Recorder(run_dir / "history.jsonl", clock)
             poller = MetricsPoller(cluster, run_dir / "metrics.jsonl", clock)
             live = _Live(cfg, cluster, recorder, poller, Progress(cfg.progress, cfg.time_limit),
@@ -443,18 +454,15 @@ def run(config: RunConfig) -> RunResult:
     return _finish(cfg, run_dir, started, live, interrupted)
 
 
-def _enter_netns(stack: contextlib.ExitStack, cfg: RunConfig,
-                 cluster_json: Path) -> tuple[list[str], Any]:
-    """Set up one network namespace per node (removed when ``stack`` closes);
-    returns the wrapped node command and the nemesis's network control."""
+def _enter_netns(stack: contextlib.ExitStack, cfg: RunConfig) -> Any:
+    """One network namespace per node (faults.netns), removed when ``stack`` closes."""
     from faults import netns
 
     try:
-        nets = stack.enter_context(netns.NetnsCluster([f"n{i}" for i in range(1, cfg.nodes + 1)]))
-        nets.rewrite_cluster(cluster_json)
+        return stack.enter_context(
+            netns.NetnsCluster([f"n{i}" for i in range(1, cfg.nodes + 1)]))
     except netns.NetnsError as exc:
         raise RunError(str(exc)) from None
-    return nets.command(cfg.command()), nets.network()
 
 
 def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,

@@ -237,3 +237,33 @@ def test_test_count_repeats_with_consecutive_seeds_and_prints_one_table(
     seeds = sorted(json.loads(p.read_text())["seed"]
                    for p in (tmp_path / "store").glob("raft/*/config.json"))
     assert seeds == [40, 41]
+
+
+@pytest.mark.timeout(120)
+def test_a_port_taken_before_the_node_binds_it_is_retried_with_fresh_ports(
+        tmp_path: Path, no_leftovers, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import harness.cluster as cluster_mod
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    real = cluster_mod.free_ports
+    calls = []
+
+    def first_port_taken(count: int) -> list[int]:
+        ports = real(count)
+        calls.append(count)
+        if len(calls) == 1:
+            ports[1] = squatter.getsockname()[1]  # n1's client port: someone else has it
+        return ports
+
+    monkeypatch.setattr(cluster_mod, "free_ports", first_port_taken)
+    try:
+        result = run(config(tmp_path, time_limit=1))
+    finally:
+        squatter.close()
+    assert len(calls) == 2
+    assert result.verdict == "valid", result.results
+    assert "cannot bind" in (result.run_dir / "nodes" / "n1.log").read_text()
