@@ -125,3 +125,31 @@ def test_kill_leader_under_writes_keeps_acknowledged_writes(tmp_path: Path) -> N
             assert time.monotonic() < deadline, f"{old} did not catch up to {target}: {st}"
             time.sleep(0.05)
         assert st["leader"] == new
+
+
+@pytest.mark.timeout(90)
+def test_whole_cluster_restart_recovers_from_disk(tmp_path: Path) -> None:
+    # Small snapshots, so recovery reads a snapshot plus the log after it.
+    cluster_json = write_cluster(tmp_path, 3, timing=TIMING, options={"snapshot_entries": 50})
+    doc = json.loads(cluster_json.read_text())
+    with LocalCluster(cluster_json, [sys.executable, "-m", "nodes", "paxos"],
+                      tmp_path / "logs") as cluster:
+        nodes = list(cluster.node_ids)
+        cluster.start_all()
+        cluster.wait_ready(20)
+        leader = wait_leader(doc, nodes, 20)
+        addr = doc["nodes"][leader]["client_bind"]
+        for i in range(120):
+            reply = call(addr, {"op": "write", "key": f"k{i % 40}", "value": i}, 5)
+            assert reply is not None and reply.get("ok"), reply
+        for n in nodes:
+            cluster.kill(n)
+        cluster.start_all()
+        cluster.wait_ready(20)
+        leader = wait_leader(doc, nodes, 20)
+        addr = doc["nodes"][leader]["client_bind"]
+        for k in range(40):
+            reply = call(addr, {"op": "read", "key": f"k{k}"}, 5)
+            assert reply is not None and reply.get("value") == 80 + k, (k, reply)
+        sts = statuses(doc, nodes)
+        assert all(st["log_len"] < 120 for st in sts.values()), sts  # compacted
