@@ -40,13 +40,18 @@ def test_linearizable_under_faults(chaos, system, nemesis, seed):
 
 
 @pytest.mark.chaos(nemesis="partition", bug="early-ack", seed=1)
-@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("system", [
+    "raft",
+    # Paxos's cut-off leader notices sooner; longer partitions give the
+    # majority time to choose other values for the slots it acknowledged.
+    pytest.param("paxos", marks=pytest.mark.chaos(time_limit=8, nemesis_interval=2)),
+])
 def test_early_ack_is_caught(chaos_runner, system):
     """A leader that acknowledges writes before a majority has them loses
     acknowledged writes when it is cut off; the checker must say so.
 
     Real processes make the timing differ between runs, so one seed can miss
-    the window in which the cut-off leader still acknowledges: try seeds 1, 2
-    and 3 and pass on the first anomaly."""
-    result = chaos_runner.find_anomaly(attempts=3)
+    the window in which the cut-off leader still acknowledges: try seeds 1 to
+    4 and pass on the first anomaly (most runs need one)."""
+    result = chaos_runner.find_anomaly(attempts=4)
     assert "write" in result.anomalies[0]["sentence"]

@@ -22,7 +22,8 @@ What a test gets:
 
 Where a run's options come from, later wins:
 1. RunConfig's defaults (with the live progress line off);
-2. the ``chaos`` markers, module/class ones first, the test's own last;
+2. the ``chaos`` markers: module, class, the test's own, its ``pytest.param``
+   marks (the most specific last);
 3. ``--chaos-*`` options given on the command line: the session-wide knob a
    nightly job turns (longer runs, more nodes) without editing tests;
 4. values the test is parametrised with whose names are options (``system``,
@@ -196,7 +197,7 @@ class ChaosResult:
             head = "the run was interrupted before it could finish"
         else:
             head = "the checker could not decide (verdict unknown)"
-        raise AssertionError(f"{head}\nreport: {self.report_path}\n{self.explain()}")
+        raise AssertionError(f"{head}\nreport: {self.report_path}\n{self.brief()}")
 
     def assert_anomaly(self) -> ChaosResult:
         """Fail the test unless the checker found an anomaly (a known bug was caught)."""
@@ -207,19 +208,33 @@ class ChaosResult:
         raise AssertionError(
             f"expected an anomaly but the verdict is {self.run.verdict} "
             f"({c.get('ok', 0)} ok, {c.get('fail', 0)} fail, {c.get('info', 0)} info)\n"
-            f"report: {self.report_path}\n{self.explain()}")
+            f"report: {self.report_path}\n{self.brief()}")
+
+    def brief(self) -> str:
+        """The tail of a failure message: what ran, and how to run it again."""
+        c = self.run.counts
+        counts = f"{c.get('ok', 0)} ok, {c.get('fail', 0)} fail, {c.get('info', 0)} info"
+        lines = [f"chaos run: {self.label}; {counts}"]
+        lines += [f"note: {note}" for note in self.run.results.get("notes") or []]
+        command = self.run.results.get("command")
+        if command:
+            lines.append(f"repeat: {command}")
+        return "\n".join(lines)
 
 
 # --- running -------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class ChaosRunner:
     """Builds a test's RunConfig from its layers and runs it; keeps its results."""
 
     item: pytest.Item
     store: Path
     layers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"<chaos_runner of {self.item.name}: {len(self.item.stash.get(RUNS_KEY, []))} runs>"
 
     def config(self, **overrides: Any) -> RunConfig:
         """The RunConfig a ``run(**overrides)`` would use (nothing is started)."""
@@ -288,19 +303,25 @@ class ChaosRunner:
 
 def run_name(test_name: str) -> str:
     """A folder name for a test: ``test_x[raft-partition-1]`` stays readable."""
-    name = re.sub(r"[^A-Za-z0-9._\[\],=-]+", "-", test_name).strip("-.") or "chaos"
+    name = re.sub(r"[^A-Za-z0-9._+\[\],=-]+", "-", test_name).strip("-.") or "chaos"
     return name[:120]
 
 
 def _marker_layers(item: pytest.Item) -> list[tuple[str, dict[str, Any]]]:
-    markers = list(item.iter_markers("chaos"))  # closest (the test's own) first
+    """The ``chaos`` markers from the farthest node to the closest: module,
+    class, the test's decorators (the top one last), then the marks of its
+    ``pytest.param``, so the most specific one is applied last and wins."""
     layers = []
-    for marker in reversed(markers):
-        if marker.args:
-            raise ChaosOptionError(
-                f"{item.nodeid}: @pytest.mark.chaos takes keyword options only, "
-                f"e.g. chaos(system='raft', nemesis='partition')")
-        layers.append(("marker", normalise(dict(marker.kwargs), f"{item.nodeid}: chaos marker")))
+    for node in item.listchain():
+        for marker in node.own_markers:
+            if marker.name != "chaos":
+                continue
+            if marker.args:
+                raise ChaosOptionError(
+                    f"{item.nodeid}: @pytest.mark.chaos takes keyword options only, "
+                    f"e.g. chaos(system='raft', nemesis='partition')")
+            layers.append(("marker", normalise(dict(marker.kwargs),
+                                               f"{item.nodeid}: chaos marker")))
     return layers
 
 

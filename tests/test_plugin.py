@@ -27,9 +27,10 @@ import pytest
 
 pytestmark = pytest.mark.chaos(nodes=3, time_limit=5, keys=4)
 
-@pytest.mark.chaos(time_limit=7, nemesis="partition", bug="early-ack", ops="read,write")
+@pytest.mark.chaos(time_limit=7, nemesis="partition", bug="early-ack", ops="read,write",
+                   rate=50)
 @pytest.mark.parametrize("seed", [2])
-@pytest.mark.parametrize("system", ["paxos"])
+@pytest.mark.parametrize("system", [pytest.param("paxos", marks=pytest.mark.chaos(rate=80))])
 def test_layers(chaos_runner, system, seed):
     print("CONFIG", json.dumps(chaos_runner.config().to_dict()))
     print("OVERRIDE", json.dumps(chaos_runner.config(seed=9, keys=2).to_dict()))
@@ -73,6 +74,7 @@ def test_options_layer_marker_command_line_parameters_in_that_order(
     assert cfg["nodes"] == 3 and cfg["keys"] == 4  # module marker
     assert cfg["nemesis"] == "partition" and cfg["bugs"] == ["early-ack"]  # the test's marker
     assert cfg["ops"] == ["read", "write"]
+    assert cfg["rate"] == 80  # a pytest.param's marker beats the test's
     assert cfg["time_limit"] == 9  # --chaos-time-limit beats the markers
     assert cfg["system"] == "paxos" and cfg["seed"] == 2  # parameters beat the command line
     assert cfg["store"] == str(where / "runs")  # relative to where pytest was started
