@@ -165,7 +165,7 @@ class Progress:
         now = time.monotonic()
         rate = (done - self._last_ops) / max(1e-3, now - self._last_t)
         self._last_ops, self._last_t = done, now
-        faults = ", ".join(k.split(" ", 1)[0] for k in self.active) or "none"
+        faults = ", ".join(_fault_label(k) for k in self.active) or "none"
         line = (f"[{elapsed:5.1f}/{self.time_limit:g}s] {rate:6.0f} ops/s  ok {counts['ok']}"
                 f"  fail {counts['fail']}  info {counts['info']}  faults: {faults}"
                 f"{'  ' + phase if phase else ''}")[:140]
@@ -178,6 +178,20 @@ class Progress:
         if self.enabled and self._width:
             sys.stderr.write("\r" + " " * self._width + "\r")
             sys.stderr.flush()
+
+
+def _fault_label(tag: str) -> str:
+    """``kill ["n2"]`` -> ``kill n2``; ``partition {...}`` -> ``partition halves``."""
+    kind, _, raw = tag.partition(" ")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return kind
+    if isinstance(value, list):
+        return f"{kind} {' '.join(map(str, value))}"
+    if isinstance(value, dict) and "shape" in value:
+        return f"{kind} {value['shape']}{' one-way' if value.get('oneway') else ''}"
+    return kind
 
 
 @dataclass

@@ -89,6 +89,7 @@ def test_ten_seconds_without_faults_is_valid_with_thousands_of_ok_ops(
     assert RUN_FILES <= names, f"run folder lacks {RUN_FILES - names}"
     assert {f"n{i}.log" for i in (1, 2, 3)} <= {p.name for p in (result.run_dir / "nodes").iterdir()}
     assert (tmp_path / "store" / "latest").resolve() == result.run_dir.resolve()
+    assert result.report == result.run_dir / "index.html" and result.report.is_file()
 
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert RunConfig.from_dict(saved) == result.config and saved["seed"] == 11
