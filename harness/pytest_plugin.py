@@ -152,7 +152,10 @@ class ChaosResult:
         self.test = test
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["run"], name)
+        run = self.__dict__.get("run")  # absent while copy/pickle builds the object
+        if run is None:
+            raise AttributeError(name)
+        return getattr(run, name)
 
     @property
     def report_path(self) -> Path:
@@ -271,6 +274,8 @@ class ChaosRunner:
         timing differ from run to run, so one seed may miss a short window.
         Fails (naming every run's report) if no attempt finds one."""
         __tracebackhide__ = True
+        if attempts < 1:
+            raise ValueError(f"find_anomaly needs at least one attempt, not {attempts}")
         base = self._config_or_fail(overrides).resolved()
         tried: list[ChaosResult] = []
         for i in range(attempts):
