@@ -14,8 +14,9 @@ Message flow (Paxos Made Simple, sections 2.2 and 3):
 - phase 2: ``Accept`` (a batch of (slot, value), possibly empty: then it is a
   heartbeat / read confirmation round) -> ``Accepted`` (the slots accepted);
 - learning: the leader's ``commit`` rides on every ``Accept``; a follower that
-  cannot learn a slot by ballot match gets the chosen values (or a snapshot)
-  in a ``Learn``.
+  cannot learn a slot by ballot match says so (``Accepted.stuck``) and gets
+  the chosen values (or a snapshot) in a ``Learn``, which it answers with an
+  ``Accepted`` of no slots (so the leader sends the next chunk at once).
 """
 
 from __future__ import annotations
