@@ -76,11 +76,39 @@ def describe_fault_value(kind: str, value: Any) -> str:
             if isinstance(grudge, dict) and grudge:
                 return f"{shape}{one}: {grudge_sides(grudge)}".strip(": ")
             return f"{shape}{one}".strip() or "partition"
+        if kind == "net":
+            return describe_net(value)
         parts = [f"{k}={_short(v)}" for k, v in value.items()]
         return " ".join(parts) or "-"
     if value is None:
         return "-"
     return str(value)
+
+
+def describe_net(value: dict) -> str:
+    """'loss 10%, delay 20 ms, duplicate 10% on n4's links' from a net fault's value."""
+    parts = []
+    for k, v in value.items():
+        if k == "links" or not isinstance(v, (int, float)) or isinstance(v, bool) or not v:
+            continue
+        if k.endswith("_ms"):
+            parts.append(f"{k[:-3]} {v:g} ms")
+        elif 0 < v <= 1:
+            parts.append(f"{k} {v * 100:g}%")
+        else:
+            parts.append(f"{k} {v:g}")
+    links = value.get("links")
+    where = ""
+    if isinstance(links, list) and links and all(isinstance(x, (list, tuple)) for x in links):
+        common = set(map(str, links[0]))
+        for pair in links[1:]:
+            common &= set(map(str, pair))
+        where = (
+            f" on {sorted(common)[0]}'s links" if len(common) == 1 else f" on {len(links)} links"
+        )
+    elif isinstance(links, str):
+        where = f" on {links} links"
+    return (", ".join(parts) or "net fault") + where
 
 
 def grudge_sides(grudge: dict) -> str:

@@ -97,7 +97,8 @@ i.sw.lin-sw{height:3px;background:#1864ab}i.sw.msg-sw{height:2px;background:#495
 i.sw.msg-drop{height:2px;background:var(--bad)}i.sw.mark-sw{height:2px;background:var(--bad)}
 .wlab{font-size:11.5px;fill:#212529;pointer-events:none}.wlab.stuck{font-weight:700;fill:#862e2e}
 .lin{fill:none;stroke:#1864ab;stroke-width:1.5;stroke-dasharray:3 2}.lin.fail{stroke:var(--bad)}
-.lin,.linpt,.x-mark,.band-label,.tick,.lab,.lane,.grid,.axis,.lifeline{pointer-events:none}
+.gap{stroke:#868e96;stroke-width:1;stroke-dasharray:2 3}.gaplab{font-size:10px;fill:#868e96}
+.lin,.linpt,.x-mark,.band-label,.tick,.lab,.lane,.grid,.axis,.lifeline,.gap,.gaplab,.strip-label{pointer-events:none}
 .linpt{fill:#1864ab}.x-mark{font-size:18px;font-weight:700;fill:var(--bad)}.x-mark.small{font-size:13px}
 .msglab{font-size:9.5px;fill:#868e96;pointer-events:none}.lifeline{stroke:#ced4da;stroke-width:1.5}.msg{stroke:#495057;stroke-width:1}.msg:hover{stroke-width:2.5}
 .msg.dropped{stroke:var(--bad);stroke-dasharray:3 2}.arrowhead{fill:#495057}

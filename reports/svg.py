@@ -86,13 +86,12 @@ def time_axis(
     first = math.ceil((x.d0 - relative_to) / step) * step + relative_to
     out = [f'<line class="axis" x1="{n(x.r0)}" x2="{n(x.r1)}" y1="{n(y_axis)}" y2="{n(y_axis)}"/>']
     t = first
-    decimals = max(0, -int(math.floor(math.log10(step / 1e9)))) if step < 1e9 else 0
     while t <= x.d1 + 1e-6:
         px = x(t)
         out.append(
             f'<line class="grid" x1="{n(px)}" x2="{n(px)}" y1="{n(y_top)}" y2="{n(y_axis)}"/>'
         )
-        label = f"{(t - relative_to) / 1e9:.{decimals}f}"
+        label = f"{round((t - relative_to) / 1e9, 6):g}"
         out.append(
             f'<text class="tick" x="{n(px)}" y="{n(y_axis + 13)}" text-anchor="middle">{label}</text>'
         )

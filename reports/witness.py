@@ -32,7 +32,6 @@ from reports.svg import (
     fmt_time,
     n,
     svg_open,
-    time_axis,
 )
 
 WIDTH = 1160
@@ -131,6 +130,68 @@ def witnesses(checker: dict, index: OpIndex) -> list[Witness]:
     return out
 
 
+class GapScale(Scale):
+    """A time scale that shortens long idle gaps, so that ops seconds apart (the last
+    write, then a stale read much later) stay readable. Order and overlap of ops are
+    kept exactly; only empty stretches shrink, and each shrunk gap is marked."""
+
+    def __init__(self, times: list[int], d0: int, d1: int, r0: float, r1: float) -> None:
+        super().__init__(d0, d1, r0, r1)
+        pts = sorted(set([d0, d1, *times]))
+        gaps = [b - a for a, b in zip(pts, pts[1:])]
+        cap = max(1.0, (d1 - d0) / 8)  # no quiet stretch takes more than an eighth of the width
+        widths = [min(g, cap) for g in gaps]
+        total = sum(widths) or 1.0
+        self.pts, self.pos, self.breaks = pts, [r0], []
+        for a, b, g, w in zip(pts, pts[1:], gaps, widths):
+            self.pos.append(self.pos[-1] + w / total * (r1 - r0))
+            if g > w:
+                self.breaks.append((a, b))
+
+    def __call__(self, d: float) -> float:
+        from bisect import bisect_right
+
+        pts, pos = self.pts, self.pos
+        if d <= pts[0]:
+            return pos[0]
+        if d >= pts[-1]:
+            return pos[-1]
+        i = bisect_right(pts, d) - 1
+        a, b = pts[i], pts[i + 1]
+        return pos[i] + (pos[i + 1] - pos[i]) * (d - a) / (b - a)
+
+    def axis(self, y_top: float, y_axis: float) -> str:
+        """Tick labels at real times, at least ~90 px apart; a '≈' mark on each shrunk gap."""
+        span = self.d1 - self.d0
+        out = [
+            f'<line class="axis" x1="{n(self.r0)}" x2="{n(self.r1)}" y1="{n(y_axis)}" '
+            f'y2="{n(y_axis)}"/>'
+        ]
+        last = -1e9
+        for t in self.pts[1:-1]:
+            px = self(t)
+            if px - last >= 90:
+                out.append(
+                    f'<line class="grid" x1="{n(px)}" x2="{n(px)}" y1="{n(y_top)}" '
+                    f'y2="{n(y_axis)}"/><text class="tick" x="{n(px)}" y="{n(y_axis + 13)}" '
+                    f'text-anchor="middle">{esc(fmt_time(t, span))}</text>'
+                )
+                last = px
+        last = -1e9
+        for a, b in self.breaks:
+            px = (self(a) + self(b)) / 2
+            out.append(
+                f'<line class="gap" x1="{n(px)}" x2="{n(px)}" y1="{n(y_top)}" y2="{n(y_axis)}"/>'
+            )
+            if px - last >= 130:  # label the marks that have room
+                out.append(
+                    f'<text class="gaplab" x="{n(px)}" y="{n(y_axis + 26)}" text-anchor="middle">'
+                    f"≈ {esc(fmt_ms((b - a) / 1e6))} shortened</text>"
+                )
+                last = px
+        return "".join(out)
+
+
 def _step(state: Any, op: Op) -> Any:
     """The register after op (read/write/cas; other fs leave it unknown)."""
     if op.f == "write":
@@ -178,7 +239,8 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
     lane = {p: i for i, p in enumerate(procs)}
     lane_h, top, left, right = 34, 30, 110, 20
     height = top + len(procs) * lane_h + 40
-    x = Scale(t0, t1, left, WIDTH - right)
+    times = [t for o in shown for t in (o.start, o.end if o.end is not None else hi)]
+    x = GapScale(times, t0, t1, left, WIDTH - right)
     span = t1 - t0
     out = [
         svg_open(WIDTH, height, cls="chart witness-chart", label="linearization of the violation")
@@ -275,7 +337,7 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
             out.append(
                 f'<text class="x-mark" x="{n(px)}" y="{n(py + 5)}" text-anchor="middle">✗</text>'
             )
-    out.append(time_axis(x, top - 6, top + len(procs) * lane_h + 2, ticks=8))
+    out.append(x.axis(top - 6, top + len(procs) * lane_h + 2))
     out.append("</svg>")
     return "".join(out)
 

@@ -345,3 +345,16 @@ def test_message_journal_fields_of_the_proxy_are_understood(tmp_path: Path):
     svg = message_diagram(net, ["n1", "n2", "n3", "n4"], 1_500_000)
     assert svg.count('class="msg dropped"') == 1 and svg.count('class="msg"') == 1
     assert "vote: n2 → n4&#10;dropped" in svg or "vote: n2 → n4\ndropped" in svg
+
+
+def test_the_witness_axis_shortens_quiet_gaps_but_keeps_order():
+    from reports.witness import GapScale
+
+    s = 1_000_000_000
+    times = [0, s // 10, s // 5, 12 * s, 12 * s + s // 10]  # a burst, 12 s of quiet, a late read
+    x = GapScale(times, 0, 12 * s + s // 10, 100, 1100)
+    xs = [x(t) for t in times]
+    assert xs == sorted(xs) and xs[0] == 100 and xs[-1] == 1100
+    assert xs[2] - xs[0] > 100  # the burst gets room instead of 1/60 of the width
+    assert x.breaks == [(s // 5, 12 * s)]
+    assert "shortened" in x.axis(0, 50)
