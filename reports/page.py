@@ -55,6 +55,8 @@ def checker_result(run: Run) -> tuple[dict, str]:
     checker = run.results.get("checker")
     if isinstance(checker, dict):
         return checker, ""
+    if run.results:  # the run decided without a checker result (it crashed or gave up): say so
+        return {}, "results.json holds no checker result."
     try:
         from harness.checker import check_events
     except ImportError:
@@ -202,7 +204,8 @@ def header(
         if command
         else '<p class="muted">No command recorded for this run.</p>'
     )
-    notes = f'<p class="muted">{esc(note)}</p>' if note else ""
+    run_notes = [str(x) for x in r.get("notes") or [] if x] if isinstance(r.get("notes"), list) else []
+    notes = "".join(f'<p class="muted">{esc(x)}</p>' for x in ([note] if note else []) + run_notes)
     return (
         f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
         f'<div class="banner {verdict}"><div class="big">{big}</div><div class="why">{esc(why)}{more}</div></div>'
