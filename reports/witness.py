@@ -392,7 +392,11 @@ def line_time(line: str, started: datetime) -> int | None:
     return int((dt - started).total_seconds() * 1e9)
 
 
-def log_excerpt(logs: dict[str, list[str]], results: dict, moment: int) -> str:
+def log_excerpt(
+    logs: dict[str, list[str]], results: dict, moment: int, focus: set[str] | None = None
+) -> str:
+    """Log lines of each node around the moment; the nodes in `focus` (the one that
+    answered the stuck op, the leader then) start unfolded, the others folded."""
     started = parse_started(results)
     blocks: list[str] = []
     for node in sorted(logs):
@@ -421,13 +425,27 @@ def log_excerpt(logs: dict[str, list[str]], results: dict, moment: int) -> str:
             rows.append(f"{mark}<div>{rel}{esc(ln)}</div>")
         if chosen and all(not a for _, _, a in chosen) and note == "":
             rows.append('<div class="now">▲ the violation</div>')
+        unfold = " open" if focus is None or node in focus else ""
+        why = ""
+        if focus and node in focus:
+            why = '<span class="muted"> — involved at that moment</span>'
         blocks.append(
-            f'<details open><summary>{esc(node)} <a href="nodes/{esc(node)}.log">full log</a></summary>'
+            f'<details{unfold}><summary>{esc(node)}{why} <a href="nodes/{esc(node)}.log">full log</a>'
+            "</summary>"
             f'{note}<div class="log">{"".join(rows)}</div></details>'
         )
     if not blocks:
         return '<p class="muted">No node logs in this run folder.</p>'
     return "".join(blocks)
+
+
+def focus_nodes(w: Witness, metrics: Sequence[dict]) -> set[str] | None:
+    """The nodes that answered the anomaly's ops, and the leader(s) at that moment."""
+    nodes = {str(o.node) for o in w.ops + w.stuck if o.node is not None}
+    for node, (state, _, _) in roles_at(metrics, w.moment).items():
+        if state == "leader":
+            nodes.add(node)
+    return nodes or None
 
 
 def moment_panel(
@@ -588,7 +606,7 @@ def section(
         diagram(w, all_ops, windows, horizon),
         moment_panel(w, windows, metrics, horizon),
         "<h4>Node logs around the violation</h4>",
-        log_excerpt(logs, results, w.moment),
+        log_excerpt(logs, results, w.moment, focus_nodes(w, metrics)),
     ]
     md = message_diagram(net, nodes, w.moment)
     if md:
