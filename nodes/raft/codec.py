@@ -159,14 +159,19 @@ def _dec_append(o: dict[str, Any]) -> AppendEntries:
         raise ValueError("field 'entries' must be a list")
     entries = []
     index = prev
+    ops = _OPS
     for item in raw:
         if type(item) is not list or len(item) != 2:
             raise ValueError(f"bad entry {item!r}")
         term, data = item
         if type(term) is not int or term < 0:
             raise ValueError(f"bad entry term {term!r}")
+        # Inlined _command (this loop runs once per replicated entry).
+        if data is not None and (type(data) is not dict or data.get("op") not in ops
+                                 or type(data.get("key")) is not str):
+            _command(data)
         index += 1
-        entries.append(Entry(index, term, _command(data)))
+        entries.append(Entry(index, term, data))
     return AppendEntries(*_ids(o), _nat(o, "term"), prev, _nat(o, "prev_term"), entries,
                          _nat(o, "commit"), _nat(o, "ctx"))
 

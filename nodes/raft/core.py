@@ -402,7 +402,7 @@ class RaftCore:
                 index = max(self.commit_index, self.term_start_index)
                 self.reads_unstarted.append((client, req["id"], req["key"], index))
                 return
-        index = self.last_index + 1
+        index = self.snap_index + len(self.log) + 1
         entry = Entry(index, self.term, req)
         self.log.append(entry)
         self._unstable.append(entry)
