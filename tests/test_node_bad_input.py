@@ -215,3 +215,15 @@ def test_random_bytes_on_both_sockets_do_not_stop_the_node(tmp_path: Path, syste
     logs = (tmp_path / "logs" / "n1.log").read_text()
     assert "dropped malformed input" in logs
     assert "Traceback" not in logs
+
+
+@pytest.mark.timeout(60)
+def test_state_the_core_cannot_use_refuses_to_start(tmp_path: Path) -> None:
+    # A checksummed, well-formed snapshot whose data is not a key-value store.
+    from nodes.common.storage import _packb, write_atomic
+
+    cj = write_cluster(tmp_path, 1)
+    write_atomic(tmp_path / "data" / "n1" / "snapshot", _packb([5, 1, b"\x01not a store"]))
+    res = run_node(SOLO + ["--id", "n1", "--cluster", str(cj)])
+    assert res.returncode == 2, res.stderr
+    assert "core cannot use" in one_line(res.stderr)

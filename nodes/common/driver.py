@@ -174,7 +174,11 @@ class Driver:
             options=self.cluster.options,
             rng=random.Random(seed),
         )
-        core = self.spec.make_core(config, restored)
+        try:
+            core = self.spec.make_core(config, restored)
+        except ValueError as exc:  # restored state the core cannot use: damage, not a bug
+            raise NodeExit(2, f"{self.id}: data dir {self.me.data_dir} holds state the "
+                              f"{self.spec.name} core cannot use: {exc}") from None
         snap = restored.snapshot
         self.log(
             f"starting {self.spec.name} (pid {os.getpid()}, seed {seed}): peers "
