@@ -105,15 +105,20 @@ class RunConfig:
         return "".join(c if c.isalnum() or c in "-_." else "-" for c in base.split("/")[-1])
 
     def resolved(self) -> RunConfig:
-        """A copy with every open default decided."""
+        """A copy with every open default decided. With ``--bug`` and no
+        ``--nemesis``, the bug's fault mix and settings (harness/bugs.py) fill
+        the options left at their defaults."""
+        from harness import bugs
+
+        cfg = bugs.profile(self)
         return dataclasses.replace(
-            self,
-            concurrency=self.concurrency or 2 * self.nodes,
-            seed=self.seed if self.seed is not None else random.SystemRandom().randrange(2**31),
-            name=self.name or self.system_name(),
-            net=self.net or default_net(),
-            ops=list(self.ops),
-            bugs=list(self.bugs),
+            cfg,
+            concurrency=cfg.concurrency or 2 * cfg.nodes,
+            seed=cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31),
+            name=cfg.name or cfg.system_name(),
+            net=cfg.net or default_net(),
+            ops=list(cfg.ops),
+            bugs=list(cfg.bugs),
         )
 
     def validate(self) -> None:
@@ -141,6 +146,12 @@ class RunConfig:
         except ValueError as exc:
             raise ConfigError(f"--system: cannot parse the command: {exc}") from None
         need(bool(self.store), "--store must name a directory")
+        from harness import bugs
+
+        try:
+            bugs.check(self.bugs, self.system)
+        except bugs.BugError as exc:
+            raise ConfigError(str(exc)) from None
         if self.name is not None:
             need(bool(self.name) and "/" not in self.name and self.name not in (".", ".."),
                  f"--name must be a plain folder name, not {self.name!r}")

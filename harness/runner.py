@@ -374,7 +374,15 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
     except ConfigError as exc:
         raise RunError(str(exc)) from None
     build = None
-    if cfg.nemesis.strip().lower() != "none":
+    from harness import bugs
+
+    if bugs.mix_name(cfg.nemesis) is not None:  # a bug's fault mix (harness/bugs.py)
+        try:
+            bugs.check_spec(cfg.nemesis, network=cfg.net != "direct")
+        except bugs.BugError as exc:
+            raise RunError(f"--nemesis: {exc}") from None
+        build = bugs.build_nemesis
+    elif cfg.nemesis.strip().lower() != "none":
         build = _optional("faults.schedule", "build_nemesis")
         if build is None:
             raise RunError(f"--nemesis {cfg.nemesis or '(default mix)'} needs faults.schedule, "

@@ -1,0 +1,348 @@
+"""The bug zoo: every known consensus bug our nodes can switch on, and what exposes it.
+
+Owns the registry ``BUGS`` (name -> ``Bug``): which systems implement the
+flag, the mistake in one line, and the *fault mix* and run settings that make
+the mistake show up quickly under real faults. It is used by
+
+- ``harness run --bug NAME`` (``RunConfig.resolved``): when the user named no
+  nemesis, the bug's mix (``--nemesis bug:NAME``) and its settings replace
+  the options the user left at their defaults; ``--nemesis bug:NAME`` alone
+  (no ``--bug``) gives correct nodes exactly the same faults and settings, and
+  config.json records what ran;
+- ``RunConfig.validate``: a bug the system does not implement is a one-line
+  usage error;
+- the runner, which builds ``bug:NAME`` nemeses here (``build_nemesis``) and
+  every other spec in faults.schedule;
+- benchmarks/bug_zoo.py, tests/test_bug_zoo.py and the pytest plugin.
+
+A fault mix is a list of *moves*; each fault window picks one move with the
+run's seeded rng, holds it for a share of the interval, heals it, then stays
+calm for the rest of the interval (the same rhythm as faults.schedule, one
+fault at a time, every start and end recorded in the history). Moves:
+
+- ``isolate-leader`` / ``isolate-one``: a symmetric partition around the
+  leader / a random node;
+- ``lag-then-isolate-leader``: cut off a follower so it falls behind, then
+  in one step let it back and cut off the leader instead, so the stale
+  follower (whose election timer has long run out) campaigns at once;
+- ``kill-leader`` / ``kill-one`` / ``kill-minority`` / ``kill-majority``:
+  SIGKILL, restart at the end of the window;
+- ``pause-leader``: SIGSTOP the leader, SIGCONT at the end;
+- ``slow-net``: delay (and reorder) every link, so votes and accepts are
+  still in flight when a kill lands.
+
+Invariant: with the same seed and the same leader answers, a mix gives the
+same sequence of moves, targets and durations (everything random comes from
+``ctx.rng``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Prefix of a nemesis spec that names a bug's fault mix.
+SPEC_PREFIX = "bug:"
+
+MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
+         "kill-minority", "kill-majority", "pause-leader", "slow-net")
+NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "slow-net")
+
+
+@dataclass(frozen=True)
+class FaultMix:
+    """Which faults a bug needs, and their rhythm."""
+
+    #: Moves (see the module header), picked uniformly per window.
+    moves: tuple[str, ...]
+    #: A move holds for this share of the interval (uniform in [lo, hi]).
+    hold: tuple[float, float] = (0.4, 0.7)
+
+    def needs_network(self) -> bool:
+        return any(m in NETWORK_MOVES for m in self.moves)
+
+
+@dataclass(frozen=True)
+class Bug:
+    name: str
+    systems: tuple[str, ...]
+    #: The mistake, in one line (for --help, the report and the benchmark).
+    mistake: str
+    faults: FaultMix
+    #: RunConfig fields the bug needs (interval, keys, rate, timing, ...); the
+    #: user's explicit options win over these.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+#: A narrow election window: followers elect a successor soon after the
+#: leader falls silent, while the cut-off leader's check-quorum only notices
+#: after one to two election timeouts -- the window in which a deposed leader
+#: still believes it leads.
+FAST_ELECTIONS = {"heartbeat_ms": 30, "election_timeout_ms": [300, 330]}
+#: Clients give up fast on a leader that cannot commit and go back to their
+#: home node, which by then points them at the new leader.
+QUICK_CLIENTS = {"request_timeout": 0.3, "concurrency": 25}
+
+BUGS: dict[str, Bug] = {b.name: b for b in (
+    Bug("stale-read", ("raft", "paxos"),
+        "a leader answers reads from its own state without confirming it still leads",
+        FaultMix(("isolate-leader",), hold=(0.5, 0.7)),
+        {"nemesis_interval": 2.0, "keys": 2, "rate": 500.0, "ops": ["read", "read", "read", "write"],
+         "timing": FAST_ELECTIONS, **QUICK_CLIENTS}),
+    Bug("early-ack", ("raft", "paxos"),
+        "the leader acknowledges a write once it is in its own log, before a majority has it",
+        FaultMix(("isolate-leader", "kill-leader"), hold=(0.4, 0.6)),
+        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS}),
+    Bug("no-adopt", ("paxos",),
+        "a new leader proposes its own value instead of the highest-ballot accepted value "
+        "it was told about",
+        FaultMix(("kill-leader", "isolate-leader", "pause-leader"), hold=(0.3, 0.5)),
+        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS}),
+    Bug("forget-promise", ("paxos",),
+        "an acceptor's promise is not made durable, so a restarted acceptor accepts an older "
+        "ballot it promised to ignore",
+        FaultMix(("kill-minority", "kill-majority", "pause-leader", "slow-net"), hold=(0.3, 0.6)),
+        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS}),
+    Bug("forget-vote", ("raft",),
+        "the vote is not made durable, so a restarted node can vote twice in a term",
+        FaultMix(("kill-minority", "kill-majority", "slow-net"), hold=(0.3, 0.6)),
+        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS}),
+    Bug("no-log-check", ("raft",),
+        "votes are granted without the 'candidate's log is at least as up to date' check",
+        FaultMix(("lag-then-isolate-leader",), hold=(0.5, 0.7)),
+        {"nemesis_interval": 2.0, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS}),
+    Bug("commit-old-term", ("raft",),
+        "a leader commits entries of earlier terms by counting replicas (the paper's Figure 8)",
+        FaultMix(("lag-then-isolate-leader", "isolate-leader", "kill-leader", "kill-minority"),
+                 hold=(0.4, 0.7)),
+        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS}),
+)}
+
+
+class BugError(ValueError):
+    """An unknown bug, or one the chosen system does not have; one line."""
+
+
+def get(name: str) -> Bug:
+    try:
+        return BUGS[name]
+    except KeyError:
+        raise BugError(f"unknown bug {name!r} (known: {', '.join(BUGS)})") from None
+
+
+def names(system: str | None = None) -> list[str]:
+    """Every bug name, or those ``system`` implements, in registry order."""
+    return [b.name for b in BUGS.values() if system is None or system in b.systems]
+
+
+def check(bugs: list[str], system: str) -> None:
+    """BugError unless every bug is known and implemented by ``system``
+    (raft or paxos; other node commands may have bugs of their own)."""
+    if system not in ("raft", "paxos"):
+        return
+    for name in bugs:
+        bug = get(name)
+        if system not in bug.systems:
+            raise BugError(f"--bug {name} is a {' and '.join(bug.systems)} bug; "
+                           f"{system} has {', '.join(names(system))}")
+
+
+def mix_name(spec: str) -> str | None:
+    """``"bug:stale-read"`` -> ``"stale-read"``; None for any other spec."""
+    spec = (spec or "").strip().lower()
+    return spec[len(SPEC_PREFIX):] if spec.startswith(SPEC_PREFIX) else None
+
+
+def check_spec(spec: str, *, network: bool) -> None:
+    """BugError if a ``bug:NAME`` spec names no bug or needs a network the run lacks."""
+    name = mix_name(spec)
+    if name is None:
+        return
+    bug = get(name)
+    if bug.faults.needs_network() and not network:
+        raise BugError(f"the fault mix bug:{name} partitions the network; "
+                       "it needs --net proxy or --net netns, not --net direct")
+
+
+def profile(config: Any) -> Any:
+    """``config`` (a RunConfig) with a bug's fault mix and settings in every
+    place the user left the default. The mix is the one ``--nemesis bug:NAME``
+    names, or, with no nemesis given, that of the first ``--bug`` our nodes
+    know; otherwise ``config`` is returned as it is."""
+    name = mix_name(config.nemesis)
+    if name is None:
+        if (config.nemesis or "").strip() or not config.bugs or config.system not in (
+                "raft", "paxos"):
+            return config
+        name = config.bugs[0]
+    bug = BUGS.get(name)
+    if bug is None:
+        return config  # validate() / check_spec() say what is wrong
+    defaults = type(config)()
+    changes: dict[str, Any] = {"nemesis": SPEC_PREFIX + bug.name}
+    for key, value in bug.settings.items():
+        if getattr(config, key) == getattr(defaults, key):
+            changes[key] = value
+    return dataclasses.replace(config, **changes)
+
+
+def settings_for(name: str) -> dict[str, Any]:
+    """The RunConfig fields a run of bug ``name``'s mix uses (nemesis included),
+    for running correct nodes under exactly the same faults."""
+    bug = get(name)
+    return {"nemesis": SPEC_PREFIX + bug.name, **bug.settings}
+
+
+# --- the nemesis -----------------------------------------------------------------
+
+
+def build_nemesis(spec: str, ctx: Any) -> Any:
+    """The nemesis for ``spec``: a bug's mix for ``bug:NAME``, else faults.schedule's."""
+    name = mix_name(spec)
+    if name is None:
+        from faults.schedule import build_nemesis as build_scheduled
+
+        return build_scheduled(spec, ctx)
+    from faults.schedule import network_of
+
+    bug = get(name)
+    net = network_of(ctx)
+    check_spec(spec, network=net is not None)
+    return MixNemesis(bug.faults, ctx, net)
+
+
+class MixNemesis:
+    """One move at a time from a FaultMix, on the seeded rhythm of faults.schedule."""
+
+    def __init__(self, mix: FaultMix, ctx: Any, net: Any) -> None:
+        from faults.process import ProcessFaults
+
+        self.mix = mix
+        self.ctx = ctx
+        self.net = net
+        self.procs = ProcessFaults(ctx)
+        self.partition: dict[str, Any] | None = None
+        self.links: dict[str, Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        rng, interval = self.ctx.rng, self.ctx.interval_s
+        if not await _sleep_unless(stop, interval / 2):
+            return
+        while not stop.is_set():
+            move = rng.choice(self.mix.moves)
+            hold = interval * rng.uniform(*self.mix.hold)
+            if move == "lag-then-isolate-leader":
+                # The follower lags for the first part, the leader is cut off after.
+                async with self._lock:
+                    if stop.is_set():
+                        return
+                    leader = await self._leader()
+                    others = [n for n in self.ctx.cluster.node_ids if n != leader]
+                    await self._partition("one", rng.choice(others))
+                if not await _sleep_unless(stop, hold / 2):
+                    return
+                async with self._lock:
+                    await self._heal_network()
+                    await self._partition("leader", leader)
+                if not await _sleep_unless(stop, hold / 2):
+                    return
+            else:
+                async with self._lock:
+                    if stop.is_set():
+                        return
+                    await self._start(move)
+                if not await _sleep_unless(stop, hold):
+                    return  # heal() ends what is active
+            async with self._lock:
+                await self._heal_all()
+            if not await _sleep_unless(stop, interval - hold):
+                return
+
+    async def _leader(self) -> str | None:
+        from faults.process import current_leader
+
+        return await current_leader(self.ctx.leader)
+
+    async def _start(self, move: str) -> None:
+        kind, _, target = move.partition("-")
+        if kind == "isolate":
+            leader = await self._leader() if target == "leader" else None
+            await self._partition(target, leader)
+        elif kind == "kill":
+            await self.procs.kill(await self.procs.targets(target))
+        elif kind == "pause":
+            await self.procs.pause(await self.procs.targets(target))
+        elif move == "slow-net":
+            supported = getattr(self.net, "link_faults", ("loss", "delay", "duplicate", "reorder"))
+            if "delay" not in supported:
+                return  # a loss-only backend (netns) cannot slow links down
+            rng = self.ctx.rng
+            faults = {"delay_ms": rng.choice((20, 50, 100)), "delay_dist": "exponential"}
+            if "reorder" in supported:
+                faults["reorder"] = 0.3
+            self.links = {"links": "all", **faults}
+            await asyncio.to_thread(self.net.set_links, faults, "all")
+            self.ctx.record("net", self.links)
+        else:  # pragma: no cover - FaultMix moves are fixed in this module
+            raise ValueError(f"unknown move {move!r}")
+
+    async def _partition(self, shape: str, node: str | None) -> None:
+        from faults.partition import make
+
+        nodes = list(self.ctx.cluster.node_ids)
+        if shape == "one" and node is not None:
+            p = make("leader", nodes, self.ctx.rng, leader=node)  # isolate that node
+            p = dataclasses.replace(p, shape="one")
+        else:
+            p = make(shape, nodes, self.ctx.rng, leader=node)
+        self.partition = p.value()
+        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
+        self.ctx.record("partition", self.partition)
+        log.info("partition %s: %s", shape, self.partition["grudge"])
+
+    async def _heal_network(self) -> None:
+        if self.net is None or (self.partition is None and self.links is None):
+            return
+        await asyncio.to_thread(self.net.heal)
+        if self.partition is not None:
+            self.ctx.record("partition-end", self.partition)
+            self.partition = None
+        if self.links is not None:
+            self.ctx.record("net-end", self.links)
+            self.links = None
+
+    async def _heal_all(self) -> None:
+        errors: list[BaseException] = []
+        for step in (self._heal_network, self.procs.resume, self.procs.restart):
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
+                log.error("heal: %s failed: %s", step.__name__, exc)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def heal(self) -> None:
+        async with self._lock:
+            await self._heal_all()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; False (at once) if ``stop`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        return True
+    return False
