@@ -12,6 +12,7 @@ opening the largest page in headless Chromium (load + full-page screenshot).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,9 @@ def main() -> int:
     ap.add_argument("--keep", default=None, metavar="DIR", help="keep the run folders under DIR")
     ap.add_argument("--no-browser", action="store_true", help="skip timing the page in chromium")
     args = ap.parse_args()
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times include waiting)"
+    )
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="report-bench-"))
     largest: Path | None = None
     try:
@@ -38,12 +42,12 @@ def main() -> int:
                 base / f"ops{n}", ops=n, clients=10, violation=True, net=n <= 10_000
             )
             history_mb = (run / "history.jsonl").stat().st_size / 1e6
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             page = write_report(run)
-            seconds = time.perf_counter() - began
+            seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
             print(
-                f"report {n:>7} ops: render {seconds:6.2f} s, page {page.stat().st_size / 1e6:5.2f} MB "
-                f"(history.jsonl {history_mb:6.1f} MB)  {page}",
+                f"report {n:>7} ops: render {seconds:6.2f} s wall, {cpu:5.2f} s CPU, "
+                f"page {page.stat().st_size / 1e6:5.2f} MB (history.jsonl {history_mb:6.1f} MB)  {page}",
                 flush=True,
             )
             largest = page
