@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reports import write_report, write_store_index
 from reports.analysis import availability, fault_windows, pair_ops
@@ -358,3 +360,46 @@ def test_the_witness_axis_shortens_quiet_gaps_but_keeps_order():
     assert xs[2] - xs[0] > 100  # the burst gets room instead of 1/60 of the width
     assert x.breaks == [(s // 5, 12 * s)]
     assert "shortened" in x.axis(0, 50)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["invoke", "ok", "fail", "info", "kill", "kill-end", "partition", "partition-end"]
+            ),
+            st.integers(0, 3),  # process
+            st.sampled_from(["read", "write", "cas"]),
+            st.integers(0, 5_000),  # time step in ms
+        ),
+        max_size=60,
+    )
+)
+def test_any_history_gets_a_report(tmp_path_factory: pytest.TempPathFactory, steps):
+    """Odd histories (completions without invokes, faults never healed, heals of
+    nothing, empty) still give a page; nothing in the report may crash on them."""
+    run = tmp_path_factory.mktemp("odd")
+    t, lines = 0, []
+    for i, (kind, process, f, dt) in enumerate(steps):
+        t += dt * MS
+        if kind in ("invoke", "ok", "fail", "info"):
+            value = [1, 2] if f == "cas" else (i if f == "write" else None)
+            lines.append(ev(i, t / MS, process, kind, f, value))
+        else:
+            lines.append(
+                {
+                    "index": i,
+                    "time": t,
+                    "process": "nemesis",
+                    "type": "info",
+                    "f": kind,
+                    "value": ["n1"] if kind.startswith("kill") else {"shape": "one"},
+                }
+            )
+    (run / "history.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    (run / "results.json").write_text(json.dumps({"verdict": "unknown"}))
+    html = write_report(run).read_text()
+    assert "UNKNOWN" in html and html.endswith("</html>")
