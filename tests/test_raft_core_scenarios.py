@@ -497,3 +497,41 @@ def test_codec_round_trips_every_message_through_msgpack() -> None:
 def test_codec_rejects_malformed_maps(bad: Any) -> None:
     with pytest.raises(ValueError):
         PROTOCOL.codec.decode(bad)
+
+
+# ---------------------------------------------------------- hostile input
+
+
+def test_well_typed_nonsense_from_peers_never_crashes_a_core() -> None:
+    """The codec stops malformed maps; a well-typed message with absurd
+    numbers (an ack of entries never sent, a reject hint far past our log, an
+    undecodable snapshot) must be survivable too, by leader and follower."""
+    from nodes.raft import messages as m
+
+    rng = random.Random(7)
+    for round_ in range(40):
+        net, leader = stable_leader(seed=round_)
+        target = raft(net, leader if round_ % 2 else net.ids[net.ids.index(leader) - 1])
+        for _ in range(60):
+            src = rng.choice(target.peers)
+            # Mostly the current term (acted on); rarely a higher one (deposes).
+            r = rng.random()
+            term = max(0, target.term + (1 if r < 0.02 else -1 if r < 0.1 else 0))
+
+            def num() -> int:
+                return rng.choice((0, 1, 2, 3, rng.randrange(20), 2**62))
+
+            snap = Snapshot(num(), rng.randrange(3), rng.choice((b"", b"\x81\xa1k\x01", b"\xc1")))
+            msg = rng.choice((
+                m.AppendReply(src, target.id, term, rng.random() < 0.5, num(), num(), num(), num()),
+                m.HeartbeatReply(src, target.id, term, num()),
+                m.SnapshotReply(src, target.id, term, num(), num()),
+                m.Heartbeat(src, target.id, term, num(), num()),
+                m.AppendEntries(src, target.id, term, num(), num(), [], num(), num()),
+                m.InstallSnapshot(src, target.id, term, snap, num()),
+                m.PreVote(src, target.id, term, num(), num()),
+                m.RequestVote(src, target.id, term, num(), num()),
+            ))
+            target.step(msg)
+            target.tick()
+            target.ready()

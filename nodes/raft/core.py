@@ -264,6 +264,7 @@ class RaftCore:
         """The largest index <= ``index`` whose term is <= ``term`` (or the
         snapshot index, below which we know nothing): where two logs that
         disagree at ``index`` may still agree (etcd's fast backtracking)."""
+        index = min(index, self.last_index)
         while index > self.snap_index:
             t = self.term_at(index)
             if t is not None and t <= term:
@@ -548,7 +549,11 @@ class RaftCore:
 
     def _install(self, snap: Snapshot) -> None:
         """Replace our whole state by a leader's snapshot (paper 7)."""
-        self.kv = KVStore.restore(snap.data)
+        try:
+            kv = KVStore.restore(snap.data)
+        except ValueError:
+            return  # undecodable: keep our state; the leader will resend
+        self.kv = kv
         self.log = []
         self._unstable = []
         cut = self.snap_index + 1  # remove every entry we had after the old snapshot
@@ -569,6 +574,8 @@ class RaftCore:
         pr.active = True
         if msg.success:
             index = msg.index
+            if index > self.last_index:
+                return  # acks what we never sent: not from a sane peer of this term
             if index > pr.match:
                 pr.match = index
                 if pr.next <= index:
@@ -618,6 +625,8 @@ class RaftCore:
         if pr is None:
             return
         pr.active = True
+        if msg.index > self.last_index:
+            return  # acks what we never sent: not from a sane peer of this term
         if msg.index > pr.match:
             pr.match = msg.index
             self._maybe_commit()
