@@ -20,6 +20,7 @@ from pathlib import Path
 
 from reports import charts, cluster, witness
 from reports.analysis import (
+    WRITE_FS,
     FaultWindow,
     Op,
     availability_of,
@@ -114,6 +115,7 @@ def render(run: Run) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(verdict.upper())} · {esc(title)}</title><style>{CSS}</style></head><body><main>",
         header(run, title, verdict, ops, ws, checker, checker_note),
+        in_short(ops, windows, max((int(e.get("time") or 0) for e in events), default=1)),
     ]
     if ws:
         parts.append('<h2 id="violation">What went wrong</h2>')
@@ -204,7 +206,9 @@ def header(
         if command
         else '<p class="muted">No command recorded for this run.</p>'
     )
-    run_notes = [str(x) for x in r.get("notes") or [] if x] if isinstance(r.get("notes"), list) else []
+    run_notes = (
+        [str(x) for x in r.get("notes") or [] if x] if isinstance(r.get("notes"), list) else []
+    )
     notes = "".join(f'<p class="muted">{esc(x)}</p>' for x in ([note] if note else []) + run_notes)
     return (
         f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
@@ -212,6 +216,44 @@ def header(
         f'{notes}<div class="meta">{"".join(f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in meta)}</div>'
         f"<h4>Repeat this run</h4>{cmd}"
     )
+
+
+def in_short(ops: list[Op], windows: list[FaultWindow], t1: int) -> str:
+    """One paragraph: the faults, how available the cluster stayed, how fast it recovered."""
+    if not windows:
+        return f'<p class="short">No faults were injected; {_share(counts(ops))} of operations succeeded.</p>'
+    rows = availability_of(ops, windows, t1)
+    kinds = sorted({w.kind for w in windows})
+    inside = [op for op in ops if any(w.start <= op.start < w.end_or(t1) for w in windows)]
+    outside = [op for op in ops if not any(w.start <= op.start < w.end_or(t1) for w in windows)]
+    worst = min(
+        (a for a in rows if a["ok_share"] is not None), key=lambda a: a["ok_share"], default=None
+    )
+    # A heal after the last write was tried (the run's final heal) proves nothing either way.
+    last_write = max((op.start for op in ops if op.f in WRITE_FS), default=-1)
+    heals = [
+        a["to_ack_after_heal_ms"]
+        for a in rows
+        if a["end_ns"] is not None and a["end_ns"] < last_write
+    ]
+    text = (
+        f"{len(windows)} fault windows ({', '.join(kinds)}). While a fault was active "
+        f"{_share(counts(inside))} of {len(inside)} operations succeeded, against "
+        f"{_share(counts(outside))} outside faults"
+    )
+    if worst is not None:
+        text += (
+            f"; the hardest was {worst['kind']} {worst['target']} at {fmt_time(worst['start_ns'])} "
+            f"({worst['ok_share'] * 100:.0f}% succeeded)"
+        )
+    if heals and all(h is not None for h in heals):
+        text += f". After every heal a write was acknowledged within {fmt_ms(max(heals))}."
+    elif heals:
+        missing = sum(1 for h in heals if h is None)
+        text += f". After {missing} of {len(heals)} heals no write was acknowledged again."
+    else:
+        text += "."
+    return f'<p class="short">{esc(text)}</p>'
 
 
 def fault_legend(windows: list[FaultWindow]) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ h3{font-size:15px;margin:14px 0 4px}h4{font-size:13px;margin:14px 0 4px;color:#3
 code,pre,.log{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 a{color:#1864ab}
 .muted{color:var(--muted)}
+.short{font-size:14.5px;margin:4px 0 10px;padding:8px 12px;background:var(--card);border-left:4px solid #adb5bd;border-radius:4px}
 .banner{border-radius:8px;padding:14px 18px;margin:10px 0 14px;color:#fff;display:flex;gap:18px;align-items:center}
 .banner .big{font-size:26px;font-weight:700;letter-spacing:.3px;white-space:nowrap}
 .banner .why{font-size:15px}

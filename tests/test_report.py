@@ -158,6 +158,7 @@ def test_valid_report_has_verdict_command_fault_bands_and_no_violation_section(v
         assert f'class="band band-{kind}"' in html, kind
     assert "halves: n1 n2 | n3 n4 n5" in html  # the partition named by its sides
     assert "What went wrong" not in html
+    assert "4 fault windows (kill, net, partition, pause). While a fault was active" in html
     assert "Availability per fault" in html and html.count('<td class="wrap">') == 4
     for link in ("history.jsonl", "results.json", "nodes/n1.log", "metrics.jsonl"):
         assert f'href="{link}"' in html
