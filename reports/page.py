@@ -114,8 +114,16 @@ def render(run: Run) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(verdict.upper())} · {esc(title)}</title><style>{CSS}</style></head><body><main>",
-        header(run, title, verdict, ops, ws, checker, checker_note),
-        in_short(ops, windows, max((int(e.get("time") or 0) for e in events), default=1)),
+        header(
+            run,
+            title,
+            verdict,
+            ops,
+            ws,
+            checker,
+            checker_note,
+            in_short(ops, windows, max((int(e.get("time") or 0) for e in events), default=1)),
+        ),
     ]
     if ws:
         parts.append('<h2 id="violation">What went wrong</h2>')
@@ -149,7 +157,14 @@ def render(run: Run) -> str:
 
 
 def header(
-    run: Run, title: str, verdict: str, ops: list[Op], ws: list, checker: dict, note: str
+    run: Run,
+    title: str,
+    verdict: str,
+    ops: list[Op],
+    ws: list,
+    checker: dict,
+    note: str,
+    short: str = "",
 ) -> str:
     r = run.results
     c = r.get("counts") if isinstance(r.get("counts"), dict) else counts(ops)
@@ -213,7 +228,7 @@ def header(
     return (
         f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
         f'<div class="banner {verdict}"><div class="big">{big}</div><div class="why">{esc(why)}{more}</div></div>'
-        f'{notes}<div class="meta">{"".join(f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in meta)}</div>'
+        f'{short}{notes}<div class="meta">{"".join(f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in meta)}</div>'
         f"<h4>Repeat this run</h4>{cmd}"
     )
 
