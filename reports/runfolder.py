@@ -30,8 +30,15 @@ class Run:
     config: dict = field(default_factory=dict)
     cluster: dict = field(default_factory=dict)
     metrics: list[dict] = field(default_factory=list)
-    net: list[dict] = field(default_factory=list)
     logs: dict[str, list[str]] = field(default_factory=dict)  # node id -> lines
+    _net: list[dict] | None = None
+
+    @property
+    def net(self) -> list[dict]:
+        """The message journal, read on first use: it is large and only a violation needs it."""
+        if self._net is None:
+            self._net = read_jsonl(self.path / "net.jsonl")
+        return self._net
 
     @property
     def node_ids(self) -> list[str]:
@@ -132,7 +139,6 @@ def load_run(run_dir: Path) -> Run:
         config=read_json(run_dir / "config.json"),
         cluster=read_json(run_dir / "cluster.json"),
         metrics=read_jsonl(run_dir / "metrics.jsonl"),
-        net=read_jsonl(run_dir / "net.jsonl"),
         logs=logs,
     )
 
