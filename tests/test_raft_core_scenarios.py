@@ -445,6 +445,32 @@ def test_no_log_check_flag_grants_votes_to_a_stale_log(bugs: list[str]) -> None:
     assert rd is not None and [m.granted for m in rd.messages] == ([True] if bugs else [False])
 
 
+@pytest.mark.parametrize("bugs", [[], ["no-log-check"]])
+def test_no_log_check_flag_lets_a_stale_node_win_and_erase_committed_writes(
+        bugs: list[str]) -> None:
+    net, leader = stable_leader(bugs=bugs)
+    stale, other = (i for i in net.ids if i != leader)
+    net.crash(stale)
+    w = net.propose(leader, {"op": "write", "key": "x", "value": 1})
+    assert net.run_until(lambda: w is not None and w.reply is not None)
+    assert w is not None and w.reply is not None and w.reply["ok"]  # committed on leader+other
+    net.crash(leader)
+    net.restart(stale)
+    if not bugs:
+        with pytest.raises(AssertionError, match="could not win"):
+            elect(net, stale, [other])  # other's log is more up to date: no vote
+        return
+    net.observers.clear()  # the safety checker would stop us here; watch the damage instead
+    elect(net, stale, [other])
+    r = net.propose(stale, {"op": "read", "key": "x"})
+    for _ in range(10):
+        deliver_where(net, lambda s, d, m: {s, d} == {stale, other})
+        net.tick(stale)
+    assert r is not None and r.reply is not None
+    assert r.reply["value"] is None  # the acknowledged write x=1 is gone
+    assert raft(net, other).term_at(2) == raft(net, stale).term  # overwritten on other too
+
+
 def test_bug_flags_are_off_by_default() -> None:
     core = vote_core([])
     assert not (core.bug_stale_read or core.bug_forget_vote or core.bug_no_log_check

@@ -254,7 +254,12 @@ class RaftCore:
 
     def _truncate(self, index: int) -> None:
         """Drop our entries at and after ``index`` (a follower's conflicting suffix)."""
-        assert index > self.commit_index, "never truncate committed entries"
+        if index <= self.commit_index:
+            # Never with correct elections (Leader Completeness): only a leader
+            # elected without the log check (BUG no-log-check) can contradict
+            # our committed prefix. We follow the paper's receiver rule as a
+            # naive node would; what we applied from those entries stays applied.
+            self.commit_index = self.last_applied = index - 1
         del self.log[index - self.snap_index - 1:]
         if self._truncate_from is None or index < self._truncate_from:
             self._truncate_from = index
@@ -496,8 +501,8 @@ class RaftCore:
             return  # cannot happen: one leader per term
         self._heard_leader(msg.src)
         prev = msg.prev_index
-        if prev < self.commit_index:
-            # A delayed duplicate: everything up to our commit index is settled.
+        if prev < self.snap_index:
+            # A delayed duplicate from before our snapshot: all that is settled.
             self._msgs.append(AppendReply(self.id, msg.src, self.term, True, self.commit_index,
                                           0, 0, msg.ctx))
             return
