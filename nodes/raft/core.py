@@ -61,7 +61,6 @@ name says): stale-read, forget-vote, no-log-check, commit-old-term, early-ack.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,6 +86,8 @@ from nodes.raft.messages import (
     RequestVoteReply,
     SnapshotReply,
 )
+from nodes.raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
+from nodes.raft.reads import ReadQueue
 
 FOLLOWER = "follower"
 PRE_CANDIDATE = "pre-candidate"
@@ -99,44 +100,7 @@ DEFAULT_SNAPSHOT_ENTRIES = 10_000
 DEFAULT_MAX_BATCH = 1024  # entries per AppendEntries
 DEFAULT_MAX_INFLIGHT = 64  # AppendEntries in flight per follower
 
-# Progress states of a follower as the leader sees it (etcd's names).
-PROBE, REPLICATE, SNAPSHOT = 0, 1, 2
-
 _NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
-
-
-class Progress:
-    """The leader's view of one follower."""
-
-    __slots__ = (
-        "active",
-        "ctx",
-        "inflight",
-        "match",
-        "next",
-        "paused",
-        "resend",
-        "snap_tick",
-        "state",
-    )
-
-    def __init__(self, next_index: int) -> None:
-        self.match = 0
-        self.next = next_index
-        self.state = PROBE
-        self.paused = False  # probe: one append outstanding, wait for a reply
-        self.inflight: deque[int] = deque()  # replicate: last index of each append in flight
-        self.active = True  # heard from since the last check-quorum
-        self.ctx = 0  # highest read round this follower acknowledged
-        self.snap_tick = 0  # tick at which a snapshot was last sent
-        self.resend = False  # send an append even if empty (to detect lost ones)
-
-    def to_probe(self, next_index: int) -> None:
-        self.state = PROBE
-        self.next = next_index
-        self.paused = False
-        self.inflight.clear()
-
 
 class RaftCore:
     """One Raft node's consensus state (see the module header)."""
@@ -196,12 +160,7 @@ class RaftCore:
         self.progress: dict[str, Progress] = {}
         self.term_start_index = 0  # index of this leader's no-op
         self.pending: dict[int, tuple[bytes, Any]] = {}  # log index -> (client, request id)
-        # Read-index: reads wait for a round to start, then for the round to be
-        # confirmed by a quorum, then for the state machine to reach their index.
-        self.read_seq = 0  # the newest round started
-        self.reads_unstarted: list[tuple[bytes, Any, str, int]] = []
-        self.reads_in_round: deque[tuple[int, list[tuple[bytes, Any, str, int]]]] = deque()
-        self.reads_confirmed: deque[tuple[bytes, Any, str, int]] = deque()
+        self.reads = ReadQueue()  # read-index (reads.py)
 
         # Effects accumulated for the next Ready.
         self._meta_dirty = False
@@ -353,15 +312,9 @@ class RaftCore:
         for client, rid in self.pending.values():
             replies.append((client, {"id": rid, "ok": False, "error": error, **hint}))
         self.pending = {}
-        reads = list(self.reads_unstarted) + list(self.reads_confirmed)
-        for _seq, batch in self.reads_in_round:
-            reads.extend(batch)
-        for client, rid, _key, _index in reads:
+        for client, rid, _key, _index in self.reads.drain():
             replies.append((client, {"id": rid, "ok": False, "error": error, "definite": True,
                                      **hint}))
-        self.reads_unstarted = []
-        self.reads_in_round.clear()
-        self.reads_confirmed.clear()
 
     # ----------------------------------------------------------------- inputs
 
@@ -406,7 +359,7 @@ class RaftCore:
                 return
             if self.read_mode == "index":
                 index = max(self.commit_index, self.term_start_index)
-                self.reads_unstarted.append((client, req["id"], req["key"], index))
+                self.reads.add(client, req["id"], req["key"], index)
                 return
         index = self.snap_index + len(self.log) + 1
         entry = Entry(index, self.term, req)
@@ -670,8 +623,8 @@ class RaftCore:
                         reply["id"] = waiter[1]
                         replies.append((waiter[0], reply))
         self.last_applied = index
-        if self.reads_confirmed:
-            self._serve_reads()
+        if self.reads.confirmed:
+            self.reads.serve(index, self.kv, self._replies)
         if index - self.snap_index >= self.snapshot_entries:
             self._take_snapshot()
 
@@ -688,40 +641,25 @@ class RaftCore:
     def _ack_ctx(self, pr: Progress, ctx: int) -> None:
         if ctx > pr.ctx:
             pr.ctx = ctx
-            if self.reads_in_round and ctx >= self.reads_in_round[0][0]:
-                self._confirm_rounds()
+            oldest = self.reads.oldest_round()
+            if oldest is not None and ctx >= oldest:
+                self._confirm_reads()
 
-    def _confirm_rounds(self) -> None:
-        rounds = self.reads_in_round
-        while rounds:
-            seq, batch = rounds[0]
-            acks = 1 + sum(1 for pr in self.progress.values() if pr.ctx >= seq)
-            if acks < self.quorum:
-                break
-            rounds.popleft()
-            self.reads_confirmed.extend(batch)
-        if self.reads_confirmed:
-            self._serve_reads()
+    def _confirm_reads(self) -> None:
+        progress = self.progress.values()
+        need = self.quorum - 1  # besides ourselves
 
-    def _serve_reads(self) -> None:
-        confirmed = self.reads_confirmed
-        kv = self.kv
-        applied = self.last_applied
-        while confirmed and confirmed[0][3] <= applied:
-            client, rid, key, _index = confirmed.popleft()
-            self._replies.append((client, dict(kv.read(key), id=rid)))
+        def acknowledged(seq: int) -> bool:
+            return sum(1 for pr in progress if pr.ctx >= seq) >= need
 
-    def _start_read_round(self) -> None:
-        self.read_seq += 1
-        self.reads_in_round.append((self.read_seq, self.reads_unstarted))
-        self.reads_unstarted = []
-        if not self.peers:
-            self._confirm_rounds()
+        self.reads.confirm(acknowledged)
+        if self.reads.confirmed:
+            self.reads.serve(self.last_applied, self.kv, self._replies)
 
     # ----------------------------------------------------------------- sending
 
     def _broadcast_heartbeat(self) -> None:
-        commit, term, ctx = self.commit_index, self.term, self.read_seq
+        commit, term, ctx = self.commit_index, self.term, self.reads.seq
         for p, pr in self.progress.items():
             self._msgs.append(Heartbeat(self.id, p, term, min(pr.match, commit), ctx))
 
@@ -734,7 +672,7 @@ class RaftCore:
             pr.snap_tick = self.ticks
             assert self.snapshot is not None
             self._msgs.append(InstallSnapshot(self.id, peer, self.term, self.snapshot,
-                                              self.read_seq))
+                                              self.reads.seq))
             return True
         last = self.last_index
         if pr.state == PROBE:
@@ -767,21 +705,23 @@ class RaftCore:
         assert prev_term is not None
         return AppendEntries(self.id, peer, self.term, prev, prev_term,
                              self.log[start - base:end - base + 1], self.commit_index,
-                             self.read_seq)
+                             self.reads.seq)
 
     # ------------------------------------------------------------------ output
 
     def ready(self) -> Ready | None:
         if self.role == LEADER:
-            new_round = bool(self.reads_unstarted)
+            new_round = bool(self.reads.unstarted)
             if new_round:
-                self._start_read_round()
+                self.reads.start_round()
+                if not self.peers:
+                    self._confirm_reads()
             if self.peers:
                 hb = None
                 for p, pr in self.progress.items():
                     if not self._send_appends(p, pr) and new_round:
                         if hb is None:
-                            hb = (self.term, self.commit_index, self.read_seq)
+                            hb = (self.term, self.commit_index, self.reads.seq)
                         self._msgs.append(Heartbeat(self.id, p, hb[0], min(pr.match, hb[1]),
                                                     hb[2]))
             else:
