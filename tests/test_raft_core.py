@@ -18,6 +18,7 @@ clients' history must be linearizable (harness.checker).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -184,6 +185,24 @@ def test_random_schedules_over_the_wire_are_linearizable() -> None:
     for seed in range(60):
         run_schedule(10_000 + seed, 600, check_history=True, wire=True,
                      snapshot_entries=16, read_mode="log" if seed % 2 else "index")
+
+
+@pytest.mark.parametrize("bug, check_history", [
+    ("no-log-check", False),  # caught by the safety invariants
+    ("early-ack", True),  # invisible to them: caught by the clients' history
+])
+def test_random_schedules_catch_a_known_bug(bug: str, check_history: bool) -> None:
+    """The checks above have teeth: with a bug flag on, some schedule fails them."""
+    if check_history and check_events is None:
+        pytest.skip("harness.checker is not available")
+    expected = "not linearizable" if check_history else "safety|completeness|matching"
+    for seed in range(200):
+        try:
+            run_schedule(seed, 400, check_history=check_history, bugs=[bug])
+        except (SimError, AssertionError) as exc:
+            assert re.search(expected, str(exc)), exc
+            return
+    raise AssertionError(f"200 random schedules did not expose {bug}")
 
 
 @pytest.mark.slow
