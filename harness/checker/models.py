@@ -250,22 +250,35 @@ class CasRegister(Model):
         init_c = code(init_v)
         # (op, kind, a, b): kind 0 read(a), 1 write(b), 2 cas(a->b), 3 failed cas observed (!= a)
         rows: list[list[Any]] = []
+        add = rows.append
+        observed_fail = self.fail_cas == "observed"
+        wildcard = self.nil_read == "wildcard"
         for op in ops:
-            if not self.considered(op):
-                continue
             f = op.f
+            st = op.status
             if f == "read":
-                c = code(op.output)
-                rows.append([op, 0, c, c])
+                if st != "ok":
+                    continue  # an indeterminate or failed read changes nothing
+                v = op.output
+                if v is None and wildcard:
+                    continue
+                c = code(v)
+                add([op, 0, c, c])
             elif f == "write":
-                rows.append([op, 1, -1, code(op.value)])
+                if st != "fail":
+                    add([op, 1, -1, code(op.value)])
             elif f == "cas":
-                exp, new = _cas_args(op)
-                if op.status == "fail":
-                    c = code(exp)
-                    rows.append([op, 3, c, c])
+                v = op.value
+                if type(v) is list and len(v) == 2:
+                    exp, new = v
                 else:
-                    rows.append([op, 2, code(exp), code(new)])
+                    exp, new = _cas_args(op)
+                if st == "fail":
+                    if observed_fail:
+                        c = code(exp)
+                        add([op, 3, c, c])
+                else:
+                    add([op, 2, code(exp), code(new)])
             else:
                 raise ValueError(f"{self.name} model has no operation {f!r}")
         n_in = len(ops)
@@ -326,6 +339,16 @@ class CasRegister(Model):
         # another value when failures are observed): otherwise drop it from
         # the linearization or let the next write overwrite it.
         optional = [r == INF for r in rets]
+        # identical optional ops (same kind and coded values) in call order only
+        pred = [-1] * len(rows)
+        last_same: dict[tuple[int, int, int], int] = {}
+        for idx, r in enumerate(rows):
+            if optional[idx]:
+                sig = (r[1], r[2], r[3])
+                j = last_same.get(sig)
+                if j is not None:
+                    pred[idx] = j
+                last_same[sig] = idx
         seers: dict[int, list[int]] = {}
         for idx, r in enumerate(rows):
             if r[1] in (0, 2):
@@ -338,7 +361,7 @@ class CasRegister(Model):
                 lst += [j for j, a in neg if a != r[3]]
                 needs[idx] = lst
         return Compiled(
-            kept, [op.call for op in kept], rets, identical_chain(kept, optional), init_c, step,
+            kept, [op.call for op in kept], rets, pred, init_c, step,
             decode=lambda c: values[c], dropped=n_in - len(kept), notes=notes, needs=needs,
             stale=stale,
         )
