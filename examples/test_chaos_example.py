@@ -39,6 +39,8 @@ def test_linearizable_under_faults(chaos, system, nemesis, seed):
     assert chaos.results["recovered"], "the cluster did not serve again after healing"
 
 
+# Up to four runs of ~10 s each, slower on a loaded machine: more than the default timeout.
+@pytest.mark.timeout(400)
 @pytest.mark.chaos(nemesis="partition", bug="early-ack", seed=1)
 @pytest.mark.parametrize("system", [
     "raft",
