@@ -102,6 +102,7 @@ DEFAULT_MAX_INFLIGHT = 64  # AppendEntries in flight per follower
 
 _NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
 
+
 class RaftCore:
     """One Raft node's consensus state (see the module header)."""
 
