@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.checker import check_events  # noqa: E402
-from harness.checker.generate import generate  # noqa: E402
-from harness.history import read_history  # noqa: E402
+from harness.checker import check_events
+from harness.checker.generate import generate
+from harness.history import read_history
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -68,9 +68,9 @@ def bench_etcd(runs: int, per_file: bool) -> None:
     wrong = 0
     for f in files:
         e = entries[f]
-        tc, res = median_time(lambda: check_events(loaded[f], e["model"], **sem(e)), runs)
+        tc, res = median_time(lambda f=f, e=e: check_events(loaded[f], e["model"], **sem(e)), runs)
         total_cpu += CPU[0]
-        tr, _ = median_time(lambda: read_history(CORPUS / f), runs)
+        tr, _ = median_time(lambda f=f: read_history(CORPUS / f), runs)
         total_check += tc
         total_read += tr
         wrong += res.valid is not e["expected_linearizable"]
@@ -87,9 +87,10 @@ def bench_kv(runs: int) -> None:
     for name in ("porcupine/kv/c50-ok.jsonl", "porcupine/kv/c50-bad.jsonl"):
         e = entries[name]
         events = read_history(CORPUS / name)
-        tc, res = median_time(lambda: check_events(events, e["model"], **sem(e)), runs)
+        tc, res = median_time(
+            lambda events=events, e=e: check_events(events, e["model"], **sem(e)), runs)
         cpu = CPU[0]
-        tr, _ = median_time(lambda: read_history(CORPUS / name), runs)
+        tr, _ = median_time(lambda name=name: read_history(CORPUS / name), runs)
         target = "; target < 100 ms" if name.endswith("c50-ok.jsonl") else ""
         print(f"{name}: {res.valid} in {tc * 1000:.1f} ms (cpu {cpu * 1000:.1f} ms; + read "
               f"{tr * 1000:.1f} ms){target}; expected {e['expected_linearizable']}")

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-__all__ = ["HistoryError", "Op", "read_history", "parse_jsonl", "parse_edn", "pair_ops"]
+__all__ = ["HistoryError", "Op", "pair_ops", "parse_edn", "parse_jsonl", "read_history"]
 
 TYPES = ("invoke", "ok", "fail", "info")
 INF = float("inf")
@@ -104,7 +105,7 @@ def _looks_like_edn(path: Path, text: str) -> bool:
     if path.suffix in (".jsonl", ".json"):
         return False
     head = text.lstrip()[:200]
-    return head.startswith("[") or head.startswith("#") or bool(re.match(r"\{\s*:", head))
+    return head.startswith(("[", "#")) or bool(re.match(r"\{\s*:", head))
 
 
 _TYPESET = frozenset(TYPES)

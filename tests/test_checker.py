@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.checker import CheckResult, KV, check_events
+from harness.checker import KV, CheckResult, check_events
 from harness.checker.models import Model
 from harness.history import Op
 

@@ -10,7 +10,7 @@ optional operations may be left out, memoized on (placed set, state).
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,7 +46,7 @@ def _part_ok(m, ops) -> bool:
     key = m.partition_key(ops)
     init = m.initial_for(key) if hasattr(m, "initial_for") else m.init()
 
-    @lru_cache(maxsize=None)
+    @cache
     def go(placed: int, state_key) -> bool:
         state = states[state_key]
         if placed & must_all == must_all:

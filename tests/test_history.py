@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.checker import check_events, check_file
+from harness.cli import main
 from harness.history import HistoryError, pair_ops, parse_edn, read_history
 
 INF = float("inf")

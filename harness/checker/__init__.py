@@ -22,18 +22,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.history import HistoryError, Op, pair_ops, public, read_history
 from harness.checker.explain import sentence
 from harness.checker.models import (
-    MODELS, KV, CasRegister, Compiled, KVAppend, Model, MultiRegister, Mutex, make_model,
+    KV,
+    MODELS,
+    CasRegister,
+    Compiled,
+    KVAppend,
+    Model,
+    MultiRegister,
+    Mutex,
+    make_model,
 )
 from harness.checker.search import INF, linearize
+from harness.history import HistoryError, Op, pair_ops, public, read_history
 
 PROVEN_BUDGET_S = 2.0  # search time for the prefix of a partition already proven invalid
 
 __all__ = [
-    "CheckResult", "Anomaly", "check_events", "check_file", "check_ops", "HistoryError",
-    "Model", "KV", "CasRegister", "KVAppend", "MultiRegister", "Mutex", "MODELS", "make_model",
+    "KV",
+    "MODELS",
+    "Anomaly",
+    "CasRegister",
+    "CheckResult",
+    "HistoryError",
+    "KVAppend",
+    "Model",
+    "MultiRegister",
+    "Mutex",
+    "check_events",
+    "check_file",
+    "check_ops",
+    "make_model",
 ]
 
 

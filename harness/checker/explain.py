@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.checker.models import CasRegister, KVAppend, Model, _cas_args, _hkey, fmt
 from harness.history import Op
-from harness.checker.models import CasRegister, Model, _cas_args, _hkey, fmt
 
 
 def when(ev: dict | None, fallback_pos: Any = None) -> str:
@@ -31,6 +31,19 @@ def sentence(model: Model, key: Any, ops: list[Op], stuck: Op, prefix: list[Op],
         s = _register_sentence(model, key, ops, stuck)
         if s:
             return s
+    if isinstance(model, KVAppend) and stuck.f in ("append", "write"):
+        # Appends are cut when they cannot lead to what a later read saw:
+        # name that read, it is the observation in conflict.
+        later = [op for op in ops if op.f == "read" and op.status == "ok" and op.call > stuck.ret]
+        if later:
+            r = min(later, key=lambda o: o.ret)
+            return (
+                f"{model.describe_op(stuck)} completed at {when(stuck.complete)}, but no order of "
+                f"the operations concurrent with it agrees with the reads of {key} after it (the "
+                f"first, invoked {when(r.invoke)}, returned {fmt(r.output)}): after the longest "
+                f"linearizable prefix ({len(prefix)} operations) {key} is "
+                f"{model.describe_state(state)}"
+            )
     return (
         f"{model.describe_op(stuck)} (invoked {when(stuck.invoke)}, completed "
         f"{when(stuck.complete)}), but no order of the operations concurrent with it allows "

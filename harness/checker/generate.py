@@ -168,7 +168,7 @@ def mutate(rng: random.Random, events: list[dict]) -> list[dict]:
     else:
         # move the completion earlier (towards its invoke): shrinks its window
         j = i
-        while j > 0 and not (evs[j - 1].get("process") == e["process"]):
+        while j > 0 and evs[j - 1].get("process") != e["process"]:
             j -= 1
         if j < i:
             k = rng.randint(j, i)
@@ -178,4 +178,4 @@ def mutate(rng: random.Random, events: list[dict]) -> list[dict]:
     return evs
 
 
-__all__ = ["generate", "mutate", "_cas_args"]
+__all__ = ["_cas_args", "generate", "mutate"]

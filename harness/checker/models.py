@@ -29,11 +29,12 @@ Exact reductions (each keeps the set of linearizable histories the same):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from harness.history import Op
 from harness.checker.search import INF, NO
+from harness.history import Op
 
 NIL_READ = ("absent", "wildcard")
 FAIL_CAS = ("noeffect", "observed")
@@ -483,7 +484,7 @@ class KVAppend(Model):
             else:
                 raise ValueError(f"kv-append model has no operation {op.f!r}")
             if not isinstance(vals[-1], str):
-                raise ValueError(f"kv-append values are strings, not {vals[-1]!r}")
+                raise TypeError(f"kv-append values are strings, not {vals[-1]!r}")
         reads = sorted((op.call, op.ret, vals[i]) for i, op in enumerate(kept)
                        if kinds[i] == 0 and op.ret != INF)
         # suffix minimum of read returns, by call time

@@ -44,8 +44,9 @@ Invariants:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 INF = float("inf")
 NO: Any = object()  # step result: the operation is illegal in this state
