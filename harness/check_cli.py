@@ -46,6 +46,8 @@ def register(subparsers: Any) -> None:
                    help="a failed cas had no effect (Jepsen, default) or observed a mismatch")
     p.add_argument("--nil-read", choices=("absent", "wildcard"), default=None,
                    help="an ok read of nil means absent (default) or unknown (Knossos)")
+    p.add_argument("--independent", action="store_true",
+                   help="Jepsen independent-key history: each value is [key, value]")
     p.add_argument("--no-manifest", action="store_true",
                    help="ignore manifest.json files next to corpus histories")
     p.set_defaults(func=run)
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 sem["nil_read"] = args.nil_read
             row: dict[str, Any] = {"path": str(file)}
             try:
-                res = check_file(file, model, args.time_limit, **sem)
+                res = check_file(file, model, args.time_limit, independent=args.independent, **sem)
             except HistoryError as exc:
                 counts["error"] += 1
                 row.update(valid=None, error=str(exc))

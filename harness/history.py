@@ -289,6 +289,23 @@ def parse_edn(text: str, path: str = "<history>") -> list[dict]:
     return events
 
 
+def unwrap_independent(events: list[dict]) -> list[dict]:
+    """Jepsen ``independent`` histories: value ``[k v]`` -> key k, value v.
+
+    Jepsen's independent checker runs one register per key and records the
+    key inside the value as a tuple. Client events without a key get it
+    from their value; others are left alone.
+    """
+    out = []
+    for ev in events:
+        v = ev.get("value")
+        if ev.get("process") != "nemesis" and ev.get("key") is None and isinstance(v, list) \
+                and len(v) == 2:
+            ev = {**ev, "key": v[0], "value": v[1]}
+        out.append(ev)
+    return out
+
+
 def _plain_key(k: Any) -> Any:
     return str(k) if isinstance(k, Keyword) else k
 

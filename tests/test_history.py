@@ -162,3 +162,18 @@ def test_cli_time_limit_gives_unknown(tmp_path, capsys):
     h = _write(tmp_path, "hard.jsonl", _jsonl(events))
     assert main(["check", str(h), "--time-limit", "0.2"]) == 3
     assert "unknown" in capsys.readouterr().out
+
+
+def test_jepsen_independent_keys(tmp_path, capsys):
+    edn = """{:type :invoke, :f :write, :value [:k1 3], :process 0}
+{:type :ok, :f :write, :value [:k1 3], :process 0}
+{:type :invoke, :f :cas, :value [:k2 [nil 5]], :process 1}
+{:type :fail, :f :cas, :value [:k2 [nil 5]], :process 1}
+{:type :invoke, :f :read, :value [:k1 nil], :process 2}
+{:type :ok, :f :read, :value [:k1 4], :process 2}
+"""
+    p = _write(tmp_path, "history.edn", edn)
+    res = check_file(p, "kv", independent=True)
+    assert res.valid is False and res.anomalies[0].key == "k1"
+    assert main(["check", str(p), "--independent"]) == 1
+    assert "read of k1 returned 4" in capsys.readouterr().out

@@ -35,7 +35,7 @@ from harness.checker.models import (
     make_model,
 )
 from harness.checker.search import INF, linearize
-from harness.history import HistoryError, Op, pair_ops, public, read_history
+from harness.history import HistoryError, Op, pair_ops, public, read_history, unwrap_independent
 
 PROVEN_BUDGET_S = 2.0  # search time for the prefix of a partition already proven invalid
 
@@ -111,10 +111,19 @@ class CheckResult:
 
 
 def check_file(
-    path: str | Path, model: str | Model = "kv", time_limit: float | None = None, **semantics: Any
+    path: str | Path,
+    model: str | Model = "kv",
+    time_limit: float | None = None,
+    *,
+    independent: bool = False,
+    **semantics: Any,
 ) -> CheckResult:
-    """Check a history file (JSON Lines or EDN). Raises HistoryError if unreadable."""
+    """Check a history file (JSON Lines or EDN). Raises HistoryError if unreadable.
+
+    ``independent``: Jepsen independent-key history (value ``[key value]``)."""
     events = read_history(path)
+    if independent:
+        events = unwrap_independent(events)
     res = check_events(events, model, time_limit, path=str(path), **semantics)
     return res
 
