@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             row: dict[str, Any] = {"path": str(file)}
             try:
                 res = check_file(file, model, args.time_limit, independent=args.independent, **sem)
-            except HistoryError as exc:
+            except (HistoryError, ValueError) as exc:  # ValueError: a bad model or option
                 counts["error"] += 1
                 row.update(valid=None, error=str(exc))
                 rows.append(row)

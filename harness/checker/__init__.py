@@ -141,7 +141,10 @@ def check_events(
     t0 = time.perf_counter()
     ops = pair_ops(events, path or "<events>")
     m = make_model(model, **semantics)
-    res = check_ops(ops, m, time_limit, start=t0)
+    try:
+        res = check_ops(ops, m, time_limit, start=t0)
+    except HistoryError as exc:
+        raise HistoryError(path or "<events>", None, exc.message) from None
     res.path = path
     return res
 
