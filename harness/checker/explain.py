@@ -65,10 +65,12 @@ def _register_sentence(model: CasRegister, key: Any, ops: list[Op], stuck: Op) -
     else:
         return None
     hv = _hkey(v)
-    producers = [
-        op for op in ops
-        if op.status != "fail" and _produces(op) is not None and _hkey(_produces(op)[0]) == hv
-    ]
+    producers = []
+    for op in ops:
+        if op.status != "fail" and op.f in ("write", "cas"):
+            pv = _produces(op)
+            if pv is not None and _hkey(pv[0]) == hv:
+                producers.append(op)
     initial = model.initial_for(key)
     if not producers and hv != _hkey(initial):
         return f"{head}, but no operation ever wrote {fmt(v)}"

@@ -360,6 +360,7 @@ class CasRegister(Model):
             if optional[idx] and r[1] in (1, 2):
                 lst = [j for j in seers.get(r[3], ()) if j != idx]
                 lst += [j for j, a in neg if a != r[3]]
+                lst.sort()  # call order (rows are): the search stops at the frontier
                 needs[idx] = lst
         return Compiled(
             kept, [op.call for op in kept], rets, pred, init_c, step,

@@ -27,7 +27,7 @@ Invariants:
 - ``rets[i]`` is ``INF`` for an optional operation (may take effect at any
   time after its call, or never). Once every definite operation is
   linearized the search succeeds (the rest simply never took effect).
-- ``needs[i]`` (optional ops only; None = no filter): op i is only placed
+- ``needs[i]`` (optional ops only; None = no filter; sorted by call): op i is only placed
   when one of those ops is a pending candidate, the model's promise that
   some linearization places each used optional op right before one of them
   (an indeterminate write is only worth taking effect if something sees it).
@@ -311,16 +311,20 @@ def linearize(
                 if p < 0 or (ol >> opos[p]) & 1:
                     nd = needs[i]
                     if nd is not None:
+                        seen_by = False
                         for o in nd:
-                            if calls[o] < frontier:
-                                if rets[o] == INF:
-                                    if not (ol >> opos[o]) & 1:
-                                        break
-                                else:
-                                    d = dpos[o] - base
-                                    if d >= 0 and not (rel >> d) & 1:
-                                        break
-                        else:
+                            if calls[o] >= frontier:
+                                break
+                            if rets[o] == INF:
+                                if not (ol >> opos[o]) & 1:
+                                    seen_by = True
+                                    break
+                            else:
+                                d = dpos[o] - base
+                                if d >= 0 and not (rel >> d) & 1:
+                                    seen_by = True
+                                    break
+                        if not seen_by:
                             j = onxt[j]
                             continue
                     s2 = step(state, i)
