@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,14 +55,22 @@ def register(subparsers: Any) -> None:
 
 
 def history_files(path: Path) -> Iterator[Path]:
+    """A file itself; in a folder, every *.jsonl / *.edn, except that a run
+    folder (one holding history.jsonl or history.edn) gives only that file
+    and is not searched further (metrics.jsonl, net.jsonl, data/ are not
+    histories)."""
     if not path.is_dir():
         yield path
         return
-    for d in sorted([path, *[p for p in path.rglob("*") if p.is_dir()]]):
-        files = [d / n for n in HISTORY_NAMES if (d / n).is_file()]
-        if not files:
-            files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix in (".jsonl", ".edn"))
-        yield from files
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        here = Path(root)
+        runs = [here / n for n in HISTORY_NAMES if n in names]
+        if runs:
+            dirs.clear()
+            yield from runs
+            continue
+        yield from (here / n for n in sorted(names) if n.endswith((".jsonl", ".edn")))
 
 
 class Manifests:

@@ -177,3 +177,15 @@ def test_jepsen_independent_keys(tmp_path, capsys):
     assert res.valid is False and res.anomalies[0].key == "k1"
     assert main(["check", str(p), "--independent"]) == 1
     assert "read of k1 returned 4" in capsys.readouterr().out
+
+
+def test_cli_folder_skips_non_histories_inside_run_folders(tmp_path, capsys):
+    run = tmp_path / "store" / "r1"
+    (run / "data" / "n1").mkdir(parents=True)
+    _write(run, "history.jsonl", _jsonl(GOOD))
+    _write(run, "net.jsonl", '{"msg": 1}\n')
+    _write(run / "data" / "n1", "wal.jsonl", '{"term": 1}\n')
+    _write(tmp_path, "other.jsonl", _jsonl(GOOD))
+    assert main(["check", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert sorted(Path(f["path"]).name for f in doc["files"]) == ["history.jsonl", "other.jsonl"]
