@@ -92,6 +92,7 @@ SEMANTICS = [
     ("cas-register", {"nil_read": "wildcard"}),
     ("kv-append", {}),
     ("mutex", {}),
+    ("multi-register", {"initial": {"x": 0, "y": 0}}),
 ]
 
 

@@ -32,8 +32,10 @@ def generate(
 ) -> list[dict]:
     """Events of a linearizable history with about ``n_ops`` operations."""
     key_names = [None] if keys == 0 else [f"k{i}" for i in range(keys)]
-    state: dict[Any, Any] = {k: (0 if model == "mutex" else ("" if model == "kv-append" else None))
-                             for k in key_names}
+    if model == "multi-register":
+        key_names = ["x", "y", "z"][: max(keys, 2)]
+    initial = {"mutex": 0, "kv-append": "", "multi-register": 0}.get(model)
+    state: dict[Any, Any] = {k: initial for k in key_names}
     written: dict[Any, list[Any]] = {k: [] for k in key_names}
     next_value = [0]
     events: list[dict] = []
@@ -53,6 +55,16 @@ def generate(
 
     def new_op() -> dict:
         k = rng.choice(key_names)
+        if model == "multi-register":
+            txn = []
+            for _ in range(rng.randint(1, 3)):
+                mk = rng.choice(key_names)
+                if rng.random() < 0.5:
+                    txn.append(["read", mk, None])
+                else:
+                    next_value[0] += 1
+                    txn.append(["write", mk, next_value[0]])
+            return {"f": "txn", "key": None, "value": txn}
         if model == "mutex":
             return {"f": rng.choice(("acquire", "release")), "key": k, "value": None}
         if model == "kv-append":
@@ -74,6 +86,15 @@ def generate(
 
     def apply(op: dict) -> tuple[bool, Any]:
         k, f = op["key"], op["f"]
+        if f == "txn":
+            done = []
+            for mf, mk, mv in op["value"]:
+                if mf == "read":
+                    done.append([mf, mk, state[mk]])
+                else:
+                    state[mk] = mv
+                    done.append([mf, mk, mv])
+            return True, done
         if f == "read":
             return True, state[k]
         if f == "write":
@@ -154,7 +175,13 @@ def mutate(rng: random.Random, events: list[dict]) -> list[dict]:
     i = rng.choice(comps)
     e = evs[i]
     choice = rng.randrange(4)
-    if choice == 0 and e["f"] == "read" and e["type"] == "ok":
+    if choice == 0 and e["f"] == "txn" and e["type"] == "ok":
+        reads = [m for m in e["value"] if m[0] == "read"]
+        if reads:
+            e["value"] = [list(m) for m in e["value"]]
+            m = rng.choice([m for m in e["value"] if m[0] == "read"])
+            m[2] = rng.randint(0, 5)
+    elif choice == 0 and e["f"] == "read" and e["type"] == "ok":
         seen = [x["value"] for x in evs if x["f"] in ("write", "append") and x["type"] == "invoke"]
         seen += [x["value"][1] for x in evs if x["f"] == "cas" and x["type"] == "invoke"]
         if isinstance(e["value"], str) or (seen and isinstance(seen[0], str)):
