@@ -1,0 +1,298 @@
+"""The bug zoo: `harness run --bug NAME` finds each known bug; correct nodes stay valid.
+
+Fast (default suite): the registry agrees with the flags the cores implement,
+``--bug`` picks the fault mix and settings (and the user's options win), a
+bug the system lacks is a one-line usage error, the mix nemesis records every
+fault it starts and ends; and one real run per system that catches a bug
+within seconds, plus a correct cluster under the same mix that stays valid.
+Slow (``-m slow``): every bug on every system that has it, 60 s, fixed seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from faults.api import NemesisContext
+from harness import bugs as zoo
+from harness.config import ConfigError, RunConfig
+from harness.runner import run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- the registry ----------------------------------------------------------------
+
+
+def test_registry_names_exactly_the_flags_the_cores_implement() -> None:
+    from nodes.raft.core import BUGS as RAFT_BUGS
+
+    assert set(zoo.names("raft")) == set(RAFT_BUGS)
+    paxos_src = (REPO / "nodes" / "paxos" / "core.py").read_text()
+    for name in zoo.names("paxos"):
+        assert f'"{name}" in bugs' in paxos_src, f"paxos core has no flag {name}"
+    assert set(zoo.names("paxos")) == {"stale-read", "early-ack", "no-adopt", "forget-promise"}
+    for bug in zoo.BUGS.values():
+        assert bug.mistake and len(bug.mistake.splitlines()) == 1
+        assert bug.faults.moves and set(bug.faults.moves) <= set(zoo.MOVES)
+        known = {f.name for f in RunConfig.__dataclass_fields__.values()}
+        assert set(bug.settings) <= known
+
+
+def test_bug_brings_its_fault_mix_and_settings_unless_the_user_chose() -> None:
+    cfg = RunConfig(system="raft", bugs=["stale-read"]).resolved()
+    want = zoo.settings_for("stale-read")
+    assert cfg.nemesis == "bug:stale-read"
+    for key, value in want.items():
+        assert getattr(cfg, key) == value, key
+    # the user's explicit options win; an explicit nemesis turns the mix off
+    mine = RunConfig(system="raft", bugs=["stale-read"], keys=7).resolved()
+    assert mine.keys == 7 and mine.nemesis == "bug:stale-read"
+    own = RunConfig(system="raft", bugs=["stale-read"], nemesis="kill").resolved()
+    assert own.nemesis == "kill" and own.keys == RunConfig().keys
+    # the mix alone (no bug) gives correct nodes the very same settings
+    same = RunConfig(system="raft", nemesis="bug:stale-read").resolved()
+    assert {k: getattr(same, k) for k in want} == {k: getattr(cfg, k) for k in want}
+    assert same.bugs == []
+    # config.json's command line repeats the mix
+    assert "bug:stale-read" in cfg.argv()
+
+
+def test_a_bug_the_system_lacks_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no-adopt is a paxos bug"):
+        RunConfig(system="raft", bugs=["no-adopt"]).resolved().validate()
+    with pytest.raises(ConfigError, match="unknown bug"):
+        RunConfig(system="paxos", bugs=["nope"]).resolved().validate()
+    RunConfig(system="paxos", bugs=["no-adopt"]).resolved().validate()
+    # a node command of someone else's may have bugs of its own
+    RunConfig(system="mynode --fast", bugs=["whatever"]).resolved().validate()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, says", [
+    (["--bug", "no-adopt", "--system", "raft"], "no-adopt is a paxos bug"),
+    (["--bug", "forget-vote", "--system", "paxos"], "forget-vote is a raft bug"),
+    (["--nemesis", "bug:nope"], "unknown bug"),
+    (["--bug", "stale-read", "--net", "direct"], "needs --net proxy"),
+])
+def test_cli_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", *args, "--store",
+                           str(tmp_path / "store"), "--time-limit", "1"],
+                          capture_output=True, text=True, cwd=REPO, timeout=50)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], proc.stderr
+
+
+# --- the mix nemesis, against fakes ---------------------------------------------------
+
+
+class FakeCluster:
+    def __init__(self, ids: list[str]) -> None:
+        self.node_ids = ids
+        self.up = set(ids)
+        self.paused: set[str] = set()
+
+    def kill(self, node: str) -> None:
+        self.up.discard(node)
+
+    def start(self, node: str) -> None:
+        self.up.add(node)
+
+    def pause(self, node: str) -> None:
+        self.paused.add(node)
+
+    def resume(self, node: str) -> None:
+        self.paused.discard(node)
+
+    def pid(self, node: str) -> int | None:
+        return 1 if node in self.up else None
+
+    def is_running(self, node: str) -> bool:
+        return node in self.up
+
+
+class FakeNet:
+    def __init__(self) -> None:
+        self.grudge: dict = {}
+        self.links = None
+
+    def set_grudge(self, grudge: dict) -> None:
+        self.grudge = grudge
+
+    def set_links(self, faults: dict | None, links: object = "all") -> None:
+        self.links = faults
+
+    def heal(self) -> None:
+        self.grudge, self.links = {}, None
+
+
+def drive_mix(name: str, seconds: float) -> tuple[list[tuple[str, object]], FakeCluster, FakeNet]:
+    ids = ["n1", "n2", "n3", "n4", "n5"]
+    cluster, net, events = FakeCluster(ids), FakeNet(), []
+
+    async def leader() -> str:
+        return "n3"
+
+    ctx = NemesisContext(cluster=cluster, proxy_control=None,
+                         record=lambda f, v: events.append((f, v)), rng=random.Random(7),
+                         leader=leader, interval_s=0.1, network=net)
+
+    async def go() -> None:
+        nemesis = zoo.build_nemesis(f"bug:{name}", ctx)
+        stop = asyncio.Event()
+        task = asyncio.create_task(nemesis.run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+        await nemesis.heal()
+        await nemesis.heal()  # idempotent
+
+    asyncio.run(go())
+    return events, cluster, net
+
+
+def balanced(events: list[tuple[str, object]]) -> None:
+    """Every fault start is ended later with the same value, and nothing is left open."""
+    open_: list[tuple[str, object]] = []
+    for f, v in events:
+        if f.endswith("-end"):
+            assert (f.removesuffix("-end"), v) in open_, (f, v)
+            open_.remove((f.removesuffix("-end"), v))
+        else:
+            open_.append((f, v))
+    assert not open_
+
+
+@pytest.mark.timeout(30)
+def test_stale_read_mix_isolates_the_leader_and_heals() -> None:
+    events, cluster, net = drive_mix("stale-read", 1.0)
+    starts = [v for f, v in events if f == "partition"]
+    assert len(starts) >= 3
+    for v in starts:
+        assert v["shape"] == "leader" and sorted(v["grudge"]["n3"]) == ["n1", "n2", "n4", "n5"]
+    balanced(events)
+    assert net.grudge == {} and cluster.up == set(cluster.node_ids)
+
+
+@pytest.mark.timeout(30)
+def test_lag_mix_cuts_a_follower_then_the_leader() -> None:
+    events, _cluster, net = drive_mix("no-log-check", 1.0)
+    parts = [v for f, v in events if f == "partition"]
+    assert len(parts) >= 4
+    shapes = [v["shape"] for v in parts]
+    assert shapes[:2] == ["one", "leader"]
+    lagger = next(n for n, srcs in parts[0]["grudge"].items() if len(srcs) == 4)
+    assert lagger != "n3"  # a follower lags; then the leader (n3) is cut off
+    assert len(parts[1]["grudge"]["n3"]) == 4 and parts[1]["grudge"][lagger] == ["n3"]
+    balanced(events)
+    assert net.grudge == {}
+
+
+@pytest.mark.timeout(30)
+def test_kill_mix_restarts_what_it_killed() -> None:
+    events, cluster, _net = drive_mix("no-adopt", 1.0)
+    kills = [v for f, v in events if f == "kill"]
+    assert kills and all(v == ["n3"] for v in kills)
+    balanced(events)
+    assert cluster.up == set(cluster.node_ids)
+
+
+# --- real runs ---------------------------------------------------------------------
+
+
+def run_processes(tmp_path: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
+                    str(tmp_path) in arg for arg in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+@pytest.fixture
+def no_leftovers(tmp_path: Path):
+    """Ends (by PID) any process of this test's run that outlives it, and fails then."""
+    yield
+    deadline = time.monotonic() + 10
+    while run_processes(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = run_processes(tmp_path)
+    for proc in left:
+        proc.kill()
+    assert not left, f"processes of the run were left running: {[p.pid for p in left]}"
+
+
+def bug_run(tmp_path: Path, system: str, bug: str | None, seconds: float, seed: int,
+            mix: str | None = None):
+    cfg = RunConfig(system=system, bugs=[bug] if bug else [], time_limit=seconds, seed=seed,
+                    store=str(tmp_path / "store"), progress=False,
+                    nemesis=f"bug:{mix}" if mix else "")
+    return run(cfg)
+
+
+def assert_caught(result, bug: str) -> None:
+    assert result.exit_code == 1, (result.verdict, result.results.get("notes"), result.run_dir)
+    assert result.anomalies and all(a["ops"] for a in result.anomalies)
+    assert result.config.nemesis == f"bug:{bug}"
+    assert (result.run_dir / "results.json").exists()
+    if result.report is not None:  # the report names the violation
+        html = result.report.read_text()
+        assert result.anomalies[0]["key"] in html
+
+
+@pytest.mark.process
+@pytest.mark.timeout(150)
+def test_raft_early_ack_is_caught_in_seconds(tmp_path: Path, no_leftovers: None) -> None:
+    assert_caught(bug_run(tmp_path, "raft", "early-ack", 10, seed=1), "early-ack")
+
+
+@pytest.mark.process
+@pytest.mark.timeout(150)
+def test_paxos_stale_read_is_caught_in_seconds(tmp_path: Path, no_leftovers: None) -> None:
+    assert_caught(bug_run(tmp_path, "paxos", "stale-read", 10, seed=1), "stale-read")
+
+
+@pytest.mark.process
+@pytest.mark.timeout(150)
+def test_correct_raft_under_the_early_ack_mix_is_valid(tmp_path: Path,
+                                                       no_leftovers: None) -> None:
+    result = bug_run(tmp_path, "raft", None, 10, seed=1, mix="early-ack")
+    assert result.config.bugs == [] and result.config.nemesis == "bug:early-ack"
+    assert result.exit_code == 0, (result.anomalies[:1], result.results.get("notes"))
+    kinds = {e.get("f") for e in map(__import__("json").loads,
+                                     (result.run_dir / "history.jsonl").read_text().splitlines())
+             if e.get("process") == "nemesis"}
+    assert {"partition", "partition-end"} <= kinds
+
+
+CASES = [(name, system) for name in zoo.names() for system in zoo.get(name).systems]
+
+
+@pytest.mark.slow
+@pytest.mark.process
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("bug, system", CASES, ids=[f"{b}-{s}" for b, s in CASES])
+def test_every_bug_is_caught_within_a_minute(tmp_path: Path, no_leftovers: None, bug: str,
+                                             system: str) -> None:
+    assert_caught(bug_run(tmp_path, system, bug, 60, seed=1), bug)
+
+
+@pytest.mark.slow
+@pytest.mark.process
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("bug, system", CASES, ids=[f"{b}-{s}" for b, s in CASES])
+def test_correct_nodes_under_every_mix_are_valid(tmp_path: Path, no_leftovers: None, bug: str,
+                                                 system: str) -> None:
+    result = bug_run(tmp_path, system, None, 60, seed=1, mix=bug)
+    assert result.exit_code == 0, (result.anomalies[:1], result.results.get("notes"))
