@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import bugs as zoo  # noqa: E402
-from harness.config import RunConfig  # noqa: E402
-from harness.runner import RunError, RunResult, run  # noqa: E402
+from harness import bugs as zoo
+from harness.config import RunConfig
+from harness.runner import RunError, RunResult, run
 
 
 @dataclass
