@@ -84,6 +84,10 @@ class Bug:
 #: after one to two election timeouts -- the window in which a deposed leader
 #: still believes it leads.
 FAST_ELECTIONS = {"heartbeat_ms": 30, "election_timeout_ms": [300, 330]}
+#: Longer timeouts with the same narrow window: the deposed leader's grace
+#: (one to two timeouts) grows faster than the election (one timeout and two
+#: round trips), so it answers for longer after a successor took writes.
+SLOW_STEP_DOWN = {"heartbeat_ms": 50, "election_timeout_ms": [600, 630]}
 #: Clients give up fast on a leader that cannot commit and go back to their
 #: home node, which by then points them at the new leader.
 QUICK_CLIENTS = {"request_timeout": 0.3, "concurrency": 25}
@@ -94,9 +98,9 @@ READ_HEAVY = ["read", "read", "read", "write"]
 BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("stale-read", ("raft", "paxos"),
         "a leader answers reads from its own state without confirming it still leads",
-        FaultMix(("isolate-leader",), hold=(0.5, 0.7)),
-        {"nemesis_interval": 2.0, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
-         "timing": FAST_ELECTIONS, **QUICK_CLIENTS}),
+        FaultMix(("isolate-leader",), hold=(0.6, 0.7)),
+        {"nemesis_interval": 2.2, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
+         "timing": SLOW_STEP_DOWN, **QUICK_CLIENTS}),
     Bug("early-ack", ("raft", "paxos"),
         "the leader acknowledges a write once it is in its own log, before a majority has it",
         FaultMix(("isolate-leader", "kill-leader"), hold=(0.4, 0.6)),
