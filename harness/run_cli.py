@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.bugs import names as bug_names
 from harness.config import RunConfig
 from harness.runner import RunError, run, run_series, series_exit_code, summary, summary_table
 
@@ -41,8 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--ops", default=",".join(D.ops), metavar="LIST",
       help="operation mix, comma-separated from read, write, cas (default: %(default)s)")
     a("--nemesis", default=D.nemesis, metavar="SPEC",
-      help="faults, e.g. kill,pause,partition,net or all; 'none' for no faults "
-      "(default: the standard mix kill,pause,partition)")
+      help="faults, e.g. kill,pause,partition,net or all; 'none' for no faults; bug:NAME for "
+      "the fault mix and settings that expose a known bug (see --bug) "
+      "(default: the bug's mix with --bug, else the standard mix kill,pause,partition)")
     a("--nemesis-interval", type=float, default=D.nemesis_interval, metavar="SECONDS",
       help="seconds between the starts of fault windows (default: %(default)g)")
     a("--seed", type=int, default=None,
@@ -54,8 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       help="where run folders go; DIR/latest points at the newest (default: %(default)s/)")
     a("--name", default=None, help="run name, the folder under the store (default: the system)")
     a("--bug", action="append", default=[], metavar="NAME",
-      help="turn on a known bug in the nodes (cluster.json options.bugs); repeatable "
-      "(default: none)")
+      help="turn on a known bug in the nodes (cluster.json options.bugs); repeatable. "
+      "Without --nemesis, the first bug's fault mix and settings (harness/bugs.py) replace the "
+      "options left at their defaults. raft: " + ", ".join(bug_names("raft")) + "; paxos: "
+      + ", ".join(bug_names("paxos")) + " (default: none)")
     a("--net", choices=("proxy", "direct", "netns"), default=None,
       help="proxy: peer traffic through faults.netproxy (partitions, link faults); direct: "
       "nodes talk straight to each other; netns: namespaces and firewall rules, root only "
