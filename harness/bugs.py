@@ -88,6 +88,9 @@ FAST_ELECTIONS = {"heartbeat_ms": 30, "election_timeout_ms": [300, 330]}
 #: (one to two timeouts) grows faster than the election (one timeout and two
 #: round trips), so it answers for longer after a successor took writes.
 SLOW_STEP_DOWN = {"heartbeat_ms": 50, "election_timeout_ms": [600, 630]}
+#: Short heartbeats, a wide election window: competing candidates in one
+#: term, whose elections outlast a killed voter's restart.
+SPLIT_VOTES = {"heartbeat_ms": 50, "election_timeout_ms": [400, 1200]}
 #: Clients give up fast on a leader that cannot commit and go back to their
 #: home node, which by then points them at the new leader.
 QUICK_CLIENTS = {"request_timeout": 0.3, "concurrency": 25}
@@ -115,14 +118,16 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("forget-promise", ("paxos",),
         "an acceptor's promise is not made durable, so a restarted acceptor accepts an older "
         "ballot it promised to ignore",
-        FaultMix(("kill-minority", "kill-majority", "pause-leader", "slow-net"), hold=(0.3, 0.6)),
-        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
-         "timing": FAST_ELECTIONS}),
+        FaultMix(("isolate-leader", "kill-minority", "kill-majority", "slow-net"),
+                 hold=(0.3, 0.5)),
+        {"nemesis_interval": 1.2, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
+         "timing": SPLIT_VOTES, **QUICK_CLIENTS}),
     Bug("forget-vote", ("raft",),
         "the vote is not made durable, so a restarted node can vote twice in a term",
-        FaultMix(("kill-minority", "kill-majority", "slow-net"), hold=(0.3, 0.6)),
-        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
-         "timing": FAST_ELECTIONS}),
+        FaultMix(("isolate-leader", "kill-minority", "kill-majority", "slow-net"),
+                 hold=(0.3, 0.5)),
+        {"nemesis_interval": 1.2, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
+         "timing": SPLIT_VOTES, **QUICK_CLIENTS}),
     Bug("no-log-check", ("raft",),
         "votes are granted without the 'candidate's log is at least as up to date' check",
         FaultMix(("lag-then-isolate-leader",), hold=(0.6, 0.8)),
