@@ -31,6 +31,24 @@ fault at a time, every start and end recorded in the history). Moves:
 - ``slow-net``: delay (and reorder) every link, so votes and accepts are
   still in flight when a kill lands.
 
+Known gaps (black-box runs do not find these yet; the cores' simnet tests
+show each flag at message level):
+
+- ``forget-vote``: a forgotten vote only matters if a second candidate of
+  the *same* term asks the restarted voter and wins with it. Pre-vote,
+  check-quorum leases, candidates that never repeat a RequestVote within a
+  term and the log check (the first winner's no-op reaches its voters one
+  round trip after the vote) leave a window of milliseconds for the kill.
+- ``forget-promise``: needs an older ballot's Accept to reach an acceptor
+  restarted after promising a newer one; acceptors ignore Prepares while
+  their leader is fresh and a deposed leader learns the newer ballot from
+  the first message queued for it, so the window is again milliseconds.
+- ``commit-old-term``: a new leader's no-op travels in the same
+  AppendEntries as the earlier terms' entries, so every ack that covers an
+  old entry covers the no-op too and the commit is legitimate anyway; the
+  flag only matters for an ack that stops between them, which our batching
+  never sends.
+
 Invariant: with the same seed and the same leader answers, a mix gives the
 same sequence of moves, targets and durations (everything random comes from
 ``ctx.rng``).
