@@ -22,9 +22,10 @@ fault at a time, every start and end recorded in the history). Moves:
 
 - ``isolate-leader`` / ``isolate-one``: a symmetric partition around the
   leader / a random node;
-- ``lag-then-isolate-leader``: cut off a follower so it falls behind, then
-  in one step let it back and cut off the leader instead, so the stale
-  follower (whose election timer has long run out) campaigns at once;
+- ``lag-then-isolate-leader``: cut off a minority of followers so they fall
+  behind, then in one step let them back and cut off the leader instead, so
+  the stale followers race the up-to-date ones in the election that follows
+  (two of the four electors of a five-node cluster are stale);
 - ``kill-leader`` / ``kill-one`` / ``kill-minority`` / ``kill-majority``:
   SIGKILL, restart at the end of the window;
 - ``pause-leader``: SIGSTOP the leader, SIGCONT at the end;
@@ -109,6 +110,9 @@ SLOW_STEP_DOWN = {"heartbeat_ms": 50, "election_timeout_ms": [600, 630]}
 #: Short heartbeats, a wide election window: competing candidates in one
 #: term, whose elections outlast a killed voter's restart.
 SPLIT_VOTES = {"heartbeat_ms": 50, "election_timeout_ms": [400, 1200]}
+#: A wide election window: after the lost leader's lease runs out, a stale
+#: follower's next try comes about as early as an up-to-date one's timeout.
+WIDE_ELECTIONS = {"heartbeat_ms": 50, "election_timeout_ms": [300, 1000]}
 #: Clients give up fast on a leader that cannot commit and go back to their
 #: home node, which by then points them at the new leader.
 QUICK_CLIENTS = {"request_timeout": 0.3, "concurrency": 25}
@@ -148,9 +152,9 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
          "timing": SPLIT_VOTES, **QUICK_CLIENTS}),
     Bug("no-log-check", ("raft",),
         "votes are granted without the 'candidate's log is at least as up to date' check",
-        FaultMix(("lag-then-isolate-leader",), hold=(0.6, 0.8)),
-        {"nemesis_interval": 1.5, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
-         "timing": FAST_ELECTIONS, **QUICK_CLIENTS}),
+        FaultMix(("lag-then-isolate-leader",), hold=(0.7, 0.85)),
+        {"nemesis_interval": 2.5, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
+         "timing": WIDE_ELECTIONS, **QUICK_CLIENTS}),
     Bug("commit-old-term", ("raft",),
         "a leader commits entries of earlier terms by counting replicas (the paper's Figure 8)",
         FaultMix(("lag-then-isolate-leader", "isolate-leader", "kill-leader", "kill-minority"),
@@ -274,13 +278,15 @@ class MixNemesis:
             move = rng.choice(self.mix.moves)
             hold = interval * rng.uniform(*self.mix.hold)
             if move == "lag-then-isolate-leader":
-                # The follower lags for the first part, the leader is cut off after.
+                # Followers lag for the first part, the leader is cut off after.
                 async with self._lock:
                     if stop.is_set():
                         return
                     leader = await self._leader()
-                    others = [n for n in self.ctx.cluster.node_ids if n != leader]
-                    await self._partition("one", rng.choice(others))
+                    nodes = list(self.ctx.cluster.node_ids)
+                    others = [n for n in nodes if n != leader]
+                    laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
+                    await self._cut_off(laggers)
                 if not await _sleep_unless(stop, hold / 2):
                     return
                 async with self._lock:
@@ -328,19 +334,25 @@ class MixNemesis:
         else:  # pragma: no cover - FaultMix moves are fixed in this module
             raise ValueError(f"unknown move {move!r}")
 
-    async def _partition(self, shape: str, node: str | None) -> None:
-        from faults.partition import make
+    async def _cut_off(self, group: list[str]) -> None:
+        """Partition ``group`` from the rest (both directions)."""
+        from faults.partition import Partition, cut
 
         nodes = list(self.ctx.cluster.node_ids)
-        if shape == "one" and node is not None:
-            p = make("leader", nodes, self.ctx.rng, leader=node)  # isolate that node
-            p = dataclasses.replace(p, shape="one")
-        else:
-            p = make(shape, nodes, self.ctx.rng, leader=node)
+        rest = [n for n in nodes if n not in group]
+        shape = "one" if len(group) == 1 else "halves" if len(group) == len(nodes) // 2 else "cut"
+        await self._apply(Partition(shape, False, {k: v for k, v in cut(group, rest).items() if v}))
+
+    async def _apply(self, p: Any) -> None:
         self.partition = p.value()
         await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
         self.ctx.record("partition", self.partition)
-        log.info("partition %s: %s", shape, self.partition["grudge"])
+        log.info("partition %s: %s", p.shape, self.partition["grudge"])
+
+    async def _partition(self, shape: str, node: str | None) -> None:
+        from faults.partition import make
+
+        await self._apply(make(shape, list(self.ctx.cluster.node_ids), self.ctx.rng, leader=node))
 
     async def _heal_network(self) -> None:
         if self.net is None or (self.partition is None and self.links is None):
