@@ -134,8 +134,8 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("no-adopt", ("paxos",),
         "a new leader proposes its own value instead of the highest-ballot accepted value "
         "it was told about",
-        FaultMix(("pause-leader",), hold=(0.4, 0.6)),
-        {"nemesis_interval": 1.5, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
+        FaultMix(("pause-leader",), hold=(0.5, 0.7)),
+        {"nemesis_interval": 1.2, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
          "timing": FAST_ELECTIONS, **QUICK_CLIENTS}),
     Bug("forget-promise", ("paxos",),
         "an acceptor's promise is not made durable, so a restarted acceptor accepts an older "
