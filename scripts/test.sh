@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
-# The report's browser tests need a real headless browser: install Debian's
-# chromium once, when it is missing (needs root and the package mirror; the
-# browser tests skip with the reason when it still is not there).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-        || echo "scripts/test.sh: could not install chromium; browser tests will skip" >&2
+# System packages some tests need, installed once when missing (root and
+# Debian's mirror needed; without them those tests skip with the reason):
+# chromium for the report's browser tests, nftables for --net netns.
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) >/dev/null 2>&1 \
+        || echo "scripts/test.sh: could not install$missing; the tests that need them will skip" >&2
 fi
 exec .venv/bin/python -m pytest -q "$@"
