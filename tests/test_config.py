@@ -65,6 +65,7 @@ def test_partial_sections_and_unknown_keys(tmp_path: Path) -> None:
         (lambda r: r.update(timing={"heartbeat_ms": 0}), "timing.heartbeat_ms must be"),
         (lambda r: r.update(timing={"heartbeat_ms": 400}), "must be below"),
         (lambda r: r.update(options={"bugs": "stale-read"}), "options.bugs must be a list"),
+        (lambda r: r.update(options={"read_mode": "lease"}), "options.read_mode must be one of"),
         (lambda r: r.update(nodes=[]), "'nodes' must be a non-empty object"),
     ],
 )

@@ -26,6 +26,9 @@ from typing import Any
 from nodes.common.core_api import Timing
 
 DEFAULT_OPTIONS: dict[str, Any] = {"read_mode": "log", "bugs": ()}
+#: Both cores offer these: reads through the log, or read-index confirmed by a
+#: heartbeat round. Checked here so a typo is a config error, not a core error.
+READ_MODES = ("log", "index")
 
 
 class ConfigError(Exception):
@@ -196,8 +199,11 @@ def _parse_options(raw: Any, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}: 'options' must be an object")
     options = dict(DEFAULT_OPTIONS)
     options.update(raw)
-    if not isinstance(options["read_mode"], str):
-        raise ConfigError(f"{where}: options.read_mode must be a string")
+    if options["read_mode"] not in READ_MODES:
+        raise ConfigError(
+            f"{where}: options.read_mode must be one of {', '.join(READ_MODES)},"
+            f" not {options['read_mode']!r}"
+        )
     bugs = options["bugs"] if options["bugs"] is not None else ()
     if not isinstance(bugs, (list, tuple)) or not all(isinstance(b, str) for b in bugs):
         raise ConfigError(f"{where}: options.bugs must be a list of bug names (strings)")
