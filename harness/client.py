@@ -142,7 +142,14 @@ class NodeClient:
                 return None
             if not await sock.poll(int(left * 1000) + 1, zmq.POLLIN):
                 return None
-            reply = _decode(await sock.recv())
+            # Never a blocking recv: a run hung for minutes in one after poll
+            # had reported the socket readable (a peer killed mid-request).
+            try:
+                frame_in = await sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                await asyncio.sleep(0.001)
+                continue
+            reply = _decode(frame_in)
             if reply is not None and reply.get("id") == req["id"]:
                 return reply
 

@@ -54,9 +54,17 @@ class MetricsPoller:
 
     async def poll_once(self) -> None:
         now = self.clock.now()
-        replies = await asyncio.gather(
-            *(self._status(n) for n in self.cluster.node_ids), return_exceptions=True
-        )
+        try:
+            # Bounded as a whole: one poll that never returns must not stop the
+            # metrics (and the leader answer the nemesis relies on) for the run.
+            replies = await asyncio.wait_for(
+                asyncio.gather(
+                    *(self._status(n) for n in self.cluster.node_ids), return_exceptions=True
+                ),
+                self.timeout_s * 2 + 1.0,
+            )
+        except TimeoutError:
+            replies = [None] * len(self.cluster.node_ids)
         lines: list[dict[str, Any]] = []
         for node, reply in zip(self.cluster.node_ids, replies):
             status = reply if isinstance(reply, dict) else None
