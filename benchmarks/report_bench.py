@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reports import write_report  # noqa: E402
-from reports.synthetic import write_synthetic_run  # noqa: E402
+from reports import write_report
+from reports.synthetic import write_synthetic_run
 
 
 def main() -> int:

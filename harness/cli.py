@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 # Subcommand modules, in the order `--help` lists them. A module that does not
 # exist yet is skipped, so parts can land one at a time.

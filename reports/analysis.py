@@ -17,8 +17,9 @@ Invariants:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 # Operations that change state: "the next acknowledged write" is the next one of these to be ok.
 WRITE_FS = frozenset({"write", "cas", "append", "txn"})

@@ -66,7 +66,7 @@ def cmd_report(args: Any) -> int:
 class QuietHandler(SimpleHTTPRequestHandler):
     """Serves files; one short line per request instead of the default noise."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from the base class
+    def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 

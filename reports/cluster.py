@@ -13,8 +13,9 @@ leader at a moment is the up node claiming leadership with the highest term.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from reports.analysis import FaultWindow
 from reports.charts import LEFT, RIGHT, WIDTH

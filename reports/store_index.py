@@ -12,7 +12,7 @@ the page is self-contained like the run reports and written atomically.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reports.runfolder import read_json
@@ -42,13 +42,13 @@ def _started(run: Path, results: dict) -> datetime:
     if isinstance(s, str):
         try:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-            return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+            return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
         except ValueError:
             pass
     try:
-        return datetime.strptime(run.name, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(run.name, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
     except ValueError:
-        return datetime.fromtimestamp((run / "history.jsonl").stat().st_mtime, tz=timezone.utc)
+        return datetime.fromtimestamp((run / "history.jsonl").stat().st_mtime, tz=UTC)
 
 
 def write_store_index(store: Path) -> Path:

@@ -11,8 +11,8 @@ Colours come from CSS classes (page.CSS), never inline, to keep pages small.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Iterable, Sequence
 
 from reports.analysis import FaultWindow
 

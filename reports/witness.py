@@ -16,9 +16,10 @@ checker: it draws what the checker reported.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from reports.analysis import FaultWindow, Op
 from reports.charts import op_label, op_tip
@@ -386,9 +387,9 @@ def line_time(line: str, started: datetime) -> int | None:
         return None
     if (dt.tzinfo is None) != (started.tzinfo is None):
         if dt.tzinfo is None:  # a naive log time: the machine's local time
-            dt = dt.astimezone(timezone.utc)
+            dt = dt.astimezone(UTC)
         else:
-            started = started.astimezone(timezone.utc)
+            started = started.astimezone(UTC)
     return int((dt - started).total_seconds() * 1e9)
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC
 from pathlib import Path
 
 import psutil
@@ -320,13 +321,13 @@ def test_a_100k_operation_history_renders_in_seconds_and_stays_small(tmp_path: P
 
 
 def test_log_lines_are_placed_on_the_run_clock():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from reports.witness import line_time
 
     started = datetime(2026, 11, 26, 4, 50, 59).astimezone()  # nodes log their local time of day
     assert line_time("04:51:00.791 n1 became leader at term 2", started) == 1_791_000_000
-    iso = datetime(2026, 11, 26, 4, 50, 59, tzinfo=timezone.utc)
+    iso = datetime(2026, 11, 26, 4, 50, 59, tzinfo=UTC)
     assert line_time("2026-11-26T04:50:58.500+00:00 INFO n2 started", iso) == -500_000_000
     assert line_time("netproxy: stopped", started) is None
 

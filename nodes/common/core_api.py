@@ -39,8 +39,9 @@ one and ``truncate_from`` removed everything at or past its index.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 #: A client request after validation by the driver. Keys as in DESIGN.md:
 #: ``id`` (int), ``op`` ("read" | "write" | "cas"), ``key`` (str),
