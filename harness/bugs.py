@@ -48,7 +48,16 @@ show each flag at message level):
   AppendEntries as the earlier terms' entries, so every ack that covers an
   old entry covers the no-op too and the commit is legitimate anyway; the
   flag only matters for an ack that stops between them, which our batching
-  never sends.
+  never sends. Sending the no-op apart (``options.max_batch`` = 1) would not
+  make it visible either: a new leader starts with no waiting writers (the
+  old term's clients were answered when their leader stepped down), its
+  read index is at least its no-op's index, and every command it takes sits
+  after the no-op -- so no client operation can observe an old-term entry
+  committed early until the no-op commits, and from then on the commit is
+  legitimate. Only a later divergence (Figure 8's overwrite, after which
+  the early committer's state machine holds a value the cluster dropped,
+  seen once it leads again) would show it: four coordinated steps that
+  need knowledge of every node's log, not a black-box fault mix.
 
 Invariant: with the same seed and the same leader answers, a mix gives the
 same sequence of moves, targets and durations (everything random comes from
