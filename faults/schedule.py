@@ -90,25 +90,80 @@ class NoNemesis:
         return None
 
 
-class ScheduledNemesis:
+class FaultActions:
+    """What every scheduled nemesis shares: the faults it holds, and how they
+    are applied, recorded and healed. Subclasses decide only *when* and *which*
+    (faults.schedule's random kinds, harness.bugs' fault mixes).
+
+    Invariant: ``partition`` / ``links`` hold the value recorded at the start
+    of the active network fault, so the ``-end`` event repeats it exactly.
+    """
+
+    def __init__(self, ctx: NemesisContext, net: NetworkControl | None) -> None:
+        self.ctx = ctx
+        self.net = net
+        self.procs = ProcessFaults(ctx)
+        self.partition: dict[str, Any] | None = None  # value of the active partition
+        self.links: dict[str, Any] | None = None  # value of the active net fault
+        self._lock = asyncio.Lock()
+
+    async def apply_partition(self, p: Any, note: str = "") -> None:
+        assert self.net is not None
+        self.partition = p.value()
+        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
+        self.ctx.record("partition", self.partition)
+        log.info("partition %s%s: %s", p.shape, note, self.partition["grudge"])
+
+    async def apply_links(self, faults: dict[str, Any], links: Any) -> None:
+        assert self.net is not None
+        self.links = {"links": links, **faults}
+        await asyncio.to_thread(self.net.set_links, faults, links)
+        self.ctx.record("net", self.links)
+        log.info("net faults %s", self.links)
+
+    async def heal_network(self) -> None:
+        if self.net is None or (self.partition is None and self.links is None):
+            return
+        await asyncio.to_thread(self.net.heal)
+        if self.partition is not None:
+            self.ctx.record("partition-end", self.partition)
+            self.partition = None
+        if self.links is not None:
+            self.ctx.record("net-end", self.links)
+            self.links = None
+        log.info("network healed")
+
+    async def heal_all(self) -> None:
+        """Heal network, paused and killed nodes; the caller holds the lock."""
+        errors: list[BaseException] = []
+        for step in (self.heal_network, self.procs.resume, self.procs.restart):
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
+                log.error("heal: %s failed: %s", step.__name__, exc)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def heal(self) -> None:
+        async with self._lock:
+            await self.heal_all()
+
+
+class ScheduledNemesis(FaultActions):
     """One fault at a time on a seeded schedule of fault and calm windows."""
 
     def __init__(self, kinds: tuple[str, ...], ctx: NemesisContext) -> None:
         if ctx.interval_s <= 0:
             raise NemesisSpecError(f"nemesis interval must be > 0 s, not {ctx.interval_s}")
+        super().__init__(ctx, network_of(ctx))
         self.kinds = kinds
-        self.ctx = ctx
-        self.procs = ProcessFaults(ctx)
-        self.net = network_of(ctx)
-        self.partition: dict[str, Any] | None = None  # value of the active partition
-        self.links: dict[str, Any] | None = None  # value of the active net fault
-        self._lock = asyncio.Lock()
 
     # --- the schedule -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         rng, interval = self.ctx.rng, self.ctx.interval_s
-        if not await _sleep_unless(stop, interval / 2):
+        if not await sleep_unless(stop, interval / 2):
             return
         while not stop.is_set():
             kind = rng.choice(self.kinds)
@@ -117,11 +172,11 @@ class ScheduledNemesis:
                 if stop.is_set():
                     return
                 await self._start(kind)
-            if not await _sleep_unless(stop, hold):
+            if not await sleep_unless(stop, hold):
                 return  # heal() ends what is active
             async with self._lock:
                 await self._end(kind)
-            if not await _sleep_unless(stop, interval - hold):
+            if not await sleep_unless(stop, interval - hold):
                 return
 
     async def _start(self, kind: str) -> None:
@@ -135,18 +190,9 @@ class ScheduledNemesis:
             oneway = rng.random() < ONEWAY_P
             leader = await current_leader(self.ctx.leader) if shape == "leader" else None
             p = make(shape, list(self.ctx.cluster.node_ids), rng, oneway=oneway, leader=leader)
-            assert self.net is not None
-            self.partition = p.value()
-            await asyncio.to_thread(self.net.set_grudge, p.value()["grudge"])
-            self.ctx.record("partition", p.value())
-            log.info("partition %s%s: %s", shape, " (one-way)" if oneway else "", p.value()["grudge"])
+            await self.apply_partition(p, " (one-way)" if oneway else "")
         elif kind == "net":
-            assert self.net is not None
-            faults, links = self._net_fault()
-            self.links = {"links": links, **faults}
-            await asyncio.to_thread(self.net.set_links, faults, links)
-            self.ctx.record("net", self.links)
-            log.info("net faults %s", self.links)
+            await self.apply_links(*self._net_fault())
 
     def _net_fault(self) -> tuple[dict[str, Any], Any]:
         """A seeded link-fault profile, on all links or on the links of one node."""
@@ -180,35 +226,12 @@ class ScheduledNemesis:
         elif kind == "pause":
             await self.procs.resume()
         elif kind in NETWORK_KINDS:
-            await self._heal_network()
-
-    async def _heal_network(self) -> None:
-        if self.net is None or (self.partition is None and self.links is None):
-            return
-        await asyncio.to_thread(self.net.heal)
-        if self.partition is not None:
-            self.ctx.record("partition-end", self.partition)
-            self.partition = None
-        if self.links is not None:
-            self.ctx.record("net-end", self.links)
-            self.links = None
-        log.info("network healed")
-
-    async def heal(self) -> None:
-        async with self._lock:
-            errors: list[BaseException] = []
-            for step in (self._heal_network, self.procs.resume, self.procs.restart):
-                try:
-                    await step()
-                except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
-                    log.error("heal: %s failed: %s", step.__name__, exc)
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
+            await self.heal_network()
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds``; False (at once) if ``stop`` is set meanwhile."""
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; False (at once) if ``stop`` is set meanwhile.
+    True means the window ran its course."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
     except TimeoutError:

@@ -68,11 +68,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger(__name__)
+from faults.schedule import FaultActions, sleep_unless
 
 #: Prefix of a nemesis spec that names a bug's fault mix.
 SPEC_PREFIX = "bug:"
@@ -265,23 +264,16 @@ def build_nemesis(spec: str, ctx: Any) -> Any:
     return MixNemesis(bug.faults, ctx, net)
 
 
-class MixNemesis:
+class MixNemesis(FaultActions):
     """One move at a time from a FaultMix, on the seeded rhythm of faults.schedule."""
 
     def __init__(self, mix: FaultMix, ctx: Any, net: Any) -> None:
-        from faults.process import ProcessFaults
-
+        super().__init__(ctx, net)
         self.mix = mix
-        self.ctx = ctx
-        self.net = net
-        self.procs = ProcessFaults(ctx)
-        self.partition: dict[str, Any] | None = None
-        self.links: dict[str, Any] | None = None
-        self._lock = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
         rng, interval = self.ctx.rng, self.ctx.interval_s
-        if not await _sleep_unless(stop, interval / 2):
+        if not await sleep_unless(stop, interval / 2):
             return
         while not stop.is_set():
             move = rng.choice(self.mix.moves)
@@ -296,23 +288,23 @@ class MixNemesis:
                     others = [n for n in nodes if n != leader]
                     laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
                     await self._cut_off(laggers)
-                if not await _sleep_unless(stop, hold / 2):
+                if not await sleep_unless(stop, hold / 2):
                     return
                 async with self._lock:
-                    await self._heal_network()
+                    await self.heal_network()
                     await self._partition("leader", leader)
-                if not await _sleep_unless(stop, hold / 2):
+                if not await sleep_unless(stop, hold / 2):
                     return
             else:
                 async with self._lock:
                     if stop.is_set():
                         return
                     await self._start(move)
-                if not await _sleep_unless(stop, hold):
+                if not await sleep_unless(stop, hold):
                     return  # heal() ends what is active
             async with self._lock:
-                await self._heal_all()
-            if not await _sleep_unless(stop, interval - hold):
+                await self.heal_all()
+            if not await sleep_unless(stop, interval - hold):
                 return
 
     async def _leader(self) -> str | None:
@@ -337,9 +329,7 @@ class MixNemesis:
             faults = {"delay_ms": rng.choice((20, 50, 100)), "delay_dist": "exponential"}
             if "reorder" in supported:
                 faults["reorder"] = 0.3
-            self.links = {"links": "all", **faults}
-            await asyncio.to_thread(self.net.set_links, faults, "all")
-            self.ctx.record("net", self.links)
+            await self.apply_links(faults, "all")
         else:  # pragma: no cover - FaultMix moves are fixed in this module
             raise ValueError(f"unknown move {move!r}")
 
@@ -350,50 +340,13 @@ class MixNemesis:
         nodes = list(self.ctx.cluster.node_ids)
         rest = [n for n in nodes if n not in group]
         shape = "one" if len(group) == 1 else "halves" if len(group) == len(nodes) // 2 else "cut"
-        await self._apply(Partition(shape, False, {k: v for k, v in cut(group, rest).items() if v}))
-
-    async def _apply(self, p: Any) -> None:
-        self.partition = p.value()
-        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
-        self.ctx.record("partition", self.partition)
-        log.info("partition %s: %s", p.shape, self.partition["grudge"])
+        await self.apply_partition(
+            Partition(shape, False, {k: v for k, v in cut(group, rest).items() if v})
+        )
 
     async def _partition(self, shape: str, node: str | None) -> None:
         from faults.partition import make
 
-        await self._apply(make(shape, list(self.ctx.cluster.node_ids), self.ctx.rng, leader=node))
-
-    async def _heal_network(self) -> None:
-        if self.net is None or (self.partition is None and self.links is None):
-            return
-        await asyncio.to_thread(self.net.heal)
-        if self.partition is not None:
-            self.ctx.record("partition-end", self.partition)
-            self.partition = None
-        if self.links is not None:
-            self.ctx.record("net-end", self.links)
-            self.links = None
-
-    async def _heal_all(self) -> None:
-        errors: list[BaseException] = []
-        for step in (self._heal_network, self.procs.resume, self.procs.restart):
-            try:
-                await step()
-            except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
-                log.error("heal: %s failed: %s", step.__name__, exc)
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-    async def heal(self) -> None:
-        async with self._lock:
-            await self._heal_all()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds``; False (at once) if ``stop`` is set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
-    except TimeoutError:
-        return True
-    return False
+        await self.apply_partition(
+            make(shape, list(self.ctx.cluster.node_ids), self.ctx.rng, leader=node)
+        )
