@@ -34,7 +34,7 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 from simnet import SimError, SimNet, history
 
 from harness.checker import check_events
-from nodes.common.core_api import Core, CoreConfig, Ready
+from nodes.common.core_api import Ready
 from nodes.paxos import PROTOCOL
 from nodes.paxos.core import PaxosCore
 
@@ -50,21 +50,10 @@ CHAOS = dict(FAULTY, crash=5, restart=5, partition=5, heal=3, drop=10, duplicate
 DEFAULT_SCHEDULES = int(os.environ.get("PAXOS_SIM_SCHEDULES", "2000"))
 
 
-class PaxosSimNet(SimNet):
-    """SimNet, minus its check that a restored log has no gaps: a Paxos
-    acceptor persists slots in whatever order accepts arrive (a slot lost on
-    the network leaves a hole until the leader re-sends it), so holes in the
-    durable log are normal here and the core restores them as such."""
-
-    def _build(self, node_id: str) -> Core:
-        cfg = CoreConfig(
-            node_id=node_id,
-            peers=tuple(p for p in self.ids if p != node_id),
-            timing=self.timing,
-            options=self.options,
-            rng=random.Random(self.rng.getrandbits(64)),
-        )
-        return self.make_core(cfg, self.nodes[node_id].disk.restored())
+def paxos_net(node_ids: list[str], **kwargs: Any) -> SimNet:
+    """A SimNet for Paxos: holes in the durable log are normal (slots are
+    persisted in whatever order accepts arrive), so no contiguity check."""
+    return SimNet(PROTOCOL.make_core, node_ids, contiguous_log=False, **kwargs)
 
 
 class Invariants:
@@ -105,7 +94,7 @@ def make_net(seed: int, bugs: tuple[str, ...] = ()) -> tuple[SimNet, Invariants]
         "snapshot_entries": rng.choice([4, 16, 10_000]),
     }
     codec = PROTOCOL.codec if rng.random() < 0.25 else None
-    net = PaxosSimNet(PROTOCOL.make_core, [f"n{i}" for i in range(1, n + 1)], seed=seed,
+    net = paxos_net([f"n{i}" for i in range(1, n + 1)], seed=seed,
                       options=options, codec=codec)
     inv = Invariants()
     net.observers.append(inv)
@@ -197,7 +186,7 @@ class PaxosMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = PaxosSimNet(PROTOCOL.make_core, NODES, seed=0,
+        self.net = paxos_net(NODES, seed=0,
                                options={"read_mode": "index", "snapshot_entries": 8},
                                codec=PROTOCOL.codec)
         self.net.observers.append(Invariants())
