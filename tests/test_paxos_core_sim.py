@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule
-from simnet import SimError, SimNet, history
+from hypothesis.stateful import rule
+from simnet import SimError, SimNet, SimNetMachine, history
 
 from harness.checker import check_events
 from nodes.common.core_api import Ready
@@ -181,7 +181,7 @@ def test_random_schedules_catch_the_bugs(bug: str) -> None:
 NODES = ["n1", "n2", "n3"]
 
 
-class PaxosMachine(RuleBasedStateMachine):
+class PaxosMachine(SimNetMachine):
     """Hypothesis searches (and shrinks) fault sequences against the same invariants."""
 
     def __init__(self) -> None:
@@ -191,30 +191,6 @@ class PaxosMachine(RuleBasedStateMachine):
                                codec=PROTOCOL.codec)
         self.net.observers.append(Invariants())
 
-    @rule(k=st.integers(0, 1000))
-    def deliver(self, k: int) -> None:
-        if self.net.in_flight:
-            self.net.deliver(k % len(self.net.in_flight))
-
-    @rule(k=st.integers(0, 1000))
-    def drop(self, k: int) -> None:
-        if self.net.in_flight:
-            self.net.drop(k % len(self.net.in_flight))
-
-    @rule(k=st.integers(0, 1000))
-    def duplicate(self, k: int) -> None:
-        if self.net.in_flight:
-            self.net.duplicate(k % len(self.net.in_flight))
-
-    @rule(node=st.sampled_from(NODES), n=st.integers(1, 12))
-    def tick(self, node: str, n: int) -> None:
-        self.net.tick(node, n)
-
-    @rule(node=st.sampled_from(NODES), op=st.sampled_from(["write", "cas", "read"]),
-          value=st.integers(0, 5))
-    def propose(self, node: str, op: str, value: int) -> None:
-        self.net.propose(node, {"op": op, "key": "k", "value": value, "expected": value - 1})
-
     @rule(node=st.sampled_from(NODES))
     def crash(self, node: str) -> None:
         self.net.crash(node)
@@ -222,14 +198,6 @@ class PaxosMachine(RuleBasedStateMachine):
     @rule(node=st.sampled_from(NODES))
     def restart(self, node: str) -> None:
         self.net.restart(node)
-
-    @rule(node=st.sampled_from(NODES))
-    def isolate(self, node: str) -> None:
-        self.net.isolate(node)
-
-    @rule()
-    def heal(self) -> None:
-        self.net.heal()
 
     def teardown(self) -> None:
         heal_and_check_liveness(self.net, 7)

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from simnet import SimError, SimNet, history
+from hypothesis.stateful import invariant, precondition, rule
+from simnet import MACHINE_NODES, SimError, SimNet, SimNetMachine, history
 
 from nodes.common.core_api import Ready
 from nodes.raft import PROTOCOL, make_core
@@ -212,50 +212,18 @@ def test_random_schedules_long_soak() -> None:
                      wire=seed % 5 == 0, snapshot_entries=8 if seed % 3 == 0 else 10_000)
 
 
-class RaftMachine(RuleBasedStateMachine):
+class RaftMachine(SimNetMachine):
     """Hypothesis searches (and shrinks) sequences of the simulator's actions."""
 
     def __init__(self) -> None:
         super().__init__()
         self.net, self.inv = new_net(0, 3, snapshot_entries=6)
 
-    @rule(k=st.integers(0, 1000))
-    def deliver(self, k: int) -> None:
-        if self.net.in_flight:
-            self.net.deliver(k % len(self.net.in_flight))
-
-    @rule(k=st.integers(0, 1000))
-    def drop(self, k: int) -> None:
-        if self.net.in_flight:
-            self.net.drop(k % len(self.net.in_flight))
-
-    @rule(k=st.integers(0, 1000))
-    def duplicate(self, k: int) -> None:
-        if self.net.in_flight:
-            self.net.duplicate(k % len(self.net.in_flight))
-
-    @rule(node=st.sampled_from(["n1", "n2", "n3"]), n=st.integers(1, 12))
-    def tick(self, node: str, n: int) -> None:
-        self.net.tick(node, n)
-
-    @rule(node=st.sampled_from(["n1", "n2", "n3"]), value=st.integers(0, 5),
-          op=st.sampled_from(["write", "read", "cas"]))
-    def propose(self, node: str, value: int, op: str) -> None:
-        self.net.propose(node, {"op": op, "key": "k", "value": value, "expected": value - 1})
-
     @precondition(lambda self: any(n.up for n in self.net.nodes.values()))
-    @rule(node=st.sampled_from(["n1", "n2", "n3"]))
+    @rule(node=st.sampled_from(MACHINE_NODES))
     def crash_restart(self, node: str) -> None:
         self.net.crash(node)
         self.net.restart(node)
-
-    @rule(node=st.sampled_from(["n1", "n2", "n3"]))
-    def isolate(self, node: str) -> None:
-        self.net.isolate(node)
-
-    @rule()
-    def heal(self) -> None:
-        self.net.heal()
 
     @invariant()
     def logs_match(self) -> None:
