@@ -32,6 +32,7 @@ from reports.svg import (
     nice_step,
     svg_open,
     time_axis,
+    y_grid,
 )
 
 WIDTH = 1160
@@ -337,15 +338,7 @@ def throughput_chart(
     y = Scale(0, ymax, bottom, top)
     out = [svg_open(WIDTH, height, label="throughput over time")]
     out.append(fault_bands(windows, x, top, bottom, t1))
-    v = 0.0
-    while v <= ymax + 1e-9:
-        out.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{n(y(v))}" y2="{n(y(v))}"/>'
-        )
-        out.append(
-            f'<text class="tick" x="{LEFT - 6}" y="{n(y(v) + 4)}" text-anchor="end">{v:g}</text>'
-        )
-        v += step
+    out.extend(y_grid(y, LEFT, WIDTH - RIGHT, ymax, step, LEFT - 6))
     out.append(
         f'<text class="tick" x="12" y="{n((top + bottom) / 2)}" transform="rotate(-90 12 {n((top + bottom) / 2)})" '
         f'text-anchor="middle">ops/s</text>'

@@ -29,6 +29,7 @@ from reports.svg import (
     nice_step,
     svg_open,
     time_axis,
+    y_grid,
 )
 
 NODE_COLOURS = 8  # CSS defines .c0 .. .c7
@@ -252,15 +253,7 @@ def resource_chart(
     y = Scale(0, vmax, bottom, top)
     out = [svg_open(width, height, cls="chart half", label=unit)]
     out.append(fault_bands(windows, x, top, bottom, t1))
-    v = 0.0
-    while v <= vmax + 1e-9:
-        out.append(
-            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{n(y(v))}" y2="{n(y(v))}"/>'
-        )
-        out.append(
-            f'<text class="tick" x="{left - 5}" y="{n(y(v) + 4)}" text-anchor="end">{v:g}</text>'
-        )
-        v += step
+    out.extend(y_grid(y, left, width - right, vmax, step, left - 5))
     out.append(f'<text class="tick" x="{left + 4}" y="{top + 10}">{unit}</text>')
     nodes = list(nodes) or sorted(series)
     for node, pts in sorted(series.items()):

@@ -107,6 +107,26 @@ def band_class(kind: str) -> str:
     return f"band band-{kind}" if kind in BAND_KINDS else "band band-other"
 
 
+def window_tip(w: FaultWindow, horizon: int) -> str:
+    """The hover text of a fault window: what, on whom, when, how long."""
+    end = "end (never healed)" if w.end is None else fmt_time(w.end)
+    lasted = fmt_ms((w.end_or(horizon) - w.start) / 1e6)
+    return f"{w.kind} {w.target()}\nfrom {fmt_time(w.start)} to {end}\nlasted {lasted}"
+
+
+def y_grid(y: Scale, x0: float, x1: float, vmax: float, step: float, label_x: float) -> list[str]:
+    """Horizontal grid lines with their value labels, every ``step`` up to ``vmax``."""
+    out: list[str] = []
+    v = 0.0
+    while v <= vmax + 1e-9:
+        out.append(f'<line class="grid" x1="{x0}" x2="{x1}" y1="{n(y(v))}" y2="{n(y(v))}"/>')
+        out.append(
+            f'<text class="tick" x="{label_x}" y="{n(y(v) + 4)}" text-anchor="end">{v:g}</text>'
+        )
+        v += step
+    return out
+
+
 def fault_bands(
     windows: Sequence[FaultWindow],
     x: Scale,
@@ -123,11 +143,7 @@ def fault_bands(
         if w.end_or(horizon) < lo or w.start > hi:
             continue  # entirely outside what this chart shows
         a, b = x.clamp(w.start), x.clamp(w.end_or(horizon))
-        tip = (
-            f"{w.kind} {w.target()}\nfrom {fmt_time(w.start)} to "
-            + ("end (never healed)" if w.end is None else fmt_time(w.end))
-            + f"\nlasted {fmt_ms((w.end_or(horizon) - w.start) / 1e6)}"
-        )
+        tip = window_tip(w, horizon)
         out.append(
             f'<rect class="{band_class(w.kind)}" x="{n(a)}" y="{n(y0)}" width="{n(max(1.5, b - a))}" '
             f'height="{n(y1 - y0)}" data-tip="{esc(tip)}"/>'
@@ -166,11 +182,7 @@ def fault_strip(
             if w.kind != kind or w.end_or(horizon) < x.d0 or w.start > x.d1:
                 continue
             a, b = x.clamp(w.start), x.clamp(w.end_or(horizon))
-            tip = (
-                f"{w.kind} {w.target()}\nfrom {fmt_time(w.start)} to "
-                + ("end (never healed)" if w.end is None else fmt_time(w.end))
-                + f"\nlasted {fmt_ms((w.end_or(horizon) - w.start) / 1e6)}"
-            )
+            tip = window_tip(w, horizon)
             out.append(
                 f'<rect class="{band_class(w.kind)} solid" x="{n(a)}" y="{n(yy + 1)}" '
                 f'width="{n(max(2.0, b - a))}" height="{n(row_h - 2)}" rx="2" data-tip="{esc(tip)}"/>'
