@@ -145,7 +145,12 @@ def test_kill_leader_under_writes_survives_and_converges(cluster: LocalCluster) 
             assert time.monotonic() < deadline, f"writes stalled after the kill: {statuses(lc)}"
             time.sleep(0.01)
         lc.start(leader)  # the old leader comes back and must catch up
-        time.sleep(0.3)
+        lc.wait_ready(10)
+        before = {w.key: w.acked for w in writers}
+        deadline = time.monotonic() + 10
+        while not all(w.acked > before[w.key] for w in writers):  # writes go on while it rejoins
+            assert time.monotonic() < deadline, f"writes stalled on rejoin: {statuses(lc)}"
+            time.sleep(0.01)
     finally:
         for w in writers:
             w.stop.set()
