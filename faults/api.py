@@ -103,6 +103,10 @@ class NemesisContext:
     #: that is set; otherwise partition/net faults are unavailable. ``--net
     #: netns`` runs pass their ``faults.netns.NetnsNetwork`` here.
     network: NetworkControl | None = None
+    #: One node's fresh ``status`` reply (None if dead, paused or silent), for
+    #: nemeses that wait for a node to reach a state (e.g. to have voted).
+    #: None when the harness offers no such query.
+    status: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
 
 
 class Nemesis(Protocol):

@@ -86,6 +86,8 @@ class RunConfig:
     check_time_limit: float | None = 300.0
     #: Node timing for cluster.json (e.g. {"heartbeat_ms": 50}); None = the nodes' defaults.
     timing: dict | None = None
+    #: More cluster.json ``options`` (e.g. {"max_batch": 1}); ``bugs`` comes from --bug.
+    node_options: dict | None = None
     #: Live progress line on stderr when it is a terminal.
     progress: bool = True
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.client import NodeClient
 from harness.cluster import ClusterError, LocalCluster, write_cluster
 from harness.config import ConfigError, RunConfig
 from harness.generator import OpGenerator, key_names
@@ -209,6 +210,7 @@ class _Live:
     load_seconds: float = 0.0
     recovered: bool = True
     notes: list[str] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
 
 async def _drive(live: _Live) -> None:
@@ -320,12 +322,24 @@ def _nemesis_context(live: _Live) -> Any:
     async def leader() -> str | None:
         return live.poller.leader()
 
+    # Its own sockets: the poller's are busy on its own schedule.
+    statuses = NodeClient(live.cluster.client_addrs, live.cluster.node_ids[0],
+                          follow_leader=False)
+    live.closers.append(statuses.close)
+
+    async def status(node: str) -> dict[str, Any] | None:
+        cluster = live.cluster
+        if not cluster.is_running(node) or cluster.is_paused(node):
+            return None
+        return await statuses.status(node, 0.2)
+
     return NemesisContext(
         cluster=live.cluster,
         proxy_control=live.cluster.proxy_control,
         record=record,
         rng=random.Random(f"nemesis:{live.cfg.seed}"),
         leader=leader,
+        status=status,
         interval_s=live.cfg.nemesis_interval,
         **({"network": live.network} if live.network is not None else {}),
     )
@@ -434,7 +448,7 @@ def run(config: RunConfig) -> RunResult:
                 # program before the node binds it (parallel test runs).
                 cluster_json = write_cluster(
                     run_dir, cfg.nodes, net="direct" if nets else cfg.net, timing=cfg.timing,
-                    options={"bugs": list(cfg.bugs)})
+                    options={**(cfg.node_options or {}), "bugs": list(cfg.bugs)})
                 if nets:
                     nets.rewrite_cluster(cluster_json)
                 # Time 0 of history, metrics and the proxy's journal: the nodes' start.
@@ -464,6 +478,8 @@ def run(config: RunConfig) -> RunResult:
                 if previous_term is not None:  # asyncio reset SIGTERM to the default
                     signal.signal(signal.SIGTERM, terminate)
                 poller.close()
+                for close in live.closers:
+                    close()
                 recorder.close()
             interrupted = live.interrupted
     except KeyboardInterrupt:

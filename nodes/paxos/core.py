@@ -279,6 +279,8 @@ class PaxosCore:
             "role": self.role,
             "ballot": self.promised[0],
             "ballot_node": self.promised[1],
+            # The node whose ballot we promised: like Raft's vote for a term.
+            "voted_for": self.promised[1] if self.promised[0] else None,
             "leader": self.leader,
             "commit_index": self.commit,
             "last_applied": self.applied,

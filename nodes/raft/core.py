@@ -749,6 +749,7 @@ class RaftCore:
         return {
             "role": self.role,
             "term": self.term,
+            "voted_for": self.vote,
             "leader": self.leader,
             "commit_index": self.commit_index,
             "last_applied": self.last_applied,
