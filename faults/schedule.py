@@ -121,6 +121,28 @@ class FaultActions:
         self.ctx.record("net", self.links)
         log.info("net faults %s", self.links)
 
+    async def switch_partition(self, p: Any, note: str = "") -> None:
+        """Replace the active partition by ``p`` in one step (no moment of full
+        connectivity between the two), recording the old one's end first."""
+        assert self.net is not None
+        old, self.partition = self.partition, p.value()
+        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
+        if old is not None:
+            self.ctx.record("partition-end", old)
+        self.ctx.record("partition", self.partition)
+        log.info("partition %s%s: %s", p.shape, note, self.partition["grudge"])
+
+    async def clear_links(self) -> None:
+        """End the active link faults, keeping the partition."""
+        if self.net is None or self.links is None:
+            return
+        await asyncio.to_thread(self.net.set_links, None, "all")
+        links = self.links["links"]
+        if links != "all":
+            await asyncio.to_thread(self.net.set_links, None, links)
+        self.ctx.record("net-end", self.links)
+        self.links = None
+
     async def heal_network(self) -> None:
         if self.net is None or (self.partition is None and self.links is None):
             return

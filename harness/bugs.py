@@ -68,17 +68,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from faults.schedule import FaultActions, sleep_unless
+
+T = TypeVar("T")
 
 #: Prefix of a nemesis spec that names a bug's fault mix.
 SPEC_PREFIX = "bug:"
 
 MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
-         "kill-minority", "kill-majority", "pause-leader", "slow-net")
-NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "slow-net")
+         "kill-minority", "kill-majority", "pause-leader", "slow-net", "revote", "figure-8")
+#: Scripted moves: a coroutine ``script(nemesis, stop, hold)`` that drives its
+#: own sequence of faults for at most ``hold`` seconds (module, function).
+SCRIPTED = {"revote": ("harness.targeted", "revote"), "figure-8": ("harness.figure8", "figure8")}
+NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "slow-net",
+                 *SCRIPTED)
 
 
 @dataclass(frozen=True)
@@ -295,6 +303,15 @@ class MixNemesis(FaultActions):
                     await self._partition("leader", leader)
                 if not await sleep_unless(stop, hold / 2):
                     return
+            elif move in SCRIPTED:
+                module, fn = SCRIPTED[move]
+                script = getattr(importlib.import_module(module), fn)
+                async with self._lock:
+                    if stop.is_set():
+                        return
+                    await script(self, stop, hold)
+                if stop.is_set():
+                    return
             else:
                 async with self._lock:
                     if stop.is_set():
@@ -311,6 +328,30 @@ class MixNemesis(FaultActions):
         from faults.process import current_leader
 
         return await current_leader(self.ctx.leader)
+
+    async def status(self, node: str) -> dict[str, Any] | None:
+        """``node``'s fresh status (None: dead, paused, silent, or no status query)."""
+        if self.ctx.status is None:
+            return None
+        try:
+            return await self.ctx.status(node)
+        except (OSError, TimeoutError):
+            return None
+
+    async def wait_for(self, stop: asyncio.Event, timeout: float,
+                       check: Callable[[], Awaitable[T | None]], poll: float = 0.005) -> T | None:
+        """Call ``check`` every ``poll`` s until it returns something (returned),
+        ``timeout`` passes or ``stop`` is set (None)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not stop.is_set():
+            found = await check()
+            if found is not None:
+                return found
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(poll)
+        return None
 
     async def _start(self, move: str) -> None:
         kind, _, target = move.partition("-")
