@@ -196,10 +196,9 @@ def test_leader_cut_from_quorum_steps_down_and_majority_elects_new_leader() -> N
     net.isolate(leader)
     net.run_until(lambda: raft(net, leader).role != "leader", 100)
     assert raft(net, leader).role != "leader", "check-quorum: a leader without a quorum steps down"
-    # The write may still commit under a new leader: outcome unknown, no "definite".
-    assert w is not None and w.reply is not None and not w.reply["ok"]
-    assert w.reply["error"] in ("not_leader", "unavailable") and "definite" not in w.reply
-    # A read never takes effect: its failure is definite.
+    # The write may still commit under a new leader: its writer keeps waiting.
+    assert w is not None and w.reply is None
+    # A read waiting for read-index confirmation never takes effect: definite.
     assert r is not None and r.reply is not None and r.reply["definite"] is True
     others = [i for i in net.ids if i != leader]
     assert net.run_until(lambda: any(raft(net, i).role == "leader" for i in others), 300)
@@ -208,6 +207,11 @@ def test_leader_cut_from_quorum_steps_down_and_majority_elects_new_leader() -> N
     net.heal()
     net.run_until(lambda: raft(net, leader).leader == new, 300)
     assert raft(net, leader).term == raft(net, new).term
+    # The new leader's log overwrote the write, which only the old leader had:
+    # its writer hears an outcome-unknown error (never "definite").
+    assert net.run_until(lambda: w.reply is not None, 300)
+    assert w.reply is not None and not w.reply["ok"]
+    assert w.reply["error"] in ("not_leader", "unavailable") and "definite" not in w.reply
 
 
 def test_follower_redirects_clients_with_a_definite_not_leader() -> None:

@@ -55,6 +55,19 @@ earlier entry; a committed entry is in every later leader's log; replicas
 apply the same command at each index. A client hears ``ok`` only once its
 command is committed and applied (or, for a read, confirmed as above).
 
+Client waiters (``pending``: log index -> (client, request id, term)): a node
+that put a client's command into its log as leader keeps the waiter until
+that index is applied or leaves its log, also after it stops leading (as
+etcd's server waits for its proposal's index to be applied, whoever leads).
+At apply, the entry at that index is the client's own iff it has the term it
+was appended in (Log Matching): then ``ok`` with the result, else an
+outcome-unknown error. A suffix a follower truncates, or a log a snapshot
+install replaces, answers its waiters outcome-unknown at once: the entry
+may still commit elsewhere (Figure 8), so never ``definite``. Only reads
+waiting for read-index confirmation are answered (definitely) at step-down.
+This is also what makes an early commit (BUG commit-old-term) visible to a
+client: the old term's writer is still waiting when its entry commits.
+
 Known-bug flags (``options.bugs``; off by default; each breaks only what its
 name says): stale-read, forget-vote, no-log-check, commit-old-term, early-ack.
 """
@@ -160,7 +173,8 @@ class RaftCore:
         self.ticks = 0
         self.progress: dict[str, Progress] = {}
         self.term_start_index = 0  # index of this leader's no-op
-        self.pending: dict[int, tuple[bytes, Any]] = {}  # log index -> (client, request id)
+        # log index -> (client, request id, term appended in); see "Client waiters"
+        self.pending: dict[int, tuple[bytes, Any, int]] = {}
         self.reads = ReadQueue()  # read-index (reads.py)
 
         # Effects accumulated for the next Ready.
@@ -214,6 +228,8 @@ class RaftCore:
 
     def _truncate(self, index: int) -> None:
         """Drop our entries at and after ``index`` (a follower's conflicting suffix)."""
+        if self.pending:
+            self._release_waiters(lambda i: i >= index)
         if index <= self.commit_index:
             # Never with correct elections (Leader Completeness): only a leader
             # elected without the log check (BUG no-log-check) can contradict
@@ -295,7 +311,6 @@ class RaftCore:
         self.heartbeat_elapsed = 0
         nxt = self.last_index + 1
         self.progress = {p: Progress(nxt) for p in self.peers}
-        self.pending = {}
         # The no-op: lets this leader commit (and so learn the commit index
         # and serve reads) without waiting for a client write (paper 8).
         noop = Entry(nxt, self.term, None)
@@ -304,18 +319,29 @@ class RaftCore:
         self._maybe_commit()
 
     def _abandon_clients(self, leader: str | None) -> None:
-        """We stopped leading: answer everyone still waiting. A write already
-        in our log may yet commit under the next leader, so its outcome is
-        unknown (no "definite"); a read never takes effect, so it is definite."""
+        """We stopped leading: answer the reads waiting for read-index
+        confirmation (a read never takes effect, so definitely). Commands in
+        our log keep their waiters (see "Client waiters")."""
         hint = {"leader": leader} if leader is not None else {}
         error = "not_leader" if leader is not None else "unavailable"
         replies = self._replies
-        for client, rid in self.pending.values():
-            replies.append((client, {"id": rid, "ok": False, "error": error, **hint}))
-        self.pending = {}
         for client, rid, _key, _index in self.reads.drain():
             replies.append((client, {"id": rid, "ok": False, "error": error, "definite": True,
                                      **hint}))
+
+    def _unknown_outcome(self, rid: Any) -> dict[str, Any]:
+        """The reply to a waiter whose entry left our log: it may still
+        commit under another leader, so its outcome is unknown."""
+        if self.leader is not None and self.leader != self.id:
+            return {"id": rid, "ok": False, "error": "not_leader", "leader": self.leader}
+        return {"id": rid, "ok": False, "error": "unavailable"}
+
+    def _release_waiters(self, dropped: Any) -> None:
+        """Answer (outcome unknown) every waiter whose index ``dropped(index)``."""
+        pending = self.pending
+        for i in [i for i in pending if dropped(i)]:
+            client, rid, _term = pending.pop(i)
+            self._replies.append((client, self._unknown_outcome(rid)))
 
     # ----------------------------------------------------------------- inputs
 
@@ -370,7 +396,7 @@ class RaftCore:
             # BUG early-ack: acknowledge once the write is in our own log.
             self._replies.append((client, {"id": req["id"], "ok": True}))
         else:
-            self.pending[index] = (client, req["id"])
+            self.pending[index] = (client, req["id"], self.term)
 
     def step(self, msg: Any) -> None:
         if msg.dest != self.id or msg.src not in self._peer_set:
@@ -513,6 +539,9 @@ class RaftCore:
         except ValueError:
             return  # undecodable: keep our state; the leader will resend
         self.kv = kv
+        if self.pending:
+            # Whether our entries made it into the snapshot is unknowable.
+            self._release_waiters(lambda i: True)
         self.log = []
         self._unstable = []
         cut = self.snap_index + 1  # remove every entry we had after the old snapshot
@@ -614,15 +643,19 @@ class RaftCore:
         log = self.log
         base = self.snap_index + 1
         for i in range(self.last_applied + 1, index + 1):
-            cmd = log[i - base].data
+            entry = log[i - base]
+            cmd = entry.data
             if cmd is not None:
                 result = kv.apply(cmd)
-                if pending:
-                    waiter = pending.pop(i, None)
-                    if waiter is not None:
+            if pending:
+                waiter = pending.pop(i, None)
+                if waiter is not None:
+                    if cmd is not None and entry.term == waiter[2]:  # our entry (Log Matching)
                         reply = dict(result)
                         reply["id"] = waiter[1]
-                        replies.append((waiter[0], reply))
+                    else:
+                        reply = self._unknown_outcome(waiter[1])
+                    replies.append((waiter[0], reply))
         self.last_applied = index
         if self.reads.confirmed:
             self.reads.serve(index, self.kv, self._replies)
