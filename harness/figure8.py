@@ -1,0 +1,202 @@
+"""The ``figure-8`` move: the Raft paper's Figure 8, played on a live cluster.
+
+Owns ``figure8(nemesis, stop, hold)``, the scripted move of harness/bugs.py
+that exposes ``commit-old-term`` (a leader commits an earlier term's entry
+once a majority stores it). The mistake only matters when the old entry is
+on a majority while the new leader's no-op is not, and a later leader whose
+log lacks the entry wins an election -- three coordinated steps a random
+fault mix never takes. With ``max_batch`` = ``max_inflight`` = 1 (the bug's
+node options) a new leader re-sends old entries one per round trip, which
+opens the first window; the script opens the others by watching ``status``.
+
+Five nodes (odd sizes in general; an even cluster or no network: the move
+rests): the leader L of term t, its partner P (the minority side M = L + P),
+and the majority side J = {A, B, C}.
+
+a. Partition M | J, every link inside J delayed (``ELECT_DELAY_MS``). L's
+   clients' commands (e2..) land on L and P only; the writers wait. J elects
+   a leader W in term t3 > t; its no-op travels late to its voters.
+b. As soon as W leads, move one of its voters, V, to M's side in one step
+   (the grudge also drops W's late messages to V): V voted in t3 but holds
+   nothing of it, so it votes for L or P (L', term t4); L' re-sends e2.. to V
+   one at a time, late (``REPLICATE_DELAY_MS`` into V). With the bug L'
+   commits e2.. when V stores them, before its own no-op reaches V, and the
+   waiting writers hear ``ok``.
+c. Once V stores a few old entries but not the no-op, V goes back to J's
+   side (deaf to M; M still hears V, so V's last acks arrive). W's log ends
+   in t3, V's in t: W (or its other voter) wins V's vote, overwrites e2.. on
+   V and commits without them. Reads then miss writes that were
+   acknowledged, and the checker says so.
+
+Correct nodes go through the very same steps safely: L' never commits an
+old entry before its no-op is on a majority, so nothing acknowledged is lost
+(and if the no-op did reach V, V refuses W and nothing is overwritten).
+
+Every step waits for a condition with a deadline and returns when it does
+not come (the caller heals); the whole move stays within ``hold`` seconds.
+Everything random comes from ``ctx.rng``; every fault goes through the
+FaultActions helpers, so the history records it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faults.partition import Partition, cut
+
+#: Delay on every link inside the majority side during step (a): whoever
+#: wins there, its first AppendEntries reach its voters this late, while the
+#: script notices the win within a few polls.
+ELECT_DELAY_MS = 150
+#: Delay on M's links into V during step (b): one old entry per round trip,
+#: so the script sees V store old entries well before the no-op follows.
+REPLICATE_DELAY_MS = 80
+#: Old entries V may store before step (c) (more lost writes, easier to see),
+#: and how many it must stay short of the no-op (the script's reaction time).
+OLD_ENTRIES = 6
+NOOP_MARGIN = 3
+#: Status poll period (s).
+POLL_S = 0.005
+
+log = logging.getLogger(__name__)
+
+
+def _int(status: dict[str, Any] | None, key: str) -> int:
+    v = (status or {}).get(key)
+    return v if isinstance(v, int) else 0
+
+
+async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
+    """The ``figure-8`` move (see the module header); ``nem`` is a harness.bugs.MixNemesis."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + hold
+
+    def left() -> float:
+        return max(0.0, deadline - loop.time())
+
+    rng = nem.ctx.rng
+    nodes = list(nem.ctx.cluster.node_ids)
+    n = len(nodes)
+    quorum = n // 2 + 1
+    leader = await nem._leader()
+    if n < 3 or n % 2 == 0 or leader not in nodes or nem.net is None:
+        await _rest(stop, deadline)
+        return
+    ls = await nem.status(leader)
+    if not ls or ls.get("role") != "leader":
+        await _rest(stop, deadline)
+        return
+    t = _int(ls, "term")
+    others = sorted(x for x in nodes if x != leader)
+    rng.shuffle(others)
+    minority = sorted([leader, *others[: n - quorum - 1]])  # M: n - quorum nodes
+    majority = sorted(others[n - quorum - 1:])  # J: exactly a quorum
+
+    # (a) M | J, J's inner links late; wait for J's leader W and its voter V.
+    await nem.apply_partition(Partition("figure8-a", False, cut(minority, majority)))
+    await nem.apply_links({"delay_ms": ELECT_DELAY_MS, "delay_dist": "fixed"},
+                          [[x, y] for x in majority for y in majority if x != y])
+
+    async def j_leader() -> tuple[str, int] | None:
+        for x in majority:
+            s = await nem.status(x)
+            if s and s.get("role") == "leader" and _int(s, "term") > t:
+                return x, _int(s, "term")
+        return None
+
+    got = await nem.wait_for(stop, left(), j_leader, poll=POLL_S)
+    if got is None:
+        log.info("figure-8: %s elected nobody in time", majority)
+        return
+    w, t3 = got
+    voters = []
+    for x in majority:
+        if x != w:
+            s = await nem.status(x)
+            if s and s.get("voted_for") == w and _int(s, "term") == t3:
+                voters.append((x, _int(s, "log_len")))
+    if not voters:
+        log.info("figure-8: no voter of %s (term %d) found", w, t3)
+        return
+    v, v_len = voters[rng.randrange(len(voters))]
+    rest = sorted(x for x in majority if x != v)
+
+    # (b) V joins M (W's late messages to V die with the grudge); M's links
+    # into V are late, so the new leader L' re-sends old entries slowly.
+    await nem.switch_partition(Partition("figure8-b", False, cut([*minority, v], rest)))
+    await nem.clear_links()
+    await nem.apply_links({"delay_ms": REPLICATE_DELAY_MS, "delay_dist": "fixed"},
+                          [[x, v] for x in minority])
+    frozen: dict[str, int] = {}  # log length of an M node seen while it did not lead
+
+    async def m_leader() -> tuple[str, int] | None:
+        for x in minority:
+            s = await nem.status(x)
+            if not s:
+                continue
+            if s.get("role") == "leader" and _int(s, "term") > t3:
+                return x, _int(s, "term")
+            if s.get("role") != "leader":
+                frozen[x] = _int(s, "log_len")
+        return None
+
+    got = await nem.wait_for(stop, left(), m_leader, poll=POLL_S)
+    if got is None:
+        log.info("figure-8: %s elected nobody with %s in time", minority, v)
+        return
+    new_leader, t4 = got
+    noop = frozen.get(new_leader)
+    if noop is None:
+        log.info("figure-8: %s's log length before it led is unknown", new_leader)
+        return
+    noop += 1  # L' appended its no-op right after the log it was elected with
+    # V stores the old entries it lacks one by one; stop a few short of the no-op.
+    target = min(v_len + OLD_ENTRIES, noop - NOOP_MARGIN)
+    log.info("figure-8: %s leads term %d, %s voted for it in term %d with %d entries; "
+             "%s leads term %d, no-op at %d", w, t3, v, t3, v_len, new_leader, t4, noop)
+    if target <= v_len:
+        return  # V lacks (almost) nothing old: no window this time
+
+    async def stored_old() -> int | None:
+        s = await nem.status(v)
+        if not s or _int(s, "term") != t4:
+            return None
+        have = _int(s, "log_len")
+        return have if have >= target else None
+
+    if await nem.wait_for(stop, left(), stored_old, poll=POLL_S) is None:
+        log.info("figure-8: %s never stored entries up to %d", v, target)
+        return
+
+    # (c) V back to J's side, deaf to M (M still hears V's last acks): a J
+    # node whose log ends in t3 wins V and overwrites the old entries there.
+    grudge = cut(minority, rest)
+    grudge[v] = set(minority)
+    await nem.switch_partition(Partition("figure8-c", True, grudge))
+    await nem.clear_links()
+    base = {x: _int(await nem.status(x), "commit_index") for x in rest}
+
+    async def j_commits() -> str | None:
+        for x in rest:
+            s = await nem.status(x)
+            if (s and s.get("role") == "leader" and _int(s, "term") > t4
+                    and _int(s, "commit_index") > base[x]):
+                return x
+        return None
+
+    won = await nem.wait_for(stop, left(), j_commits, poll=0.02)
+    log.info("figure-8: %s stored old entries up to %d; %s", v, target,
+             f"{won} then won and committed" if won else f"{rest} did not commit in time")
+    # The caller heals: J's leader (last term > t4) keeps leading.
+
+
+async def _rest(stop: asyncio.Event, deadline: float) -> None:
+    """Sleep until ``deadline`` (loop time) unless ``stop`` is set."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left > 0:
+        try:
+            await asyncio.wait_for(stop.wait(), left)
+        except TimeoutError:
+            pass
