@@ -13,20 +13,25 @@ Five nodes (odd sizes in general; an even cluster or no network: the move
 rests): the leader L of term t, its partner P (the minority side M = L + P),
 and the majority side J = {A, B, C}.
 
-a. Partition M | J, every link inside J delayed (``ELECT_DELAY_MS``). L's
-   clients' commands (e2..) land on L and P only; the writers wait. J elects
-   a leader W in term t3 > t; its no-op travels late to its voters.
-b. As soon as W leads, move one of its voters, V, to M's side in one step
-   (the grudge also drops W's late messages to V): V voted in t3 but holds
-   nothing of it, so it votes for L or P (L', term t4); L' re-sends e2.. to V
-   one at a time, late (``REPLICATE_DELAY_MS`` into V). With the bug L'
-   commits e2.. when V stores them, before its own no-op reaches V, and the
-   waiting writers hear ``ok``.
-c. Once V stores a few old entries but not the no-op, V goes back to J's
-   side (deaf to M; M still hears V, so V's last acks arrive). W's log ends
-   in t3, V's in t: W (or its other voter) wins V's vote, overwrites e2.. on
-   V and commits without them. Reads then miss writes that were
-   acknowledged, and the checker says so.
+a. Partition M | J. W, the J node with the longest log, is the only one
+   that can win there: the other two cannot hear each other (no split
+   votes), and W's messages reach them late (``ELECT_DELAY_MS``). L's
+   clients' commands (e2..) land on L and P only; the writers wait. W wins
+   term t3 > t; its no-op travels late to its voters.
+b. As soon as W leads, move one of its voters, V (the one whose log is
+   closest to W's), to M's side in one step (the grudge also drops W's late
+   messages to V): V voted in t3 but holds nothing of it, so it votes for L
+   or P (L', term t4); L' re-sends what V lacks one entry at a time, late
+   (``REPLICATE_DELAY_MS`` into V). The entries past the end of W's log
+   (e2..) are the ones J will overwrite. With the bug L' commits them when
+   V stores them, before its own no-op reaches V, and the old leader L
+   (still holding their writers' waiters) answers ``ok``.
+c. Once V stores up to ``OLD_ENTRIES`` of e2.. but stays ``NOOP_MARGIN``
+   short of the no-op, V goes back to J's side (deaf to M; M still hears V,
+   so V's last acks arrive). W's log ends in t3, V's in t: W (or its other
+   voter) wins V's vote, overwrites e2.. on V and commits without them.
+   Reads then miss writes that were acknowledged, and the checker says so
+   (unless another unfinished write of the same key explains the value).
 
 Correct nodes go through the very same steps safely: L' never commits an
 old entry before its no-op is on a majority, so nothing acknowledged is lost
@@ -49,13 +54,13 @@ from faults.partition import Partition, cut
 #: Delay on every link inside the majority side during step (a): whoever
 #: wins there, its first AppendEntries reach its voters this late, while the
 #: script notices the win within a few polls.
-ELECT_DELAY_MS = 150
+ELECT_DELAY_MS = 100
 #: Delay on M's links into V during step (b): one old entry per round trip,
 #: so the script sees V store old entries well before the no-op follows.
 REPLICATE_DELAY_MS = 80
 #: Old entries V may store before step (c) (more lost writes, easier to see),
 #: and how many it must stay short of the no-op (the script's reaction time).
-OLD_ENTRIES = 6
+OLD_ENTRIES = 16
 NOOP_MARGIN = 3
 #: Status poll period (s).
 POLL_S = 0.005
@@ -94,33 +99,50 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     minority = sorted([leader, *others[: n - quorum - 1]])  # M: n - quorum nodes
     majority = sorted(others[n - quorum - 1:])  # J: exactly a quorum
 
-    # (a) M | J, J's inner links late; wait for J's leader W and its voter V.
-    await nem.apply_partition(Partition("figure8-a", False, cut(minority, majority)))
+    # (a) M | J; W (J's longest log) is the only J node that can win: the
+    # others cannot hear each other, and W's messages reach them late.
+    # (J's logs stop growing at the cut; J heard L just now, so nobody there
+    # campaigns before the next step.)
+    await nem.apply_partition(Partition("figure8-cut", False, cut(minority, majority)))
+    lengths = [(_int(await nem.status(x), "log_len"), x) for x in majority]
+    longest = max(length for length, _x in lengths)
+    w = rng.choice([x for length, x in lengths if length == longest])
+    electors = [x for x in majority if x != w]
+    grudge = cut(minority, majority)
+    for x in electors:
+        grudge[x] |= {y for y in electors if y != x}
+    await nem.switch_partition(Partition("figure8-a", False, grudge))
     await nem.apply_links({"delay_ms": ELECT_DELAY_MS, "delay_dist": "fixed"},
-                          [[x, y] for x in majority for y in majority if x != y])
+                          [[w, x] for x in electors])
+    w_frozen: list[int] = []  # W's log length seen while it did not lead yet
 
-    async def j_leader() -> tuple[str, int] | None:
-        for x in majority:
-            s = await nem.status(x)
-            if s and s.get("role") == "leader" and _int(s, "term") > t:
-                return x, _int(s, "term")
+    async def w_leads() -> int | None:
+        s = await nem.status(w)
+        if s and s.get("role") == "leader" and _int(s, "term") > t:
+            return _int(s, "term")
+        if s:
+            w_frozen.append(_int(s, "log_len"))
         return None
 
-    got = await nem.wait_for(stop, left(), j_leader, poll=POLL_S)
-    if got is None:
-        log.info("figure-8: %s elected nobody in time", majority)
+    t3 = await nem.wait_for(stop, left(), w_leads, poll=POLL_S)
+    if t3 is None:
+        log.info("figure-8: %s was not elected in time", w)
         return
-    w, t3 = got
+    # W's no-op follows the log it was elected with: old entries past that
+    # end are the ones W's side will overwrite in (c).
+    w_end = w_frozen[-1] if w_frozen else 0
     voters = []
-    for x in majority:
-        if x != w:
-            s = await nem.status(x)
-            if s and s.get("voted_for") == w and _int(s, "term") == t3:
-                voters.append((x, _int(s, "log_len")))
+    for x in electors:
+        s = await nem.status(x)
+        if s and s.get("voted_for") == w and _int(s, "term") == t3:
+            voters.append((x, _int(s, "log_len")))
     if not voters:
         log.info("figure-8: no voter of %s (term %d) found", w, t3)
         return
-    v, v_len = voters[rng.randrange(len(voters))]
+    # The voter closest to W's log: it has the least to catch up on in (b).
+    top = max(length for _x, length in voters)
+    closest = [x for x in voters if x[1] == top]
+    v, v_len = closest[rng.randrange(len(closest))]
     rest = sorted(x for x in majority if x != v)
 
     # (b) V joins M (W's late messages to V die with the grudge); M's links
@@ -152,12 +174,14 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
         log.info("figure-8: %s's log length before it led is unknown", new_leader)
         return
     noop += 1  # L' appended its no-op right after the log it was elected with
-    # V stores the old entries it lacks one by one; stop a few short of the no-op.
-    target = min(v_len + OLD_ENTRIES, noop - NOOP_MARGIN)
-    log.info("figure-8: %s leads term %d, %s voted for it in term %d with %d entries; "
-             "%s leads term %d, no-op at %d", w, t3, v, t3, v_len, new_leader, t4, noop)
-    if target <= v_len:
-        return  # V lacks (almost) nothing old: no window this time
+    # V stores the old entries it lacks one by one; those past W's log end
+    # are the ones that get lost: let a few through, stop short of the no-op.
+    first = max(v_len, w_end)
+    target = min(first + OLD_ENTRIES, noop - NOOP_MARGIN)
+    log.info("figure-8: %s leads term %d after entry %d, %s voted for it with %d entries; "
+             "%s leads term %d, no-op at %d", w, t3, w_end, v, v_len, new_leader, t4, noop)
+    if target <= first:
+        return  # M holds (almost) nothing W lacks: no window this time
 
     async def stored_old() -> int | None:
         s = await nem.status(v)
