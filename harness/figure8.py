@@ -60,7 +60,7 @@ ELECT_DELAY_MS = 100
 REPLICATE_DELAY_MS = 80
 #: Old entries V may store before step (c) (more lost writes, easier to see),
 #: and how many it must stay short of the no-op (the script's reaction time).
-OLD_ENTRIES = 16
+OLD_ENTRIES = 30
 NOOP_MARGIN = 3
 #: Status poll period (s).
 POLL_S = 0.005
