@@ -30,20 +30,25 @@ fault at a time, every start and end recorded in the history). Moves:
   SIGKILL, restart at the end of the window;
 - ``pause-leader``: SIGSTOP the leader, SIGCONT at the end;
 - ``slow-net``: delay (and reorder) every link, so votes and accepts are
-  still in flight when a kill lands.
+  still in flight when a kill lands;
+- ``revote`` / ``repromise`` (harness/targeted.py): split the leader away,
+  let the others elect with a chosen voter, then move that voter to the old
+  leader's side through a SIGKILL, so that a vote (Raft) or promise (Paxos)
+  it forgot is asked for again in the same term/ballot;
+- ``figure-8`` (harness/figure8.py): the paper's Figure 8 on live nodes.
 
-Known gaps (black-box runs do not find these yet; the cores' simnet tests
-show each flag at message level):
+Why scripted moves for ``forget-vote`` and ``forget-promise``: a forgotten
+vote only matters if a second candidate of the *same* term asks the
+restarted voter and wins with it; pre-vote, check-quorum leases and the log
+check (the first winner's entries reach its voters one round trip after
+the vote) leave random kills a window of milliseconds. A forgotten promise
+needs an older ballot's Accept to reach the restarted acceptor, and a
+deposed leader learns the newer ballot from the first message queued for
+it. The scripts wait for those moments instead of hoping for them.
 
-- ``forget-vote``: a forgotten vote only matters if a second candidate of
-  the *same* term asks the restarted voter and wins with it. Pre-vote,
-  check-quorum leases, candidates that never repeat a RequestVote within a
-  term and the log check (the first winner's no-op reaches its voters one
-  round trip after the vote) leave a window of milliseconds for the kill.
-- ``forget-promise``: needs an older ballot's Accept to reach an acceptor
-  restarted after promising a newer one; acceptors ignore Prepares while
-  their leader is fresh and a deposed leader learns the newer ballot from
-  the first message queued for it, so the window is again milliseconds.
+Known gap (black-box runs do not find it yet; the cores' simnet tests show
+the flag at message level):
+
 - ``commit-old-term``: a new leader's no-op travels in the same
   AppendEntries as the earlier terms' entries, so every ack that covers an
   old entry covers the no-op too and the commit is legitimate anyway; the
