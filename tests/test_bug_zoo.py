@@ -340,6 +340,25 @@ def test_paxos_stale_read_is_caught_in_seconds(tmp_path: Path, no_leftovers: Non
 
 @pytest.mark.process
 @pytest.mark.timeout(150)
+def test_raft_forget_vote_is_caught_by_the_revote_script(tmp_path: Path,
+                                                         no_leftovers: None) -> None:
+    result = bug_run(tmp_path, "raft", "forget-vote", 15, seed=1)
+    assert_caught(result, "forget-vote")
+    lines = (result.run_dir / "history.jsonl").read_text().splitlines()
+    shapes = [e["value"].get("shape") for e in map(json.loads, lines)
+              if e.get("process") == "nemesis" and e.get("f") == "partition"]
+    assert "revote-move" in shapes
+
+
+@pytest.mark.process
+@pytest.mark.timeout(150)
+def test_paxos_forget_promise_is_caught_by_the_repromise_script(tmp_path: Path,
+                                                                no_leftovers: None) -> None:
+    assert_caught(bug_run(tmp_path, "paxos", "forget-promise", 15, seed=1), "forget-promise")
+
+
+@pytest.mark.process
+@pytest.mark.timeout(150)
 def test_correct_raft_under_the_early_ack_mix_is_valid(tmp_path: Path,
                                                        no_leftovers: None) -> None:
     result = bug_run(tmp_path, "raft", None, 10, seed=1, mix="early-ack")
