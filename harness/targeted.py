@@ -39,6 +39,7 @@ import asyncio
 from typing import Any
 
 from faults.partition import Partition, cut
+from faults.schedule import sleep_unless
 
 #: Delay on J's links into V (ms): the window in which V has voted but holds
 #: nothing of W's term. Polling + the partition switch take a few ms.
@@ -163,9 +164,4 @@ async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, dela
 
 async def _rest(stop: asyncio.Event, deadline: float) -> None:
     """Sleep until ``deadline`` (loop time) unless ``stop`` is set."""
-    left = deadline - asyncio.get_running_loop().time()
-    if left > 0:
-        try:
-            await asyncio.wait_for(stop.wait(), left)
-        except TimeoutError:
-            pass
+    await sleep_unless(stop, deadline - asyncio.get_running_loop().time())
