@@ -46,23 +46,16 @@ needs an older ballot's Accept to reach the restarted acceptor, and a
 deposed leader learns the newer ballot from the first message queued for
 it. The scripts wait for those moments instead of hoping for them.
 
-Known gap (black-box runs do not find it yet; the cores' simnet tests show
-the flag at message level):
-
-- ``commit-old-term``: a new leader's no-op travels in the same
-  AppendEntries as the earlier terms' entries, so every ack that covers an
-  old entry covers the no-op too and the commit is legitimate anyway; the
-  flag only matters for an ack that stops between them, which our batching
-  never sends. Sending the no-op apart (``options.max_batch`` = 1) would not
-  make it visible either: a new leader starts with no waiting writers (the
-  old term's clients were answered when their leader stepped down), its
-  read index is at least its no-op's index, and every command it takes sits
-  after the no-op -- so no client operation can observe an old-term entry
-  committed early until the no-op commits, and from then on the commit is
-  legitimate. Only a later divergence (Figure 8's overwrite, after which
-  the early committer's state machine holds a value the cluster dropped,
-  seen once it leads again) would show it: four coordinated steps that
-  need knowledge of every node's log, not a black-box fault mix.
+Why a scripted move for ``commit-old-term``: the flag only matters for an
+ack that covers an old term's entry but not the new leader's no-op, and
+only a client still waiting for that entry can see the early commit; the
+entry must then be lost to a leader whose log lacks it. The bug's settings
+send one entry per AppendEntries (``max_batch`` = ``max_inflight`` = 1) so
+the no-op travels apart, Raft nodes keep a writer's waiter across leader
+changes (nodes/raft/core.py "Client waiters"), and ``figure-8`` plays the
+three steps: old entries on the old side only, one voter of the other
+side's new leader moved over and given some of them but not the no-op,
+then moved back to be overwritten.
 
 Invariant: with the same seed and the same leader answers, a mix gives the
 same sequence of moves, targets and durations (everything random comes from
