@@ -15,6 +15,7 @@ then the *correct* nodes over the same seeds under the same mix
 
 Usage: python benchmarks/bug_zoo.py [--seeds N] [--time-limit S] [--bugs a,b]
        [--systems raft,paxos] [--store DIR] [--no-correct]
+       python benchmarks/bug_zoo.py --from-store DIR [DIR ...]   (the table of kept runs)
 The target (issue 8) is every bug caught in >= 8 of 10 runs of 60 s and no
 anomaly on correct nodes; the full matrix takes ~90 min on a quiet machine.
 """
@@ -22,6 +23,7 @@ anomaly on correct nodes; the full matrix takes ~90 min on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -32,7 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import bugs as zoo
-from harness.config import RunConfig
+from harness.checker import check_file
+from harness.config import ConfigError, RunConfig
+from harness.history import HistoryError
 from harness.runner import RunError, RunResult, run
 
 
@@ -46,10 +50,58 @@ class Row:
 
 
 def first_anomaly_s(result: RunResult) -> float | None:
-    """Seconds from the run's start to the earliest operation in any anomaly."""
-    times = [op["time"] for a in result.anomalies for op in a.get("ops") or []
+    """Seconds from the run's start to the earliest operation of any anomaly.
+    The run's own check stops at the first invalid key it looks at, which
+    need not be the earliest, so the history is checked again, every key."""
+    anomalies = result.anomalies
+    if result.verdict == "invalid":
+        try:
+            again = check_file(result.run_dir / "history.jsonl", time_limit=120.0,
+                               every_key=True)
+            if again.anomalies:
+                anomalies = [a.to_dict() for a in again.anomalies]
+        except HistoryError:
+            pass
+    times = [op["time"] for a in anomalies for op in a.get("ops") or []
              if isinstance(op.get("time"), int)]
     return min(times) / 1e9 if times else None
+
+
+def stored_runs(store: Path) -> list[RunResult]:
+    """The finished runs under ``store`` (folders with config.json and results.json)."""
+    found = []
+    for results in sorted(store.glob("*/*/results.json")):
+        run_dir = results.parent
+        try:
+            cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+            res = json.loads(results.read_text())
+        except (OSError, ValueError, ConfigError):
+            continue
+        found.append(RunResult(res.get("verdict", "unknown"), int(res.get("exit_code", 3)),
+                               run_dir, cfg, res))
+    return found
+
+
+def rows_from_stores(stores: list[Path]) -> list[Row]:
+    """One row per (bug, system) of the runs kept in ``stores``: bug runs have
+    ``bugs`` = [bug]; correct runs have no bug and nemesis ``bug:NAME``."""
+    rows: dict[tuple[str, str], Row] = {}
+    for store in stores:
+        for res in stored_runs(store):
+            cfg = res.config
+            name = cfg.bugs[0] if cfg.bugs else zoo.mix_name(cfg.nemesis)
+            if name is None:
+                continue
+            row = rows.setdefault((name, cfg.system), Row(name, cfg.system))
+            if cfg.bugs:
+                row.runs.append(res)
+                t = first_anomaly_s(res)
+                if res.verdict == "invalid" and t is not None:
+                    row.firsts.append(t)
+            else:
+                row.correct.append(res)
+    order = {name: i for i, name in enumerate(zoo.names())}
+    return sorted(rows.values(), key=lambda r: (order.get(r.bug, 99), r.system))
 
 
 def one_run(cfg: RunConfig) -> RunResult | None:
@@ -69,7 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default="store-bug-zoo", help="store for the run folders")
     p.add_argument("--first-seed", type=int, default=1)
     p.add_argument("--no-correct", action="store_true", help="skip the correct-node runs")
+    p.add_argument("--from-store", nargs="+", metavar="DIR", default=None,
+                   help="run nothing: print the table of the runs kept in these stores")
     args = p.parse_args(argv)
+    if args.from_store:
+        missing = [d for d in args.from_store if not Path(d).is_dir()]
+        if missing:
+            print(f"bug_zoo: no such store: {', '.join(missing)}", file=sys.stderr)
+            return 2
+        rows = rows_from_stores([Path(d) for d in args.from_store])
+        print(table(rows, correct=any(r.correct for r in rows)))
+        print(f"\n{sum(len(r.runs) + len(r.correct) for r in rows)} runs, from "
+              f"{', '.join(args.from_store)}")
+        return 0
 
     wanted = [b.strip() for b in args.bugs.split(",") if b.strip()] or zoo.names()
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]

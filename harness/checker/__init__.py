@@ -116,15 +116,18 @@ def check_file(
     time_limit: float | None = None,
     *,
     independent: bool = False,
+    every_key: bool = False,
     **semantics: Any,
 ) -> CheckResult:
     """Check a history file (JSON Lines or EDN). Raises HistoryError if unreadable.
 
-    ``independent``: Jepsen independent-key history (value ``[key value]``)."""
+    ``independent``: Jepsen independent-key history (value ``[key value]``).
+    ``every_key``: see ``check_ops``."""
     events = read_history(path)
     if independent:
         events = unwrap_independent(events)
-    res = check_events(events, model, time_limit, path=str(path), **semantics)
+    res = check_events(events, model, time_limit, path=str(path), every_key=every_key,
+                       **semantics)
     return res
 
 
@@ -134,6 +137,7 @@ def check_events(
     time_limit: float | None = None,
     *,
     path: str | None = None,
+    every_key: bool = False,
     **semantics: Any,
 ) -> CheckResult:
     """Check a list of history events. ``semantics``: initial, fail_cas
@@ -142,7 +146,7 @@ def check_events(
     ops = pair_ops(events, path or "<events>")
     m = make_model(model, **semantics)
     try:
-        res = check_ops(ops, m, time_limit, start=t0)
+        res = check_ops(ops, m, time_limit, start=t0, every_key=every_key)
     except HistoryError as exc:
         raise HistoryError(path or "<events>", None, exc.message) from None
     res.path = path
@@ -150,9 +154,12 @@ def check_events(
 
 
 def check_ops(
-    ops: list[Op], model: Model, time_limit: float | None = None, *, start: float | None = None
+    ops: list[Op], model: Model, time_limit: float | None = None, *, start: float | None = None,
+    every_key: bool = False,
 ) -> CheckResult:
-    """Check paired operations against a model object."""
+    """Check paired operations against a model object. The check stops at the
+    first invalid partition (key) unless ``every_key``: then each invalid key
+    gives its anomaly (to find the earliest one, as benchmarks/bug_zoo.py does)."""
     t0 = time.perf_counter() if start is None else start
     deadline = None if time_limit is None else time.monotonic() + time_limit
     parts = [p for p in model.partition(ops) if p]
@@ -188,6 +195,8 @@ def check_ops(
             text = sentence(model, key, part, stuck, [], None)
             res.valid = False
             res.anomalies.append(Anomaly(key, text, [stuck], []))
+            if every_key:
+                continue
             break
         if out.valid is None:
             unknown = True
@@ -202,6 +211,8 @@ def check_ops(
             text = sentence(model, key, part, stuck, prefix, c.decode(out.prefix_state))
             res.valid = False
             res.anomalies.append(Anomaly(key, text, [stuck] + conc, prefix))
+            if every_key:
+                continue
             break
     if res.valid is True and unknown:
         res.valid = "unknown"
