@@ -50,6 +50,7 @@ import logging
 from typing import Any
 
 from faults.partition import Partition, cut
+from harness.targeted import rest_until
 
 #: Delay on every link inside the majority side during step (a): whoever
 #: wins there, its first AppendEntries reach its voters this late, while the
@@ -88,11 +89,11 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     leader = await nem._leader()
     delays = "delay" in getattr(nem.net, "link_faults", ("delay",))  # netns: loss only
     if n < 3 or n % 2 == 0 or leader not in nodes or nem.net is None or not delays:
-        await _rest(stop, deadline)
+        await rest_until(stop, deadline)
         return
     ls = await nem.status(leader)
     if not ls or ls.get("role") != "leader":
-        await _rest(stop, deadline)
+        await rest_until(stop, deadline)
         return
     t = _int(ls, "term")
     others = sorted(x for x in nodes if x != leader)
@@ -215,13 +216,3 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     log.info("figure-8: %s stored old entries up to %d; %s", v, target,
              f"{won} then won and committed" if won else f"{rest} did not commit in time")
     # The caller heals: J's leader (last term > t4) keeps leading.
-
-
-async def _rest(stop: asyncio.Event, deadline: float) -> None:
-    """Sleep until ``deadline`` (loop time) unless ``stop`` is set."""
-    left = deadline - asyncio.get_running_loop().time()
-    if left > 0:
-        try:
-            await asyncio.wait_for(stop.wait(), left)
-        except TimeoutError:
-            pass

@@ -85,7 +85,7 @@ async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, dela
     quorum = len(nodes) // 2 + 1
     leader = await nem._leader()
     if leader not in nodes or len(nodes) < 3 or nem.net is None:
-        await _rest(stop, deadline)
+        await rest_until(stop, deadline)
         return
     t0 = term_of(await nem.status(leader))
     others = sorted(n for n in nodes if n != leader)
@@ -93,7 +93,7 @@ async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, dela
     majority = others[:quorum]  # J: W and its voters, exactly a quorum without L
     minority = sorted([leader, *others[quorum:]])  # M: with V, a quorum (odd sizes)
     if len(minority) + 1 < quorum or len(majority) < 2:
-        await _rest(stop, deadline)  # even cluster sizes: M + V is no quorum
+        await rest_until(stop, deadline)  # even cluster sizes: M + V is no quorum
         return
 
     order = list(majority)  # in rng order: who of W's voters becomes V
@@ -155,13 +155,13 @@ async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, dela
     # Let L's side work with V for a share of what is left (with the bug: on
     # a vote or promise V should not have given), then
     # 5. the chain J - V - M: V hears and is heard by both sides.
-    await _rest(stop, loop.time() + (deadline - loop.time()) * m_share)
+    await rest_until(stop, loop.time() + (deadline - loop.time()) * m_share)
     if stop.is_set() or loop.time() >= deadline:
         return
     await nem.switch_partition(Partition("revote-chain", False, cut(minority, rivals)))
-    await _rest(stop, deadline)
+    await rest_until(stop, deadline)
 
 
-async def _rest(stop: asyncio.Event, deadline: float) -> None:
+async def rest_until(stop: asyncio.Event, deadline: float) -> None:
     """Sleep until ``deadline`` (loop time) unless ``stop`` is set."""
     await sleep_unless(stop, deadline - asyncio.get_running_loop().time())

@@ -227,7 +227,7 @@ class ElectionStatus:
     network; then the first of J (nodes cut off from n3) leads term 2 with
     the votes of the rest of J."""
 
-    def __init__(self, net: "FakeNet") -> None:
+    def __init__(self, net: FakeNet) -> None:
         self.net = net
         self.winner: str | None = None
         self.commit = 0
@@ -370,20 +370,10 @@ def test_correct_raft_under_the_early_ack_mix_is_valid(tmp_path: Path,
 
 
 CASES = [(name, system) for name in zoo.names() for system in zoo.get(name).systems]
-#: Not yet found by black-box runs (see harness/bugs.py "Known gaps").
-UNCAUGHT = {"commit-old-term"}
-
-
-def caught_case(bug: str, system: str):
-    marks = [pytest.mark.xfail(reason="harness/bugs.py: known gap", strict=False)] \
-        if bug in UNCAUGHT else []
-    return pytest.param(bug, system, marks=marks, id=f"{bug}-{system}")
-
-
 @pytest.mark.slow
 @pytest.mark.process
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("bug, system", [caught_case(b, s) for b, s in CASES])
+@pytest.mark.parametrize("bug, system", CASES, ids=[f"{b}-{s}" for b, s in CASES])
 def test_every_bug_is_caught_within_a_minute(tmp_path: Path, no_leftovers: None, bug: str,
                                              system: str) -> None:
     assert_caught(bug_run(tmp_path, system, bug, 60, seed=1), bug)
