@@ -9,9 +9,10 @@ fault mix never takes. With ``max_batch`` = ``max_inflight`` = 1 (the bug's
 node options) a new leader re-sends old entries one per round trip, which
 opens the first window; the script opens the others by watching ``status``.
 
-Five nodes (odd sizes in general; an even cluster, or a network that cannot
-delay messages (--net direct or netns): the move rests): the leader L of term t, its partner P (the minority side M = L + P),
-and the majority side J = {A, B, C}.
+Five nodes (odd sizes in general; on an even cluster, or a network that
+cannot delay messages (--net direct or netns), the move rests): the leader
+L of term t, its partner P (the minority side M = L + P), and the majority
+side J = {A, B, C}.
 
 a. Partition M | J. W, the J node with the longest log, is the only one
    that can win there: the other two cannot hear each other (no split
