@@ -224,6 +224,10 @@ def header(
     run_notes = (
         [str(x) for x in r.get("notes") or [] if x] if isinstance(r.get("notes"), list) else []
     )
+    bugs = get(run.config, "bugs") or []
+    if isinstance(bugs, list) and bugs:
+        meta.insert(3, ("known bugs on", ", ".join(str(b) for b in bugs)))
+        run_notes = [_bug_note(str(b)) for b in bugs] + run_notes
     notes = "".join(f'<p class="muted">{esc(x)}</p>' for x in ([note] if note else []) + run_notes)
     return (
         f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
@@ -386,3 +390,13 @@ def section_files(run: Run) -> str:
     links = [f'<a href="{f}">{f}</a>' for f in RAW_FILES if (run.path / f).exists()]
     links += [f'<a href="nodes/{esc(nd)}.log">nodes/{esc(nd)}.log</a>' for nd in sorted(run.logs)]
     return f'<h2>Files</h2><p class="links">{" ".join(links)}</p>'
+
+
+def _bug_note(name: str) -> str:
+    """One line on a known bug the nodes ran with (harness/bugs.py), for the reader."""
+    from harness import bugs
+
+    bug = bugs.BUGS.get(name)
+    if bug is None:
+        return f"The nodes ran with the known bug {name}."
+    return f"The nodes ran with the known bug {name}: {bug.mistake}."
