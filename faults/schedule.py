@@ -171,6 +171,22 @@ class FaultActions:
         async with self._lock:
             await self.heal_all()
 
+    async def run(self, stop: asyncio.Event) -> None:
+        """The rhythm: half an interval of calm, then every ``ctx.interval_s``
+        one fault window (``window``) followed by calm for the rest."""
+        interval = self.ctx.interval_s
+        if not await sleep_unless(stop, interval / 2):
+            return
+        while not stop.is_set():
+            hold = await self.window(stop, interval)
+            if hold is None or not await sleep_unless(stop, interval - hold):
+                return
+
+    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
+        """Start one fault, hold it and end it; the seconds it held, or None
+        once ``stop`` is set (``heal()`` then ends what is active)."""
+        raise NotImplementedError
+
 
 class ScheduledNemesis(FaultActions):
     """One fault at a time on a seeded schedule of fault and calm windows."""
@@ -183,23 +199,19 @@ class ScheduledNemesis(FaultActions):
 
     # --- the schedule -------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        rng, interval = self.ctx.rng, self.ctx.interval_s
-        if not await sleep_unless(stop, interval / 2):
-            return
-        while not stop.is_set():
-            kind = rng.choice(self.kinds)
-            hold = interval * rng.uniform(*HOLD)
-            async with self._lock:
-                if stop.is_set():
-                    return
-                await self._start(kind)
-            if not await sleep_unless(stop, hold):
-                return  # heal() ends what is active
-            async with self._lock:
-                await self._end(kind)
-            if not await sleep_unless(stop, interval - hold):
-                return
+    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
+        rng = self.ctx.rng
+        kind = rng.choice(self.kinds)
+        hold = interval * rng.uniform(*HOLD)
+        async with self._lock:
+            if stop.is_set():
+                return None
+            await self._start(kind)
+        if not await sleep_unless(stop, hold):
+            return None  # heal() ends what is active
+        async with self._lock:
+            await self._end(kind)
+        return hold
 
     async def _start(self, kind: str) -> None:
         rng = self.ctx.rng

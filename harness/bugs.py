@@ -286,50 +286,46 @@ class MixNemesis(FaultActions):
         super().__init__(ctx, net)
         self.mix = mix
 
-    async def run(self, stop: asyncio.Event) -> None:
-        rng, interval = self.ctx.rng, self.ctx.interval_s
-        if not await sleep_unless(stop, interval / 2):
-            return
-        while not stop.is_set():
-            move = rng.choice(self.mix.moves)
-            hold = interval * rng.uniform(*self.mix.hold)
-            if move == "lag-then-isolate-leader":
-                # Followers lag for the first part, the leader is cut off after.
-                async with self._lock:
-                    if stop.is_set():
-                        return
-                    leader = await self._leader()
-                    nodes = list(self.ctx.cluster.node_ids)
-                    others = [n for n in nodes if n != leader]
-                    laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
-                    await self._cut_off(laggers)
-                if not await sleep_unless(stop, hold / 2):
-                    return
-                async with self._lock:
-                    await self.heal_network()
-                    await self._partition("leader", leader)
-                if not await sleep_unless(stop, hold / 2):
-                    return
-            elif move in SCRIPTED:
-                module, fn = SCRIPTED[move]
-                script = getattr(importlib.import_module(module), fn)
-                async with self._lock:
-                    if stop.is_set():
-                        return
-                    await script(self, stop, hold)
-                if stop.is_set():
-                    return
-            else:
-                async with self._lock:
-                    if stop.is_set():
-                        return
-                    await self._start(move)
-                if not await sleep_unless(stop, hold):
-                    return  # heal() ends what is active
+    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
+        rng = self.ctx.rng
+        move = rng.choice(self.mix.moves)
+        hold = interval * rng.uniform(*self.mix.hold)
+        if move == "lag-then-isolate-leader":
+            # Followers lag for the first part, the leader is cut off after.
             async with self._lock:
-                await self.heal_all()
-            if not await sleep_unless(stop, interval - hold):
-                return
+                if stop.is_set():
+                    return None
+                leader = await self._leader()
+                nodes = list(self.ctx.cluster.node_ids)
+                others = [n for n in nodes if n != leader]
+                laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
+                await self._cut_off(laggers)
+            if not await sleep_unless(stop, hold / 2):
+                return None
+            async with self._lock:
+                await self.heal_network()
+                await self._partition("leader", leader)
+            if not await sleep_unless(stop, hold / 2):
+                return None
+        elif move in SCRIPTED:
+            module, fn = SCRIPTED[move]
+            script = getattr(importlib.import_module(module), fn)
+            async with self._lock:
+                if stop.is_set():
+                    return None
+                await script(self, stop, hold)
+            if stop.is_set():
+                return None
+        else:
+            async with self._lock:
+                if stop.is_set():
+                    return None
+                await self._start(move)
+            if not await sleep_unless(stop, hold):
+                return None  # heal() ends what is active
+        async with self._lock:
+            await self.heal_all()
+        return hold
 
     async def _leader(self) -> str | None:
         from faults.process import current_leader
