@@ -31,6 +31,24 @@ from harness.recorder import Clock
 STATUS_FIELDS = ("role", "term", "leader", "commit_index", "last_applied", "log_len")
 
 
+def term_of(status: dict[str, Any] | None) -> int:
+    """A ``status`` reply's term: Raft's term or Paxos's promised ballot round
+    (0 when the node says neither)."""
+    if not status:
+        return 0
+    term = status.get("term", status.get("ballot"))
+    return term if isinstance(term, int) else 0
+
+
+async def live_status(cluster: LocalCluster, client: NodeClient, node: str,
+                      timeout: float) -> dict[str, Any] | None:
+    """``node``'s status, or None when it is dead, paused (it cannot answer;
+    don't queue requests for it) or silent for ``timeout`` seconds."""
+    if not cluster.is_running(node) or cluster.is_paused(node):
+        return None
+    return await client.status(node, timeout)
+
+
 class MetricsPoller:
     """Polls every node a few times a second; keeps the latest status of each."""
 
@@ -83,9 +101,7 @@ class MetricsPoller:
         self._file.flush()
 
     async def _status(self, node: str) -> dict[str, Any] | None:
-        if not self.cluster.is_running(node) or self.cluster.is_paused(node):
-            return None  # a paused node cannot answer; don't queue requests for it
-        return await self._client.status(node, self.timeout_s)
+        return await live_status(self.cluster, self._client, node, self.timeout_s)
 
     def _proc_sample(self, now: int, node: str) -> dict[str, Any]:
         pid = self.cluster.pid(node)
@@ -120,8 +136,7 @@ class MetricsPoller:
         for node, status in self.latest.items():
             if not status:
                 continue
-            term = status.get("term", status.get("ballot"))
-            term_key = term if isinstance(term, int) else 0
+            term_key = term_of(status)
             if status.get("role") == "leader" and (best is None or term_key > best[0]):
                 best = (term_key, node)
             hint = status.get("leader")

@@ -47,7 +47,7 @@ from harness.client import NodeClient
 from harness.cluster import ClusterError, LocalCluster, write_cluster
 from harness.config import ConfigError, RunConfig
 from harness.generator import OpGenerator, key_names
-from harness.metrics import MetricsPoller
+from harness.metrics import MetricsPoller, live_status
 from harness.recorder import Clock, Recorder
 from harness.workers import WorkerSettings, final_reads, process_numbers, worker
 
@@ -328,10 +328,7 @@ def _nemesis_context(live: _Live) -> Any:
     live.closers.append(statuses.close)
 
     async def status(node: str) -> dict[str, Any] | None:
-        cluster = live.cluster
-        if not cluster.is_running(node) or cluster.is_paused(node):
-            return None
-        return await statuses.status(node, 0.2)
+        return await live_status(live.cluster, statuses, node, 0.2)
 
     return NemesisContext(
         cluster=live.cluster,

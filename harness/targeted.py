@@ -40,9 +40,10 @@ from typing import Any
 
 from faults.partition import Partition, cut
 from faults.schedule import sleep_unless
+from harness.metrics import term_of
 
-#: Delay on J's links into V (ms): the window in which V has voted but holds
-#: nothing of W's term. Polling + the partition switch take a few ms.
+#: Delay on every link inside J (ms, revote only): the window in which V has
+#: voted but holds nothing of W's term. Polling + the kill take a few ms.
 DELAY_MS = 60
 #: Share of the time left after step 4 that M works with V alone.
 M_SHARE = 0.5
@@ -52,14 +53,6 @@ CHOSEN = 20
 CHOSEN_WAIT_S = 1.0
 #: Status poll period while waiting for the vote (s).
 POLL_S = 0.005
-
-
-def term_of(status: dict[str, Any] | None) -> int:
-    """Raft's term or Paxos's promised ballot round (0 when unknown)."""
-    if not status:
-        return 0
-    term = status.get("term", status.get("ballot"))
-    return term if isinstance(term, int) else 0
 
 
 async def revote(nem: Any, stop: asyncio.Event, hold: float) -> None:
