@@ -316,6 +316,13 @@ def bug_run(tmp_path: Path, system: str, bug: str | None, seconds: float, seed: 
     return run(cfg)
 
 
+def nemesis_events(result) -> list[tuple[str, object]]:
+    """(f, value) of every nemesis event in the run's history, in order."""
+    lines = (result.run_dir / "history.jsonl").read_text().splitlines()
+    return [(e.get("f"), e.get("value")) for e in map(json.loads, lines)
+            if e.get("process") == "nemesis"]
+
+
 def assert_caught(result, bug: str) -> None:
     assert result.exit_code == 1, (result.verdict, result.results.get("notes"), result.run_dir)
     assert result.anomalies and all(a["ops"] for a in result.anomalies)
@@ -344,9 +351,7 @@ def test_raft_forget_vote_is_caught_by_the_revote_script(tmp_path: Path,
                                                          no_leftovers: None) -> None:
     result = bug_run(tmp_path, "raft", "forget-vote", 15, seed=1)
     assert_caught(result, "forget-vote")
-    lines = (result.run_dir / "history.jsonl").read_text().splitlines()
-    shapes = [e["value"].get("shape") for e in map(json.loads, lines)
-              if e.get("process") == "nemesis" and e.get("f") == "partition"]
+    shapes = [v.get("shape") for f, v in nemesis_events(result) if f == "partition"]
     assert "revote-move" in shapes
 
 
@@ -364,16 +369,18 @@ def test_correct_raft_under_the_early_ack_mix_is_valid(tmp_path: Path,
     result = bug_run(tmp_path, "raft", None, 10, seed=1, mix="early-ack")
     assert result.config.bugs == [] and result.config.nemesis == "bug:early-ack"
     assert result.exit_code == 0, (result.anomalies[:1], result.results.get("notes"))
-    lines = (result.run_dir / "history.jsonl").read_text().splitlines()
-    kinds = {e.get("f") for e in map(json.loads, lines) if e.get("process") == "nemesis"}
+    kinds = {f for f, _v in nemesis_events(result)}
     assert {"partition", "partition-end"} <= kinds
 
 
 CASES = [(name, system) for name in zoo.names() for system in zoo.get(name).systems]
+CASE_IDS = [f"{b}-{s}" for b, s in CASES]
+
+
 @pytest.mark.slow
 @pytest.mark.process
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("bug, system", CASES, ids=[f"{b}-{s}" for b, s in CASES])
+@pytest.mark.parametrize("bug, system", CASES, ids=CASE_IDS)
 def test_every_bug_is_caught_within_a_minute(tmp_path: Path, no_leftovers: None, bug: str,
                                              system: str) -> None:
     assert_caught(bug_run(tmp_path, system, bug, 60, seed=1), bug)
@@ -382,7 +389,7 @@ def test_every_bug_is_caught_within_a_minute(tmp_path: Path, no_leftovers: None,
 @pytest.mark.slow
 @pytest.mark.process
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("bug, system", CASES, ids=[f"{b}-{s}" for b, s in CASES])
+@pytest.mark.parametrize("bug, system", CASES, ids=CASE_IDS)
 def test_correct_nodes_under_every_mix_are_valid(tmp_path: Path, no_leftovers: None, bug: str,
                                                  system: str) -> None:
     result = bug_run(tmp_path, system, None, 60, seed=1, mix=bug)

@@ -8,10 +8,12 @@ restarted, must catch up with the cluster's commit index.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,19 @@ def wait_leader(doc: dict, nodes: list[str], timeout: float, exclude: str | None
     raise AssertionError(f"no leader (other than {exclude}) within {timeout}s")
 
 
+@contextlib.contextmanager
+def running_paxos(tmp_path: Path, options: dict | None = None
+                  ) -> Iterator[tuple[LocalCluster, dict, list[str]]]:
+    """A started 3-node Paxos cluster (ended by PID on exit), its cluster.json, its ids."""
+    cluster_json = write_cluster(tmp_path, 3, timing=TIMING, options=options)
+    doc = json.loads(cluster_json.read_text())
+    with LocalCluster(cluster_json, [sys.executable, "-m", "nodes", "paxos"],
+                      tmp_path / "logs") as cluster:
+        cluster.start_all()
+        cluster.wait_ready(20)
+        yield cluster, doc, list(cluster.node_ids)
+
+
 class Writer(threading.Thread):
     """Writes key w<tid>-<i> = i until stopped, following not_leader hints."""
 
@@ -72,13 +87,7 @@ class Writer(threading.Thread):
 
 @pytest.mark.timeout(90)
 def test_kill_leader_under_writes_keeps_acknowledged_writes(tmp_path: Path) -> None:
-    cluster_json = write_cluster(tmp_path, 3, timing=TIMING)
-    doc = json.loads(cluster_json.read_text())
-    with LocalCluster(cluster_json, [sys.executable, "-m", "nodes", "paxos"],
-                      tmp_path / "logs") as cluster:
-        nodes = list(cluster.node_ids)
-        cluster.start_all()
-        cluster.wait_ready(20)
+    with running_paxos(tmp_path) as (cluster, doc, nodes):
         old = wait_leader(doc, nodes, 20)
 
         stop = threading.Event()
@@ -130,13 +139,7 @@ def test_kill_leader_under_writes_keeps_acknowledged_writes(tmp_path: Path) -> N
 @pytest.mark.timeout(90)
 def test_whole_cluster_restart_recovers_from_disk(tmp_path: Path) -> None:
     # Small snapshots, so recovery reads a snapshot plus the log after it.
-    cluster_json = write_cluster(tmp_path, 3, timing=TIMING, options={"snapshot_entries": 50})
-    doc = json.loads(cluster_json.read_text())
-    with LocalCluster(cluster_json, [sys.executable, "-m", "nodes", "paxos"],
-                      tmp_path / "logs") as cluster:
-        nodes = list(cluster.node_ids)
-        cluster.start_all()
-        cluster.wait_ready(20)
+    with running_paxos(tmp_path, options={"snapshot_entries": 50}) as (cluster, doc, nodes):
         leader = wait_leader(doc, nodes, 20)
         addr = doc["nodes"][leader]["client_bind"]
         for i in range(120):

@@ -77,18 +77,17 @@ def ev(i: int, t_ms: float, process, typ: str, f: str, value=None, key="k") -> d
     }
 
 
+def nem(i: int, t_ms: float, f: str, value) -> dict:
+    """A nemesis event of the history."""
+    return {"index": i, "time": int(t_ms * MS), "process": "nemesis", "type": "info", "f": f,
+            "value": value}
+
+
 def test_availability_counts_ops_in_each_fault_window_and_time_to_next_acked_write():
     events = [
         ev(0, 0, 0, "invoke", "write", 1),
         ev(1, 5, 0, "ok", "write", 1),
-        {
-            "index": 2,
-            "time": 1000 * MS,
-            "process": "nemesis",
-            "type": "info",
-            "f": "kill",
-            "value": ["n1"],
-        },
+        nem(2, 1000, "kill", ["n1"]),
         ev(3, 1010, 0, "invoke", "write", 2),
         ev(4, 1200, 0, "info", "write", 2),
         ev(5, 1100, 1, "invoke", "read"),
@@ -97,14 +96,7 @@ def test_availability_counts_ops_in_each_fault_window_and_time_to_next_acked_wri
         ev(8, 1260, 2, "ok", "read", 1),
         ev(9, 1290, 3, "invoke", "cas", [1, 3]),
         ev(10, 1300, 3, "ok", "cas", [1, 3]),
-        {
-            "index": 11,
-            "time": 2000 * MS,
-            "process": "nemesis",
-            "type": "info",
-            "f": "kill-end",
-            "value": ["n1"],
-        },
+        nem(11, 2000, "kill-end", ["n1"]),
         ev(12, 2100, 2, "invoke", "write", 4),
         ev(13, 2250, 2, "ok", "write", 4),
     ]
@@ -125,14 +117,7 @@ def test_availability_counts_ops_in_each_fault_window_and_time_to_next_acked_wri
 
 def test_a_fault_never_healed_lasts_to_the_end_and_open_invokes_are_info():
     events = [
-        {
-            "index": 0,
-            "time": 0,
-            "process": "nemesis",
-            "type": "info",
-            "f": "partition",
-            "value": {"shape": "halves", "grudge": {"n1": ["n2"], "n2": ["n1"]}},
-        },
+        nem(0, 0, "partition", {"shape": "halves", "grudge": {"n1": ["n2"], "n2": ["n1"]}}),
         ev(1, 10, 0, "invoke", "write", 1),  # never completes
         ev(2, 20, 1, "invoke", "read"),
         ev(3, 30, 1, "ok", "read", None),
@@ -247,7 +232,8 @@ def test_store_index_lists_every_run_newest_first(tmp_path: Path):
 
 def harness(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout,
+        check=False,
     )
 
 
@@ -391,16 +377,8 @@ def test_any_history_gets_a_report(tmp_path_factory: pytest.TempPathFactory, ste
             value = [1, 2] if f == "cas" else (i if f == "write" else None)
             lines.append(ev(i, t / MS, process, kind, f, value))
         else:
-            lines.append(
-                {
-                    "index": i,
-                    "time": t,
-                    "process": "nemesis",
-                    "type": "info",
-                    "f": kind,
-                    "value": ["n1"] if kind.startswith("kill") else {"shape": "one"},
-                }
-            )
+            lines.append(nem(i, t / MS, kind,
+                             ["n1"] if kind.startswith("kill") else {"shape": "one"}))
     (run / "history.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     (run / "results.json").write_text(json.dumps({"verdict": "unknown"}))
     html = write_report(run).read_text()
