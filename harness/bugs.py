@@ -124,9 +124,6 @@ FAST_ELECTIONS = {"heartbeat_ms": 30, "election_timeout_ms": [300, 330]}
 #: (one to two timeouts) grows faster than the election (one timeout and two
 #: round trips), so it answers for longer after a successor took writes.
 SLOW_STEP_DOWN = {"heartbeat_ms": 50, "election_timeout_ms": [600, 630]}
-#: Short heartbeats, a wide election window: competing candidates in one
-#: term, whose elections outlast a killed voter's restart.
-SPLIT_VOTES = {"heartbeat_ms": 50, "election_timeout_ms": [400, 1200]}
 #: A wide election window: after the lost leader's lease runs out, a stale
 #: follower's next try comes about as early as an up-to-date one's timeout.
 WIDE_ELECTIONS = {"heartbeat_ms": 50, "election_timeout_ms": [300, 1000]}
