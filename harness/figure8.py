@@ -51,7 +51,7 @@ import logging
 from typing import Any
 
 from faults.partition import Partition, cut
-from harness.targeted import rest_until
+from harness.targeted import rest_until, split_for_one_winner
 
 #: Delay on every link inside the majority side during step (a): whoever
 #: wins there, its first AppendEntries reach its voters this late, while the
@@ -106,17 +106,7 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     # others cannot hear each other, and W's messages reach them late.
     # (J's logs stop growing at the cut; J heard L just now, so nobody there
     # campaigns before the next step.)
-    await nem.apply_partition(Partition("figure8-cut", False, cut(minority, majority)))
-    lengths = [(_int(await nem.status(x), "log_len"), x) for x in majority]
-    longest = max(length for length, _x in lengths)
-    w = rng.choice([x for length, x in lengths if length == longest])
-    electors = [x for x in majority if x != w]
-    grudge = cut(minority, majority)
-    for x in electors:
-        grudge[x] |= {y for y in electors if y != x}
-    await nem.switch_partition(Partition("figure8-a", False, grudge))
-    await nem.apply_links({"delay_ms": ELECT_DELAY_MS, "delay_dist": "fixed"},
-                          [[w, x] for x in electors])
+    w, electors = await split_for_one_winner(nem, minority, majority, "figure8", ELECT_DELAY_MS)
     w_frozen: list[int] = []  # W's log length seen while it did not lead yet
 
     async def w_leads() -> int | None:

@@ -12,10 +12,14 @@ nemesis is written against a known failure mode:
 
 1. Split the cluster: the current leader L in the minority M, the others
    in the majority J, which is exactly a quorum, so J's new leader W needs
-   every vote of J. Messages inside J are delayed (``DELAY_MS``), so a
-   voter hears from W only that long after its vote (or promise) left.
-2. Wait (polling J's ``status``) until some W leads J in a newer
-   term/ballot; V is one of W's voters (picked by the rng).
+   every vote of J. Only one node of J can win (``split_for_one_winner``):
+   the others cannot hear each other. Without that, two of J time out
+   together about every other time, split the vote and push J's term past
+   the one M will try next, and then nothing of step 4 can happen. W's
+   messages reach the others ``DELAY_MS`` late (Raft), so a voter hears
+   from W only that long after its vote left.
+2. Wait (polling ``status``) until W leads J in a newer term/ballot; V is
+   one of W's voters (picked by the rng).
 3. Move V to M's side in one step (the grudge also drops W's delayed
    messages still in flight), kill V and restart it at once: V has voted in
    W's term but holds none of W's entries.
@@ -42,8 +46,8 @@ from faults.partition import Partition, cut
 from faults.schedule import sleep_unless
 from harness.metrics import term_of
 
-#: Delay on every link inside J (ms, revote only): the window in which V has
-#: voted but holds nothing of W's term. Polling + the kill take a few ms.
+#: Delay on W's links to the rest of J (ms, revote only): the window in which
+#: V has voted but holds nothing of W's term. Polling + the kill take a few ms.
 DELAY_MS = 60
 #: Share of the time left after step 4 that M works with V alone.
 M_SHARE = 0.5
@@ -68,7 +72,7 @@ async def repromise(nem: Any, stop: asyncio.Event, hold: float) -> None:
 async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, delay_ms: int,
                              chosen: int, m_share: float) -> None:
     """Steps 1-5 of the module header; ``nem`` is a harness.bugs.MixNemesis.
-    ``delay_ms``: delay inside J (step 1); ``chosen``: slots W must have
+    ``delay_ms``: delay of W's messages inside J (step 1); ``chosen``: slots W must have
     chosen with V's help before V dies (step 2); ``m_share``: share of the
     time left that M works with V before the chain (step 5)."""
     loop = asyncio.get_running_loop()
@@ -83,33 +87,27 @@ async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, dela
     t0 = term_of(await nem.status(leader))
     others = sorted(n for n in nodes if n != leader)
     rng.shuffle(others)
-    majority = others[:quorum]  # J: W and its voters, exactly a quorum without L
+    majority = sorted(others[:quorum])  # J: W and its voters, exactly a quorum without L
     minority = sorted([leader, *others[quorum:]])  # M: with V, a quorum (odd sizes)
     if len(minority) + 1 < quorum or len(majority) < 2:
         await rest_until(stop, deadline)  # even cluster sizes: M + V is no quorum
         return
 
-    order = list(majority)  # in rng order: who of W's voters becomes V
-    majority.sort()
+    # 1. L's side | J, where only W can win (see ``split_for_one_winner``):
+    # J's election succeeds at its first try, in the term right after L's,
+    # which is the term M's first candidate will ask V for in step 4.
+    winner, electors = await split_for_one_winner(nem, minority, majority, "revote", delay_ms)
 
-    # 1. L's side | J, every message inside J late: whoever of J wins, its
-    # voters hear from it DELAY_MS after their vote reached it.
-    await nem.apply_partition(Partition("revote-split", False, cut(minority, majority)))
-    if delay_ms:
-        await nem.apply_links({"delay_ms": delay_ms, "delay_dist": "fixed"},
-                              [[a, b] for a in majority for b in majority if a != b])
-
-    # 2. W leads J in a newer term, and V voted for it there.
+    # 2. W leads J in a newer term, and V (rng order) voted for it there.
     async def voted() -> tuple[str, str] | None:
-        found = await asyncio.gather(*(nem.status(n) for n in order))
-        statuses = dict(zip(order, found))
-        for winner, ws in statuses.items():
-            term = term_of(ws)
-            if not ws or ws.get("role") != "leader" or term <= t0:
-                continue
-            for v, vs in statuses.items():
-                if v != winner and vs and vs.get("voted_for") == winner and term_of(vs) == term:
-                    return winner, v
+        ws = await nem.status(winner)
+        term = term_of(ws)
+        if not ws or ws.get("role") != "leader" or term <= t0:
+            return None
+        found = await asyncio.gather(*(nem.status(n) for n in electors))
+        for v, vs in zip(electors, found):
+            if vs and vs.get("voted_for") == winner and term_of(vs) == term:
+                return winner, v
         return None
 
     got = await nem.wait_for(stop, deadline - loop.time(), voted, poll=POLL_S)
@@ -153,6 +151,40 @@ async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, dela
         return
     await nem.switch_partition(Partition("revote-chain", False, cut(minority, rivals)))
     await rest_until(stop, deadline)
+
+
+async def split_for_one_winner(nem: Any, minority: list[str], majority: list[str], shape: str,
+                               delay_ms: int) -> tuple[str, list[str]]:
+    """Partition ``minority`` | ``majority`` (J) so that exactly one J node, W,
+    can win J's next election; returns W and the others of J (its electors, in
+    rng order). W is J's longest log (ties by ``ctx.rng``), so every elector
+    grants it; the electors cannot hear each other, so none of them can gather
+    all of J, and no split vote pushes J's term past the one right after the
+    old leader's. W's messages reach the electors ``delay_ms`` late: each holds
+    nothing of W's term for that long after its vote. The first event is
+    ``{shape}-cut`` (the plain cut, so J's logs stop growing before they are
+    compared), the second ``{shape}-split``."""
+    rng = nem.ctx.rng
+    await nem.apply_partition(Partition(f"{shape}-cut", False, cut(minority, majority)))
+    found = await asyncio.gather(*(nem.status(x) for x in majority))
+    lengths = {x: _log_len(s) for x, s in zip(majority, found)}
+    longest = max(lengths.values())
+    winner = rng.choice([x for x in majority if lengths[x] == longest])
+    electors = [x for x in majority if x != winner]
+    rng.shuffle(electors)
+    grudge = cut(minority, majority)
+    for x in electors:
+        grudge[x] |= {y for y in electors if y != x}
+    await nem.switch_partition(Partition(f"{shape}-split", False, grudge))
+    if delay_ms:
+        await nem.apply_links({"delay_ms": delay_ms, "delay_dist": "fixed"},
+                              [[winner, x] for x in electors])
+    return winner, electors
+
+
+def _log_len(status: dict[str, Any] | None) -> int:
+    v = (status or {}).get("log_len")
+    return v if isinstance(v, int) else 0
 
 
 async def rest_until(stop: asyncio.Event, deadline: float) -> None:

@@ -224,7 +224,8 @@ def test_process_mixes_bring_back_what_they_stopped() -> None:
 
 class ElectionStatus:
     """Fake ``status`` answers: n3 leads term 1 until the nemesis splits the
-    network; then the first of J (nodes cut off from n3) leads term 2 with
+    network so that one node of J (the nodes cut off from n3) hears the rest
+    of J while they cannot hear each other; then that one leads term 2 with
     the votes of the rest of J."""
 
     def __init__(self, net: FakeNet) -> None:
@@ -235,10 +236,12 @@ class ElectionStatus:
     async def __call__(self, node: str) -> dict:
         cut_off = sorted(self.net.grudge.get("n3", ()))
         if self.winner is None and len(cut_off) == 3:
-            self.winner = cut_off[0]
+            hears_all = [x for x in cut_off if not set(self.net.grudge.get(x, ())) & set(cut_off)]
+            if len(hears_all) == 1:
+                self.winner = hears_all[0]
         if self.winner is None:
             return {"role": "leader" if node == "n3" else "follower", "term": 1,
-                    "voted_for": "n3", "leader": "n3"}
+                    "voted_for": "n3", "leader": "n3", "log_len": 4}
         if node == self.winner:  # commits 10 entries between two looks
             self.commit += 10
             return {"role": "leader", "term": 2, "voted_for": node, "leader": node,
@@ -253,8 +256,9 @@ class ElectionStatus:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("bug", ["forget-vote", "forget-promise"])
 def test_revote_moves_a_voter_through_a_kill_to_the_old_leaders_side(bug: str) -> None:
-    """The revote script: split off the leader, wait for J to elect, kill one of
-    the winner's voters, restart it on the old leader's side, then bridge."""
+    """The revote script: split off the leader so that one node of J can win,
+    wait for J to elect it, kill one of the winner's voters, restart it on the
+    old leader's side, then bridge."""
     statuses: list[ElectionStatus] = []
 
     def status_for(net: FakeNet) -> ElectionStatus:
@@ -264,18 +268,24 @@ def test_revote_moves_a_voter_through_a_kill_to_the_old_leaders_side(bug: str) -
     events, cluster, net = drive_mix(bug, 1.6, interval=1.0, status=status_for)
     parts = [v for f, v in events if f == "partition"]
     kills = [v for f, v in events if f == "kill"]
-    assert [p["shape"] for p in parts[:3]] == ["revote-split", "revote-move", "revote-chain"]
-    split, moved, chain = (p["grudge"] for p in parts[:3])
+    assert [p["shape"] for p in parts[:4]] == ["revote-cut", "revote-split", "revote-move",
+                                                "revote-chain"]
+    plain, split, moved, chain = (p["grudge"] for p in parts[:4])
     j = sorted(split["n3"])
-    assert len(j) == 3  # the old leader's side is n3 and one other
-    (voter,) = kills[0]
+    assert len(j) == 3 and sorted(plain["n3"]) == j  # the old leader's side: n3 and one other
     winner = statuses[0].winner
-    assert voter in j and voter != winner
+    electors = sorted(x for x in j if x != winner)
+    assert winner is not None and not set(plain[winner]) & set(j)
+    assert set(split[electors[0]]) >= {electors[1]} and set(split[electors[1]]) >= {electors[0]}
+    (voter,) = kills[0]
+    assert voter in electors
     # the voter now hears n3's side and not the winner; then it bridges both sides
     assert "n3" not in moved[voter] and winner in moved[voter]
     assert voter not in chain and winner in chain["n3"]
     delayed = [v for f, v in events if f == "net"]
-    assert bool(delayed) == (bug == "forget-vote")  # Raft: J's messages are late
+    assert bool(delayed) == (bug == "forget-vote")  # Raft: the winner's messages are late
+    if delayed:
+        assert sorted(delayed[0]["links"]) == [[winner, e] for e in electors]
     balanced(events)
     assert net.grudge == {} and cluster.up == set(cluster.node_ids)
 
