@@ -128,8 +128,9 @@ SLOW_STEP_DOWN = {"heartbeat_ms": 50, "election_timeout_ms": [600, 630]}
 #: follower's next try comes about as early as an up-to-date one's timeout.
 WIDE_ELECTIONS = {"heartbeat_ms": 50, "election_timeout_ms": [300, 1000]}
 #: Elections that finish well within a fault window, with a spread much
-#: wider than an election's round trips (revote delays them), so that one
-#: candidate usually wins at the first try.
+#: wider than an election's round trips, so that on the old leader's side one
+#: candidate usually wins at the first try (on the other side the revote split
+#: lets only one node win).
 REVOTE = {"heartbeat_ms": 50, "election_timeout_ms": [500, 1100]}
 #: Clients give up fast on a leader that cannot commit and go back to their
 #: home node, which by then points them at the new leader.
