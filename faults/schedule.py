@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faults.api import Nemesis, NemesisContext, NetworkControl
@@ -171,6 +172,16 @@ class FaultActions:
         async with self._lock:
             await self.heal_all()
 
+    async def start_unless_stopped(self, stop: asyncio.Event,
+                                   start: Callable[[], Awaitable[object]]) -> bool:
+        """Await ``start()`` holding the lock, unless ``stop`` is set first
+        (False then: the run is over and ``heal()`` has the lock next)."""
+        async with self._lock:
+            if stop.is_set():
+                return False
+            await start()
+            return True
+
     async def run(self, stop: asyncio.Event) -> None:
         """The rhythm: half an interval of calm, then every ``ctx.interval_s``
         one fault window (``window``) followed by calm for the rest."""
@@ -203,11 +214,8 @@ class ScheduledNemesis(FaultActions):
         rng = self.ctx.rng
         kind = rng.choice(self.kinds)
         hold = interval * rng.uniform(*HOLD)
-        async with self._lock:
-            if stop.is_set():
-                return None
-            await self._start(kind)
-        if not await sleep_unless(stop, hold):
+        if not (await self.start_unless_stopped(stop, lambda: self._start(kind))
+                and await sleep_unless(stop, hold)):
             return None  # heal() ends what is active
         async with self._lock:
             await self._end(kind)

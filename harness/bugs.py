@@ -308,19 +308,12 @@ class MixNemesis(FaultActions):
         elif move in SCRIPTED:
             module, fn = SCRIPTED[move]
             script = getattr(importlib.import_module(module), fn)
-            async with self._lock:
-                if stop.is_set():
-                    return None
-                await script(self, stop, hold)
-            if stop.is_set():
+            started = await self.start_unless_stopped(stop, lambda: script(self, stop, hold))
+            if not started or stop.is_set():
                 return None
-        else:
-            async with self._lock:
-                if stop.is_set():
-                    return None
-                await self._start(move)
-            if not await sleep_unless(stop, hold):
-                return None  # heal() ends what is active
+        elif not (await self.start_unless_stopped(stop, lambda: self._start(move))
+                  and await sleep_unless(stop, hold)):
+            return None  # heal() ends what is active
         async with self._lock:
             await self.heal_all()
         return hold

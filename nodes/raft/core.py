@@ -74,7 +74,7 @@ name says): stale-read, forget-vote, no-log-check, commit-old-term, early-ack.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nodes.common.core_api import (
@@ -336,7 +336,7 @@ class RaftCore:
             return {"id": rid, "ok": False, "error": "not_leader", "leader": self.leader}
         return {"id": rid, "ok": False, "error": "unavailable"}
 
-    def _release_waiters(self, dropped: Any) -> None:
+    def _release_waiters(self, dropped: Callable[[int], bool]) -> None:
         """Answer (outcome unknown) every waiter whose index ``dropped(index)``."""
         pending = self.pending
         for i in [i for i in pending if dropped(i)]:
