@@ -34,7 +34,8 @@ import msgpack
 import zmq
 
 from faults.proxyctl import ProxyControl
-from harness.cluster import LocalCluster, free_ports, write_cluster
+from harness.cluster import LocalCluster
+from nodes.common.clusterfile import free_ports, write_cluster
 
 WORKER = ROOT / "benchmarks" / "raft_throughput.py"
 

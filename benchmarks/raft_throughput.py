@@ -37,7 +37,8 @@ import psutil
 import zmq
 
 from harness.client import call
-from harness.cluster import LocalCluster, write_cluster
+from harness.cluster import LocalCluster
+from nodes.common.clusterfile import write_cluster
 
 REQUEST_TIMEOUT_S = 2.0
 

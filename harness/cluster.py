@@ -1,7 +1,7 @@
-"""Local process control for a cluster of nodes: ports, cluster.json, start/kill/pause.
+"""Local process control for a cluster of nodes: start/kill/pause by PID.
 
 This module owns the one small interface the rest of the harness uses to control
-node processes (DESIGN.md "The picture"): ``LocalCluster`` runs every node as a
+node processes (docs/node-contract.md, "The process"): ``LocalCluster`` runs every node as a
 child process of this machine. A later backend (SSH to other hosts, as Jepsen
 does) only has to offer the same methods; ``faults.api.ClusterHandle`` is the
 part of it the nemesis relies on.
@@ -18,100 +18,42 @@ Invariants:
   only the harness, which heals faults before it ends the nodes. When started
   from the main thread they also get PR_SET_PDEATHSIG, so they die with the
   harness even if it is SIGKILLed (the node driver also watches its parent).
-- Free ports are found by binding port 0 on 127.0.0.1, all in one go (every
-  probe socket stays open until all ports are picked, so no two collide).
+
+cluster.json (ports, routes, options) is written and read by
+nodes/common/clusterfile.py (docs/cluster-json.md), never here.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Self
 
 import psutil
 
 from harness.client import call
 
-HOST = "127.0.0.1"
-NET_MODES = ("direct", "proxy")
+# TEMPORARY re-exports for callers not yet switched to nodes.common.clusterfile
+# (faults/, runner, tests); the lead removes them.
+from nodes.common.clusterfile import (  # noqa: F401
+    HOST,
+    NET_MODES,
+    ConfigError,
+    free_ports,
+    load_cluster,
+    node_ids,
+    write_cluster,
+)
 
 
 class ClusterError(Exception):
     """A cluster could not be started or controlled; the message is one line."""
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1, picked together."""
-    probes: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            probes.append(s)
-        return [s.getsockname()[1] for s in probes]
-    finally:
-        for s in probes:
-            s.close()
-
-
-def node_ids(n: int) -> list[str]:
-    return [f"n{i}" for i in range(1, n + 1)]
-
-
-def write_cluster(
-    run_dir: Path,
-    n: int,
-    *,
-    net: str = "direct",
-    timing: dict | None = None,
-    options: dict | None = None,
-) -> Path:
-    """Write ``run_dir/cluster.json`` for ``n`` nodes and return its path.
-
-    ``net="direct"``: routes point straight at each peer's ``peer_bind``.
-    ``net="proxy"``: every route to a destination points at the proxy's one
-    listener for it (interfaces.md), and a ``proxy`` section says where the
-    proxy listens and where its control socket is.
-    """
-    if n < 1:
-        raise ValueError(f"a cluster needs at least 1 node, not {n}")
-    if net not in NET_MODES:
-        raise ValueError(f"unknown net mode {net!r} (expected one of {', '.join(NET_MODES)})")
-    run_dir = Path(run_dir)
-    ids = node_ids(n)
-    extra = 1 + n if net == "proxy" else 0
-    ports = iter(free_ports(2 * n + extra))
-    nodes: dict[str, dict[str, str]] = {}
-    for nid in ids:
-        data_dir = run_dir / "data" / nid
-        data_dir.mkdir(parents=True, exist_ok=True)
-        nodes[nid] = {
-            "peer_bind": f"tcp://{HOST}:{next(ports)}",
-            "client_bind": f"tcp://{HOST}:{next(ports)}",
-            "data_dir": str(data_dir.resolve()),
-        }
-    doc: dict[str, Any] = {"nodes": nodes}
-    if net == "proxy":
-        control = f"tcp://{HOST}:{next(ports)}"
-        listen = {nid: f"tcp://{HOST}:{next(ports)}" for nid in ids}
-        doc["proxy"] = {"control": control, "listen": listen}
-        doc["routes"] = {s: {d: listen[d] for d in ids if d != s} for s in ids}
-    else:
-        doc["routes"] = {s: {d: nodes[d]["peer_bind"] for d in ids if d != s} for s in ids}
-    if timing:
-        doc["timing"] = dict(timing)
-    doc["options"] = {"read_mode": "log", "bugs": [], **(options or {})}
-    path = run_dir / "cluster.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path
 
 
 # --- parent-death signal -------------------------------------------------------
@@ -151,14 +93,14 @@ class LocalCluster:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            doc = json.loads(self.cluster_json.read_text())
-            self.client_addrs: dict[str, str] = {
-                nid: spec["client_bind"] for nid, spec in doc["nodes"].items()
-            }
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ClusterError(f"{self.cluster_json}: unreadable cluster file: {exc}") from exc
+            spec = load_cluster(self.cluster_json)
+        except ConfigError as exc:
+            raise ClusterError(str(exc)) from None
+        self.client_addrs: dict[str, str] = {
+            nid: node.client_bind for nid, node in spec.nodes.items()
+        }
         self.node_ids: list[str] = list(self.client_addrs)
-        self.proxy_control: str | None = (doc.get("proxy") or {}).get("control")
+        self.proxy_control: str | None = spec.proxy.control if spec.proxy else None
         self._procs: dict[str, subprocess.Popen] = {}
         self._paused: set[str] = set()
         self._all: list[subprocess.Popen] = []  # every process ever started, for close()

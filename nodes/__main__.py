@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from nodes.common.config import ConfigError, load_cluster
+from nodes.common.clusterfile import ConfigError, load_cluster
 from nodes.common.core_api import ProtocolSpec
 
 SYSTEMS = ("raft", "paxos")

@@ -24,7 +24,7 @@ import msgpack
 import zmq
 
 from harness.client import call
-from nodes.common.config import ConfigError, load_cluster
+from nodes.common.clusterfile import ConfigError, load_cluster
 
 _ids = itertools.count(int(time.time() * 1000) % 1_000_000_000)
 NOT_SENT = "not sent"

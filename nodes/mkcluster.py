@@ -1,9 +1,9 @@
 """``python -m nodes.mkcluster --nodes 3 --dir DIR [--net direct|proxy]``: write DIR/cluster.json.
 
 For starting a cluster by hand (README). Free ports on 127.0.0.1 and data
-directories under DIR/data/<id> come from ``harness.cluster.write_cluster``,
-the same function the harness uses; this prints the path and the commands
-that start each node.
+directories under DIR/data/<id> come from ``nodes.common.clusterfile.write_cluster``,
+the same function the harness uses (docs/cluster-json.md); this prints the
+path and the commands that start each node.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from harness.cluster import write_cluster
+from nodes.common.clusterfile import write_cluster
 
 
 class _Parser(argparse.ArgumentParser):

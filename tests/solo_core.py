@@ -97,7 +97,7 @@ PROTOCOL = ProtocolSpec(name="solo", make_core=SoloCore, codec=PingCodec())
 if __name__ == "__main__":
     import argparse
 
-    from nodes.common.config import ConfigError, load_cluster
+    from nodes.common.clusterfile import ConfigError, load_cluster
     from nodes.common.driver import run_node
 
     ap = argparse.ArgumentParser()

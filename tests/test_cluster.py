@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 from harness.client import call
-from harness.cluster import ClusterError, LocalCluster, free_ports, write_cluster
+from harness.cluster import ClusterError, LocalCluster
+from nodes.common.clusterfile import free_ports, write_cluster
 
 pytestmark = pytest.mark.process
 

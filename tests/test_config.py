@@ -1,4 +1,4 @@
-"""cluster.json parsing: defaults, unknown keys, one-line errors."""
+"""cluster.json (nodes/common/clusterfile.py): writing, reading, defaults, one-line errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nodes.common.config import ConfigError, load_cluster
+from nodes.common.clusterfile import ConfigError, load_cluster, rehost, write_cluster
 from nodes.common.core_api import Timing
+from nodes.common.options import DEFAULT_READ_MODE, CoreOptions
 
 
 def minimal(n: int = 3) -> dict:
@@ -33,7 +34,8 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     assert c.node_ids == ("n1", "n2", "n3")
     assert c.peers_of("n2") == ("n1", "n3")
     assert c.timing == Timing()
-    assert c.options == {"read_mode": "log", "bugs": ()}
+    assert c.options == {"bugs": ()}  # defaults live in CoreOptions, not in the file
+    assert CoreOptions.parse(c.options).read_mode == DEFAULT_READ_MODE == "index"
     assert c.proxy is None
     assert c.nodes["n1"].data_dir == tmp_path / "data" / "n1"  # relative to the file
 
@@ -48,7 +50,7 @@ def test_partial_sections_and_unknown_keys(tmp_path: Path) -> None:
     raw["nodes"]["n1"]["weight"] = 3
     c = load_cluster(write(tmp_path, raw))
     assert c.timing == Timing(heartbeat_ms=20, election_timeout_ms=(300, 600), tick_ms=10)
-    assert c.options["bugs"] == ("stale-read",) and c.options["read_mode"] == "log"
+    assert c.options["bugs"] == ("stale-read",) and "read_mode" not in c.options
     assert c.options["extra"] == {"x": 1}
     assert c.proxy.listen == {"n1": "tcp://127.0.0.1:5001"}
 
@@ -66,6 +68,8 @@ def test_partial_sections_and_unknown_keys(tmp_path: Path) -> None:
         (lambda r: r.update(timing={"heartbeat_ms": 400}), "must be below"),
         (lambda r: r.update(options={"bugs": "stale-read"}), "options.bugs must be a list"),
         (lambda r: r.update(options={"read_mode": "lease"}), "options.read_mode must be one of"),
+        (lambda r: r.update(options={"snapshot_entries": -3}), "options.snapshot_entries must"),
+        (lambda r: r.update(proxy={"control": "tcp://127.0.0.1:1", "t0_ns": "x"}), "proxy.t0_ns"),
         (lambda r: r.update(nodes=[]), "'nodes' must be a non-empty object"),
     ],
 )
@@ -87,3 +91,45 @@ def test_garbage_is_a_config_error(tmp_path: Path, text: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read cluster file"):
         load_cluster(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize("mode", ["log", "index"])
+def test_written_read_mode_is_read_back(tmp_path: Path, mode: str) -> None:
+    c = load_cluster(write_cluster(tmp_path, 3, options={"read_mode": mode}))
+    assert CoreOptions.parse(c.options).read_mode == mode
+
+
+def test_write_cluster_forces_no_read_mode(tmp_path: Path) -> None:
+    doc = json.loads(write_cluster(tmp_path, 1).read_text())
+    assert doc["options"] == {"bugs": []}
+
+
+def test_write_cluster_refuses_a_bad_option(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="read_mode"):
+        write_cluster(tmp_path, 1, options={"read_mode": "lease"})
+    assert not (tmp_path / "cluster.json").exists()
+
+
+def test_proxy_section_round_trips(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path, 3, net="proxy")
+    raw = json.loads(path.read_text())
+    raw["proxy"]["t0_ns"] = 123
+    path.write_text(json.dumps(raw))
+    c = load_cluster(path)
+    assert c.proxy is not None and c.proxy.t0_ns == 123
+    assert set(c.proxy.listen) == {"n1", "n2", "n3"}
+    assert c.routes["n1"]["n2"] == c.proxy.listen["n2"]
+
+
+def test_rehost_moves_nodes_keeps_ports_and_routes_direct(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path, 2, net="proxy")
+    before = load_cluster(path)
+    rehost(path, {"n1": "10.0.0.1", "n2": "10.0.0.2"}, ("netns", {"tag": "t"}))
+    after = load_cluster(path)
+    assert after.proxy is None
+    assert after.nodes["n1"].peer_bind == (
+        "tcp://10.0.0.1:" + before.nodes["n1"].peer_bind.rsplit(":", 1)[1])
+    assert after.routes["n2"]["n1"] == after.nodes["n1"].peer_bind
+    assert json.loads(path.read_text())["netns"] == {"tag": "t"}
+    with pytest.raises(ConfigError, match="n2 has no host"):
+        rehost(path, {"n1": "10.0.0.1"})

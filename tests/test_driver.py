@@ -16,10 +16,9 @@ import msgpack
 import pytest
 import zmq
 
-from harness.cluster import write_cluster
 from nodes.common import driver as driver_mod
 from nodes.common import storage as storage_mod
-from nodes.common.config import load_cluster
+from nodes.common.clusterfile import load_cluster, write_cluster
 from nodes.common.core_api import CoreConfig, Entry, ProtocolSpec, Ready, Restored
 from nodes.common.driver import Driver
 

@@ -20,7 +20,8 @@ import pytest
 import zmq
 
 from harness.client import call
-from harness.cluster import LocalCluster, write_cluster
+from harness.cluster import LocalCluster
+from nodes.common.clusterfile import write_cluster
 from nodes.common.storage import HEADER
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,8 +31,9 @@ import pytest
 import zmq
 
 from harness.client import call
-from harness.cluster import LocalCluster, write_cluster
+from harness.cluster import LocalCluster
 from nodes.client import request
+from nodes.common.clusterfile import write_cluster
 
 pytestmark = pytest.mark.process
 

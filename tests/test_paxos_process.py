@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness.client import call
-from harness.cluster import LocalCluster, write_cluster
+from harness.cluster import LocalCluster
+from nodes.common.clusterfile import write_cluster
 
 pytestmark = [pytest.mark.process]
 

@@ -55,7 +55,7 @@ from typing import Any, TextIO
 import zmq
 
 from nodes.common import wire
-from nodes.common.config import ClusterConfig
+from nodes.common.clusterfile import ClusterConfig
 from nodes.common.core_api import CoreConfig, ProtocolSpec
 from nodes.common.storage import Storage, StorageError
 
