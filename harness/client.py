@@ -1,7 +1,9 @@
 """Talking to nodes: one-shot requests and the asyncio client the workers use.
 
-Wire format (DESIGN.md "Nodes"): a DEALER socket sends one msgpack map per
-request and gets one map back, matched by ``id``.
+Wire format (docs/node-contract.md, "Client requests and replies"): a DEALER
+socket sends one msgpack map per request and gets one map back, matched by
+``id``. The framing and the synchronous ``call`` live in nodes/common/wire.py
+(the system under test owns its wire; the tester imports it), re-exported here.
 
 Invariants:
 - A request is re-sent only after a *definite* refusal (``definite: true``,
@@ -21,48 +23,14 @@ import itertools
 import time
 from dataclasses import dataclass
 
-import msgpack
 import zmq
 import zmq.asyncio
 
+from nodes.common.wire import call, decode_reply, pack_request
+
+__all__ = ["NodeClient", "Outcome", "call"]
+
 _ids = itertools.count(1)
-
-
-def _encode(req: dict) -> bytes:
-    return msgpack.packb(req, use_bin_type=True)
-
-
-def _decode(frame: bytes) -> dict | None:
-    try:
-        msg = msgpack.unpackb(frame, raw=False)
-    except (ValueError, TypeError, msgpack.UnpackException):  # garbled: as good as none
-        return None
-    return msg if isinstance(msg, dict) else None
-
-
-def call(addr: str, req: dict, timeout: float) -> dict | None:
-    """Send one request to ``addr`` and return the reply, or None on timeout.
-
-    Synchronous and self-contained (its own socket); for tests, readiness and
-    status checks. An ``id`` is added when ``req`` has none.
-    """
-    req = dict(req)
-    req.setdefault("id", next(_ids))
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(addr)
-        sock.send(_encode(req))  # queued until the connection completes
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sock.poll(int(left * 1000) + 1):
-                return None
-            reply = _decode(sock.recv())
-            if reply is not None and reply.get("id") == req["id"]:
-                return reply
-    finally:
-        sock.close()
 
 
 @dataclass(slots=True)
@@ -127,7 +95,7 @@ class NodeClient:
         now = time.monotonic()
         deadline = now + timeout
         send_deadline = now + min(timeout, send_wait)
-        frame = _encode(req)
+        frame = pack_request(req)
         while True:
             try:
                 await sock.send(frame, flags=zmq.NOBLOCK)
@@ -149,7 +117,7 @@ class NodeClient:
             except zmq.Again:
                 await asyncio.sleep(0.001)
                 continue
-            reply = _decode(frame_in)
+            reply = decode_reply(frame_in)
             if reply is not None and reply.get("id") == req["id"]:
                 return reply
 

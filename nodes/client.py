@@ -20,11 +20,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-import msgpack
 import zmq
 
-from harness.client import call
 from nodes.common.clusterfile import ConfigError, load_cluster
+from nodes.common.wire import call, decode_reply, pack_request
 
 _ids = itertools.count(int(time.time() * 1000) % 1_000_000_000)
 NOT_SENT = "not sent"
@@ -40,16 +39,13 @@ def send_once(addr: str, req: dict[str, Any], timeout: float) -> dict | None | s
         sock.connect(addr)
         if not sock.poll(300, zmq.POLLOUT):
             return NOT_SENT
-        sock.send(msgpack.packb(req, use_bin_type=True))
+        sock.send(pack_request(req))
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if not sock.poll(int(left * 1000) + 1):
                 break
-            try:
-                reply = msgpack.unpackb(sock.recv(), raw=False)
-            except Exception:  # noqa: BLE001 -- a garbled reply counts as none
-                continue
-            if isinstance(reply, dict) and reply.get("id") == req["id"]:
+            reply = decode_reply(sock.recv())  # a garbled reply counts as none
+            if reply is not None and reply.get("id") == req["id"]:
                 return reply
         return None
     finally:

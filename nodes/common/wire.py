@@ -1,7 +1,9 @@
-"""ZeroMQ sockets and msgpack framing for a node (DESIGN.md, "Sockets", "Wire format").
+"""ZeroMQ sockets and msgpack framing (docs/node-contract.md, "Sockets", "Wire format").
 
 Owns: how a node's three kinds of socket are made and tuned, how frames are
-encoded and decoded, and what a well-formed client request is.
+encoded and decoded, what a well-formed client request is, and the one
+synchronous client call (``call``) that the hand-held client, the harness and
+the tests use to ask a node one thing.
 
 - Peer traffic: a ROUTER bound at ``peer_bind`` receives ``[routing id, map]``;
   one DEALER per peer, connected to ``routes[self][peer]`` with routing id =
@@ -14,10 +16,15 @@ encoded and decoded, and what a well-formed client request is.
 - ``LINGER 0`` everywhere: on exit nothing unsent is worth waiting for (all
   durable state is already fsynced).
 - ``MAXMSGSIZE`` bounds what a stranger can make us allocate.
+- ``packb`` (a shared Packer) is for the node's one loop thread only; code that
+  may run on several threads (``call``, the harness's clients) uses
+  ``pack_request``, which allocates its own.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from typing import Any
 
 import msgpack
@@ -39,6 +46,51 @@ packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 def unpackb(frame: bytes) -> Any:
     """Decode one frame; raises on anything that is not exactly one msgpack value."""
     return msgpack.unpackb(frame, raw=False, strict_map_key=False, use_list=True)
+
+
+def pack_request(req: dict[str, Any]) -> bytes:
+    """One client request frame; safe on any thread."""
+    return msgpack.packb(req, use_bin_type=True)
+
+
+def decode_reply(frame: bytes) -> dict[str, Any] | None:
+    """A reply frame as a map, or None if it is garbled (as good as no reply)."""
+    try:
+        msg = unpackb(frame)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+#: Request ids of ``call``; process-wide, so two calls never share one.
+_call_ids = itertools.count(1)
+
+
+def call(addr: str, req: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """Send one request to ``addr`` and return the reply, or None on timeout.
+
+    Synchronous and self-contained (its own DEALER socket); for readiness and
+    status checks, the hand-held client and tests. An ``id`` is added when
+    ``req`` has none. The request is queued until the connection completes,
+    so a node that is still starting gets it once it binds.
+    """
+    req = dict(req)
+    req.setdefault("id", next(_call_ids))
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(addr)
+        sock.send(pack_request(req))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000) + 1):
+                return None
+            reply = decode_reply(sock.recv())
+            if reply is not None and reply.get("id") == req["id"]:
+                return reply
+    finally:
+        sock.close()
 
 
 def bind_router(ctx: zmq.Context, addr: str, hwm: int) -> zmq.Socket:
@@ -92,7 +144,7 @@ def malformed(req_id: Any, why: str) -> dict[str, Any]:
 def validate_request(obj: Any) -> tuple[dict[str, Any] | None, str]:
     """A clean client request (only the keys its op uses), or (None, why not).
 
-    Shape (DESIGN.md): ``id`` int; ``op`` in read/write/cas/status; ``key`` str
+    Shape (docs/node-contract.md, "Client requests"): ``id`` int; ``op`` in read/write/cas/status; ``key`` str
     for read/write/cas; ``value`` for write and cas; ``expected`` for cas."""
     if not isinstance(obj, dict):
         return None, "request is not a map"
