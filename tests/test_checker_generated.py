@@ -29,7 +29,7 @@ def brute_force(events: list[dict], model: str, **semantics) -> bool:
     ops = pair_ops(events)
     fail_observed = semantics.get("fail_cas") == "observed"
     # fail = no effect (dropped), except a failed cas read as an observed mismatch
-    ops = [op for op in ops if op.status != "fail" or (fail_observed and op.f == "cas")]
+    ops = [op for op in ops if op.type != "fail" or (fail_observed and op.f == "cas")]
     for part in m.partition(ops):
         if not _part_ok(m, part):
             return False
@@ -38,7 +38,7 @@ def brute_force(events: list[dict], model: str, **semantics) -> bool:
 
 def _part_ok(m, ops) -> bool:
     n = len(ops)
-    definite = [op.status != "info" for op in ops]
+    definite = [op.type != "info" for op in ops]
     must_all = sum(1 << i for i in range(n) if definite[i])
     # preds[j]: definite ops that completed before op j was invoked
     preds = [sum(1 << i for i in range(n) if definite[i] and ops[i].ret < ops[j].call)

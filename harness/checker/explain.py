@@ -34,7 +34,7 @@ def sentence(model: Model, key: Any, ops: list[Op], stuck: Op, prefix: list[Op],
     if isinstance(model, KVAppend) and stuck.f in ("append", "write"):
         # Appends are cut when they cannot lead to what a later read saw:
         # name that read, it is the observation in conflict.
-        later = [op for op in ops if op.f == "read" and op.status == "ok" and op.call > stuck.ret]
+        later = [op for op in ops if op.f == "read" and op.type == "ok" and op.call > stuck.ret]
         if later:
             r = min(later, key=lambda o: o.ret)
             return (
@@ -56,7 +56,7 @@ def _register_sentence(model: CasRegister, key: Any, ops: list[Op], stuck: Op) -
     if stuck.f == "read":
         v = stuck.output
         head = f"read{' of ' + str(key) if key is not None else ''} returned {fmt(v)} at {when(stuck.complete)}"
-    elif stuck.f == "cas" and stuck.status == "ok":
+    elif stuck.f == "cas" and stuck.type == "ok":
         v = _cas_args(stuck)[0]
         head = (
             f"cas{' of ' + str(key) if key is not None else ''} from {fmt(v)} succeeded at "
@@ -67,7 +67,7 @@ def _register_sentence(model: CasRegister, key: Any, ops: list[Op], stuck: Op) -
     hv = _hkey(v)
     producers = []
     for op in ops:
-        if op.status != "fail" and op.f in ("write", "cas"):
+        if op.type != "fail" and op.f in ("write", "cas"):
             pv = _produces(op)
             if pv is not None and _hkey(pv[0]) == hv:
                 producers.append(op)
@@ -80,7 +80,7 @@ def _register_sentence(model: CasRegister, key: Any, ops: list[Op], stuck: Op) -
     # A completed overwrite before the read began, with no write of v begun after it.
     best: Op | None = None
     for op in ops:
-        if op.status != "ok" or op.ret >= stuck.call:
+        if op.type != "ok" or op.ret >= stuck.call:
             continue
         pv = _produces(op)
         if pv is None or _hkey(pv[0]) == hv:
@@ -102,6 +102,6 @@ def _produces(op: Op) -> tuple[Any] | None:
     """(value,) that op writes, or None if it writes nothing."""
     if op.f == "write":
         return (op.value,)
-    if op.f == "cas" and op.status != "fail":
+    if op.f == "cas" and op.type != "fail":
         return (_cas_args(op)[1],)
     return None

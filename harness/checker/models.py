@@ -103,7 +103,7 @@ class Model:
         return None
 
     def describe_op(self, op: Op) -> str:
-        return f"{op.f} {fmt(op.output if op.status == 'ok' else op.value)}"
+        return f"{op.f} {fmt(op.output if op.type == 'ok' else op.value)}"
 
     def describe_state(self, state: Any) -> str:
         return fmt(state)
@@ -111,14 +111,14 @@ class Model:
     # --- hints for the generic compile
     def considered(self, op: Op) -> bool:
         """Whether the search must consider op at all (fail = no effect)."""
-        return op.status != "fail"
+        return op.type != "fail"
 
     def readonly(self, op: Op) -> bool:
         """True if op can never change the state (optional copies are dropped)."""
         return False
 
     def compile(self, ops: list[Op]) -> Compiled:
-        kept = [op for op in ops if self.considered(op) and not (op.status == "info" and self.readonly(op))]
+        kept = [op for op in ops if self.considered(op) and not (op.type == "info" and self.readonly(op))]
         model_step = self.step
 
         def step(state: Any, i: int) -> Any:
@@ -189,7 +189,7 @@ class CasRegister(Model):
     def step(self, state: Any, op: Op) -> tuple[bool, Any]:
         f = op.f
         if f == "read":
-            if op.status != "ok":
+            if op.type != "ok":
                 return True, state
             v = op.output
             if v is None and self.nil_read == "wildcard":
@@ -199,16 +199,16 @@ class CasRegister(Model):
             return True, op.value
         if f == "cas":
             exp, new = _cas_args(op)
-            if op.status == "fail":
+            if op.type == "fail":
                 return _hkey(state) != _hkey(exp), state
             return (True, new) if _hkey(state) == _hkey(exp) else (False, state)
         return False, state
 
     def considered(self, op: Op) -> bool:
-        if op.status == "fail":
+        if op.type == "fail":
             return op.f == "cas" and self.fail_cas == "observed"
         if op.f == "read":
-            if op.status != "ok":
+            if op.type != "ok":
                 return False
             if op.output is None and self.nil_read == "wildcard":
                 return False
@@ -230,7 +230,7 @@ class CasRegister(Model):
             return f"write of {fmt(op.value)}{' to' + k if k else ''}"
         if op.f == "cas":
             exp, new = _cas_args(op)
-            verb = "failed" if op.status == "fail" else ("succeeded" if op.status == "ok" else "(indeterminate)")
+            verb = "failed" if op.type == "fail" else ("succeeded" if op.type == "ok" else "(indeterminate)")
             return f"cas{k} from {fmt(exp)} to {fmt(new)} {verb}"
         return f"{op.f}{k} {fmt(op.value)}"
 
@@ -256,7 +256,7 @@ class CasRegister(Model):
         wildcard = self.nil_read == "wildcard"
         for op in ops:
             f = op.f
-            st = op.status
+            st = op.type
             if f == "read":
                 if st != "ok":
                     continue  # an indeterminate or failed read changes nothing
@@ -449,7 +449,7 @@ class KVAppend(Model):
         raise ValueError(f"kv-append model has no operation {f!r}")
 
     def considered(self, op: Op) -> bool:
-        return op.status == "ok" or (op.status == "info" and op.f != "read")
+        return op.type == "ok" or (op.type == "info" and op.f != "read")
 
     def readonly(self, op: Op) -> bool:
         return op.f == "read" or (op.f == "append" and not op.value)
@@ -469,7 +469,7 @@ class KVAppend(Model):
         returned: any other order of concurrent appends is cut at once
         instead of being found out at R.
         """
-        kept = [op for op in ops if self.considered(op) and not (op.status == "info" and self.readonly(op))]
+        kept = [op for op in ops if self.considered(op) and not (op.type == "info" and self.readonly(op))]
         kinds = []
         vals = []
         for op in kept:
@@ -556,11 +556,11 @@ class MultiRegister(Model):
 
     def step(self, state: Any, op: Op) -> tuple[bool, Any]:
         d = dict(state)
-        txn = op.output if op.status == "ok" else op.value
+        txn = op.output if op.type == "ok" else op.value
         for mop in txn or []:
             f, k, v = mop[0], mop[1], mop[2]
             if f == "read":
-                if v is not None and (op.status == "ok") and _hkey(d.get(k)) != _hkey(v):
+                if v is not None and (op.type == "ok") and _hkey(d.get(k)) != _hkey(v):
                     return False, state
             elif f == "write":
                 d[k] = v
@@ -572,7 +572,7 @@ class MultiRegister(Model):
         return all(m[0] == "read" for m in (op.value or []))
 
     def describe_op(self, op: Op) -> str:
-        txn = op.output if op.status == "ok" else op.value
+        txn = op.output if op.type == "ok" else op.value
         return "txn " + ", ".join(f"{m[0]} {m[1]} {fmt(m[2])}" for m in (txn or []))
 
     def describe_state(self, state: Any) -> str:
