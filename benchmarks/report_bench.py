@@ -1,6 +1,6 @@
 """How long the report takes to draw, and how big the page gets, as histories grow.
 
-Writes synthetic run folders (reports.synthetic: 5 nodes, 10 clients, four
+Writes synthetic run folders (tests/testkit/synthetic.py: 5 nodes, 10 clients, four
 fault windows, one stale-read violation, metrics and node logs) of 1,000 to
 100,000 operations, times reports.write_report on each, and prints the page
 size next to the history's size. With chromium installed it also times
@@ -19,10 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test fixtures: testkit.synthetic, testkit.browser
+
+from testkit.synthetic import write_synthetic_run
 
 from reports import write_report
-from reports.synthetic import write_synthetic_run
 
 
 def main() -> int:
@@ -52,7 +55,7 @@ def main() -> int:
             )
             largest = page
         if largest is not None and not args.no_browser:
-            from reports.browser import BrowserError, find_chromium, open_page
+            from testkit.browser import BrowserError, find_chromium, open_page
 
             if find_chromium() is None:
                 print("chromium: not installed, page load not timed")

@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodes.common.options import READ_MODES
+
 OPS = ("read", "write", "cas")
 SYSTEMS = ("raft", "paxos")
 NET_MODES = ("proxy", "direct", "netns")
@@ -88,10 +90,20 @@ class RunConfig:
     timing: dict | None = None
     #: More cluster.json ``options`` (e.g. {"max_batch": 1}); ``bugs`` comes from --bug.
     node_options: dict | None = None
+    #: How the nodes serve reads (cluster.json ``options.read_mode``): ``log`` (a read is
+    #: a log entry) or ``index`` (read-index); None = the nodes' one default.
+    read_mode: str | None = None
     #: Live progress line on stderr when it is a terminal.
     progress: bool = True
 
     # --- derived -----------------------------------------------------------------
+
+    def cluster_options(self) -> dict[str, Any]:
+        """cluster.json ``options``: node_options, the bugs, and read_mode when chosen."""
+        options: dict[str, Any] = {**(self.node_options or {}), "bugs": list(self.bugs)}
+        if self.read_mode is not None:
+            options["read_mode"] = self.read_mode
+        return options
 
     def command(self) -> list[str]:
         """The node command line, without ``--id ID --cluster PATH``."""
@@ -141,6 +153,8 @@ class RunConfig:
         need(self.test_count >= 1, f"--test-count must be at least 1, not {self.test_count}")
         need(self.net is None or self.net in NET_MODES,
              f"--net must be one of {', '.join(NET_MODES)}, not {self.net!r}")
+        need(self.read_mode is None or self.read_mode in READ_MODES,
+             f"--read-mode must be one of {', '.join(READ_MODES)}, not {self.read_mode!r}")
         need(self.request_timeout > 0, "request timeout must be positive")
         need(bool(self.system.strip()), "--system must be raft, paxos or a command")
         try:
@@ -195,6 +209,7 @@ class RunConfig:
         for bug in self.bugs:
             out.extend(["--bug", bug])
         opt("--net", self.net, default_net())
+        opt("--read-mode", self.read_mode, None)
         if self.journal:
             out.append("--journal")
         opt("--request-timeout", f"{self.request_timeout:g}", f"{d.request_timeout:g}")

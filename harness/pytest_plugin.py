@@ -43,7 +43,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -423,9 +422,12 @@ class ChaosSummary:
 
 
 def _load(run_dir: Path) -> dict[str, Any]:
+    """results.json through reports.runfolder ({} when absent or newer than we read)."""
+    from reports.runfolder import ReportError, read_results
+
     try:
-        return json.loads((run_dir / "results.json").read_text())
-    except (OSError, ValueError):
+        return read_results(run_dir)
+    except ReportError:
         return {}
 
 
@@ -433,10 +435,12 @@ def chaos_table(rows: list[tuple[str, str, Path]]) -> str:
     """One line per chaos run: test, its outcome, verdict, seed, counts, report."""
     head = f"{'outcome':8}  {'verdict':8}  {'seed':>10}  {'ok':>6}  {'fail':>5}  {'info':>5}  test / report"
     lines = [head, "-" * len(head)]
+    from reports.runfolder import RunFolder
+
     for nodeid, outcome, run_dir in rows:
         r = _load(run_dir)
         c = r.get("counts") or {}
-        report = run_dir / "index.html"
+        report = RunFolder(run_dir).report
         lines.append(f"{outcome:8}  {r.get('verdict', '?')!s:8}  {r.get('seed', '?')!s:>10}  "
                      f"{c.get('ok', 0):>6}  {c.get('fail', 0):>5}  {c.get('info', 0):>5}  {nodeid}")
         lines.append(f"{'':>56}{report if report.exists() else run_dir}")

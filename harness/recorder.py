@@ -1,4 +1,4 @@
-"""The history writer: RUN/history.jsonl as it happens (DESIGN.md "History").
+"""The history writer: RUN/history.jsonl as it happens (docs/history.md, docs/run-folder.md).
 
 Owns event numbering and the run clock. Invariants:
 - ``index`` counts up from 0 with no gaps, in file order.
@@ -40,7 +40,6 @@ class Recorder:
         self._lock = threading.Lock()
         self._index = 0
         self.counts = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}
-        self.latencies_ns: list[int] = []  # invoke -> ok, for results.json
 
     def now(self) -> int:
         return self.clock.now()

@@ -12,6 +12,7 @@ import sys
 from harness.bugs import names as bug_names
 from harness.config import RunConfig
 from harness.runner import RunError, run, run_series, series_exit_code, summary, summary_table
+from nodes.common.options import DEFAULT_READ_MODE, READ_MODES
 
 D = RunConfig()
 
@@ -64,6 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       help="proxy: peer traffic through faults.netproxy (partitions, link faults); direct: "
       "nodes talk straight to each other; netns: namespaces and firewall rules, root only "
       "(default: proxy when available, else direct)")
+    a("--read-mode", choices=READ_MODES, default=None,
+      help="how the nodes serve reads: log (each read is a log entry) or index (read-index, "
+      "no log entry) (cluster.json options.read_mode; default: the nodes' default, "
+      f"{DEFAULT_READ_MODE})")
     a("--journal", action="store_true",
       help="journal every peer message to net.jsonl (proxy mode; default: off)")
     a("--request-timeout", type=float, default=D.request_timeout, metavar="SECONDS",
@@ -95,6 +100,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         bugs=list(args.bug),
         net=args.net,
         journal=args.journal,
+        read_mode=args.read_mode,
         request_timeout=args.request_timeout,
         recovery_timeout=args.recovery_timeout,
         check_time_limit=args.check_time_limit,

@@ -4,9 +4,11 @@ Owns the order of a run and its result. ``run(config) -> RunResult`` is the
 single entry point the command line, the library API and the pytest plugin
 share; ``run_series`` repeats it over consecutive seeds (``--test-count``).
 
-Phases (DESIGN.md "The picture"):
-1. resolve and validate the config; make the run folder; write config.json
-   and cluster.json; start the nodes (and the proxy) and wait for ``status``;
+Phases:
+1. resolve and validate the config; make the run folder (its layout and the
+   results.json schema are reports.runfolder's, docs/run-folder.md); write
+   config.json and cluster.json; start the nodes (and the proxy) and wait for
+   ``status``;
 2. for ``time_limit`` seconds: workers invoke operations, the nemesis injects
    faults, the poller samples metrics, the history is written as it happens;
 3. stop the load, heal every fault, wait (bounded) for the cluster to serve,
@@ -20,7 +22,11 @@ Invariants:
   recorded; the nodes also die with a SIGKILLed harness).
 - Usage/config/start-up problems raise ``RunError`` (one line, exit 2) with
   nothing left running; every other outcome is a RunResult whose exit code is
-  0 valid, 1 invalid, 3 unknown (checker gave up, or the run was interrupted).
+  0 valid, 1 invalid, 3 unknown (checker gave up, or the run was interrupted);
+  docs/exit-codes.md.
+- Figures derived from the history (latency percentiles, availability per
+  fault window) are computed once, by reports.analysis, from the history file
+  the run wrote; the report draws them from results.json.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import importlib
 import importlib.util
 import json
-import os
 import random
 import signal
 import sys
@@ -43,13 +49,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import reports
+from checker.history import pair, read_history
 from harness.client import NodeClient
-from harness.cluster import ClusterError, LocalCluster, write_cluster
+from harness.cluster import ClusterError, LocalCluster
 from harness.config import ConfigError, RunConfig
 from harness.generator import OpGenerator, key_names
 from harness.metrics import MetricsPoller, live_status
 from harness.recorder import Clock, Recorder
 from harness.workers import WorkerSettings, final_reads, process_numbers, worker
+from nodes.common.clusterfile import write_cluster
+from reports import analysis, runfolder
 
 EXIT_CODES = {"valid": 0, "invalid": 1, "unknown": 3}
 #: Tries to start the cluster when a port was taken between picking and binding.
@@ -62,7 +72,11 @@ class RunError(Exception):
 
 @dataclass
 class RunResult:
-    """What a run found. ``results`` is the content of results.json."""
+    """What a run found. ``results`` is the content of results.json (docs/run-folder.md).
+
+    ``anomalies`` are the checker's, as results.json has them: ``{"key", "sentence",
+    "ops", "prefix"}`` where ``ops`` and ``prefix`` are operation ids, positions in
+    ``operations`` (the run's history paired by ``checker.history.pair``)."""
 
     verdict: str
     exit_code: int
@@ -80,6 +94,12 @@ class RunResult:
     def anomalies(self) -> list[dict[str, Any]]:
         return list((self.results.get("checker") or {}).get("anomalies") or [])
 
+    @functools.cached_property
+    def operations(self) -> list[Any]:
+        """The run's operations (``checker.history.Op``), read from history.jsonl on first use;
+        ``operations[i]`` is the op an anomaly names by id ``i``."""
+        return pair(read_history(runfolder.RunFolder(self.run_dir).history))
+
     @property
     def counts(self) -> dict[str, int]:
         return dict(self.results.get("counts") or {})
@@ -87,54 +107,6 @@ class RunResult:
     @property
     def availability(self) -> list[Any]:
         return list(self.results.get("availability") or [])
-
-
-def _optional(module: str, name: str) -> Any | None:
-    """``module.name`` if that part of the project is installed, else None."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-    except AttributeError:
-        return None
-
-
-# --- run folder ------------------------------------------------------------------
-
-
-def make_run_dir(store: Path, name: str) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    try:
-        (store / name).mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            run_dir = store / name / (stamp if n == 1 else f"{stamp}-{n}")
-            try:
-                run_dir.mkdir()
-                break
-            except FileExistsError:
-                continue
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise RunError(f"cannot write to the store {store}: {exc.strerror or exc}") from None
-    return run_dir
-
-
-def point_latest(store: Path, run_dir: Path) -> None:
-    """Make store/latest a relative symlink to ``run_dir`` (atomically)."""
-    link = store / "latest"
-    tmp = store / f".latest-{os.getpid()}-{threading.get_ident()}"
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(os.path.relpath(run_dir, store))
-        os.replace(tmp, link)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # --- the live part ---------------------------------------------------------------
@@ -345,33 +317,21 @@ def _nemesis_context(live: _Live) -> Any:
 # --- results ---------------------------------------------------------------------
 
 
-def _percentiles(latencies_ns: list[int]) -> dict[str, float | None]:
-    if not latencies_ns:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-    xs = sorted(latencies_ns)
+def _check(events: list[dict], cfg: RunConfig) -> tuple[str, dict[str, Any] | None]:
+    """(verdict, CheckResult.to_dict()) of the run's history."""
+    from checker import check_events
 
-    def at(q: float) -> float:
-        return round(xs[min(len(xs) - 1, int(q * len(xs)))] / 1e6, 3)
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(xs[-1] / 1e6, 3)}
-
-
-def _check(history: Path, cfg: RunConfig) -> tuple[str, dict[str, Any] | None, str | None]:
-    """(verdict, CheckResult.to_dict() or None, note)."""
-    check_file = _optional("harness.checker", "check_file")
-    if check_file is None:
-        return "unknown", None, "checker not installed (harness.checker)"
-    result = check_file(history, model="kv", time_limit=cfg.check_time_limit)
+    result = check_events(events, model="kv", time_limit=cfg.check_time_limit)
     verdict = {True: "valid", False: "invalid"}.get(result.valid, "unknown")
-    return verdict, result.to_dict(), None
+    return verdict, result.to_dict()
 
 
-def _availability(history: Path) -> list[Any]:
-    availability = _optional("reports.analysis", "availability")
-    read_history = _optional("harness.history", "read_history")
-    if availability is None or read_history is None:
-        return []
-    return list(availability(read_history(history)))
+def _bugs(cfg: RunConfig) -> list[dict[str, str]]:
+    """Each known bug the nodes ran with and its mistake, so the report needs no registry."""
+    from harness import bugs
+
+    return [{"name": name, "mistake": bugs.BUGS[name].mistake if name in bugs.BUGS else ""}
+            for name in cfg.bugs]
 
 
 # --- entry points ----------------------------------------------------------------
@@ -394,16 +354,13 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
             raise RunError(f"--nemesis: {exc}") from None
         build = bugs.build_nemesis
     elif cfg.nemesis.strip().lower() != "none":
-        build = _optional("faults.schedule", "build_nemesis")
-        if build is None:
-            raise RunError(f"--nemesis {cfg.nemesis or '(default mix)'} needs faults.schedule, "
-                           "which is not installed yet; use --nemesis none")
-        parse_spec = _optional("faults.schedule", "parse_spec")
-        if parse_spec is not None:
-            try:
-                parse_spec(cfg.nemesis, network=cfg.net != "direct")
-            except ValueError as exc:
-                raise RunError(f"--nemesis: {exc}") from None
+        from faults import schedule
+
+        try:
+            schedule.parse_spec(cfg.nemesis, network=cfg.net != "direct")
+        except ValueError as exc:
+            raise RunError(f"--nemesis: {exc}") from None
+        build = schedule.build_nemesis
     if cfg.net == "netns":
         if importlib.util.find_spec("faults.netns") is None:
             raise RunError("--net netns is not available in this build; use --net proxy or direct")
@@ -423,10 +380,13 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
 def run(config: RunConfig) -> RunResult:
     """Run one test as ``config`` says; see the module header."""
     cfg, build_nemesis = prepare(config)
-    store = Path(cfg.store)
-    run_dir = make_run_dir(store, cfg.name)
+    try:
+        folder = runfolder.new_run_folder(Path(cfg.store), cfg.name)
+    except runfolder.StoreError as exc:
+        raise RunError(str(exc)) from None
+    run_dir = folder.root
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    runfolder.write_json(folder.config, cfg.to_dict())
 
     interrupted = False
     previous_term = None
@@ -445,16 +405,16 @@ def run(config: RunConfig) -> RunResult:
                 # program before the node binds it (parallel test runs).
                 cluster_json = write_cluster(
                     run_dir, cfg.nodes, net="direct" if nets else cfg.net, timing=cfg.timing,
-                    options={**(cfg.node_options or {}), "bugs": list(cfg.bugs)})
+                    options=cfg.cluster_options())
                 if nets:
                     nets.rewrite_cluster(cluster_json)
                 # Time 0 of history, metrics and the proxy's journal: the nodes' start.
                 clock = Clock()
                 proxy_args = ["--seed", str(cfg.seed), "--t0-ns", str(clock.start_ns)]
                 if cfg.journal:
-                    proxy_args += ["--journal", str((run_dir / "net.jsonl").resolve())]
+                    proxy_args += ["--journal", str(folder.net.resolve())]
                 cluster = stack.enter_context(
-                    LocalCluster(cluster_json, command, run_dir / "nodes", proxy_args=proxy_args))
+                    LocalCluster(cluster_json, command, folder.logs, proxy_args=proxy_args))
                 try:
                     cluster.start_all()
                     cluster.wait_ready(cfg.start_timeout)
@@ -463,8 +423,8 @@ def run(config: RunConfig) -> RunResult:
                     cluster.close()
                     if "already in use" not in str(exc) or attempt == START_ATTEMPTS:
                         raise RunError(str(exc)) from None
-            recorder = Recorder(run_dir / "history.jsonl", clock)
-            poller = MetricsPoller(cluster, run_dir / "metrics.jsonl", clock)
+            recorder = Recorder(folder.history, clock)
+            poller = MetricsPoller(cluster, folder.metrics, clock)
             live = _Live(cfg, cluster, recorder, poller, Progress(cfg.progress, cfg.time_limit),
                          build_nemesis, network=network)
             try:
@@ -502,20 +462,21 @@ def _enter_netns(stack: contextlib.ExitStack, cfg: RunConfig) -> Any:
 
 def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
             interrupted: bool) -> RunResult:
-    history = run_dir / "history.jsonl"
+    folder = runfolder.RunFolder(run_dir)
     notes = list(live.notes)
     live.progress.show(live.load_seconds, live.recorder.counts, "checking")
+    events: list[dict] = []
     try:
-        verdict, checker, note = _check(history, cfg)
+        events = read_history(folder.history)
+        verdict, checker = _check(events, cfg)
     except Exception as exc:  # noqa: BLE001 - a checker crash is "unknown", not a lost run
-        verdict, checker, note = "unknown", None, f"checker failed: {exc!r}"
+        verdict, checker = "unknown", None
+        notes.append(f"checker failed: {exc!r}")
     live.progress.done()
-    if note:
-        notes.append(note)
     try:
-        availability = _availability(history)
+        figures = analysis.run_figures(events)
     except Exception as exc:  # noqa: BLE001 - the figures are optional
-        availability = []
+        figures = {"latency_ms": analysis.latency_percentiles_ms([]), "availability": []}
         notes.append(f"availability failed: {exc!r}")
     exit_code = EXIT_CODES[verdict]
     if interrupted and verdict != "invalid":
@@ -533,32 +494,28 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
         "duration_s": round(live.load_seconds, 3),
         "nodes": cfg.nodes,
         "nemesis": cfg.nemesis or "default",
+        "bugs": _bugs(cfg),
         "counts": counts,
         "ops_per_s": round(completed / live.load_seconds, 1) if live.load_seconds else 0.0,
-        "latency_ms": _percentiles(live.recorder.latencies_ns),
+        "latency_ms": figures["latency_ms"],
         "checker": checker,
-        "availability": availability,
+        "availability": figures["availability"],
         "interrupted": interrupted,
         "recovered": live.recovered,
         "notes": notes,
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    results = runfolder.write_results(run_dir, results)
     store = Path(cfg.store)
-    point_latest(store, run_dir)
+    runfolder.point_latest(store, run_dir)
     report = None
-    write_report = _optional("reports", "write_report")
-    if write_report is not None:
-        try:
-            report = Path(write_report(run_dir))
-        except Exception as exc:  # noqa: BLE001 - no report is better than no verdict
-            notes.append(f"report failed: {exc!r}")
-    write_store_index = _optional("reports", "write_store_index")
-    if write_store_index is not None:
-        with contextlib.suppress(Exception):
-            write_store_index(store)
+    try:
+        report = reports.write_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - no report is better than no verdict
+        notes.append(f"report failed: {exc!r}")
+    with contextlib.suppress(Exception):
+        reports.write_store_index(store)
     if notes != results["notes"]:
-        results["notes"] = notes
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        results = runfolder.write_results(run_dir, {**results, "notes": notes})
     return RunResult(verdict, exit_code, run_dir, cfg, results, report, interrupted)
 
 

@@ -49,7 +49,6 @@ async def invoke(
     outcome and the completion's value."""
     recorder.record({"process": process, "type": "invoke", "f": op.f, "key": op.key,
                      "value": op.value})
-    start = recorder.now()
     outcome = await client.request(op.request(), timeout)
     value = op.value
     if op.f == "read":
@@ -60,9 +59,7 @@ async def invoke(
         event["node"] = outcome.node
     if outcome.type != "ok" and outcome.error:
         event["error"] = outcome.error
-    stamped = recorder.record(event)
-    if outcome.type == "ok" and "time" in stamped:
-        recorder.latencies_ns.append(stamped["time"] - start)
+    recorder.record(event)
     return outcome, value
 
 

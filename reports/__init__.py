@@ -1,9 +1,15 @@
-"""The self-contained HTML fault report and the store index.
+"""The run folder, the self-contained HTML fault report and the store index.
 
-Public API (/work/interfaces.md): ``write_report(run_dir) -> Path`` draws
-RUN/index.html; ``write_store_index(store) -> Path`` draws store/index.html;
-``reports.analysis.availability(events) -> list`` gives availability per
-fault window. Imports are lazy so ``import reports`` stays cheap for the harness.
+Public API: ``write_report(run_dir) -> Path`` draws RUN/index.html from the
+run folder's files alone; ``write_store_index(store) -> Path`` draws
+store/index.html; ``reports.runfolder`` owns the run folder's layout and the
+results.json schema (docs/run-folder.md); ``reports.analysis.run_figures``
+computes the figures results.json carries (latency, availability per fault).
+
+Invariant: nothing under reports/ imports the harness (its runner, cluster,
+bugs, config or nemesis; nor ``harness`` at all), so a run folder copied to
+another machine redraws with this package and the standalone checker only.
+Imports are lazy so ``import reports`` stays cheap for the harness.
 """
 
 from __future__ import annotations

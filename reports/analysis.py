@@ -1,13 +1,13 @@
-"""Turns a raw history into what the report draws: operations, fault windows, availability.
+"""Turns a history into the figures of a run: fault windows, availability, latency, throughput.
 
-Owns: pairing invoke events with their completions (`pair_ops`), fault windows
-from nemesis events (`fault_windows`), availability per fault window
-(`availability`, also written into results.json by the harness), throughput
-buckets and latency percentiles.
+Owns, for the runner (results.json) and the report alike, so each is computed
+one way: the reading of nemesis events into fault windows (`fault_windows`),
+availability per fault window (`availability_of`), latency percentiles
+(`latency_percentiles_ms`), and `run_figures`, the figures results.json
+carries (docs/run-folder.md). Operations are `checker.history.Op`, paired by
+`checker.history.pair`, the one pairing (docs/history.md).
 
 Invariants:
-- Every client invoke becomes exactly one `Op`; an invoke with no completion is
-  an `info` op with `end=None` (DESIGN.md: it may take effect at any time).
 - Nemesis events never become ops. A fault window is a start event `f=KIND`
   matched with the first later `f=KIND-end` carrying the same value; a fault
   never healed lasts until the history ends (`end=None`).
@@ -17,34 +17,15 @@ Invariants:
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.history import Op, pair
+
 # Operations that change state: "the next acknowledged write" is the next one of these to be ok.
 WRITE_FS = frozenset({"write", "cas", "append", "txn"})
-
-
-@dataclass(slots=True)
-class Op:
-    """One client operation: an invoke and (maybe) its completion."""
-
-    process: Any
-    f: str
-    key: Any
-    value: Any  # the invoke's value (write value, cas [expected, new], None for reads)
-    start: int
-    end: int | None  # completion time; None when the invoke never completed
-    type: str  # "ok" | "fail" | "info"
-    result: Any = None  # completion value (what a read returned)
-    node: Any = None
-    error: Any = None
-    invoke_index: int | None = None
-    complete_index: int | None = None
-
-    @property
-    def latency(self) -> int | None:
-        return None if self.end is None else self.end - self.start
 
 
 @dataclass(slots=True)
@@ -140,52 +121,6 @@ def _short(v: Any) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def is_nemesis(event: dict) -> bool:
-    return event.get("process") == "nemesis"
-
-
-def pair_ops(events: Iterable[dict]) -> list[Op]:
-    """Pairs each client invoke with the next completion of the same process.
-
-    Returned in invoke order. A completion with no open invoke is ignored (a
-    history cut at the front); an invoke left open becomes info with end None.
-    """
-    ops: list[Op] = []
-    open_by_process: dict[Any, Op] = {}
-    for ev in events:
-        proc = ev.get("process")
-        if proc == "nemesis":
-            continue
-        typ = ev.get("type")
-        if typ == "invoke":
-            op = Op(
-                process=proc,
-                f=str(ev.get("f")),
-                key=ev.get("key"),
-                value=ev.get("value"),
-                start=int(ev.get("time") or 0),
-                end=None,
-                type="info",
-                invoke_index=ev.get("index"),
-            )
-            prior = open_by_process.get(proc)
-            if prior is not None:
-                prior.type = "info"  # process reused without a completion: treat as unknown
-            open_by_process[proc] = op
-            ops.append(op)
-        elif typ in ("ok", "fail", "info"):
-            op = open_by_process.pop(proc, None)
-            if op is None:
-                continue
-            op.type = typ
-            op.end = int(ev.get("time") or op.start)
-            op.result = ev.get("value")
-            op.node = ev.get("node")
-            op.error = ev.get("error")
-            op.complete_index = ev.get("index")
-    return ops
-
-
 def fault_windows(events: Iterable[dict]) -> list[FaultWindow]:
     """Fault windows in start order, from nemesis start/-end event pairs."""
     windows: list[FaultWindow] = []
@@ -239,7 +174,18 @@ def availability(events: Sequence[dict]) -> list[dict]:
     acknowledged after it). Times are ns since run start.
     """
     events = list(events)
-    return availability_of(pair_ops(events), fault_windows(events), history_span(events)[1])
+    return availability_of(pair(events), fault_windows(events), history_span(events)[1])
+
+
+def run_figures(events: Sequence[dict]) -> dict[str, Any]:
+    """The figures results.json carries: ``latency_ms`` (percentiles of ok
+    operations) and ``availability`` (per fault window), from one pairing."""
+    events = list(events)
+    ops = pair(events)
+    return {
+        "latency_ms": latency_percentiles_ms(ops),
+        "availability": availability_of(ops, fault_windows(events), history_span(events)[1]),
+    }
 
 
 def availability_of(ops: Sequence[Op], windows: Sequence[FaultWindow], horizon: int) -> list[dict]:
@@ -250,7 +196,6 @@ def availability_of(ops: Sequence[Op], windows: Sequence[FaultWindow], horizon: 
     )
     starts = sorted((op.start, i) for i, op in enumerate(ops))
     start_times = [s for s, _ in starts]
-    from bisect import bisect_left, bisect_right
 
     def next_ack_ms(t: int) -> float | None:
         i = bisect_left(acks, t)

@@ -19,7 +19,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from reports.analysis import FaultWindow, Op, throughput
+from checker.history import Op
+from reports.analysis import FaultWindow, throughput
 from reports.svg import (
     Scale,
     esc,
@@ -46,7 +47,7 @@ OUTCOMES = ("ok", "fail", "info")
 def op_label(op: Op) -> str:
     """Short text for an op: 'write 3', 'cas 1→2', 'read → 7'."""
     if op.f == "read":
-        got = op.result if op.type == "ok" else "?"
+        got = op.output if op.type == "ok" else "?"
         return f"read → {_v(got)}"
     if op.f == "cas" and isinstance(op.value, (list, tuple)) and len(op.value) == 2:
         return f"cas {_v(op.value[0])}→{_v(op.value[1])}"
@@ -124,7 +125,7 @@ def timeline(
     special: list[Op] = []
     if detail:
         for op in ops:
-            if id(op) in witness:
+            if op.id in witness:
                 special.append(op)
                 continue
             out.append(
@@ -136,7 +137,7 @@ def timeline(
         out.append(_aggregated_lanes(ops, x, lane_ix, concurrency, top, lane_h, pad, bar_h, span))
         infos = 0
         for op in ops:
-            if id(op) in witness:
+            if op.id in witness:
                 special.append(op)
             elif op.type == "info" and infos < INFO_LIMIT:
                 infos += 1
@@ -294,7 +295,7 @@ def latency(
     if len(ops) <= DETAIL_LIMIT:
         for kind in OUTCOMES:  # ok first so the rarer outcomes draw on top
             for op in ops:
-                if op.type == kind and id(op) not in witness:
+                if op.type == kind and op.id not in witness:
                     out.append(
                         f'<circle class="pt {kind}" cx="{n(x(op.start))}" cy="{n(ypos(op))}" r="2.2" '
                         f'data-tip="{esc(op_tip(op, span))}"/>'
@@ -311,7 +312,7 @@ def latency(
                     f'y="{n(cy * cell)}" width="{n(cell)}" height="{n(cell)}"/>'
                 )
     for op in ops:
-        if id(op) in witness:
+        if op.id in witness:
             out.append(
                 f'<circle class="pt {op.type} witness" cx="{n(x(op.start))}" cy="{n(ypos(op))}" r="4" '
                 f'data-tip="{esc(op_tip(op, span))}"/>'

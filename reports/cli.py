@@ -17,7 +17,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from reports.runfolder import ReportError
+from reports.runfolder import STORE_INDEX, ReportError, RunFolder, find_runs
 
 
 def register(subparsers: Any) -> None:
@@ -43,10 +43,9 @@ def register(subparsers: Any) -> None:
 
 def cmd_report(args: Any) -> int:
     from reports import write_report, write_store_index
-    from reports.store_index import find_runs
 
     run = Path(args.run)
-    if not (run / "history.jsonl").exists():
+    if not RunFolder(run).is_run():
         print(f"harness report: error: {run}: not a run folder (no history.jsonl)", file=sys.stderr)
         return 2
     began = time.perf_counter()
@@ -58,7 +57,7 @@ def cmd_report(args: Any) -> int:
     print(f"{out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - began:.2f} s)")
     # A run folder sits at store/<name>/<stamp>: keep that store's index in step.
     store = run.resolve().parent.parent
-    if (store / "index.html").exists() and run.resolve() in [p.resolve() for p in find_runs(store)]:
+    if (store / STORE_INDEX).exists() and run.resolve() in [p.resolve() for p in find_runs(store)]:
         write_store_index(store)
     return 0
 

@@ -14,33 +14,23 @@ atomically (temp file, then rename) so a browser never sees half a page.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from checker.history import HistoryError, Op, pair
 from reports import charts, cluster, witness
 from reports.analysis import (
     WRITE_FS,
     FaultWindow,
-    Op,
     availability_of,
     counts,
     fault_windows,
+    history_span,
     latency_percentiles_ms,
-    pair_ops,
 )
-from reports.runfolder import Run, get, load_run
+from reports.runfolder import RAW_FILES, Run, get, load_run, write_atomic
 from reports.style import CSS, JS
 from reports.svg import band_class, esc, fmt_ms, fmt_time, legend
-
-RAW_FILES = (
-    "history.jsonl",
-    "results.json",
-    "config.json",
-    "cluster.json",
-    "metrics.jsonl",
-    "net.jsonl",
-)
 
 
 def verdict_of(run: Run, checker: dict) -> str:
@@ -52,25 +42,19 @@ def verdict_of(run: Run, checker: dict) -> str:
 
 
 def checker_result(run: Run) -> tuple[dict, str]:
-    """The checker's result from results.json; when absent, check now if the checker exists."""
+    """The checker's result from results.json; for a folder without one (a recorded
+    history, a crashed run) the standalone checker checks it now."""
     checker = run.results.get("checker")
     if isinstance(checker, dict):
         return checker, ""
     if run.results:  # the run decided without a checker result (it crashed or gave up): say so
         return {}, "results.json holds no checker result."
-    try:
-        from harness.checker import check_events
-    except ImportError:
-        return (
-            {},
-            "This run has no checker result (results.json missing) and no checker is installed.",
-        )
+    from checker import check_events
+
     model = get(run.config, "model", default="kv")
     try:
-        result = check_events(
-            [e for e in run.events if e.get("process") != "nemesis"], model=model, time_limit=60
-        )
-    except Exception as exc:  # the report must still be drawn; say why the verdict is missing
+        result = check_events(run.events, model=model, time_limit=60)
+    except Exception as exc:  # noqa: BLE001 - the page must still be drawn; say why
         return {}, f"Checking the history for this report failed: {exc}"
     return (
         result.to_dict(),
@@ -78,21 +62,41 @@ def checker_result(run: Run) -> tuple[dict, str]:
     )
 
 
+#: The fields of one availability row (analysis.availability_of) the page draws.
+AVAILABILITY_FIELDS = frozenset({
+    "kind", "target", "start_ns", "end_ns", "duration_ms", "ops", "ok_share",
+    "to_ack_after_start_ms", "to_ack_after_heal_ms",
+})
+
+
+def availability_rows(
+    run: Run, ops: list[Op], windows: list[FaultWindow], horizon: int
+) -> list[dict]:
+    """Availability per fault window as results.json has it (the runner computed it with
+    analysis.availability_of); computed here only for a folder that lacks it."""
+    rows = run.results.get("availability")
+    if (isinstance(rows, list) and (rows or not windows)
+            and all(isinstance(r, dict) and AVAILABILITY_FIELDS <= r.keys() for r in rows)):
+        return rows
+    return availability_of(ops, windows, horizon)
+
+
 def write_report(run_dir: Path) -> Path:
     """Draws RUN/index.html from the run folder's files; returns its path."""
-    run_dir = Path(run_dir)
-    html = render(load_run(run_dir))
-    out = run_dir / "index.html"
-    tmp = run_dir / f".index.html.{os.getpid()}.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    run = load_run(Path(run_dir))
+    out = run.folder.report
+    write_atomic(out, render(run))
     return out
 
 
 def render(run: Run) -> str:
     began = time.perf_counter()
     events = run.events
-    ops = pair_ops(events)
+    try:
+        ops = pair(events, str(run.folder.history))
+        pair_note = ""
+    except HistoryError as exc:  # a damaged history still gets a page that says so
+        ops, pair_note = [], f"No operations are drawn: {exc}."
     windows = fault_windows(events)
     times = [int(e.get("time") or 0) for e in events] + [
         int(m.get("time") or 0) for m in run.metrics
@@ -100,30 +104,23 @@ def render(run: Run) -> str:
     t0 = min(0, min(times, default=0))
     t1 = max(times, default=1)
     t1 = max(t1, t0 + 1)
+    horizon = history_span(events)[1]
     checker, checker_note = checker_result(run)
     verdict = verdict_of(run, checker)
-    index = witness.OpIndex(ops)
-    ws = witness.witnesses(checker, index)
-    witness_ids = {id(o) for w in ws for o in w.ops + w.stuck}
+    ws = witness.witnesses(checker, ops)
+    witness_ids = {o.id for w in ws for o in w.ops + w.stuck}
+    rows = availability_rows(run, ops, windows, horizon)
     nodes = run.node_ids
     concurrency = get(run.config, "concurrency") or run.results.get("concurrency")
     concurrency = concurrency if isinstance(concurrency, int) and concurrency > 0 else None
     title = run.results.get("name") or get(run.config, "name") or run.path.name
+    note = " ".join(n for n in (pair_note, checker_note) if n)
 
     parts: list[str] = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(verdict.upper())} · {esc(title)}</title><style>{CSS}</style></head><body><main>",
-        header(
-            run,
-            title,
-            verdict,
-            ops,
-            ws,
-            checker,
-            checker_note,
-            in_short(ops, windows, max((int(e.get("time") or 0) for e in events), default=1)),
-        ),
+        header(run, title, verdict, ops, ws, checker, note, in_short(ops, windows, rows, horizon)),
     ]
     if ws:
         parts.append('<h2 id="violation">What went wrong</h2>')
@@ -142,11 +139,7 @@ def render(run: Run) -> str:
     parts.append(section_timeline(ops, windows, t0, t1, concurrency, witness_ids, mark))
     parts.append(section_perf(ops, windows, t0, t1, witness_ids, mark))
     parts.append(section_cluster(run, windows, t0, t1, nodes, mark))
-    parts.append(
-        section_availability(
-            ops, windows, max((int(e.get("time") or 0) for e in events), default=1)
-        )
-    )
+    parts.append(section_availability(ops, windows, rows, horizon))
     parts.append(section_files(run))
     parts.append(
         f'<p class="muted small">Drawn by consensus-harness in {time.perf_counter() - began:.2f} s '
@@ -224,10 +217,10 @@ def header(
     run_notes = (
         [str(x) for x in r.get("notes") or [] if x] if isinstance(r.get("notes"), list) else []
     )
-    bugs = get(run.config, "bugs") or []
-    if isinstance(bugs, list) and bugs:
-        meta.insert(3, ("known bugs on", ", ".join(str(b) for b in bugs)))
-        run_notes = [_bug_note(str(b)) for b in bugs] + run_notes
+    bugs = bugs_of(run)
+    if bugs:
+        meta.insert(3, ("known bugs on", ", ".join(name for name, _ in bugs)))
+        run_notes = [_bug_note(name, mistake) for name, mistake in bugs] + run_notes
     notes = "".join(f'<p class="muted">{esc(x)}</p>' for x in ([note] if note else []) + run_notes)
     return (
         f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
@@ -237,11 +230,10 @@ def header(
     )
 
 
-def in_short(ops: list[Op], windows: list[FaultWindow], t1: int) -> str:
+def in_short(ops: list[Op], windows: list[FaultWindow], rows: list[dict], t1: int) -> str:
     """One paragraph: the faults, how available the cluster stayed, how fast it recovered."""
     if not windows:
         return f'<p class="short">No faults were injected; {_share(counts(ops))} of operations succeeded.</p>'
-    rows = availability_of(ops, windows, t1)
     kinds = sorted({w.kind for w in windows})
     inside = [op for op in ops if any(w.start <= op.start < w.end_or(t1) for w in windows)]
     outside = [op for op in ops if not any(w.start <= op.start < w.end_or(t1) for w in windows)]
@@ -346,8 +338,9 @@ def section_cluster(
     )
 
 
-def section_availability(ops: list[Op], windows: list[FaultWindow], t1: int) -> str:
-    rows = availability_of(ops, windows, t1)
+def section_availability(
+    ops: list[Op], windows: list[FaultWindow], rows: list[dict], t1: int
+) -> str:
     if not rows:
         return (
             '<h2>Availability</h2><p class="muted">No faults were injected: '
@@ -392,11 +385,19 @@ def section_files(run: Run) -> str:
     return f'<h2>Files</h2><p class="links">{" ".join(links)}</p>'
 
 
-def _bug_note(name: str) -> str:
-    """One line on a known bug the nodes ran with (harness/bugs.py), for the reader."""
-    from harness import bugs
+def bugs_of(run: Run) -> list[tuple[str, str | None]]:
+    """(name, mistake) of each known bug the nodes ran with: results.json says both;
+    a run without results.json has only the names in config.json."""
+    listed = run.results.get("bugs")
+    if isinstance(listed, list) and listed:
+        return [(str(b.get("name")), b.get("mistake") if isinstance(b.get("mistake"), str) else None)
+                for b in listed if isinstance(b, dict)]
+    names = get(run.config, "bugs") or []
+    return [(str(b), None) for b in names] if isinstance(names, list) else []
 
-    bug = bugs.BUGS.get(name)
-    if bug is None:
+
+def _bug_note(name: str, mistake: str | None) -> str:
+    """One line on a known bug the nodes ran with, for the reader."""
+    if not mistake:
         return f"The nodes ran with the known bug {name}."
-    return f"The nodes ran with the known bug {name}: {bug.mistake}."
+    return f"The nodes ran with the known bug {name}: {mistake}."

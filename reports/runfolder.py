@@ -1,25 +1,253 @@
-"""Reads a run folder (DESIGN.md "Run folder") into one `Run` the report draws from.
+"""The run folder: its layout, the results.json schema, and reading it back (docs/run-folder.md).
 
-Owns: tolerant loading of history.jsonl, results.json, config.json,
-cluster.json, metrics.jsonl, net.jsonl and nodes/<id>.log.
+Owns, for every writer and reader of a run folder:
+- the layout: a store holds ``<name>/<stamp>/`` run folders and a ``latest``
+  link; a run folder holds config.json, cluster.json, history.jsonl,
+  results.json, index.html, metrics.jsonl, net.jsonl, nodes/<id>.log and the
+  nodes' data/ (``RunFolder`` names every path; ``new_run_folder`` makes one,
+  ``point_latest`` moves the link, ``find_runs`` lists a store);
+- the results.json schema, version ``SCHEMA``: ``write_results`` stamps the
+  version and refuses a field the schema does not name (``RESULT_FIELDS``);
+  ``read_results`` accepts this version and older ones and raises
+  ``SchemaError`` (one line) on a newer one;
+- tolerant loading of everything into one ``Run`` the report draws from.
 
 Invariants:
-- Only history.jsonl is required; every other file may be missing or partial
-  (a crashed run still gets a report). A missing folder or unreadable history
-  raises `ReportError` with a one-line message.
+- Only history.jsonl is required to draw a report; every other file may be
+  missing or partial (a crashed run still gets a report). A missing folder,
+  an unreadable history or a newer schema raises ``ReportError`` with a
+  one-line message.
 - A torn last line (the run was killed mid-write) is skipped, not fatal.
+- Everything a report shows is read from the folder: a folder copied from
+  another machine redraws the same page. This module imports nothing of the
+  harness's runtime (nor ``harness`` at all).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
+import os
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# --- layout -------------------------------------------------------------------------------
+
+CONFIG = "config.json"
+CLUSTER = "cluster.json"
+HISTORY = "history.jsonl"
+RESULTS = "results.json"
+REPORT = "index.html"
+METRICS = "metrics.jsonl"
+NET = "net.jsonl"
+LOGS = "nodes"
+DATA = "data"
+#: store/latest: a relative symlink to the newest run folder.
+LATEST = "latest"
+#: store/index.html: every run of the store.
+STORE_INDEX = "index.html"
+#: The files the report links to, in the order it lists them.
+RAW_FILES = (HISTORY, RESULTS, CONFIG, CLUSTER, METRICS, NET)
+
+# --- results.json schema --------------------------------------------------------------------
+
+#: Version of results.json this code writes and the newest it reads. Version 1:
+#: anomalies name operations by ``Op.id`` (positions in ``pair(history)``).
+SCHEMA = 1
+#: Every field of results.json (docs/run-folder.md describes each).
+RESULT_FIELDS = (
+    "schema", "verdict", "exit_code", "name", "system", "seed", "command", "started",
+    "duration_s", "nodes", "nemesis", "bugs", "counts", "ops_per_s", "latency_ms", "checker",
+    "availability", "interrupted", "recovered", "notes",
+)
+
 
 class ReportError(Exception):
     """A run folder the report cannot be drawn from; str is one line for the user."""
+
+
+class SchemaError(ReportError):
+    """results.json was written by a newer harness than this one."""
+
+    def __init__(self, path: Path, version: int) -> None:
+        self.version = version
+        super().__init__(f"{path}: schema {version} is newer than this harness reads "
+                         f"({SCHEMA}); upgrade consensus-harness to read it")
+
+
+class StoreError(Exception):
+    """The store cannot be written; str is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFolder:
+    """The paths of one run folder (nothing is created or read here)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def cluster(self) -> Path:
+        return self.root / CLUSTER
+
+    @property
+    def history(self) -> Path:
+        return self.root / HISTORY
+
+    @property
+    def results(self) -> Path:
+        return self.root / RESULTS
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS
+
+    @property
+    def net(self) -> Path:
+        return self.root / NET
+
+    @property
+    def logs(self) -> Path:
+        """nodes/: one ``<id>.log`` per node (and ``proxy.log``)."""
+        return self.root / LOGS
+
+    def log(self, node: str) -> Path:
+        return self.logs / f"{node}.log"
+
+    def is_run(self) -> bool:
+        return self.history.is_file()
+
+
+def new_run_folder(store: Path, name: str) -> RunFolder:
+    """Make ``store/name/<stamp>`` (``<stamp>-2``, ... when taken); StoreError if unwritable."""
+    store = Path(store)
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    try:
+        (store / name).mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            run_dir = store / name / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(f"cannot write to the store {store}: {exc.strerror or exc}") from None
+    return RunFolder(run_dir)
+
+
+def point_latest(store: Path, run_dir: Path) -> None:
+    """Make store/latest a relative symlink to ``run_dir`` (atomically; best effort)."""
+    store = Path(store)
+    link = store / LATEST
+    tmp = store / f".latest-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(os.path.relpath(run_dir, store))
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def find_runs(store: Path) -> list[Path]:
+    """Run folders (they hold history.jsonl) at depth 1 or 2 under the store, symlinks skipped."""
+    store = Path(store)
+    runs: list[Path] = []
+    if not store.is_dir():
+        return runs
+    for first in sorted(store.iterdir()):
+        if first.is_symlink() or not first.is_dir():
+            continue
+        if (first / HISTORY).exists():
+            runs.append(first)
+            continue
+        for second in sorted(first.iterdir()):
+            if not second.is_symlink() and second.is_dir() and (second / HISTORY).exists():
+                runs.append(second)
+    return runs
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file and a rename: readers never see half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Write results.json with the schema version first; returns what was written.
+
+    A field the schema does not name is a programming error (ValueError): add
+    it to ``RESULT_FIELDS`` and docs/run-folder.md first."""
+    unknown = sorted(set(results) - set(RESULT_FIELDS))
+    if unknown:
+        raise ValueError(f"results.json has no field {', '.join(unknown)} (schema {SCHEMA})")
+    data = {"schema": SCHEMA, **{k: v for k, v in results.items() if k != "schema"}}
+    write_json(RunFolder(Path(run_dir)).results, data)
+    return data
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; {} when it is missing, unreadable or not an object."""
+    if not path.exists():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def read_results(run_dir: Path) -> dict:
+    """results.json of a run folder ({} when absent or unreadable: the run crashed).
+
+    Accepts schema ``SCHEMA`` and older (a file without the field predates it);
+    raises ``SchemaError`` on a newer one."""
+    path = RunFolder(Path(run_dir)).results
+    results = read_json(path)
+    version = results.get("schema")
+    if isinstance(version, int) and version > SCHEMA:
+        raise SchemaError(path, version)
+    return results
+
+
+def read_config(run_dir: Path) -> dict:
+    """config.json of a run folder ({} when absent or unreadable)."""
+    return read_json(RunFolder(Path(run_dir)).config)
+
+
+def anomaly_ops(anomaly: dict, field_name: str = "ops") -> list[int]:
+    """The operation ids an anomaly of results.json names (``ops`` or ``prefix``).
+
+    Ids index ``pair(history)``; anything else (the event dicts of results.json
+    written before schema 1) names no operation."""
+    ids = anomaly.get(field_name) if isinstance(anomaly, dict) else None
+    if not isinstance(ids, list):
+        return []
+    return [i for i in ids if type(i) is int]
+
+
+# --- loading a run for the report -------------------------------------------------------------
 
 
 @dataclass
@@ -34,17 +262,19 @@ class Run:
     _net: list[dict] | None = None
 
     @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.path)
+
+    @property
     def net(self) -> list[dict]:
         """The message journal, read on first use: it is large and only a violation needs it."""
         if self._net is None:
-            self._net = read_jsonl(self.path / "net.jsonl")
+            self._net = read_jsonl(self.folder.net)
         return self._net
 
     @property
     def node_ids(self) -> list[str]:
-        ids: list[str] = []
-        for src in (self.cluster.get("nodes") or {},):
-            ids.extend(str(k) for k in src)
+        ids: list[str] = [str(k) for k in self.cluster.get("nodes") or {}]
         for m in self.metrics:
             n = m.get("node")
             if n is not None and str(n) not in ids:
@@ -55,8 +285,6 @@ class Run:
 
 
 def _natural(s: str) -> tuple:
-    import re
-
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s))
 
 
@@ -89,56 +317,25 @@ def read_jsonl(path: Path, *, required: bool = False) -> list[dict]:
     return out
 
 
-def read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-def read_history(path: Path) -> list[dict]:
-    """history.jsonl, tolerating a torn last line (the run was killed mid-write).
-
-    Only an EDN history (imported from Jepsen) goes through the checker's reader.
-    """
-    if path.suffix != ".edn":
-        return read_jsonl(path, required=True)
-    try:
-        from harness.history import HistoryError
-        from harness.history import read_history as checker_read
-    except ImportError:
-        raise ReportError(f"{path}: reading EDN needs harness.history") from None
-    try:
-        return list(checker_read(path))
-    except HistoryError as exc:
-        raise ReportError(str(exc)) from None
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror}") from None
-
-
 def load_run(run_dir: Path) -> Run:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ReportError(f"{run_dir}: not a run folder")
-    events = read_history(run_dir / "history.jsonl")
+    folder = RunFolder(Path(run_dir))
+    if not folder.root.is_dir():
+        raise ReportError(f"{folder.root}: not a run folder")
+    events = read_jsonl(folder.history, required=True)
     logs: dict[str, list[str]] = {}
-    nodes_dir = run_dir / "nodes"
-    if nodes_dir.is_dir():
-        for p in sorted(nodes_dir.glob("*.log")):
+    if folder.logs.is_dir():
+        for p in sorted(folder.logs.glob("*.log")):
             try:
                 logs[p.stem] = p.read_text(encoding="utf-8", errors="replace").splitlines()
             except OSError:
                 continue
     return Run(
-        path=run_dir,
+        path=folder.root,
         events=events,
-        results=read_json(run_dir / "results.json"),
-        config=read_json(run_dir / "config.json"),
-        cluster=read_json(run_dir / "cluster.json"),
-        metrics=read_jsonl(run_dir / "metrics.jsonl"),
+        results=read_results(folder.root),
+        config=read_json(folder.config),
+        cluster=read_json(folder.cluster),
+        metrics=read_jsonl(folder.metrics),
         logs=logs,
     )
 

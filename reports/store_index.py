@@ -1,40 +1,32 @@
 """store/index.html: every run in the store, newest first.
 
-Owns: finding run folders under a store (`store/<name>/<stamp>/`, or a run
-folder directly under the store) and the table that lists them (name, time,
-system, faults, verdict, ops/s) with links to each report.
+Owns: the table that lists a store's runs (name, time, system, faults,
+verdict, ops/s) with links to each report. Which folders are runs, and what
+their files hold, is reports.runfolder's (docs/run-folder.md).
 
 Invariants: symlinks (store/latest) are not listed twice; a run folder
-without results.json (a run that crashed) is still listed, as "unknown";
-the page is self-contained like the run reports and written atomically.
+without results.json (a run that crashed) is still listed, as "unknown", and
+so is one whose results.json is newer than this harness reads (with that
+said); the page is self-contained like the run reports and written atomically.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reports.runfolder import read_json
+from reports.runfolder import (
+    HISTORY,
+    REPORT,
+    STORE_INDEX,
+    SchemaError,
+    find_runs,
+    read_config,
+    read_results,
+    write_atomic,
+)
 from reports.style import CSS, JS
 from reports.svg import esc
-
-
-def find_runs(store: Path) -> list[Path]:
-    """Run folders (they hold history.jsonl) at depth 1 or 2 under the store, symlinks skipped."""
-    runs: list[Path] = []
-    if not store.is_dir():
-        return runs
-    for first in sorted(store.iterdir()):
-        if first.is_symlink() or not first.is_dir():
-            continue
-        if (first / "history.jsonl").exists():
-            runs.append(first)
-            continue
-        for second in sorted(first.iterdir()):
-            if not second.is_symlink() and second.is_dir() and (second / "history.jsonl").exists():
-                runs.append(second)
-    return runs
 
 
 def _started(run: Path, results: dict) -> datetime:
@@ -48,7 +40,7 @@ def _started(run: Path, results: dict) -> datetime:
     try:
         return datetime.strptime(run.name, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
     except ValueError:
-        return datetime.fromtimestamp((run / "history.jsonl").stat().st_mtime, tz=UTC)
+        return datetime.fromtimestamp((run / HISTORY).stat().st_mtime, tz=UTC)
 
 
 def write_store_index(store: Path) -> Path:
@@ -57,13 +49,16 @@ def write_store_index(store: Path) -> Path:
     store.mkdir(parents=True, exist_ok=True)
     rows = []
     for run in find_runs(store):
-        res = read_json(run / "results.json")
-        cfg = read_json(run / "config.json")
-        rows.append((_started(run, res), run, res, cfg))
+        try:
+            res, unread = read_results(run), ""
+        except SchemaError as exc:
+            res, unread = {}, f"results.json schema {exc.version} is newer than this harness reads"
+        cfg = read_config(run)
+        rows.append((_started(run, res), run, res, cfg, unread))
     rows.sort(key=lambda r: r[0], reverse=True)
     tally = {"valid": 0, "invalid": 0, "unknown": 0}
     body = []
-    for started, run, res, cfg in rows:
+    for started, run, res, cfg, unread in rows:
         verdict = res.get("verdict") if res.get("verdict") in tally else "unknown"
         tally[verdict] += 1
         rel = run.relative_to(store).as_posix()
@@ -72,7 +67,7 @@ def write_store_index(store: Path) -> Path:
             if run.parent != store
             else run.name
         )
-        report = f"{rel}/index.html" if (run / "index.html").exists() else f"{rel}/"
+        report = f"{rel}/{REPORT}" if (run / REPORT).exists() else f"{rel}/"
         ops = res.get("ops_per_s")
         anomaly = ""
         anomalies = (
@@ -82,6 +77,8 @@ def write_store_index(store: Path) -> Path:
         )
         if anomalies and isinstance(anomalies[0], dict):
             anomaly = str(anomalies[0].get("sentence") or "")
+        elif unread:
+            anomaly = unread
         elif not res:
             anomaly = "no results.json: still running, or it crashed"
         body.append(
@@ -111,8 +108,6 @@ def write_store_index(store: Path) -> Path:
         f'<p class="muted">{esc(store.resolve())} — {summary} Newest first.</p>{table}'
         f'</main><div id="tip"></div><script>{JS}</script></body></html>'
     )
-    out = store / "index.html"
-    tmp = store / f".index.html.{os.getpid()}.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    out = store / STORE_INDEX
+    write_atomic(out, html)
     return out

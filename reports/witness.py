@@ -3,14 +3,16 @@ linearizable prefix and the op that cannot be placed (after Porcupine's
 visualization), the faults and node roles at that moment, the nodes' log lines
 around it, and a message diagram from net.jsonl.
 
-Owns: resolving a checker anomaly's event dicts to `Op`s (`resolve`), and the
-HTML/SVG of the violation section.
+Owns: turning the anomalies of results.json into `Witness`es and the HTML/SVG
+of the violation section.
 
-Invariants: the op that cannot be placed is the anomaly's first op (the
-checker lists the stuck op first, then those concurrent with it; it may also
-name it under "op"); if that one is in the prefix, the latest-starting anomaly
-op is taken. Nothing here re-runs the
-checker: it draws what the checker reported.
+Invariants: an anomaly names its operations by `Op.id` (positions in
+`checker.history.pair(history)`, docs/run-folder.md), so the ops are looked up,
+never guessed; an id the history does not hold is left out. The op that cannot
+be placed is the anomaly's first op (the checker lists the stuck op first, then
+those concurrent with it); if that one is in the prefix, the latest-starting
+anomaly op is taken. Nothing here re-runs the checker: it draws what the
+checker reported.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reports.analysis import FaultWindow, Op
+from checker.history import Op
+from reports.analysis import FaultWindow
 from reports.charts import op_label, op_tip
 from reports.cluster import roles_at
+from reports.runfolder import anomaly_ops
 from reports.svg import (
     Scale,
     band_class,
@@ -52,82 +56,37 @@ class Witness:
     moment: int  # when it went wrong (invoke of the stuck op)
 
 
-class OpIndex:
-    """Finds the Op an event dict (invoke or completion) belongs to."""
-
-    def __init__(self, ops: Sequence[Op]) -> None:
-        self.by_index: dict[int, Op] = {}
-        self.by_proc_time: dict[tuple, Op] = {}
-        for op in ops:
-            if op.invoke_index is not None:
-                self.by_index[op.invoke_index] = op
-            if op.complete_index is not None:
-                self.by_index[op.complete_index] = op
-            self.by_proc_time[(op.process, op.start)] = op
-            if op.end is not None:
-                self.by_proc_time[(op.process, op.end)] = op
-
-    def find(self, ev: dict) -> Op | None:
-        if not isinstance(ev, dict):
-            return None
-        idx = ev.get("index")
-        if isinstance(idx, int) and idx in self.by_index:
-            return self.by_index[idx]
-        t = ev.get("time")
-        return self.by_proc_time.get((ev.get("process"), t))
-
-    def resolve(self, events: Any) -> list[Op]:
-        out: list[Op] = []
-        seen: set[int] = set()
-        for ev in events or []:
-            op = self.find(ev) if isinstance(ev, dict) else None
-            if op is None and isinstance(ev, dict):
-                op = _op_from_event(ev)
-            if op is not None and id(op) not in seen:
-                seen.add(id(op))
-                out.append(op)
-        return out
-
-
-def _op_from_event(ev: dict) -> Op | None:
-    """An op the history does not hold (a checker that reports op objects): draw it as given."""
-    start = ev.get("start", ev.get("call", ev.get("time")))
-    end = ev.get("end", ev.get("return"))
-    if not isinstance(start, int):
-        return None
-    typ = ev.get("type") if ev.get("type") in ("ok", "fail", "info") else "ok"
-    return Op(
-        process=ev.get("process"),
-        f=str(ev.get("f")),
-        key=ev.get("key"),
-        value=ev.get("value"),
-        start=start,
-        end=end if isinstance(end, int) else None,
-        type=typ,
-        result=ev.get("output", ev.get("value")),
-    )
-
-
-def witnesses(checker: dict, index: OpIndex) -> list[Witness]:
+def witnesses(checker: dict, ops: Sequence[Op]) -> list[Witness]:
+    """The checker's anomalies (results.json form) with their operations looked up in ``ops``."""
     out: list[Witness] = []
     for a in checker.get("anomalies") or []:
         if not isinstance(a, dict):
             continue
-        ops = index.resolve(a.get("ops"))
-        prefix = index.resolve(a.get("prefix"))
-        named = index.resolve([a["op"]] if isinstance(a.get("op"), dict) else a.get("unplaceable"))
-        in_prefix = {id(o) for o in prefix}
+        named = _lookup(anomaly_ops(a, "ops"), ops)
+        prefix = _lookup(anomaly_ops(a, "prefix"), ops)
+        in_prefix = {o.id for o in prefix}
         # The checker lists the op stuck at its deadline first, then those concurrent with it.
-        stuck = named or [o for o in ops[:1] if id(o) not in in_prefix]
-        if not stuck and ops:
-            stuck = [max(ops, key=lambda o: o.start)]
-        moment = min((o.start for o in stuck), default=min((o.start for o in ops), default=0))
+        stuck = [o for o in named[:1] if o.id not in in_prefix]
+        if not stuck and named:
+            stuck = [max(named, key=lambda o: o.start)]
+        moment = min((o.start for o in stuck), default=min((o.start for o in named), default=0))
         sentence = str(
             a.get("sentence")
             or "the operations below cannot be put in any order "
             "consistent with a single copy of the data"
         )
-        out.append(Witness(a.get("key"), sentence, ops, prefix, stuck, moment))
+        out.append(Witness(a.get("key"), sentence, named, prefix, stuck, moment))
+    return out
+
+
+def _lookup(ids: list[int], ops: Sequence[Op]) -> list[Op]:
+    """The ops with these ids, in the given order, each once; unknown ids are skipped."""
+    out: list[Op] = []
+    seen: set[int] = set()
+    for i in ids:
+        if 0 <= i < len(ops) and i not in seen:
+            seen.add(i)
+            out.append(ops[i])
     return out
 
 
@@ -207,19 +166,19 @@ def _step(state: Any, op: Op) -> Any:
 def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], horizon: int) -> str:
     """Porcupine-style: bars per process, the prefix numbered in linearization order,
     a line through the linearization points, and the op that cannot be placed in red."""
-    order: dict[int, int] = {id(o): i + 1 for i, o in enumerate(w.prefix)}
+    order: dict[int, int] = {o.id: i + 1 for i, o in enumerate(w.prefix)}
     states: dict[int, Any] = {}
     st: Any = None
     for o in w.prefix:
         st = _step(st, o)
-        states[id(o)] = st
-    stuck_ids = {id(o) for o in w.stuck}
-    involved = {id(o) for o in w.ops}
+        states[o.id] = st
+    stuck_ids = {o.id for o in w.stuck}
+    involved = {o.id for o in w.ops}
     shown: list[Op] = []
     seen: set[int] = set()
     for o in w.prefix[-PREFIX_TAIL:] + w.ops + w.stuck:
-        if id(o) not in seen:
-            seen.add(id(o))
+        if o.id not in seen:
+            seen.add(o.id)
             shown.append(o)
     if not shown:
         return '<p class="muted">The checker named no operations for this anomaly.</p>'
@@ -228,11 +187,11 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
     context = [
         o
         for o in all_ops  # other ops on the key overlapping the window
-        if id(o) not in seen and o.key == w.key and o.start <= hi and (o.end or hi) >= lo
+        if o.id not in seen and o.key == w.key and o.start <= hi and (o.end or hi) >= lo
     ]
     context.sort(key=lambda o: abs(o.start - w.moment))
     for o in context[:CONTEXT_OPS]:
-        seen.add(id(o))
+        seen.add(o.id)
         shown.append(o)
     pad = max(1, (hi - lo) // 20)
     t0, t1 = lo - pad, hi + pad
@@ -259,25 +218,25 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
     next_x: dict[int, float] = {}
     upcoming: dict[Any, float] = {}
     for o in reversed(ordered):
-        next_x[id(o)] = upcoming.get(o.process, WIDTH - right)
+        next_x[o.id] = upcoming.get(o.process, WIDTH - right)
         upcoming[o.process] = x(o.start)
     label_end: dict[Any, float] = {}
     for o in ordered:
         y = top + lane[o.process] * lane_h + 5
         a = x(o.start)
         b = x(o.end if o.end is not None else t1)
-        if id(o) in stuck_ids:
+        if o.id in stuck_ids:
             cls, badge = "stuck", "✗"
-        elif id(o) in order:
-            cls, badge = "placed", f"#{order[id(o)]}"
-        elif id(o) in involved:
+        elif o.id in order:
+            cls, badge = "placed", f"#{order[o.id]}"
+        elif o.id in involved:
             cls, badge = "concurrent", ""
         else:
             cls, badge = "other", ""
         tip = op_tip(o, span)
-        if id(o) in order:
-            tip += f"\nlinearized #{order[id(o)]}; register after: {states[id(o)]}"
-        elif id(o) in stuck_ids:
+        if o.id in order:
+            tip += f"\nlinearized #{order[o.id]}; register after: {states[o.id]}"
+        elif o.id in stuck_ids:
             tip += "\ncannot be placed after the prefix"
         out.append(
             f'<rect class="wop {cls}" x="{n(a)}" y="{n(y)}" width="{n(max(3, b - a))}" height="24" rx="3" '
@@ -288,7 +247,7 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
             if cls != "stuck"
             else f"{op_label(o)} — cannot be placed"
         )
-        room = next_x[id(o)] - b - 8  # free space right of the bar, before the lane's next bar
+        room = next_x[o.id] - b - 8  # free space right of the bar, before the lane's next bar
         left_room = a - max(label_end.get(o.process, left), left) - 8
         for text in (label, badge, op_label(o)) if cls != "stuck" else (label, op_label(o), "✗"):
             wide = 6.2 * len(text)
@@ -317,7 +276,7 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
             label_end[o.process] = b  # no room for any label: the hover text has it all
     # Linearization points in prefix order: the earliest moment inside each op not before the previous.
     for o in w.prefix:
-        if id(o) not in seen or o.start > t1:
+        if o.id not in seen or o.start > t1:
             continue
         end = o.end if o.end is not None else t1
         last_t = min(max(o.start, last_t), end)

@@ -1,7 +1,7 @@
 """The HTML fault report: what it says for a passing and a failing run, availability
 per fault, the store index, and the `harness report` / `harness serve` commands.
 
-Run folders are synthetic (reports.synthetic) or built from a recorded failing
+Run folders are synthetic (testkit.synthetic) or built from a recorded failing
 history in ../shared/corpus (skipped when that folder is absent).
 """
 
@@ -21,9 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from checker.history import pair
 from reports import write_report, write_store_index
-from reports.analysis import availability, fault_windows, pair_ops
-from reports.synthetic import write_synthetic_run
+from reports.analysis import availability, fault_windows
+from testkit.synthetic import write_synthetic_run
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 MS = 1_000_000
@@ -124,7 +125,7 @@ def test_a_fault_never_healed_lasts_to_the_end_and_open_invokes_are_info():
     ]
     [w] = fault_windows(events)
     assert w.end is None and w.target() == "halves: n1 | n2"
-    ops = pair_ops(events)
+    ops = pair(events)
     assert [(o.f, o.type, o.end) for o in ops] == [("write", "info", None), ("read", "ok", 30 * MS)]
     [a] = availability(events)
     assert a["end_ns"] is None and a["ops"] == 2 and a["to_ack_after_heal_ms"] is None
@@ -249,6 +250,91 @@ def test_harness_report_redraws_and_rejects_a_folder_that_is_not_a_run(tmp_path:
         and "not a run folder" in bad.stderr
         and "Traceback" not in bad.stderr
     )
+
+
+# -- the run folder: one owner, a versioned schema, redrawn anywhere -------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Runs in a fresh interpreter where every import of the harness fails: what
+#: reports needs to redraw a folder copied from another machine.
+REDRAW_WITHOUT_HARNESS = """
+import sys
+class NoHarness:
+    def find_spec(self, name, path=None, target=None):
+        if name == "harness" or name.startswith("harness."):
+            raise ImportError("the harness is not installed here: " + name)
+        return None
+sys.meta_path.insert(0, NoHarness())
+from reports import write_report
+print(write_report(sys.argv[1]))
+print(sorted(m for m in sys.modules if m == "harness" or m.startswith("harness.")))
+"""
+
+
+def test_a_run_folder_copied_elsewhere_redraws_the_same_page_without_the_harness(tmp_path: Path):
+    import shutil
+
+    run = write_synthetic_run(tmp_path / "here" / "s" / "20260102T030405", ops=400,
+                              violation=True)
+    results = json.loads((run / "results.json").read_text())
+    results["bugs"] = [{"name": "early-ack", "mistake": "acks a write before it is committed"}]
+    (run / "results.json").write_text(json.dumps(results))
+    (run / "config.json").write_text(json.dumps({**json.loads((run / "config.json").read_text()),
+                                                 "bugs": ["early-ack"]}))
+    before = write_report(run).read_text()
+    there = tmp_path / "elsewhere" / "copied"
+    shutil.copytree(run, there)
+    (there / "index.html").unlink()
+    done = subprocess.run([sys.executable, "-c", REDRAW_WITHOUT_HARNESS, str(there)],
+                          cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", "reports imported a harness module"
+    after = (there / "index.html").read_text()
+    assert "The nodes ran with the known bug early-ack: acks a write before it is committed." in after
+    assert 'class="banner invalid"' in after and results["checker"]["anomalies"][0]["sentence"] in after
+
+    def drawn(html: str) -> str:  # the page minus where it lies and how long it took to draw
+        html = html.replace(str(run), "RUN").replace(str(there), "RUN")
+        return re.sub(r"Drawn by consensus-harness in [0-9.]+ s", "", html)
+
+    assert drawn(after) == drawn(before)
+
+
+def test_no_module_of_reports_imports_the_harness():
+    import ast
+
+    for path in sorted((REPO / "reports").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in ("harness", "faults", "nodes"), (path, name)
+
+
+def test_results_json_carries_its_schema_and_names_only_its_fields(tmp_path: Path):
+    from reports.runfolder import SCHEMA, read_results, write_results
+
+    written = write_results(tmp_path, {"verdict": "valid", "counts": {"ok": 1}})
+    assert next(iter(json.loads((tmp_path / "results.json").read_text()))) == "schema"
+    assert read_results(tmp_path) == written == {"schema": SCHEMA, "verdict": "valid",
+                                                 "counts": {"ok": 1}}
+    with pytest.raises(ValueError, match="no field colour"):
+        write_results(tmp_path, {"verdict": "valid", "colour": "red"})
+
+
+def test_a_results_json_from_a_newer_harness_is_one_line_and_exit_2(tmp_path: Path):
+    store = tmp_path / "store"
+    run = write_synthetic_run(store / "s" / "20260102T030405", ops=200)
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "schema": 99}))
+    done = harness("report", str(run))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "schema 99 is newer than this harness reads" in done.stderr
+    assert "Traceback" not in done.stderr
+    index = write_store_index(store).read_text()  # the store index still lists it
+    assert "s/20260102T030405/" in index and "results.json schema 99 is newer" in index
 
 
 @pytest.mark.timeout(60)

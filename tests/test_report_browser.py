@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from reports import write_report, write_store_index
-from reports.browser import BrowserError, find_chromium, open_page
-from reports.synthetic import write_synthetic_run
+from testkit.browser import BrowserError, find_chromium, open_page
+from testkit.synthetic import write_synthetic_run
 
 pytestmark = [
     pytest.mark.skipif(

@@ -1,11 +1,14 @@
 """A seeded, synthetic run folder: for the report's tests, its benchmark and demos.
 
+A test fixture (tests/testkit/), not part of the installed packages.
+
 Owns: `write_synthetic_run`, which writes every file of a run folder
-(DESIGN.md "Run folder", /work/interfaces.md) without starting a cluster:
-history.jsonl with client ops and nemesis events, metrics.jsonl (status and
-proc samples), nodes/<id>.log, net.jsonl, config.json, cluster.json and
-results.json. With `violation=True` one key gets a stale read and results.json
-carries a checker anomaly (sentence, ops, prefix) shaped like
+(docs/run-folder.md) without starting a cluster: history.jsonl with client
+ops and nemesis events, metrics.jsonl (status and proc samples),
+nodes/<id>.log, net.jsonl, config.json, cluster.json and results.json
+(through reports.runfolder, so it carries the schema version). With
+`violation=True` one key gets a stale read and results.json carries a
+checker anomaly (sentence, ops, prefix as operation ids) shaped like
 `CheckResult.to_dict()`.
 
 Invariants: the same arguments give byte-identical files (one seeded Random,
@@ -348,12 +351,16 @@ def write_synthetic_run(
             indent=1,
         )
     )
-    from reports.analysis import availability, counts, latency_percentiles_ms, pair_ops
+    from checker.history import pair
+    from reports.analysis import counts, run_figures
+    from reports.runfolder import write_results
 
-    all_ops = pair_ops(history)
+    all_ops = pair(history)
     anomalies = []
     if violation:
-        flat = [e for pair in anomaly_ops for e in pair]
+        # Operations are named by id: their position in the paired history.
+        ids = {(op.process, op.start): i for i, op in enumerate(all_ops)}
+        seq = [ids[(inv["process"], inv["time"])] for inv, _ok in anomaly_ops]
         anomalies.append(
             {
                 "key": "k-stale",
@@ -362,10 +369,11 @@ def write_synthetic_run(
                     f"{anomaly_at / 1e9:.3f} s, but write 1002 had been acknowledged "
                     f"before it began: a stale read"
                 ),
-                "ops": flat[-2:] + flat[4:6],
-                "prefix": flat[:8],
+                "ops": [seq[4], seq[2]],  # the stale read, then the write it missed
+                "prefix": seq[:4],
             }
         )
+    figures = run_figures(history)
     results = {
         "verdict": "invalid" if violation else "valid",
         "exit_code": 1 if violation else 0,
@@ -379,9 +387,9 @@ def write_synthetic_run(
         "nemesis": "kill,pause,partition,net",
         "counts": counts(all_ops),
         "ops_per_s": round(len(all_ops) / (duration / 1e9), 1),
-        "latency_ms": latency_percentiles_ms(all_ops),
+        "latency_ms": figures["latency_ms"],
         "checker": {"valid": not violation, "seconds": 0.01, "model": "kv", "anomalies": anomalies},
-        "availability": availability(history),
+        "availability": figures["availability"],
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    write_results(run_dir, results)
     return run_dir

@@ -2,7 +2,8 @@
 collect its console errors, take a full-page screenshot, measure its pixels.
 
 Owns: `open_page(path) -> PageCheck` for the report's browser tests and for
-looking at reports by hand (`python -m reports.browser PAGE.html OUT.png`).
+looking at reports by hand (`python tests/testkit/browser.py PAGE.html OUT.png`).
+A test fixture, not part of the installed packages.
 
 Invariants:
 - Talks to the browser over --remote-debugging-pipe (fd 3 in, fd 4 out;
@@ -330,7 +331,7 @@ def open_page(
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m reports.browser PAGE.html OUT.png", file=sys.stderr)
+        print("usage: python tests/testkit/browser.py PAGE.html OUT.png", file=sys.stderr)
         return 2
     c = open_page(Path(argv[0]), tile=1000)
     out = Path(argv[1])

@@ -1,0 +1,1 @@
+"""Test fixtures shared by the tests and benchmarks (not part of the installed packages)."""
