@@ -35,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import heapq
 import json
@@ -50,6 +51,8 @@ from typing import IO, Any
 
 import msgpack
 import zmq
+
+from nodes.common.clusterfile import ConfigError, load_cluster
 
 #: Messages taken from one socket before looking at the others (fairness).
 BATCH = 256
@@ -175,33 +178,22 @@ class ProxySpec:
 
     @classmethod
     def load(cls, path: Path) -> ProxySpec:
+        """The proxy's part of a valid cluster.json (read by nodes.common.clusterfile)."""
         try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise ProxyConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise ProxyConfigError(f"{path}: not JSON: {exc}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), dict):
-            raise ProxyConfigError(f"{path}: 'nodes' must be an object")
-        proxy = doc.get("proxy")
-        if not isinstance(proxy, dict) or not isinstance(proxy.get("control"), str):
+            cluster = load_cluster(path)
+        except ConfigError as exc:
+            raise ProxyConfigError(str(exc)) from None
+        proxy = cluster.proxy
+        if proxy is None or proxy.control is None:
             raise ProxyConfigError(f"{path}: no proxy.control address (is this a --net proxy run?)")
-        listen = proxy.get("listen")
-        if not isinstance(listen, dict):
-            raise ProxyConfigError(f"{path}: proxy.listen must be an object of node id -> address")
-        peer_bind: dict[str, str] = {}
-        for nid, spec in doc["nodes"].items():
-            if not isinstance(spec, dict) or not isinstance(spec.get("peer_bind"), str):
-                raise ProxyConfigError(f"{path}: nodes.{nid}.peer_bind must be an address")
-            if not isinstance(listen.get(nid), str):
+        for nid in cluster.nodes:
+            if nid not in proxy.listen:
                 raise ProxyConfigError(f"{path}: proxy.listen has no address for node {nid}")
-            peer_bind[nid] = spec["peer_bind"]
-        t0 = proxy.get("t0_ns")
         return cls(
-            control=proxy["control"],
-            listen={nid: listen[nid] for nid in peer_bind},
-            peer_bind=peer_bind,
-            t0_ns=t0 if isinstance(t0, int) else None,
+            control=proxy.control,
+            listen={nid: proxy.listen[nid] for nid in cluster.nodes},
+            peer_bind={nid: node.peer_bind for nid, node in cluster.nodes.items()},
+            t0_ns=proxy.t0_ns,
         )
 
 
@@ -569,30 +561,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProxyConfigError as exc:
         print(f"netproxy: error: {exc}", file=sys.stderr)
         return 2
-    journal: IO[str] | None = None
-    if args.journal:
+    with contextlib.ExitStack() as stack:
+        journal: IO[str] | None = None
+        if args.journal:
+            try:
+                journal = stack.enter_context(open(args.journal, "a", encoding="utf-8"))
+            except OSError as exc:
+                print(f"netproxy: error: {args.journal}: {exc.strerror}", file=sys.stderr)
+                return 2
         try:
-            journal = open(args.journal, "a", encoding="utf-8")
-        except OSError as exc:
-            print(f"netproxy: error: {args.journal}: {exc.strerror}", file=sys.stderr)
+            proxy = Proxy(spec, journal=journal, seed=args.seed, t0_ns=args.t0_ns)
+        except zmq.ZMQError as exc:
+            print(f"netproxy: error: cannot bind: {exc}", file=sys.stderr)
             return 2
-    try:
-        proxy = Proxy(spec, journal=journal, seed=args.seed, t0_ns=args.t0_ns)
-    except zmq.ZMQError as exc:
-        print(f"netproxy: error: cannot bind: {exc}", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, lambda *_: proxy.stop())
-    signal.signal(signal.SIGINT, lambda *_: proxy.stop())
-    print(
-        f"netproxy: forwarding for {', '.join(proxy.node_ids)}; control at {spec.control}",
-        file=sys.stderr, flush=True,
-    )
-    try:
+        stack.callback(proxy.close)  # before the journal closes: it flushes into it
+        signal.signal(signal.SIGTERM, lambda *_: proxy.stop())
+        signal.signal(signal.SIGINT, lambda *_: proxy.stop())
+        print(
+            f"netproxy: forwarding for {', '.join(proxy.node_ids)}; control at {spec.control}",
+            file=sys.stderr, flush=True,
+        )
         proxy.run(parent_pid=parent)
-    finally:
-        proxy.close()
-        if journal is not None:
-            journal.close()
     print("netproxy: stopped", file=sys.stderr, flush=True)
     return 0
 

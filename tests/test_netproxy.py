@@ -8,9 +8,7 @@ receives. The proxy runs as a real process (``python -m faults.netproxy``).
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,60 +21,40 @@ import pytest
 import zmq
 
 from faults.proxyctl import ProxyControl, ProxyError, request
+from nodes.common import clusterfile
 
 pytestmark = pytest.mark.timeout(60)
 
 NODES = ["n1", "n2", "n3"]
 
 
-def free_ports(count: int) -> list[int]:
-    probes = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            probes.append(s)
-        return [s.getsockname()[1] for s in probes]
-    finally:
-        for s in probes:
-            s.close()
-
-
-def write_cluster(tmp: Path, nodes: list[str]) -> Path:
-    ports = iter(free_ports(3 * len(nodes) + 1))
-    addr = lambda: f"tcp://127.0.0.1:{next(ports)}"
-    doc = {
-        "nodes": {n: {"peer_bind": addr(), "client_bind": addr(), "data_dir": str(tmp / n)}
-                  for n in nodes},
-        "proxy": {"control": addr(), "listen": {n: addr() for n in nodes}},
-    }
-    doc["routes"] = {s: {d: doc["proxy"]["listen"][d] for d in nodes if d != s} for s in nodes}
-    path = tmp / "cluster.json"
-    path.write_text(json.dumps(doc))
-    return path
+def write_cluster(tmp: Path) -> Path:
+    """A --net proxy cluster.json for NODES, as a run writes it."""
+    return clusterfile.write_cluster(tmp, len(NODES), net="proxy")
 
 
 class Net:
     """Fake nodes around one proxy process."""
 
     def __init__(self, tmp: Path, extra: list[str] | None = None) -> None:
-        self.path = write_cluster(tmp, NODES)
-        self.doc = json.loads(self.path.read_text())
+        self.path = write_cluster(tmp)
+        self.cluster = clusterfile.load_cluster(self.path)
+        assert self.cluster.proxy is not None and self.cluster.proxy.control is not None
         self.ctx = zmq.Context()
         self.routers: dict[str, zmq.Socket] = {}
         for n in NODES:
             r = self.ctx.socket(zmq.ROUTER)
             r.setsockopt(zmq.LINGER, 0)
-            r.bind(self.doc["nodes"][n]["peer_bind"])
+            r.bind(self.cluster.nodes[n].peer_bind)
             self.routers[n] = r
         self.dealers: dict[tuple[str, str], zmq.Socket] = {}
-        self.log = open(tmp / "proxy.log", "ab")
+        self.log = open(tmp / "proxy.log", "ab")  # noqa: SIM115 -- closed in close()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "faults.netproxy", "--cluster", str(self.path), "--seed", "1",
              *(extra or [])],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        self.control = ProxyControl(self.doc["proxy"]["control"])
+        self.control = ProxyControl(self.cluster.proxy.control)
         deadline = time.monotonic() + 15
         while not self.control.ping():
             assert self.proc.poll() is None, "proxy exited at start"
@@ -87,7 +65,7 @@ class Net:
             d = self.ctx.socket(zmq.DEALER)
             d.setsockopt(zmq.LINGER, 0)
             d.setsockopt(zmq.ROUTING_ID, src.encode())
-            d.connect(self.doc["proxy"]["listen"][dest])
+            d.connect(self.cluster.proxy.listen[dest])
             self.dealers[(src, dest)] = d
         return self.dealers[(src, dest)]
 
@@ -243,7 +221,7 @@ def test_duplication_and_reordering(net: Net) -> None:
 
 
 def test_malformed_control_requests_get_errors_not_crashes(net: Net) -> None:
-    addr = net.doc["proxy"]["control"]
+    addr = net.control.addr
     ctx = zmq.Context.instance()
     raw = ctx.socket(zmq.DEALER)
     raw.setsockopt(zmq.LINGER, 0)
@@ -306,7 +284,7 @@ def test_sigterm_exits_cleanly(net: Net) -> None:
 
 
 def test_exits_when_its_parent_dies(tmp_path: Path) -> None:
-    path = write_cluster(tmp_path, NODES)
+    path = write_cluster(tmp_path)
     # A middle process starts the proxy, prints its PID, then waits; we SIGKILL it.
     code = (
         "import subprocess, sys, time\n"
@@ -320,7 +298,7 @@ def test_exits_when_its_parent_dies(tmp_path: Path) -> None:
         assert middle.stdout is not None
         proxy_pid = int(middle.stdout.readline())
         proxy = psutil.Process(proxy_pid)
-        control = ProxyControl(json.loads(path.read_text())["proxy"]["control"])
+        control = ProxyControl(str(clusterfile.load_cluster(path).proxy.control))
         deadline = time.monotonic() + 15
         while not control.ping():
             assert time.monotonic() < deadline
@@ -342,17 +320,17 @@ def test_exits_when_its_parent_dies(tmp_path: Path) -> None:
 
 
 def test_bad_cluster_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    path = tmp_path / "cluster.json"
-    path.write_text(json.dumps({"nodes": {"n1": {"peer_bind": "tcp://127.0.0.1:1"}}}))
-    out = subprocess.run(
-        [sys.executable, "-m", "faults.netproxy", "--cluster", str(path)],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert out.returncode == 2
-    assert out.stderr.count("\n") == 1 and "proxy.control" in out.stderr
-    missing = subprocess.run(
-        [sys.executable, "-m", "faults.netproxy", "--cluster", str(tmp_path / "nope.json")],
-        capture_output=True, text=True, timeout=30,
-    )
+    def proxy_on(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "faults.netproxy", "--cluster", str(path)],
+                              capture_output=True, text=True, timeout=30, check=False)
+
+    direct = proxy_on(clusterfile.write_cluster(tmp_path / "direct", 3, net="direct"))
+    assert direct.returncode == 2
+    assert direct.stderr.count("\n") == 1 and "proxy.control" in direct.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"nodes": {"n1": {"peer_bind": "tcp://127.0.0.1:1"}}}))
+    bad = proxy_on(broken)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "client_bind" in bad.stderr
+    missing = proxy_on(tmp_path / "nope.json")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
-    assert os.path.basename(str(tmp_path / "nope.json")) in missing.stderr
+    assert "nope.json" in missing.stderr
