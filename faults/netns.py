@@ -29,11 +29,17 @@ psutil reach the node itself).
 Invariants:
 - Refuses clearly (``NetnsError``) when not Linux, not root, or ``ip``/``nft``
   are missing -- before creating anything.
+- Ownership (faults.owner): before creating anything, a run claims its tag
+  with an owner record (PID and start time); the record is released only
+  after the last namespace and link of the tag are gone. Every nftables rule
+  lives in a namespace of the tag, so it goes with it.
 - ``close()`` is idempotent, runs from ``__exit__``, ``atexit`` and on a
   failed set-up, and removes every namespace named ``chs-<tag>-*`` and the
-  root link, whatever was tracked. A run that was SIGKILLed leaves a state
-  file under /run/consensus-harness; the next set-up (or ``python -m
-  faults.netns cleanup``) removes what such dead runs left.
+  root link, whatever was tracked.
+- A run that was SIGKILLed leaves its namespaces and record behind; every
+  set-up first removes what runs whose owner is *provably* gone left
+  (``cleanup_stale``, also ``harness clean``). A tag whose owner is alive,
+  or cannot be shown dead, is never touched.
 - One-way cuts are enforced per packet; TCP needs both directions, so a
   one-way cut also stalls the opposite direction's connection after its
   window fills (the kernel's view of "one-way"; the proxy's is per message).
@@ -44,23 +50,30 @@ from __future__ import annotations
 import argparse
 import atexit
 import ipaddress
-import json
+import logging
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-import psutil
+from faults import owner
+from nodes.common.clusterfile import ConfigError, rehost
+
+log = logging.getLogger(__name__)
 
 PREFIX = "chs"
-STATE_DIR = Path("/run/consensus-harness")
+#: faults.owner record kind: one record per run tag.
+KIND = "netns"
+TAG = re.compile(r"[0-9a-z]{1,8}")
+NS_NAME = re.compile(rf"{PREFIX}-({TAG.pattern})-.+")
 BASE = ipaddress.ip_network("198.18.0.0/15")
 TABLE = "harness"
 #: nft numgen modulus for loss probabilities (resolution 1e-6).
@@ -86,7 +99,7 @@ def unavailable_reason() -> str | None:
 def _run(argv: Sequence[str], input: str | None = None, check: bool = True) -> str:
     try:
         out = subprocess.run(
-            list(argv), input=input, capture_output=True, text=True, timeout=30
+            list(argv), input=input, capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NetnsError(f"{' '.join(argv[:4])}: {exc}") from None
@@ -132,14 +145,18 @@ class NetnsCluster:
         if len(node_ids) > 200:
             raise NetnsError(f"at most 200 nodes in namespaces, not {len(node_ids)}")
         self.node_ids = list(node_ids)
-        self.tag = tag or secrets.token_hex(3)
-        if not re.fullmatch(r"[0-9a-z]{1,8}", self.tag):
-            raise NetnsError(f"bad namespace tag {self.tag!r}")
-        self.hub = f"{PREFIX}-{self.tag}-hub"
-        self.root_link = f"{PREFIX}{self.tag}"
+        self._fixed_tag = tag is not None
+        self._set_tag(tag or secrets.token_hex(3))
         self.subnet: ipaddress.IPv4Network | None = None
         self._closed = False
         self._network: NetnsNetwork | None = None
+
+    def _set_tag(self, tag: str) -> None:
+        if not TAG.fullmatch(tag):
+            raise NetnsError(f"bad namespace tag {tag!r}")
+        self.tag = tag
+        self.hub = f"{PREFIX}-{tag}-hub"
+        self.root_link = f"{PREFIX}{tag}"
 
     # names and addresses
     def ns(self, node: str) -> str:
@@ -158,7 +175,7 @@ class NetnsCluster:
         return [self.hub] + [self.ns(n) for n in self.node_ids]
 
     # life cycle
-    def __enter__(self) -> NetnsCluster:
+    def __enter__(self) -> Self:
         self.setup()
         return self
 
@@ -169,9 +186,10 @@ class NetnsCluster:
         reason = unavailable_reason()
         if reason:
             raise NetnsError(reason)
-        cleanup_stale()
+        for line in cleanup_stale():
+            log.info("removed %s", line)
         self.subnet = _pick_subnet()
-        self._write_state()
+        self._claim()
         atexit.register(self.close)
         try:
             self._create()
@@ -210,36 +228,34 @@ class NetnsCluster:
         _remove(self.tag)
         atexit.unregister(self.close)
 
-    def _write_state(self) -> None:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        me = psutil.Process()
-        (STATE_DIR / f"netns-{self.tag}.json").write_text(json.dumps(
-            {"tag": self.tag, "pid": me.pid, "create_time": me.create_time(),
-             "namespaces": self.namespaces(), "link": self.root_link}
-        ))
+    def _claim(self) -> None:
+        """Record this process as the owner of the tag before anything exists
+        (faults.owner); a random tag that is taken is drawn again."""
+        for _ in range(100):
+            taken = any(ns.startswith(f"{PREFIX}-{self.tag}-") for ns in _namespaces())
+            if not taken and owner.claim(KIND, self.tag, {"namespaces": self.namespaces(),
+                                                          "link": self.root_link}):
+                return
+            if self._fixed_tag:
+                raise NetnsError(f"namespace tag {self.tag} is in use by another run")
+            self._set_tag(secrets.token_hex(3))
+        raise NetnsError("no free namespace tag found")  # pragma: no cover
 
     # what harness-run needs
     def rewrite_cluster(self, cluster_json: Path) -> None:
         """Point a direct-mode cluster.json at the namespaces: every node binds on
-        its own address (ports kept), routes go straight to peers, no proxy."""
-        path = Path(cluster_json)
-        doc = json.loads(path.read_text())
-        for node, spec in doc["nodes"].items():
-            if node not in self.node_ids:
-                raise NetnsError(f"{path}: node {node} has no namespace")
-            for key in ("peer_bind", "client_bind"):
-                port = str(spec[key]).rsplit(":", 1)[1]
-                spec[key] = f"tcp://{self.addr(node)}:{port}"
-        ids = list(doc["nodes"])
-        doc["routes"] = {s: {d: doc["nodes"][d]["peer_bind"] for d in ids if d != s} for s in ids}
-        doc.pop("proxy", None)
-        doc["netns"] = {
+        its own address (ports kept), routes go straight to peers, no proxy, and
+        a ``netns`` section names the namespaces (nodes.common.clusterfile.rehost)."""
+        section = {
             "tag": self.tag,
             "host": self.host_addr,
             "namespaces": {n: self.ns(n) for n in self.node_ids},
             "addresses": {n: self.addr(n) for n in self.node_ids},
         }
-        path.write_text(json.dumps(doc, indent=2) + "\n")
+        try:
+            rehost(cluster_json, section["addresses"], ("netns", section))
+        except ConfigError as exc:
+            raise NetnsError(str(exc)) from None
 
     def command(self, node_cmd: Sequence[str]) -> list[str]:
         """The node command, wrapped to run inside its node's namespace."""
@@ -252,44 +268,75 @@ class NetnsCluster:
         return self._network
 
 
-def _remove(tag: str) -> list[str]:
-    """Delete every namespace ``chs-<tag>-*`` and the root link ``chs<tag>``."""
+def _remove(tag: str, *, kill: bool = False) -> list[str]:
+    """Delete every namespace ``chs-<tag>-*`` and the root link ``chs<tag>``,
+    then the tag's owner record; what was removed, one item each. ``kill``:
+    first SIGKILL the processes still inside (only for a dead run's, whose
+    nodes lost their harness)."""
     removed = []
     for ns in _namespaces():
         if ns.startswith(f"{PREFIX}-{tag}-"):
+            if kill:
+                removed += _kill_inside(ns)
             _run(["ip", "netns", "del", ns], check=False)
-            removed.append(ns)
+            removed.append(f"namespace {ns}")
     link = f"{PREFIX}{tag}"
     if _link_exists(link):
         _run(["ip", "link", "del", link], check=False)
-        removed.append(link)
+        removed.append(f"link {link}")
     # namespace teardown is asynchronous in the kernel: wait until the link is gone
     deadline = time.monotonic() + 5
     while _link_exists(link) and time.monotonic() < deadline:
         time.sleep(0.02)
-    try:
-        (STATE_DIR / f"netns-{tag}.json").unlink()
-    except FileNotFoundError:
-        pass
+    owner.release(KIND, tag)  # last: until here the record covers what is left
     return removed
+
+
+def _kill_inside(ns: str) -> list[str]:
+    out = _run(["ip", "netns", "pids", ns], check=False)
+    killed = []
+    for word in out.split():
+        try:
+            os.kill(int(word), signal.SIGKILL)
+            killed.append(f"process {word} (killed) in {ns}")
+        except (ValueError, ProcessLookupError):
+            pass
+    return killed
 
 
 def cleanup_stale() -> list[str]:
-    """Remove what runs that died without cleaning up left (their owner is gone)."""
-    removed: list[str] = []
-    if not STATE_DIR.is_dir():
-        return removed
-    for f in STATE_DIR.glob("netns-*.json"):
-        try:
-            st = json.loads(f.read_text())
-            alive = psutil.Process(st["pid"]).create_time() == st["create_time"]
-        except (psutil.Error, OSError, ValueError, KeyError, TypeError):
-            alive = False
-        if not alive:
-            tag = f.stem.removeprefix("netns-")
-            if re.fullmatch(r"[0-9a-z]{1,8}", tag):
-                removed += _remove(tag)
-    return removed
+    """Remove what runs that died without cleaning up left: the namespaces (and
+    with them their nftables rules), root links, processes and owner records
+    of every tag whose owner is provably gone (faults.owner). One line per
+    thing removed. Nothing of a live run's tag is touched.
+
+    Raises ``owner.CleanupError`` when there is something to remove but this
+    process may not (not root, or no ``ip``)."""
+    dead = owner.stale(KIND)
+    if not dead:
+        return []
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        tags = ", ".join(r.name for r in dead)
+        raise owner.CleanupError(
+            f"dead --net netns runs left namespaces (tags {tags}); removing them needs root "
+            "and the 'ip' command")
+    lines = []
+    for rec in dead:
+        for thing in _remove(rec.name, kill=True) + [f"owner record {rec.path}"]:
+            lines.append(f"{thing} (left by run {rec.name}, whose process {rec.owner.pid} "
+                         "is gone)")
+    return lines
+
+
+def unowned() -> list[str]:
+    """Namespaces that look like ours but have no owner record
+    (left by hand or by an older harness): never removed, since nothing proves
+    their owner gone."""
+    if shutil.which("ip") is None:
+        return []  # no namespaces can be listed, so none can be ours
+    claimed = set(owner.names(KIND))
+    return [ns for ns in _namespaces()
+            if (m := NS_NAME.fullmatch(ns)) and m.group(1) not in claimed]
 
 
 # --- partitions and loss as nftables rules ----------------------------------------
@@ -403,7 +450,7 @@ class NetnsNetwork:
         return {"grudge": {d: sorted(s) for d, s in grudge.items()}, "loss": loss}
 
 
-# --- command line: the node launcher and cleanup ------------------------------------
+# --- command line: the node launcher ------------------------------------------------
 
 
 def _exec(tag: str, cmd: list[str]) -> int:
@@ -432,18 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex = sub.add_parser("exec", help="run a node command inside its node's namespace")
     ex.add_argument("--tag", required=True)
     ex.add_argument("command", nargs=argparse.REMAINDER)
-    sub.add_parser("cleanup", help="remove namespaces left by runs that died")
     args = parser.parse_args(argv)
-    if args.cmd == "exec":
-        cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
-        return _exec(args.tag, cmd)
-    reason = unavailable_reason()
-    if reason:
-        print(f"netns cleanup: error: {reason}", file=sys.stderr)
-        return 2
-    for name in cleanup_stale():
-        print(f"removed {name}")
-    return 0
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return _exec(args.tag, cmd)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "harness.run_cli",
     "harness.check_cli",
     "reports.cli",
+    "harness.clean_cli",
 )
 
 

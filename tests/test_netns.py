@@ -15,13 +15,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from faults import netns
+from faults import cleanup, netns, owner
 from faults.netns import NetnsCluster, NetnsError, cleanup_stale, unavailable_reason
+from harness import cli
+from nodes.common import clusterfile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,9 +60,9 @@ def _ensure_tools() -> str | None:
     if sys.platform.startswith("linux") and os.geteuid() == 0 and shutil.which("nft") is None:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         cmd = ["apt-get", "install", "-y", "-q", "nftables"]
-        if subprocess.run(cmd, env=env, capture_output=True, timeout=300).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
-            subprocess.run(cmd, env=env, capture_output=True, timeout=300)
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300, check=False)
+            subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
     return unavailable_reason()
 
 
@@ -161,21 +164,14 @@ def test_measured_loss_is_close_to_the_configured_rate(nets: NetnsCluster) -> No
 def test_host_reaches_every_node_and_cluster_json_is_rewritten(
     nets: NetnsCluster, tmp_path: Path
 ) -> None:
-    doc = {
-        "nodes": {n: {"peer_bind": f"tcp://127.0.0.1:{4000 + i}",
-                      "client_bind": f"tcp://127.0.0.1:{5000 + i}", "data_dir": "x"}
-                  for i, n in enumerate(IDS)},
-        "routes": {},
-        "proxy": {"control": "tcp://127.0.0.1:1"},
-    }
-    path = tmp_path / "cluster.json"
-    path.write_text(json.dumps(doc))
+    path = clusterfile.write_cluster(tmp_path, len(IDS), net="proxy")
+    port = clusterfile.load_cluster(path).nodes["n2"].peer_bind.rsplit(":", 1)[1]
     nets.rewrite_cluster(path)
-    new = json.loads(path.read_text())
-    assert "proxy" not in new
-    assert new["nodes"]["n2"]["peer_bind"] == f"tcp://{nets.addr('n2')}:4001"
-    assert new["routes"]["n1"]["n3"] == new["nodes"]["n3"]["peer_bind"]
-    assert new["netns"]["namespaces"]["n1"] == nets.ns("n1")
+    new = clusterfile.load_cluster(path)
+    assert new.proxy is None
+    assert new.nodes["n2"].peer_bind == f"tcp://{nets.addr('n2')}:{port}"
+    assert new.routes["n1"]["n3"] == new.nodes["n3"].peer_bind
+    assert clusterfile.read_document(path)["netns"]["namespaces"]["n1"] == nets.ns("n1")
     # the root namespace (where the harness's clients live) reaches a node
     recv = in_ns(nets, "n1", "recv", nets.addr("n1"), "9100")
     try:
@@ -212,24 +208,204 @@ def test_nothing_left_after_ctrl_c(usable: None) -> None:
     assert not leftovers(nets.tag)
 
 
-def test_a_killed_owner_is_cleaned_up_next_time(usable: None, tmp_path: Path) -> None:
-    code = (
-        "import sys, time\n"
-        "from faults.netns import NetnsCluster\n"
-        "n = NetnsCluster(['n1', 'n2']); n.setup()\n"
-        "print(n.tag, flush=True); time.sleep(60)\n"
-    )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+# --- ownership: what a dead run left is removed, a live run's never ----------------
+
+# An owner: a process that sets up namespaces, prints its tag, and closes them
+# (normally, through ``with``) when its stdin closes.
+# With a node, it also starts a sleeping "node" in n1's namespace that does
+# not die with it (as a node started off the main thread would not), and
+# prints that node's PID.
+OWNER = (
+    "import subprocess, sys\n"
+    "from faults.netns import NetnsCluster\n"
+    "with NetnsCluster(['n1', 'n2']) as n:\n"
+    "    print(n.tag, flush=True)\n"
+    "    if sys.argv[1:] == ['node']:\n"
+    "        cmd = [sys.executable, '-c', 'import time; time.sleep(120)', '--id', 'n1']\n"
+    "        print(subprocess.Popen(n.command(cmd)).pid, flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+class OwnerProcess:
+    """One run's namespaces, held by a child process this test can kill."""
+
+    def __init__(self, node: bool = False) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", OWNER, *(["node"] if node else [])],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.tag = self.proc.stdout.readline().strip()
+        assert self.tag, "the owner did not set up its namespaces"
+        self.node_pid = int(self.proc.stdout.readline()) if node else None
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def end(self) -> None:
+        """Let the owner clean up after itself, as a finished run does."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        assert self.proc.wait(30) == 0
+
+    def close(self) -> None:
+        """Whatever happened: the process is gone and so is every namespace of its tag."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.tag:
+            netns._remove(self.tag, kill=True)
+
+
+@pytest.fixture
+def owners(usable: None) -> Iterator[Callable[..., OwnerProcess]]:
+    made: list[OwnerProcess] = []
+
+    def make(node: bool = False) -> OwnerProcess:
+        made.append(OwnerProcess(node))
+        return made[-1]
+
     try:
-        assert p.stdout is not None
-        tag = p.stdout.readline().strip()
-        assert tag and leftovers(tag)
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
-        assert leftovers(tag), "a SIGKILLed owner cannot clean up itself"
-        cleanup_stale()
-        assert not leftovers(tag)
+        yield make
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        for o in made:
+            o.close()
+
+
+def harness_clean() -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "clean"], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_a_live_runs_namespaces_survive_every_cleanup(owners: Callable[..., OwnerProcess]) -> None:
+    live = owners()
+    before = leftovers(live.tag)
+    assert len(before) == 4, "hub, two nodes and the root link"
+    cleanup_stale()
+    assert leftovers(live.tag) == before
+    out = harness_clean()
+    assert out.returncode == 0, out.stderr
+    assert live.tag not in out.stdout
+    assert leftovers(live.tag) == before
+    live.end()
+    assert not leftovers(live.tag)
+    assert owner.read(netns.KIND, live.tag) is None, "the record goes with the namespaces"
+
+
+def test_a_killed_runs_namespaces_are_removed_by_the_next_setup(
+    owners: Callable[..., OwnerProcess],
+) -> None:
+    dead = owners()
+    dead.kill()
+    assert leftovers(dead.tag), "a SIGKILLed owner cannot clean up itself"
+    with NetnsCluster(IDS) as nets:
+        assert not leftovers(dead.tag)
+        assert owner.read(netns.KIND, dead.tag) is None
+        assert leftovers(nets.tag)
+    assert not leftovers(nets.tag)
+
+
+def test_harness_clean_removes_a_killed_runs_and_not_a_live_ones(
+    owners: Callable[..., OwnerProcess],
+) -> None:
+    live, dead = owners(), owners()
+    kept = leftovers(live.tag)
+    dead.kill()
+    out = harness_clean()
+    assert out.returncode == 0, out.stderr
+    removed = [line for line in out.stdout.splitlines() if f"run {dead.tag}, " in line]
+    assert {line.split()[2] for line in removed if line.startswith("removed namespace")} == {
+        f"chs-{dead.tag}-hub", f"chs-{dead.tag}-n1", f"chs-{dead.tag}-n2"}
+    assert any(line.startswith("removed owner record") for line in removed)
+    assert not leftovers(dead.tag)
+    assert leftovers(live.tag) == kept, "the live run keeps everything"
+    assert live.tag not in out.stdout
+    live.end()
+
+
+def test_a_killed_runs_lingering_node_is_ended_with_its_namespace(
+    owners: Callable[..., OwnerProcess],
+) -> None:
+    dead = owners(node=True)
+    assert dead.node_pid is not None
+    node = psutil.Process(dead.node_pid)
+    deadline = time.monotonic() + 30
+    while node.cmdline()[1:2] != ["-c"]:  # the launcher has not exec'd the node yet
+        assert time.monotonic() < deadline, "the node never started in its namespace"
+        time.sleep(0.02)
+    dead.kill()
+    assert node.is_running() and node.status() != psutil.STATUS_ZOMBIE
+    removed = cleanup_stale()
+    assert any(line.startswith(f"process {dead.node_pid} (killed) in chs-{dead.tag}-n1")
+               for line in removed), removed
+    try:
+        assert node.wait(10) is not None or not node.is_running()
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        assert node.status() == psutil.STATUS_ZOMBIE, "the node outlived its run"
+    assert not leftovers(dead.tag)
+
+
+# --- owner records (no root needed) ----------------------------------------------------
+
+
+@pytest.fixture
+def records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(owner, "STATE_DIR", tmp_path)
+    return tmp_path
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_an_owner_is_gone_only_when_provably_so() -> None:
+    me = owner.Owner.me()
+    assert not me.is_gone()
+    assert owner.Owner(me.pid, me.create_time + 0.001, me.boot_id, me.pid_ns).is_gone() is False
+    assert owner.Owner(me.pid, me.create_time - 5, me.boot_id, me.pid_ns).is_gone(), "PID reused"
+    assert owner.Owner(me.pid, me.create_time, "another-boot", me.pid_ns).is_gone()
+    assert not owner.Owner(me.pid, me.create_time - 5, me.boot_id, "pid:[1]").is_gone(), (
+        "a PID of another PID namespace proves nothing")
+    if psutil.pid_exists(pid := dead_pid()):
+        pytest.skip("the dead child's PID was taken again at once")
+    assert owner.Owner(pid, me.create_time, me.boot_id, me.pid_ns).is_gone()
+
+
+def test_a_claim_is_exclusive_and_only_dead_owners_are_stale(records: Path) -> None:
+    assert owner.claim("netns", "aa", {"link": "chsaa"}) is not None
+    assert owner.claim("netns", "aa", {}) is None, "one name, one owner"
+    rec = owner.read("netns", "aa")
+    assert rec is not None and rec.owner == owner.Owner.me() and rec.data == {"link": "chsaa"}
+    doc = json.loads(rec.path.read_text())
+    doc["pid"] = dead_pid()
+    (records / "netns-bb.json").write_text(json.dumps(doc))
+    (records / "netns-cc.json").write_text('{"pid": 1, "creat')  # not provably anything
+    assert [r.name for r in owner.stale("netns")] == ["bb"]
+    owner.release("netns", "bb")
+    assert owner.names("netns") == ["aa", "cc"]
+
+
+def test_harness_clean_without_root_is_one_line_and_exit_2(
+    records: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    doc = {**owner.Owner.me().to_dict(), "pid": dead_pid()}
+    (records / "netns-dd.json").write_text(json.dumps(doc))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert cli.main(["clean"]) == 2
+    out = capsys.readouterr()
+    assert out.err.count("\n") == 1 and "needs root" in out.err and "dd" in out.err
+    assert (records / "netns-dd.json").exists(), "nothing is removed half-way"
+
+
+def test_harness_clean_with_nothing_left_says_so(
+    records: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the real cleaner over an empty record folder; unowned namespaces of
+    # other tests running now are not what this test is about
+    monkeypatch.setattr(cleanup, "CLEANERS", (cleanup.Cleaner("netns", cleanup_stale, list),))
+    assert cli.main(["clean"]) == 0
+    assert capsys.readouterr().out == "nothing to clean\n"
