@@ -33,7 +33,7 @@ class Op:
     value: Any
 
     def request(self) -> dict[str, Any]:
-        """The client request body (DESIGN.md wire format), without ``id``."""
+        """The client request body (docs/node-contract.md, client requests), without ``id``."""
         if self.f == "cas":
             expected, new = self.value
             return {"op": "cas", "key": self.key, "expected": expected, "value": new}

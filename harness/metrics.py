@@ -1,7 +1,7 @@
 """Metrics: node ``status`` polls and per-process CPU/RSS into RUN/metrics.jsonl.
 
 Owns the poller that also tells the nemesis who leads. Line formats are in
-interfaces.md ("Run folder"):
+docs/run-folder.md ("metrics.jsonl"):
 ``{"time", "kind": "status", "node", "up", "role", "term", "leader",
 "commit_index", "last_applied", "log_len"}`` and
 ``{"time", "kind": "proc", "node", "pid", "state", "cpu", "rss"}``.

@@ -178,7 +178,6 @@ def test_violation_report_shows_sentence_witness_moment_logs_and_messages(violat
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
 def test_report_of_a_recorded_failing_history_checked_while_drawing(tmp_path: Path):
     """An etcd history Porcupine rejects: with no results.json the report checks it itself."""
-    pytest.importorskip("harness.checker")
     src = CORPUS / "porcupine" / "etcd" / "etcd_000.jsonl"
     run = tmp_path / "etcd_000"
     run.mkdir()

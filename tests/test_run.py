@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from checker.history import read_history
 from harness import RunConfig, run
-from harness.history import read_history
 
 pytestmark = pytest.mark.process
 
@@ -150,7 +150,7 @@ def history_lines(tmp_path: Path) -> int:
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
 def test_an_interrupted_run_leaves_no_process_and_a_checkable_history(
         tmp_path: Path, no_leftovers, how: str) -> None:
-    from harness.checker import check_file
+    from checker import check_file
 
     harness = start_harness(tmp_path)
     try:
@@ -245,7 +245,7 @@ def test_a_port_taken_before_the_node_binds_it_is_retried_with_fresh_ports(
         tmp_path: Path, no_leftovers, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    import harness.cluster as cluster_mod
+    import nodes.common.clusterfile as cluster_mod
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
@@ -268,3 +268,15 @@ def test_a_port_taken_before_the_node_binds_it_is_retried_with_fresh_ports(
     assert len(calls) == 2
     assert result.verdict == "valid", result.results
     assert "cannot bind" in (result.run_dir / "nodes" / "n1.log").read_text()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("read_mode", ["log", "index"])
+def test_read_mode_reaches_the_nodes_and_either_mode_serves_a_valid_run(
+        tmp_path: Path, no_leftovers, read_mode: str) -> None:
+    result = run(config(tmp_path, time_limit=2, read_mode=read_mode, ops=["read", "write"]))
+    cluster = json.loads((result.run_dir / "cluster.json").read_text())
+    assert cluster["options"]["read_mode"] == read_mode
+    assert result.verdict == "valid", result.results
+    reads = [op for op in result.operations if op.f == "read" and op.type == "ok"]
+    assert len(reads) > 20, result.counts

@@ -80,6 +80,7 @@ def test_config_round_trips_through_json_and_resolves_defaults() -> None:
     ({"net": "carrier"}, "--net"),
     ({"name": "a/b"}, "--name"),
     ({"system": "'unclosed"}, "--system"),
+    ({"read_mode": "lease"}, "--read-mode must be one of index, log"),
 ])
 def test_bad_options_are_one_line_config_errors(kw: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
@@ -90,11 +91,20 @@ def test_bad_options_are_one_line_config_errors(kw: dict, message: str) -> None:
 def test_the_recorded_command_line_repeats_the_run() -> None:
     cfg = RunConfig(system="paxos", nodes=3, time_limit=20, seed=7, nemesis="kill,pause",
                     bugs=["early-ack"], store="/tmp/s", net="direct", recovery_timeout=5,
-                    check_time_limit=9, request_timeout=0.5).resolved()
+                    check_time_limit=9, request_timeout=0.5, read_mode="log").resolved()
     argv = shlex.split(" ".join(cfg.argv()))
+    assert "--read-mode log" in " ".join(argv)
     args = build_parser().parse_args(argv[1:])
     again = config_from_args(args).resolved()
     assert again == cfg
+
+
+def test_read_mode_goes_into_the_cluster_options_only_when_chosen() -> None:
+    assert "read_mode" not in RunConfig(bugs=["early-ack"]).cluster_options()  # the nodes' default
+    assert RunConfig(read_mode="index", node_options={"max_batch": 1}).cluster_options() == {
+        "max_batch": 1, "bugs": [], "read_mode": "index"}
+    args = build_parser().parse_args(["run", "--read-mode", "log"])
+    assert config_from_args(args).read_mode == "log"
 
 
 def test_the_recorder_numbers_events_and_flushes_each_line(tmp_path: Path) -> None:
