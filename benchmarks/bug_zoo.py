@@ -23,7 +23,6 @@ anomaly on correct nodes; the full matrix takes ~90 min on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,11 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from checker import check_file
+from checker.history import HistoryError
 from harness import bugs as zoo
-from harness.checker import check_file
 from harness.config import ConfigError, RunConfig
-from harness.history import HistoryError
 from harness.runner import RunError, RunResult, run
+from reports.runfolder import ReportError, find_runs, read_config, read_results
 
 
 @dataclass
@@ -62,20 +62,26 @@ def first_anomaly_s(result: RunResult) -> float | None:
                 anomalies = [a.to_dict() for a in again.anomalies]
         except HistoryError:
             pass
-    times = [op["time"] for a in anomalies for op in a.get("ops") or []
-             if isinstance(op.get("time"), int)]
+    try:
+        ops = result.operations
+    except HistoryError:
+        return None
+    # An op's time is its completion's (its invoke's when it never completed).
+    times = [ops[i].start if ops[i].end is None else ops[i].end
+             for a in anomalies for i in a.get("ops") or [] if 0 <= i < len(ops)]
     return min(times) / 1e9 if times else None
 
 
 def stored_runs(store: Path) -> list[RunResult]:
     """The finished runs under ``store`` (folders with config.json and results.json)."""
     found = []
-    for results in sorted(store.glob("*/*/results.json")):
-        run_dir = results.parent
+    for run_dir in find_runs(store):
         try:
-            cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-            res = json.loads(results.read_text())
-        except (OSError, ValueError, ConfigError):
+            res, saved = read_results(run_dir), read_config(run_dir)
+            if not (res and saved):
+                continue  # still running, or it crashed
+            cfg = RunConfig.from_dict(saved)
+        except (ReportError, ConfigError):
             continue
         found.append(RunResult(res.get("verdict", "unknown"), int(res.get("exit_code", 3)),
                                run_dir, cfg, res))
