@@ -5,7 +5,10 @@ Owns only argument parsing and the small HTTP server; the drawing is
 
 Invariants: `serve` binds 127.0.0.1 only, on the port asked for (0 = a free
 one), prints the address it actually got, and serves files under the store
-and nothing else. User mistakes are one line on stderr and exit 2.
+and nothing else. Exit codes (docs/exit-codes.md): `report` 0 drawn, 2 for a
+user's mistake (one line on stderr: not a run folder, an unreadable history,
+a results.json newer than we read), 3 when Ctrl-C stopped it; `serve` 0 when
+Ctrl-C ends it, 2 for a missing store, a bad port or one it cannot listen on.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ def cmd_report(args: Any) -> int:
     except ReportError as exc:
         print(f"harness report: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the page is written by a rename: no half page is left
+        print("harness report: interrupted", file=sys.stderr)
+        return 3
     print(f"{out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - began:.2f} s)")
     # A run folder sits at store/<name>/<stamp>: keep that store's index in step.
     store = run.resolve().parent.parent
