@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from faults.api import NemesisContext
 
@@ -61,54 +62,75 @@ async def current_leader(leader: Callable[[], Awaitable[str | None]]) -> str | N
         return None
 
 
+@dataclass(slots=True)
+class _Held:
+    """One process fault kind and the nodes it holds now. ``begin`` runs off
+    the event loop (it waits for the signal to take effect); ``end`` runs on
+    the caller's thread (see ``ProcessFaults.restart``)."""
+
+    f: str  # the nemesis event: f when it starts, f + "-end" when it ends
+    begin: Callable[[str], None]
+    end: Callable[[str], None]
+    began: str  # for the log: "killed n1"
+    ended: str
+    nodes: list[str] = field(default_factory=list)
+
+
 class ProcessFaults:
     """Kill/restart and pause/resume through the ClusterHandle, recorded."""
 
     def __init__(self, ctx: NemesisContext) -> None:
         self.ctx = ctx
-        self.killed: list[str] = []
-        self.paused: list[str] = []
+        cluster = ctx.cluster
+        self._kills = _Held("kill", cluster.kill, self._start_again, "killed", "restarted")
+        self._pauses = _Held("pause", cluster.pause, cluster.resume, "paused", "resumed")
+
+    @property
+    def killed(self) -> list[str]:
+        """The nodes this nemesis has killed and not restarted yet, sorted."""
+        return self._kills.nodes
+
+    @property
+    def paused(self) -> list[str]:
+        """The nodes this nemesis has paused and not resumed yet, sorted."""
+        return self._pauses.nodes
 
     async def targets(self, target: str) -> list[str]:
         leader = await current_leader(self.ctx.leader) if target == "leader" else None
         return pick_targets(target, list(self.ctx.cluster.node_ids), self.ctx.rng, leader)
 
     async def kill(self, nodes: list[str]) -> None:
-        cluster = self.ctx.cluster
-        self.killed = sorted(set(self.killed) | set(nodes))
-        for node in nodes:
-            await asyncio.to_thread(cluster.kill, node)
-        self.ctx.record("kill", sorted(nodes))
-        log.info("killed %s", ", ".join(nodes))
+        await self._begin(self._kills, nodes)
 
     async def restart(self) -> None:
         """Start every node this nemesis killed, with the same data directory."""
-        if not self.killed:
-            return
-        nodes, cluster = self.killed, self.ctx.cluster
-        for node in nodes:
-            # started from this thread: LocalCluster gives children started from
-            # the main thread a parent-death signal
-            if not cluster.is_running(node):
-                cluster.start(node)
-        self.killed = []
-        self.ctx.record("kill-end", nodes)
-        log.info("restarted %s", ", ".join(nodes))
+        await self._end(self._kills)
 
     async def pause(self, nodes: list[str]) -> None:
-        cluster = self.ctx.cluster
-        self.paused = sorted(set(self.paused) | set(nodes))
-        for node in nodes:
-            await asyncio.to_thread(cluster.pause, node)
-        self.ctx.record("pause", sorted(nodes))
-        log.info("paused %s", ", ".join(nodes))
+        await self._begin(self._pauses, nodes)
 
     async def resume(self) -> None:
-        if not self.paused:
-            return
-        nodes, cluster = self.paused, self.ctx.cluster
+        await self._end(self._pauses)
+
+    def _start_again(self, node: str) -> None:
+        # started from this thread: LocalCluster gives children started from
+        # the main thread a parent-death signal
+        if not self.ctx.cluster.is_running(node):
+            self.ctx.cluster.start(node)
+
+    async def _begin(self, held: _Held, nodes: list[str]) -> None:
+        held.nodes = sorted(set(held.nodes) | set(nodes))  # before the signal: see the header
         for node in nodes:
-            cluster.resume(node)
-        self.paused = []
-        self.ctx.record("pause-end", nodes)
-        log.info("resumed %s", ", ".join(nodes))
+            await asyncio.to_thread(held.begin, node)
+        self.ctx.record(held.f, sorted(nodes))
+        log.info("%s %s", held.began, ", ".join(nodes))
+
+    async def _end(self, held: _Held) -> None:
+        if not held.nodes:
+            return
+        nodes = held.nodes
+        for node in nodes:
+            held.end(node)
+        held.nodes = []
+        self.ctx.record(f"{held.f}-end", nodes)
+        log.info("%s %s", held.ended, ", ".join(nodes))

@@ -12,9 +12,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import itertools
-import json
 import random
 import sys
 import time
@@ -31,7 +29,8 @@ from faults.process import ProcessFaults
 from faults.proxyctl import ProxyControl
 from faults.schedule import build_nemesis
 from harness.client import call
-from harness.cluster import LocalCluster, write_cluster
+from harness.cluster import LocalCluster
+from nodes.common.clusterfile import load_cluster, write_cluster
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
@@ -39,15 +38,6 @@ NODE = [sys.executable, "-m", "nodes", "raft"]
 TIMING = {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]}
 _ids = itertools.count(1)
 
-
-def _raft_available() -> bool:
-    try:
-        return getattr(importlib.import_module("nodes.raft"), "PROTOCOL", None) is not None
-    except ImportError:
-        return False
-
-
-pytestmark.append(pytest.mark.skipif(not _raft_available(), reason="nodes.raft not there yet"))
 
 
 @pytest.fixture
@@ -232,7 +222,7 @@ def netns_cluster(tmp_path: Path) -> Iterator[tuple[LocalCluster, Any]]:
     from faults.netns import NetnsCluster
 
     cj = write_cluster(tmp_path, 3, net="direct", timing=TIMING)
-    ids = list(json.loads(cj.read_text())["nodes"])
+    ids = list(load_cluster(cj).nodes)
     with NetnsCluster(ids) as nets:
         nets.rewrite_cluster(cj)
         lc = LocalCluster(cj, nets.command(NODE), tmp_path / "logs")
