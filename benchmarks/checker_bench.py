@@ -9,28 +9,33 @@ Targets (issue 6; Porcupine in Go: 313 ms for the etcd set, 109 ms for c50-ok):
 
 "check" time = pairing + compiling + searching the events already in memory
 (what ``check_events`` costs); "read" adds parsing the file. The corpus is
-read from ../shared/corpus and skipped when absent.
+read from ../shared/corpus (or --corpus DIR) and skipped when absent; each
+file is checked as its manifest entry says (checker.manifest).
 
 Usage: .venv/bin/python benchmarks/checker_bench.py [--runs N] [--quick] [--per-file]
+       [--corpus DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # testkit: the history generator, a test fixture
 
-from harness.checker import check_events
-from harness.checker.generate import generate
-from harness.history import read_history
+from testkit.histories import generate
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from checker import check_events
+from checker.history import read_history
+from checker.manifest import Entry, load_manifest
+
+CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 CPU: list[float] = []  # CPU seconds of the last median_time call (median)
@@ -52,13 +57,8 @@ def median_time(fn, runs: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def corpus_entries() -> dict[str, dict]:
-    m = json.loads((CORPUS / "manifest.json").read_text())
-    return {e["file"]: e for e in m["files"]}
-
-
-def sem(e: dict) -> dict:
-    return {**(e.get("semantics") or {}), "initial": e["initial_value"]}
+def corpus_entries() -> dict[str, Entry]:
+    return load_manifest(CORPUS / "manifest.json").entries
 
 
 def bench_etcd(runs: int, per_file: bool) -> None:
@@ -69,12 +69,13 @@ def bench_etcd(runs: int, per_file: bool) -> None:
     wrong = 0
     for f in files:
         e = entries[f]
-        tc, res = median_time(lambda f=f, e=e: check_events(loaded[f], e["model"], **sem(e)), runs)
+        tc, res = median_time(lambda f=f, e=e: check_events(loaded[f], e.model, **e.semantics),
+                              runs)
         total_cpu += CPU[0]
         tr, _ = median_time(lambda f=f: read_history(CORPUS / f), runs)
         total_check += tc
         total_read += tr
-        wrong += res.valid is not e["expected_linearizable"]
+        wrong += res.valid is not e.expected
         if per_file:
             print(f"  {f:40} {res.valid!s:7} check {tc * 1000:7.2f} ms  read {tr * 1000:6.2f} ms"
                   f"  steps {res.steps}")
@@ -89,12 +90,12 @@ def bench_kv(runs: int) -> None:
         e = entries[name]
         events = read_history(CORPUS / name)
         tc, res = median_time(
-            lambda events=events, e=e: check_events(events, e["model"], **sem(e)), runs)
+            lambda events=events, e=e: check_events(events, e.model, **e.semantics), runs)
         cpu = CPU[0]
         tr, _ = median_time(lambda name=name: read_history(CORPUS / name), runs)
         target = "; target < 100 ms" if name.endswith("c50-ok.jsonl") else ""
         print(f"{name}: {res.valid} in {tc * 1000:.1f} ms (cpu {cpu * 1000:.1f} ms; + read "
-              f"{tr * 1000:.1f} ms){target}; expected {e['expected_linearizable']}")
+              f"{tr * 1000:.1f} ms){target}; expected {e.expected}")
 
 
 def big_history(n: int, seed: int = 1) -> list[dict]:
@@ -159,13 +160,18 @@ def bench_big(runs: int, n: int) -> None:
 
 
 def main() -> None:
+    global CORPUS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
     ap.add_argument("--big-runs", type=int, default=3)
     ap.add_argument("--ops", type=int, default=100_000)
     ap.add_argument("--per-file", action="store_true", help="print every etcd file's time")
     ap.add_argument("--quick", action="store_true", help="skip the 100,000-op history")
+    ap.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                    help=f"the corpus folder (default {CORPUS})")
     a = ap.parse_args()
+    if a.corpus is not None:
+        CORPUS = a.corpus
     if (CORPUS / "manifest.json").is_file():
         bench_etcd(a.runs, a.per_file)
         bench_kv(a.runs)

@@ -1,16 +1,17 @@
 """`harness check PATH...`: check history files (or folders of them).
 
-Owns the command line of the checker; the work is ``harness.checker``.
-Exit codes (DESIGN.md): 0 all linearizable, 1 any not, 3 any unknown (time
-limit), 2 usage or input error (an unreadable or malformed history is named
-with its line, the other files are still checked).
+Owns the command line of the checker (docs/checker.md "harness check"); the
+work is the ``checker`` package. Exit codes: 0 all linearizable, 1 any not,
+3 any unknown (time limit), 2 usage or input error (an unreadable or
+malformed history is named with its line, the other files are still
+checked; a bad --manifest stops before any check).
 
-Histories from a corpus folder that carries a ``manifest.json`` (like
-../shared/corpus) are checked with the model, initial value and semantics
-(failed cas observed or no-effect, nil read absent or wildcard) that the
-manifest gives for that file, and its verdict is compared with the
-manifest's. ``--model`` overrides the manifest's model; ``--no-manifest``
-ignores manifests.
+``--manifest FILE`` (a corpus manifest, like ../shared/corpus/manifest.json)
+gives the model, initial value and semantics (failed cas observed or
+no-effect, nil read absent or wildcard) of each history it lists, and its
+expected verdict, which is compared. No manifest is ever looked for: a
+verdict depends only on what the command was given. ``--model``,
+``--fail-cas`` and ``--nil-read`` override the manifest.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.checker import MODELS, CheckResult, check_file
-from harness.history import HistoryError
+from checker import MODELS, CheckResult, HistoryError, check_file
+from checker.manifest import Manifest, ManifestError, load_manifest
 
 HISTORY_NAMES = ("history.jsonl", "history.edn")
 
@@ -49,8 +50,9 @@ def register(subparsers: Any) -> None:
                    help="an ok read of nil means absent (default) or unknown (Knossos)")
     p.add_argument("--independent", action="store_true",
                    help="Jepsen independent-key history: each value is [key, value]")
-    p.add_argument("--no-manifest", action="store_true",
-                   help="ignore manifest.json files next to corpus histories")
+    p.add_argument("--manifest", type=Path, default=None, metavar="FILE",
+                   help="a corpus manifest.json: each listed history's model, semantics and "
+                   "expected verdict")
     p.set_defaults(func=run)
 
 
@@ -73,39 +75,17 @@ def history_files(path: Path) -> Iterator[Path]:
         yield from (here / n for n in sorted(names) if n.endswith((".jsonl", ".edn")))
 
 
-class Manifests:
-    """Per-file model and semantics from the nearest manifest.json above a file."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, dict[str, dict] | None] = {}
-
-    def entry(self, file: Path) -> dict | None:
-        f = file.resolve()
-        for d in f.parents:
-            table = self._load(d)
-            if table is not None:
-                return table.get(f.relative_to(d).as_posix())
-        return None
-
-    def _load(self, d: Path) -> dict[str, dict] | None:
-        if d not in self._cache:
-            m = d / "manifest.json"
-            table = None
-            if m.is_file():
-                try:
-                    data = json.loads(m.read_text())
-                    table = {e["file"]: e for e in data.get("files", []) if "file" in e}
-                except (OSError, ValueError, TypeError, KeyError):
-                    table = None
-            self._cache[d] = table
-        return self._cache[d]
-
-
 def run(args: argparse.Namespace) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         print("harness check: error: --time-limit must be positive", file=sys.stderr)
         return 2
-    manifests = Manifests()
+    manifest: Manifest | None = None
+    if args.manifest is not None:
+        try:
+            manifest = load_manifest(args.manifest)
+        except ManifestError as exc:
+            print(f"harness check: error: --manifest {exc}", file=sys.stderr)
+            return 2
     rows: list[dict] = []
     counts = {"valid": 0, "invalid": 0, "unknown": 0, "error": 0}
     mismatches: list[str] = []
@@ -117,13 +97,9 @@ def run(args: argparse.Namespace) -> int:
             counts["error"] += 1
             continue
         for file in history_files(path):
-            entry = None if args.no_manifest else manifests.entry(file)
-            model = args.model or (entry or {}).get("model") or "kv"
-            sem: dict[str, Any] = {}
-            if entry is not None:
-                sem.update(entry.get("semantics") or {})
-                if "initial_value" in entry:
-                    sem["initial"] = entry["initial_value"]
+            entry = None if manifest is None else manifest.entry(file)
+            model = args.model or (entry and entry.model) or "kv"
+            sem: dict[str, Any] = dict(entry.semantics) if entry is not None else {}
             if args.fail_cas:
                 sem["fail_cas"] = args.fail_cas
             if args.nil_read:
@@ -139,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
                     print(f"error    {exc}", file=sys.stderr)
                 continue
             total += res.seconds
-            row.update(res.to_dict())
+            row.update(res.to_dict(res.history))
             verdict = _verdict(res)
             counts[verdict] += 1
-            if entry is not None and "expected_linearizable" in entry:
-                row["expected"] = entry["expected_linearizable"]
-                if res.valid != "unknown" and res.valid != entry["expected_linearizable"]:
+            if entry is not None and entry.expected is not None:
+                row["expected"] = entry.expected
+                if res.valid != "unknown" and res.valid != entry.expected:
                     mismatches.append(str(file))
             rows.append(row)
             if not args.json:

@@ -3,7 +3,8 @@
 The corpus is read in place (never copied into the project); the tests skip
 when it is absent. Each file is checked with the model, initial value and
 semantics (failed cas observed / no-effect, nil read absent / wildcard) its
-manifest entry names.
+manifest entry names (read by checker.manifest, as `harness check
+--manifest` reads it).
 """
 
 from __future__ import annotations
@@ -15,31 +16,28 @@ from pathlib import Path
 
 import pytest
 
-from harness.checker import check_file
+from checker import check_file
+from checker.manifest import Entry, load_manifest
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 pytestmark = pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(),
                                 reason="../shared/corpus is absent")
 
 
-def _entries() -> list[dict]:
+def _entries() -> list[Entry]:
     if not (CORPUS / "manifest.json").is_file():
         return []
-    return json.loads((CORPUS / "manifest.json").read_text())["files"]
-
-
-def _semantics(e: dict) -> dict:
-    return {**(e.get("semantics") or {}), "initial": e["initial_value"]}
+    return list(load_manifest(CORPUS / "manifest.json").entries.values())
 
 
 def test_manifest_lists_all_230_histories():
     assert len(_entries()) == 230
 
 
-@pytest.mark.parametrize("entry", _entries(), ids=lambda e: e["file"])
-def test_corpus_verdict(entry):
-    res = check_file(CORPUS / entry["file"], entry["model"], 60, **_semantics(entry))
-    assert res.valid is entry["expected_linearizable"], [a.sentence for a in res.anomalies]
+@pytest.mark.parametrize("entry", _entries(), ids=lambda e: e.file)
+def test_corpus_verdict(entry: Entry):
+    res = check_file(CORPUS / entry.file, entry.model, 60, **entry.semantics)
+    assert res.valid is entry.expected, [a.sentence for a in res.anomalies]
     if res.valid is False:
         a = res.anomalies[0]
         assert a.sentence and a.ops
@@ -50,10 +48,9 @@ def test_etcd_verdicts_do_not_depend_on_the_failed_cas_reading():
     # The manifest notes that porcupine's etcd verdicts are the same with
     # failed cas as no-effect; checking both exercises both semantics.
     for e in _entries():
-        if e["file"].startswith("porcupine/etcd/etcd_00"):
-            sem = {**_semantics(e), "fail_cas": "noeffect"}
-            assert check_file(CORPUS / e["file"], e["model"], 60, **sem).valid is \
-                e["expected_linearizable"]
+        if e.file.startswith("porcupine/etcd/etcd_00"):
+            sem = {**e.semantics, "fail_cas": "noeffect"}
+            assert check_file(CORPUS / e.file, e.model, 60, **sem).valid is e.expected
 
 
 def test_knossos_semantics_as_the_manifest_notes_say():
@@ -62,22 +59,25 @@ def test_knossos_semantics_as_the_manifest_notes_say():
     # exactly 36 good files become invalid (the manifest's note).
     flipped = 0
     for e in _entries():
-        if e["file"].startswith("knossos/cas-register/"):
+        if e.file.startswith("knossos/cas-register/"):
             knossos = {"initial": 0, "nil_read": "wildcard"}
-            res = check_file(CORPUS / e["file"], e["model"], 60, **knossos)
-            assert res.valid is e["expected_linearizable"], e["file"]
-        if e["file"].startswith("knossos/cas-register/good/"):
+            res = check_file(CORPUS / e.file, e.model, 60, **knossos)
+            assert res.valid is e.expected, e.file
+        if e.file.startswith("knossos/cas-register/good/"):
             sem = {**knossos, "fail_cas": "observed"}
-            flipped += check_file(CORPUS / e["file"], e["model"], 60, **sem).valid is False
+            flipped += check_file(CORPUS / e.file, e.model, 60, **sem).valid is False
     assert flipped == 36
 
 
 def test_harness_check_corpus_matches_manifest():
     out = subprocess.run(
-        [sys.executable, "-m", "harness", "check", str(CORPUS), "--json"],
+        [sys.executable, "-m", "harness", "check", str(CORPUS), "--json",
+         "--manifest", str(CORPUS / "manifest.json")],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert out.returncode == 1, out.stderr  # the corpus has invalid histories
     summary = json.loads(out.stdout)["summary"]
     assert summary["mismatches"] == []
     assert summary["files"] == 230 and summary["error"] == 0 and summary["unknown"] == 0
+    files = json.loads(out.stdout)["files"]
+    assert sum("expected" in f for f in files) == 230  # every file was matched to its entry

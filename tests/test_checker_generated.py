@@ -15,18 +15,18 @@ from functools import cache
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit.histories import generate, mutate
 
-from harness.checker import check_events, make_model
-from harness.checker.generate import generate, mutate
-from harness.checker.models import _hkey
-from harness.history import pair_ops
+from checker import check_events, make_model
+from checker.history import pair
+from checker.model import hkey
 
 INF = float("inf")
 
 
 def brute_force(events: list[dict], model: str, **semantics) -> bool:
     m = make_model(model, **semantics)
-    ops = pair_ops(events)
+    ops = pair(events)
     fail_observed = semantics.get("fail_cas") == "observed"
     # fail = no effect (dropped), except a failed cas read as an observed mismatch
     ops = [op for op in ops if op.type != "fail" or (fail_observed and op.f == "cas")]
@@ -56,13 +56,13 @@ def _part_ok(m, ops) -> bool:
                 continue
             ok, s2 = m.step(state, ops[j])
             if ok:
-                k2 = _hkey(s2) if not isinstance(s2, tuple) else s2
+                k2 = hkey(s2) if not isinstance(s2, tuple) else s2
                 states.setdefault(k2, s2)
                 if go(placed | 1 << j, k2):
                     return True
         return False
 
-    k0 = _hkey(init) if not isinstance(init, tuple) else init
+    k0 = hkey(init) if not isinstance(init, tuple) else init
     states = {k0: init}
     return go(0, k0)
 

@@ -10,9 +10,9 @@ import random
 import time
 
 import pytest
+from testkit.histories import generate
 
-from harness.checker import check_events
-from harness.checker.generate import generate
+from checker import check_events
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from checker import check_events, check_file
 from checker.history import HistoryError, pair, parse_edn, read_history
-from harness.checker import check_events, check_file
 from harness.cli import main
 
 INF = float("inf")
@@ -217,3 +217,48 @@ def test_cli_folder_skips_non_histories_inside_run_folders(tmp_path, capsys):
     assert main(["check", str(tmp_path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert sorted(Path(f["path"]).name for f in doc["files"]) == ["history.jsonl", "other.jsonl"]
+
+
+def test_a_manifest_in_a_parent_folder_changes_nothing(tmp_path, capsys):
+    # If it were read, this manifest would check good.jsonl as a mutex (an error) and
+    # expect it invalid. A verdict must not depend on a file the command was not given.
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"files": [{"file": "sub/good.jsonl", "model": "mutex", "expected_linearizable": False}]}))
+    (tmp_path / "sub").mkdir()
+    good = _write(tmp_path / "sub", "good.jsonl", _jsonl(GOOD))
+    assert main(["check", str(good), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["files"][0]
+    assert row["model"] == "kv" and "expected" not in row
+
+
+def test_an_explicit_manifest_gives_model_semantics_and_expected_verdict(tmp_path, capsys):
+    events = [{"process": 0, "type": "invoke", "f": "read", "key": None, "value": None},
+              {"process": 0, "type": "ok", "f": "read", "key": None, "value": 0}]
+    _write(tmp_path, "h.jsonl", _jsonl(events))
+    m = _write(tmp_path, "corpus.json", json.dumps({"files": [
+        {"file": "h.jsonl", "model": "cas-register", "initial_value": 0,
+         "semantics": {"nil_read": "wildcard"}, "expected_linearizable": False}]}))
+    assert main(["check", str(tmp_path / "h.jsonl"), "--manifest", str(m), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["files"][0]["model"] == "cas-register" and doc["files"][0]["expected"] is False
+    assert doc["summary"]["mismatches"] == [str(tmp_path / "h.jsonl")]
+
+
+@pytest.mark.parametrize("text,says", [
+    ("[1, 2]", 'expected a JSON object with a "files" list, not list'),
+    ('{"files": [{"model": "kv"}]}', "files[0]: 'file' must be a path relative to the manifest"),
+    ('{"files": [{"file": "h.jsonl", "model": "nope"}]}', "files[0]: 'model' must be one of"),
+    ('{"files": [{"file": "h.jsonl", "semantics": {"fail_cas": "x"}}]}',
+     "files[0]: semantics fail_cas must be one of noeffect, observed, not 'x'"),
+    ("{not json", "not JSON"),
+    (None, "no such file"),
+])
+def test_a_bad_manifest_is_one_line_and_exit_2(tmp_path, capsys, text, says):
+    good = _write(tmp_path, "h.jsonl", _jsonl(GOOD))
+    m = tmp_path / "manifest.json"
+    if text is not None:
+        m.write_text(text)
+    assert main(["check", str(good), "--manifest", str(m)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"harness check: error: --manifest {m}: ") and says in err, err

@@ -48,7 +48,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-INF = float("inf")
+from checker.history import INF  # an optional op's return: never due
+
 NO: Any = object()  # step result: the operation is illegal in this state
 
 

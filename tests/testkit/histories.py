@@ -1,6 +1,7 @@
 """Random concurrent histories, linearizable by construction, and mutations.
 
-Owns the history generator used by the checker's tests and benchmark.
+A test fixture (not part of the installed packages): the history generator
+of the checker's tests and of benchmarks/checker_bench.py.
 ``generate`` simulates processes against a real register map: every
 operation takes effect at one instant between its invoke and its
 completion (or, for an indeterminate one, at some instant after its invoke,
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import random
 from typing import Any
-
-from harness.checker.models import _cas_args
 
 
 def generate(
@@ -205,4 +204,4 @@ def mutate(rng: random.Random, events: list[dict]) -> list[dict]:
     return evs
 
 
-__all__ = ["_cas_args", "generate", "mutate"]
+__all__ = ["generate", "mutate"]

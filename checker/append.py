@@ -1,0 +1,153 @@
+"""Per-key strings that grow by appends: the kv-append model.
+
+Owns ``KVAppend``: ``read`` returns the whole string, ``write`` sets it,
+``append`` adds to it. Its compile adds an exact prefix check (between
+writes the string only grows) and a ``viable`` test that abandons a search
+node whose string no pending read can extend to; its explanation names the
+read an append contradicts.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from typing import Any
+
+from checker.explain import fmt, when
+from checker.history import INF, Op
+from checker.model import Compiled, Model, by_key, identical_chain
+from checker.search import NO
+
+
+class KVAppend(Model):
+    """Per-key strings: ``read`` returns all of it, ``write`` sets, ``append`` adds."""
+
+    name = "kv-append"
+
+    def __init__(self, initial: Any = "", **kw: Any):
+        super().__init__("" if initial is None else initial, **kw)
+
+    def partition(self, ops: list[Op]) -> list[list[Op]]:
+        return by_key(ops)
+
+    def partition_key(self, ops: list[Op]) -> Any:
+        return ops[0].key if ops else None
+
+    def step(self, state: Any, op: Op) -> tuple[bool, Any]:
+        f = op.f
+        if f == "read":
+            return (op.output or "") == state, state
+        if f == "append":
+            return True, state + (op.value or "")
+        if f == "write":
+            return True, op.value or ""
+        raise ValueError(f"kv-append model has no operation {f!r}")
+
+    def considered(self, op: Op) -> bool:
+        return op.type == "ok" or (op.type == "info" and op.f != "read")
+
+    def readonly(self, op: Op) -> bool:
+        return op.f == "read" or (op.f == "append" and not op.value)
+
+    def describe_op(self, op: Op) -> str:
+        if op.f == "read":
+            return f"read of {op.key} returned {fmt(op.output)}"
+        return f"{op.f} of {fmt(op.value)} to {op.key}"
+
+    def explain(self, key: Any, part: list[Op], stuck: Op, prefix: list[Op], state: Any) -> str:
+        """An append or write is cut when it cannot lead to what a later read
+        saw: name that read, it is the observation in conflict."""
+        if stuck.f in ("append", "write"):
+            later = [op for op in part
+                     if op.f == "read" and op.type == "ok" and op.call > stuck.ret]
+            if later:
+                r = min(later, key=lambda o: o.ret)
+                return (
+                    f"{self.describe_op(stuck)} completed at {when(stuck.complete)}, but no "
+                    f"order of the operations concurrent with it agrees with the reads of {key} "
+                    f"after it (the first, invoked {when(r.invoke)}, returned {fmt(r.output)}): "
+                    f"after the longest linearizable prefix ({len(prefix)} operations) {key} is "
+                    f"{self.describe_state(state)}"
+                )
+        return super().explain(key, part, stuck, prefix, state)
+
+    def compile(self, ops: list[Op]) -> Compiled:
+        """Specialised step with an exact prefix check.
+
+        Between writes the string only grows. So when a definite append or
+        write leaves the string s, and R is the earliest-returning read that
+        must come after it (invoked after it completed), then unless some
+        other write could fall between the two, s must be a prefix of what R
+        returned: any other order of concurrent appends is cut at once
+        instead of being found out at R.
+        """
+        kept = self.kept(ops)
+        kinds = []
+        vals = []
+        for op in kept:
+            if op.f == "read":
+                kinds.append(0)
+                vals.append(op.output or "")
+            elif op.f == "append":
+                kinds.append(1)
+                vals.append(op.value or "")
+            elif op.f == "write":
+                kinds.append(2)
+                vals.append(op.value or "")
+            else:
+                raise ValueError(f"kv-append model has no operation {op.f!r}")
+            if not isinstance(vals[-1], str):
+                raise TypeError(f"kv-append values are strings, not {vals[-1]!r}")
+        reads = sorted((op.call, op.ret, vals[i]) for i, op in enumerate(kept)
+                       if kinds[i] == 0 and op.ret != INF)
+        # suffix minimum of read returns, by call time
+        suffix: list[tuple[float, str | None]] = [(INF, None)] * (len(reads) + 1)
+        for x in range(len(reads) - 1, -1, -1):
+            r = reads[x]
+            suffix[x] = (r[1], r[2]) if r[1] < suffix[x + 1][0] else suffix[x + 1]
+        read_calls = [r[0] for r in reads]
+        writes = [(op.call, op.ret, i) for i, op in enumerate(kept) if kinds[i] == 2]
+        must: list[str | None] = [None] * len(kept)
+        for i, op in enumerate(kept):
+            if kinds[i] == 0 or op.ret == INF:
+                continue
+            r_ret, r_val = suffix[bisect_right(read_calls, op.ret)]
+            if r_val is None:
+                continue
+            if any(j != i and wc < r_ret and wr > op.call for wc, wr, j in writes):
+                continue
+            must[i] = r_val
+
+        def step(s: str, i: int) -> Any:
+            k = kinds[i]
+            if k == 0:
+                return s if s == vals[i] else NO
+            s2 = s + vals[i] if k == 1 else vals[i]
+            t = must[i]
+            if t is not None and not t.startswith(s2):
+                return NO
+            return s2
+
+        # For viable(): the writes that could still be placed before op f returns.
+        write_ids = [i for i in range(len(kept)) if kinds[i] == 2]
+        rets = [op.ret for op in kept]
+        calls = [op.call for op in kept]
+        writes_before = [[w for w in write_ids if calls[w] < rets[f]] if kinds[f] == 0 else []
+                         for f in range(len(kept))]
+
+        def viable(s: str, linearized: Callable[[int], bool], due: list[int]) -> bool:
+            # Any pending read must later see exactly its string; until a
+            # write resets it, the string only grows: so it must extend s.
+            for f in due:
+                if kinds[f] == 0 and not vals[f].startswith(s):
+                    for w in writes_before[f]:
+                        if not linearized(w):
+                            break
+                    else:
+                        return False
+            return True
+
+        return Compiled(
+            kept, calls, rets, identical_chain(kept),
+            self.init(), step, dropped=len(ops) - len(kept), viable=viable,
+        )

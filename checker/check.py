@@ -1,0 +1,221 @@
+"""The check API: a history (or paired operations) and a model in, a verdict out.
+
+Owns ``check_file``, ``check_events``, ``check_ops``, ``CheckResult`` and
+``Anomaly`` (docs/checker.md "API").
+
+Flow: pair events into operations (checker/history.py), partition them per
+key with the model (P-compositionality: a history is linearizable iff each
+key's is), compile each partition (checker/model.py), and search the
+partitions smallest first (checker/search.py), stopping at the first
+violation. A time limit turns into "unknown", never a guess.
+
+Invariants: an anomaly names operations by ``Op.id`` (positions in
+``pair(history)``), never by copies of their events, so any reader that
+pairs the same history gets the same operations back; the search and this
+module know nothing about any particular model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checker.history import (
+    INF,
+    HistoryError,
+    Op,
+    pair,
+    read_history,
+    unwrap_independent,
+)
+from checker.model import Compiled, Model
+from checker.models import make_model
+from checker.search import linearize
+
+PROVEN_BUDGET_S = 2.0  # search time for the prefix of a partition already proven invalid
+
+
+@dataclass(slots=True)
+class Anomaly:
+    """One key that cannot be linearized."""
+
+    key: Any
+    sentence: str
+    ops: list[int]  # Op.id: the op stuck at its deadline first, then those concurrent with it
+    prefix: list[int]  # Op.id: the longest linearizable prefix, in linearization order
+
+    def to_dict(self, history: list[Op] | None = None) -> dict:
+        """``{"key", "sentence", "ops", "prefix"}`` (ids), as results.json keeps it.
+
+        Given the paired history the ids index, ``"operations"`` adds the
+        anomaly's operations as readable records (``op_record``), in the
+        order of ``"ops"``."""
+        d: dict[str, Any] = {
+            "key": self.key,
+            "sentence": self.sentence,
+            "ops": list(self.ops),
+            "prefix": list(self.prefix),
+        }
+        if history is not None:
+            d["operations"] = [op_record(history[i]) for i in self.ops]
+        return d
+
+
+def op_record(op: Op) -> dict:
+    """One operation as a JSON object: what was asked, what came back, when."""
+    return {
+        "id": op.id,
+        "process": op.process,
+        "f": op.f,
+        "key": op.key,
+        "value": op.value,
+        "output": op.output,
+        "type": op.type,
+        "start": op.start,
+        "end": op.end,
+        "invoke_index": op.invoke_index,
+        "complete_index": op.complete_index,
+        "node": op.node,
+        "error": op.error,
+    }
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """The verdict on one history."""
+
+    valid: bool | str  # True, False or "unknown"
+    seconds: float
+    model: str
+    anomalies: list[Anomaly] = field(default_factory=list)
+    path: str | None = None
+    ops: int = 0  # operations checked
+    partitions: int = 0
+    checked: int = 0  # partitions fully decided
+    steps: int = 0
+    history: list[Op] = field(default_factory=list, repr=False)  # what Anomaly ids index
+
+    def to_dict(self, history: list[Op] | None = None) -> dict:
+        """The result as JSON (results.json's "checker"); anomalies as ids, or
+        with their operations spelled out when ``history`` is given."""
+        d = {
+            "valid": self.valid,
+            "seconds": round(self.seconds, 6),
+            "model": self.model,
+            "anomalies": [a.to_dict(history) for a in self.anomalies],
+        }
+        if self.path is not None:
+            d["path"] = self.path
+        d.update(ops=self.ops, partitions=self.partitions, steps=self.steps)
+        return d
+
+
+def check_file(
+    path: str | Path,
+    model: str | Model = "kv",
+    time_limit: float | None = None,
+    *,
+    independent: bool = False,
+    every_key: bool = False,
+    **semantics: Any,
+) -> CheckResult:
+    """Check a history file (JSON Lines or EDN). Raises HistoryError if unreadable.
+
+    ``independent``: Jepsen independent-key history (value ``[key value]``).
+    ``every_key``: see ``check_ops``."""
+    events = read_history(path)
+    if independent:
+        events = unwrap_independent(events)
+    return check_events(events, model, time_limit, path=str(path), every_key=every_key,
+                        **semantics)
+
+
+def check_events(
+    events: list[dict],
+    model: str | Model = "kv",
+    time_limit: float | None = None,
+    *,
+    path: str | None = None,
+    every_key: bool = False,
+    **semantics: Any,
+) -> CheckResult:
+    """Check a list of history events. ``semantics``: initial, fail_cas
+    ("noeffect" | "observed"), nil_read ("absent" | "wildcard")."""
+    t0 = time.perf_counter()
+    ops = pair(events, path or "<events>")
+    m = make_model(model, **semantics)
+    try:
+        res = check_ops(ops, m, time_limit, start=t0, every_key=every_key)
+    except HistoryError as exc:
+        raise HistoryError(path or "<events>", None, exc.message) from None
+    res.path = path
+    return res
+
+
+def check_ops(
+    ops: list[Op], model: Model, time_limit: float | None = None, *, start: float | None = None,
+    every_key: bool = False,
+) -> CheckResult:
+    """Check paired operations against a model object. The check stops at the
+    first invalid partition (key) unless ``every_key``: then each invalid key
+    gives its anomaly (to find the earliest one, as benchmarks/bug_zoo.py does)."""
+    t0 = time.perf_counter() if start is None else start
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    parts = [p for p in model.partition(ops) if p]
+    compiled: list[tuple[list[Op], Compiled]] = []
+    try:
+        for p in parts:
+            compiled.append((p, model.compile(p)))
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
+    # Partitions with a proven stale read first, then smallest first: a
+    # violating key is found after little work.
+    compiled.sort(key=lambda pc: (not pc[1].stale, len(pc[1].ops)))
+    res = CheckResult(True, 0.0, model.name, ops=len(ops), partitions=len(parts), history=ops)
+    unknown = False
+    for part, c in compiled:
+        if not any(r != INF for r in c.rets):
+            res.checked += 1
+            continue  # only optional operations: never taking effect is fine
+        limit = deadline
+        if c.stale:
+            # Already proven invalid; the search only finds the longest
+            # linearizable prefix for the report, so it gets a short budget.
+            budget = time.monotonic() + PROVEN_BUDGET_S
+            limit = budget if deadline is None else min(deadline, budget)
+        try:
+            out = linearize(c.calls, c.rets, c.step, c.init, c.pred, limit, c.needs, c.viable)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
+        res.steps += out.steps
+        key = model.partition_key(part)
+        if out.valid is None and c.stale:
+            stuck = c.ops[c.stale[0]]
+            text = model.explain(key, part, stuck, [], None)
+            res.valid = False
+            res.anomalies.append(Anomaly(key, text, [stuck.id], []))
+            if every_key:
+                continue
+            break
+        if out.valid is None:
+            unknown = True
+            break
+        res.checked += 1
+        if out.valid and c.stale:  # pragma: no cover - would be a checker bug
+            raise AssertionError(f"search found a linearization despite stale op {c.stale[0]}")
+        if not out.valid:
+            stuck = c.ops[out.stuck]
+            prefix = [c.ops[i] for i in out.prefix]
+            conc = [c.ops[i].id for i in out.concurrent if i != out.stuck]
+            text = model.explain(key, part, stuck, prefix, c.decode(out.prefix_state))
+            res.valid = False
+            res.anomalies.append(Anomaly(key, text, [stuck.id, *conc], [o.id for o in prefix]))
+            if every_key:
+                continue
+            break
+    if res.valid is True and unknown:
+        res.valid = "unknown"
+    res.seconds = time.perf_counter() - t0
+    return res
