@@ -1,10 +1,14 @@
 """Fault injection: process faults (kill, pause), the network proxy, the nemesis schedule.
 
+What each fault does, how it is recorded and what it leaves behind: docs/faults.md.
+
 - ``faults.api``: the seam (ClusterHandle, NetworkControl, NemesisContext, Nemesis);
 - ``faults.schedule.build_nemesis``: ``--nemesis`` -> a seeded, recorded, healable nemesis;
 - ``faults.process``: kill/restart and pause/resume, target selection;
 - ``faults.partition``: partition shapes as grudges (pure functions);
 - ``faults.netproxy`` (``python -m faults.netproxy``) and ``faults.proxyctl``: the
   message-level network (``--net proxy``) and its control client;
-- ``faults.netns``: kernel-level partitions in network namespaces (``--net netns``, root).
+- ``faults.netns``: kernel-level partitions in network namespaces (``--net netns``, root);
+- ``faults.owner``: owner records, so what a killed run left can be told from a live run's;
+- ``faults.cleanup``: the cleaners of dead runs' leftovers (``harness clean``).
 """

@@ -2,7 +2,7 @@
 
 ``python -m faults.netproxy --cluster PATH [--journal FILE] [--seed N] [--t0-ns NS]``
 
-Owns the message-level network of a ``--net proxy`` run (interfaces.md):
+Owns the message-level network of a ``--net proxy`` run (docs/faults.md):
 
 - one ROUTER per destination bound at ``proxy.listen[dest]``; every node's
   DEALER for ``dest`` connects there, so the ROUTER's routing id names the

@@ -4,7 +4,7 @@ A grudge maps each node to the set of nodes it cannot hear from (Jepsen's
 word). The proxy drops a message src -> dest when ``src in grudge[dest]``;
 netns installs the same as drop rules in dest's namespace.
 
-Shapes (DESIGN.md "Faults"):
+Shapes (docs/faults.md "Partitions"):
 - ``one``: a random node is cut off from all others;
 - ``halves``: a random minority (n // 2 nodes) and the majority;
 - ``majorities-ring``: every node sees a majority (itself included), and no
@@ -40,7 +40,7 @@ class Partition:
     grudge: Grudge = field(default_factory=dict)
 
     def value(self) -> dict:
-        """The nemesis event value (interfaces.md): lists, sorted, only non-empty."""
+        """The nemesis event value (docs/faults.md): lists, sorted, only non-empty."""
         return {
             "shape": self.shape,
             "oneway": self.oneway,

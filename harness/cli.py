@@ -6,7 +6,7 @@ callable taking the parsed namespace and returning the exit code. The command
 line only parses arguments into config objects and calls the same functions
 the library API and the pytest plugin call.
 
-Exit codes follow DESIGN.md: 0 valid, 1 anomaly, 2 usage/config/input
+Exit codes follow docs/exit-codes.md: 0 valid, 1 anomaly, 2 usage/config/input
 error, 3 unknown. A user error is one line on stderr, never a traceback.
 """
 
