@@ -16,7 +16,7 @@ Owns three names that ``harness run`` and ``faults/`` agree on:
   ``heal()`` no node is paused or dead because of the nemesis, and the proxy
   (if any) has no grudge and no link faults.
 
-Nemesis events (interfaces.md): ``record(KIND, V)`` when a fault starts and
+Nemesis events (docs/faults.md): ``record(KIND, V)`` when a fault starts and
 ``record(KIND + "-end", V)`` with the same V when it is healed; KIND in
 ``kill``, ``pause``, ``partition``, ``net``.
 """
@@ -64,11 +64,17 @@ class ClusterHandle(Protocol):
         ...
 
 
+#: Every kind of link fault (docs/faults.md "Link faults"). A backend that can
+#: apply fewer lists its own in a ``link_faults`` attribute (netns: loss only).
+LINK_FAULTS = ("loss", "delay", "duplicate", "reorder")
+
+
 @runtime_checkable
 class NetworkControl(Protocol):
     """Where partitions and link faults are applied: the proxy's control socket
     (``faults.proxyctl.ProxyControl``) or the kernel (``faults.netns.NetnsNetwork``).
-    Blocking calls; the nemesis runs them off the event loop."""
+    Blocking calls; the nemesis runs them off the event loop. ``link_faults_of``
+    says which link faults one can apply."""
 
     def set_grudge(self, grudge: dict[str, Any]) -> Any:
         """Replace the grudge: ``grudge[dest]`` = nodes ``dest`` cannot hear from."""
@@ -81,6 +87,14 @@ class NetworkControl(Protocol):
     def heal(self) -> Any:
         """Clear the grudge and every link fault."""
         ...
+
+
+def link_faults_of(net: NetworkControl | None) -> tuple[str, ...]:
+    """The link faults ``net`` can apply: its ``link_faults``, else all of
+    ``LINK_FAULTS``; none without a backend."""
+    if net is None:
+        return ()
+    return tuple(getattr(net, "link_faults", LINK_FAULTS))
 
 
 @dataclass

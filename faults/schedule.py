@@ -11,7 +11,7 @@
   to 60% of the interval, and ends; the rest of the interval is calm, so the
   history shows recovery after each fault. The first fault comes after half
   an interval of calm. One fault is active at a time.
-- Each start and end goes through ``ctx.record`` (interfaces.md formats);
+- Each start and end goes through ``ctx.record`` (formats: docs/faults.md);
   ``heal()`` ends whatever is active and records its ``-end``.
 
 Invariant: with the same seed and the same leader answers, the sequence of
@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from faults.api import Nemesis, NemesisContext, NetworkControl
+from faults.api import Nemesis, NemesisContext, NetworkControl, link_faults_of
 from faults.partition import SHAPES, make
 from faults.process import TARGETS, ProcessFaults, current_leader
 
@@ -239,8 +239,7 @@ class ScheduledNemesis(FaultActions):
     def _net_fault(self) -> tuple[dict[str, Any], Any]:
         """A seeded link-fault profile, on all links or on the links of one node."""
         rng = self.ctx.rng
-        # a backend may support fewer link faults (netns: loss only)
-        supported = getattr(self.net, "link_faults", ("loss", "delay", "duplicate", "reorder"))
+        supported = link_faults_of(self.net)  # netns: loss only
         profiles = ("loss", "delay", "mixed") if "delay" in supported else ("loss",)
         profile = rng.choice(profiles)
         faults: dict[str, Any] = {}

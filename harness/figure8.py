@@ -50,6 +50,7 @@ import asyncio
 import logging
 from typing import Any
 
+from faults.api import link_faults_of
 from faults.partition import Partition, cut
 from harness.targeted import rest_until, split_for_one_winner
 
@@ -88,8 +89,8 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     n = len(nodes)
     quorum = n // 2 + 1
     leader = await nem._leader()
-    delays = "delay" in getattr(nem.net, "link_faults", ("delay",))  # netns: loss only
-    if n < 3 or n % 2 == 0 or leader not in nodes or nem.net is None or not delays:
+    delays = "delay" in link_faults_of(nem.net)  # False without a network, or on netns
+    if n < 3 or n % 2 == 0 or leader not in nodes or not delays:
         await rest_until(stop, deadline)
         return
     ls = await nem.status(leader)

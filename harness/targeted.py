@@ -34,7 +34,9 @@ nemesis is written against a known failure mode:
 
 Everything random comes from ``ctx.rng``; every fault is recorded through
 the FaultActions helpers; the script never runs past ``hold`` seconds and
-returns early (the caller heals) when a step's condition does not come.
+returns early (the caller heals) when a step's condition does not come. On a
+network that cannot delay messages (netns: loss only) ``revote`` rests, as
+``figure-8`` does; ``repromise`` needs no delay. See docs/faults.md.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from faults.api import link_faults_of
 from faults.partition import Partition, cut
 from faults.schedule import sleep_unless
 from harness.metrics import term_of
@@ -81,7 +84,8 @@ async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, dela
     nodes = list(nem.ctx.cluster.node_ids)
     quorum = len(nodes) // 2 + 1
     leader = await nem._leader()
-    if leader not in nodes or len(nodes) < 3 or nem.net is None:
+    can_delay = "delay" in link_faults_of(nem.net)  # False without a network, or on netns
+    if leader not in nodes or len(nodes) < 3 or nem.net is None or (delay_ms and not can_delay):
         await rest_until(stop, deadline)
         return
     t0 = term_of(await nem.status(leader))

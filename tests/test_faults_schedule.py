@@ -7,12 +7,13 @@ checks that the faults really happen to real processes.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 from typing import Any
 
 import pytest
 
-from faults.api import ClusterHandle, NemesisContext, NetworkControl
+from faults.api import LINK_FAULTS, ClusterHandle, NemesisContext, NetworkControl, link_faults_of
 from faults.schedule import NemesisSpecError, NoNemesis, build_nemesis, parse_spec
 
 pytestmark = pytest.mark.timeout(30)
@@ -201,3 +202,51 @@ def test_net_faults_stay_within_what_the_backend_supports() -> None:
     asyncio.run(run_for("net", ctx, 0.6))
     values = [v for f, v in events if f == "net"]
     assert values and all(set(v) == {"links", "loss"} for v in values), values
+
+
+class LossOnlyNet(FakeNet):
+    """A network that can drop messages but not delay them (like netns)."""
+
+    link_faults = ("loss",)
+
+    def set_links(self, faults: dict[str, Any] | None, links: Any = "all") -> None:
+        if faults and set(faults) - {"loss"}:
+            raise AssertionError(f"a loss-only network was asked for {sorted(faults)}")
+        super().set_links(faults, links)
+
+
+def test_link_faults_of_says_what_a_backend_can_apply() -> None:
+    assert link_faults_of(None) == ()
+    assert link_faults_of(FakeNet()) == LINK_FAULTS
+    assert link_faults_of(LossOnlyNet()) == ("loss",)
+
+
+def test_a_loss_only_network_gets_only_loss() -> None:
+    ctx, events = context(seed=3)
+    ctx.network = LossOnlyNet()
+    asyncio.run(run_for("net", ctx, 0.5))
+    nets = [v for f, v in events if f == "net"]
+    assert nets, "no net fault in 0.5 s"
+    assert all(set(v) == {"links", "loss"} for v in nets), nets
+
+
+@pytest.mark.parametrize(("bug", "move"), [("forget-vote", "revote"),
+                                           ("commit-old-term", "figure-8")])
+def test_a_move_that_needs_delay_rests_on_a_loss_only_network(bug: str, move: str) -> None:
+    from harness import bugs
+
+    ctx, events = context(seed=1)
+    ctx.network = net = LossOnlyNet()
+    module, fn = bugs.SCRIPTED[move]
+    script = getattr(importlib.import_module(module), fn)
+
+    async def go() -> float:
+        nem = bugs.build_nemesis(f"bug:{bug}", ctx)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await script(nem, asyncio.Event(), 0.2)
+        return loop.time() - t0
+
+    took = asyncio.run(go())
+    assert events == [] and net.grudge == {} and net.links is None, "it must not start"
+    assert 0.15 <= took < 2, "it rests for its window"
