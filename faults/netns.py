@@ -148,6 +148,7 @@ class NetnsCluster:
         self._fixed_tag = tag is not None
         self._set_tag(tag or secrets.token_hex(3))
         self.subnet: ipaddress.IPv4Network | None = None
+        self._claimed = False
         self._closed = False
         self._network: NetnsNetwork | None = None
 
@@ -221,11 +222,14 @@ class NetnsCluster:
             _nft(ns, _ruleset([]))
 
     def close(self) -> None:
-        """Remove every namespace, link and rule of this run (idempotent)."""
+        """Remove every namespace, link and rule of this run (idempotent). Only a
+        run that claimed its tag removes anything: a tag it could not claim is
+        another run's."""
         if self._closed:
             return
         self._closed = True
-        _remove(self.tag)
+        if self._claimed:
+            _remove(self.tag)
         atexit.unregister(self.close)
 
     def _claim(self) -> None:
@@ -235,6 +239,7 @@ class NetnsCluster:
             taken = any(ns.startswith(f"{PREFIX}-{self.tag}-") for ns in _namespaces())
             if not taken and owner.claim(KIND, self.tag, {"namespaces": self.namespaces(),
                                                           "link": self.root_link}):
+                self._claimed = True
                 return
             if self._fixed_tag:
                 raise NetnsError(f"namespace tag {self.tag} is in use by another run")
@@ -322,6 +327,8 @@ def cleanup_stale() -> list[str]:
             "and the 'ip' command")
     lines = []
     for rec in dead:
+        if owner.read(KIND, rec.name) != rec:
+            continue  # another cleaner got there first (and the tag may be taken again)
         for thing in _remove(rec.name, kill=True) + [f"owner record {rec.path}"]:
             lines.append(f"{thing} (left by run {rec.name}, whose process {rec.owner.pid} "
                          "is gone)")

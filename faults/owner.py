@@ -43,9 +43,15 @@ class CleanupError(Exception):
     """Leftovers cannot be inspected or removed here (e.g. not root); one line."""
 
 
-def _read(path: str) -> str | None:
+#: Which boot this is, and which PID namespace this process sees.
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+PID_NS = "/proc/self/ns/pid"
+
+
+def _read(path: str, *, link: bool = False) -> str | None:
+    """The text (or link target) at ``path``, or None where there is none (not Linux)."""
     try:
-        return Path(path).read_text().strip()
+        return os.readlink(path) if link else Path(path).read_text().strip()
     except OSError:
         return None
 
@@ -64,15 +70,15 @@ class Owner:
 
     @classmethod
     def me(cls) -> Owner:
-        return cls(os.getpid(), psutil.Process().create_time(),
-                   _read("/proc/sys/kernel/random/boot_id"), _pid_ns())
+        return cls(os.getpid(), psutil.Process().create_time(), _read(BOOT_ID),
+                   _read(PID_NS, link=True))
 
     def is_gone(self) -> bool:
         """True only if this owner has provably ended (see the module header)."""
-        boot = _read("/proc/sys/kernel/random/boot_id")
+        boot = _read(BOOT_ID)
         if self.boot_id and boot and self.boot_id != boot:
             return True  # the machine restarted since: every process of then is gone
-        if self.pid_ns and self.pid_ns != _pid_ns():
+        if self.pid_ns and self.pid_ns != _read(PID_NS, link=True):
             return False  # its PID names another process here: we cannot tell
         try:
             proc = psutil.Process(self.pid)
@@ -87,13 +93,6 @@ class Owner:
     def to_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "create_time": self.create_time, "boot_id": self.boot_id,
                 "pid_ns": self.pid_ns}
-
-
-def _pid_ns() -> str | None:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,6 +292,19 @@ def test_a_live_runs_namespaces_survive_every_cleanup(owners: Callable[..., Owne
     assert owner.read(netns.KIND, live.tag) is None, "the record goes with the namespaces"
 
 
+def test_a_tag_in_use_is_refused_and_its_namespaces_kept(
+    owners: Callable[..., OwnerProcess],
+) -> None:
+    live = owners()
+    before = leftovers(live.tag)
+    clash = NetnsCluster(IDS, tag=live.tag)
+    with pytest.raises(NetnsError, match="in use"):
+        clash.setup()
+    clash.close()
+    assert leftovers(live.tag) == before, "a run removes only what it claimed"
+    live.end()
+
+
 def test_a_killed_runs_namespaces_are_removed_by_the_next_setup(
     owners: Callable[..., OwnerProcess],
 ) -> None:
