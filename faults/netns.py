@@ -187,8 +187,8 @@ class NetnsCluster:
         reason = unavailable_reason()
         if reason:
             raise NetnsError(reason)
-        for line in cleanup_stale():
-            log.info("removed %s", line)
+        for line in cleanup_stale():  # rare (a run was SIGKILLed), so say it out loud
+            log.warning("removed %s", line)
         self.subnet = _pick_subnet()
         self._claim()
         atexit.register(self.close)
