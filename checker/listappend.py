@@ -217,9 +217,10 @@ def _index_appends(tx: _Txns, failed: Sequence[Op], found: list[TxnAnomaly]) -> 
     for t, mops in enumerate(tx.mops):
         mine: list[tuple[Any, Any]] = []
         for m in mops:
-            f, k, v = _mop(m)
-            if f != "append":
+            if type(m) is not list or len(m) != 3 or m[0] != "append":
+                _mop(m)  # a read, or raises on anything malformed
                 continue
+            k, v = m[1], m[2]
             w = writer.get(k)
             if w is None:
                 w = writer[k] = {}
@@ -608,9 +609,9 @@ def _explain_edge(tx: _Txns, orders: dict[Any, list], a: int, b: int,
                     return ((f"{A} appended {v!r} to {k!r} and {B} appended {o[i + 1]!r} right "
                             f"after it, so {A} < {B}"), k, o[i + 1])
     if kind == WR:
-        for k, rs in tx.ext_reads.items():
-            for r, ext in rs:
-                if r == b and ext and tx.writer.get(k, {}).get(ext[-1]) == a:
+        for k, _v in tx.appends_of.get(a, ()):
+            for r, ext in tx.ext_reads.get(k, ()):
+                if r == b and ext and tx.writer[k].get(ext[-1]) == a:
                     return ((f"{A} appended {ext[-1]!r} to {k!r} and {B} read {k!r} as "
                             f"{_fmt(ext)}, with it, so {A} < {B}"), k, ext[-1])
     if kind == RW:
