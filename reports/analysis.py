@@ -83,11 +83,9 @@ def describe_net(value: dict) -> str:
     where = ""
     if isinstance(links, list) and links and all(isinstance(x, (list, tuple)) for x in links):
         common = set(map(str, links[0]))
-        for pair in links[1:]:
-            common &= set(map(str, pair))
-        where = (
-            f" on {sorted(common)[0]}'s links" if len(common) == 1 else f" on {len(links)} links"
-        )
+        for link in links[1:]:
+            common &= set(map(str, link))
+        where = f" on {min(common)}'s links" if len(common) == 1 else f" on {len(links)} links"
     elif isinstance(links, str):
         where = f" on {links} links"
     return (", ".join(parts) or "net fault") + where

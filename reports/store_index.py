@@ -33,7 +33,7 @@ def _started(run: Path, results: dict) -> datetime:
     s = results.get("started")
     if isinstance(s, str):
         try:
-            dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(s)  # reads a trailing Z as UTC since 3.11
             return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
         except ValueError:
             pass

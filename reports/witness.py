@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from checker.history import Op
@@ -97,8 +98,8 @@ class GapScale(Scale):
 
     def __init__(self, times: list[int], d0: int, d1: int, r0: float, r1: float) -> None:
         super().__init__(d0, d1, r0, r1)
-        pts = sorted(set([d0, d1, *times]))
-        gaps = [b - a for a, b in zip(pts, pts[1:])]
+        pts = sorted({d0, d1, *times})
+        gaps = [b - a for a, b in pairwise(pts)]
         cap = max(1.0, (d1 - d0) / 8)  # no quiet stretch takes more than an eighth of the width
         widths = [min(g, cap) for g in gaps]
         total = sum(widths) or 1.0
@@ -124,8 +125,8 @@ class GapScale(Scale):
         """Tick labels at real times, at least ~90 px apart; a '≈' mark on each shrunk gap."""
         span = self.d1 - self.d0
         out = [
-            f'<line class="axis" x1="{n(self.r0)}" x2="{n(self.r1)}" y1="{n(y_axis)}" '
-            f'y2="{n(y_axis)}"/>'
+            (f'<line class="axis" x1="{n(self.r0)}" x2="{n(self.r1)}" y1="{n(y_axis)}" '
+            f'y2="{n(y_axis)}"/>')
         ]
         last = -1e9
         for t in self.pts[1:-1]:
@@ -312,7 +313,7 @@ def parse_started(results: dict) -> datetime | None:
     if not isinstance(s, str):
         return None
     try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(s)  # reads a trailing Z as UTC since 3.11
     except ValueError:
         return None
     return dt
@@ -558,11 +559,11 @@ def section(
     parts = [
         f"<h3>Anomaly {i + 1}{key}</h3>",
         f'<p class="sentence">{esc(w.sentence)}</p>',
-        '<div class="legend"><span class="key"><i class="sw wop placed"></i>in the longest linearizable prefix '
+        ('<div class="legend"><span class="key"><i class="sw wop placed"></i>in the longest linearizable prefix '
         '(#n = its place in the order)</span><span class="key"><i class="sw wop stuck"></i>cannot be placed'
         '</span><span class="key"><i class="sw wop concurrent"></i>concurrent with it, not placed</span>'
         '<span class="key"><i class="sw wop other"></i>other operations on the key</span>'
-        '<span class="key"><i class="sw lin-sw"></i>linearization points</span></div>',
+        '<span class="key"><i class="sw lin-sw"></i>linearization points</span></div>'),
         diagram(w, all_ops, windows, horizon),
         moment_panel(w, windows, metrics, horizon),
         "<h4>Node logs around the violation</h4>",
@@ -572,9 +573,9 @@ def section(
     if md:
         parts += [
             "<h4>Messages around the violation</h4>",
-            '<div class="legend"><span class="key"><i class="sw msg-sw"></i>delivered</span>'
+            ('<div class="legend"><span class="key"><i class="sw msg-sw"></i>delivered</span>'
             '<span class="key"><i class="sw msg-drop"></i>dropped ×</span>'
-            '<span class="key"><i class="sw mark-sw"></i>moment of the violation</span></div>',
+            '<span class="key"><i class="sw mark-sw"></i>moment of the violation</span></div>'),
             md,
         ]
     return f'<section class="anomaly">{"".join(parts)}</section>'

@@ -20,11 +20,11 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit.synthetic import write_synthetic_run
 
 from checker.history import pair
 from reports import write_report, write_store_index
 from reports.analysis import availability, fault_windows
-from testkit.synthetic import write_synthetic_run
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 MS = 1_000_000

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from reports import write_report, write_store_index
 from testkit.browser import BrowserError, find_chromium, open_page
 from testkit.synthetic import write_synthetic_run
+
+from reports import write_report, write_store_index
 
 pytestmark = [
     pytest.mark.skipif(

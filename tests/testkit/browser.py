@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -124,11 +125,11 @@ class _Pipe:
 
 def _end(proc: subprocess.Popen) -> None:
     """Ends the browser and every process it started, by PID."""
-    try:
-        import psutil
+    import psutil
 
+    try:
         kids = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:  # psutil missing or the browser already gone: nothing more to find
+    except psutil.Error:  # the browser already gone: nothing more to find
         kids = []
     if proc.poll() is None:
         proc.terminate()
@@ -138,10 +139,8 @@ def _end(proc: subprocess.Popen) -> None:
             proc.kill()
             proc.wait(5)
     for k in kids:
-        try:
+        with contextlib.suppress(psutil.Error):  # already gone
             k.kill()
-        except Exception:  # already gone
-            pass
 
 
 _MEASURE = """
@@ -197,7 +196,7 @@ def open_page(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=fds,
+        preexec_fn=fds,  # noqa: PLW1509 - only dup2 calls, and the tests start it from one thread
         close_fds=False,
     )
     os.close(to_r)
