@@ -71,6 +71,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from faults.api import link_faults_of
 from faults.schedule import FaultActions, sleep_unless
 
 T = TypeVar("T")
@@ -357,7 +358,7 @@ class MixNemesis(FaultActions):
         elif kind == "pause":
             await self.procs.pause(await self.procs.targets(target))
         elif move == "slow-net":
-            supported = getattr(self.net, "link_faults", ("loss", "delay", "duplicate", "reorder"))
+            supported = link_faults_of(self.net)
             if "delay" not in supported:
                 return  # a loss-only backend (netns) cannot slow links down
             rng = self.ctx.rng
