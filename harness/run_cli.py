@@ -66,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       "nodes talk straight to each other; netns: namespaces and firewall rules, root only "
       "(default: proxy when available, else direct)")
     a("--read-mode", choices=READ_MODES, default=None,
-      help="how the nodes serve reads: log (each read is a log entry) or index (read-index, "
-      "no log entry) (cluster.json options.read_mode; default: the nodes' default, "
-      f"{DEFAULT_READ_MODE})")
+      help="how the nodes serve reads: log (each read is a log entry, like a write) or index "
+      "(read-index: one round of heartbeats confirms a batch of reads) (cluster.json "
+      f"options.read_mode; default: the nodes' default, {DEFAULT_READ_MODE})")
     a("--journal", action="store_true",
       help="journal every peer message to net.jsonl (proxy mode; default: off)")
     a("--request-timeout", type=float, default=D.request_timeout, metavar="SECONDS",
