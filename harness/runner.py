@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import reports
-from checker.history import pair, read_history
+from checker import op_record
+from checker.history import HistoryError, pair, read_history
 from harness.client import NodeClient
 from harness.cluster import ClusterError, LocalCluster
 from harness.config import ConfigError, RunConfig
@@ -74,9 +75,11 @@ class RunError(Exception):
 class RunResult:
     """What a run found. ``results`` is the content of results.json (docs/run-folder.md).
 
-    ``anomalies`` are the checker's, as results.json has them: ``{"key", "sentence",
-    "ops", "prefix"}`` where ``ops`` and ``prefix`` are operation ids, positions in
-    ``operations`` (the run's history paired by ``checker.history.pair``)."""
+    ``anomalies`` are the checker's as results.json has them, ``{"key", "sentence",
+    "ops", "prefix"}`` where ``ops`` and ``prefix`` are operation ids (positions in
+    ``operations``, the run's history paired by ``checker.history.pair``), plus
+    ``"operations"``: the ops that ``ops`` names, as readable records
+    (``checker.op_record``: process, f, key, value, output, type, start, end, ...)."""
 
     verdict: str
     exit_code: int
@@ -90,9 +93,17 @@ class RunResult:
     def valid(self) -> bool:
         return self.verdict == "valid"
 
-    @property
+    @functools.cached_property
     def anomalies(self) -> list[dict[str, Any]]:
-        return list((self.results.get("checker") or {}).get("anomalies") or [])
+        found = list((self.results.get("checker") or {}).get("anomalies") or [])
+        if not found:
+            return []
+        try:
+            ops = self.operations
+        except (HistoryError, OSError):  # a history gone or damaged: the ids stay, unread
+            return found
+        return [{**a, "operations": [op_record(ops[i]) for i in runfolder.anomaly_ops(a)
+                                     if 0 <= i < len(ops)]} for a in found]
 
     @functools.cached_property
     def operations(self) -> list[Any]:

@@ -120,3 +120,20 @@ def test_the_recorder_numbers_events_and_flushes_each_line(tmp_path: Path) -> No
     assert events[1] == {"index": 1, "time": events[1]["time"], "process": "nemesis",
                          "type": "info", "f": "kill", "value": ["n1"]}
     assert rec.counts == {"invoke": 1, "ok": 1, "fail": 0, "info": 0}
+
+
+def test_result_anomalies_name_operations_by_id_and_carry_them_readable(tmp_path: Path) -> None:
+    from testkit.synthetic import write_synthetic_run
+
+    from harness.runner import RunResult
+
+    run_dir = write_synthetic_run(tmp_path / "run", ops=300, violation=True)
+    results = json.loads((run_dir / "results.json").read_text())
+    result = RunResult("invalid", 1, run_dir, RunConfig(), results)
+    [anomaly] = result.anomalies
+    assert anomaly["ops"] == results["checker"]["anomalies"][0]["ops"]  # ids, as saved
+    stale, missed = anomaly["operations"]
+    assert stale == {**stale, "id": anomaly["ops"][0], "f": "read", "key": "k-stale",
+                     "output": 1001, "type": "ok"}
+    assert (missed["f"], missed["value"]) == ("write", 1002)
+    assert result.operations[stale["id"]].output == 1001
