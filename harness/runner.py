@@ -551,7 +551,7 @@ def summary(result: RunResult) -> str:
         + (f", p50 {lat['p50']:g} ms, p99 {lat['p99']:g} ms" if lat.get("p50") is not None else "")
         + ")",
     ]
-    for anomaly in result.anomalies[:3]:
+    for anomaly in ((r.get("checker") or {}).get("anomalies") or [])[:3]:  # no history read
         lines.append(f"  anomaly on key {anomaly.get('key')}: {anomaly.get('sentence')}")
     for note in r.get("notes", []):
         lines.append(f"  note: {note}")
