@@ -25,8 +25,10 @@ def key_names(keys: int) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Op:
-    """One operation to invoke: history ``f``, ``key`` and invoke ``value``."""
+class Invocation:
+    """What a worker invokes next: history ``f``, ``key`` and invoke ``value``. Not an
+    operation yet: once recorded, its invoke and completion pair into a
+    ``checker.history.Op``, the one operation type."""
 
     f: str
     key: str
@@ -70,17 +72,17 @@ class OpGenerator:
         self._n += 1
         return self.slot + self.concurrency * self._n
 
-    def next_op(self) -> Op:
+    def next_op(self) -> Invocation:
         f = self.rng.choice(self.ops)
         key = self.rng.choice(self.keys)
         if f == "read":
-            return Op("read", key, None)
+            return Invocation("read", key, None)
         new = self._fresh_value()
         if f == "write":
-            return Op("write", key, new)
-        return Op("cas", key, [self.seen.get(key), new])
+            return Invocation("write", key, new)
+        return Invocation("cas", key, [self.seen.get(key), new])
 
-    def observe(self, op: Op, outcome: str, value: Any) -> None:
+    def observe(self, op: Invocation, outcome: str, value: Any) -> None:
         """Learn from a completion, for the next cas's ``expected``."""
         if outcome != "ok":
             return

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.client import NodeClient, Outcome
-from harness.generator import Op, OpGenerator
+from harness.generator import Invocation, OpGenerator
 from harness.recorder import Recorder
 
 
@@ -42,7 +42,7 @@ async def invoke(
     client: NodeClient,
     recorder: Recorder,
     process: int,
-    op: Op,
+    op: Invocation,
     timeout: float,
 ) -> tuple[Outcome, Any]:
     """Record the invoke, run ``op`` and record its completion; returns the
@@ -114,7 +114,7 @@ async def final_reads(
         while loop.time() < deadline:
             client = NodeClient(settings.addrs, home)
             try:
-                outcome, _ = await invoke(client, recorder, next(processes), Op("read", key, None),
+                outcome, _ = await invoke(client, recorder, next(processes), Invocation("read", key, None),
                                           min(settings.request_timeout * 2,
                                               max(0.1, deadline - loop.time())))
             finally:

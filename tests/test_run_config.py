@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import build_parser
 from harness.config import ConfigError, RunConfig
-from harness.generator import Op, OpGenerator
+from harness.generator import Invocation, OpGenerator
 from harness.recorder import Clock, Recorder
 from harness.run_cli import config_from_args
 
@@ -54,7 +54,7 @@ def test_cas_expects_what_the_worker_last_saw() -> None:
     shared: dict = {}
     a, b = (OpGenerator(1, slot, keys=1, ops=["write", "cas"], concurrency=2, rate=0, seen=shared)
             for slot in (0, 1))
-    write = Op("write", "k0", 12345)
+    write = Invocation("write", "k0", 12345)
     a.observe(write, "ok", None)
     assert all(op.value[0] == 12345 for op in (b.next_op() for _ in range(20)) if op.f == "cas"), \
         "workers of one run share what they saw"
