@@ -5,6 +5,9 @@ Library API (the command line and the pytest plugin use the same):
     from harness import RunConfig, run
     result = run(RunConfig(system="raft", nodes=3, time_limit=10, nemesis="kill"))
     result.verdict, result.anomalies, result.counts, result.run_dir
+
+``result.anomalies`` name operations by id, positions in ``result.operations``
+(docs/run-folder.md); exit codes are in docs/exit-codes.md.
 """
 
 from harness.config import ConfigError, RunConfig
