@@ -3,7 +3,7 @@
 Some faults need things outside the run folder that outlive a SIGKILLed
 harness: network namespaces and their nftables rules today (faults.netns),
 FUSE mounts when disk faults come. Before creating any of them a run
-*claims* a name with an owner record, ``STATE_DIR/<kind>-<name>.json``,
+*claims* a name with an owner record, ``<state dir>/<kind>-<name>.json``,
 holding the claiming process's PID and start time (and what it will
 create); it *releases* the record only after everything it names is gone.
 So whatever exists of a run is covered by its record from the first
@@ -33,7 +33,11 @@ import psutil
 
 #: Where owner records live: a tmpfs on Linux, so a reboot empties it (as it
 #: empties every namespace and mount the records could name).
-STATE_DIR = Path("/run/consensus-harness")
+DEFAULT_STATE_DIR = Path("/run/consensus-harness")
+#: Another folder for the records. Runs that use different folders never
+#: clean each other's leftovers (a thing without a record here is left
+#: alone); tests use it to keep their runs apart from concurrent ones.
+STATE_DIR_ENV = "CONSENSUS_HARNESS_STATE_DIR"
 #: Start times are kept in clock ticks by the kernel (10 ms); two processes
 #: with one PID that start within one tick cannot be told apart by anyone.
 START_TOLERANCE_S = 0.01
@@ -109,16 +113,22 @@ class Record:
         return record_path(self.kind, self.name)
 
 
+def state_dir() -> Path:
+    """The folder of owner records: ``$CONSENSUS_HARNESS_STATE_DIR`` or the default."""
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+
 def record_path(kind: str, name: str) -> Path:
-    return STATE_DIR / f"{kind}-{name}.json"
+    return state_dir() / f"{kind}-{name}.json"
 
 
 def claim(kind: str, name: str, data: dict[str, Any]) -> Record | None:
     """Record this process as the owner of ``kind``/``name``; None if the name
     is already claimed (by anyone, dead or alive)."""
     rec = Record(kind, name, Owner.me(), dict(data))
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = STATE_DIR / f".{kind}-{name}.{os.getpid()}.tmp"
+    folder = state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{kind}-{name}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps({"kind": kind, "name": name, **rec.owner.to_dict(), **data}))
     try:
         os.link(tmp, rec.path)  # atomic, and fails if the name is taken
@@ -149,10 +159,11 @@ def read(kind: str, name: str) -> Record | None:
 
 def names(kind: str) -> list[str]:
     """Every name of ``kind`` that has a record file, readable or not."""
-    if not STATE_DIR.is_dir():
+    folder = state_dir()
+    if not folder.is_dir():
         return []
     prefix = f"{kind}-"
-    return sorted(p.stem.removeprefix(prefix) for p in STATE_DIR.glob(f"{prefix}*.json"))
+    return sorted(p.stem.removeprefix(prefix) for p in folder.glob(f"{prefix}*.json"))
 
 
 def stale(kind: str) -> list[Record]:

@@ -258,7 +258,12 @@ class OwnerProcess:
 
 
 @pytest.fixture
-def owners(usable: None) -> Iterator[Callable[..., OwnerProcess]]:
+def owners(usable: None, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., OwnerProcess]]:
+    """Owner processes whose records (like the cleaners' of this test, and the
+    children's, which inherit the variable) are in a folder of this test's own,
+    so that concurrent tests neither clean them nor are cleaned by them."""
+    monkeypatch.setenv(owner.STATE_DIR_ENV, str(tmp_path / "owners"))
     made: list[OwnerProcess] = []
 
     def make(node: bool = False) -> OwnerProcess:
@@ -365,7 +370,7 @@ def test_a_killed_runs_lingering_node_is_ended_with_its_namespace(
 
 @pytest.fixture
 def records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(owner, "STATE_DIR", tmp_path)
+    monkeypatch.setenv(owner.STATE_DIR_ENV, str(tmp_path))
     return tmp_path
 
 
