@@ -7,7 +7,8 @@ line only parses arguments into config objects and calls the same functions
 the library API and the pytest plugin call.
 
 Exit codes follow docs/exit-codes.md: 0 valid, 1 anomaly, 2 usage/config/input
-error, 3 unknown. A user error is one line on stderr, never a traceback.
+error, 3 unknown. A user error is one line on stderr, never a traceback; so is
+Ctrl-C that a subcommand does not handle itself ("harness X: interrupted", 3).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C in any subcommand: one line, never a traceback
+        print(f"harness {args.command}: interrupted", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -427,3 +427,16 @@ def test_harness_clean_with_nothing_left_says_so(
     monkeypatch.setattr(cleanup, "CLEANERS", (cleanup.Cleaner("netns", cleanup_stale, list),))
     assert cli.main(["clean"]) == 0
     assert capsys.readouterr().out == "nothing to clean\n"
+
+
+def test_ctrl_c_in_harness_clean_is_one_line_and_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness import clean_cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clean_cli, "clean", interrupted)
+    assert cli.main(["clean"]) == 3
+    assert capsys.readouterr().err == "harness clean: interrupted\n"
