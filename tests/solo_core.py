@@ -1,10 +1,12 @@
 """A trivial protocol for testing the driver without a consensus core.
 
 Each node is its own leader: writes become log entries, fsynced by the
-driver and applied at once; reads are served from the store. Every tick it
-pings each peer, so the peer sockets carry traffic. It keeps the core_api
-contract (pure, effects through Ready) and snapshots every SNAPSHOT_EVERY
-entries, so the driver's persist/restore and compaction run for real.
+driver and committed at once (the driver's applier applies them and answers);
+reads go straight to the applier. Every fifth tick it pings each peer, so the
+peer sockets carry traffic. It keeps the core_api contract
+(docs/node-contract.md: pure, effects through ready/advance, snapshots taken
+by the applier every ``options.snapshot_entries``), so the driver's
+persist/restore and compaction run for real.
 
 Run as a node: ``python tests/solo_core.py --id n1 --cluster PATH``.
 """
@@ -25,10 +27,8 @@ from nodes.common.core_api import (
     Ready,
     Restored,
     Snapshot,
+    SoftState,
 )
-from nodes.common.kv import KVStore
-
-SNAPSHOT_EVERY = 100
 
 
 class PingCodec:
@@ -39,7 +39,7 @@ class PingCodec:
         if not isinstance(obj, dict) or obj.get("type") != "ping":
             raise ValueError("not a ping")
         if not isinstance(obj.get("src"), str) or not isinstance(obj.get("n"), int):
-            raise ValueError("bad ping fields")
+            raise ValueError("bad ping fields")  # noqa: TRY004 -- the Codec contract
         return obj
 
     def dest(self, msg: dict[str, Any]) -> str:
@@ -49,24 +49,30 @@ class PingCodec:
 class SoloCore:
     def __init__(self, config: CoreConfig, restored: Restored) -> None:
         self.cfg = config
-        self.kv = KVStore.restore(restored.snapshot.data) if restored.snapshot else KVStore()
         self.last = restored.snapshot.index if restored.snapshot else 0
         self.snap_index = self.last
-        for e in restored.entries:
-            self.kv.apply(e.data)
+        self.rd = Ready(soft_state=SoftState("leader", config.node_id, 1))
+        for e in restored.entries:  # all committed: the applier replays them
+            self.rd.committed.append((e, None))
             self.last = e.index
-        self.rd = Ready()
         self.ticks = 0
         self.pings_heard = 0
 
     def step(self, msg: dict[str, Any]) -> None:
         self.pings_heard += 1
 
+    def requests(self, batch: list[tuple[bytes, dict[str, Any]]]) -> None:
+        for client, req in batch:
+            self.request(client, req)
+
     def request(self, client: bytes, req: dict[str, Any]) -> None:
-        if req["op"] != "read":
-            self.last += 1
-            self.rd.entries.append(Entry(self.last, 1, req))
-        self.rd.replies.append((client, dict(self.kv.apply(req), id=req["id"])))
+        if req["op"] == "read":
+            self.rd.reads.append((client, req["id"], req["key"]))
+            return
+        self.last += 1
+        entry = Entry(self.last, 1, req)
+        self.rd.entries.append(entry)
+        self.rd.committed.append((entry, (client, req["id"], 1, None)))
 
     def tick(self) -> None:
         self.ticks += 1
@@ -75,21 +81,24 @@ class SoloCore:
                 self.rd.messages.append({"type": "ping", "src": self.cfg.node_id, "dest": p,
                                          "n": self.ticks})
 
+    def compact(self, snapshot: Snapshot) -> None:
+        self.rd.snapshot = Snapshot(snapshot.index, 1, snapshot.data)
+        self.snap_index = snapshot.index
+
     def ready(self) -> Ready | None:
         rd = self.rd
-        if not (rd.entries or rd.messages or rd.replies):
+        if not (rd.soft_state or rd.entries or rd.messages or rd.committed or rd.reads
+                or rd.snapshot):
             return None
-        if self.last - self.snap_index >= SNAPSHOT_EVERY:
-            rd.snapshot = Snapshot(self.last, 1, self.kv.snapshot())
-            self.snap_index = self.last
-        self.rd = Ready()
         return rd
+
+    def advance(self, rd: Ready) -> None:
+        self.rd = Ready()
 
     def status(self) -> dict[str, Any]:
         return {"role": "leader", "term": 1, "leader": self.cfg.node_id,
                 "commit_index": self.last, "last_applied": self.last,
                 "log_len": self.last - self.snap_index, "pings_heard": self.pings_heard}
-
 
 PROTOCOL = ProtocolSpec(name="solo", make_core=SoloCore, codec=PingCodec())
 

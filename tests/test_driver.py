@@ -19,7 +19,7 @@ import zmq
 from nodes.common import driver as driver_mod
 from nodes.common import storage as storage_mod
 from nodes.common.clusterfile import load_cluster, write_cluster
-from nodes.common.core_api import CoreConfig, Entry, ProtocolSpec, Ready, Restored
+from nodes.common.core_api import CoreConfig, Entry, ProtocolSpec, Ready, Restored, SoftState
 from nodes.common.driver import Driver
 
 
@@ -38,37 +38,54 @@ class Codec:
 
 class ScriptedCore:
     """Answers each write with one Ready: an entry, an early and a late peer
-    message, and the client reply; records what reached it."""
+    message, and the entry committed with its waiter (so the applier answers
+    the client); records what reached it and how the driver called it."""
 
     def __init__(self, config: CoreConfig, restored: Restored) -> None:
-        self.requests: list[dict] = []
+        self.requests_seen: list[dict] = []
         self.stepped: list[dict] = []
         self.ticks = 0
-        self.pending: Ready | None = None
+        self.pending: Ready | None = Ready(soft_state=SoftState("leader", "n1", 1))
+        self.advanced: list[Ready] = []
+        self.readies = 0
 
     def step(self, msg: dict) -> None:
         self.stepped.append(msg)
 
+    def requests(self, batch: list[tuple[bytes, dict]]) -> None:
+        for client, req in batch:
+            self.requests_seen.append(req)
+            n = len(self.requests_seen)
+            entry = Entry(n, 1, {"op": "write", "key": req["key"], "value": req["value"]})
+            self.pending = Ready(
+                soft_state=self.pending.soft_state if self.pending else None,
+                entries=[entry],
+                early_messages=[{"type": "m", "dest": "n2", "what": f"early{n}"}],
+                messages=[{"type": "m", "dest": "n2", "what": f"late{n}"}],
+                committed=[(entry, (client, req["id"], 1, None))],
+            )
+
     def request(self, client: bytes, req: dict) -> None:
-        self.requests.append(req)
-        n = len(self.requests)
-        self.pending = Ready(
-            entries=[Entry(n, 1, req)],
-            early_messages=[{"type": "m", "dest": "n2", "what": f"early{n}"}],
-            messages=[{"type": "m", "dest": "n2", "what": f"late{n}"}],
-            replies=[(client, {"id": req["id"], "ok": True})],
-        )
+        self.requests([(client, req)])
 
     def tick(self) -> None:
         self.ticks += 1
 
+    def compact(self, snapshot: object) -> None:
+        raise AssertionError("no snapshot is due")
+
     def ready(self) -> Ready | None:
-        rd, self.pending = self.pending, None
-        return rd
+        self.readies += 1
+        return self.pending  # only collects: the same Ready until advance
+
+    def advance(self, rd: Ready) -> None:
+        assert rd is self.pending, "advance must get the Ready that ready() returned"
+        self.advanced.append(rd)
+        self.pending = None
 
     def status(self) -> dict:
         return {"role": "leader", "term": 1, "leader": "n1", "commit_index": 0,
-                "last_applied": 0, "log_len": len(self.requests)}
+                "last_applied": 0, "log_len": len(self.requests_seen)}
 
 
 class RecordingDealer:
@@ -133,12 +150,30 @@ def test_effects_run_in_ready_order_around_the_fsync(running) -> None:
     c = client(cluster.nodes["n1"].client_bind)
     try:
         c.send(msgpack.packb({"id": 1, "op": "write", "key": "k", "value": 1}))
-        assert recv(c) == {"id": 1, "ok": True}
+        assert recv(c) == {"id": 1, "ok": True}  # from the applier, not the core
         # At the moment the reply arrived, everything before it had happened:
         # early message before the (slow) fsync, the rest after it.
         assert events[:3] == ["send:early1", "fsync", "send:late1"]
     finally:
         c.close()
+
+
+@pytest.mark.timeout(60)
+def test_one_ready_one_advance_soft_state_logged(running) -> None:
+    cluster, _events, cores, log = running
+    c = client(cluster.nodes["n1"].client_bind)
+    try:
+        c.send(msgpack.packb({"id": 1, "op": "write", "key": "k", "value": 1}))
+        assert recv(c)["ok"]
+    finally:
+        c.close()
+    core = cores[0]
+    assert core.advanced[0].soft_state == SoftState("leader", "n1", 1)
+    assert core.readies >= len(core.advanced)  # idle turns collect None
+    deadline = time.monotonic() + 10
+    while "became leader at term 1" not in log.read_text():
+        assert time.monotonic() < deadline, "the soft state was never logged"
+        time.sleep(0.01)
 
 
 @pytest.mark.timeout(60)
@@ -167,7 +202,7 @@ def test_status_malformed_and_garbage_never_reach_the_core(running) -> None:
             assert time.monotonic() < deadline, "a good peer message never reached the core"
             time.sleep(0.01)
         assert cores[0].stepped == [{"type": "m", "dest": "n1", "what": "good"}]
-        assert cores[0].requests == []  # status and malformed requests stayed in the driver
+        assert cores[0].requests_seen == []  # status and malformed requests stayed in the driver
         assert cores[0].ticks > 0
     finally:
         c.close()

@@ -278,7 +278,7 @@ def test_pipelined_writes_share_fsyncs(tmp_path: Path) -> None:
         sock.setsockopt(zmq.LINGER, 0)
         try:
             sock.connect(addr)
-            for i in range(90):  # below solo_core's snapshot interval: no compaction
+            for i in range(90):  # below the default snapshot interval: no compaction
                 sock.send(msgpack.packb({"id": i, "op": "write", "key": f"k{i}", "value": i}))
             replies = set()
             while len(replies) < 90:

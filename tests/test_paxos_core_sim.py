@@ -76,11 +76,13 @@ class Invariants:
             if first != value:
                 raise SimError(f"slot {s} chosen twice: {first} and, at {node_id}, {value}")
         self.checked[node_id] = core.commit
-        state = self.state_at.get(core.applied)
+        applier = net.nodes[node_id].applier
+        assert applier is not None
+        state = self.state_at.get(applier.applied)
         if state is None:
-            self.state_at[core.applied] = dict(core.kv.data)
-        elif state != core.kv.data:
-            raise SimError(f"{node_id} applied {core.applied} slots into {core.kv.data}, "
+            self.state_at[applier.applied] = dict(applier.kv.data)
+        elif state != applier.kv.data:
+            raise SimError(f"{node_id} applied {applier.applied} slots into {applier.kv.data}, "
                            f"another node into {state}")
 
 
@@ -120,7 +122,7 @@ def heal_and_check_liveness(net: SimNet, seed: int) -> None:
 
     assert net.run_until(progressed, max_rounds=3000), (
         f"seed {seed}: no progress after healing: {[net.status(i) for i in net.ids]}")
-    states = {i: net.nodes[i].core.kv.data for i in net.ids}
+    states = {i: net.kv(i).data for i in net.ids}
     first = states[net.ids[0]]
     assert all(s == first for s in states.values()), f"seed {seed}: states differ: {states}"
     assert first.get("live") == seed

@@ -146,7 +146,7 @@ def settle(net: SimNet) -> None:
         return all(c.status()["last_applied"] == target for c in cores)
 
     assert net.run_until(converged, 3000), "replicas never converged"
-    states = {i: net.core(i).kv.data for i in net.ids}  # type: ignore[attr-defined]
+    states = {i: net.kv(i).data for i in net.ids}  # type: ignore[attr-defined]
     first = states[net.ids[0]]
     assert all(s == first for s in states.values()), f"replicas diverged: {states}"
 

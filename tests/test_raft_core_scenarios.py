@@ -15,6 +15,7 @@ import pytest
 from simnet import FAST_TIMING, SimError, SimNet
 from test_raft_core import RaftInvariants, new_net, settle
 
+from nodes.common.applier import Applier
 from nodes.common.core_api import CoreConfig, Entry, Restored, Snapshot, Timing
 from nodes.raft import PROTOCOL, make_core
 from nodes.raft.core import RaftCore
@@ -148,7 +149,7 @@ def test_figure8_commit_old_term_bug_commits_then_loses_the_entry() -> None:
     net, _inv = figure8(bugs=["commit-old-term"])
     n1 = net.ids[0]
     assert raft(net, n1).commit_index == 2  # the bug: committed by counting replicas
-    assert raft(net, n1).kv.data == {"x": "a"}
+    assert net.kv(n1).data == {"x": "a"}
     with pytest.raises(SimError, match="leader completeness|state machine safety"):
         figure8_step_d(net)
 
@@ -230,8 +231,8 @@ def test_group_commit_and_batching_one_ready_one_append_per_follower() -> None:
     net, leader = stable_leader()
     core = raft(net, leader)
     net.deliver_all()
-    for k in range(100):
-        net.propose(leader, {"op": "write", "key": f"k{k}", "value": k}, flush=False)
+    net.propose_batch(leader, [{"op": "write", "key": f"k{k}", "value": k} for k in range(100)],
+                      flush=False)
     rd = core.ready()
     assert rd is not None
     assert [e.index for e in rd.entries] == list(range(core.last_index - 99, core.last_index + 1))
@@ -292,7 +293,7 @@ def test_restart_restores_term_vote_log_and_state() -> None:
     assert (after.term, after.vote, after.last_index) == (term, vote, last)
     assert after.commit_index == 0  # commit is volatile: learnt again from the leader
     net.run_until(lambda: raft(net, follower).last_applied == raft(net, leader).commit_index)
-    assert raft(net, follower).kv.data == {"x": 9}
+    assert net.kv(follower).data == {"x": 9}
 
 
 def test_snapshot_compacts_and_install_snapshot_catches_up_a_far_follower() -> None:
@@ -313,15 +314,16 @@ def test_snapshot_compacts_and_install_snapshot_catches_up_a_far_follower() -> N
     net.restart(laggard)
     assert net.run_until(lambda: raft(net, laggard).last_applied == lead.commit_index, 200)
     assert snapshots and snapshots[0].dest == laggard
-    assert raft(net, laggard).kv.data == lead.kv.data
+    assert net.kv(laggard).data == net.kv(lead.id).data
     # Restart from snapshot plus log gives the same state.
     net.crash(laggard)
     net.restart(laggard)
     core = raft(net, laggard)
-    assert core.snap_index > 0 and core.kv.data == {
-        k: v for k, v in core.kv.data.items()}
+    applier = net.nodes[laggard].applier
+    assert core.snap_index > 0 and applier is not None and applier.applied == core.snap_index
+    assert net.kv(laggard).data  # the store comes back from the snapshot, not from replay
     net.run_until(lambda: raft(net, laggard).last_applied == lead.commit_index, 200)
-    assert raft(net, laggard).kv.data == lead.kv.data
+    assert net.kv(laggard).data == net.kv(lead.id).data
 
 
 def test_restored_snapshot_sets_state_and_rejects_gaps() -> None:
@@ -330,7 +332,7 @@ def test_restored_snapshot_sets_state_and_rejects_gaps() -> None:
     core = make_core(cfg, Restored({"term": 3, "vote": "n2"}, snap,
                                    [Entry(6, 3, {"op": "write", "key": "y", "value": 1})]))
     assert (core.term, core.vote, core.snap_index, core.last_index) == (3, "n2", 5, 6)
-    assert core.kv.data == {"x": 7} and core.last_applied == 5
+    assert Applier("n1", snap, 10_000).kv.data == {"x": 7} and core.last_applied == 5
     with pytest.raises(ValueError, match="gap"):
         make_core(cfg, Restored(None, snap, [Entry(7, 3, None)]))
 

@@ -1,39 +1,61 @@
 """The seam between a pure consensus core and the driver that does its I/O.
 
-A core (``nodes/raft/core.py``, ``nodes/paxos/core.py``) is a deterministic
-state machine in the style of etcd-io/raft: no sockets, no clock, no global
-random. The driver (``nodes/common/driver.py``) owns ZeroMQ, the disk and
-time, and talks to a core only through this module.
+The contract is written out in docs/node-contract.md ("The core and the
+driver"); this module is its code. A core (``nodes/raft/core.py``,
+``nodes/paxos/core.py``) is a deterministic state machine in the style of
+etcd-io/raft: no sockets, no clock, no global random, and no key-value store.
+The driver (``nodes/common/driver.py``, or the simulator ``nodes/sim``) owns
+ZeroMQ, the disk, time and the state machine (``nodes/common/applier.py``),
+and talks to a core only through this module.
 
 Inputs, called by the driver (never re-entrantly):
 
-- ``core.step(msg)``            a decoded peer message (the core's own type)
-- ``core.request(client, req)`` a validated client request; ``client`` is an
-                                opaque routing id the reply must carry back
-- ``core.tick()``               one logical tick; the driver calls it every
-                                ``Timing.tick_ms`` of wall time, so timeouts
-                                are counted in ticks
-- ``core.status()``             the ``status`` reply body (no consensus)
+- ``core.step(msg)``             a decoded peer message (the core's own type)
+- ``core.requests(batch)``       the validated client requests of one loop
+                                 turn, ``[(client, req), ...]``; ``client`` is
+                                 an opaque routing id the reply must carry back.
+                                 A leader replicates the whole batch with one
+                                 message per follower and starts at most one
+                                 read-index round for it (group commit).
+                                 ``core.request(client, req)`` is a batch of one.
+- ``core.tick()``                one logical tick; the driver calls it every
+                                 ``Timing.tick_ms`` of wall time
+- ``core.compact(snapshot)``     the applier took ``snapshot`` of the state
+                                 machine; the core drops its log up to it
+- ``core.status()``              the ``status`` reply body (no consensus)
 
-After a batch of inputs the driver calls ``core.ready()``. A ``Ready`` lists
-the effects in the order their duties require, and the driver performs them
-in exactly this order:
+Output, once per batch of inputs: ``rd = core.ready()`` only COLLECTS what the
+inputs produced (it sends nothing, starts no round, changes no protocol
+state; called twice it returns the same effects). The driver carries ``rd``
+out and then calls ``core.advance(rd)``, which tells the core that all of it
+happened: the core forgets those effects and remembers ``rd.soft_state`` as
+the one last reported. Order of carrying out, which every driver keeps:
 
-1. ``meta`` (term/vote, or promised ballot) replaced atomically, then
+1. ``early_messages`` are sent between the log write and its fsync, but only
+   when ``meta`` and ``truncate_from`` are None (else they go with step 3);
+2. ``meta`` (term/vote, or promised ballot) replaced atomically, then
    ``truncate_from`` and ``entries`` appended to the log, then ``snapshot``
-   saved (and the log compacted up to it) -- all fsynced before step 2, since
+   saved (and the log compacted up to it) -- all fsynced before step 3, since
    every message and reply in this Ready may depend on them;
-2. ``messages`` sent to peers (best effort: the network may lose them);
-3. ``replies`` sent to clients.
+3. the applier applies ``committed`` (and, if ``restore``, first replaces the
+   state machine by ``snapshot``), answers their waiters and the confirmed
+   ``reads``; ``messages`` are sent to peers (best effort); then ``replies``
+   (the core's and the applier's) go to clients.
+
+Why early messages are safe (Raft thesis 10.2.1): they are a leader's
+replication messages, which claim nothing about its own disk; the driver
+handles no input (so counts no acknowledgement) until the fsync is done, and
+the replies they may release wait for it too.
 
 A core never sees a Ready's effects fail: if the disk fails the driver exits
 (a node that cannot persist must not speak).
 
 Restart: the driver reads the data directory into ``Restored`` and passes it
-to the core's constructor. The storage guarantees that ``Restored`` holds
-everything that was fsynced: the newest meta, the newest snapshot, and the
-log entries after it, where a later write of an index replaces the earlier
-one and ``truncate_from`` removed everything at or past its index.
+to the core's constructor (and its snapshot to the applier's). The storage
+guarantees that ``Restored`` holds everything that was fsynced: the newest
+meta, the newest snapshot, and the log entries after it, where a later write
+of an index replaces the earlier one and ``truncate_from`` removed everything
+at or past its index.
 """
 
 from __future__ import annotations
@@ -43,7 +65,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-#: A client request after validation by the driver. Keys as in DESIGN.md:
+from nodes.common.options import CoreOptions
+
+#: A client request after validation by the driver (docs/node-contract.md):
 #: ``id`` (int), ``op`` ("read" | "write" | "cas"), ``key`` (str),
 #: ``value`` and ``expected`` (any msgpack value). ``status`` never reaches
 #: the core's ``request``.
@@ -51,6 +75,16 @@ ClientRequest = dict[str, Any]
 
 #: A client reply body: ``{"id", "ok", "value"?, "error"?, "definite"?, "leader"?}``.
 ClientReply = dict[str, Any]
+
+#: A client waiting for its command at a log index: (client, request id, term,
+#: command). It is the client's own entry iff the committed entry holds a
+#: command and, where given (not None), has that ``term`` (Raft: Log
+#: Matching) and equals that ``command`` (Paxos: a slot is chosen with one value).
+Waiter = tuple[bytes, Any, "int | None", Any]
+
+#: A read the core confirmed: (client, request id, key). Its read index is
+#: at or below the entries committed so far, so the applier answers it at once.
+ConfirmedRead = tuple[bytes, Any, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,25 +109,38 @@ class Snapshot:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    """Who this node thinks it is: not durable, reported when it changes.
+    ``term`` is Raft's term or the round of Paxos's promised ballot."""
+
+    role: str
+    leader: str | None
+    term: int
+
+
 @dataclass(slots=True)
 class Ready:
-    """Effects to perform, in field order (see the module header)."""
+    """Effects to carry out (see the module header for the order)."""
 
+    #: Set only when (role, leader, term) differs from the last advanced Ready.
+    soft_state: SoftState | None = None
     meta: dict[str, Any] | None = None
     truncate_from: int | None = None
     entries: list[Entry] = field(default_factory=list)
     snapshot: Snapshot | None = None
+    #: ``snapshot`` came from a peer: the state machine is replaced by it
+    #: (after the committed entries at or below its index are applied).
+    restore: bool = False
     messages: list[Any] = field(default_factory=list)
     replies: list[tuple[bytes, ClientReply]] = field(default_factory=list)
-    #: Optional (added for the leader's parallel disk write, Raft thesis
-    #: 10.2.1): messages that claim nothing about this node's durable state,
-    #: e.g. a Raft leader's AppendEntries. When ``meta`` and ``truncate_from``
-    #: are None the driver sends them after writing ``entries`` but BEFORE
-    #: the fsync, so the leader's disk write overlaps the followers'. Safe
-    #: because the driver handles no input until the fsync is done: no
-    #: acknowledgement of these entries is counted before they are durable
-    #: here. Otherwise they are sent with ``messages``, after the fsync.
+    #: Messages that claim nothing about this node's durable state (a
+    #: leader's replication messages); see the module header, step 1.
     early_messages: list[Any] = field(default_factory=list)
+    #: Entries newly known committed, in order, each with its waiter (or None).
+    committed: list[tuple[Entry, Waiter | None]] = field(default_factory=list)
+    #: Reads confirmed by a read-index round (or, under BUG stale-read, not).
+    reads: list[ConfirmedRead] = field(default_factory=list)
 
     def needs_fsync(self) -> bool:
         return (
@@ -132,19 +179,26 @@ class CoreConfig:
     node_id: str
     peers: tuple[str, ...]  # the other nodes' ids, sorted
     timing: Timing
-    options: dict[str, Any]  # cluster.json "options" (read_mode, bugs, ...)
+    options: dict[str, Any]  # cluster.json "options"; read through CoreOptions
     rng: random.Random  # seeded by the driver; the core's only randomness
 
     @property
     def bugs(self) -> frozenset[str]:
         return frozenset(self.options.get("bugs") or ())
 
+    def parsed(self) -> CoreOptions:
+        """The options with their defaults (nodes/common/options.py); ValueError if bad."""
+        return CoreOptions.parse(self.options)
+
 
 class Core(Protocol):
     def step(self, msg: Any) -> None: ...
     def request(self, client: bytes, req: ClientRequest) -> None: ...
+    def requests(self, batch: list[tuple[bytes, ClientRequest]]) -> None: ...
     def tick(self) -> None: ...
+    def compact(self, snapshot: Snapshot) -> None: ...
     def ready(self) -> Ready | None: ...
+    def advance(self, rd: Ready) -> None: ...
     def status(self) -> dict[str, Any]: ...
 
 
@@ -164,3 +218,5 @@ class ProtocolSpec:
     name: str
     make_core: Callable[[CoreConfig, Restored], Core]
     codec: Codec
+    #: What ``SoftState.term`` is called in log lines: "term" or "ballot".
+    term_name: str = "term"

@@ -1,7 +1,9 @@
 """The node driver: one ZeroMQ poll loop that gives a pure core its I/O.
 
 Owns the process side of a node for any protocol (``core_api.ProtocolSpec``):
-sockets, the data directory, time, signals and log lines. The loop, in order:
+sockets, the data directory, time, signals, log lines and the state machine
+(``nodes/common/applier.py``). The contract it keeps with the core is
+docs/node-contract.md, "The core and the driver". The loop, in order:
 
 1. poll the peer and client ROUTERs, at most until the next tick is due;
 2. drain every readable peer message (up to ``MAX_BATCH``) through
@@ -9,15 +11,18 @@ sockets, the data directory, time, signals and log lines. The loop, in order:
    commits from these acks reach clients without waiting for the fsync of
    the next batch of writes;
 3. drain every readable client request (up to ``MAX_BATCH``), validated,
-   into ``core.request``; ``status`` is answered here at once;
+   into ONE ``core.requests(batch)``; ``status`` is answered here at once;
 4. call ``core.tick()`` once per ``Timing.tick_ms`` of monotonic time that
    has passed (timers come from poll timeouts, never from threads);
-5. flush: call ``core.ready()`` and perform its effects in order: persist
-   and fsync (storage), then peer messages, then client replies.
-   ``early_messages`` go out between the log write and its fsync (see
-   ``core_api.Ready``).
+5. flush: ``rd = core.ready()`` once, carried out in order -- persist and
+   fsync (storage; ``early_messages`` go out between the log write and its
+   fsync), the applier applies ``rd.committed`` and answers ``rd.reads``,
+   peer messages, client replies -- then ``core.advance(rd)`` once, and a
+   snapshot the applier took goes to ``core.compact``.
 
-Because step 2 drains everything that queued up while the previous fsync ran,
+So each batch of inputs (the peer messages of step 2; the client requests and
+ticks of steps 3-4) is followed by exactly one ready()/advance() pair.
+Because step 3 drains everything that queued up while the previous fsync ran,
 many client writes share one Ready and one fsync (group commit), and the batch
 grows with load by itself.
 
@@ -32,7 +37,8 @@ Invariants:
   parent process dies (``os.getppid()`` changes), so a killed harness leaves
   no orphans.
 - Log lines are per event a person cares about (start, role and leader
-  changes, dropped torn tail, malformed input), never per message.
+  changes as reported by ``Ready.soft_state``, dropped torn tail, malformed
+  input), never per message.
 
 Randomness: ``CoreConfig.rng`` is seeded from the node id, pid and start
 time, so nodes (re)started at the same moment still draw different election
@@ -55,14 +61,15 @@ from typing import Any, TextIO
 import zmq
 
 from nodes.common import wire
+from nodes.common.applier import Applier
 from nodes.common.clusterfile import ClusterConfig
-from nodes.common.core_api import CoreConfig, ProtocolSpec
+from nodes.common.core_api import CoreConfig, ProtocolSpec, SoftState
+from nodes.common.options import CoreOptions
 from nodes.common.storage import Storage, StorageError
 
 MAX_BATCH = 1024  # messages drained per socket before the core gets to act
 MAX_TICK_CATCHUP = 50  # after a long stall (SIGSTOP), do not replay more ticks than this
 PARENT_CHECK_S = 0.2
-STATUS_CHECK_S = 0.05  # how often role/leader changes are looked for (for log lines)
 BIND_RETRY_S = 2.0  # a restarted node may briefly race its predecessor's socket close
 
 
@@ -176,6 +183,8 @@ class Driver:
         )
         try:
             core = self.spec.make_core(config, restored)
+            applier = Applier(self.id, restored.snapshot,
+                              CoreOptions.parse(self.cluster.options).snapshot_entries)
         except ValueError as exc:  # restored state the core cannot use: damage, not a bug
             raise NodeExit(2, f"{self.id}: data dir {self.me.data_dir} holds state the "
                               f"{self.spec.name} core cannot use: {exc}") from None
@@ -199,7 +208,7 @@ class Driver:
                 dealers[peer] = wire.connect_dealer(ctx, self.cluster.routes[self.id][peer], self.id)
                 socks.append(dealers[peer])
             self.log(f"listening: peers at {self.me.peer_bind}, clients at {self.me.client_bind}")
-            self._loop(core, storage, peer_sock, client_sock, dealers)
+            self._loop(core, applier, storage, peer_sock, client_sock, dealers)
         finally:
             for s in socks:
                 s.close(linger=0)
@@ -227,6 +236,7 @@ class Driver:
     def _loop(
         self,
         core: Any,
+        applier: Applier,
         storage: Storage,
         peer_sock: zmq.Socket,
         client_sock: zmq.Socket,
@@ -235,7 +245,9 @@ class Driver:
         # Locals, not attributes, on the hot path.
         codec = self.spec.codec
         decode, encode, dest_of = codec.decode, codec.encode, codec.dest
-        step, request, tick, ready = core.step, core.request, core.tick, core.ready
+        step, requests, tick = core.step, core.requests, core.tick
+        ready, advance, compact = core.ready, core.advance, core.compact
+        apply = applier.apply
         unpackb, packb = wire.unpackb, wire.packb
         validate = wire.validate_request
         # Plain ints, not pyzmq's enum flags, and single-frame send/recv calls:
@@ -261,8 +273,7 @@ class Driver:
         now = monotonic()
         next_tick = now + tick_s
         next_parent_check = now + PARENT_CHECK_S
-        next_status_check = now
-        last_role: tuple[Any, Any, Any] | None = None
+        shown: list[SoftState | None] = [None]  # the soft state last logged
 
         def send_all(msgs: list[Any]) -> None:
             for m in msgs:
@@ -275,33 +286,37 @@ class Driver:
                     self.dropped_sends += 1
 
         def flush() -> None:
-            """Perform the core's Ready effects; peer acks get here before the
-            next batch of client writes, so replies wait for no extra fsync."""
-            for _ in range(8):  # a Ready's effects may release more (e.g. commits)
-                rd = ready()
-                if rd is None:
-                    break
-                early = rd.early_messages
-                if (rd.meta is not None or rd.truncate_from is not None or rd.entries
-                        or rd.snapshot is not None):
-                    try:
-                        if early:
-                            persist(rd, lambda early=early: send_all(early))
-                        else:
-                            persist(rd)
-                    except OSError as exc:
-                        raise NodeExit(1, f"{node_id}: cannot persist to {storage.dir}: "
-                                          f"{exc.strerror or exc}; stopping") from None
-                elif early:
-                    send_all(early)
-                if rd.messages:
-                    send_all(rd.messages)
-                for client, reply in rd.replies:
-                    try:
-                        client_send(client, NOBLOCK_MORE)
-                        client_send(packb(reply), NOBLOCK)
-                    except zmq.ZMQError:
-                        pass  # client gone or flooded: it will time out
+            """Carry out the core's one Ready, then advance it (module header, step 5)."""
+            rd = ready()
+            if rd is None:
+                return
+            if rd.soft_state is not None:
+                shown[0] = self._log_soft_state(rd.soft_state, shown[0])
+            early = rd.early_messages
+            if (rd.meta is not None or rd.truncate_from is not None or rd.entries
+                    or rd.snapshot is not None):
+                try:
+                    if early:
+                        persist(rd, lambda early=early: send_all(early))
+                    else:
+                        persist(rd)
+                except OSError as exc:
+                    raise NodeExit(1, f"{node_id}: cannot persist to {storage.dir}: "
+                                      f"{exc.strerror or exc}; stopping") from None
+            elif early:
+                send_all(early)
+            snap = apply(rd)
+            if rd.messages:
+                send_all(rd.messages)
+            for client, reply in rd.replies:
+                try:
+                    client_send(client, NOBLOCK_MORE)
+                    client_send(packb(reply), NOBLOCK)
+                except zmq.ZMQError:
+                    pass  # client gone or flooded: it will time out
+            advance(rd)
+            if snap is not None:
+                compact(snap)  # saved with the next Ready
 
         while not self._stop:
             wait_ms = (next_tick - monotonic()) * 1000.0
@@ -330,6 +345,7 @@ class Driver:
                 got_peer = True
             if got_peer:
                 flush()
+            batch: list[tuple[bytes, dict[str, Any]]] = []
             for _ in range(MAX_BATCH):
                 try:
                     head = client_recv(NOBLOCK, copy=False)
@@ -357,7 +373,9 @@ class Driver:
                     self._reply(client_send, client, {"id": req["id"], "ok": True,
                                                       "node": node_id, "pid": pid, **body})
                 else:
-                    request(client, req)
+                    batch.append((client, req))
+            if batch:
+                requests(batch)
 
             now = monotonic()
             if now >= next_tick:
@@ -374,9 +392,6 @@ class Driver:
                     if os.getppid() != parent:
                         self._stop = True
                         self._stop_reason = f"parent process {parent} died"
-                if now >= next_status_check:
-                    next_status_check = now + STATUS_CHECK_S
-                    last_role = self._log_role_change(core, last_role)
             flush()
 
     @staticmethod
@@ -393,20 +408,19 @@ class Driver:
         while last.more:
             last = sock.recv(zmq.NOBLOCK, copy=False)
 
-    def _log_role_change(self, core: Any, last: tuple[Any, Any, Any] | None) -> tuple[Any, Any, Any]:
-        st = core.status()
-        term = st.get("term", st.get("ballot"))
-        now = (st.get("role"), st.get("leader"), term)
-        if last is None or now[0] != last[0] or now[1] != last[1]:
-            role, leader, _ = now
-            what = "term" if "term" in st else "ballot"
-            if role == "leader":
-                self.log(f"became leader at {what} {term}")
-            elif leader:
-                self.log(f"is {role}, following {leader} at {what} {term}")
-            else:
-                self.log(f"is {role} at {what} {term}, no known leader")
-        return now
+    def _log_soft_state(self, soft: SoftState, last: SoftState | None) -> SoftState:
+        """One log line when the role or the known leader changed (a term
+        change alone is not news); returns the soft state now shown."""
+        if last is not None and soft.role == last.role and soft.leader == last.leader:
+            return last
+        what, term = self.spec.term_name, soft.term
+        if soft.role == "leader":
+            self.log(f"became leader at {what} {term}")
+        elif soft.leader:
+            self.log(f"is {soft.role}, following {soft.leader} at {what} {term}")
+        else:
+            self.log(f"is {soft.role} at {what} {term}, no known leader")
+        return soft
 
 
 def run_node(spec: ProtocolSpec, cluster: ClusterConfig, node_id: str) -> int:

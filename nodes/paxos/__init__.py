@@ -5,6 +5,6 @@ from nodes.common.core_api import ProtocolSpec
 from nodes.paxos.codec import codec
 from nodes.paxos.core import make_core
 
-PROTOCOL = ProtocolSpec("paxos", make_core, codec)
+PROTOCOL = ProtocolSpec("paxos", make_core, codec, term_name="ballot")
 
 __all__ = ["PROTOCOL"]

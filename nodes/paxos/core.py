@@ -1,8 +1,10 @@
 """The Multi-Paxos core: proposer, acceptor and learner of one node, as a pure state machine.
 
 Owns the protocol of Lamport, "Paxos Made Simple" (section 2 for one slot,
-section 3 for the replicated log with a stable leader), with no I/O: the
-driver feeds ``step``/``request``/``tick`` and performs the ``Ready`` effects.
+section 3 for the replicated log with a stable leader), with no I/O and no
+store: the driver feeds ``step``/``requests``/``tick``, collects ``ready()``,
+carries it out (the applier, nodes/common/applier.py, applies the chosen
+slots) and calls ``advance`` (docs/node-contract.md, "The core and the driver").
 
 Roles and what each keeps:
 
@@ -10,7 +12,8 @@ Roles and what each keeps:
   and, per slot, the accepted (ballot, value) (durable as a log Entry: index =
   slot, term = ballot round, data = [round, node, value, chosen]).
 - Learner: ``commit`` (every slot up to it is known chosen), ``applied`` (the
-  key-value store reflects slots up to it), applied in slot order.
+  slots up to it were handed to the applier in ``Ready.committed``, in slot
+  order).
 - Proposer/leader: a ballot ``(round, node)`` that won phase 1 once for all
   slots past its ``commit``; then phase 2 per batch of commands, pipelined.
 
@@ -34,9 +37,10 @@ Invariants (and why they give safety):
    unchosen slot still needs.
 
 Reads: ``read_mode`` "log" puts reads in the log like writes; "index" (the
-default, as for Raft) confirms leadership with a majority round (the acceptors echo the
-leader's ``seq`` only while they have promised nothing higher) and serves the
-read once everything the leader proposed before it is applied.
+default, nodes/common/options.py) confirms leadership with a majority round
+(the acceptors echo the leader's ``seq`` only while they have promised
+nothing higher) and hands the read to the applier once everything the leader
+proposed before it is chosen (nodes/common/readindex.py).
 
 Known-bug flags (cluster.json options.bugs, all off by default), each
 changing only what its name says: ``stale-read`` (a leader answers reads from
@@ -50,16 +54,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodes.common.applier import unknown_outcome
 from nodes.common.core_api import (
     ClientReply,
     ClientRequest,
+    ConfirmedRead,
     CoreConfig,
     Entry,
     Ready,
     Restored,
     Snapshot,
+    SoftState,
+    Waiter,
 )
-from nodes.common.kv import KVStore
+from nodes.common.quorum import quorum, quorum_value
+from nodes.common.readindex import ReadQueue
 from nodes.paxos.codec import ballot_of, check_command
 from nodes.paxos.messages import (
     ZERO_BALLOT,
@@ -77,9 +86,6 @@ FOLLOWER = "follower"
 CANDIDATE = "candidate"
 LEADER = "leader"
 
-#: Apply this many slots between snapshots unless options.snapshot_entries says
-#: otherwise (the same option name and default as the Raft core).
-DEFAULT_SNAPSHOT_ENTRIES = 10_000
 #: At most this many entries per retransmitted Accept or per Learn.
 MAX_BATCH = 1024
 #: Client requests a candidate holds while phase 1 runs (beyond: not_leader).
@@ -103,19 +109,15 @@ class PaxosCore:
     def __init__(self, cfg: CoreConfig, restored: Restored) -> None:
         self.id = cfg.node_id
         self.peers = cfg.peers
-        self.quorum = (len(cfg.peers) + 1) // 2 + 1
+        self.quorum = quorum(len(cfg.peers) + 1)
         self.rng = cfg.rng
-        bugs = cfg.bugs
+        opts = cfg.parsed()
+        bugs = opts.bugs
         self.bug_stale_read = "stale-read" in bugs
         self.bug_early_ack = "early-ack" in bugs
         self.bug_no_adopt = "no-adopt" in bugs
         self.bug_forget_promise = "forget-promise" in bugs
-        opts = cfg.options
-        read_mode = opts.get("read_mode") or "index"
-        if read_mode not in ("index", "log"):
-            raise ValueError(f"read_mode must be 'index' or 'log', not {read_mode!r}")
-        self.read_via_log = read_mode == "log"
-        self.snapshot_every = max(1, int(opts.get("snapshot_entries") or DEFAULT_SNAPSHOT_ENTRIES))
+        self.read_via_log = opts.read_mode == "log"
         t = cfg.timing
         self.hb_ticks = t.ticks(t.heartbeat_ms)
         lo, hi = t.election_timeout_ms
@@ -128,7 +130,6 @@ class PaxosCore:
         # Acceptor + learner state.
         self.promised: Ballot = ZERO_BALLOT
         self.log: dict[int, Slot] = {}
-        self.kv = KVStore()
         self.snapshot: Snapshot | None = None
         self.snap_index = 0
         self.commit = 0
@@ -145,10 +146,9 @@ class PaxosCore:
         self.queued: list[tuple[bytes, ClientRequest]] = []
         self.acks: dict[int, set[str]] = {}  # unchosen slots proposed in our ballot
         self.born: dict[int, int] = {}  # slot -> tick it was (re)sent, for retransmission
-        self.pending: dict[int, tuple[bytes | None, int, Value]] = {}  # slot -> client
-        self.reads: list[tuple[bytes, ClientRequest, int, int]] = []  # client, req, seq, index
-        self.read_seq = 0
-        self.read_round_wanted = False
+        # slot -> (client or None under BUG early-ack, request id, None, command)
+        self.pending: dict[int, Waiter] = {}
+        self.reads = ReadQueue()  # read-index; its seq is the round our Accepts carry
         self.peer_seq: dict[str, int] = {}
         self.peer_heard: dict[str, int] = {}
         self.catchup: dict[str, tuple[int, int]] = {}  # peer -> (sent up to, at tick)
@@ -171,6 +171,10 @@ class PaxosCore:
         # only with acks, which the driver reads after that fsync.
         self.out_early: list[Any] = []
         self.out_replies: list[tuple[bytes, ClientReply]] = []
+        self.out_committed: list[tuple[Entry, Waiter | None]] = []
+        self.out_reads: list[ConfirmedRead] = []
+        self.out_restore = False
+        self._soft: SoftState | None = None  # of the last advanced Ready
 
         self._restore(restored)
 
@@ -189,7 +193,6 @@ class PaxosCore:
                 self.promised = promised
         if restored.snapshot is not None:
             snap = restored.snapshot
-            self.kv = KVStore.restore(snap.data)
             self.snapshot = snap
             self.snap_index = self.commit = self.applied = snap.index
         top_round = self.promised[0]
@@ -235,10 +238,25 @@ class PaxosCore:
             self._on_prepare(msg)
         elif kind is Promise:
             self._on_promise(msg)
+            if self.role == LEADER and (self.new_entries or self.reads.unstarted):
+                self._flush_leader()  # we just won phase 1: send what we adopted
         elif kind is Learn:
             self._on_learn(msg)
 
+    def requests(self, batch: list[tuple[bytes, ClientRequest]]) -> None:
+        """One loop turn's client requests: proposed together, then ONE Accept
+        per peer (carrying at most one new read round) for all of them."""
+        one = self._request
+        for client, req in batch:
+            one(client, req)
+        if self.role == LEADER:
+            self._flush_leader()
+
     def request(self, client: bytes, req: ClientRequest) -> None:
+        """A batch of one (see ``requests``)."""
+        self.requests([(client, req)])
+
+    def _request(self, client: bytes, req: ClientRequest) -> None:
         if self.role != LEADER:
             if self.role == CANDIDATE and len(self.queued) < MAX_QUEUED:
                 self.queued.append((client, req))
@@ -249,11 +267,10 @@ class PaxosCore:
         if op == "read":
             if self.bug_stale_read:
                 # BUG stale-read: no check that we still lead, no wait for the log.
-                self.out_replies.append((client, dict(self.kv.read(req["key"]), id=req["id"])))
+                self.out_reads.append((client, req["id"], req["key"]))
                 return
             if not self.read_via_log:
-                self.reads.append((client, req, self.read_seq + 1, self.next_slot - 1))
-                self.read_round_wanted = True
+                self.reads.add(client, req["id"], req["key"], self.next_slot - 1)
                 return
             cmd: dict[str, Any] = {"op": "read", "key": req["key"]}
         elif op == "write":
@@ -267,9 +284,9 @@ class PaxosCore:
             # BUG early-ack: acknowledged once in our own log (fsynced with this
             # Ready), before any other acceptor has it.
             self.out_replies.append((client, {"id": req["id"], "ok": True}))
-            self.pending[slot] = (None, req["id"], cmd)
+            self.pending[slot] = (None, req["id"], None, cmd)  # type: ignore[assignment]
         else:
-            self.pending[slot] = (client, req["id"], cmd)
+            self.pending[slot] = (client, req["id"], None, cmd)
         self._propose(slot, cmd)  # last: a one-node cluster applies it at once
 
     def status(self) -> dict[str, Any]:
@@ -288,32 +305,52 @@ class PaxosCore:
         }
 
     def ready(self) -> Ready | None:
-        if self.role == LEADER:
-            self._flush_leader()
+        """Collect the effects of the inputs since the last ``advance`` (changes nothing)."""
+        soft = self._soft
+        term = self.promised[0]
+        if soft is None or soft.role != self.role or soft.leader != self.leader \
+                or soft.term != term:
+            soft = SoftState(self.role, self.leader, term)
+        else:
+            soft = None
         if not (
-            self.out_meta is not None
+            soft is not None
+            or self.out_meta is not None
             or self.out_entries
             or self.out_snapshot is not None
             or self.out_messages
             or self.out_early
             or self.out_replies
+            or self.out_committed
+            or self.out_reads
         ):
             return None
-        rd = Ready(
+        return Ready(
+            soft_state=soft,
             meta=self.out_meta,
             entries=list(self.out_entries.values()),
             snapshot=self.out_snapshot,
+            restore=self.out_restore,
             messages=self.out_messages,
             replies=self.out_replies,
             early_messages=self.out_early,
+            committed=self.out_committed,
+            reads=self.out_reads,
         )
+
+    def advance(self, rd: Ready) -> None:
+        """``rd`` (the last ``ready()``) was carried out: forget its effects."""
+        if rd.soft_state is not None:
+            self._soft = rd.soft_state
         self.out_meta = None
         self.out_entries = {}
         self.out_snapshot = None
+        self.out_restore = False
         self.out_messages = []
         self.out_early = []
         self.out_replies = []
-        return rd
+        self.out_committed = []
+        self.out_reads = []
 
     # ------------------------------------------------------------------ acceptor
 
@@ -443,40 +480,30 @@ class PaxosCore:
             self._apply()
 
     def _apply(self) -> None:
+        """Hand the newly chosen slots, in order, to the applier with their waiters
+        (a waiter whose slot was chosen with another value hears "unknown")."""
         log = self.log
-        kv = self.kv
         pending = self.pending
+        out = self.out_committed
         while self.applied < self.commit:
             s = self.applied + 1
-            value = log[s].value
             self.applied = s
-            if value is not None:
-                result = kv.apply(value)
-                if pending:
-                    p = pending.pop(s, None)
-                    if p is not None and p[0] is not None:
-                        client, req_id, cmd = p
-                        if cmd is value or cmd == value:
-                            self.out_replies.append((client, dict(result, id=req_id)))
-                        else:
-                            self._reply_lost(client, req_id)
-            elif pending:
-                p = pending.pop(s, None)
-                if p is not None and p[0] is not None:
-                    self._reply_lost(p[0], p[1])
+            waiter = pending.pop(s, None) if pending else None
+            if waiter is not None and waiter[0] is None:
+                waiter = None  # BUG early-ack: already answered
+            out.append((Entry(s, 0, log[s].value), waiter))
         if self.reads:
             self._serve_reads()
-        if self.applied - self.snap_index >= self.snapshot_every:
-            self._take_snapshot()
 
     def _reply_lost(self, client: bytes, req_id: int) -> None:
-        # Our slot was chosen with another value (we were deposed in between).
-        self.out_replies.append((client, {"id": req_id, "ok": False, "error": "not_leader",
-                                          "leader": self.leader}))
+        # Our slot was chosen with a value we cannot tell from ours (a snapshot).
+        self.out_replies.append((client, unknown_outcome(req_id, self.leader, self.id)))
 
-    def _take_snapshot(self) -> None:
-        snap = Snapshot(self.applied, 0, self.kv.snapshot())
-        self._compact(snap)
+    def compact(self, snapshot: Snapshot) -> None:
+        """The applier's snapshot of every slot up to ``snapshot.index``: drop
+        those slots and save it in the next Ready."""
+        if self.snap_index < snapshot.index <= self.applied:
+            self._compact(Snapshot(snapshot.index, 0, snapshot.data))
 
     def _compact(self, snap: Snapshot) -> None:
         self.snapshot = snap
@@ -491,15 +518,16 @@ class PaxosCore:
             del self.out_entries[s]
 
     def _install_snapshot(self, snap: Snapshot) -> None:
-        """Jump the learner to a peer's snapshot (all of it is chosen)."""
-        self.kv = KVStore.restore(snap.data)
+        """Jump the learner to a peer's snapshot (all of it is chosen); the
+        applier replaces the store (``Ready.restore``)."""
         self.commit = self.applied = snap.index
         for s in [s for s in self.pending if s <= snap.index]:
             # Applied inside the snapshot: we cannot tell whether it was ours.
-            client, req_id, _cmd = self.pending.pop(s)
+            client, req_id, _term, _cmd = self.pending.pop(s)
             if client is not None:
                 self._reply_lost(client, req_id)
         self._compact(snap)
+        self.out_restore = True
         self._advance_commit()
 
     # ------------------------------------------------------------------ proposer
@@ -561,7 +589,7 @@ class PaxosCore:
         self.acks = {}
         self.born = {}
         self.pending = {}
-        self.read_seq = 0
+        self.reads = ReadQueue()
         self.peer_seq = {p: 0 for p in self.peers}
         self.peer_heard = {p: self.now for p in self.peers}
         self.catchup = {}
@@ -595,13 +623,13 @@ class PaxosCore:
                 queued.remove((client, req))
                 self.next_slot = s  # request() proposes at next_slot
                 self.role = LEADER
-                self.request(client, req)
+                self._request(client, req)
             else:
                 self._propose(s, None)
         self.next_slot = top + 1
         self._advance_commit()
         for client, req in queued:
-            self.request(client, req)
+            self._request(client, req)
 
     def _propose(self, slot: int, value: Value) -> None:
         """Accept ``value`` in ``slot`` ourselves (durable in this Ready) and send it."""
@@ -621,20 +649,20 @@ class PaxosCore:
 
     def _flush_leader(self) -> None:
         """Send this batch's proposals (and a read confirmation round) to every peer."""
-        if self.read_round_wanted:
-            self.read_round_wanted = False
-            self.read_seq += 1
+        reads = self.reads
+        if reads.unstarted:
+            reads.start_round()
         elif not self.new_entries:
-            if self.reads:
+            if reads:
                 self._serve_reads()
             return
         entries = tuple(self.new_entries)
         self.new_entries = []
         self.hb_elapsed = 0
+        seq = reads.seq
         for p in self.peers:
-            self.out_early.append(
-                Accept(self.id, p, self.ballot, entries, self.commit, self.read_seq))
-        if self.reads:
+            self.out_early.append(Accept(self.id, p, self.ballot, entries, self.commit, seq))
+        if reads:
             self._serve_reads()
 
     def _heartbeat(self) -> None:
@@ -651,7 +679,7 @@ class PaxosCore:
                     if len(resend) >= MAX_BATCH:
                         break
             self.out_early.append(
-                Accept(self.id, p, self.ballot, tuple(resend), self.commit, self.read_seq))
+                Accept(self.id, p, self.ballot, tuple(resend), self.commit, self.reads.seq))
 
     def _on_accepted(self, m: Accepted) -> None:
         if not m.ok:
@@ -704,41 +732,35 @@ class PaxosCore:
         self.out_messages.append(Learn(self.id, peer, self.ballot, entries, snap, self.commit))
 
     def _serve_reads(self) -> None:
-        """Answer the index reads whose majority round came back and whose slots are applied."""
+        """Release the index reads whose majority round came back and whose slots are chosen."""
         if self.role != LEADER:
             return
-        seqs = sorted((self.peer_seq.get(p, 0) for p in self.peers), reverse=True)
-        confirmed = self.read_seq if self.quorum <= 1 else seqs[self.quorum - 2]
-        keep = []
-        for item in self.reads:
-            client, req, seq, index = item
-            if seq <= confirmed and index <= self.applied:
-                self.out_replies.append((client, dict(self.kv.read(req["key"]), id=req["id"])))
-            else:
-                keep.append(item)
-        self.reads = keep
+        reads = self.reads
+        peer_seq = self.peer_seq
+        reads.confirm(quorum_value(reads.seq, (peer_seq.get(p, 0) for p in self.peers),
+                                   self.quorum))
+        reads.release(self.applied, self.out_reads)
 
     def _become_follower(self, leader: str | None, keep_queue: bool = False) -> None:
         """Give up leading/campaigning; tell waiting clients where to go."""
         if self.role == LEADER:
-            for client, req_id, _cmd in self.pending.values():
+            for client, req_id, _term, _cmd in self.pending.values():
                 if client is not None:
                     # The command may still be chosen later: not definite.
                     self.out_replies.append((client, {"id": req_id, "ok": False,
                                                       "error": "not_leader", "leader": leader}))
-            for client, req, _seq, _index in self.reads:
-                self._reply_not_leader(client, req, definite=True)
+            for client, rid, _key, _index in self.reads.drain():
+                self._reply_not_leader(client, {"id": rid}, definite=True)
         if not keep_queue:
             for client, req in self.queued:
                 self._reply_not_leader(client, req, definite=True)
             self.queued = []
         self.pending = {}
-        self.reads = []
+        self.reads = ReadQueue()
         self.acks = {}
         self.born = {}
         self.new_entries = []
         self.out_early = []  # Accepts of a ballot we no longer lead
-        self.read_round_wanted = False
         self.promises = {}
         self.role = FOLLOWER
         self.leader = leader

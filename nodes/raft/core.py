@@ -2,9 +2,11 @@
 
 Implements Raft (Ongaro & Ousterhout, "In Search of an Understandable
 Consensus Algorithm", 2014; Ongaro's thesis for pre-vote, check-quorum and
-read-index) replicating nodes/common/kv.py. No sockets, clock or global
-random: the driver feeds ``step``/``request``/``tick`` and performs the
-``Ready`` effects in order (persist + fsync, then messages, then replies).
+read-index) for the key-value commands of nodes/common/kv.py. No sockets,
+clock, global random or store: the driver feeds ``step``/``requests``/``tick``,
+collects ``ready()``, carries it out (persist + fsync, apply committed
+entries through nodes/common/applier.py, messages, replies) and calls
+``advance`` (docs/node-contract.md, "The core and the driver").
 
 Theory of operation
 - Election (paper 5.2, thesis 9.6): a follower that hears no leader for a
@@ -16,10 +18,12 @@ Theory of operation
   quorum within that timeout steps down (*check-quorum*). Together these keep
   a node that was partitioned away from disrupting the cluster when it
   returns: it cannot win a pre-vote, so it never bumps its term.
-- Replication (5.3): the leader appends client commands to its log; at each
-  ``ready()`` it sends every follower all entries it lacks, in batches of up
+- Replication (5.3): the leader appends client commands to its log and
+  sends every follower all entries it lacks, in batches of up
   to ``max_batch`` entries, with up to ``max_inflight`` messages in flight per
-  follower (pipelining, etcd's "replicate" state). A follower whose log
+  follower (pipelining, etcd's "replicate" state). Appends leave as inputs
+  arrive -- once per ``requests`` batch, and after a follower's reply frees
+  room -- never from ``ready()``. A follower whose log
   diverges is probed one message at a time, and its reject carries a
   (hint_index, hint_term) so the leader skips a whole term per round trip.
   A follower whose next entry was compacted away gets InstallSnapshot.
@@ -29,15 +33,15 @@ Theory of operation
 - Reads use *read-index* by default (thesis 6.4): the leader notes its commit
   index (at least its no-op's index) as the read index, confirms it still
   leads with one heartbeat round (a quorum echoing a round number ``ctx``
-  sent after the read arrived), waits until it applied the read index and
-  answers from its state. Why not through the log: a read then costs no log
+  sent after the read arrived), waits until the read index is committed and
+  hands the read to the applier (``Ready.reads``), which answers from its state. Why not through the log: a read then costs no log
   entry, no fsync on any node and no apply on followers, and one heartbeat
   round confirms every read that arrived before it (reads batch for free),
   while being just as linearizable. ``options.read_mode = "log"`` appends
   reads to the log instead (the simpler, slower textbook approach).
 - Durability: ``Ready.meta`` carries {"term", "vote"} whenever either
   changed; ``Ready.entries`` every entry appended since the previous
-  ``ready()`` (so the driver commits them with one fsync); ``truncate_from``
+  ``advance`` (so the driver commits them with one fsync); ``truncate_from``
   a conflicting suffix a follower dropped. Votes, acks and replies leave in
   the same Ready, after the fsync. The leader's AppendEntries go in
   ``Ready.early_messages``: they claim nothing about its own disk, so the
@@ -45,9 +49,9 @@ Theory of operation
   the followers' (thesis 10.2.1). A leader counts its own log towards a
   quorum at once: the driver handles no input (so no follower ack) before
   that fsync is done, and the replies it releases wait for it too.
-- Snapshots: after ``snapshot_entries`` applied entries past the last
-  snapshot, the core emits ``Ready.snapshot`` (index, term, data =
-  ``KVStore.snapshot()``) and drops those entries from memory.
+- Snapshots: the applier takes one every ``snapshot_entries`` applied
+  entries and hands it to ``compact``; the core fills in its term, drops those
+  entries from memory and emits it as ``Ready.snapshot`` to be saved.
 
 Invariants (checked by tests/test_raft_core*.py over random schedules):
 at most one leader per term; logs that agree on (index, term) agree on every
@@ -55,12 +59,13 @@ earlier entry; a committed entry is in every later leader's log; replicas
 apply the same command at each index. A client hears ``ok`` only once its
 command is committed and applied (or, for a read, confirmed as above).
 
-Client waiters (``pending``: log index -> (client, request id, term)): a node
+Client waiters (``pending``: log index -> ``core_api.Waiter``): a node
 that put a client's command into its log as leader keeps the waiter until
 that index is applied or leaves its log, also after it stops leading (as
 etcd's server waits for its proposal's index to be applied, whoever leads).
-At apply, the entry at that index is the client's own iff it has the term it
-was appended in (Log Matching): then ``ok`` with the result, else an
+At commit the waiter travels with its entry in ``Ready.committed``; the
+applier answers it: the entry is the client's own iff it has the term it
+was appended in (Log Matching), then ``ok`` with the result, else an
 outcome-unknown error. A suffix a follower truncates, or a log a snapshot
 install replaces, answers its waiters outcome-unknown at once: the entry
 may still commit elsewhere (Figure 8), so never ``definite``. Only reads
@@ -77,16 +82,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from nodes.common.applier import unknown_outcome
 from nodes.common.core_api import (
     ClientReply,
     ClientRequest,
+    ConfirmedRead,
     CoreConfig,
     Entry,
     Ready,
     Restored,
     Snapshot,
+    SoftState,
+    Waiter,
 )
 from nodes.common.kv import KVStore
+from nodes.common.quorum import quorum, quorum_value
+from nodes.common.readindex import ReadQueue
 from nodes.raft.messages import (
     AppendEntries,
     AppendReply,
@@ -100,7 +111,6 @@ from nodes.raft.messages import (
     SnapshotReply,
 )
 from nodes.raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
-from nodes.raft.reads import ReadQueue
 
 FOLLOWER = "follower"
 PRE_CANDIDATE = "pre-candidate"
@@ -108,10 +118,6 @@ CANDIDATE = "candidate"
 LEADER = "leader"
 
 BUGS = frozenset(("stale-read", "forget-vote", "no-log-check", "commit-old-term", "early-ack"))
-
-DEFAULT_SNAPSHOT_ENTRIES = 10_000
-DEFAULT_MAX_BATCH = 1024  # entries per AppendEntries
-DEFAULT_MAX_INFLIGHT = 64  # AppendEntries in flight per follower
 
 _NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
 
@@ -123,7 +129,7 @@ class RaftCore:
         self.id = config.node_id
         self.peers = tuple(p for p in config.peers if p != config.node_id)
         self._peer_set = frozenset(self.peers)
-        self.quorum = (len(self.peers) + 1) // 2 + 1
+        self.quorum = quorum(len(self.peers) + 1)
         self.rng = config.rng
         timing = config.timing
         self.heartbeat_ticks = timing.ticks(timing.heartbeat_ms)
@@ -131,14 +137,11 @@ class RaftCore:
         self.election_min = timing.ticks(lo)
         self.election_max = max(self.election_min, timing.ticks(hi))
 
-        options = config.options
-        self.read_mode = options.get("read_mode") or "index"
-        if self.read_mode not in ("index", "log"):
-            raise ValueError(f"read_mode must be 'index' or 'log', not {self.read_mode!r}")
-        self.snapshot_entries = int(options.get("snapshot_entries") or DEFAULT_SNAPSHOT_ENTRIES)
-        self.max_batch = int(options.get("max_batch") or DEFAULT_MAX_BATCH)
-        self.max_inflight = int(options.get("max_inflight") or DEFAULT_MAX_INFLIGHT)
-        bugs = config.bugs
+        options = config.parsed()
+        self.read_mode = options.read_mode
+        self.max_batch = options.max_batch
+        self.max_inflight = options.max_inflight
+        bugs = options.bugs
         self.bug_stale_read = "stale-read" in bugs
         self.bug_forget_vote = "forget-vote" in bugs
         self.bug_no_log_check = "no-log-check" in bugs
@@ -153,7 +156,6 @@ class RaftCore:
         self.snapshot: Snapshot | None = snap
         self.snap_index = snap.index if snap else 0
         self.snap_term = snap.term if snap else 0
-        self.kv = KVStore.restore(snap.data) if snap else KVStore()
         self.log: list[Entry] = [e for e in restored.entries if e.index > self.snap_index]
         for k, e in enumerate(self.log):
             if e.index != self.snap_index + 1 + k:
@@ -173,9 +175,9 @@ class RaftCore:
         self.ticks = 0
         self.progress: dict[str, Progress] = {}
         self.term_start_index = 0  # index of this leader's no-op
-        # log index -> (client, request id, term appended in); see "Client waiters"
-        self.pending: dict[int, tuple[bytes, Any, int]] = {}
-        self.reads = ReadQueue()  # read-index (reads.py)
+        # log index -> (client, request id, term appended in, None); see "Client waiters"
+        self.pending: dict[int, Waiter] = {}
+        self.reads = ReadQueue()  # read-index (nodes/common/readindex.py)
 
         # Effects accumulated for the next Ready.
         self._meta_dirty = False
@@ -185,6 +187,10 @@ class RaftCore:
         self._msgs: list[Any] = []
         self._early: list[Any] = []  # the leader's AppendEntries (Ready.early_messages)
         self._replies: list[tuple[bytes, ClientReply]] = []
+        self._committed: list[tuple[Entry, Waiter | None]] = []
+        self._reads_out: list[ConfirmedRead] = []
+        self._restore = False  # _snap_out came from the leader (Ready.restore)
+        self._soft: SoftState | None = None  # the soft state of the last advanced Ready
 
         self._handlers = {
             PreVote: self._on_prevote,
@@ -317,6 +323,7 @@ class RaftCore:
         self._append([noop])
         self.term_start_index = nxt
         self._maybe_commit()
+        self._replicate(False)
 
     def _abandon_clients(self, leader: str | None) -> None:
         """We stopped leading: answer the reads waiting for read-index
@@ -329,19 +336,12 @@ class RaftCore:
             replies.append((client, {"id": rid, "ok": False, "error": error, "definite": True,
                                      **hint}))
 
-    def _unknown_outcome(self, rid: Any) -> dict[str, Any]:
-        """The reply to a waiter whose entry left our log: it may still
-        commit under another leader, so its outcome is unknown."""
-        if self.leader is not None and self.leader != self.id:
-            return {"id": rid, "ok": False, "error": "not_leader", "leader": self.leader}
-        return {"id": rid, "ok": False, "error": "unavailable"}
-
     def _release_waiters(self, dropped: Callable[[int], bool]) -> None:
         """Answer (outcome unknown) every waiter whose index ``dropped(index)``."""
         pending = self.pending
         for i in [i for i in pending if dropped(i)]:
-            client, rid, _term = pending.pop(i)
-            self._replies.append((client, self._unknown_outcome(rid)))
+            client, rid, _term, _cmd = pending.pop(i)
+            self._replies.append((client, unknown_outcome(rid, self.leader, self.id)))
 
     # ----------------------------------------------------------------- inputs
 
@@ -371,7 +371,28 @@ class RaftCore:
         if active < self.quorum:
             self._become_follower(self.term, None)
 
+    def requests(self, batch: list[tuple[bytes, ClientRequest]]) -> None:
+        """One loop turn's client requests: appended together, then ONE append
+        per follower (and one read-index round) for all of them."""
+        one = self._request
+        for client, req in batch:
+            one(client, req)
+        if self.role == LEADER:
+            new_round = bool(self.reads.unstarted)
+            if new_round:
+                self.reads.start_round()
+                if not self.peers:
+                    self._confirm_reads()
+            if self.peers:
+                self._replicate(new_round)
+            else:
+                self._maybe_commit()
+
     def request(self, client: bytes, req: ClientRequest) -> None:
+        """A batch of one (see ``requests``)."""
+        self.requests([(client, req)])
+
+    def _request(self, client: bytes, req: ClientRequest) -> None:
         if self.role != LEADER:
             reply = dict(_NOT_LEADER_DEFINITE, id=req["id"])
             if self.leader is not None:
@@ -382,7 +403,7 @@ class RaftCore:
         if op == "read":
             if self.bug_stale_read:
                 # BUG stale-read: answer from our own state, maybe long deposed.
-                self._replies.append((client, dict(self.kv.read(req["key"]), id=req["id"])))
+                self._reads_out.append((client, req["id"], req["key"]))
                 return
             if self.read_mode == "index":
                 index = max(self.commit_index, self.term_start_index)
@@ -396,7 +417,7 @@ class RaftCore:
             # BUG early-ack: acknowledge once the write is in our own log.
             self._replies.append((client, {"id": req["id"], "ok": True}))
         else:
-            self.pending[index] = (client, req["id"], self.term)
+            self.pending[index] = (client, req["id"], self.term, None)
 
     def step(self, msg: Any) -> None:
         if msg.dest != self.id or msg.src not in self._peer_set:
@@ -424,6 +445,10 @@ class RaftCore:
                 self._msgs.append(PreVoteReply(self.id, msg.src, self.term, False))
             return
         self._handlers[kind](msg)
+        if self.role == LEADER and kind is not AppendEntries and kind is not Heartbeat:
+            pr = self.progress.get(msg.src)
+            if pr is not None:
+                self._send_appends(msg.src, pr)  # the reply may have freed room
 
     # -------------------------------------------------------------- elections
 
@@ -533,12 +558,12 @@ class RaftCore:
         self._msgs.append(SnapshotReply(self.id, msg.src, self.term, self.commit_index, msg.ctx))
 
     def _install(self, snap: Snapshot) -> None:
-        """Replace our whole state by a leader's snapshot (paper 7)."""
+        """Replace our whole state by a leader's snapshot (paper 7); the
+        applier replaces the store (``Ready.restore``)."""
         try:
-            kv = KVStore.restore(snap.data)
+            KVStore.restore(snap.data)
         except ValueError:
             return  # undecodable: keep our state; the leader will resend
-        self.kv = kv
         if self.pending:
             # Whether our entries made it into the snapshot is unknowable.
             self._release_waiters(lambda i: True)
@@ -549,6 +574,7 @@ class RaftCore:
             self._truncate_from = cut
         self.snapshot = snap
         self._snap_out = snap
+        self._restore = True
         self.snap_index = snap.index
         self.snap_term = snap.term
         self.commit_index = self.last_applied = snap.index
@@ -622,12 +648,9 @@ class RaftCore:
         self._ack_ctx(pr, msg.ctx)
 
     def _maybe_commit(self) -> None:
-        if self.peers:
-            matches = sorted((pr.match for pr in self.progress.values()), reverse=True)
-            matches.insert(0, self.last_index)  # our own log (see "Durability")
-            n = matches[self.quorum - 1]
-        else:
-            n = self.last_index
+        # Our own log counts at once (see "Durability").
+        n = quorum_value(self.last_index, (pr.match for pr in self.progress.values()),
+                         self.quorum)
         if n <= self.commit_index:
             return
         # Paper 5.4.2: only an entry of our own term commits by counting replicas.
@@ -636,35 +659,29 @@ class RaftCore:
             self._commit_to(n)
 
     def _commit_to(self, index: int) -> None:
+        """Hand the entries up to ``index`` to the applier, each with its waiter."""
         self.commit_index = index
-        kv = self.kv
         pending = self.pending
-        replies = self._replies
+        out = self._committed
         log = self.log
         base = self.snap_index + 1
-        for i in range(self.last_applied + 1, index + 1):
-            entry = log[i - base]
-            cmd = entry.data
-            if cmd is not None:
-                result = kv.apply(cmd)
-            if pending:
-                waiter = pending.pop(i, None)
-                if waiter is not None:
-                    if cmd is not None and entry.term == waiter[2]:  # our entry (Log Matching)
-                        reply = dict(result)
-                        reply["id"] = waiter[1]
-                    else:
-                        reply = self._unknown_outcome(waiter[1])
-                    replies.append((waiter[0], reply))
+        if pending:
+            pop = pending.pop
+            for i in range(self.last_applied + 1, index + 1):
+                out.append((log[i - base], pop(i, None)))
+        else:
+            out.extend([(e, None) for e in log[self.last_applied + 1 - base:index + 1 - base]])
         self.last_applied = index
         if self.reads.confirmed:
-            self.reads.serve(index, self.kv, self._replies)
-        if index - self.snap_index >= self.snapshot_entries:
-            self._take_snapshot()
+            self.reads.release(index, self._reads_out)
 
-    def _take_snapshot(self) -> None:
-        index = self.last_applied
-        snap = Snapshot(index, self.term_at(index) or 0, self.kv.snapshot())
+    def compact(self, snapshot: Snapshot) -> None:
+        """The applier's snapshot of everything up to ``snapshot.index``: drop
+        those entries and save it (with its term) in the next Ready."""
+        index = snapshot.index
+        if index <= self.snap_index or index > self.last_applied:
+            return  # stale (a leader's snapshot overtook it) or not ours to take
+        snap = Snapshot(index, self.term_at(index) or 0, snapshot.data)
         del self.log[: index - self.snap_index]
         self.snap_index, self.snap_term = index, snap.term
         self.snapshot = snap
@@ -680,15 +697,11 @@ class RaftCore:
                 self._confirm_reads()
 
     def _confirm_reads(self) -> None:
-        progress = self.progress.values()
-        need = self.quorum - 1  # besides ourselves
-
-        def acknowledged(seq: int) -> bool:
-            return sum(1 for pr in progress if pr.ctx >= seq) >= need
-
-        self.reads.confirm(acknowledged)
-        if self.reads.confirmed:
-            self.reads.serve(self.last_applied, self.kv, self._replies)
+        reads = self.reads
+        reads.confirm(quorum_value(reads.seq, (pr.ctx for pr in self.progress.values()),
+                                   self.quorum))
+        if reads.confirmed:
+            reads.release(self.last_applied, self._reads_out)
 
     # ----------------------------------------------------------------- sending
 
@@ -743,40 +756,52 @@ class RaftCore:
 
     # ------------------------------------------------------------------ output
 
+    def _replicate(self, new_round: bool) -> None:
+        """Send every follower what it lacks; with ``new_round``, a heartbeat
+        carrying the new read round to those that got no append."""
+        hb = None
+        for p, pr in self.progress.items():
+            if not self._send_appends(p, pr) and new_round:
+                if hb is None:
+                    hb = (self.term, self.commit_index, self.reads.seq)
+                self._msgs.append(Heartbeat(self.id, p, hb[0], min(pr.match, hb[1]), hb[2]))
+
+    # ------------------------------------------------------------------ output
+
     def ready(self) -> Ready | None:
-        if self.role == LEADER:
-            new_round = bool(self.reads.unstarted)
-            if new_round:
-                self.reads.start_round()
-                if not self.peers:
-                    self._confirm_reads()
-            if self.peers:
-                hb = None
-                for p, pr in self.progress.items():
-                    if not self._send_appends(p, pr) and new_round:
-                        if hb is None:
-                            hb = (self.term, self.commit_index, self.reads.seq)
-                        self._msgs.append(Heartbeat(self.id, p, hb[0], min(pr.match, hb[1]),
-                                                    hb[2]))
-            else:
-                self._maybe_commit()
-        if not (self._meta_dirty or self._truncate_from is not None or self._unstable
-                or self._snap_out is not None or self._msgs or self._early or self._replies):
+        """Collect the effects of the inputs since the last ``advance`` (changes nothing)."""
+        soft = self._soft
+        if soft is None or soft.role != self.role or soft.leader != self.leader \
+                or soft.term != self.term:
+            soft = SoftState(self.role, self.leader, self.term)
+        else:
+            soft = None
+        if not (soft is not None or self._meta_dirty or self._truncate_from is not None
+                or self._unstable or self._snap_out is not None or self._msgs or self._early
+                or self._replies or self._committed or self._reads_out):
             return None
         meta = None
         if self._meta_dirty:
             # BUG forget-vote: the vote never reaches the disk.
             meta = {"term": self.term, "vote": None if self.bug_forget_vote else self.vote}
-        rd = Ready(meta, self._truncate_from, self._unstable, self._snap_out, self._msgs,
-                   self._replies, self._early)
+        return Ready(soft, meta, self._truncate_from, self._unstable, self._snap_out,
+                     self._restore, self._msgs, self._replies, self._early, self._committed,
+                     self._reads_out)
+
+    def advance(self, rd: Ready) -> None:
+        """``rd`` (the last ``ready()``) was carried out: forget its effects."""
+        if rd.soft_state is not None:
+            self._soft = rd.soft_state
         self._meta_dirty = False
         self._truncate_from = None
         self._unstable = []
         self._snap_out = None
+        self._restore = False
         self._msgs = []
         self._early = []
         self._replies = []
-        return rd
+        self._committed = []
+        self._reads_out = []
 
     def status(self) -> dict[str, Any]:
         return {

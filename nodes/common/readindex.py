@@ -1,14 +1,15 @@
-"""Read-index bookkeeping for a Raft leader (Ongaro's thesis, section 6.4).
+"""Read-index bookkeeping for a leader, shared by both cores (Ongaro's thesis, 6.4).
 
-Owns: client reads on their way from arrival to reply. A read arrives with a
-*read index* (the leader's commit index, at least its no-op's index), waits
-for the next heartbeat *round* to start (``start_round``: every read that
-arrived since the previous round shares it), then for a quorum to echo that
-round's number (``confirm``), then for the state machine to apply the read
-index (``serve``).
+Owns: client reads on their way from arrival to the applier. A read arrives
+with a *read index* (the leader's commit index, at least the first index of
+its own term), waits for the next confirmation *round* to start
+(``start_round``: every read that arrived since the previous round shares it;
+Raft sends the round number as ``ctx``, Paxos as ``seq``), then for a quorum
+to echo that round's number (``confirm``), then for the read index to be
+committed (``release``), when it goes to the applier in ``Ready.reads``.
 
 Invariants: round numbers (``seq``) only grow; reads leave in arrival order;
-a read is answered only after a round that started after it arrived was
+a read leaves only after a round that started after it arrived was
 acknowledged by a quorum, so no other leader could have committed anything
 the read must see that this leader lacks.
 """
@@ -16,10 +17,9 @@ the read must see that this leader lacks.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
-from nodes.common.kv import KVStore
+from nodes.common.core_api import ConfirmedRead
 
 #: (client, request id, key, read index)
 Read = tuple[bytes, Any, str, int]
@@ -29,7 +29,7 @@ class ReadQueue:
     __slots__ = ("confirmed", "rounds", "seq", "unstarted")
 
     def __init__(self, seq: int = 0) -> None:
-        self.seq = seq  # the newest round started; sent as ``ctx`` to followers
+        self.seq = seq  # the newest round started; sent to followers
         self.unstarted: list[Read] = []
         self.rounds: deque[tuple[int, list[Read]]] = deque()
         self.confirmed: deque[Read] = deque()
@@ -46,23 +46,24 @@ class ReadQueue:
     def oldest_round(self) -> int | None:
         return self.rounds[0][0] if self.rounds else None
 
-    def confirm(self, acknowledged: Callable[[int], bool]) -> None:
-        """Move every round a quorum ``acknowledged`` to the confirmed reads."""
+    def confirm(self, upto: int) -> None:
+        """Every round numbered ``upto`` or less was acknowledged by a quorum."""
         rounds = self.rounds
-        while rounds and acknowledged(rounds[0][0]):
+        while rounds and rounds[0][0] <= upto:
             self.confirmed.extend(rounds.popleft()[1])
 
-    def serve(self, applied: int, kv: KVStore, replies: list[tuple[bytes, dict[str, Any]]]) -> None:
-        """Answer the confirmed reads whose read index is applied."""
+    def release(self, committed: int, out: list[ConfirmedRead]) -> None:
+        """Hand the confirmed reads whose read index is committed to ``out``."""
         confirmed = self.confirmed
-        while confirmed and confirmed[0][3] <= applied:
+        while confirmed and confirmed[0][3] <= committed:
             client, rid, key, _index = confirmed.popleft()
-            reply = kv.read(key)
-            reply["id"] = rid
-            replies.append((client, reply))
+            out.append((client, rid, key))
+
+    def __bool__(self) -> bool:
+        return bool(self.unstarted or self.rounds or self.confirmed)
 
     def drain(self) -> list[Read]:
-        """Every read not yet answered (the leader stepped down)."""
+        """Every read not yet released (the leader stepped down)."""
         reads = list(self.unstarted)
         for _seq, batch in self.rounds:
             reads.extend(batch)

@@ -1,0 +1,103 @@
+"""The one state machine applier, shared by both cores and every driver.
+
+Owns the node's key-value store (nodes/common/kv.py) and everything that
+reads or writes it: applying ``Ready.committed`` in order, answering each
+committed entry's waiter, answering ``Ready.reads``, replacing the store by a
+snapshot a peer sent (``Ready.restore``), and taking snapshots of it every
+``options.snapshot_entries`` applied entries (handed to ``core.compact``).
+The cores never touch the store (docs/node-contract.md, "Committed entries
+and the applier").
+
+Invariants:
+- The same committed entries in the same order give the same store on every
+  replica (state machine safety rests on it); entries are applied exactly in
+  the order the core listed them.
+- A waiter hears ``ok`` (with the command's result) only if the committed
+  entry is its own (``core_api.Waiter``); otherwise its outcome is unknown
+  (the entry may have been replaced by another leader's): never ``definite``.
+- A confirmed read is answered after every committed entry of its Ready was
+  applied, so it sees at least its read index.
+- With ``restore``, committed entries at or below the snapshot's index are
+  applied first (their waiters get their results), then the store becomes the
+  snapshot, then the entries after it are applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodes.common.core_api import ClientReply, Entry, Ready, Snapshot, Waiter
+from nodes.common.kv import KVStore
+
+
+class Applier:
+    """The key-value state machine of one node."""
+
+    __slots__ = ("applied", "kv", "leader", "node_id", "snap_index", "snapshot_entries")
+
+    def __init__(self, node_id: str, snapshot: Snapshot | None, snapshot_entries: int) -> None:
+        """Start from ``snapshot`` (the restored one) or empty. ValueError if
+        the snapshot's data is not a key-value map."""
+        self.node_id = node_id
+        self.kv = KVStore.restore(snapshot.data) if snapshot is not None else KVStore()
+        self.applied = snapshot.index if snapshot is not None else 0
+        self.snap_index = self.applied
+        self.snapshot_entries = snapshot_entries
+        self.leader: str | None = None  # from the newest soft state, for redirect hints
+
+    def apply(self, rd: Ready) -> Snapshot | None:
+        """Apply ``rd``'s committed entries and answer its reads, appending the
+        replies to ``rd.replies``. Returns a snapshot to hand to
+        ``core.compact`` when one is due, else None."""
+        if rd.soft_state is not None:
+            self.leader = rd.soft_state.leader
+        committed = rd.committed
+        replies = rd.replies
+        if rd.restore and rd.snapshot is not None:
+            snap = rd.snapshot
+            k = 0
+            while k < len(committed) and committed[k][0].index <= snap.index:
+                k += 1
+            self._apply(committed[:k], replies)
+            self.kv = KVStore.restore(snap.data)
+            self.applied = self.snap_index = snap.index
+            self._apply(committed[k:], replies)
+        elif committed:
+            self._apply(committed, replies)
+        if rd.reads:
+            data = self.kv.data
+            for client, rid, key in rd.reads:
+                replies.append((client, {"ok": True, "value": data.get(key), "id": rid}))
+        if self.applied - self.snap_index >= self.snapshot_entries:
+            self.snap_index = self.applied
+            return Snapshot(self.applied, 0, self.kv.snapshot())  # the core fills in the term
+        return None
+
+    def _apply(self, committed: list[tuple[Entry, Waiter | None]],
+               replies: list[tuple[bytes, ClientReply]]) -> None:
+        kv_apply = self.kv.apply
+        for entry, waiter in committed:
+            cmd = entry.data
+            if cmd is not None:
+                result = kv_apply(cmd)
+            if waiter is not None:
+                client, rid, term, own = waiter
+                if cmd is not None and (term is None or term == entry.term) and (
+                        own is None or own is cmd or own == cmd):
+                    reply = dict(result)
+                    reply["id"] = rid
+                else:
+                    reply = unknown_outcome(rid, self.leader, self.node_id)
+                replies.append((client, reply))
+        if committed:
+            self.applied = committed[-1][0].index
+
+
+def unknown_outcome(rid: Any, leader: str | None, me: str) -> ClientReply:
+    """The reply to a waiter whose entry did not commit as its own (replaced,
+    truncated, or inside a snapshot): the command may still commit under
+    another leader, so its outcome is unknown -- never ``definite``. Shared
+    by the applier and the cores."""
+    if leader is not None and leader != me:
+        return {"id": rid, "ok": False, "error": "not_leader", "leader": leader}
+    return {"id": rid, "ok": False, "error": "unavailable"}

@@ -1,0 +1,29 @@
+"""Quorum arithmetic, written once for both cores.
+
+A cluster of ``n`` nodes decides by majority: ``quorum(n) = n // 2 + 1``. The
+one question both cores ask of it: given the leader's own value and each
+peer's acknowledged value of some growing counter (Raft: match index, the
+read round a follower echoed; Paxos: the read round), what is the largest
+value a quorum has reached? Any two quorums intersect, which is what makes a
+value reached by one of them safe to act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def quorum(nodes: int) -> int:
+    """Votes needed among ``nodes`` voters (the leader included)."""
+    return nodes // 2 + 1
+
+
+def quorum_value(own: int, peers: Iterable[int], need: int) -> int:
+    """The largest v such that ``need`` nodes (this one, holding ``own``,
+    counted) hold a value >= v; ``own`` if ``need`` is 1 (a lone node)."""
+    if need <= 1:
+        return own
+    values = sorted(peers, reverse=True)
+    values.append(own)
+    values.sort(reverse=True)  # nearly sorted already: one cheap pass
+    return values[need - 1]
