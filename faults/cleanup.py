@@ -30,7 +30,7 @@ class Cleaner:
     #: Removes what dead runs left; one line per thing removed. Raises
     #: CleanupError when there is something to remove but it may not be.
     remove_stale: Callable[[], list[str]]
-    #: Things that look like this kind but have no owner record.
+    #: Things that look like this kind but have no owner record, one line each.
     unowned: Callable[[], list[str]]
 
 
@@ -44,7 +44,7 @@ class Cleaned:
     """What one ``clean()`` did."""
 
     removed: list[str] = field(default_factory=list)
-    #: "kind: thing" for each unowned leftover, left alone.
+    #: Each leftover without an owner record, left alone.
     unowned: list[str] = field(default_factory=list)
     #: One-line reasons a cleaner could not do its part.
     errors: list[str] = field(default_factory=list)
@@ -57,7 +57,7 @@ def clean(cleaners: Sequence[Cleaner] | None = None) -> Cleaned:
     for c in CLEANERS if cleaners is None else cleaners:
         try:
             done.removed += c.remove_stale()
-            done.unowned += [f"{c.kind}: {x}" for x in c.unowned()]
+            done.unowned += c.unowned()
         except CleanupError as exc:
             done.errors.append(f"{c.kind}: {exc}")
     return done

@@ -342,7 +342,7 @@ def unowned() -> list[str]:
     if shutil.which("ip") is None:
         return []  # no namespaces can be listed, so none can be ours
     claimed = set(owner.names(KIND))
-    return [ns for ns in _namespaces()
+    return [f"namespace {ns}" for ns in _namespaces()
             if (m := NS_NAME.fullmatch(ns)) and m.group(1) not in claimed]
 
 

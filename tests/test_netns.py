@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -440,3 +441,17 @@ def test_ctrl_c_in_harness_clean_is_one_line_and_exit_3(
     monkeypatch.setattr(clean_cli, "clean", interrupted)
     assert cli.main(["clean"]) == 3
     assert capsys.readouterr().err == "harness clean: interrupted\n"
+
+
+def test_a_namespace_without_an_owner_record_is_named_and_left_alone(
+    usable: None, records: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    ns = f"chs-{secrets.token_hex(3)}-n1"  # ours by its name, but nobody recorded it
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
+    try:
+        assert cli.main(["clean"]) == 0
+        out = capsys.readouterr().out
+        assert f"left alone namespace {ns} (no owner record" in out
+        assert ns in netns._namespaces()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=30)
