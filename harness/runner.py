@@ -38,7 +38,6 @@ import datetime as dt
 import functools
 import importlib
 import importlib.util
-import json
 import random
 import signal
 import sys
@@ -129,18 +128,13 @@ class Progress:
     def __init__(self, enabled: bool, time_limit: float) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.time_limit = time_limit
-        self.active: dict[str, Any] = {}
+        self.faults = analysis.FaultReader()  # the one reading of nemesis events, fed live
         self._last_ops = 0
         self._last_t = time.monotonic()
         self._width = 0
 
     def fault(self, f: str, value: Any) -> None:
-        key = f.removesuffix("-end")
-        tag = f"{key} {json.dumps(value, separators=(',', ':'))}"
-        if f.endswith("-end"):
-            self.active = {k: v for k, v in self.active.items() if v != tag}
-        else:
-            self.active[tag] = tag
+        self.faults.feed(f, value, 0)  # times do not matter here: only what is active
 
     def show(self, elapsed: float, counts: dict[str, int], phase: str = "") -> None:
         if not self.enabled:
@@ -149,7 +143,7 @@ class Progress:
         now = time.monotonic()
         rate = (done - self._last_ops) / max(1e-3, now - self._last_t)
         self._last_ops, self._last_t = done, now
-        faults = ", ".join(_fault_label(k) for k in self.active) or "none"
+        faults = ", ".join(_fault_label(w.kind, w.value) for w in self.faults.active) or "none"
         line = (f"[{elapsed:5.1f}/{self.time_limit:g}s] {rate:6.0f} ops/s  ok {counts['ok']}"
                 f"  fail {counts['fail']}  info {counts['info']}  faults: {faults}"
                 f"{'  ' + phase if phase else ''}")[:140]
@@ -164,13 +158,8 @@ class Progress:
             sys.stderr.flush()
 
 
-def _fault_label(tag: str) -> str:
+def _fault_label(kind: str, value: Any) -> str:
     """``kill ["n2"]`` -> ``kill n2``; ``partition {...}`` -> ``partition halves``."""
-    kind, _, raw = tag.partition(" ")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return kind
     if isinstance(value, list):
         return f"{kind} {' '.join(map(str, value))}"
     if isinstance(value, dict) and "shape" in value:

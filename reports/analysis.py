@@ -119,34 +119,53 @@ def _short(v: Any) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def fault_windows(events: Iterable[dict]) -> list[FaultWindow]:
-    """Fault windows in start order, from nemesis start/-end event pairs."""
-    windows: list[FaultWindow] = []
-    open_windows: list[tuple[str, str, FaultWindow]] = []
-    for ev in events:
-        if ev.get("process") != "nemesis":
-            continue
-        f = str(ev.get("f") or "")
-        t = int(ev.get("time") or 0)
+class FaultReader:
+    """Reads nemesis events into fault windows one at a time: the one reading, used
+    whole by ``fault_windows`` (results.json, the report) and live by the runner's
+    status line (which faults are active now)."""
+
+    __slots__ = ("_open", "windows")
+
+    def __init__(self) -> None:
+        self.windows: list[FaultWindow] = []  # in start order
+        self._open: list[tuple[str, str, FaultWindow]] = []  # (kind, value key, window)
+
+    @property
+    def active(self) -> list[FaultWindow]:
+        """The windows started and not yet healed, oldest first."""
+        return [w for _, _, w in self._open]
+
+    def feed(self, f: str, value: Any, t: int, index: int | None = None) -> None:
+        """One nemesis event: ``f`` (``kill``, ``kill-end``, ``heal``, ...) at time ``t``."""
+        open_windows = self._open
         if f.endswith("-end"):
             kind = f[: -len("-end")]
-            vkey = _value_key(ev.get("value"))
+            vkey = _value_key(value)
             match = next((w for w in open_windows if w[0] == kind and w[1] == vkey), None)
             if match is None:  # heal without a value match: heal the oldest of that kind
                 match = next((w for w in open_windows if w[0] == kind), None)
             if match is not None:
                 match[2].end = t
                 open_windows.remove(match)
-            continue
+            return
         if f in ("heal", "heal-all", "stop"):  # a global heal closes whatever is open
             for _, _, w in open_windows:
                 w.end = t
             open_windows.clear()
-            continue
-        w = FaultWindow(kind=f, value=ev.get("value"), start=t, end=None, index=ev.get("index"))
-        windows.append(w)
-        open_windows.append((f, _value_key(ev.get("value")), w))
-    return windows
+            return
+        w = FaultWindow(kind=f, value=value, start=t, end=None, index=index)
+        self.windows.append(w)
+        open_windows.append((f, _value_key(value), w))
+
+
+def fault_windows(events: Iterable[dict]) -> list[FaultWindow]:
+    """Fault windows in start order, from nemesis start/-end event pairs."""
+    reader = FaultReader()
+    for ev in events:
+        if ev.get("process") == "nemesis":
+            reader.feed(str(ev.get("f") or ""), ev.get("value"), int(ev.get("time") or 0),
+                        ev.get("index"))
+    return reader.windows
 
 
 def _value_key(value: Any) -> str:

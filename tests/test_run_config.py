@@ -137,3 +137,17 @@ def test_result_anomalies_name_operations_by_id_and_carry_them_readable(tmp_path
                      "output": 1001, "type": "ok"}
     assert (missed["f"], missed["value"]) == ("write", 1002)
     assert result.operations[stale["id"]].output == 1001
+
+
+def test_the_status_line_reads_faults_as_the_report_does() -> None:
+    from harness.runner import Progress, _fault_label
+
+    progress = Progress(enabled=False, time_limit=10)
+    for f, value in [("kill", ["n2"]), ("partition", {"shape": "halves", "oneway": True}),
+                     ("kill-end", ["n2"]), ("pause", ["n1", "n3"])]:
+        progress.fault(f, value)
+    assert [_fault_label(w.kind, w.value) for w in progress.faults.active] == [
+        "partition halves one-way", "pause n1 n3"]
+    progress.fault("pause-end", ["n3"])  # no window with that value: the oldest pause heals
+    progress.fault("heal", None)  # a global heal closes what is left
+    assert progress.faults.active == []
