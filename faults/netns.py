@@ -317,7 +317,7 @@ def cleanup_stale() -> list[str]:
 
     Raises ``owner.CleanupError`` when there is something to remove but this
     process may not (not root, or no ``ip``)."""
-    dead = owner.stale(KIND)
+    dead = [r for r in owner.stale(KIND) if TAG.fullmatch(r.name)]  # no record of ours else
     if not dead:
         return []
     if os.geteuid() != 0 or shutil.which("ip") is None:
