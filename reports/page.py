@@ -9,7 +9,10 @@ and memory; availability per fault; links to the raw files.
 
 Invariants: the page references no network resource (inline CSS, JS and SVG
 only; links go to files of the run folder by relative path); it is written
-atomically (temp file, then rename) so a browser never sees half a page.
+atomically (temp file, then rename) so a browser never sees half a page. It
+draws what the run folder says (docs/run-folder.md): verdict, anomalies,
+latency, availability and the bugs' mistakes come from results.json; only a
+folder without them is checked (standalone checker) or measured here.
 """
 
 from __future__ import annotations
