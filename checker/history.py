@@ -406,19 +406,26 @@ def pair(events: list[dict], path: str = "<events>") -> list[Op]:
     open_: dict[Any, tuple[int, int, dict]] = {}  # process -> (id, position, invoke)
     pop_open = open_.pop
     new = _new_op
-    for pos, ev in enumerate(events):
-        get = ev.get
-        p = get("process")
-        if p == "nemesis":
-            continue  # faults are not operations
-        t = get("type")
-        if t == "invoke":
-            prev = open_.get(p)
-            if prev is not None:
-                slots[prev[0]] = _unfinished(*prev, p)
-            open_[p] = (len(slots), pos, ev)
-            slots.append(None)
-        elif t == "ok" or t == "fail" or t == "info":
+    completions = _COMPLETIONS
+    pos = 0
+    ev: dict = {}
+    try:
+        for pos, ev in enumerate(events):
+            # Subscripts, not .get: a history event always has both (the readers
+            # check it), and this loop is a good part of the checker's time.
+            p = ev["process"]
+            if p == "nemesis":
+                continue  # faults are not operations
+            t = ev["type"]
+            if t == "invoke":
+                prev = open_.get(p)
+                if prev is not None:
+                    slots[prev[0]] = _unfinished(*prev, p)
+                open_[p] = (len(slots), pos, ev)
+                slots.append(None)
+                continue
+            if t not in completions:
+                raise HistoryError(path, _line(ev, pos), f"unknown event type {t!r}")
             o = pop_open(p, None)
             if o is None:
                 if t == "info":
@@ -426,9 +433,10 @@ def pair(events: list[dict], path: str = "<events>") -> list[Op]:
                 raise HistoryError(path, _line(ev, pos), f"{t} for process {p} with no open invoke")
             oid, call, inv = o
             iget = inv.get
+            get = ev.get
             f = iget("f")
             cf = get("f")
-            if cf is not None and cf != f:
+            if cf != f and cf is not None:
                 raise HistoryError(
                     path, _line(ev, pos), f"completion f {cf!r} does not match invoke f {f!r}"
                 )
@@ -440,11 +448,14 @@ def pair(events: list[dict], path: str = "<events>") -> list[Op]:
                 slots[oid] = new(Op, (oid, p, f, iget("key"), v, get("value"), t, call, pos,
                                       iget("time"), get("time"), get("node"), get("error"), inv,
                                       ev))
-        else:
-            raise HistoryError(path, _line(ev, pos), f"unknown event type {t!r}")
+    except KeyError as exc:
+        raise HistoryError(path, _line(ev, pos), f"missing {exc.args[0]!r}") from None
     for p, o in open_.items():
         slots[o[0]] = _unfinished(*o, p)
     return slots
+
+
+_COMPLETIONS = frozenset(("ok", "fail", "info"))
 
 
 def _unfinished(oid: int, call: int, inv: dict, process: Any) -> Op:

@@ -124,25 +124,34 @@ class CasRegister(Model):
             return c
 
         init_c = code(init_v)
-        # (op, kind, a, b): kind 0 read(a), 1 write(b), 2 cas(a->b), 3 failed cas observed (!= a)
+        # [op, kind, a, b, ret, call]: kind 0 read(a), 1 write(b), 2 cas(a->b), 3 failed cas
+        # observed (!= a). ret and call are copied out of the op once: the passes below
+        # read them many times, and a row's list index is cheaper than an Op attribute.
         rows: list[list[Any]] = []
         add = rows.append
         observed_fail = self.fail_cas == "observed"
         wildcard = self.nil_read == "wildcard"
+        get_code = codes.get
         for op in ops:
             f = op.f
             st = op.type
             if f == "read":
                 if st != "ok":
                     continue  # an indeterminate or failed read changes nothing
-                v = op.output
-                if v is None and wildcard:
+                out = op.output
+                if out is None and wildcard:
                     continue
-                c = code(v)
-                add([op, 0, c, c])
+                c = get_code(out) if type(out) is int or type(out) is str else None
+                if c is None:
+                    c = code(out)
+                add([op, 0, c, c, op.ret, op.call])
             elif f == "write":
                 if st != "fail":
-                    add([op, 1, -1, code(op.value)])
+                    v = op.value
+                    c = get_code(v) if type(v) is int or type(v) is str else None
+                    if c is None:
+                        c = code(v)
+                    add([op, 1, -1, c, op.ret, op.call])
             elif f == "cas":
                 v = op.value
                 if type(v) is list and len(v) == 2:
@@ -152,15 +161,15 @@ class CasRegister(Model):
                 if st == "fail":
                     if observed_fail:
                         c = code(exp)
-                        add([op, 3, c, c])
+                        add([op, 3, c, c, op.ret, op.call])
                 else:
-                    add([op, 2, code(exp), code(new)])
+                    add([op, 2, code(exp), code(new), op.ret, op.call])
             else:
                 raise ValueError(f"{self.name} model has no operation {f!r}")
         n_in = len(ops)
         # optional ops that cannot change the state: dropped
         rows = [r for r in rows
-                if not (r[0].ret == INF and (r[1] in (0, 3) or (r[1] == 2 and r[2] == r[3])))]
+                if not (r[4] == INF and (r[1] in (0, 3) or (r[1] == 2 and r[2] == r[3])))]
         negative = any(r[1] == 3 for r in rows)
         notes: list[str] = []
         # optional mutations whose value nobody can observe: dropped (to a fixpoint)
@@ -170,7 +179,7 @@ class CasRegister(Model):
                 for r in rows:
                     if r[1] in (0, 2):
                         observed.add(r[2])
-                keep = [r for r in rows if not (r[0].ret == INF and r[3] not in observed)]
+                keep = [r for r in rows if not (r[4] == INF and r[3] not in observed)]
                 if len(keep) == len(rows):
                     break
                 rows = keep
@@ -181,14 +190,14 @@ class CasRegister(Model):
                 producers[r[3]] = -2 if r[3] in producers else idx
         deadline: dict[int, float] = {}
         for r in rows:
-            if r[1] in (0, 2) and r[0].ret != INF:
+            if r[1] in (0, 2) and r[4] != INF:
                 d = deadline.get(r[2])
-                if d is None or r[0].ret < d:
-                    deadline[r[2]] = r[0].ret
+                if d is None or r[4] < d:
+                    deadline[r[2]] = r[4]
         rets: list[float] = []
         promoted = 0
         for idx, r in enumerate(rows):
-            ret = r[0].ret
+            ret = r[4]
             if ret == INF and r[1] in (1, 2) and r[3] != init_c and producers.get(r[3]) == idx:
                 d = deadline.get(r[3])
                 if d is not None:
@@ -239,7 +248,7 @@ class CasRegister(Model):
                 lst.sort()  # call order (rows are): the search stops at the frontier
                 needs[idx] = lst
         return Compiled(
-            kept, [op.call for op in kept], rets, pred, init_c, step,
+            kept, [r[5] for r in rows], rets, pred, init_c, step,
             decode=lambda c: values[c], dropped=n_in - len(kept), notes=notes, needs=needs,
             stale=stale,
         )
@@ -261,7 +270,7 @@ def _stale_observers(rows: list[list[Any]], rets: list[float], init_c: int) -> l
             ret = rets[idx]
             if ret > last_prod.get(r[3], -INF_):
                 last_prod[r[3]] = ret
-    muts = sorted((r[0].call, rets[idx]) for idx, r in enumerate(rows)
+    muts = sorted((r[5], rets[idx]) for idx, r in enumerate(rows)
                   if r[1] in (1, 2) and rets[idx] != INF_)
     if not muts:
         return []
@@ -276,7 +285,7 @@ def _stale_observers(rows: list[list[Any]], rets: list[float], init_c: int) -> l
             lp = last_prod.get(r[2])
             if lp is None or lp == INF_:
                 continue  # never produced (the search explains it) or maybe later
-            if suffix[bisect_right(mcalls, lp)] < r[0].call:
+            if suffix[bisect_right(mcalls, lp)] < r[5]:
                 out.append(idx)
     return out
 

@@ -108,6 +108,14 @@ def linearize(
     kind = [2] * (m + 1)  # 0 call, 1 return, 2 end of list (entry 0)
     ce = [0] * n
     re_ = [0] * n
+    # Bit positions: definite ops by call rank, optional ops by call rank.
+    # The definite set is kept as (base, rel): every definite op ranked below
+    # base is linearized, rel holds the rest shifted by base. Ops are mostly
+    # linearized in call order, so rel stays small however long the history
+    # is, and memo keys stay cheap to build and hash.
+    dpos = [0] * n
+    opos = [0] * n
+    rank = 0
     for k, (t, is_ret, i) in enumerate(order, 1):
         eop[k] = i
         etime[k] = t
@@ -117,6 +125,8 @@ def linearize(
         else:
             ce[i] = k
             kind[k] = 0
+            dpos[i] = rank
+            rank += 1
     # optional list: slots 1..q by call time, 0 = head/end
     opt = sorted((calls[i], i) for i in range(n) if rets[i] == INF)
     q = len(opt)
@@ -128,23 +138,10 @@ def linearize(
     oop = [-1] + [i for _, i in opt]
     if needs is None:
         needs = [None] * n
-    # Bit positions: definite ops by call rank, optional ops by call rank.
-    # The definite set is kept as (base, rel): every definite op ranked below
-    # base is linearized, rel holds the rest shifted by base. Ops are mostly
-    # linearized in call order, so rel stays small however long the history
-    # is, and memo keys stay cheap to build and hash.
-    dpos = [0] * n
-    opos = [0] * n
-    rank = 0
-    for t, is_ret, i in order:
-        if not is_ret:
-            dpos[i] = rank
-            rank += 1
     for rank, (_, i) in enumerate(opt):
         opos[i] = rank
-
-
-    seen_sets: dict = {}  # (base, rel, state) -> optional bitsets used
+    early = [calls[i] < rets[i] for i in range(n)]  # may take effect before its deadline
+    seen_sets: dict = {}  # (base, rel, state) -> optional bitset(s) used
     get = seen_sets.get
     # (op, state before, opt slot or 0, frontier entry, urgent op, base, rel)
     stack: list[tuple[int, Any, int, int, int, int, int]] = []
@@ -166,8 +163,20 @@ def linearize(
     fresh_node = True
     dead = False
     urgent = -1
-    k = 0
+    k = 0  # phase 0 cursor: the next definite call entry to try at this node
+    phase = 0  # 0: definite calls before the frontier; 1: optional calls before it
+    j = 0  # phase 1 cursor: the next optional slot to try
+    frontier = INF
+    # One loop: pick the next candidate at this node (i, and its optional slot
+    # or 0), then one block places it; when a node has no candidate left, it
+    # backtracks. Every placement goes through the same memo test.
     while True:
+        if steps >= next_check:
+            next_check = steps + check_every
+            if deadline is not None and time.monotonic() > deadline:
+                out.valid = None
+                out.steps = steps
+                return out
         if fresh_node:
             # The frontier op (earliest definite return) is tried first: the
             # most urgent candidate, and often the right one.
@@ -180,6 +189,7 @@ def linearize(
                 return out
             urgent = eop[x]
             k = nxt[0]
+            phase = 0
             fresh_node = False
             dead = False
             if viable is not None:
@@ -195,213 +205,155 @@ def linearize(
                 if not viable(state, _placed_test(base, rel, ol, dpos, opos, rets), due):
                     dead = True
                     k = x
-            if not dead and etime[ce[urgent]] < etime[x]:
-                i = urgent
-                s2 = step(state, i)
-                steps += 1
-                if s2 is not NO:
-                    d = dpos[i] - base
-                    rel2 = rel | (1 << d)
-                    base2 = base
-                    if d == 0:
-                        t = (~rel2 & (rel2 + 1)).bit_length() - 1
-                        rel2 >>= t
-                        base2 += t
-                    key = (base2, rel2, s2)
-                    used = get(key)
-                    ok = True
-                    if used is None:
-                        seen_sets[key] = [ol]
-                    else:
-                        for y in used:
-                            if y & ol == y:
-                                ok = False
-                                break
-                        if ok:
-                            used.append(ol)
-                    if ok:
-                        push((i, state, 0, fr, urgent, base, rel))
-                        state = s2
-                        base = base2
-                        rel = rel2
-                        c = ce[i]
-                        a, b = prv[c], nxt[c]
-                        nxt[a] = b
-                        prv[b] = a
-                        r = re_[i]
-                        a, b = prv[r], nxt[r]
-                        nxt[a] = b
-                        prv[b] = a
-                        if r == fr:
-                            while kind[b] == 0:
-                                b = nxt[b]
-                            fr = b
-                        fresh_node = True
-                        if steps >= next_check:
-                            next_check = steps + check_every
-                            if deadline is not None and time.monotonic() > deadline:
-                                out.valid = None
-                                out.steps = steps
-                                return out
-                        continue
-        # phase 0: the other definite calls before the frontier, in call order
-        kd = kind[k]
-        if kd == 0:
-            i = eop[k]
-            if i == urgent:
+            i = urgent if not dead and early[urgent] else -1
+            slot = 0
+        else:
+            i = -1
+        if i < 0:
+            if phase == 0 and kind[k] == 0:
+                # phase 0: the other definite calls before the frontier, in call order
+                i = eop[k]
                 k = nxt[k]
-                continue
-            s2 = step(state, i)
-            steps += 1
-            if s2 is not NO:
-                d = dpos[i] - base
-                rel2 = rel | (1 << d)
-                base2 = base
-                if d == 0:
-                    t = (~rel2 & (rel2 + 1)).bit_length() - 1
-                    rel2 >>= t
-                    base2 += t
-                key = (base2, rel2, s2)
-                used = get(key)
-                ok = True
-                if used is None:
-                    seen_sets[key] = [ol]
-                else:
-                    for y in used:
-                        if y & ol == y:
-                            ok = False
-                            break
-                    if ok:
-                        used.append(ol)
-                if ok:
-                    push((i, state, 0, fr, urgent, base, rel))
-                    state = s2
-                    base = base2
-                    rel = rel2
-                    c = ce[i]
-                    a, b = prv[c], nxt[c]
-                    nxt[a] = b
-                    prv[b] = a
-                    r = re_[i]
-                    a, b = prv[r], nxt[r]
-                    nxt[a] = b
-                    prv[b] = a
-                    if r == fr:
-                        while kind[b] == 0:
-                            b = nxt[b]
-                        fr = b
-                    fresh_node = True
-                    if steps >= next_check:
-                        next_check = steps + check_every
-                        if deadline is not None and time.monotonic() > deadline:
-                            out.valid = None
-                            out.steps = steps
-                            return out
+                if i == urgent:
                     continue
-            k = nxt[k]
-            continue
-        # phase 1: k is the frontier (first definite return); optional calls before it
-        frontier = etime[k]
-        j = 0 if dead else onxt[0]
-        dead = False
-        while True:
-            placed = False
-            while j and ocall[j] < frontier:
-                i = oop[j]
-                p = pred[i]
-                if p < 0 or (ol >> opos[p]) & 1:
-                    nd = needs[i]
-                    if nd is not None:
+                slot = 0
+            else:
+                if phase == 0:
+                    # phase 1: k is the frontier (first definite return); optional
+                    # calls before it, in call order
+                    phase = 1
+                    frontier = etime[k]
+                    j = 0 if dead else onxt[0]
+                    dead = False
+                while j and ocall[j] < frontier:
+                    o = oop[j]
+                    q = pred[o]
+                    if q < 0 or (ol >> opos[q]) & 1:
+                        nd = needs[o]
+                        if nd is None:
+                            break
+                        # placed only right before a pending op that sees it
                         seen_by = False
-                        for o in nd:
-                            if calls[o] >= frontier:
+                        for o2 in nd:
+                            if calls[o2] >= frontier:
                                 break
-                            if rets[o] == INF:
-                                if not (ol >> opos[o]) & 1:
+                            if rets[o2] == INF:
+                                if not (ol >> opos[o2]) & 1:
                                     seen_by = True
                                     break
                             else:
-                                d = dpos[o] - base
+                                d = dpos[o2] - base
                                 if d >= 0 and not (rel >> d) & 1:
                                     seen_by = True
                                     break
-                        if not seen_by:
-                            j = onxt[j]
-                            continue
-                    s2 = step(state, i)
-                    steps += 1
-                    if s2 is not NO:
-                        ol2 = ol | (1 << opos[i])
-                        key = (base, rel, s2)
-                        used = get(key)
-                        ok = True
-                        if used is None:
-                            seen_sets[key] = [ol2]
-                        else:
-                            for y in used:
-                                if y & ol2 == y:
-                                    ok = False
-                                    break
-                            if ok:
-                                used.append(ol2)
-                        if ok:
-                            push((i, state, j, k, urgent, base, rel))
-                            state = s2
-                            ol = ol2
-                            a, b = oprv[j], onxt[j]
-                            onxt[a] = b
-                            oprv[b] = a
-                            placed = True
+                        if seen_by:
                             break
+                    j = onxt[j]
+                else:
+                    # no candidate left at this node: backtrack
+                    if len(stack) > best:
+                        best = len(stack)
+                        best_stack = stack[:]
+                        out.prefix_state = state
+                        out.stuck = eop[k]
+                        conc = []
+                        x = nxt[0]
+                        while x != k:
+                            if kind[x] == 0:
+                                conc.append(eop[x])
+                            x = nxt[x]
+                        x = onxt[0]
+                        while x and ocall[x] < frontier:
+                            conc.append(oop[x])
+                            x = onxt[x]
+                        out.concurrent = conc
+                    if not stack:
+                        out.steps = steps
+                        out.prefix = [e[0] for e in best_stack]
+                        return out
+                    i, state, slot, fr, urgent, base, rel = pop()
+                    steps += 1
+                    if slot:
+                        # resume phase 1 at that node, after the undone slot
+                        phase = 1
+                        ol ^= 1 << opos[i]
+                        onxt[oprv[slot]] = slot
+                        oprv[onxt[slot]] = slot
+                        j = onxt[slot]
+                        k = fr
+                        frontier = etime[k]
+                    else:
+                        r = re_[i]
+                        nxt[prv[r]] = r
+                        prv[nxt[r]] = r
+                        c = ce[i]
+                        nxt[prv[c]] = c
+                        prv[nxt[c]] = c
+                        # resume phase 0 at that node: from the head if the urgent
+                        # op was the one undone, else after the undone call
+                        k = nxt[0] if i == urgent else nxt[c]
+                        phase = 0
+                    continue
+                i = o
+                slot = j
                 j = onxt[j]
-            if placed:
-                fresh_node = True
-                break
-            # no candidate left at this node: backtrack
-            if len(stack) > best:
-                best = len(stack)
-                best_stack = stack[:]
-                out.prefix_state = state
-                out.stuck = eop[k]
-                conc = []
-                x = nxt[0]
-                while x != k:
-                    if kind[x] == 0:
-                        conc.append(eop[x])
-                    x = nxt[x]
-                x = onxt[0]
-                while x and ocall[x] < frontier:
-                    conc.append(oop[x])
-                    x = onxt[x]
-                out.concurrent = conc
-            if not stack:
-                out.steps = steps
-                out.prefix = [e[0] for e in best_stack]
-                return out
-            i, state, slot, fk, urgent, base, rel = pop()
-            steps += 1
-            if steps >= next_check:
-                next_check = steps + check_every
-                if deadline is not None and time.monotonic() > deadline:
-                    out.valid = None
-                    out.steps = steps
-                    return out
-            if slot:
-                ol ^= 1 << opos[i]
-                onxt[oprv[slot]] = slot
-                oprv[onxt[slot]] = slot
-                j = onxt[slot]
-                k = fk
-                frontier = etime[k]
-                continue  # resume phase 1 at the same node
-            fr = fk
-            r = re_[i]
-            nxt[prv[r]] = r
-            prv[nxt[r]] = r
+        # place candidate i (definite, or optional in ``slot``) if legal and new
+        s2 = step(state, i)
+        steps += 1
+        if s2 is NO:
+            continue
+        if slot:
+            ol2 = ol | (1 << opos[i])
+            base2 = base
+            rel2 = rel
+        else:
+            ol2 = ol
+            d = dpos[i] - base
+            rel2 = rel | (1 << d)
+            base2 = base
+            if d == 0:
+                t = (~rel2 & (rel2 + 1)).bit_length() - 1
+                rel2 >>= t
+                base2 += t
+        key = (base2, rel2, s2)
+        # The optional sets seen with this (definite set, state): one int, the
+        # common case, or a list of them once a second one comes.
+        used = get(key)
+        if used is None:
+            seen_sets[key] = ol2
+        elif type(used) is int:
+            if used & ol2 == used:
+                continue  # a seen configuration had every option this one has
+            seen_sets[key] = [used, ol2]
+        else:
+            new = True
+            for y in used:
+                if y & ol2 == y:
+                    new = False
+                    break
+            if not new:
+                continue
+            used.append(ol2)
+        push((i, state, slot, fr, urgent, base, rel))
+        state = s2
+        base = base2
+        rel = rel2
+        ol = ol2
+        if slot:
+            a, b = oprv[slot], onxt[slot]
+            onxt[a] = b
+            oprv[b] = a
+        else:
             c = ce[i]
-            nxt[prv[c]] = c
-            prv[nxt[c]] = c
-            # resume phase 0 at that node: from the head if the urgent op was
-            # the one undone, else after the undone call
-            k = nxt[0] if i == urgent else nxt[c]
-            break
+            a, b = prv[c], nxt[c]
+            nxt[a] = b
+            prv[b] = a
+            r = re_[i]
+            a, b = prv[r], nxt[r]
+            nxt[a] = b
+            prv[b] = a
+            if r == fr:
+                while kind[b] == 0:
+                    b = nxt[b]
+                fr = b
+        fresh_node = True

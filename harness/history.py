@@ -7,31 +7,5 @@ of ``checker.history.pair``; ``Op``'s old attribute names (``status``,
 ``call_time``, ``ret_time``) are gone: they are ``type``, ``start``, ``end``.
 """
 
-from checker.history import (
-    INF,
-    HistoryError,
-    Op,
-    is_client_event,
-    pair,
-    parse_edn,
-    parse_jsonl,
-    public,
-    read_history,
-    unwrap_independent,
-)
-
-pair_ops = pair
-
-__all__ = [
-    "INF",
-    "HistoryError",
-    "Op",
-    "is_client_event",
-    "pair",
-    "pair_ops",
-    "parse_edn",
-    "parse_jsonl",
-    "public",
-    "read_history",
-    "unwrap_independent",
-]
+from checker.history import *  # the whole public API, re-exported
+from checker.history import pair as pair_ops  # noqa: F401  (the old name)

@@ -16,36 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import checker as _checker
-from checker import (
-    KV,
-    MODELS,
-    CasRegister,
-    CheckResult,
-    HistoryError,
-    KVAppend,
-    Model,
-    MultiRegister,
-    Mutex,
-    Op,
-    make_model,
-)
+from checker import *  # the whole public API, re-exported
+from checker import CheckResult, Op
 from checker.history import public
-
-__all__ = [
-    "KV",
-    "MODELS",
-    "CasRegister",
-    "CheckResult",
-    "HistoryError",
-    "KVAppend",
-    "Model",
-    "MultiRegister",
-    "Mutex",
-    "check_events",
-    "check_file",
-    "check_ops",
-    "make_model",
-]
 
 
 @dataclass(slots=True)
