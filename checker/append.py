@@ -4,7 +4,7 @@ Owns ``KVAppend``: ``read`` returns the whole string, ``write`` sets it,
 ``append`` adds to it. Its compile adds an exact prefix check (between
 writes the string only grows) and a ``viable`` test that abandons a search
 node whose string no pending read can extend to; its explanation names the
-read an append contradicts.
+read an append contradicts. docs/checker.md "Models".
 """
 
 from __future__ import annotations

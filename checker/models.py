@@ -3,7 +3,8 @@
 Owns ``MODELS`` (name -> model class) and ``make_model``, plus
 ``MultiRegister`` and ``Mutex``, which need nothing beyond the generic
 compile of checker/model.py. The registers live in checker/registers.py, the
-append strings in checker/append.py.
+append strings in checker/append.py. docs/checker.md "Models" lists them
+and says how a new one plugs in.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Owns ``CasRegister`` (and ``KV``, the harness's name for a map of them): its
 step, its explanation of a stale read, and its compile, which integer-codes
 values and applies exact reductions for registers on top of those every
 model gets (checker/model.py; each keeps the set of linearizable histories
-the same):
+the same; docs/checker.md "Models"):
 
 - an optional write/cas whose new value no operation can observe is dropped
   (the operation after it in any linearization must overwrite it, so

@@ -2,7 +2,8 @@
 
 Owns one function, ``linearize``, that decides whether a set of operations
 on ONE object (one partition) has a linearization. It knows nothing about
-values: the model is reduced to ``step(state, i) -> new state | NO``.
+values: the model is reduced to ``step(state, i) -> new state | NO``
+(docs/checker.md "How it decides").
 
 Theory of operation (Wing & Gong 1993; Lowe 2017, "Testing for
 linearizability"; as in porcupine): every operation contributes a call entry
@@ -21,7 +22,10 @@ optional ones after, so an indeterminate operation is only placed when the
 definite ones cannot go on without it. Memoization is by dominance: a
 configuration (definite ops done, state, optional ops used) is covered by a
 seen one with the same definite ops and state that used a subset of the
-optional ops (it had every option this one has).
+optional ops (it had every option this one has). The loop has one
+chooser of the next candidate at a node (the frontier op, the other definite
+calls, then the optional calls) and one block that places a candidate
+through that memo test.
 
 Invariants:
 - ``rets[i]`` is ``INF`` for an optional operation (may take effect at any

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="history file or folder")
     p.add_argument("--model", choices=sorted(MODELS), default=None,
-                   help="object model (default kv, or what a corpus manifest says)")
+                   help="object model (default kv, or what --manifest says for the file)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="give up on a file after S seconds (verdict unknown)")
