@@ -3,11 +3,12 @@
     python benchmarks/raft_core_bench.py [--writes 50000] [--inflight 1,16,128]
 
 Drives a leader and two followers in one process the way the driver does:
-``inflight`` client writes per batch into the leader, one ``ready()``, every
-message through the codec and msgpack to its destination, until all are
-acknowledged. Prints the CPU microseconds per write spent in the leader's
-core (request, step, ready, encode/decode of its messages) and in each
-follower, so the node's budget (5,000 fsynced writes/s on 2 cores = at most
+``inflight`` client writes per batch into the leader (one ``requests``
+call), one ``ready()``, the applier, every message through the codec and
+msgpack to its destination, ``advance``, until all are acknowledged. Prints
+the CPU microseconds per write spent in the leader's core and applier
+(requests, step, ready, apply, advance, encode/decode of its messages) and
+in each follower, so the node's budget (5,000 fsynced writes/s on 2 cores = at most
 ~200 us of leader CPU per write, driver and fsync included) can be checked
 against the core's share.
 """
@@ -26,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 import msgpack
 
+from nodes.common.applier import Applier
 from nodes.common.core_api import CoreConfig, Restored, Timing
 from nodes.raft import PROTOCOL
 
@@ -40,6 +42,7 @@ def run(writes: int, inflight: int) -> tuple[float, float]:
             Restored())
         for k, i in enumerate(ids)
     }
+    appliers = {i: Applier(i, None, 10_000) for i in ids}
     cpu = dict.fromkeys(ids, 0.0)
     clock = time.process_time
     packb, unpackb = msgpack.Packer(use_bin_type=True).pack, msgpack.unpackb
@@ -51,12 +54,17 @@ def run(writes: int, inflight: int) -> tuple[float, float]:
         while queue:
             src = queue.pop()
             t = clock()
-            rd = cores[src].ready()
+            core = cores[src]
+            rd = core.ready()
             if rd is None:
                 cpu[src] += clock() - t
                 continue
+            snap = appliers[src].apply(rd)
             frames = [(codec.dest(m), packb(codec.encode(m)))
                       for m in rd.early_messages + rd.messages]
+            core.advance(rd)
+            if snap is not None:
+                core.compact(snap)
             cpu[src] += clock() - t
             replies += len(rd.replies)
             for dest, frame in frames:
@@ -77,10 +85,12 @@ def run(writes: int, inflight: int) -> tuple[float, float]:
     done = sent = 0
     while done < writes:
         t = clock()
+        batch = []
         for _ in range(inflight):
             sent += 1
-            core.request(b"client", {"id": sent, "op": "write", "key": f"k{sent % 1000}",
-                                     "value": sent})
+            batch.append((b"client", {"id": sent, "op": "write", "key": f"k{sent % 1000}",
+                                      "value": sent}))
+        core.requests(batch)
         cpu[leader] += clock() - t
         done += pump(leader)
     follower = max(cpu[i] for i in ids if i != leader)

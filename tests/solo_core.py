@@ -53,7 +53,7 @@ class SoloCore:
         self.snap_index = self.last
         self.rd = Ready(soft_state=SoftState("leader", config.node_id, 1))
         for e in restored.entries:  # all committed: the applier replays them
-            self.rd.committed.append((e, None))
+            self.rd.committed.append(e)
             self.last = e.index
         self.ticks = 0
         self.pings_heard = 0
@@ -72,7 +72,8 @@ class SoloCore:
         self.last += 1
         entry = Entry(self.last, 1, req)
         self.rd.entries.append(entry)
-        self.rd.committed.append((entry, (client, req["id"], 1, None)))
+        self.rd.waiters.append((len(self.rd.committed), (client, req["id"], 1, None)))
+        self.rd.committed.append(entry)
 
     def tick(self) -> None:
         self.ticks += 1

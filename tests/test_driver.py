@@ -62,7 +62,8 @@ class ScriptedCore:
                 entries=[entry],
                 early_messages=[{"type": "m", "dest": "n2", "what": f"early{n}"}],
                 messages=[{"type": "m", "dest": "n2", "what": f"late{n}"}],
-                committed=[(entry, (client, req["id"], 1, None))],
+                committed=[entry],
+                waiters=[(0, (client, req["id"], 1, None))],
             )
 
     def request(self, client: bytes, req: dict) -> None:

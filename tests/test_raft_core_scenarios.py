@@ -566,4 +566,6 @@ def test_well_typed_nonsense_from_peers_never_crashes_a_core() -> None:
             ))
             target.step(msg)
             target.tick()
-            target.ready()
+            rd = target.ready()
+            if rd is not None:
+                target.advance(rd)

@@ -12,8 +12,9 @@ Invariants:
 - The same committed entries in the same order give the same store on every
   replica (state machine safety rests on it); entries are applied exactly in
   the order the core listed them.
-- A waiter hears ``ok`` (with the command's result) only if the committed
-  entry is its own (``core_api.Waiter``); otherwise its outcome is unknown
+- ``Ready.waiters`` are (position in ``Ready.committed``, waiter) in
+  position order. A waiter hears ``ok`` (with the command's result) only if
+  the committed entry at its position is its own (``core_api.Waiter``); otherwise its outcome is unknown
   (the entry may have been replaced by another leader's): never ``definite``.
 - A confirmed read is answered after every committed entry of its Ready was
   applied, so it sees at least its read index.
@@ -46,26 +47,29 @@ class Applier:
         self.leader: str | None = None  # from the newest soft state, for redirect hints
 
     def apply(self, rd: Ready) -> Snapshot | None:
-        """Apply ``rd``'s committed entries and answer its reads, appending the
-        replies to ``rd.replies``. Returns a snapshot to hand to
-        ``core.compact`` when one is due, else None."""
-        if rd.soft_state is not None:
-            self.leader = rd.soft_state.leader
+        """Apply ``rd``'s committed entries and answer its waiters and reads,
+        appending the replies to ``rd.replies``. Returns a snapshot to hand
+        to ``core.compact`` when one is due, else None."""
+        soft = rd.soft_state
+        if soft is not None:
+            self.leader = soft.leader
         committed = rd.committed
-        replies = rd.replies
         if rd.restore and rd.snapshot is not None:
-            snap = rd.snapshot
-            k = 0
-            while k < len(committed) and committed[k][0].index <= snap.index:
-                k += 1
-            self._apply(committed[:k], replies)
-            self.kv = KVStore.restore(snap.data)
-            self.applied = self.snap_index = snap.index
-            self._apply(committed[k:], replies)
+            self._apply_around(rd, rd.snapshot)
         elif committed:
-            self._apply(committed, replies)
+            waiters = rd.waiters
+            if waiters:
+                self._apply_with_waiters(committed, waiters, 0, len(committed), rd.replies)
+            else:  # a follower's common case: nothing to answer
+                kv_apply = self.kv.apply
+                for entry in committed:
+                    cmd = entry.data
+                    if cmd is not None:
+                        kv_apply(cmd)
+            self.applied = committed[-1].index
         if rd.reads:
             data = self.kv.data
+            replies = rd.replies
             for client, rid, key in rd.reads:
                 replies.append((client, {"ok": True, "value": data.get(key), "id": rid}))
         if self.applied - self.snap_index >= self.snapshot_entries:
@@ -73,15 +77,35 @@ class Applier:
             return Snapshot(self.applied, 0, self.kv.snapshot())  # the core fills in the term
         return None
 
-    def _apply(self, committed: list[tuple[Entry, Waiter | None]],
-               replies: list[tuple[bytes, ClientReply]]) -> None:
+    def _apply_around(self, rd: Ready, snap: Snapshot) -> None:
+        """Committed entries at or below ``snap.index``, then the snapshot, then the rest."""
+        committed = rd.committed
+        k = 0
+        while k < len(committed) and committed[k].index <= snap.index:
+            k += 1
+        self._apply_with_waiters(committed, rd.waiters, 0, k, rd.replies)
+        self.kv = KVStore.restore(snap.data)
+        self.applied = self.snap_index = snap.index
+        self._apply_with_waiters(committed, rd.waiters, k, len(committed), rd.replies)
+        if committed:
+            self.applied = max(self.applied, committed[-1].index)
+
+    def _apply_with_waiters(self, committed: list[Entry], waiters: list[tuple[int, Waiter]],
+                            start: int, end: int,
+                            replies: list[tuple[bytes, ClientReply]]) -> None:
+        """Apply ``committed[start:end]``; answer the waiters positioned there."""
         kv_apply = self.kv.apply
-        for entry, waiter in committed:
+        w = 0
+        while w < len(waiters) and waiters[w][0] < start:
+            w += 1
+        at = waiters[w][0] if w < len(waiters) else -1
+        for pos in range(start, end):
+            entry = committed[pos]
             cmd = entry.data
             if cmd is not None:
                 result = kv_apply(cmd)
-            if waiter is not None:
-                client, rid, term, own = waiter
+            if pos == at:
+                client, rid, term, own = waiters[w][1]
                 if cmd is not None and (term is None or term == entry.term) and (
                         own is None or own is cmd or own == cmd):
                     reply = dict(result)
@@ -89,8 +113,10 @@ class Applier:
                 else:
                     reply = unknown_outcome(rid, self.leader, self.node_id)
                 replies.append((client, reply))
-        if committed:
-            self.applied = committed[-1][0].index
+                w += 1
+                at = waiters[w][0] if w < len(waiters) else -1
+        if end > start:
+            self.applied = committed[end - 1].index
 
 
 def unknown_outcome(rid: Any, leader: str | None, me: str) -> ClientReply:

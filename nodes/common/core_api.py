@@ -24,12 +24,16 @@ Inputs, called by the driver (never re-entrantly):
                                  machine; the core drops its log up to it
 - ``core.status()``              the ``status`` reply body (no consensus)
 
-Output, once per batch of inputs: ``rd = core.ready()`` only COLLECTS what the
-inputs produced (it sends nothing, starts no round, changes no protocol
-state; called twice it returns the same effects). The driver carries ``rd``
+Output, once per batch of inputs: ``rd = core.ready()`` only COLLECTS: it
+hands over the effects the inputs produced since the last ``ready()`` (as
+etcd's Ready plus acceptReady) and sends nothing, starts no round, changes
+no protocol state -- replication messages and read rounds are produced by
+the inputs themselves (``requests`` batches them). The driver carries ``rd``
 out and then calls ``core.advance(rd)``, which tells the core that all of it
-happened: the core forgets those effects and remembers ``rd.soft_state`` as
-the one last reported. Order of carrying out, which every driver keeps:
+happened: the entries are durable and the committed entries applied (the
+``last_applied`` of ``status`` moves then). ``rd`` is read before the next
+input: the core may keep using the lists of ``rd`` that were empty, except
+``replies``, which is always the caller's (the applier appends to it). Order of carrying out, which every driver keeps:
 
 1. ``early_messages`` are sent between the log write and its fsync, but only
    when ``meta`` and ``truncate_from`` are None (else they go with step 3);
@@ -37,9 +41,9 @@ the one last reported. Order of carrying out, which every driver keeps:
    ``truncate_from`` and ``entries`` appended to the log, then ``snapshot``
    saved (and the log compacted up to it) -- all fsynced before step 3, since
    every message and reply in this Ready may depend on them;
-3. the applier applies ``committed`` (and, if ``restore``, first replaces the
-   state machine by ``snapshot``), answers their waiters and the confirmed
-   ``reads``; ``messages`` are sent to peers (best effort); then ``replies``
+3. the applier applies ``committed`` (and, if ``restore``, replaces the
+   state machine by ``snapshot`` before the entries past it), answers
+   ``waiters`` and the confirmed ``reads``; ``messages`` are sent to peers (best effort); then ``replies``
    (the core's and the applier's) go to clients.
 
 Why early messages are safe (Raft thesis 10.2.1): they are a leader's
@@ -137,8 +141,11 @@ class Ready:
     #: Messages that claim nothing about this node's durable state (a
     #: leader's replication messages); see the module header, step 1.
     early_messages: list[Any] = field(default_factory=list)
-    #: Entries newly known committed, in order, each with its waiter (or None).
-    committed: list[tuple[Entry, Waiter | None]] = field(default_factory=list)
+    #: Entries newly known committed, in the order to apply them.
+    committed: list[Entry] = field(default_factory=list)
+    #: (position in ``committed``, its waiter), in position order: the clients
+    #: the applier answers with those entries' results.
+    waiters: list[tuple[int, Waiter]] = field(default_factory=list)
     #: Reads confirmed by a read-index round (or, under BUG stale-read, not).
     reads: list[ConfirmedRead] = field(default_factory=list)
 

@@ -10,20 +10,19 @@ value reached by one of them safe to act on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 
 def quorum(nodes: int) -> int:
     """Votes needed among ``nodes`` voters (the leader included)."""
     return nodes // 2 + 1
 
 
-def quorum_value(own: int, peers: Iterable[int], need: int) -> int:
+def quorum_value(own: int, peers: list[int], need: int) -> int:
     """The largest v such that ``need`` nodes (this one, holding ``own``,
-    counted) hold a value >= v; ``own`` if ``need`` is 1 (a lone node)."""
+    counted) hold a value >= v; ``own`` if ``need`` is 1 (a lone node).
+    ``peers`` must be a fresh list: it is sorted in place (no copy on the
+    leader's hot path)."""
     if need <= 1:
         return own
-    values = sorted(peers, reverse=True)
-    values.append(own)
-    values.sort(reverse=True)  # nearly sorted already: one cheap pass
-    return values[need - 1]
+    peers.append(own)
+    peers.sort(reverse=True)
+    return peers[need - 1]

@@ -171,10 +171,12 @@ class PaxosCore:
         # only with acks, which the driver reads after that fsync.
         self.out_early: list[Any] = []
         self.out_replies: list[tuple[bytes, ClientReply]] = []
-        self.out_committed: list[tuple[Entry, Waiter | None]] = []
+        self.out_committed: list[Entry] = []
+        self.out_waiters: list[tuple[int, Waiter]] = []
         self.out_reads: list[ConfirmedRead] = []
         self.out_restore = False
-        self._soft: SoftState | None = None  # of the last advanced Ready
+        self._soft = SoftState("", None, -1)  # last handed over; the first ready() reports one
+        self.applied_index = 0  # what the applier reported applied (advance)
 
         self._restore(restored)
 
@@ -194,7 +196,7 @@ class PaxosCore:
         if restored.snapshot is not None:
             snap = restored.snapshot
             self.snapshot = snap
-            self.snap_index = self.commit = self.applied = snap.index
+            self.snap_index = self.commit = self.applied = self.applied_index = snap.index
         top_round = self.promised[0]
         for e in restored.entries:
             if e.index <= self.snap_index:
@@ -300,57 +302,60 @@ class PaxosCore:
             "voted_for": self.promised[1] if self.promised[0] else None,
             "leader": self.leader,
             "commit_index": self.commit,
-            "last_applied": self.applied,
+            "last_applied": self.applied_index,
             "log_len": len(self.log),
         }
 
     def ready(self) -> Ready | None:
-        """Collect the effects of the inputs since the last ``advance`` (changes nothing)."""
+        """Hand over the effects collected since the last ``ready()`` (etcd's
+        Ready + acceptReady): nothing is sent, no round started, no protocol
+        state changed here."""
         soft = self._soft
         term = self.promised[0]
-        if soft is None or soft.role != self.role or soft.leader != self.leader \
-                or soft.term != term:
-            soft = SoftState(self.role, self.leader, term)
+        if soft.role != self.role or soft.leader != self.leader or soft.term != term:
+            soft = self._soft = SoftState(self.role, self.leader, term)
         else:
             soft = None
         if not (
-            soft is not None
-            or self.out_meta is not None
-            or self.out_entries
-            or self.out_snapshot is not None
+            self.out_early
             or self.out_messages
-            or self.out_early
-            or self.out_replies
+            or self.out_entries
             or self.out_committed
+            or self.out_replies
+            or soft is not None
+            or self.out_meta is not None
+            or self.out_snapshot is not None
             or self.out_reads
         ):
             return None
-        return Ready(
-            soft_state=soft,
-            meta=self.out_meta,
-            entries=list(self.out_entries.values()),
-            snapshot=self.out_snapshot,
-            restore=self.out_restore,
-            messages=self.out_messages,
-            replies=self.out_replies,
-            early_messages=self.out_early,
-            committed=self.out_committed,
-            reads=self.out_reads,
-        )
-
-    def advance(self, rd: Ready) -> None:
-        """``rd`` (the last ``ready()``) was carried out: forget its effects."""
-        if rd.soft_state is not None:
-            self._soft = rd.soft_state
+        rd = Ready(soft, self.out_meta, None, list(self.out_entries.values()),
+                   self.out_snapshot, self.out_restore, self.out_messages, self.out_replies,
+                   self.out_early, self.out_committed, self.out_waiters, self.out_reads)
         self.out_meta = None
-        self.out_entries = {}
         self.out_snapshot = None
         self.out_restore = False
-        self.out_messages = []
-        self.out_early = []
-        self.out_replies = []
-        self.out_committed = []
-        self.out_reads = []
+        if self.out_entries:
+            self.out_entries = {}
+        if self.out_messages:
+            self.out_messages = []
+        if self.out_early:
+            self.out_early = []
+        self.out_replies = []  # always fresh: the applier appends its replies to rd.replies
+        if self.out_committed:
+            self.out_committed = []
+            if self.out_waiters:
+                self.out_waiters = []
+        if self.out_reads:
+            self.out_reads = []
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """``rd`` was carried out: its records are durable and its chosen
+        slots applied, so the store now reflects them (``status``)."""
+        if rd.committed:
+            self.applied_index = rd.committed[-1].index
+        elif rd.restore and rd.snapshot is not None:
+            self.applied_index = rd.snapshot.index
 
     # ------------------------------------------------------------------ acceptor
 
@@ -489,9 +494,9 @@ class PaxosCore:
             s = self.applied + 1
             self.applied = s
             waiter = pending.pop(s, None) if pending else None
-            if waiter is not None and waiter[0] is None:
-                waiter = None  # BUG early-ack: already answered
-            out.append((Entry(s, 0, log[s].value), waiter))
+            if waiter is not None and waiter[0] is not None:  # None: BUG early-ack answered it
+                self.out_waiters.append((len(out), waiter))
+            out.append(Entry(s, 0, log[s].value))
         if self.reads:
             self._serve_reads()
 
@@ -737,7 +742,7 @@ class PaxosCore:
             return
         reads = self.reads
         peer_seq = self.peer_seq
-        reads.confirm(quorum_value(reads.seq, (peer_seq.get(p, 0) for p in self.peers),
+        reads.confirm(quorum_value(reads.seq, [peer_seq.get(p, 0) for p in self.peers],
                                    self.quorum))
         reads.release(self.applied, self.out_reads)
 

@@ -187,10 +187,13 @@ class RaftCore:
         self._msgs: list[Any] = []
         self._early: list[Any] = []  # the leader's AppendEntries (Ready.early_messages)
         self._replies: list[tuple[bytes, ClientReply]] = []
-        self._committed: list[tuple[Entry, Waiter | None]] = []
+        self._committed: list[Entry] = []
+        self._waiters_out: list[tuple[int, Waiter]] = []
         self._reads_out: list[ConfirmedRead] = []
         self._restore = False  # _snap_out came from the leader (Ready.restore)
-        self._soft: SoftState | None = None  # the soft state of the last advanced Ready
+        # The soft state last handed over; the first ready() always reports one.
+        self._soft = SoftState("", None, -1)
+        self.applied_index = self.snap_index  # what the applier reported applied (advance)
 
         self._handlers = {
             PreVote: self._on_prevote,
@@ -447,8 +450,10 @@ class RaftCore:
         self._handlers[kind](msg)
         if self.role == LEADER and kind is not AppendEntries and kind is not Heartbeat:
             pr = self.progress.get(msg.src)
-            if pr is not None:
-                self._send_appends(msg.src, pr)  # the reply may have freed room
+            # The reply may have freed room (or asked for a resend, or a probe).
+            if pr is not None and (pr.state != REPLICATE or pr.resend
+                                   or pr.next <= self.last_index):
+                self._send_appends(msg.src, pr)
 
     # -------------------------------------------------------------- elections
 
@@ -649,7 +654,7 @@ class RaftCore:
 
     def _maybe_commit(self) -> None:
         # Our own log counts at once (see "Durability").
-        n = quorum_value(self.last_index, (pr.match for pr in self.progress.values()),
+        n = quorum_value(self.last_index, [pr.match for pr in self.progress.values()],
                          self.quorum)
         if n <= self.commit_index:
             return
@@ -667,10 +672,14 @@ class RaftCore:
         base = self.snap_index + 1
         if pending:
             pop = pending.pop
+            waiters = self._waiters_out
             for i in range(self.last_applied + 1, index + 1):
-                out.append((log[i - base], pop(i, None)))
+                waiter = pop(i, None)
+                if waiter is not None:
+                    waiters.append((len(out), waiter))
+                out.append(log[i - base])
         else:
-            out.extend([(e, None) for e in log[self.last_applied + 1 - base:index + 1 - base]])
+            out.extend(log[self.last_applied + 1 - base:index + 1 - base])
         self.last_applied = index
         if self.reads.confirmed:
             self.reads.release(index, self._reads_out)
@@ -698,7 +707,7 @@ class RaftCore:
 
     def _confirm_reads(self) -> None:
         reads = self.reads
-        reads.confirm(quorum_value(reads.seq, (pr.ctx for pr in self.progress.values()),
+        reads.confirm(quorum_value(reads.seq, [pr.ctx for pr in self.progress.values()],
                                    self.quorum))
         if reads.confirmed:
             reads.release(self.last_applied, self._reads_out)
@@ -769,39 +778,52 @@ class RaftCore:
     # ------------------------------------------------------------------ output
 
     def ready(self) -> Ready | None:
-        """Collect the effects of the inputs since the last ``advance`` (changes nothing)."""
+        """Hand over the effects collected since the last ``ready()`` (etcd's
+        Ready + acceptReady): nothing is sent, no round started, no protocol
+        state changed here."""
         soft = self._soft
-        if soft is None or soft.role != self.role or soft.leader != self.leader \
-                or soft.term != self.term:
-            soft = SoftState(self.role, self.leader, self.term)
+        if soft.role != self.role or soft.leader != self.leader or soft.term != self.term:
+            soft = self._soft = SoftState(self.role, self.leader, self.term)
         else:
             soft = None
-        if not (soft is not None or self._meta_dirty or self._truncate_from is not None
-                or self._unstable or self._snap_out is not None or self._msgs or self._early
-                or self._replies or self._committed or self._reads_out):
+        if not (self._msgs or self._early or self._unstable or self._committed
+                or self._replies or soft is not None or self._meta_dirty
+                or self._truncate_from is not None or self._snap_out is not None
+                or self._reads_out):
             return None
         meta = None
         if self._meta_dirty:
             # BUG forget-vote: the vote never reaches the disk.
             meta = {"term": self.term, "vote": None if self.bug_forget_vote else self.vote}
-        return Ready(soft, meta, self._truncate_from, self._unstable, self._snap_out,
-                     self._restore, self._msgs, self._replies, self._early, self._committed,
-                     self._reads_out)
-
-    def advance(self, rd: Ready) -> None:
-        """``rd`` (the last ``ready()``) was carried out: forget its effects."""
-        if rd.soft_state is not None:
-            self._soft = rd.soft_state
-        self._meta_dirty = False
+            self._meta_dirty = False
+        rd = Ready(soft, meta, self._truncate_from, self._unstable, self._snap_out,
+                   self._restore, self._msgs, self._replies, self._early, self._committed,
+                   self._waiters_out, self._reads_out)
         self._truncate_from = None
-        self._unstable = []
         self._snap_out = None
         self._restore = False
-        self._msgs = []
-        self._early = []
-        self._replies = []
-        self._committed = []
-        self._reads_out = []
+        if self._unstable:
+            self._unstable = []
+        if self._msgs:
+            self._msgs = []
+        if self._early:
+            self._early = []
+        self._replies = []  # always fresh: the applier appends its replies to rd.replies
+        if self._committed:
+            self._committed = []
+            if self._waiters_out:
+                self._waiters_out = []
+        if self._reads_out:
+            self._reads_out = []
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """``rd`` was carried out: its entries are durable and its committed
+        entries applied, so the store now reflects them (``status``)."""
+        if rd.committed:
+            self.applied_index = rd.committed[-1].index
+        elif rd.restore and rd.snapshot is not None:
+            self.applied_index = rd.snapshot.index
 
     def status(self) -> dict[str, Any]:
         return {
@@ -810,7 +832,7 @@ class RaftCore:
             "voted_for": self.vote,
             "leader": self.leader,
             "commit_index": self.commit_index,
-            "last_applied": self.last_applied,
+            "last_applied": self.applied_index,
             "log_len": self.last_index,
         }
 
