@@ -84,37 +84,48 @@ class KVAppend(Model):
         kept = self.kept(ops)
         kinds = []
         vals = []
+        # calls/rets copied out once: the passes below read them often, and a
+        # list index is cheaper than an Op attribute
+        calls = []
+        rets = []
         for op in kept:
-            if op.f == "read":
+            f = op.f
+            if f == "read":
                 kinds.append(0)
-                vals.append(op.output or "")
-            elif op.f == "append":
+                v = op.output or ""
+            elif f == "append":
                 kinds.append(1)
-                vals.append(op.value or "")
-            elif op.f == "write":
+                v = op.value or ""
+            elif f == "write":
                 kinds.append(2)
-                vals.append(op.value or "")
+                v = op.value or ""
             else:
-                raise ValueError(f"kv-append model has no operation {op.f!r}")
-            if not isinstance(vals[-1], str):
-                raise TypeError(f"kv-append values are strings, not {vals[-1]!r}")
-        reads = sorted((op.call, op.ret, vals[i]) for i, op in enumerate(kept)
-                       if kinds[i] == 0 and op.ret != INF)
+                raise ValueError(f"kv-append model has no operation {f!r}")
+            if not isinstance(v, str):
+                raise TypeError(f"kv-append values are strings, not {v!r}")
+            vals.append(v)
+            calls.append(op.call)
+            rets.append(op.ret)
+        n = len(kept)
+        reads = sorted((calls[i], rets[i], vals[i]) for i in range(n)
+                       if kinds[i] == 0 and rets[i] != INF)
         # suffix minimum of read returns, by call time
         suffix: list[tuple[float, str | None]] = [(INF, None)] * (len(reads) + 1)
         for x in range(len(reads) - 1, -1, -1):
             r = reads[x]
             suffix[x] = (r[1], r[2]) if r[1] < suffix[x + 1][0] else suffix[x + 1]
         read_calls = [r[0] for r in reads]
-        writes = [(op.call, op.ret, i) for i, op in enumerate(kept) if kinds[i] == 2]
-        must: list[str | None] = [None] * len(kept)
-        for i, op in enumerate(kept):
-            if kinds[i] == 0 or op.ret == INF:
+        writes = [(calls[i], rets[i], i) for i in range(n) if kinds[i] == 2]
+        must: list[str | None] = [None] * n
+        for i in range(n):
+            ret = rets[i]
+            if kinds[i] == 0 or ret == INF:
                 continue
-            r_ret, r_val = suffix[bisect_right(read_calls, op.ret)]
+            r_ret, r_val = suffix[bisect_right(read_calls, ret)]
             if r_val is None:
                 continue
-            if any(j != i and wc < r_ret and wr > op.call for wc, wr, j in writes):
+            call = calls[i]
+            if any(j != i and wc < r_ret and wr > call for wc, wr, j in writes):
                 continue
             must[i] = r_val
 
@@ -129,11 +140,9 @@ class KVAppend(Model):
             return s2
 
         # For viable(): the writes that could still be placed before op f returns.
-        write_ids = [i for i in range(len(kept)) if kinds[i] == 2]
-        rets = [op.ret for op in kept]
-        calls = [op.call for op in kept]
+        write_ids = [i for i in range(n) if kinds[i] == 2]
         writes_before = [[w for w in write_ids if calls[w] < rets[f]] if kinds[f] == 0 else []
-                         for f in range(len(kept))]
+                         for f in range(n)]
 
         def viable(s: str, linearized: Callable[[int], bool], due: list[int]) -> bool:
             # Any pending read must later see exactly its string; until a
