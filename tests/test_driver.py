@@ -169,9 +169,13 @@ def test_one_ready_one_advance_soft_state_logged(running) -> None:
     finally:
         c.close()
     core = cores[0]
+    deadline = time.monotonic() + 10
+    while len(core.advanced) < 1 or core.advanced[-1].committed == []:
+        # advance() follows the replies, so it may still be on its way
+        assert time.monotonic() < deadline, "the write's Ready was never advanced"
+        time.sleep(0.01)
     assert core.advanced[0].soft_state == SoftState("leader", "n1", 1)
     assert core.readies >= len(core.advanced)  # idle turns collect None
-    deadline = time.monotonic() + 10
     while "became leader at term 1" not in log.read_text():
         assert time.monotonic() < deadline, "the soft state was never logged"
         time.sleep(0.01)

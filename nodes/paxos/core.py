@@ -55,18 +55,8 @@ from __future__ import annotations
 from typing import Any
 
 from nodes.common.applier import unknown_outcome
-from nodes.common.core_api import (
-    ClientReply,
-    ClientRequest,
-    ConfirmedRead,
-    CoreConfig,
-    Entry,
-    Ready,
-    Restored,
-    Snapshot,
-    SoftState,
-    Waiter,
-)
+from nodes.common.core_api import ClientRequest, CoreConfig, Entry, Restored, Snapshot, Waiter
+from nodes.common.outbox import Outbox
 from nodes.common.quorum import quorum, quorum_value
 from nodes.common.readindex import ReadQueue
 from nodes.paxos.codec import ballot_of, check_command
@@ -103,7 +93,7 @@ class Slot:
         self.chosen = chosen
 
 
-class PaxosCore:
+class PaxosCore(Outbox):
     """One Multi-Paxos node. See the module header for the rules it keeps."""
 
     def __init__(self, cfg: CoreConfig, restored: Restored) -> None:
@@ -117,7 +107,7 @@ class PaxosCore:
         self.bug_early_ack = "early-ack" in bugs
         self.bug_no_adopt = "no-adopt" in bugs
         self.bug_forget_promise = "forget-promise" in bugs
-        self.read_via_log = opts.read_mode == "log"
+        self.read_index = opts.read_mode == "index"
         t = cfg.timing
         self.hb_ticks = t.ticks(t.heartbeat_ms)
         lo, hi = t.election_timeout_ms
@@ -160,25 +150,19 @@ class PaxosCore:
         self.election_elapsed = 0
         self.election_timeout = self._random_timeout()
 
-        # Effects of the current batch.
-        self.out_meta: dict[str, Any] | None = None
-        self.out_entries: dict[int, Entry] = {}
-        self.out_snapshot: Snapshot | None = None
-        self.out_messages: list[Any] = []
-        # The leader's Accepts (Ready.early_messages): they claim nothing about
-        # our own disk, so they may leave before our fsync and the two disk
-        # writes (ours, the acceptors') overlap. Our own acceptance is counted
-        # only with acks, which the driver reads after that fsync.
-        self.out_early: list[Any] = []
-        self.out_replies: list[tuple[bytes, ClientReply]] = []
-        self.out_committed: list[Entry] = []
-        self.out_waiters: list[tuple[int, Waiter]] = []
-        self.out_reads: list[ConfirmedRead] = []
-        self.out_restore = False
-        self._soft = SoftState("", None, -1)  # last handed over; the first ready() reports one
-        self.applied_index = 0  # what the applier reported applied (advance)
+        # Effects of the current batch (nodes/common/outbox.py). The leader's
+        # Accepts go in out_early: they claim nothing about our own disk, so
+        # they may leave before our fsync and the two disk writes (ours, the
+        # acceptors') overlap. Our own acceptance is counted only with acks,
+        # which the driver reads after that fsync.
+        self._init_outbox(0)
 
         self._restore(restored)
+
+    @property
+    def term(self) -> int:
+        """The promised ballot's round: Paxos's term, in soft states and status."""
+        return self.promised[0]
 
     # ------------------------------------------------------------------ restart
 
@@ -254,10 +238,6 @@ class PaxosCore:
         if self.role == LEADER:
             self._flush_leader()
 
-    def request(self, client: bytes, req: ClientRequest) -> None:
-        """A batch of one (see ``requests``)."""
-        self.requests([(client, req)])
-
     def _request(self, client: bytes, req: ClientRequest) -> None:
         if self.role != LEADER:
             if self.role == CANDIDATE and len(self.queued) < MAX_QUEUED:
@@ -267,12 +247,8 @@ class PaxosCore:
             return
         op = req["op"]
         if op == "read":
-            if self.bug_stale_read:
-                # BUG stale-read: no check that we still lead, no wait for the log.
-                self.out_reads.append((client, req["id"], req["key"]))
-                return
-            if not self.read_via_log:
-                self.reads.add(client, req["id"], req["key"], self.next_slot - 1)
+            # The read index: everything we proposed before it.
+            if self._take_read(client, req, self.next_slot - 1):
                 return
             cmd: dict[str, Any] = {"op": "read", "key": req["key"]}
         elif op == "write":
@@ -306,57 +282,6 @@ class PaxosCore:
             "log_len": len(self.log),
         }
 
-    def ready(self) -> Ready | None:
-        """Hand over the effects collected since the last ``ready()`` (etcd's
-        Ready + acceptReady): nothing is sent, no round started, no protocol
-        state changed here."""
-        soft = self._soft
-        term = self.promised[0]
-        if soft.role != self.role or soft.leader != self.leader or soft.term != term:
-            soft = self._soft = SoftState(self.role, self.leader, term)
-        else:
-            soft = None
-        if not (
-            self.out_early
-            or self.out_messages
-            or self.out_entries
-            or self.out_committed
-            or self.out_replies
-            or soft is not None
-            or self.out_meta is not None
-            or self.out_snapshot is not None
-            or self.out_reads
-        ):
-            return None
-        rd = Ready(soft, self.out_meta, None, list(self.out_entries.values()),
-                   self.out_snapshot, self.out_restore, self.out_messages, self.out_replies,
-                   self.out_early, self.out_committed, self.out_waiters, self.out_reads)
-        self.out_meta = None
-        self.out_snapshot = None
-        self.out_restore = False
-        if self.out_entries:
-            self.out_entries = {}
-        if self.out_messages:
-            self.out_messages = []
-        if self.out_early:
-            self.out_early = []
-        self.out_replies = []  # always fresh: the applier appends its replies to rd.replies
-        if self.out_committed:
-            self.out_committed = []
-            if self.out_waiters:
-                self.out_waiters = []
-        if self.out_reads:
-            self.out_reads = []
-        return rd
-
-    def advance(self, rd: Ready) -> None:
-        """``rd`` was carried out: its records are durable and its chosen
-        slots applied, so the store now reflects them (``status``)."""
-        if rd.committed:
-            self.applied_index = rd.committed[-1].index
-        elif rd.restore and rd.snapshot is not None:
-            self.applied_index = rd.snapshot.index
-
     # ------------------------------------------------------------------ acceptor
 
     def _set_promised(self, ballot: Ballot) -> None:
@@ -367,7 +292,7 @@ class PaxosCore:
 
     def _persist(self, slot: int, rec: Slot) -> None:
         b = rec.ballot
-        self.out_entries[slot] = Entry(slot, b[0], [b[0], b[1], rec.value, rec.chosen])
+        self.out_entries.append(Entry(slot, b[0], [b[0], b[1], rec.value, rec.chosen]))
 
     def _on_prepare(self, m: Prepare) -> None:
         self.max_round = max(self.max_round, m.ballot[0])
@@ -519,8 +444,8 @@ class PaxosCore:
             del log[s]
             self.acks.pop(s, None)
             self.born.pop(s, None)
-        for s in [s for s in self.out_entries if s <= snap.index]:
-            del self.out_entries[s]
+        if self.out_entries:  # records of slots the snapshot now holds need no writing
+            self.out_entries = [e for e in self.out_entries if e.index > snap.index]
 
     def _install_snapshot(self, snap: Snapshot) -> None:
         """Jump the learner to a peer's snapshot (all of it is chosen); the
@@ -772,7 +697,7 @@ class PaxosCore:
         self._reset_election_timer()
 
     def _reply_not_leader(self, client: bytes, req: ClientRequest, definite: bool) -> None:
-        reply: ClientReply = {"id": req["id"], "ok": False, "error": "not_leader"}
+        reply: dict[str, Any] = {"id": req["id"], "ok": False, "error": "not_leader"}
         if definite:
             reply["definite"] = True
         if self.leader is not None and self.leader != self.id:

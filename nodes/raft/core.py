@@ -83,19 +83,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nodes.common.applier import unknown_outcome
-from nodes.common.core_api import (
-    ClientReply,
-    ClientRequest,
-    ConfirmedRead,
-    CoreConfig,
-    Entry,
-    Ready,
-    Restored,
-    Snapshot,
-    SoftState,
-    Waiter,
-)
+from nodes.common.core_api import ClientRequest, CoreConfig, Entry, Restored, Snapshot, Waiter
 from nodes.common.kv import KVStore
+from nodes.common.outbox import Outbox
 from nodes.common.quorum import quorum, quorum_value
 from nodes.common.readindex import ReadQueue
 from nodes.raft.messages import (
@@ -122,7 +112,7 @@ BUGS = frozenset(("stale-read", "forget-vote", "no-log-check", "commit-old-term"
 _NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
 
 
-class RaftCore:
+class RaftCore(Outbox):
     """One Raft node's consensus state (see the module header)."""
 
     def __init__(self, config: CoreConfig, restored: Restored) -> None:
@@ -138,7 +128,7 @@ class RaftCore:
         self.election_max = max(self.election_min, timing.ticks(hi))
 
         options = config.parsed()
-        self.read_mode = options.read_mode
+        self.read_index = options.read_mode == "index"
         self.max_batch = options.max_batch
         self.max_inflight = options.max_inflight
         bugs = options.bugs
@@ -179,21 +169,8 @@ class RaftCore:
         self.pending: dict[int, Waiter] = {}
         self.reads = ReadQueue()  # read-index (nodes/common/readindex.py)
 
-        # Effects accumulated for the next Ready.
-        self._meta_dirty = False
-        self._truncate_from: int | None = None
-        self._unstable: list[Entry] = []
-        self._snap_out: Snapshot | None = None
-        self._msgs: list[Any] = []
-        self._early: list[Any] = []  # the leader's AppendEntries (Ready.early_messages)
-        self._replies: list[tuple[bytes, ClientReply]] = []
-        self._committed: list[Entry] = []
-        self._waiters_out: list[tuple[int, Waiter]] = []
-        self._reads_out: list[ConfirmedRead] = []
-        self._restore = False  # _snap_out came from the leader (Ready.restore)
-        # The soft state last handed over; the first ready() always reports one.
-        self._soft = SoftState("", None, -1)
-        self.applied_index = self.snap_index  # what the applier reported applied (advance)
+        # Effects for the next Ready (the leader's AppendEntries go in out_early).
+        self._init_outbox(self.snap_index)
 
         self._handlers = {
             PreVote: self._on_prevote,
@@ -233,7 +210,7 @@ class RaftCore:
 
     def _append(self, entries: Sequence[Entry]) -> None:
         self.log.extend(entries)
-        self._unstable.extend(entries)
+        self.out_entries.extend(entries)
 
     def _truncate(self, index: int) -> None:
         """Drop our entries at and after ``index`` (a follower's conflicting suffix)."""
@@ -246,9 +223,9 @@ class RaftCore:
             # naive node would; what we applied from those entries stays applied.
             self.commit_index = self.last_applied = index - 1
         del self.log[index - self.snap_index - 1:]
-        if self._truncate_from is None or index < self._truncate_from:
-            self._truncate_from = index
-        self._unstable = [e for e in self._unstable if e.index < index]
+        if self.out_truncate is None or index < self.out_truncate:
+            self.out_truncate = index
+        self.out_entries = [e for e in self.out_entries if e.index < index]
 
     def _find_conflict_by_term(self, index: int, term: int) -> int:
         """The largest index <= ``index`` whose term is <= ``term`` (or the
@@ -267,11 +244,16 @@ class RaftCore:
     def _random_timeout(self) -> int:
         return self.rng.randint(self.election_min, self.election_max)
 
+    def _save_meta(self) -> None:
+        """Term and vote changed: save them with the next Ready."""
+        # BUG forget-vote: the vote never reaches the disk.
+        self.out_meta = {"term": self.term, "vote": None if self.bug_forget_vote else self.vote}
+
     def _set_term(self, term: int) -> None:
         if term != self.term:
             self.term = term
             self.vote = None
-            self._meta_dirty = True
+            self._save_meta()
 
     def _become_follower(self, term: int, leader: str | None) -> None:
         if self.role == LEADER:
@@ -295,12 +277,12 @@ class RaftCore:
             return
         term, li, lt = self.term + 1, self.last_index, self._last_term()
         for p in self.peers:
-            self._msgs.append(PreVote(self.id, p, term, li, lt))
+            self.out_messages.append(PreVote(self.id, p, term, li, lt))
 
     def _campaign(self) -> None:
         self._set_term(self.term + 1)
         self.vote = self.id
-        self._meta_dirty = True
+        self._save_meta()
         self.role = CANDIDATE
         self.leader = None
         self.votes = {self.id}
@@ -311,7 +293,7 @@ class RaftCore:
             return
         term, li, lt = self.term, self.last_index, self._last_term()
         for p in self.peers:
-            self._msgs.append(RequestVote(self.id, p, term, li, lt))
+            self.out_messages.append(RequestVote(self.id, p, term, li, lt))
 
     def _become_leader(self) -> None:
         self.role = LEADER
@@ -334,7 +316,7 @@ class RaftCore:
         our log keep their waiters (see "Client waiters")."""
         hint = {"leader": leader} if leader is not None else {}
         error = "not_leader" if leader is not None else "unavailable"
-        replies = self._replies
+        replies = self.out_replies
         for client, rid, _key, _index in self.reads.drain():
             replies.append((client, {"id": rid, "ok": False, "error": error, "definite": True,
                                      **hint}))
@@ -344,7 +326,7 @@ class RaftCore:
         pending = self.pending
         for i in [i for i in pending if dropped(i)]:
             client, rid, _term, _cmd = pending.pop(i)
-            self._replies.append((client, unknown_outcome(rid, self.leader, self.id)))
+            self.out_replies.append((client, unknown_outcome(rid, self.leader, self.id)))
 
     # ----------------------------------------------------------------- inputs
 
@@ -391,34 +373,25 @@ class RaftCore:
             else:
                 self._maybe_commit()
 
-    def request(self, client: bytes, req: ClientRequest) -> None:
-        """A batch of one (see ``requests``)."""
-        self.requests([(client, req)])
-
     def _request(self, client: bytes, req: ClientRequest) -> None:
         if self.role != LEADER:
             reply = dict(_NOT_LEADER_DEFINITE, id=req["id"])
             if self.leader is not None:
                 reply["leader"] = self.leader
-            self._replies.append((client, reply))
+            self.out_replies.append((client, reply))
             return
         op = req["op"]
-        if op == "read":
-            if self.bug_stale_read:
-                # BUG stale-read: answer from our own state, maybe long deposed.
-                self._reads_out.append((client, req["id"], req["key"]))
-                return
-            if self.read_mode == "index":
-                index = max(self.commit_index, self.term_start_index)
-                self.reads.add(client, req["id"], req["key"], index)
-                return
+        # The read index: our commit index, at least our no-op's (thesis 6.4).
+        if op == "read" and self._take_read(client, req,
+                                            max(self.commit_index, self.term_start_index)):
+            return
         index = self.snap_index + len(self.log) + 1
         entry = Entry(index, self.term, req)
         self.log.append(entry)
-        self._unstable.append(entry)
+        self.out_entries.append(entry)
         if self.bug_early_ack and op == "write":
             # BUG early-ack: acknowledge once the write is in our own log.
-            self._replies.append((client, {"id": req["id"], "ok": True}))
+            self.out_replies.append((client, {"id": req["id"], "ok": True}))
         else:
             self.pending[index] = (client, req["id"], self.term, None)
 
@@ -443,9 +416,9 @@ class RaftCore:
             # A stale leader learns our term from the reply and steps down; a
             # stale pre-candidate learns it from the rejection.
             if kind is AppendEntries or kind is Heartbeat:
-                self._msgs.append(HeartbeatReply(self.id, msg.src, self.term, 0))
+                self.out_messages.append(HeartbeatReply(self.id, msg.src, self.term, 0))
             elif kind is PreVote:
-                self._msgs.append(PreVoteReply(self.id, msg.src, self.term, False))
+                self.out_messages.append(PreVoteReply(self.id, msg.src, self.term, False))
             return
         self._handlers[kind](msg)
         if self.role == LEADER and kind is not AppendEntries and kind is not Heartbeat:
@@ -470,19 +443,19 @@ class RaftCore:
 
     def _on_prevote(self, msg: PreVote) -> None:
         if self._grant(msg, True):
-            self._msgs.append(PreVoteReply(self.id, msg.src, msg.term, True))
+            self.out_messages.append(PreVoteReply(self.id, msg.src, msg.term, True))
         else:
-            self._msgs.append(PreVoteReply(self.id, msg.src, self.term, False))
+            self.out_messages.append(PreVoteReply(self.id, msg.src, self.term, False))
 
     def _on_vote(self, msg: RequestVote) -> None:
         if self._grant(msg, False):
             if self.vote != msg.src:
                 self.vote = msg.src
-                self._meta_dirty = True
+                self._save_meta()
             self.election_elapsed = 0
-            self._msgs.append(RequestVoteReply(self.id, msg.src, self.term, True))
+            self.out_messages.append(RequestVoteReply(self.id, msg.src, self.term, True))
         else:
-            self._msgs.append(RequestVoteReply(self.id, msg.src, self.term, False))
+            self.out_messages.append(RequestVoteReply(self.id, msg.src, self.term, False))
 
     def _on_prevote_reply(self, msg: PreVoteReply) -> None:
         if self.role != PRE_CANDIDATE or msg.term != self.term + 1 or not msg.granted:
@@ -513,12 +486,12 @@ class RaftCore:
         prev = msg.prev_index
         if prev < self.snap_index:
             # A delayed duplicate from before our snapshot: all that is settled.
-            self._msgs.append(AppendReply(self.id, msg.src, self.term, True, self.commit_index,
+            self.out_messages.append(AppendReply(self.id, msg.src, self.term, True, self.commit_index,
                                           0, 0, msg.ctx))
             return
         if self.term_at(prev) != msg.prev_term:
             hint = self._find_conflict_by_term(min(prev, self.last_index), msg.prev_term)
-            self._msgs.append(AppendReply(self.id, msg.src, self.term, False, prev, hint,
+            self.out_messages.append(AppendReply(self.id, msg.src, self.term, False, prev, hint,
                                           self.term_at(hint) or 0, msg.ctx))
             return
         entries = msg.entries
@@ -537,7 +510,7 @@ class RaftCore:
         commit = min(msg.commit, last_new)
         if commit > self.commit_index:
             self._commit_to(commit)
-        self._msgs.append(AppendReply(self.id, msg.src, self.term, True, last_new, 0, 0, msg.ctx))
+        self.out_messages.append(AppendReply(self.id, msg.src, self.term, True, last_new, 0, 0, msg.ctx))
 
     def _on_heartbeat(self, msg: Heartbeat) -> None:
         if self.role == LEADER:
@@ -547,7 +520,7 @@ class RaftCore:
         commit = min(msg.commit, self.last_index)
         if commit > self.commit_index:
             self._commit_to(commit)
-        self._msgs.append(HeartbeatReply(self.id, msg.src, self.term, msg.ctx))
+        self.out_messages.append(HeartbeatReply(self.id, msg.src, self.term, msg.ctx))
 
     def _on_snapshot(self, msg: InstallSnapshot) -> None:
         if self.role == LEADER:
@@ -560,7 +533,7 @@ class RaftCore:
                 self._commit_to(snap.index)
             else:
                 self._install(snap)
-        self._msgs.append(SnapshotReply(self.id, msg.src, self.term, self.commit_index, msg.ctx))
+        self.out_messages.append(SnapshotReply(self.id, msg.src, self.term, self.commit_index, msg.ctx))
 
     def _install(self, snap: Snapshot) -> None:
         """Replace our whole state by a leader's snapshot (paper 7); the
@@ -573,13 +546,13 @@ class RaftCore:
             # Whether our entries made it into the snapshot is unknowable.
             self._release_waiters(lambda i: True)
         self.log = []
-        self._unstable = []
+        self.out_entries = []
         cut = self.snap_index + 1  # remove every entry we had after the old snapshot
-        if self._truncate_from is None or cut < self._truncate_from:
-            self._truncate_from = cut
+        if self.out_truncate is None or cut < self.out_truncate:
+            self.out_truncate = cut
         self.snapshot = snap
-        self._snap_out = snap
-        self._restore = True
+        self.out_snapshot = snap
+        self.out_restore = True
         self.snap_index = snap.index
         self.snap_term = snap.term
         self.commit_index = self.last_applied = snap.index
@@ -667,12 +640,12 @@ class RaftCore:
         """Hand the entries up to ``index`` to the applier, each with its waiter."""
         self.commit_index = index
         pending = self.pending
-        out = self._committed
+        out = self.out_committed
         log = self.log
         base = self.snap_index + 1
         if pending:
             pop = pending.pop
-            waiters = self._waiters_out
+            waiters = self.out_waiters
             for i in range(self.last_applied + 1, index + 1):
                 waiter = pop(i, None)
                 if waiter is not None:
@@ -682,7 +655,7 @@ class RaftCore:
             out.extend(log[self.last_applied + 1 - base:index + 1 - base])
         self.last_applied = index
         if self.reads.confirmed:
-            self.reads.release(index, self._reads_out)
+            self.reads.release(index, self.out_reads)
 
     def compact(self, snapshot: Snapshot) -> None:
         """The applier's snapshot of everything up to ``snapshot.index``: drop
@@ -694,7 +667,7 @@ class RaftCore:
         del self.log[: index - self.snap_index]
         self.snap_index, self.snap_term = index, snap.term
         self.snapshot = snap
-        self._snap_out = snap
+        self.out_snapshot = snap
 
     # --------------------------------------------------------------- read-index
 
@@ -710,14 +683,14 @@ class RaftCore:
         reads.confirm(quorum_value(reads.seq, [pr.ctx for pr in self.progress.values()],
                                    self.quorum))
         if reads.confirmed:
-            reads.release(self.last_applied, self._reads_out)
+            reads.release(self.last_applied, self.out_reads)
 
     # ----------------------------------------------------------------- sending
 
     def _broadcast_heartbeat(self) -> None:
         commit, term, ctx = self.commit_index, self.term, self.reads.seq
         for p, pr in self.progress.items():
-            self._msgs.append(Heartbeat(self.id, p, term, min(pr.match, commit), ctx))
+            self.out_messages.append(Heartbeat(self.id, p, term, min(pr.match, commit), ctx))
 
     def _send_appends(self, peer: str, pr: Progress) -> bool:
         """Send ``peer`` what it lacks, within its flow control; True if sent."""
@@ -727,14 +700,14 @@ class RaftCore:
             pr.state = SNAPSHOT
             pr.snap_tick = self.ticks
             assert self.snapshot is not None
-            self._msgs.append(InstallSnapshot(self.id, peer, self.term, self.snapshot,
+            self.out_messages.append(InstallSnapshot(self.id, peer, self.term, self.snapshot,
                                               self.reads.seq))
             return True
         last = self.last_index
         if pr.state == PROBE:
             if pr.paused or (pr.next > last and pr.match >= last):
                 return False
-            self._early.append(self._append_msg(peer, pr.next, last))
+            self.out_early.append(self._append_msg(peer, pr.next, last))
             pr.paused = True
             return True
         if pr.state != REPLICATE:
@@ -743,12 +716,12 @@ class RaftCore:
         inflight = pr.inflight
         while pr.next <= last and len(inflight) < self.max_inflight:
             msg = self._append_msg(peer, pr.next, last)
-            self._early.append(msg)
+            self.out_early.append(msg)
             pr.next += len(msg.entries)
             inflight.append(pr.next - 1)
             sent = True
         if pr.resend and not sent:
-            self._early.append(self._append_msg(peer, pr.next, pr.next - 1))
+            self.out_early.append(self._append_msg(peer, pr.next, pr.next - 1))
             sent = True
         pr.resend = False
         return sent
@@ -773,57 +746,9 @@ class RaftCore:
             if not self._send_appends(p, pr) and new_round:
                 if hb is None:
                     hb = (self.term, self.commit_index, self.reads.seq)
-                self._msgs.append(Heartbeat(self.id, p, hb[0], min(pr.match, hb[1]), hb[2]))
+                self.out_messages.append(Heartbeat(self.id, p, hb[0], min(pr.match, hb[1]), hb[2]))
 
     # ------------------------------------------------------------------ output
-
-    def ready(self) -> Ready | None:
-        """Hand over the effects collected since the last ``ready()`` (etcd's
-        Ready + acceptReady): nothing is sent, no round started, no protocol
-        state changed here."""
-        soft = self._soft
-        if soft.role != self.role or soft.leader != self.leader or soft.term != self.term:
-            soft = self._soft = SoftState(self.role, self.leader, self.term)
-        else:
-            soft = None
-        if not (self._msgs or self._early or self._unstable or self._committed
-                or self._replies or soft is not None or self._meta_dirty
-                or self._truncate_from is not None or self._snap_out is not None
-                or self._reads_out):
-            return None
-        meta = None
-        if self._meta_dirty:
-            # BUG forget-vote: the vote never reaches the disk.
-            meta = {"term": self.term, "vote": None if self.bug_forget_vote else self.vote}
-            self._meta_dirty = False
-        rd = Ready(soft, meta, self._truncate_from, self._unstable, self._snap_out,
-                   self._restore, self._msgs, self._replies, self._early, self._committed,
-                   self._waiters_out, self._reads_out)
-        self._truncate_from = None
-        self._snap_out = None
-        self._restore = False
-        if self._unstable:
-            self._unstable = []
-        if self._msgs:
-            self._msgs = []
-        if self._early:
-            self._early = []
-        self._replies = []  # always fresh: the applier appends its replies to rd.replies
-        if self._committed:
-            self._committed = []
-            if self._waiters_out:
-                self._waiters_out = []
-        if self._reads_out:
-            self._reads_out = []
-        return rd
-
-    def advance(self, rd: Ready) -> None:
-        """``rd`` was carried out: its entries are durable and its committed
-        entries applied, so the store now reflects them (``status``)."""
-        if rd.committed:
-            self.applied_index = rd.committed[-1].index
-        elif rd.restore and rd.snapshot is not None:
-            self.applied_index = rd.snapshot.index
 
     def status(self) -> dict[str, Any]:
         return {

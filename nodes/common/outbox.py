@@ -1,0 +1,128 @@
+"""The effects a core collects between two ``ready()`` calls, shared by both cores.
+
+Owns the core's half of the Ready contract (docs/node-contract.md, "The core
+and the driver"; nodes/common/core_api.py): the buffers the inputs append
+to, ``ready()`` that hands them over in one ``Ready`` (etcd's Ready plus
+acceptReady: it sends nothing, starts no round, changes no protocol state),
+the soft state reported when it changed, and ``advance()`` that records what
+the driver reports applied (``applied_index``, for ``status``).
+
+A core inherits it, calls ``_init_outbox()`` in its constructor, keeps
+``role``, ``leader`` and ``term`` attributes (Paxos: the promised round),
+``read_index`` (options.read_mode is "index"), ``bug_stale_read`` and a
+``reads`` queue (nodes/common/readindex.py), and implements ``requests``.
+The Outbox gives it ``request`` (a batch of one) and ``_take_read``, the one
+routing of a leader's reads.
+
+Invariants:
+- Every effect appended to a buffer leaves in exactly one Ready, in append
+  order; a buffer is replaced after it is handed over (an empty one may stay
+  shared with the Ready it was in, except ``out_replies``, which is always
+  fresh: the applier appends to ``Ready.replies``).
+- ``out_waiters`` positions index ``out_committed`` of the same Ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodes.common.core_api import (
+    ClientReply,
+    ClientRequest,
+    ConfirmedRead,
+    Entry,
+    Ready,
+    Snapshot,
+    SoftState,
+    Waiter,
+)
+from nodes.common.readindex import ReadQueue
+
+
+class Outbox:
+    """Mixin: a core's buffers for the next Ready, ``ready()`` and ``advance()``."""
+
+    role: str
+    leader: str | None
+    term: int
+    read_index: bool
+    bug_stale_read: bool
+    reads: ReadQueue
+
+    def requests(self, batch: list[tuple[bytes, ClientRequest]]) -> None:
+        raise NotImplementedError
+
+    def request(self, client: bytes, req: ClientRequest) -> None:
+        """A batch of one (see the core's ``requests``)."""
+        self.requests([(client, req)])
+
+    def _take_read(self, client: bytes, req: ClientRequest, index: int) -> bool:
+        """A read at a leader whose read index is ``index``: True if it is
+        taken here (queued for a read-index round, or -- BUG stale-read --
+        answered from the store at once, however deposed we may be); False:
+        it goes through the log like a write."""
+        if self.bug_stale_read:
+            self.out_reads.append((client, req["id"], req["key"]))
+            return True
+        if self.read_index:
+            self.reads.add(client, req["id"], req["key"], index)
+            return True
+        return False
+
+    def _init_outbox(self, applied: int) -> None:
+        self._soft = SoftState("", None, -1)  # never a real one: the first ready() reports
+        self.applied_index = applied  # what the applier reported applied (advance)
+        self.out_meta: dict[str, Any] | None = None
+        self.out_truncate: int | None = None
+        self.out_entries: list[Entry] = []
+        self.out_snapshot: Snapshot | None = None
+        self.out_restore = False  # out_snapshot came from a peer (Ready.restore)
+        self.out_messages: list[Any] = []
+        #: A leader's replication messages (Ready.early_messages).
+        self.out_early: list[Any] = []
+        self.out_replies: list[tuple[bytes, ClientReply]] = []
+        self.out_committed: list[Entry] = []
+        self.out_waiters: list[tuple[int, Waiter]] = []
+        self.out_reads: list[ConfirmedRead] = []
+
+    def ready(self) -> Ready | None:
+        """Hand over the effects collected since the last ``ready()``, or None."""
+        soft = self._soft
+        if soft.role != self.role or soft.leader != self.leader or soft.term != self.term:
+            soft = self._soft = SoftState(self.role, self.leader, self.term)
+        else:
+            soft = None
+        if not (self.out_early or self.out_messages or self.out_entries or self.out_committed
+                or self.out_replies or soft is not None or self.out_meta is not None
+                or self.out_truncate is not None or self.out_snapshot is not None
+                or self.out_reads):
+            return None
+        rd = Ready(soft, self.out_meta, self.out_truncate, self.out_entries, self.out_snapshot,
+                   self.out_restore, self.out_messages, self.out_replies, self.out_early,
+                   self.out_committed, self.out_waiters, self.out_reads)
+        self.out_meta = None
+        self.out_truncate = None
+        self.out_snapshot = None
+        self.out_restore = False
+        self.out_replies = []
+        if self.out_entries:
+            self.out_entries = []
+        if self.out_messages:
+            self.out_messages = []
+        if self.out_early:
+            self.out_early = []
+        if self.out_committed:
+            self.out_committed = []
+            if self.out_waiters:
+                self.out_waiters = []
+        if self.out_reads:
+            self.out_reads = []
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """``rd`` was carried out: its records are durable and its committed
+        entries applied, so the store now reflects them (``status``)."""
+        if rd.committed:
+            self.applied_index = rd.committed[-1].index
+        elif rd.restore and rd.snapshot is not None:
+            self.applied_index = rd.snapshot.index
