@@ -402,8 +402,12 @@ def pair(events: list[dict], path: str = "<events>") -> list[Op]:
       (Jepsen's rule), so nothing here has to guess which invoke a later
       completion belongs to.
     """
-    slots: list[Any] = []  # Op, or None while its operation is open
-    open_: dict[Any, tuple[int, int, dict]] = {}  # process -> (id, position, invoke)
+    # slots[id] holds the invoke event while the operation is open, its Op
+    # after; open_ maps a process to its open operation's id. Plain ints and
+    # list slots, no tuple per operation: fewer objects for the collector.
+    slots: list[Any] = []
+    calls: list[int] = []  # calls[id]: position of the invoke event
+    open_: dict[Any, int] = {}
     pop_open = open_.pop
     new = _new_op
     completions = _COMPLETIONS
@@ -420,18 +424,19 @@ def pair(events: list[dict], path: str = "<events>") -> list[Op]:
             if t == "invoke":
                 prev = open_.get(p)
                 if prev is not None:
-                    slots[prev[0]] = _unfinished(*prev, p)
-                open_[p] = (len(slots), pos, ev)
-                slots.append(None)
+                    slots[prev] = _unfinished(prev, calls[prev], slots[prev], p)
+                open_[p] = len(slots)
+                slots.append(ev)
+                calls.append(pos)
                 continue
             if t not in completions:
                 raise HistoryError(path, _line(ev, pos), f"unknown event type {t!r}")
-            o = pop_open(p, None)
-            if o is None:
+            oid = pop_open(p, None)
+            if oid is None:
                 if t == "info":
                     continue  # a client-side info note without invoke: no operation
                 raise HistoryError(path, _line(ev, pos), f"{t} for process {p} with no open invoke")
-            oid, call, inv = o
+            inv = slots[oid]
             iget = inv.get
             get = ev.get
             f = iget("f")
@@ -442,16 +447,17 @@ def pair(events: list[dict], path: str = "<events>") -> list[Op]:
                 )
             v = iget("value")
             if t == "info":
-                slots[oid] = new(Op, (oid, p, f, iget("key"), v, v, t, call, INF, iget("time"),
-                                      get("time"), get("node"), get("error"), inv, ev))
-            else:
-                slots[oid] = new(Op, (oid, p, f, iget("key"), v, get("value"), t, call, pos,
+                slots[oid] = new(Op, (oid, p, f, iget("key"), v, v, t, calls[oid], INF,
                                       iget("time"), get("time"), get("node"), get("error"), inv,
                                       ev))
+            else:
+                slots[oid] = new(Op, (oid, p, f, iget("key"), v, get("value"), t, calls[oid],
+                                      pos, iget("time"), get("time"), get("node"),
+                                      get("error"), inv, ev))
     except KeyError as exc:
         raise HistoryError(path, _line(ev, pos), f"missing {exc.args[0]!r}") from None
-    for p, o in open_.items():
-        slots[o[0]] = _unfinished(*o, p)
+    for p, oid in open_.items():
+        slots[oid] = _unfinished(oid, calls[oid], slots[oid], p)
     return slots
 
 

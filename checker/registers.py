@@ -320,43 +320,48 @@ def _register_sentence(model: CasRegister, key: Any, ops: list[Op], stuck: Op) -
     else:
         return None
     hv = hkey(v)
-    producers = []
+    # One pass: the ops that wrote v (producers), and the ok ops that wrote
+    # something else (candidate overwrites), with the value each wrote.
+    producers: list[Op] = []
+    overwrites: list[tuple[Op, Any]] = []
     for op in ops:
-        if op.type != "fail" and op.f in ("write", "cas"):
-            pv = _produces(op)
-            if pv is not None and hkey(pv[0]) == hv:
-                producers.append(op)
+        t = op.type
+        if t == "fail":
+            continue
+        f = op.f
+        if f == "write":
+            pv = op.value
+        elif f == "cas":
+            pv = cas_args(op)[1]
+        else:
+            continue
+        if (pv if type(pv) is int or type(pv) is str else hkey(pv)) == hv:
+            producers.append(op)
+        elif t == "ok":
+            overwrites.append((op, pv))
     initial = model.initial_for(key)
     if not producers and hv != hkey(initial):
         return f"{head}, but no operation ever wrote {fmt(v)}"
     if producers and hv != hkey(initial) and all(p.call > stuck.ret for p in producers):
         first = min(producers, key=lambda p: p.call)
         return f"{head}, but the first write of {fmt(v)} began only at {when(first.invoke)}"
-    # A completed overwrite before the read began, with no write of v begun after it.
+    # The latest completed overwrite before the read began, with no write of v
+    # begun after it (a producer begun after op completed could have come between).
+    latest_producer = max((p.call for p in producers if p is not stuck), default=-INF)
+    began = stuck.call
     best: Op | None = None
-    for op in ops:
-        if op.type != "ok" or op.ret >= stuck.call:
+    best_value: Any = None
+    for op, pv in overwrites:
+        ret = op.ret
+        if ret >= began or latest_producer > ret:
             continue
-        pv = _produces(op)
-        if pv is None or hkey(pv[0]) == hv:
-            continue
-        if any(p.call > op.ret and p is not stuck for p in producers):
-            continue
-        if best is None or op.ret > best.ret:
+        if best is None or ret > best.ret:
             best = op
+            best_value = pv
     if best is not None:
         verb = "write" if best.f == "write" else "cas"
         return (
-            f"{head}, but {verb} of {fmt(_produces(best)[0])} completed at {when(best.complete)} "
+            f"{head}, but {verb} of {fmt(best_value)} completed at {when(best.complete)} "
             f"and no later write of {fmt(v)} exists"
         )
-    return None
-
-
-def _produces(op: Op) -> tuple[Any] | None:
-    """(value,) that op writes, or None if it writes nothing."""
-    if op.f == "write":
-        return (op.value,)
-    if op.f == "cas" and op.type != "fail":
-        return (cas_args(op)[1],)
     return None
