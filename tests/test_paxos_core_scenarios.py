@@ -222,9 +222,9 @@ def test_deposed_leader_steps_down_on_higher_ballot() -> None:
 def test_malformed_messages_are_rejected_by_the_codec() -> None:
     good = CODEC.encode(Prepare("n1", "n2", (3, "n1"), 5))
     assert CODEC.decode(good) == Prepare("n1", "n2", (3, "n1"), 5)
-    for bad in (None, 5, {"type": "prepare"}, dict(good, b=[1]), dict(good, f=-1),
+    for bad in (None, 5, {"type": "prepare"}, dict(good, ballot=[1]), dict(good, from_slot=-1),
                 dict(good, type="nope"), {**CODEC.encode(Accept("a", "b", (1, "a"), (), 0, 0)),
-                                          "e": [[1, "not a command"]]}):
+                                          "entries": [[1, "not a command"]]}):
         with pytest.raises(ValueError):
             CODEC.decode(bad)
 
@@ -331,9 +331,9 @@ def test_codec_rejects_commands_and_snapshots_the_store_cannot_use() -> None:
     assert CODEC.decode(accept).entries == ((1, None),)
     for bad in ({"op": "drop", "key": "k"}, {"op": "write", "key": 5}, [1, 2]):
         with pytest.raises(ValueError):
-            CODEC.decode(dict(accept, e=[[1, bad]]))
-    learn = {"type": "learn", "src": "n1", "dest": "n2", "b": [1, "n1"], "e": [], "c": 3,
-             "snap": [3, b"\xc1 not msgpack"]}
+            CODEC.decode(dict(accept, entries=[[1, bad]]))
+    learn = {"type": "learn", "src": "n1", "dest": "n2", "ballot": [1, "n1"], "entries": [],
+             "snapshot": [3, 0, b"\xc1 not msgpack"], "commit": 3}
     with pytest.raises(ValueError):
         CODEC.decode(learn)
 

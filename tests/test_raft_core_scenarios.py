@@ -523,8 +523,10 @@ def test_codec_round_trips_every_message_through_msgpack() -> None:
      "entries": [[1]], "commit": 0, "ctx": 0},
     {"type": "append", "src": "n1", "dest": "n2", "term": 1, "prev_index": 0, "prev_term": 0,
      "entries": {"a": 1}, "commit": 0, "ctx": 0},
-    {"type": "snapshot", "src": "n1", "dest": "n2", "term": 1, "index": 1, "snap_term": 1,
-     "data": "not bytes", "ctx": 0},
+    {"type": "snapshot", "src": "n1", "dest": "n2", "term": 1,
+     "snapshot": [1, 1, "not bytes"], "ctx": 0},
+    {"type": "snapshot", "src": "n1", "dest": "n2", "term": 1,
+     "snapshot": [1, 1, b"\xc1 not a key-value map"], "ctx": 0},
 ])
 def test_codec_rejects_malformed_maps(bad: Any) -> None:
     with pytest.raises(ValueError):

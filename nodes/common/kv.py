@@ -1,7 +1,9 @@
 """The replicated key-value state machine shared by the Raft and Paxos cores.
 
 Owns: the map from key to value and the meaning of the three client
-operations (DESIGN.md, "Nodes"). Pure and deterministic: the same sequence of
+operations (docs/node-contract.md, "Client requests and replies"), and what
+a well-formed replicated command is (``check_command``, used by both codecs
+and by Paxos's restore). Pure and deterministic: the same sequence of
 ``apply`` calls gives the same replies and the same state on every replica,
 which is what state machine safety rests on.
 
@@ -23,6 +25,19 @@ import msgpack
 _OK: dict[str, Any] = {"ok": True}
 _NO_KEY: dict[str, Any] = {"ok": False, "error": "no_key", "definite": True}
 _MISMATCH: dict[str, Any] = {"ok": False, "error": "cas_mismatch", "definite": True}
+
+
+#: The operations a replicated command may carry.
+COMMAND_OPS = frozenset(("write", "cas", "read"))
+
+
+def check_command(data: Any) -> Any:
+    """``data`` if it is a command the store can apply or None (a no-op);
+    else ValueError (one line)."""
+    if data is None or (type(data) is dict and data.get("op") in COMMAND_OPS
+                        and type(data.get("key")) is str):
+        return data
+    raise ValueError(f"bad log entry command {data!r}"[:200])
 
 
 class KVStore:

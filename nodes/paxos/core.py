@@ -56,10 +56,11 @@ from typing import Any
 
 from nodes.common.applier import unknown_outcome
 from nodes.common.core_api import ClientRequest, CoreConfig, Entry, Restored, Snapshot, Waiter
+from nodes.common.kv import check_command
 from nodes.common.outbox import Outbox
 from nodes.common.quorum import quorum, quorum_value
 from nodes.common.readindex import ReadQueue
-from nodes.paxos.codec import ballot_of, check_command
+from nodes.paxos.codec import ballot_of
 from nodes.paxos.messages import (
     ZERO_BALLOT,
     Accept,

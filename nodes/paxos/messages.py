@@ -1,4 +1,4 @@
-"""Multi-Paxos peer messages: frozen, slotted dataclasses (encoding lives in codec.py).
+"""Multi-Paxos peer messages: frozen, slotted dataclasses (the codec, codec.py, derives from them).
 
 Owns: the shape of every message one Paxos node sends another. Every message
 carries ``src`` and ``dest`` (node ids) and the ``ballot`` it speaks for.
@@ -116,3 +116,13 @@ class Learn:
 
 
 Message = Prepare | Promise | Accept | Accepted | Learn
+
+
+#: The wire tag of every message (the map's "type").
+WIRE_TYPES: dict[str, type] = {
+    "prepare": Prepare,
+    "promise": Promise,
+    "accept": Accept,
+    "accepted": Accepted,
+    "learn": Learn,
+}

@@ -2,7 +2,9 @@
 
 Owns: the vocabulary nodes/raft/core.py speaks to its peers. Field names follow
 the Raft paper (Ongaro & Ousterhout, 2014, Figure 2) and the thesis (pre-vote,
-section 9.6; read-index, section 6.4). Encoding lives in codec.py.
+section 9.6; read-index, section 6.4). ``WIRE_TYPES`` names each message's
+wire tag; the codec (codec.py, via nodes/common/msgcodec.py) derives the
+rest from the fields.
 
 Invariants:
 - Every message carries ``src``, ``dest`` and the sender's current ``term``.
@@ -135,3 +137,18 @@ Message = (
     | InstallSnapshot
     | SnapshotReply
 )
+
+
+#: The wire tag of every message (the map's "type").
+WIRE_TYPES: dict[str, type] = {
+    "prevote": PreVote,
+    "prevote_reply": PreVoteReply,
+    "vote": RequestVote,
+    "vote_reply": RequestVoteReply,
+    "append": AppendEntries,
+    "append_reply": AppendReply,
+    "heartbeat": Heartbeat,
+    "heartbeat_reply": HeartbeatReply,
+    "snapshot": InstallSnapshot,
+    "snapshot_reply": SnapshotReply,
+}
