@@ -9,7 +9,7 @@ read an append contradicts. docs/checker.md "Models".
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -115,7 +115,19 @@ class KVAppend(Model):
             r = reads[x]
             suffix[x] = (r[1], r[2]) if r[1] < suffix[x + 1][0] else suffix[x + 1]
         read_calls = [r[0] for r in reads]
-        writes = [(calls[i], rets[i], i) for i in range(n) if kinds[i] == 2]
+        # "Some other write could fall between op i and R" is: a write j != i
+        # invoked before R returned and returning after i was invoked. Over the
+        # writes by call time, keep the two latest returns of each prefix (with
+        # the first one's op), so each op asks in O(log n), not over all writes.
+        writes = sorted((calls[i], rets[i], i) for i in range(n) if kinds[i] == 2)
+        write_calls = [w[0] for w in writes]
+        top: list[tuple[float, int, float]] = [(-INF, -1, -INF)]  # (latest ret, its op, 2nd)
+        for _, wr, j in writes:
+            r1, j1, r2 = top[-1]
+            if wr > r1:
+                top.append((wr, j, r1))
+            else:
+                top.append((r1, j1, max(r2, wr)))
         must: list[str | None] = [None] * n
         for i in range(n):
             ret = rets[i]
@@ -124,9 +136,9 @@ class KVAppend(Model):
             r_ret, r_val = suffix[bisect_right(read_calls, ret)]
             if r_val is None:
                 continue
-            call = calls[i]
-            if any(j != i and wc < r_ret and wr > call for wc, wr, j in writes):
-                continue
+            r1, j1, r2 = top[bisect_left(write_calls, r_ret)]
+            if (r2 if j1 == i else r1) > calls[i]:
+                continue  # another write may come between: the string may be reset
             must[i] = r_val
 
         def step(s: str, i: int) -> Any:
