@@ -236,3 +236,15 @@ def test_the_temporary_harness_checker_shim_keeps_the_old_shape():
     assert a.ops[0].f == "read" and a.prefix[0].f == "write"
     d = res.to_dict()["anomalies"][0]
     assert d["ops"][0]["value"] == 2 and d["ops"][0]["invoke_time"] == 3_000_000_000
+
+
+def test_the_checker_imports_nothing_of_the_harness_faults_reports_or_nodes():
+    import subprocess
+    import sys
+
+    code = ("import sys, checker, checker.manifest; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'harness', 'faults', 'reports', 'nodes'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
