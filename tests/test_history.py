@@ -87,6 +87,10 @@ def test_pairing_rules():
     assert (op.node, op.error, op.definite) == ("n2", "timeout", False)
     with pytest.raises(HistoryError, match=r"<events>:2: completion f 'read' does not match"):
         pair([GOOD[0], {**GOOD[2], "f": "read"}])
+    with pytest.raises(HistoryError, match=r"<events>:2: missing 'process'"):
+        pair([GOOD[0], {"type": "ok", "f": "write"}])
+    with pytest.raises(HistoryError, match=r"<events>:1: unknown event type 'done'"):
+        pair([{**GOOD[0], "type": "done"}])
 
 
 def test_op_is_immutable_and_compares_without_its_events():
