@@ -133,3 +133,29 @@ def test_rehost_moves_nodes_keeps_ports_and_routes_direct(tmp_path: Path) -> Non
     assert json.loads(path.read_text())["netns"] == {"tag": "t"}
     with pytest.raises(ConfigError, match="n2 has no host"):
         rehost(path, {"n1": "10.0.0.1"})
+
+
+@pytest.mark.parametrize("system", ["raft", "paxos"])
+@pytest.mark.parametrize("mode", ["log", "index"])
+def test_both_cores_honour_the_read_mode_of_cluster_json(tmp_path: Path, system: str,
+                                                         mode: str) -> None:
+    """options.read_mode as written and read by the clusterfile reaches both
+    cores: "log" reads take a log slot, "index" reads do not, and both read
+    the written value."""
+    from nodes.__main__ import load_protocol
+    from nodes.sim import SimNet
+
+    cluster = load_cluster(write_cluster(tmp_path, 3, options={"read_mode": mode}))
+    spec = load_protocol(system)
+    net = SimNet(spec.make_core, cluster.node_ids, seed=3, options=cluster.options,
+                 contiguous_log=system == "raft")
+    assert net.run_until(lambda: len(net.leaders()) == 1)
+    leader = net.leaders()[0]
+    w = net.propose(leader, {"op": "write", "key": "k", "value": 7})
+    assert w is not None and net.run_until(lambda: w.reply is not None) and w.reply["ok"]
+    before = net.status(leader)["log_len"]
+    r = net.propose(leader, {"op": "read", "key": "k"})
+    assert r is not None and net.run_until(lambda: r.reply is not None)
+    assert r.reply == {"id": r.req["id"], "ok": True, "value": 7}
+    grew = net.status(leader)["log_len"] - before
+    assert (grew > 0) == (mode == "log"), (system, mode, grew)

@@ -20,12 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simnet import SimNet, history
 from test_bug_zoo import assert_caught, bug_run, no_leftovers  # noqa: F401 -- a fixture
-from test_raft_core import RaftInvariants, new_net, settle
-from test_raft_core_scenarios import ELECTION_MIN, deliver_where, elect, has_index_from, raft
+from testkit.raftkit import (
+    ELECTION_MIN,
+    RaftInvariants,
+    deliver_where,
+    elect,
+    has_index_from,
+    new_net,
+    raft,
+    settle,
+)
 
 from nodes.raft import make_core
+from nodes.sim import SimNet, history
 
 try:
     from harness.checker import check_events

@@ -31,12 +31,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
-from simnet import SimError, SimNet, SimNetMachine, history
+from simnet import SimNetMachine
 
 from harness.checker import check_events
 from nodes.common.core_api import Ready
 from nodes.paxos import PROTOCOL
 from nodes.paxos.core import PaxosCore
+from nodes.sim import SimError, SimNet, history
 
 #: Action weights of a schedule (see SimNet.random_step).
 FAULTY = {

@@ -26,11 +26,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
-from simnet import MACHINE_NODES, SimError, SimNet, SimNetMachine, history
+from simnet import MACHINE_NODES, SimNetMachine
+from testkit.raftkit import RaftInvariants, new_net, settle
 
-from nodes.common.core_api import Ready
-from nodes.raft import PROTOCOL, make_core
-from nodes.raft.core import RaftCore
+from nodes.sim import SimError, SimNet, history
 
 try:
     from harness.checker import check_events
@@ -38,117 +37,10 @@ except ImportError:  # the checker is another part; the core tests stand without
     check_events = None  # type: ignore[assignment]
 
 
-class RaftInvariants:
-    """An observer for SimNet that checks Raft's safety properties as it goes."""
-
-    def __init__(self) -> None:
-        self.leader_of_term: dict[int, str] = {}
-        self.committed: dict[int, tuple[int, Any]] = {}  # index -> (term, command)
-        self.commit_term: dict[int, int] = {}  # index -> lowest term it was seen committed at
-        self.seen_commit: dict[str, int] = {}
-        self.leading: dict[str, int | None] = {}  # node -> term it leads, if it does
-
-    def __call__(self, net: SimNet, node_id: str, rd: Ready | None) -> None:
-        core = net.core(node_id)
-        assert isinstance(core, RaftCore)
-        term = core.term
-        if core.role == "leader":
-            other = self.leader_of_term.setdefault(term, node_id)
-            if other != node_id:
-                raise SimError(f"election safety: {other} and {node_id} both lead term {term}")
-            if self.leading.get(node_id) != term:
-                self.leading[node_id] = term
-                self._check_completeness(node_id, core)
-        else:
-            self.leading[node_id] = None
-        # State machine safety: the entry each node commits at an index is the same.
-        seen = self.seen_commit.get(node_id, 0)
-        commit = core.commit_index
-        if commit > seen:
-            base = core.snap_index + 1
-            for i in range(max(seen + 1, base), commit + 1):
-                e = core.log[i - base]
-                mine = (e.term, e.data)
-                known = self.committed.setdefault(i, mine)
-                if known != mine:
-                    raise SimError(
-                        f"state machine safety: {node_id} committed {mine} at {i}, "
-                        f"another node committed {known}")
-                if self.commit_term.get(i, term + 1) > term:
-                    self.commit_term[i] = term
-        self.seen_commit[node_id] = commit
-
-    def _check_completeness(self, node_id: str, core: RaftCore) -> None:
-        term = core.term
-        for i, (t, data) in self.committed.items():
-            if self.commit_term[i] >= term or i <= core.snap_index:
-                continue
-            have = core.term_at(i)
-            if have != t or core.log[i - core.snap_index - 1].data != data:
-                raise SimError(
-                    f"leader completeness: {node_id} leads term {term} without entry {i} "
-                    f"(term {t}) committed earlier")
-
-    @staticmethod
-    def check_log_matching(net: SimNet) -> None:
-        cores = [net.core(i) for i in net.ids if net.nodes[i].up]
-        for a in cores:
-            for b in cores:
-                if a is b:
-                    continue
-                assert isinstance(a, RaftCore) and isinstance(b, RaftCore)
-                lo = max(a.snap_index, b.snap_index) + 1
-                hi = min(a.last_index, b.last_index)
-                # The highest index where both logs hold the same term...
-                top = next((i for i in range(hi, lo - 1, -1) if a.term_at(i) == b.term_at(i)),
-                           None)
-                if top is None:
-                    continue
-                # ...and everything below it must be identical.
-                for i in range(lo, top + 1):
-                    ea, eb = a.log[i - a.snap_index - 1], b.log[i - b.snap_index - 1]
-                    if (ea.term, ea.data) != (eb.term, eb.data):
-                        raise SimError(f"log matching: {a.id} and {b.id} agree at {top} but "
-                                       f"differ at {i}: {ea} vs {eb}")
-
-
 WEIGHTS = {
     "deliver": 50, "drop": 4, "duplicate": 3, "tick": 25, "propose": 10, "flush": 3,
     "crash": 1, "restart": 2, "partition": 1, "heal": 2,
 }
-
-
-def new_net(seed: int, n: int = 3, wire: bool = False, **options: Any) -> tuple[SimNet, RaftInvariants]:
-    net = SimNet(make_core, [f"n{i}" for i in range(1, n + 1)], seed=seed, options=options,
-                 codec=PROTOCOL.codec if wire else None)
-    inv = RaftInvariants()
-    net.observers.append(inv)
-    return net, inv
-
-
-def settle(net: SimNet) -> None:
-    """Heal everything; a leader must then commit a fresh write and everyone converge."""
-    net.recover()
-    reply = None
-    for attempt in range(5):  # a write can lose a race with a new election
-        assert net.run_until(lambda: len(net.leaders()) == 1, 3000), "no leader after healing"
-        r = net.propose(net.leaders()[0], {"op": "write", "key": "final", "value": -1 - attempt})
-        assert r is not None
-        assert net.run_until(lambda r=r: r.reply is not None, 3000), "final write never finished"
-        reply = r.reply
-        if reply and reply.get("ok"):
-            break
-    assert reply and reply.get("ok"), f"final write failed: {reply}"
-
-    def converged() -> bool:
-        cores = [net.core(i) for i in net.ids]
-        target = max(c.status()["commit_index"] for c in cores)
-        return all(c.status()["last_applied"] == target for c in cores)
-
-    assert net.run_until(converged, 3000), "replicas never converged"
-    states = {i: net.kv(i).data for i in net.ids}  # type: ignore[attr-defined]
-    first = states[net.ids[0]]
-    assert all(s == first for s in states.values()), f"replicas diverged: {states}"
 
 
 def run_schedule(seed: int, steps: int, n: int = 3, check_history: bool = False,

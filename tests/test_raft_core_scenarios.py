@@ -12,8 +12,15 @@ import random
 from typing import Any
 
 import pytest
-from simnet import FAST_TIMING, SimError, SimNet
-from test_raft_core import RaftInvariants, new_net, settle
+from testkit.raftkit import (
+    RaftInvariants,
+    deliver_where,
+    elect,
+    has_index_from,
+    new_net,
+    raft,
+    settle,
+)
 
 from nodes.common.applier import Applier
 from nodes.common.core_api import CoreConfig, Entry, Restored, Snapshot, Timing
@@ -26,60 +33,7 @@ from nodes.raft.messages import (
     RequestVote,
     RequestVoteReply,
 )
-
-ELECTION_MIN = FAST_TIMING.ticks(FAST_TIMING.election_timeout_ms[0])
-
-
-def raft(net: SimNet, node: str) -> RaftCore:
-    core = net.core(node)
-    assert isinstance(core, RaftCore)
-    return core
-
-
-def elect(net: SimNet, node: str, voters: list[str], rounds: int = 20) -> None:
-    """Make ``node`` leader using only messages between it and ``voters``.
-
-    Drops whatever was in flight first. Voters are ticked out of their
-    leader's lease (so they listen to candidates). Stops delivering the moment
-    ``node`` leads, leaving its first appends in flight for the caller."""
-    group = {node, *voters}
-    for v in voters:
-        net.tick(v, ELECTION_MIN)
-    net.in_flight.clear()
-    for _ in range(rounds):
-        while raft(net, node).role == "follower":
-            net.tick(node)
-        while net.in_flight and raft(net, node).role != "leader":
-            src, dest, _msg = net.in_flight[0]
-            if src in group and dest in group:
-                net.deliver(0)
-            else:
-                net.drop(0)
-        if raft(net, node).role == "leader":
-            return
-        net.in_flight.clear()
-        if raft(net, node).role != "follower":
-            net.tick(node, ELECTION_MIN * 2)  # let a failed campaign time out
-    raise AssertionError(f"{node} could not win an election with {voters}")
-
-
-def deliver_where(net: SimNet, keep: Any, max_messages: int = 10_000) -> None:
-    """Deliver messages ``keep(src, dest, msg)`` accepts, in order; drop the rest."""
-    n = 0
-    while net.in_flight and n < max_messages:
-        src, dest, msg = net.in_flight[0]
-        if keep(src, dest, msg):
-            net.deliver(0)
-        else:
-            net.drop(0)
-        n += 1
-
-
-def has_index_from(msg: Any, index: int) -> bool:
-    return isinstance(msg, AppendEntries) and any(e.index >= index for e in msg.entries)
-
-
-# ------------------------------------------------------------------- Figure 8
+from nodes.sim import FAST_TIMING, SimError, SimNet
 
 
 def figure8(bugs: list[str]) -> tuple[SimNet, RaftInvariants]:
