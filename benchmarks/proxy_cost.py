@@ -35,25 +35,24 @@ import zmq
 
 from faults.proxyctl import ProxyControl
 from harness.cluster import LocalCluster
-from nodes.common.clusterfile import free_ports, write_cluster
+from nodes.common.clusterfile import load_cluster, write_cluster
 
 WORKER = ROOT / "benchmarks" / "raft_throughput.py"
 
 
 def raw_forwarding(count: int, via_proxy: bool, journal: bool, tmp: Path) -> float:
     """Messages/s from one DEALER to one ROUTER, direct or through the proxy."""
-    ports = iter(free_ports(6))
-    addr = lambda: f"tcp://127.0.0.1:{next(ports)}"
-    doc = {"nodes": {"a": {"peer_bind": addr()}, "b": {"peer_bind": addr()}},
-           "proxy": {"control": addr(), "listen": {"a": addr(), "b": addr()}}}
-    path = tmp / f"raw-{via_proxy}-{journal}.json"
-    path.write_text(json.dumps(doc))
+    # A real two-node cluster.json (the proxy reads it like a node would); n1
+    # sends to n2, through n2's proxy listener or straight to its peer_bind.
+    path = write_cluster(tmp / f"raw-{via_proxy}-{journal}", 2, net="proxy")
+    c = load_cluster(path)
+    assert c.proxy is not None and c.proxy.control is not None
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
-    router.bind(doc["nodes"]["b"]["peer_bind"])
+    router.bind(c.nodes["n2"].peer_bind)
     router.setsockopt(zmq.RCVHWM, 0)
     dealer = ctx.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.ROUTING_ID, b"a")
+    dealer.setsockopt(zmq.ROUTING_ID, b"n1")
     dealer.setsockopt(zmq.SNDHWM, 0)
     proxy = None
     try:
@@ -62,14 +61,14 @@ def raw_forwarding(count: int, via_proxy: bool, journal: bool, tmp: Path) -> flo
             if journal:
                 argv += ["--journal", str(tmp / "net.jsonl")]
             proxy = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
-            ctl = ProxyControl(doc["proxy"]["control"])
+            ctl = ProxyControl(c.proxy.control)
             deadline = time.monotonic() + 15
             while not ctl.ping():
                 if time.monotonic() > deadline:
                     raise RuntimeError("proxy did not start")
-            dealer.connect(doc["proxy"]["listen"]["b"])
+            dealer.connect(c.proxy.listen["n2"])
         else:
-            dealer.connect(doc["nodes"]["b"]["peer_bind"])
+            dealer.connect(c.nodes["n2"].peer_bind)
         # connected end to end: a probe crosses
         while True:
             dealer.send(msgpack.packb({"type": "probe"}))

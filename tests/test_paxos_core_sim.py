@@ -13,7 +13,7 @@ and at the end of each schedule:
 
 - liveness: once every fault is healed, one leader emerges, a new write is
   acknowledged, and every node applies the same prefix;
-- the clients' history is linearizable (harness.checker).
+- the clients' history is linearizable (checker/).
 
 ``PaxosMachine`` lets Hypothesis search and shrink fault sequences against
 the same checks.
@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 from simnet import SimNetMachine
 
-from harness.checker import check_events
+from checker import check_events
 from nodes.common.core_api import Ready
 from nodes.paxos import PROTOCOL
 from nodes.paxos.core import PaxosCore

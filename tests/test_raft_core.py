@@ -13,7 +13,7 @@ Raft paper's safety properties (Figure 3):
 
 At the end the schedule heals, a leader must emerge and commit a new write
 (liveness), every node must converge on the same key-value state, and the
-clients' history must be linearizable (harness.checker).
+clients' history must be linearizable (checker/).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from testkit.raftkit import RaftInvariants, new_net, settle
 from nodes.sim import SimError, SimNet, history
 
 try:
-    from harness.checker import check_events
+    from checker import check_events
 except ImportError:  # the checker is another part; the core tests stand without it
     check_events = None  # type: ignore[assignment]
 
@@ -73,7 +73,7 @@ def test_random_schedules_over_the_wire_are_linearizable() -> None:
     """Fewer, longer schedules whose messages cross the codec and msgpack, and
     whose client histories go through the linearizability checker."""
     if check_events is None:
-        pytest.skip("harness.checker is not available")
+        pytest.skip("the checker is not available")
     for seed in range(60):
         run_schedule(10_000 + seed, 600, check_history=True, wire=True,
                      snapshot_entries=16, read_mode="log" if seed % 2 else "index")
@@ -86,7 +86,7 @@ def test_random_schedules_over_the_wire_are_linearizable() -> None:
 def test_random_schedules_catch_a_known_bug(bug: str, check_history: bool) -> None:
     """The checks above have teeth: with a bug flag on, some schedule fails them."""
     if check_history and check_events is None:
-        pytest.skip("harness.checker is not available")
+        pytest.skip("the checker is not available")
     expected = "not linearizable" if check_history else "safety|completeness|matching"
     for seed in range(200):
         try:

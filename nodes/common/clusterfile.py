@@ -204,7 +204,8 @@ class ProxyConfig:
 
     control: str | None
     listen: dict[str, str] = field(default_factory=dict)
-    #: The run's time zero (ns since the epoch) for the proxy's journal, if set.
+    #: The run's time zero for the proxy's journal: CLOCK_MONOTONIC ns of the
+    #: run's start (time.monotonic_ns()), so journal times match the history's.
     t0_ns: int | None = None
 
 
@@ -356,7 +357,7 @@ def _parse_proxy(raw: Any, where: str) -> ProxyConfig | None:
         raise ConfigError(f"{where}: proxy.listen must be an object of node id -> address")
     t0 = raw.get("t0_ns")
     if t0 is not None and (isinstance(t0, bool) or not isinstance(t0, int)):
-        raise ConfigError(f"{where}: proxy.t0_ns must be an integer (ns since the epoch)")
+        raise ConfigError(f"{where}: proxy.t0_ns must be an integer (CLOCK_MONOTONIC ns of the run's start)")
     return ProxyConfig(
         control=control,
         listen={k: _addr(v, f"{where}: proxy.listen.{k}") for k, v in listen.items()},
