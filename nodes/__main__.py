@@ -3,7 +3,7 @@
 Thin: parses the command line, loads cluster.json, finds
 ``nodes.<system>.PROTOCOL`` and hands them to the driver. Any user error
 (bad flag, unknown system, bad cluster file, id not in the cluster) is one
-line on stderr and exit 2 (DESIGN.md, "Nodes").
+line on stderr and exit 2 (docs/node-contract.md, "The process").
 """
 
 from __future__ import annotations
