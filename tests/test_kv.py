@@ -1,4 +1,4 @@
-"""The key-value state machine: operation semantics and snapshot round trips."""
+"""The key-value state machine and its one applier: operation semantics, waiters, snapshots."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nodes.common.applier import Applier
+from nodes.common.core_api import Entry, Ready, Snapshot, SoftState
 from nodes.common.kv import KVStore
 
 
@@ -79,3 +81,47 @@ def test_snapshot_round_trip_and_determinism(cmds: list[dict]) -> None:
     # The restored copy keeps behaving the same.
     for cmd in cmds:
         assert restored.apply(cmd) == a.apply(cmd)
+
+
+# -- the applier (nodes/common/applier.py) -------------------------------------
+
+def w(index: int, term: int, key: str, value: object) -> Entry:
+    return Entry(index, term, {"op": "write", "key": key, "value": value})
+
+
+def test_applier_answers_own_entries_ok_and_replaced_ones_outcome_unknown() -> None:
+    a = Applier("n1", None, 10_000)
+    rd = Ready(soft_state=SoftState("follower", "n2", 3),
+               committed=[w(1, 1, "x", 1), w(2, 2, "x", 2), Entry(3, 2, None)],
+               waiters=[(0, (b"c1", 10, 1, None)), (1, (b"c2", 11, 1, None)),
+                        (2, (b"c3", 12, None, {"op": "write", "key": "x", "value": 9}))],
+               reads=[(b"c4", 13, "x")])
+    assert a.apply(rd) is None
+    assert a.kv.data == {"x": 2} and a.applied == 3
+    assert rd.replies == [
+        (b"c1", {"ok": True, "id": 10}),
+        # term 2 is not the term c2's command was appended in: someone else's entry
+        (b"c2", {"id": 11, "ok": False, "error": "not_leader", "leader": "n2"}),
+        (b"c3", {"id": 12, "ok": False, "error": "not_leader", "leader": "n2"}),  # a no-op
+        (b"c4", {"ok": True, "value": 2, "id": 13}),  # after the Ready's entries
+    ]
+    assert not any(r.get("definite") for _c, r in rd.replies)
+
+
+def test_applier_restores_a_peer_snapshot_between_the_entries_around_it() -> None:
+    a = Applier("n1", None, 10_000)
+    snap = Snapshot(5, 2, KVStore({"y": 5}).snapshot())
+    rd = Ready(committed=[w(1, 1, "x", 1), w(6, 2, "z", 6)], snapshot=snap, restore=True,
+               waiters=[(0, (b"c1", 1, 1, None))])
+    a.apply(rd)
+    assert rd.replies == [(b"c1", {"ok": True, "id": 1})]  # applied before the restore
+    assert a.kv.data == {"y": 5, "z": 6} and a.applied == 6
+
+
+def test_applier_takes_a_snapshot_every_snapshot_entries() -> None:
+    a = Applier("n1", None, 3)
+    assert a.apply(Ready(committed=[w(1, 1, "x", 1), w(2, 1, "x", 2)])) is None
+    snap = a.apply(Ready(committed=[w(3, 1, "y", 3)]))
+    assert snap is not None and snap.index == 3
+    assert KVStore.restore(snap.data).data == {"x": 2, "y": 3}
+    assert a.apply(Ready(committed=[w(4, 1, "y", 4)])) is None  # counted from the snapshot

@@ -34,14 +34,15 @@ Theory of operation
   index (at least its no-op's index) as the read index, confirms it still
   leads with one heartbeat round (a quorum echoing a round number ``ctx``
   sent after the read arrived), waits until the read index is committed and
-  hands the read to the applier (``Ready.reads``), which answers from its state. Why not through the log: a read then costs no log
-  entry, no fsync on any node and no apply on followers, and one heartbeat
+  hands the read to the applier (``Ready.reads``), which answers from its
+  state. Why not through the log: a read then costs no log entry, no fsync
+  on any node and no apply on followers, and one heartbeat
   round confirms every read that arrived before it (reads batch for free),
   while being just as linearizable. ``options.read_mode = "log"`` appends
   reads to the log instead (the simpler, slower textbook approach).
 - Durability: ``Ready.meta`` carries {"term", "vote"} whenever either
   changed; ``Ready.entries`` every entry appended since the previous
-  ``advance`` (so the driver commits them with one fsync); ``truncate_from``
+  ``ready()`` (so the driver commits them with one fsync); ``truncate_from``
   a conflicting suffix a follower dropped. Votes, acks and replies leave in
   the same Ready, after the fsync. The leader's AppendEntries go in
   ``Ready.early_messages``: they claim nothing about its own disk, so the
