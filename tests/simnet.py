@@ -2,8 +2,8 @@
 Raft and Paxos state-machine tests.
 
 The engine (network, disks, crash/restart, clients) lives in ``nodes.sim``;
-this module adds only what needs Hypothesis, and re-exports the engine's
-names so the core tests import one place.
+this module adds only what needs Hypothesis: the simulator's actions as
+rules, which Hypothesis searches and shrinks.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from nodes.sim import FAST_TIMING, Disk, Request, SimError, SimNet, history
+from nodes.sim import SimNet
 
-__all__ = ["FAST_TIMING", "MACHINE_NODES", "Disk", "Request", "SimError", "SimNet",
-           "SimNetMachine", "history"]
+__all__ = ["MACHINE_NODES", "SimNetMachine"]
 
 MACHINE_NODES = ("n1", "n2", "n3")
 

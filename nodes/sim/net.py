@@ -124,6 +124,7 @@ class SimNet:
         self.observers: list[Observer] = []
         self.delivered = 0
         self._next_client = 0
+        self._next_value = 0  # written values are unique, so a history is easy to check
         self.nodes: dict[str, Node] = {i: Node(i, None) for i in self.ids}
         for i in self.ids:
             self._build(i)
@@ -419,7 +420,7 @@ class SimNet:
         """A random client request over a few keys, with unique written values."""
         key = rng.choice("xyz")
         r = rng.random()
-        self._next_value = getattr(self, "_next_value", 0) + 1
+        self._next_value += 1
         if r < 0.4:
             return {"op": "write", "key": key, "value": self._next_value}
         if r < 0.7:
