@@ -33,7 +33,9 @@ out and then calls ``core.advance(rd)``, which tells the core that all of it
 happened: the entries are durable and the committed entries applied (the
 ``last_applied`` of ``status`` moves then). ``rd`` is read before the next
 input: the core may keep using the lists of ``rd`` that were empty, except
-``replies``, which is always the caller's (the applier appends to it). Order of carrying out, which every driver keeps:
+``replies``, which is always the caller's (the applier appends to it).
+
+Order of carrying out, which every driver keeps:
 
 1. ``early_messages`` are sent between the log write and its fsync, but only
    when ``meta`` and ``truncate_from`` are None (else they go with step 3);
@@ -43,8 +45,10 @@ input: the core may keep using the lists of ``rd`` that were empty, except
    every message and reply in this Ready may depend on them;
 3. the applier applies ``committed`` (and, if ``restore``, replaces the
    state machine by ``snapshot`` before the entries past it), answers
-   ``waiters`` and the confirmed ``reads``; ``messages`` are sent to peers (best effort); then ``replies``
-   (the core's and the applier's) go to clients.
+   ``waiters`` and the confirmed ``reads``; ``messages`` are sent to peers
+   (best effort); then ``replies`` (the core's and the applier's) go to
+   clients. Then ``advance(rd)``, and a snapshot the applier took goes to
+   ``core.compact``.
 
 Why early messages are safe (Raft thesis 10.2.1): they are a leader's
 replication messages, which claim nothing about its own disk; the driver
@@ -127,7 +131,7 @@ class SoftState:
 class Ready:
     """Effects to carry out (see the module header for the order)."""
 
-    #: Set only when (role, leader, term) differs from the last advanced Ready.
+    #: Set only when (role, leader, term) differs from the last one handed over.
     soft_state: SoftState | None = None
     meta: dict[str, Any] | None = None
     truncate_from: int | None = None
@@ -148,14 +152,6 @@ class Ready:
     waiters: list[tuple[int, Waiter]] = field(default_factory=list)
     #: Reads confirmed by a read-index round (or, under BUG stale-read, not).
     reads: list[ConfirmedRead] = field(default_factory=list)
-
-    def needs_fsync(self) -> bool:
-        return (
-            self.meta is not None
-            or self.truncate_from is not None
-            or bool(self.entries)
-            or self.snapshot is not None
-        )
 
 
 @dataclass(frozen=True, slots=True)
