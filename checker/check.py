@@ -26,6 +26,7 @@ from checker.history import (
     INF,
     HistoryError,
     Op,
+    no_gc,
     pair,
     read_history,
     unwrap_independent,
@@ -144,12 +145,13 @@ def check_events(
     """Check a list of history events. ``semantics``: initial, fail_cas
     ("noeffect" | "observed"), nil_read ("absent" | "wildcard")."""
     t0 = time.perf_counter()
-    ops = pair(events, path or "<events>")
-    m = make_model(model, **semantics)
-    try:
-        res = check_ops(ops, m, time_limit, start=t0, every_key=every_key)
-    except HistoryError as exc:
-        raise HistoryError(path or "<events>", None, exc.message) from None
+    with no_gc():  # millions of tuples, no cycles (checker/history.py no_gc)
+        ops = pair(events, path or "<events>")
+        m = make_model(model, **semantics)
+        try:
+            res = check_ops(ops, m, time_limit, start=t0, every_key=every_key)
+        except HistoryError as exc:
+            raise HistoryError(path or "<events>", None, exc.message) from None
     res.path = path
     return res
 
