@@ -1,0 +1,71 @@
+"""Fixtures shared by several test modules, so that test modules never import each other.
+
+- ``no_leftovers``: after the test, every process whose command line names the
+  test's ``tmp_path`` (node, proxy, harness of that run) must be gone; any that
+  is not is killed by PID and the test fails.
+- ``netns_usable``: skips (with the reason) unless network namespaces and
+  nftables can be used here; as root on Debian it installs nftables first.
+
+Plain helpers (not fixtures) live in ``tests/testkit/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+
+def run_processes(tmp_path: Path) -> list[psutil.Process]:
+    """Live processes whose command line mentions ``tmp_path``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
+                    str(tmp_path) in arg for arg in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+@pytest.fixture
+def no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Ends (by PID) any process of this test's run that outlives it, and fails then."""
+    yield
+    deadline = time.monotonic() + 10
+    while run_processes(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = run_processes(tmp_path)
+    for proc in left:
+        proc.kill()
+    assert not left, f"processes of the run were left running: {[p.pid for p in left]}"
+
+
+def _netns_reason() -> str | None:
+    from faults.netns import unavailable_reason
+
+    if sys.platform.startswith("linux") and os.geteuid() == 0 and shutil.which("nft") is None:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        cmd = ["apt-get", "install", "-y", "-q", "nftables"]
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=300,
+                          check=False).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True,
+                           timeout=300, check=False)
+            subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
+    return unavailable_reason()
+
+
+@pytest.fixture(scope="session")
+def netns_usable() -> None:
+    """Skip unless ``--net netns`` can work here (root, ip, nft)."""
+    reason = _netns_reason()
+    if reason:
+        pytest.skip(reason)
