@@ -36,9 +36,9 @@ import msgpack
 import psutil
 import zmq
 
-from harness.client import call
 from harness.cluster import LocalCluster
 from nodes.common.clusterfile import write_cluster
+from nodes.common.wire import call
 
 REQUEST_TIMEOUT_S = 2.0
 

@@ -37,8 +37,6 @@ from typing import IO, Self
 
 import psutil
 
-from harness.client import call
-
 # TEMPORARY re-exports for callers not yet switched to nodes.common.clusterfile
 # (faults/, runner, tests); the lead removes them.
 from nodes.common.clusterfile import (  # noqa: F401
@@ -50,6 +48,7 @@ from nodes.common.clusterfile import (  # noqa: F401
     node_ids,
     write_cluster,
 )
+from nodes.common.wire import call
 
 
 class ClusterError(Exception):

@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.client import call
 from harness.cluster import ClusterError, LocalCluster
 from nodes.common.clusterfile import free_ports, write_cluster
+from nodes.common.wire import call
 
 pytestmark = pytest.mark.process
 

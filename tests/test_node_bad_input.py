@@ -19,10 +19,10 @@ import msgpack
 import pytest
 import zmq
 
-from harness.client import call
 from harness.cluster import LocalCluster
 from nodes.common.clusterfile import write_cluster
 from nodes.common.storage import HEADER
+from nodes.common.wire import call
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLO = [sys.executable, str(ROOT / "tests" / "solo_core.py")]

@@ -30,10 +30,10 @@ import psutil
 import pytest
 import zmq
 
-from harness.client import call
 from harness.cluster import LocalCluster
 from nodes.client import request
 from nodes.common.clusterfile import write_cluster
+from nodes.common.wire import call
 
 pytestmark = pytest.mark.process
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.client import call
 from harness.cluster import LocalCluster
 from nodes.common.clusterfile import write_cluster
+from nodes.common.wire import call
 
 pytestmark = [pytest.mark.process]
 
