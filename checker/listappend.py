@@ -126,6 +126,7 @@ class _Txns:
         "ok",
         "ops",
         "reads",
+        "version_writers",
         "writer",
     )
 
@@ -148,6 +149,8 @@ class _Txns:
         self.ext_reads: dict[Any, list[tuple[int, list]]] = {}
         #: key -> every ok read of it (full lists, for the version order)
         self.reads: dict[Any, list[tuple[int, list]]] = {}
+        #: key -> the writer of each version in its order (None: nobody appended it)
+        self.version_writers: dict[Any, list[int | None]] = {}
 
 
 def check_list_append(
@@ -217,10 +220,15 @@ def _index_appends(tx: _Txns, failed: Sequence[Op], found: list[TxnAnomaly]) -> 
     for t, mops in enumerate(tx.mops):
         mine: list[tuple[Any, Any]] = []
         for m in mops:
-            if type(m) is not list or len(m) != 3 or m[0] != "append":
-                _mop(m)  # a read, or raises on anything malformed
+            if type(m) is not list or len(m) != 3:
+                _mop(m)  # raises
+            f, k, v = m
+            if f != "append":
+                if f != "r" or not (v is None or type(v) is list):
+                    _mop(m)  # "read", or raises on anything malformed
                 continue
-            k, v = m[1], m[2]
+            if not _is_hashable(v) or not _is_hashable(k):
+                raise ValueError(f"appended values and keys must be scalars, not {m!r}")
             w = writer.get(k)
             if w is None:
                 w = writer[k] = {}
@@ -245,37 +253,53 @@ def _index_appends(tx: _Txns, failed: Sequence[Op], found: list[TxnAnomaly]) -> 
 def _read_pass(tx: _Txns, found: list[TxnAnomaly]) -> None:
     """Internal consistency, and each ok transaction's external reads."""
     ext_reads, reads = tx.ext_reads, tx.reads
+    ok = tx.ok
     for t, mops in enumerate(tx.mops):
-        if not tx.ok[t]:
+        if not ok[t]:
             continue  # info reads prove nothing
-        state: dict[Any, tuple[list | None, list]] = {}  # key -> (external, own appends)
+        # key -> [external read or None, own appends so far]; most transactions
+        # touch a key once, and that path allocates nothing but the record.
+        state: dict[Any, list] = {}
         for m in mops:
-            f, k, v = m[0], m[1], m[2]
-            ext, own = state.get(k, (None, []))
+            f, k, v = m
+            st = state.get(k)
             if f == "append":
-                state[k] = (ext, own + [v])
+                if st is None:
+                    state[k] = [None, [v]]
+                else:
+                    st[1].append(v)
                 continue
             if v is None:
                 continue  # an ok read with no value: nothing to learn
             rs = reads.get(k)
             if rs is None:
-                rs = reads[k] = []
-            rs.append((t, v))
+                reads[k] = [(t, v)]
+            else:
+                rs.append((t, v))
+            if st is None:
+                state[k] = [v, []]
+                er = ext_reads.get(k)
+                if er is None:
+                    ext_reads[k] = [(t, v)]
+                else:
+                    er.append((t, v))
+                continue
+            ext, own = st
             n_own = len(own)
             if ext is None:
-                if n_own and v[-n_own:] != own:
+                if v[-n_own:] != own:
                     found.append(TxnAnomaly(
                         "internal", f"{_name(tx, t)} appended {_fmt(own)} to {k!r} and then "
                         f"read {k!r} as {_fmt(v)}, which does not end with its own appends",
                         [tx.ops[t].id], k))
-                    state[k] = ([], own)
+                    st[0] = []
                     continue
-                ext = v[:len(v) - n_own] if n_own else v
-                state[k] = (ext, own)
+                st[0] = ext = v[:len(v) - n_own]
                 er = ext_reads.get(k)
                 if er is None:
-                    er = ext_reads[k] = []
-                er.append((t, ext))
+                    ext_reads[k] = [(t, ext)]
+                else:
+                    er.append((t, ext))
             elif v != ext + own:
                 found.append(TxnAnomaly(
                     "internal", f"{_name(tx, t)} read {k!r} as {_fmt(ext + own)} (what it saw, "
@@ -322,8 +346,9 @@ def _aborted_and_intermediate(
         o = orders[k]
         w = tx.writer.get(k, {})
         fin = tx.final.get(k, {})
+        vw = tx.version_writers[k] = _writers_of(w, o)
         for i, v in enumerate(o):
-            t = w.get(v) if _is_hashable(v) else None
+            t = vw[i]
             if t is None:
                 ab = aborted.get((_hashable(k), _hashable(v)))
                 r = _reader_of_prefix(tx, k, i + 1)
@@ -380,35 +405,40 @@ def _dependency_graph(tx: _Txns, orders: dict[Any, list], kinds: int) -> list[di
         else:
             d[b] = d.get(b, 0) | kind
 
+    ext_reads = tx.ext_reads
+    none: list = []
     for k in sorted(tx.writer, key=_sort_key):
         w = tx.writer[k]
-        o = orders.get(k, [])
-        vw = [w.get(v) if _is_hashable(v) else None for v in o]  # writer of each version
+        vw = tx.version_writers.get(k, none)  # the writer of each version, in order
+        nv = len(vw)
         if kinds & WW:
-            for i in range(1, len(vw)):
-                a, b = vw[i - 1], vw[i]
+            a = None
+            for b in vw:
                 if a is not None and b is not None and a != b:
                     add(a, b, WW)
-        seen = set(o) if all(map(_is_hashable, o)) else set()
-        unseen = sorted(t for v, t in w.items() if v not in seen and eff[t])
-        for r, ext in tx.ext_reads.get(k, ()):
+                a = b
+        unseen: list[int] | None = None  # effective writers nobody saw, when needed
+        for r, ext in ext_reads.get(k, none):
             m = len(ext)
-            if m and kinds & WR:
-                a = vw[m - 1] if m <= len(vw) else None
+            if m and kinds & WR and m <= nv:
+                a = vw[m - 1]
                 if a is not None and a != r:
                     add(a, r, WR)
             if kinds & RW:
                 i = m
-                while i < len(vw) and vw[i] == r:
+                while i < nv and vw[i] == r:
                     i += 1  # its own appends follow what it saw
-                if i < len(vw):
+                if i < nv:
                     b = vw[i]
                     if b is not None:
                         add(r, b, RW)
-                else:
-                    for b in unseen:
-                        if b != r:
-                            add(r, b, RW)
+                    continue
+                if unseen is None:
+                    seen = set(vw)
+                    unseen = sorted(t for t in w.values() if t not in seen and eff[t])
+                for b in unseen:
+                    if b != r:
+                        add(r, b, RW)
     if kinds & RT:
         for a, b in realtime_edges(tx.ops, eff):
             add(a, b, RT)
@@ -464,7 +494,7 @@ def _sccs(edges: list[dict[int, int] | None]) -> list[list[int]]:
     for root in range(n):
         if index[root] != -1 or not edges[root]:
             continue
-        work = [(root, iter(sorted(edges[root])))]  # type: ignore[arg-type]
+        work = [(root, iter(edges[root]))]  # type: ignore[arg-type]
         index[root] = low[root] = counter
         counter += 1
         stack.append(root)
@@ -479,7 +509,7 @@ def _sccs(edges: list[dict[int, int] | None]) -> list[list[int]]:
                     stack.append(w)
                     on[w] = True
                     ew = edges[w]
-                    work.append((w, iter(sorted(ew)) if ew else iter(())))
+                    work.append((w, iter(ew) if ew else iter(())))
                     pushed = True
                     break
                 if on[w] and index[w] < low[v]:
@@ -636,6 +666,14 @@ def _at(t: Any) -> str:
 
 def _fmt(v: list) -> str:
     return "[" + " ".join(map(repr, v)) + "]"
+
+
+def _writers_of(w: dict[Any, int], order: list) -> list[int | None]:
+    """The writer of each value of ``order`` (None for a value nobody appended)."""
+    try:
+        return [w.get(v) for v in order]
+    except TypeError:  # a list or map read back where values are scalars
+        return [w.get(v) if _is_hashable(v) else None for v in order]
 
 
 def _is_hashable(v: Any) -> bool:
