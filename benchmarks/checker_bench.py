@@ -1,5 +1,15 @@
 """Checker speed: prints per-file and total times (medians of several runs).
 
+Issue 20's table (``--scale``, part of the default run; ``--quick`` skips it):
+- 1M operations (50 processes, 64 keys, 2% info), valid and with one stale
+  read: wall time of ``check_file`` (parsing included) and peak RSS, each in
+  a child process of its own so the RSS is that case's; target 10 s, 2 GB;
+- the same 1M history as Jepsen EDN against JSON Lines: read time; target 2x;
+- the memory cap: a history built to blow up one key's search (many
+  concurrent info writes) beside ordinary keys, checked with
+  ``memory_limit``: that key unknown, the others decided, RSS bounded.
+The generated files are cached under --cache (default a folder in /tmp).
+
 Targets (issue 6; Porcupine in Go: 313 ms for the etcd set, 109 ms for c50-ok):
 - the 102 porcupine/etcd corpus histories: < 150 ms in total
 - porcupine/kv/c50-ok: < 100 ms
@@ -19,8 +29,11 @@ Usage: .venv/bin/python benchmarks/checker_bench.py [--runs N] [--quick] [--per-
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # testkit: the history generator, a test fixture
 
-from testkit.histories import generate
+from testkit.histories import blowup_history, generate
 
 from checker import check_events
 from checker.history import read_history
@@ -154,19 +167,162 @@ def bench_big(runs: int, n: int) -> None:
             print(f"  {res.anomalies[0].sentence}")
 
 
+# --------------------------------------------------------------------------- scale (issue 20)
+
+SCALE_OPS = 1_000_000
+
+
+def _edn(v: object) -> str:
+    if v is None:
+        return "nil"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, list):
+        return "[" + " ".join(_edn(x) for x in v) + "]"
+    if isinstance(v, str):
+        return json.dumps(v)
+    return str(v)
+
+
+_KEYWORDS = ("type", "f", "process")
+
+
+def write_edn(events: list[dict], path: Path) -> None:
+    """Jepsen's layout: one map per line, keywords for type/f (and nemesis)."""
+    with path.open("w") as out:
+        for e in events:
+            parts = []
+            for k, v in e.items():
+                if k in _KEYWORDS and isinstance(v, str):
+                    parts.append(f":{k} :{v}")
+                else:
+                    parts.append(f":{k} {_edn(v)}")
+            out.write("{" + ", ".join(parts) + "}\n")
+
+
+def write_jsonl(events: list[dict], path: Path) -> None:
+    with path.open("w") as out:
+        for e in events:
+            out.write(json.dumps(e) + "\n")
+
+
+def scale_files(cache: Path) -> dict[str, Path]:
+    cache.mkdir(parents=True, exist_ok=True)
+    files = {"valid": cache / "kv-1m.jsonl", "stale": cache / "kv-1m-stale.jsonl",
+             "edn": cache / "kv-1m.edn", "blowup": cache / "blowup.jsonl"}
+    if not all(f.exists() for f in files.values()):
+        t = time.perf_counter()
+        events = generate(random.Random(1), SCALE_OPS, processes=50, keys=64, info_rate=0.02,
+                          fail_rate=0.02)
+        write_jsonl(events, files["valid"])
+        write_edn(events, files["edn"])
+        bad, what = bury_violation(events)
+        write_jsonl(bad, files["stale"])
+        (cache / "stale.txt").write_text(what)
+        write_jsonl(blowup_history(), files["blowup"])
+        print(f"(generated the scale histories in {time.perf_counter() - t:.0f} s, "
+              f"cached in {cache})")
+    return files
+
+
+def child_case(case: str, path: str, limit_mb: float | None) -> None:
+    """One measurement in this process; prints one JSON line."""
+    from checker import check_file
+
+    c = time.process_time()
+    t = time.perf_counter()
+    out: dict = {}
+    if case == "read":
+        events = read_history(path)
+        out["events"] = len(events)
+    else:
+        kw = {} if limit_mb is None else {"memory_limit": limit_mb}
+        res = check_file(path, **kw)
+        out.update(valid=res.valid, ops=res.ops,
+                   anomalies=[a.sentence for a in res.anomalies][:3])
+    out["wall"] = time.perf_counter() - t
+    out["cpu"] = time.process_time() - c
+    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def run_child(case: str, path: Path, limit_mb: float | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", case, str(path)]
+    if limit_mb is not None:
+        cmd += ["--memory-limit", str(limit_mb)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench_scale(cache: Path, runs: int) -> None:
+    files = scale_files(cache)
+
+    def best(case: str, path: Path, limit: float | None = None) -> dict:
+        rs = [run_child(case, path, limit) for _ in range(runs)]
+        ok = [r for r in rs if "error" not in r]
+        if not ok:
+            return rs[0]
+        ok.sort(key=lambda r: r["wall"])
+        return ok[len(ok) // 2]
+
+    for name, label in (("valid", "1M ops valid"), ("stale", "1M ops, one stale read")):
+        r = best("check", files[name])
+        if "error" in r:
+            print(f"{label}: error {r['error']}")
+            continue
+        print(f"{label}: {r['valid']} in {r['wall']:.2f} s wall (cpu {r['cpu']:.2f} s), "
+              f"peak RSS {r['rss_mb']:.0f} MB; target 10 s, 2048 MB")
+        if r.get("anomalies"):
+            print(f"  {r['anomalies'][0]}")
+    j = best("read", files["valid"])
+    e = best("read", files["edn"])
+    if "error" in j or "error" in e:
+        print(f"EDN vs JSON Lines: error {j.get('error') or e.get('error')}")
+    else:
+        print(f"read 1M ops: JSON Lines {j['wall']:.2f} s ({j['rss_mb']:.0f} MB), EDN "
+              f"{e['wall']:.2f} s ({e['rss_mb']:.0f} MB): EDN/JSON {e['wall'] / j['wall']:.1f}x; "
+              f"target 2x")
+    for limit in (50.0, 200.0):
+        r = best("check", files["blowup"], limit)
+        what = f"memory_limit {limit:.0f} MB"
+        if "error" in r:
+            print(f"memory cap ({what}): error {r['error']}")
+            continue
+        print(f"memory cap ({what}): {r['valid']} in {r['wall']:.2f} s, peak RSS "
+              f"{r['rss_mb']:.0f} MB")
+        for s_ in r.get("anomalies", [])[:1]:
+            print(f"  {s_}")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        limit = float(sys.argv[5]) if len(sys.argv) > 5 else None
+        child_case(sys.argv[2], sys.argv[3], limit)
+        return
     global CORPUS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
     ap.add_argument("--big-runs", type=int, default=3)
     ap.add_argument("--ops", type=int, default=100_000)
     ap.add_argument("--per-file", action="store_true", help="print every etcd file's time")
-    ap.add_argument("--quick", action="store_true", help="skip the 100,000-op history")
+    ap.add_argument("--quick", action="store_true",
+                    help="skip the 100,000-op history and the scale table")
+    ap.add_argument("--scale-only", action="store_true", help="only the scale table (issue 20)")
+    ap.add_argument("--scale-runs", type=int, default=1, help="child runs per scale case (median)")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/checker-bench-cache"),
+                    help="where the generated scale histories are kept")
     ap.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                     help=f"the corpus folder (default {CORPUS})")
     a = ap.parse_args()
     if a.corpus is not None:
         CORPUS = a.corpus
+    if a.scale_only:
+        bench_scale(a.cache, a.scale_runs)
+        return
     if (CORPUS / "manifest.json").is_file():
         bench_etcd(a.runs, a.per_file)
         bench_kv(a.runs)
@@ -174,6 +330,7 @@ def main() -> None:
         print(f"corpus not found at {CORPUS}: skipping corpus benchmarks")
     if not a.quick:
         bench_big(a.big_runs, a.ops)
+        bench_scale(a.cache, a.scale_runs)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,15 @@ compile), registers / append / models (the models), search (the search),
 explain (the sentences), check (the API).
 """
 
-from checker.check import Anomaly, CheckResult, check_events, check_file, check_ops, op_record
+from checker.check import (
+    Anomaly,
+    CheckResult,
+    Unsettled,
+    check_events,
+    check_file,
+    check_ops,
+    op_record,
+)
 from checker.history import HistoryError, Op, pair, read_history
 from checker.model import Model
 from checker.models import KV, MODELS, CasRegister, KVAppend, MultiRegister, Mutex, make_model
@@ -36,6 +44,7 @@ __all__ = [
     "MultiRegister",
     "Mutex",
     "Op",
+    "Unsettled",
     "check_events",
     "check_file",
     "check_ops",

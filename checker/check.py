@@ -36,6 +36,27 @@ from checker.models import make_model
 from checker.search import linearize
 
 PROVEN_BUDGET_S = 2.0  # search time for the prefix of a partition already proven invalid
+MEMORY_LIMIT_MB = 1024.0  # the default cap on what one key's search holds
+# What one held search entry costs: a memo key (a 3-tuple of ints, its dict
+# slot) or a stack tuple. Measured on benchmarks/checker_bench.py's blow-up
+# history: RSS growth / entries held, rounded up (docs/checker.md).
+BYTES_PER_ENTRY = 200
+
+
+@dataclass(slots=True)
+class Unsettled:
+    """A key whose search stopped at the memory limit or the time limit:
+    its verdict is unknown (never a guess); ``ops`` is the window of
+    operations it could not settle (``Op.id``s)."""
+
+    key: Any
+    reason: str  # "memory" or "time"
+    sentence: str
+    ops: list[int]
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "reason": self.reason, "sentence": self.sentence,
+                "ops": list(self.ops)}
 
 
 @dataclass(slots=True)
@@ -97,6 +118,7 @@ class CheckResult:
     checked: int = 0  # partitions fully decided
     steps: int = 0
     history: list[Op] = field(default_factory=list, repr=False)  # what Anomaly ids index
+    unknown: list[Unsettled] = field(default_factory=list)  # keys left undecided
 
     def to_dict(self, history: list[Op] | None = None) -> dict:
         """The result as JSON (results.json's "checker"); anomalies as ids, or
@@ -110,6 +132,8 @@ class CheckResult:
         if self.path is not None:
             d["path"] = self.path
         d.update(ops=self.ops, partitions=self.partitions, steps=self.steps)
+        if self.unknown:
+            d["unknown"] = [u.to_dict() for u in self.unknown]
         return d
 
 
@@ -120,6 +144,7 @@ def check_file(
     *,
     independent: bool = False,
     every_key: bool = False,
+    memory_limit: float | None = MEMORY_LIMIT_MB,
     **semantics: Any,
 ) -> CheckResult:
     """Check a history file (JSON Lines or EDN). Raises HistoryError if unreadable.
@@ -130,7 +155,7 @@ def check_file(
     if independent:
         events = unwrap_independent(events)
     return check_events(events, model, time_limit, path=str(path), every_key=every_key,
-                        **semantics)
+                        memory_limit=memory_limit, **semantics)
 
 
 def check_events(
@@ -140,6 +165,7 @@ def check_events(
     *,
     path: str | None = None,
     every_key: bool = False,
+    memory_limit: float | None = MEMORY_LIMIT_MB,
     **semantics: Any,
 ) -> CheckResult:
     """Check a list of history events. ``semantics``: initial, fail_cas
@@ -149,7 +175,8 @@ def check_events(
         ops = pair(events, path or "<events>")
         m = make_model(model, **semantics)
         try:
-            res = check_ops(ops, m, time_limit, start=t0, every_key=every_key)
+            res = check_ops(ops, m, time_limit, start=t0, every_key=every_key,
+                            memory_limit=memory_limit)
         except HistoryError as exc:
             raise HistoryError(path or "<events>", None, exc.message) from None
     res.path = path
@@ -158,13 +185,19 @@ def check_events(
 
 def check_ops(
     ops: list[Op], model: Model, time_limit: float | None = None, *, start: float | None = None,
-    every_key: bool = False,
+    every_key: bool = False, memory_limit: float | None = MEMORY_LIMIT_MB,
 ) -> CheckResult:
     """Check paired operations against a model object. The check stops at the
     first invalid partition (key) unless ``every_key``: then each invalid key
-    gives its anomaly (to find the earliest one, as benchmarks/bug_zoo.py does)."""
+    gives its anomaly, earliest first (by the stuck operation's invocation).
+
+    ``memory_limit`` (MB; None = no cap) bounds what one key's search holds
+    (memo and stack entries, ``BYTES_PER_ENTRY`` each). A key that would pass
+    it is unknown (``res.unknown`` names its window of operations); the
+    other keys still get their verdicts."""
     t0 = time.perf_counter() if start is None else start
     deadline = None if time_limit is None else time.monotonic() + time_limit
+    max_held = None if memory_limit is None else max(1, int(memory_limit * 2**20 / BYTES_PER_ENTRY))
     parts = [p for p in model.partition(ops) if p]
     compiled: list[tuple[list[Op], Compiled]] = []
     try:
@@ -188,7 +221,8 @@ def check_ops(
             budget = time.monotonic() + PROVEN_BUDGET_S
             limit = budget if deadline is None else min(deadline, budget)
         try:
-            out = linearize(c.calls, c.rets, c.step, c.init, c.pred, limit, c.needs, c.viable)
+            out = linearize(c.calls, c.rets, c.step, c.init, c.pred, limit, c.needs, c.viable,
+                            max_held)
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
         res.steps += out.steps
@@ -203,6 +237,9 @@ def check_ops(
             break
         if out.valid is None:
             unknown = True
+            res.unknown.append(_unsettled(key, c, out, memory_limit))
+            if out.gave_up == "memory":
+                continue  # this key only: the others still get their verdicts
             break
         res.checked += 1
         if out.valid and c.stale:  # pragma: no cover - would be a checker bug
@@ -219,5 +256,27 @@ def check_ops(
             break
     if res.valid is True and unknown:
         res.valid = "unknown"
+    if len(res.anomalies) > 1:
+        res.anomalies.sort(key=lambda a: a.ops[0])  # earliest stuck invocation first
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _unsettled(key: Any, c: Compiled, out: Any, memory_limit: float | None) -> Unsettled:
+    """The window a stopped search could not settle (``Outcome.window``):
+    from the first operation it had to undo to the deadline it was stuck at."""
+    ops = [c.ops[i] for i in out.window] or c.ops
+    ids = sorted(o.id for o in ops)
+    starts = [o.start for o in ops if o.start is not None]
+    ends = [o.end for o in ops if o.end is not None]
+    span = ""
+    if starts:
+        span = f" ({min(starts) / 1e9:.3f} s to {max(ends or starts) / 1e9:.3f} s)"
+    if out.gave_up == "memory":
+        why = f"the search would pass the memory limit ({memory_limit:g} MB, {out.held} entries)"
+    else:
+        why = "the time limit ran out"
+    k = "" if key is None else f" of {key}"
+    sentence = (f"unknown{k}: {why} with {len(ids)} operations unsettled, ids {ids[0]}..{ids[-1]}"
+                f"{span}, after {len(out.prefix)} linearized")
+    return Unsettled(key, out.gave_up or "time", sentence, ids)

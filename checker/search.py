@@ -42,7 +42,10 @@ Invariants:
 - ``pred[i] >= 0`` makes op i linearizable only after op ``pred[i]``
   (identical indeterminate operations are tried in one order only).
 - The deadline is checked every few thousand steps; running out gives
-  ``None`` (unknown), never a guess.
+  ``None`` (unknown), never a guess. So does the memory cap: ``max_held``
+  bounds what the search holds, memo entries (each optional set kept counts
+  one) plus the stack; the test costs one add and one compare per new
+  entry, so no RSS polling is needed (docs/checker.md "Memory limit").
 """
 
 from __future__ import annotations
@@ -61,8 +64,11 @@ NO: Any = object()  # step result: the operation is illegal in this state
 class Outcome:
     """Result of one partition's search."""
 
-    valid: bool | None  # None: gave up at the deadline
+    valid: bool | None  # None: gave up at the deadline or the memory cap
     steps: int = 0
+    gave_up: str = ""  # "time" or "memory" when valid is None
+    held: int = 0  # memo entries + stack entries at the end (or at the cap)
+    window: list[int] = field(default_factory=list)  # when gave up: the ops not settled
     prefix: list[int] = field(default_factory=list)  # longest linearizable prefix (op indices)
     prefix_state: Any = None
     stuck: int = -1  # op whose deadline passed after that prefix
@@ -82,6 +88,42 @@ def _placed_test(base: int, rel: int, ol: int, dpos: Sequence[int], opos: Sequen
     return linearized
 
 
+def _frontier_window(out: Outcome, stack: list, nxt: list[int], kind: list[int],
+                     eop: list[int], onxt: list[int], ocall: list[float], oop: list[int],
+                     fr: int, etime: list[float]) -> None:
+    """When the search stops before any backtrack: the operations pending at
+    its current node (calls before the first due return) as the window."""
+    out.prefix = [e[0] for e in stack]
+    out.stuck = eop[fr] if kind[fr] == 1 else -1
+    conc = []
+    x = nxt[0]
+    while x != fr and kind[x] == 0:
+        conc.append(eop[x])
+        x = nxt[x]
+    frontier = etime[fr]
+    x = onxt[0]
+    while x and ocall[x] < frontier:
+        conc.append(oop[x])
+        x = onxt[x]
+    out.concurrent = conc
+
+
+def _window(low: int, out: Outcome, calls: Sequence[float], rets: Sequence[float],
+            dpos: Sequence[int]) -> list[int]:
+    """The ops a stopped search had not settled: from the first definite op
+    (by call) it ever had to undo up to the deadline it was stuck at."""
+    n = len(calls)
+    definite = [i for i in range(n) if rets[i] != INF]
+    lo = INF
+    for i in definite:
+        if dpos[i] >= low and calls[i] < lo:
+            lo = calls[i]
+    hi = rets[out.stuck] if out.stuck >= 0 else INF
+    if hi == INF:
+        hi = max((calls[i] for i in out.concurrent), default=INF)
+    return [i for i in range(n) if calls[i] >= lo and calls[i] <= hi] or list(out.concurrent)
+
+
 def linearize(
     calls: Sequence[float],
     rets: Sequence[float],
@@ -91,6 +133,7 @@ def linearize(
     deadline: float | None = None,
     needs: Sequence[Sequence[int] | None] | None = None,
     viable: Callable[[Any, Callable[[int], bool], list[int]], bool] | None = None,
+    max_held: int | None = None,
 ) -> Outcome:
     n = len(calls)
     if n == 0:
@@ -164,6 +207,9 @@ def linearize(
     while kind[fr] == 0:
         fr = nxt[fr]
     best_stack: list = []
+    held = 0  # memo entries (optional sets) held; with the stack, what max_held bounds
+    cap = INF if max_held is None else max_held
+    low = n  # the lowest settled base a backtrack went back to (the window's start)
     fresh_node = True
     dead = False
     urgent = -1
@@ -179,7 +225,14 @@ def linearize(
             next_check = steps + check_every
             if deadline is not None and time.monotonic() > deadline:
                 out.valid = None
+                out.gave_up = "time"
                 out.steps = steps
+                out.held = held
+                if best < 0:
+                    _frontier_window(out, stack, nxt, kind, eop, onxt, ocall, oop, fr, etime)
+                else:
+                    out.prefix = [e[0] for e in best_stack]
+                out.window = _window(min(low, base), out, calls, rets, dpos)
                 return out
         if fresh_node:
             # The frontier op (earliest definite return) is tried first: the
@@ -188,6 +241,7 @@ def linearize(
             if kind[x] == 2:
                 out.valid = True
                 out.steps = steps
+                out.held = held
                 out.prefix = [e[0] for e in stack]
                 out.prefix_state = state
                 return out
@@ -273,9 +327,12 @@ def linearize(
                         out.concurrent = conc
                     if not stack:
                         out.steps = steps
+                        out.held = held
                         out.prefix = [e[0] for e in best_stack]
                         return out
                     i, state, slot, fr, urgent, base, rel = pop()
+                    if base < low:  # noqa: PLR1730 - a compare, not a call: backtracks are hot
+                        low = base
                     steps += 1
                     if slot:
                         # resume phase 1 at that node, after the undone slot
@@ -338,6 +395,19 @@ def linearize(
             if not new:
                 continue
             used.append(ol2)
+        held += 1
+        if held + len(stack) > cap:
+            # the memory cap: unknown, with the window the search was in
+            out.valid = None
+            out.gave_up = "memory"
+            out.steps = steps
+            out.held = held + len(stack)
+            if best < 0:
+                _frontier_window(out, stack, nxt, kind, eop, onxt, ocall, oop, fr, etime)
+            else:
+                out.prefix = [e[0] for e in best_stack]
+            out.window = _window(min(low, base), out, calls, rets, dpos)
+            return out
         push((i, state, slot, fr, urgent, base, rel))
         state = s2
         base = base2

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from checker import MODELS, CheckResult, HistoryError, check_file
+from checker.check import MEMORY_LIMIT_MB
 from checker.manifest import Manifest, ManifestError, load_manifest
 
 HISTORY_NAMES = ("history.jsonl", "history.edn")
@@ -44,6 +45,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="give up on a file after S seconds (verdict unknown)")
+    p.add_argument("--memory-limit", type=float, default=MEMORY_LIMIT_MB, metavar="MB",
+                   help="cap what one key's search holds (default %(default)g MB; 0 = no cap): "
+                        "a key that would pass it is unknown, the others are still decided")
     p.add_argument("--fail-cas", choices=("noeffect", "observed"), default=None,
                    help="a failed cas had no effect (Jepsen, default) or observed a mismatch")
     p.add_argument("--nil-read", choices=("absent", "wildcard"), default=None,
@@ -76,6 +80,9 @@ def history_files(path: Path) -> Iterator[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.memory_limit < 0:
+        print("harness check: error: --memory-limit must be >= 0 (0 = no cap)", file=sys.stderr)
+        return 2
     if args.time_limit is not None and args.time_limit <= 0:
         print("harness check: error: --time-limit must be positive", file=sys.stderr)
         return 2
@@ -106,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 sem["nil_read"] = args.nil_read
             row: dict[str, Any] = {"path": str(file)}
             try:
-                res = check_file(file, model, args.time_limit, independent=args.independent, **sem)
+                res = check_file(file, model, args.time_limit, independent=args.independent,
+                                 memory_limit=args.memory_limit or None, **sem)
             except (HistoryError, ValueError) as exc:  # ValueError: a bad model or option
                 counts["error"] += 1
                 row.update(valid=None, error=str(exc))
@@ -160,3 +168,5 @@ def _print_row(file: Path, res: CheckResult, verdict: str, expected: Any) -> Non
     for a in res.anomalies:
         key = "" if a.key is None else f"key {a.key}: "
         print(f"         {key}{a.sentence}")
+    for u in res.unknown:
+        print(f"         {u.sentence}")

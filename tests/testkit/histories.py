@@ -204,4 +204,30 @@ def mutate(rng: random.Random, events: list[dict]) -> list[dict]:
     return evs
 
 
-__all__ = ["generate", "mutate"]
+def blowup_history(keys: int = 8, writers: int = 22, seed: int = 3, ops: int = 20_000) -> list[dict]:
+    """Ordinary keys plus one key whose search explodes: ``writers``
+    concurrent writes of distinct values, then a read of a value none of
+    them wrote. Proving that needs every (set of writes done, last value)
+    configuration: writers * 2**writers memo entries without a cap."""
+    rng = random.Random(seed)
+    evs = generate(rng, ops, processes=8, keys=keys, info_rate=0.02, fail_rate=0.02)
+    t = evs[-1]["time"] if evs else 0
+
+    def emit(ev: dict) -> None:
+        nonlocal t
+        t += 1_000_000
+        ev["time"] = t
+        ev["index"] = len(evs)
+        evs.append(ev)
+
+    base = 10_000
+    for w in range(writers):
+        emit({"process": base + w, "type": "invoke", "f": "write", "key": "hot", "value": w})
+    for w in range(writers):
+        emit({"process": base + w, "type": "ok", "f": "write", "key": "hot", "value": w})
+    emit({"process": base + writers, "type": "invoke", "f": "read", "key": "hot", "value": None})
+    emit({"process": base + writers, "type": "ok", "f": "read", "key": "hot", "value": -1})
+    return evs
+
+
+__all__ = ["blowup_history", "generate", "mutate"]
