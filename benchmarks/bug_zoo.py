@@ -1,10 +1,11 @@
-"""Bug zoo benchmark: does `harness run --bug NAME` find every known bug, and how fast?
+"""Bug zoo benchmark: does `harness run --bug NAME --nemesis bug:NAME` find every known
+bug, and how fast?
 
 For every bug in harness/bugs.py and every system that implements it, runs
-``--seeds`` real clusters (seeds 1..N) with the bug on and its fault mix and
-settings chosen automatically (exactly what ``harness run --bug NAME`` does),
-then the *correct* nodes over the same seeds under the same mix
-(``--nemesis bug:NAME``). Prints one row per (bug, system):
+``--seeds`` real clusters (seeds 1..N) with the bug on under its demonstration
+mix and settings (faults/mixes.py, exactly what ``harness run --bug NAME
+--nemesis bug:NAME`` does; ``--bug`` alone brings no faults), then the
+*correct* nodes over the same seeds under the same mix. Prints one row per (bug, system):
 
 - ``caught``: runs that ended invalid (exit 1) out of the runs made;
 - ``first anomaly``: median (and range) over caught runs of the time of the
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from checker import check_file
 from checker.history import HistoryError
+from faults import mixes
 from harness import bugs as zoo
 from harness.config import ConfigError, RunConfig
 from harness.runner import RunError, RunResult, run
@@ -95,7 +97,7 @@ def rows_from_stores(stores: list[Path]) -> list[Row]:
     for store in stores:
         for res in stored_runs(store):
             cfg = res.config
-            name = cfg.bugs[0] if cfg.bugs else zoo.mix_name(cfg.nemesis)
+            name = cfg.bugs[0] if cfg.bugs else mixes.mix_name(cfg.nemesis)
             if name is None:
                 continue
             row = rows.setdefault((name, cfg.system), Row(name, cfg.system))
@@ -162,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             row = Row(name, system)
             rows.append(row)
             for seed in seeds:
-                res = one_run(RunConfig(system=system, bugs=[name], time_limit=args.time_limit,
+                res = one_run(RunConfig(system=system, bugs=[name],
+                                        nemesis=mixes.SPEC_PREFIX + name,
+                                        time_limit=args.time_limit,
                                         seed=seed, store=args.store, name=f"{name}-{system}",
                                         progress=False))
                 if res is None:
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_correct:
                 continue
             for seed in seeds:
-                res = one_run(RunConfig(system=system, nemesis=zoo.SPEC_PREFIX + name,
+                res = one_run(RunConfig(system=system, nemesis=mixes.SPEC_PREFIX + name,
                                         time_limit=args.time_limit, seed=seed, store=args.store,
                                         name=f"correct-{system}-{name}", progress=False))
                 if res is None:

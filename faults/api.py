@@ -106,8 +106,9 @@ class NemesisContext:
     #: the run has no proxy (``--net direct``): partition/net faults are then
     #: unavailable unless another backend (netns) provides them.
     proxy_control: str | None
-    #: Writes one nemesis event to the history: record(f, value).
-    record: Callable[[str, Any], None]
+    #: Writes one nemesis event to the history: record(f, value, **fields), the
+    #: fields (``at``, ``target``, ``evidence``) written beside ``value``.
+    record: Callable[..., None]
     rng: random.Random
     #: The current leader's node id as the nodes' ``status`` says, or None.
     leader: Callable[[], Awaitable[str | None]]
@@ -121,6 +122,10 @@ class NemesisContext:
     #: nemeses that wait for a node to reach a state (e.g. to have voted).
     #: None when the harness offers no such query.
     status: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
+    #: answers(node, timeout) -> True when the node answers a ``status`` request
+    #: sent now (also while the harness believes it paused): the evidence of a
+    #: pause (docs/faults.md "Evidence"). None: no such query, pauses go unproven.
+    answers: Callable[[str, float], Awaitable[bool]] | None = None
 
 
 class Nemesis(Protocol):

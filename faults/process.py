@@ -20,12 +20,16 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from faults.api import NemesisContext
 
 log = logging.getLogger(__name__)
 
 TARGETS = ("one", "minority", "majority", "all", "leader")
+
+#: Extra fields of an end event, or a function that gives them once the end took effect.
+Fields = dict[str, Any] | Callable[[], dict[str, Any]] | None
 
 #: How long a leader lookup may take before the target falls back to a random node.
 LEADER_TIMEOUT_S = 2.0
@@ -79,8 +83,11 @@ class _Held:
 class ProcessFaults:
     """Kill/restart and pause/resume through the ClusterHandle, recorded."""
 
-    def __init__(self, ctx: NemesisContext) -> None:
+    def __init__(self, ctx: NemesisContext,
+                 record: Callable[..., None] | None = None) -> None:
         self.ctx = ctx
+        #: record(f, value, **fields): the FaultActions' recorder (adds ``at``).
+        self.record = record or ctx.record
         cluster = ctx.cluster
         self._kills = _Held("kill", cluster.kill, self._start_again, "killed", "restarted")
         self._pauses = _Held("pause", cluster.pause, cluster.resume, "paused", "resumed")
@@ -99,18 +106,19 @@ class ProcessFaults:
         leader = await current_leader(self.ctx.leader) if target == "leader" else None
         return pick_targets(target, list(self.ctx.cluster.node_ids), self.ctx.rng, leader)
 
-    async def kill(self, nodes: list[str]) -> None:
-        await self._begin(self._kills, nodes)
+    async def kill(self, nodes: list[str], **fields: Any) -> None:
+        await self._begin(self._kills, nodes, fields)
 
-    async def restart(self) -> None:
-        """Start every node this nemesis killed, with the same data directory."""
-        await self._end(self._kills)
+    async def restart(self, nodes: list[str] | None = None, fields: Fields = None) -> None:
+        """Start the given killed nodes (default: every node this nemesis
+        killed), with the same data directory."""
+        await self._end(self._kills, nodes, fields)
 
-    async def pause(self, nodes: list[str]) -> None:
-        await self._begin(self._pauses, nodes)
+    async def pause(self, nodes: list[str], **fields: Any) -> None:
+        await self._begin(self._pauses, nodes, fields)
 
-    async def resume(self) -> None:
-        await self._end(self._pauses)
+    async def resume(self, nodes: list[str] | None = None, fields: Fields = None) -> None:
+        await self._end(self._pauses, nodes, fields)
 
     def _start_again(self, node: str) -> None:
         # started from this thread: LocalCluster gives children started from
@@ -118,19 +126,20 @@ class ProcessFaults:
         if not self.ctx.cluster.is_running(node):
             self.ctx.cluster.start(node)
 
-    async def _begin(self, held: _Held, nodes: list[str]) -> None:
+    async def _begin(self, held: _Held, nodes: list[str], fields: dict[str, Any]) -> None:
         held.nodes = sorted(set(held.nodes) | set(nodes))  # before the signal: see the header
         for node in nodes:
             await asyncio.to_thread(held.begin, node)
-        self.ctx.record(held.f, sorted(nodes))
+        self.record(held.f, sorted(nodes), **fields)
         log.info("%s %s", held.began, ", ".join(nodes))
 
-    async def _end(self, held: _Held) -> None:
-        if not held.nodes:
+    async def _end(self, held: _Held, only: list[str] | None, fields: Fields) -> None:
+        nodes = held.nodes if only is None else sorted(n for n in only if n in held.nodes)
+        if not nodes:
             return
-        nodes = held.nodes
         for node in nodes:
             held.end(node)
-        held.nodes = []
-        self.ctx.record(f"{held.f}-end", nodes)
+        held.nodes = [n for n in held.nodes if n not in nodes]
+        extra = fields() if callable(fields) else (fields or {})
+        self.record(f"{held.f}-end", nodes, **extra)
         log.info("%s %s", held.ended, ", ".join(nodes))

@@ -1,107 +1,19 @@
-"""The bug zoo: every known consensus bug our nodes can switch on, and what exposes it.
+"""The bug registry: every known consensus bug our nodes can switch on.
 
-Owns the registry ``BUGS`` (name -> ``Bug``): which systems implement the
-flag, the mistake in one line, and the *fault mix* and run settings that make
-the mistake show up quickly under real faults. It is used by
+Owns ``BUGS`` (name -> ``Bug``): the name, the systems whose nodes implement
+the flag, and the mistake in one line. Nothing else: ``--bug NAME`` only turns
+the bug on in the nodes (cluster.json ``options.bugs``); it changes no fault,
+timing, key count or node option. The fault mixes written to demonstrate each
+bug are faults/mixes.py, asked for with ``--nemesis bug:NAME``.
 
-- ``harness run --bug NAME`` (``RunConfig.resolved``): when the user named no
-  nemesis, the bug's mix (``--nemesis bug:NAME``) and its settings replace
-  the options the user left at their defaults; ``--nemesis bug:NAME`` alone
-  (no ``--bug``) gives correct nodes exactly the same faults and settings, and
-  config.json records what ran;
-- ``RunConfig.validate``: a bug the system does not implement is a one-line
-  usage error;
-- the runner, which builds ``bug:NAME`` nemeses here (``build_nemesis``) and
-  every other spec in faults.schedule;
-- benchmarks/bug_zoo.py, tests/test_bug_zoo.py and the pytest plugin.
-
-A fault mix is a list of *moves*; each fault window picks one move with the
-run's seeded rng, holds it for a share of the interval, heals it, then stays
-calm for the rest of the interval (the same rhythm as faults.schedule, one
-fault at a time, every start and end recorded in the history). Moves:
-
-- ``isolate-leader`` / ``isolate-one``: a symmetric partition around the
-  leader / a random node;
-- ``lag-then-isolate-leader``: cut off a minority of followers so they fall
-  behind, then in one step let them back and cut off the leader instead, so
-  the stale followers race the up-to-date ones in the election that follows
-  (two of the four electors of a five-node cluster are stale);
-- ``kill-leader`` / ``kill-one`` / ``kill-minority`` / ``kill-majority``:
-  SIGKILL, restart at the end of the window;
-- ``pause-leader``: SIGSTOP the leader, SIGCONT at the end;
-- ``slow-net``: delay (and reorder) every link, so votes and accepts are
-  still in flight when a kill lands;
-- ``revote`` / ``repromise`` (harness/targeted.py): split the leader away,
-  let the others elect with a chosen voter, then move that voter to the old
-  leader's side through a SIGKILL, so that a vote (Raft) or promise (Paxos)
-  it forgot is asked for again in the same term/ballot;
-- ``figure-8`` (harness/figure8.py): the paper's Figure 8 on live nodes.
-
-Why scripted moves for ``forget-vote`` and ``forget-promise``: a forgotten
-vote only matters if a second candidate of the *same* term asks the
-restarted voter and wins with it; pre-vote, check-quorum leases and the log
-check (the first winner's entries reach its voters one round trip after
-the vote) leave random kills a window of milliseconds. A forgotten promise
-needs an older ballot's Accept to reach the restarted acceptor, and a
-deposed leader learns the newer ballot from the first message queued for
-it. The scripts wait for those moments instead of hoping for them.
-
-Why a scripted move for ``commit-old-term``: the flag only matters for an
-ack that covers an old term's entry but not the new leader's no-op, and
-only a client still waiting for that entry can see the early commit; the
-entry must then be lost to a leader whose log lacks it. The bug's settings
-send one entry per AppendEntries (``max_batch`` = ``max_inflight`` = 1) so
-the no-op travels apart, Raft nodes keep a writer's waiter across leader
-changes (nodes/raft/core.py "Client waiters"), and ``figure-8`` plays the
-three steps: old entries on the old side only, one voter of the other
-side's new leader moved over and given some of them but not the no-op,
-then moved back to be overwritten.
-
-Invariant: with the same seed and the same leader answers, a mix gives the
-same sequence of moves, targets and durations (everything random comes from
-``ctx.rng``).
+Used by ``RunConfig.validate`` (a bug the system does not implement is a
+one-line usage error), the runner (results.json names each bug's mistake),
+``harness run --help``, benchmarks/bug_zoo.py and the tests.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import importlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-from faults.api import link_faults_of
-from faults.schedule import FaultActions, sleep_unless
-
-T = TypeVar("T")
-
-#: Prefix of a nemesis spec that names a bug's fault mix.
-SPEC_PREFIX = "bug:"
-
-MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
-         "kill-minority", "kill-majority", "pause-leader", "slow-net", "revote", "repromise",
-         "figure-8")
-#: Scripted moves: a coroutine ``script(nemesis, stop, hold)`` that drives its
-#: own sequence of faults for at most ``hold`` seconds (module, function).
-SCRIPTED = {"revote": ("harness.targeted", "revote"),
-            "repromise": ("harness.targeted", "repromise"),
-            "figure-8": ("harness.figure8", "figure8")}
-NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "slow-net",
-                 *SCRIPTED)
-
-
-@dataclass(frozen=True)
-class FaultMix:
-    """Which faults a bug needs, and their rhythm."""
-
-    #: Moves (see the module header), picked uniformly per window.
-    moves: tuple[str, ...]
-    #: A move holds for this share of the interval (uniform in [lo, hi]).
-    hold: tuple[float, float] = (0.4, 0.7)
-
-    def needs_network(self) -> bool:
-        return any(m in NETWORK_MOVES for m in self.moves)
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -110,79 +22,25 @@ class Bug:
     systems: tuple[str, ...]
     #: The mistake, in one line (for --help, the report and the benchmark).
     mistake: str
-    faults: FaultMix
-    #: RunConfig fields the bug needs (interval, keys, rate, timing, ...); the
-    #: user's explicit options win over these.
-    settings: dict[str, Any] = field(default_factory=dict)
 
-
-#: A narrow election window: followers elect a successor soon after the
-#: leader falls silent, while the cut-off leader's check-quorum only notices
-#: after one to two election timeouts -- the window in which a deposed leader
-#: still believes it leads.
-FAST_ELECTIONS = {"heartbeat_ms": 30, "election_timeout_ms": [300, 330]}
-#: Longer timeouts with the same narrow window: the deposed leader's grace
-#: (one to two timeouts) grows faster than the election (one timeout and two
-#: round trips), so it answers for longer after a successor took writes.
-SLOW_STEP_DOWN = {"heartbeat_ms": 50, "election_timeout_ms": [600, 630]}
-#: A wide election window: after the lost leader's lease runs out, a stale
-#: follower's next try comes about as early as an up-to-date one's timeout.
-WIDE_ELECTIONS = {"heartbeat_ms": 50, "election_timeout_ms": [300, 1000]}
-#: Elections that finish well within a fault window, with a spread much
-#: wider than an election's round trips, so that on the old leader's side one
-#: candidate usually wins at the first try (on the other side the revote split
-#: lets only one node win).
-REVOTE = {"heartbeat_ms": 50, "election_timeout_ms": [500, 1100]}
-#: Clients give up fast on a leader that cannot commit and go back to their
-#: home node, which by then points them at the new leader.
-QUICK_CLIENTS = {"request_timeout": 0.3, "concurrency": 25}
-
-#: Reads are what reveal a lost or stale value; three in four operations read.
-READ_HEAVY = ["read", "read", "read", "write"]
 
 BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("stale-read", ("raft", "paxos"),
-        "a leader answers reads from its own state without confirming it still leads",
-        FaultMix(("isolate-leader",), hold=(0.6, 0.7)),
-        {"nemesis_interval": 2.2, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
-         "timing": SLOW_STEP_DOWN, **QUICK_CLIENTS}),
+        "a leader answers reads from its own state without confirming it still leads"),
     Bug("early-ack", ("raft", "paxos"),
-        "the leader acknowledges a write once it is in its own log, before a majority has it",
-        FaultMix(("isolate-leader", "kill-leader"), hold=(0.4, 0.6)),
-        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
-         "timing": FAST_ELECTIONS}),
+        "the leader acknowledges a write once it is in its own log, before a majority has it"),
     Bug("no-adopt", ("paxos",),
         "a new leader proposes its own value instead of the highest-ballot accepted value "
-        "it was told about",
-        FaultMix(("pause-leader",), hold=(0.5, 0.7)),
-        {"nemesis_interval": 1.2, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
-         "timing": FAST_ELECTIONS, **QUICK_CLIENTS}),
+        "it was told about"),
     Bug("forget-promise", ("paxos",),
         "an acceptor's promise is not made durable, so a restarted acceptor accepts an older "
-        "ballot it promised to ignore",
-        FaultMix(("repromise",), hold=(0.85, 0.9)),
-        {"nemesis_interval": 6.0, "keys": 20, "rate": 500.0, "ops": ["read", "write"],
-         "timing": REVOTE, "request_timeout": 1.0, "concurrency": 25}),
+        "ballot it promised to ignore"),
     Bug("forget-vote", ("raft",),
-        "the vote is not made durable, so a restarted node can vote twice in a term",
-        FaultMix(("revote",), hold=(0.85, 0.9)),
-        {"nemesis_interval": 6.0, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
-         "timing": REVOTE, **QUICK_CLIENTS}),
+        "the vote is not made durable, so a restarted node can vote twice in a term"),
     Bug("no-log-check", ("raft",),
-        "votes are granted without the 'candidate's log is at least as up to date' check",
-        FaultMix(("lag-then-isolate-leader",), hold=(0.7, 0.85)),
-        {"nemesis_interval": 2.5, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
-         "timing": WIDE_ELECTIONS, **QUICK_CLIENTS}),
+        "votes are granted without the 'candidate's log is at least as up to date' check"),
     Bug("commit-old-term", ("raft",),
-        "a leader commits entries of earlier terms by counting replicas (the paper's Figure 8)",
-        FaultMix(("figure-8",), hold=(0.75, 0.9)),
-        # One entry per AppendEntries, one in flight: a new leader re-sends
-        # old entries one per round trip, apart from its no-op (harness/figure8.py).
-        # Writers wait out the three steps; many clients leave many entries behind.
-        {"nemesis_interval": 7.0, "keys": 8, "rate": 250.0, "ops": ["read", "write"],
-         "concurrency": 30, "request_timeout": 6.0,
-         "timing": {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]},
-         "node_options": {"max_batch": 1, "max_inflight": 1}}),
+        "a leader commits entries of earlier terms by counting replicas (the paper's Figure 8)"),
 )}
 
 
@@ -212,177 +70,3 @@ def check(bugs: list[str], system: str) -> None:
         if system not in bug.systems:
             raise BugError(f"--bug {name} is a {' and '.join(bug.systems)} bug; "
                            f"{system} has {', '.join(names(system))}")
-
-
-def mix_name(spec: str) -> str | None:
-    """``"bug:stale-read"`` -> ``"stale-read"``; None for any other spec."""
-    spec = (spec or "").strip().lower()
-    return spec[len(SPEC_PREFIX):] if spec.startswith(SPEC_PREFIX) else None
-
-
-def check_spec(spec: str, *, network: bool) -> None:
-    """BugError if a ``bug:NAME`` spec names no bug or needs a network the run lacks."""
-    name = mix_name(spec)
-    if name is None:
-        return
-    bug = get(name)
-    if bug.faults.needs_network() and not network:
-        raise BugError(f"the fault mix bug:{name} partitions the network; "
-                       "it needs --net proxy or --net netns, not --net direct")
-
-
-def profile(config: Any) -> Any:
-    """``config`` (a RunConfig) with a bug's fault mix and settings in every
-    place the user left the default. The mix is the one ``--nemesis bug:NAME``
-    names, or, with no nemesis given, that of the first ``--bug`` our nodes
-    know; otherwise ``config`` is returned as it is."""
-    name = mix_name(config.nemesis)
-    if name is None:
-        if (config.nemesis or "").strip() or not config.bugs or config.system not in (
-                "raft", "paxos"):
-            return config
-        name = config.bugs[0]
-    bug = BUGS.get(name)
-    if bug is None:
-        return config  # validate() / check_spec() say what is wrong
-    defaults = type(config)()
-    changes: dict[str, Any] = {"nemesis": SPEC_PREFIX + bug.name}
-    for key, value in bug.settings.items():
-        if getattr(config, key) == getattr(defaults, key):
-            changes[key] = value
-    return dataclasses.replace(config, **changes)
-
-
-def settings_for(name: str) -> dict[str, Any]:
-    """The RunConfig fields a run of bug ``name``'s mix uses (nemesis included),
-    for running correct nodes under exactly the same faults."""
-    bug = get(name)
-    return {"nemesis": SPEC_PREFIX + bug.name, **bug.settings}
-
-
-# --- the nemesis -----------------------------------------------------------------
-
-
-def build_nemesis(spec: str, ctx: Any) -> Any:
-    """The nemesis for ``spec``: a bug's mix for ``bug:NAME``, else faults.schedule's."""
-    name = mix_name(spec)
-    if name is None:
-        from faults.schedule import build_nemesis as build_scheduled
-
-        return build_scheduled(spec, ctx)
-    from faults.schedule import network_of
-
-    bug = get(name)
-    net = network_of(ctx)
-    check_spec(spec, network=net is not None)
-    return MixNemesis(bug.faults, ctx, net)
-
-
-class MixNemesis(FaultActions):
-    """One move at a time from a FaultMix, on the seeded rhythm of faults.schedule."""
-
-    def __init__(self, mix: FaultMix, ctx: Any, net: Any) -> None:
-        super().__init__(ctx, net)
-        self.mix = mix
-
-    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
-        rng = self.ctx.rng
-        move = rng.choice(self.mix.moves)
-        hold = interval * rng.uniform(*self.mix.hold)
-        if move == "lag-then-isolate-leader":
-            # Followers lag for the first part, the leader is cut off after.
-            async with self._lock:
-                if stop.is_set():
-                    return None
-                leader = await self._leader()
-                nodes = list(self.ctx.cluster.node_ids)
-                others = [n for n in nodes if n != leader]
-                laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
-                await self._cut_off(laggers)
-            if not await sleep_unless(stop, hold / 2):
-                return None
-            async with self._lock:
-                await self.heal_network()
-                await self._partition("leader", leader)
-            if not await sleep_unless(stop, hold / 2):
-                return None
-        elif move in SCRIPTED:
-            module, fn = SCRIPTED[move]
-            script = getattr(importlib.import_module(module), fn)
-            started = await self.start_unless_stopped(stop, lambda: script(self, stop, hold))
-            if not started or stop.is_set():
-                return None
-        elif not (await self.start_unless_stopped(stop, lambda: self._start(move))
-                  and await sleep_unless(stop, hold)):
-            return None  # heal() ends what is active
-        async with self._lock:
-            await self.heal_all()
-        return hold
-
-    async def _leader(self) -> str | None:
-        from faults.process import current_leader
-
-        return await current_leader(self.ctx.leader)
-
-    async def status(self, node: str) -> dict[str, Any] | None:
-        """``node``'s fresh status (None: dead, paused, silent, or no status query)."""
-        if self.ctx.status is None:
-            return None
-        try:
-            return await self.ctx.status(node)
-        except (OSError, TimeoutError):
-            return None
-
-    async def wait_for(self, stop: asyncio.Event, timeout: float,
-                       check: Callable[[], Awaitable[T | None]], poll: float = 0.005) -> T | None:
-        """Call ``check`` every ``poll`` s until it returns something (returned),
-        ``timeout`` passes or ``stop`` is set (None)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not stop.is_set():
-            found = await check()
-            if found is not None:
-                return found
-            if loop.time() >= deadline:
-                return None
-            await asyncio.sleep(poll)
-        return None
-
-    async def _start(self, move: str) -> None:
-        kind, _, target = move.partition("-")
-        if kind == "isolate":
-            leader = await self._leader() if target == "leader" else None
-            await self._partition(target, leader)
-        elif kind == "kill":
-            await self.procs.kill(await self.procs.targets(target))
-        elif kind == "pause":
-            await self.procs.pause(await self.procs.targets(target))
-        elif move == "slow-net":
-            supported = link_faults_of(self.net)
-            if "delay" not in supported:
-                return  # a loss-only backend (netns) cannot slow links down
-            rng = self.ctx.rng
-            faults = {"delay_ms": rng.choice((20, 50, 100)), "delay_dist": "exponential"}
-            if "reorder" in supported:
-                faults["reorder"] = 0.3
-            await self.apply_links(faults, "all")
-        else:  # pragma: no cover - FaultMix moves are fixed in this module
-            raise ValueError(f"unknown move {move!r}")
-
-    async def _cut_off(self, group: list[str]) -> None:
-        """Partition ``group`` from the rest (both directions)."""
-        from faults.partition import Partition, cut
-
-        nodes = list(self.ctx.cluster.node_ids)
-        rest = [n for n in nodes if n not in group]
-        shape = "one" if len(group) == 1 else "halves" if len(group) == len(nodes) // 2 else "cut"
-        await self.apply_partition(
-            Partition(shape, False, {k: v for k, v in cut(group, rest).items() if v})
-        )
-
-    async def _partition(self, shape: str, node: str | None) -> None:
-        from faults.partition import make
-
-        await self.apply_partition(
-            make(shape, list(self.ctx.cluster.node_ids), self.ctx.rng, leader=node)
-        )

@@ -62,6 +62,8 @@ class RunConfig:
     ops: list[str] = field(default_factory=lambda: list(OPS))
     #: Nemesis spec for faults.schedule.build_nemesis; "" = its default mix, "none" = no faults.
     nemesis: str = ""
+    #: A run folder whose recorded fault operations this run re-applies (--replay).
+    replay: str | None = None
     #: Seconds between the starts of fault windows.
     nemesis_interval: float = 5.0
     #: Seed of the operation and fault schedule; None = pick one (recorded in config.json).
@@ -119,12 +121,12 @@ class RunConfig:
         return "".join(c if c.isalnum() or c in "-_." else "-" for c in base.split("/")[-1])
 
     def resolved(self) -> RunConfig:
-        """A copy with every open default decided. With ``--bug`` and no
-        ``--nemesis``, the bug's fault mix and settings (harness/bugs.py) fill
-        the options left at their defaults."""
-        from harness import bugs
+        """A copy with every open default decided. With ``--nemesis bug:NAME``
+        the demonstration mix's settings (faults/mixes.py) fill the options left
+        at their defaults; ``--bug`` alone changes nothing but the nodes' flags."""
+        from faults import mixes
 
-        cfg = bugs.profile(self)
+        cfg = mixes.profile(self)
         return dataclasses.replace(
             cfg,
             concurrency=cfg.concurrency or 2 * cfg.nodes,
@@ -202,6 +204,7 @@ class RunConfig:
         opt("--keys", self.keys, d.keys)
         opt("--ops", ",".join(self.ops), ",".join(d.ops))
         opt("--nemesis", self.nemesis, d.nemesis)
+        opt("--replay", self.replay, None)
         opt("--nemesis-interval", f"{self.nemesis_interval:g}", f"{d.nemesis_interval:g}")
         opt("--seed", self.seed, None)
         opt("--store", self.store, d.store)

@@ -44,8 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       help="operation mix, comma-separated from read, write, cas (default: %(default)s)")
     a("--nemesis", default=D.nemesis, metavar="SPEC",
       help="faults, e.g. kill,pause,partition,net or all; 'none' for no faults; bug:NAME for "
-      "the fault mix and settings that expose a known bug (see --bug) "
-      "(default: the bug's mix with --bug, else the standard mix kill,pause,partition)")
+      "the demonstration mix and settings written for a known bug (faults/mixes.py) "
+      "(default: the standard mix kill,pause,partition)")
+    a("--replay", default=None, metavar="RUN_DIR",
+      help="re-apply the fault operations RUN_DIR recorded, at the same offsets (a 'leader' "
+      "target is resolved again), with its config.json (same seed and load); --store, "
+      "--name and --no-progress still apply (default: off)")
     a("--nemesis-interval", type=float, default=D.nemesis_interval, metavar="SECONDS",
       help="seconds between the starts of fault windows (default: %(default)g)")
     a("--seed", type=int, default=None,
@@ -57,9 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       help="where run folders go; DIR/latest points at the newest (default: %(default)s/)")
     a("--name", default=None, help="run name, the folder under the store (default: the system)")
     a("--bug", action="append", default=[], metavar="NAME",
-      help="turn on a known bug in the nodes (cluster.json options.bugs); repeatable. "
-      "Without --nemesis, the first bug's fault mix and settings (harness/bugs.py) replace the "
-      "options left at their defaults. raft: " + ", ".join(bug_names("raft")) + "; paxos: "
+      help="turn on a known bug in the nodes (cluster.json options.bugs); repeatable. It "
+      "changes nothing else: for the fault mix written for it, add --nemesis bug:NAME. raft: " + ", ".join(bug_names("raft")) + "; paxos: "
       + ", ".join(bug_names("paxos")) + " (default: none)")
     a("--net", choices=("proxy", "direct", "netns"), default=None,
       help="proxy: peer traffic through faults.netproxy (partitions, link faults); direct: "
@@ -109,8 +112,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
     try:
+        if args.replay:
+            from harness.runner import replay_config
+
+            overrides = {k: v for k, v in (("store", args.store), ("name", args.name))
+                         if v not in (None, D.store)}
+            config = replay_config(args.replay, progress=not args.no_progress, **overrides)
+        else:
+            config = config_from_args(args)
         if config.test_count == 1:
             result = run(config)
             print(summary(result))

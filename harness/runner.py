@@ -287,8 +287,10 @@ async def _wait_for(cond: Callable[[], bool], stop: asyncio.Event, timeout: floa
 def _nemesis_context(live: _Live) -> Any:
     from faults.api import NemesisContext
 
-    def record(f: str, value: Any) -> None:
-        live.recorder.nemesis(f, value)
+    def record(f: str, value: Any, **fields: Any) -> None:
+        # fields: at, target, evidence (docs/faults.md "Nemesis events")
+        live.recorder.record({"process": "nemesis", "type": "info", "f": f, "value": value,
+                              **fields})
         live.progress.fault(f, value)
 
     async def leader() -> str | None:
@@ -302,6 +304,13 @@ def _nemesis_context(live: _Live) -> Any:
     async def status(node: str) -> dict[str, Any] | None:
         return await live_status(live.cluster, statuses, node, 0.2)
 
+    async def answers(node: str, timeout: float) -> bool:
+        # asks even a node we paused: the evidence that the pause bit
+        try:
+            return await statuses.status(node, timeout) is not None
+        except (OSError, TimeoutError):
+            return False
+
     return NemesisContext(
         cluster=live.cluster,
         proxy_control=live.cluster.proxy_control,
@@ -309,6 +318,7 @@ def _nemesis_context(live: _Live) -> Any:
         rng=random.Random(f"nemesis:{live.cfg.seed}"),
         leader=leader,
         status=status,
+        answers=answers,
         interval_s=live.cfg.nemesis_interval,
         **({"network": live.network} if live.network is not None else {}),
     )
@@ -321,9 +331,31 @@ def _check(events: list[dict], cfg: RunConfig) -> tuple[str, dict[str, Any] | No
     """(verdict, CheckResult.to_dict()) of the run's history."""
     from checker import check_events
 
-    result = check_events(events, model="kv", time_limit=cfg.check_time_limit)
+    # every_key: the report names the earliest anomaly over all keys (check_ops
+    # orders them by the stuck operation), not the first key tried
+    result = check_events(events, model="kv", time_limit=cfg.check_time_limit, every_key=True)
     verdict = {True: "valid", False: "invalid"}.get(result.valid, "unknown")
     return verdict, result.to_dict()
+
+
+def _ineffective(events: list[dict], notes: list[str]) -> list[dict[str, Any]]:
+    """The fault windows whose recorded evidence says they had no effect."""
+    from faults.interpret import ineffective_faults
+
+    try:
+        return ineffective_faults(events)
+    except Exception as exc:  # noqa: BLE001 - a figure, not the verdict
+        notes.append(f"fault evidence failed: {exc!r}")
+        return []
+
+
+def _replayed(cfg: RunConfig, events: list[dict]) -> dict[str, Any] | None:
+    """What a ``--replay`` run replayed: the source folder and its operations."""
+    if not cfg.replay:
+        return None
+    starts = [e for e in events if e.get("process") == "nemesis"
+              and not str(e.get("f", "")).endswith("-end")]
+    return {"run": cfg.replay, "ops": len(_replay_ops(cfg)), "applied": len(starts)}
 
 
 def _bugs(cfg: RunConfig) -> list[dict[str, str]]:
@@ -344,23 +376,16 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
         cfg.validate()
     except ConfigError as exc:
         raise RunError(str(exc)) from None
+    from faults import schedule
+
+    try:
+        schedule.check_spec(cfg.nemesis, network=cfg.net != "direct")
+    except ValueError as exc:
+        raise RunError(f"--nemesis: {exc}") from None
+    replay = _replay_ops(cfg) if cfg.replay else None
     build = None
-    from harness import bugs
-
-    if bugs.mix_name(cfg.nemesis) is not None:  # a bug's fault mix (harness/bugs.py)
-        try:
-            bugs.check_spec(cfg.nemesis, network=cfg.net != "direct")
-        except bugs.BugError as exc:
-            raise RunError(f"--nemesis: {exc}") from None
-        build = bugs.build_nemesis
-    elif cfg.nemesis.strip().lower() != "none":
-        from faults import schedule
-
-        try:
-            schedule.parse_spec(cfg.nemesis, network=cfg.net != "direct")
-        except ValueError as exc:
-            raise RunError(f"--nemesis: {exc}") from None
-        build = schedule.build_nemesis
+    if replay is not None or cfg.nemesis.strip().lower() != "none":
+        build = functools.partial(schedule.build_nemesis, replay=replay)
     if cfg.net == "netns":
         if importlib.util.find_spec("faults.netns") is None:
             raise RunError("--net netns is not available in this build; use --net proxy or direct")
@@ -375,6 +400,30 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
         if not (shutil.which(exe) or Path(exe).exists()):
             raise RunError(f"--system: no such program: {exe}")
     return cfg, build
+
+
+def _replay_ops(cfg: RunConfig) -> list[dict[str, Any]]:
+    """The fault operations the run folder ``cfg.replay`` recorded (faults.plan)."""
+    from faults.plan import recorded_ops
+
+    try:
+        return recorded_ops(read_history(runfolder.RunFolder(Path(cfg.replay)).history))
+    except (OSError, HistoryError) as exc:
+        raise RunError(f"--replay: {exc}") from None
+
+
+def replay_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
+    """The config of a run to replay: the folder's config.json (same seed, load,
+    timing and bugs) with ``replay`` set to the folder; RunError if unreadable."""
+    folder = runfolder.RunFolder(Path(run_dir))
+    try:
+        data = runfolder.read_json(folder.config)
+        if not data or not folder.history.exists():
+            raise ValueError("not a run folder")
+        cfg = RunConfig.from_dict({**data, "replay": None})
+    except (OSError, ValueError, TypeError) as exc:
+        raise RunError(f"--replay: {run_dir}: no readable config.json ({exc})") from None
+    return dataclasses.replace(cfg, replay=str(run_dir), test_count=1, **overrides)
 
 
 def run(config: RunConfig) -> RunResult:
@@ -500,6 +549,8 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
         "latency_ms": figures["latency_ms"],
         "checker": checker,
         "availability": figures["availability"],
+        "ineffective_faults": _ineffective(events, notes),
+        "replay": _replayed(cfg, events),
         "interrupted": interrupted,
         "recovered": live.recovered,
         "notes": notes,

@@ -57,12 +57,13 @@ RAW_FILES = (HISTORY, RESULTS, CONFIG, CLUSTER, METRICS, NET)
 
 #: Version of results.json this code writes and the newest it reads. Version 1:
 #: anomalies name operations by ``Op.id`` (positions in ``pair(history)``).
-SCHEMA = 1
+#: Version 2 adds ``ineffective_faults`` and ``replay``.
+SCHEMA = 2
 #: Every field of results.json (docs/run-folder.md describes each).
 RESULT_FIELDS = (
     "schema", "verdict", "exit_code", "name", "system", "seed", "command", "started",
     "duration_s", "nodes", "nemesis", "bugs", "counts", "ops_per_s", "latency_ms", "checker",
-    "availability", "interrupted", "recovered", "notes",
+    "availability", "ineffective_faults", "replay", "interrupted", "recovered", "notes",
 )
 
 

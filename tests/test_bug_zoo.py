@@ -1,10 +1,13 @@
-"""The bug zoo: `harness run --bug NAME` finds each known bug; correct nodes stay valid.
+"""The bug zoo: `harness run --bug NAME --nemesis bug:NAME` finds each known bug; correct
+nodes stay valid under the same demonstration mix.
 
-Fast (default suite): the registry agrees with the flags the cores implement,
-``--bug`` picks the fault mix and settings (and the user's options win), a
-bug the system lacks is a one-line usage error, the mix nemesis records every
-fault it starts and ends; and one real run per system that catches a bug
-within seconds, plus a correct cluster under the same mix that stays valid.
+Fast (default suite): the registry agrees with the flags the cores implement;
+``--bug`` only turns the bug on (no fault, timing, key count or node option
+changes), ``--nemesis bug:NAME`` brings the mix and its settings (the user's
+options win); a bug the system lacks is a one-line usage error; the mix
+nemesis records every fault it starts and ends; and one real run per system
+that catches a bug within seconds under its mix, plus a correct cluster under
+the same mix that stays valid.
 Slow (``-m slow``): every bug on every system that has it, 60 s, fixed seed.
 """
 
@@ -22,7 +25,9 @@ from typing import Any
 import psutil
 import pytest
 
+from faults import mixes
 from faults.api import NemesisContext
+from faults.schedule import build_nemesis
 from harness import bugs as zoo
 from harness.config import ConfigError, RunConfig
 from harness.runner import run
@@ -41,24 +46,36 @@ def test_registry_names_exactly_the_flags_the_cores_implement() -> None:
     for name in zoo.names("paxos"):
         assert f'"{name}" in bugs' in paxos_src, f"paxos core has no flag {name}"
     assert set(zoo.names("paxos")) == {"stale-read", "early-ack", "no-adopt", "forget-promise"}
+    assert set(mixes.MIXES) == set(zoo.BUGS), "every bug has its demonstration mix"
+    known = {f.name for f in RunConfig.__dataclass_fields__.values()}
     for bug in zoo.BUGS.values():
         assert bug.mistake and len(bug.mistake.splitlines()) == 1
-        assert bug.faults.moves and set(bug.faults.moves) <= set(zoo.MOVES)
-        known = {f.name for f in RunConfig.__dataclass_fields__.values()}
-        assert set(bug.settings) <= known
+        demo = mixes.get_demo(bug.name)
+        assert demo.faults.moves and set(demo.faults.moves) <= set(mixes.MOVES)
+        assert set(demo.settings) <= known
 
 
-def test_bug_brings_its_fault_mix_and_settings_unless_the_user_chose() -> None:
-    cfg = RunConfig(system="raft", bugs=["stale-read"]).resolved()
-    want = zoo.settings_for("stale-read")
+@pytest.mark.parametrize("bug", zoo.names())
+def test_bug_only_turns_the_bug_on(bug: str) -> None:
+    system = zoo.get(bug).systems[0]
+    plain = RunConfig(system=system, seed=3).resolved()
+    buggy = RunConfig(system=system, seed=3, bugs=[bug]).resolved()
+    differ = {k for k in plain.to_dict() if plain.to_dict()[k] != buggy.to_dict()[k]}
+    assert differ == {"bugs"}, f"--bug {bug} changed {sorted(differ - {'bugs'})}"
+    assert buggy.nemesis == "" and buggy.cluster_options() == {
+        **plain.cluster_options(), "bugs": [bug]}
+
+
+def test_nemesis_bug_brings_its_mix_and_settings_unless_the_user_chose() -> None:
+    cfg = RunConfig(system="raft", bugs=["stale-read"], nemesis="bug:stale-read").resolved()
+    want = mixes.settings_for("stale-read")
     assert cfg.nemesis == "bug:stale-read"
     for key, value in want.items():
         assert getattr(cfg, key) == value, key
-    # the user's explicit options win; an explicit nemesis turns the mix off
-    mine = RunConfig(system="raft", bugs=["stale-read"], keys=7).resolved()
+    # the user's explicit options win
+    mine = RunConfig(system="raft", bugs=["stale-read"], nemesis="bug:stale-read",
+                     keys=7).resolved()
     assert mine.keys == 7 and mine.nemesis == "bug:stale-read"
-    own = RunConfig(system="raft", bugs=["stale-read"], nemesis="kill").resolved()
-    assert own.nemesis == "kill" and own.keys == RunConfig().keys
     # the mix alone (no bug) gives correct nodes the very same settings
     same = RunConfig(system="raft", nemesis="bug:stale-read").resolved()
     assert {k: getattr(same, k) for k in want} == {k: getattr(cfg, k) for k in want}
@@ -82,7 +99,7 @@ def test_a_bug_the_system_lacks_is_a_config_error() -> None:
     (["--bug", "no-adopt", "--system", "raft"], "no-adopt is a paxos bug"),
     (["--bug", "forget-vote", "--system", "paxos"], "forget-vote is a raft bug"),
     (["--nemesis", "bug:nope"], "unknown bug"),
-    (["--bug", "stale-read", "--net", "direct"], "needs --net proxy"),
+    (["--nemesis", "bug:stale-read", "--net", "direct"], "needs --net proxy"),
 ])
 def test_cli_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "harness", "run", *args, "--store",
@@ -146,16 +163,16 @@ def drive_mix(name: str, seconds: float, interval: float = 0.1,
         return "n3"
 
     ctx = NemesisContext(cluster=cluster, proxy_control=None,
-                         record=lambda f, v: events.append((f, v)), rng=random.Random(7),
+                         record=lambda f, v, **kw: events.append((f, v)), rng=random.Random(7),
                          leader=leader, interval_s=interval, network=net,
                          status=status(net) if status else None)
 
     async def go() -> None:
         if name in MIXES:
-            from faults.schedule import network_of
-            nemesis = zoo.MixNemesis(MIXES[name], ctx, network_of(ctx))
+            from faults.interpret import network_of
+            nemesis = mixes.MixNemesis(MIXES[name], ctx, network_of(ctx))
         else:
-            nemesis = zoo.build_nemesis(f"bug:{name}", ctx)
+            nemesis = build_nemesis(f"bug:{name}", ctx)
         stop = asyncio.Event()
         task = asyncio.create_task(nemesis.run(stop))
         await asyncio.sleep(seconds)
@@ -169,7 +186,7 @@ def drive_mix(name: str, seconds: float, interval: float = 0.1,
 
 
 #: Fault mixes no bug uses, for testing moves on their own.
-MIXES = {"kill-one-mix": zoo.FaultMix(("kill-one",))}
+MIXES = {"kill-one-mix": mixes.FaultMix(("kill-one",))}
 
 
 def balanced(events: list[tuple[str, object]]) -> None:
@@ -320,6 +337,9 @@ def no_leftovers(tmp_path: Path):
 
 def bug_run(tmp_path: Path, system: str, bug: str | None, seconds: float, seed: int,
             mix: str | None = None):
+    """A run of ``bug`` (None: correct nodes) under the demonstration mix ``bug:MIX``
+    (default: the bug's own), asked for explicitly: ``--bug`` alone brings no faults."""
+    mix = mix or bug
     cfg = RunConfig(system=system, bugs=[bug] if bug else [], time_limit=seconds, seed=seed,
                     store=str(tmp_path / "store"), progress=False,
                     nemesis=f"bug:{mix}" if mix else "")

@@ -99,7 +99,7 @@ def context(lc: LocalCluster, events: list, seed: int = 1, interval: float = 1.0
 
     return NemesisContext(
         cluster=lc, proxy_control=lc.proxy_control,
-        record=lambda f, v: events.append((f, v)), rng=random.Random(seed),
+        record=lambda f, v, **kw: events.append((f, v)), rng=random.Random(seed),
         leader=leader, interval_s=interval, network=network,
     )
 

@@ -72,7 +72,7 @@ def context(seed: int, interval: float = 0.04, net: bool = True) -> tuple[Nemesi
     ctx = NemesisContext(
         cluster=FakeCluster(),
         proxy_control=None,
-        record=lambda f, v: events.append((f, v)),
+        record=lambda f, v, **kw: events.append((f, v)),
         rng=random.Random(seed),
         leader=leader,
         interval_s=interval,
@@ -233,15 +233,15 @@ def test_a_loss_only_network_gets_only_loss() -> None:
 @pytest.mark.parametrize(("bug", "move"), [("forget-vote", "revote"),
                                            ("commit-old-term", "figure-8")])
 def test_a_move_that_needs_delay_rests_on_a_loss_only_network(bug: str, move: str) -> None:
-    from harness import bugs
+    from faults import mixes
 
     ctx, events = context(seed=1)
     ctx.network = net = LossOnlyNet()
-    module, fn = bugs.SCRIPTED[move]
+    module, fn = mixes.SCRIPTED[move]
     script = getattr(importlib.import_module(module), fn)
 
     async def go() -> float:
-        nem = bugs.build_nemesis(f"bug:{bug}", ctx)
+        nem = build_nemesis(f"bug:{bug}", ctx)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await script(nem, asyncio.Event(), 0.2)

@@ -1,6 +1,6 @@
 """The ``figure-8`` move: the Raft paper's Figure 8, played on a live cluster.
 
-Owns ``figure8(nemesis, stop, hold)``, the scripted move of harness/bugs.py
+Owns ``figure8(nemesis, stop, hold)``, the scripted move of faults/mixes.py
 that exposes ``commit-old-term`` (a leader commits an earlier term's entry
 once a majority stores it). The mistake only matters when the old entry is
 on a majority while the new leader's no-op is not, and a later leader whose
@@ -51,8 +51,8 @@ import logging
 from typing import Any
 
 from faults.api import link_faults_of
+from faults.moves.revote import rest_until, split_for_one_winner
 from faults.partition import Partition, cut
-from harness.targeted import rest_until, split_for_one_winner
 
 #: Delay on every link inside the majority side during step (a): whoever
 #: wins there, its first AppendEntries reach its voters this late, while the
@@ -77,7 +77,7 @@ def _int(status: dict[str, Any] | None, key: str) -> int:
 
 
 async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
-    """The ``figure-8`` move (see the module header); ``nem`` is a harness.bugs.MixNemesis."""
+    """The ``figure-8`` move (see the module header); ``nem`` is a faults.mixes.MixNemesis."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + hold
 

@@ -1,7 +1,7 @@
 """Targeted fault scripts for the bugs a random fault mix cannot reach: a vote
 or promise that a node forgets when it restarts.
 
-Owns ``revote(nemesis, stop, hold)``, the ``revote`` move of harness/bugs.py
+Owns ``revote(nemesis, stop, hold)``, the ``revote`` move of faults/mixes.py
 (the fault mix of ``forget-vote`` and ``forget-promise``). A forgotten vote
 (Raft) or promise (Paxos) is harmless unless the restarted node is asked
 *again in the same term/ballot* by a rival who can win with it. Random kills
@@ -45,9 +45,8 @@ import asyncio
 from typing import Any
 
 from faults.api import link_faults_of
+from faults.interpret import sleep_unless
 from faults.partition import Partition, cut
-from faults.schedule import sleep_unless
-from harness.metrics import term_of
 
 #: Delay on W's links to the rest of J (ms, revote only): the window in which
 #: V has voted but holds nothing of W's term. Polling + the kill take a few ms.
@@ -74,7 +73,7 @@ async def repromise(nem: Any, stop: asyncio.Event, hold: float) -> None:
 
 async def _forget_after_vote(nem: Any, stop: asyncio.Event, hold: float, *, delay_ms: int,
                              chosen: int, m_share: float) -> None:
-    """Steps 1-5 of the module header; ``nem`` is a harness.bugs.MixNemesis.
+    """Steps 1-5 of the module header; ``nem`` is a faults.mixes.MixNemesis.
     ``delay_ms``: delay of W's messages inside J (step 1); ``chosen``: slots W must have
     chosen with V's help before V dies (step 2); ``m_share``: share of the
     time left that M works with V before the chain (step 5)."""
@@ -184,6 +183,13 @@ async def split_for_one_winner(nem: Any, minority: list[str], majority: list[str
         await nem.apply_links({"delay_ms": delay_ms, "delay_dist": "fixed"},
                               [[winner, x] for x in electors])
     return winner, electors
+
+
+def term_of(status: dict[str, Any] | None) -> int:
+    """A ``status`` reply's term: Raft's term or Paxos's promised ballot round
+    (0 when the node says neither)."""
+    term = (status or {}).get("term", (status or {}).get("ballot"))
+    return term if isinstance(term, int) else 0
 
 
 def _log_len(status: dict[str, Any] | None) -> int:

@@ -1,0 +1,423 @@
+"""The interpreter: carries a fault plan out on real processes and the proxy/netns.
+
+Owns
+- ``FaultActions``: the recorded fault primitives (partition, link faults,
+  kill/restart, pause/resume through faults.process) and ``heal``; the bugs'
+  fault mixes (faults/mixes.py) and their scripted moves (faults/moves/) use
+  them too;
+- ``Interpreter(plan, ctx, net)``: a ``Nemesis`` that asks a plan
+  (faults/plan.py) for its operations, waits until each one's ``at``, resolves
+  it against a ``ClusterView`` (node ids, the leader, the network's link
+  faults), applies it, and ends it ``hold`` seconds later;
+- the evidence that each fault bit (docs/faults.md "Evidence"), written on
+  the fault's ``-end`` event, and ``ineffective_faults(events)``, the windows
+  whose evidence says the fault had no effect (results.json).
+
+Invariants:
+- Every start and end goes through ``FaultActions.record``: the history gets
+  the value (docs/faults.md "Nemesis events"), ``at`` (seconds since the
+  nemesis started, taken when the step began), and for a plan's operations the
+  requested ``target``; the ``-end`` event repeats the start's value.
+- Steps run in time order, ends before starts at the same instant; once
+  ``stop`` is set no step starts, and ``heal()`` ends every active operation
+  (with its evidence) and anything a script left.
+- Evidence is measured, never assumed: a kill compares PIDs and times the
+  node's absence; a pause asks the node for ``status`` while it is stopped; a
+  partition or link fault reads the proxy's per-link counters before and
+  after. A backend without counters (netns) gives ``effective`` null (unknown),
+  which is not flagged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faults.api import NemesisContext, NetworkControl, link_faults_of
+from faults.partition import Partition
+from faults.plan import ClusterView, FaultOp, Plan
+from faults.process import ProcessFaults, current_leader
+
+log = logging.getLogger(__name__)
+
+#: When a pause's probe asks the paused nodes for ``status`` (share of the
+#: hold, at most PROBE_MAX_S after the start), and how long it waits.
+PROBE_SHARE = 0.5
+PROBE_MAX_S = 0.3
+PROBE_TIMEOUT_S = 0.2
+
+
+def network_of(ctx: NemesisContext) -> NetworkControl | None:
+    """The network backend of ``ctx``: its ``network``, else a ProxyControl on
+    its ``proxy_control``, else None (``--net direct``)."""
+    if ctx.network is not None:
+        return ctx.network
+    if ctx.proxy_control:
+        from faults.proxyctl import ProxyControl
+
+        return ProxyControl(ctx.proxy_control)
+    return None
+
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; False (at once) if ``stop`` is set meanwhile.
+    True means the window ran its course."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        return True
+    return False
+
+
+class FaultActions:
+    """What every scheduled nemesis shares: the faults it holds, and how they
+    are applied, recorded and healed. Subclasses decide only *when* and *which*
+    (``Interpreter``: a plan's operations; faults/mixes.py: the bugs' fault mixes).
+
+    Invariant: ``partition`` / ``links`` hold the value recorded at the start
+    of the active network fault, so the ``-end`` event repeats it exactly.
+    """
+
+    def __init__(self, ctx: NemesisContext, net: NetworkControl | None) -> None:
+        self.ctx = ctx
+        self.net = net
+        self.procs = ProcessFaults(ctx, self.record)
+        #: Loop time the nemesis started (``run``); events carry ``at`` from it.
+        self.t0: float | None = None
+        self.partition: dict[str, Any] | None = None  # value of the active partition
+        self.links: dict[str, Any] | None = None  # value of the active net fault
+        self._lock = asyncio.Lock()
+
+    def now(self) -> float:
+        """Seconds since the nemesis started (0 before ``run``)."""
+        if self.t0 is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self.t0
+
+    def record(self, f: str, value: Any, **fields: Any) -> None:
+        """One nemesis event, with ``at`` (seconds since the nemesis started)
+        unless the caller gives it, and any other ``fields`` (target, evidence)."""
+        if self.t0 is not None:
+            fields.setdefault("at", round(self.now(), 6))
+        if fields:
+            self.ctx.record(f, value, **fields)
+        else:
+            self.ctx.record(f, value)
+
+    async def apply_partition(self, p: Any, note: str = "", **fields: Any) -> None:
+        assert self.net is not None
+        self.partition = p.value()
+        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
+        self.record("partition", self.partition, **fields)
+        log.info("partition %s%s: %s", p.shape, note, self.partition["grudge"])
+
+    async def apply_links(self, faults: dict[str, Any], links: Any, **fields: Any) -> None:
+        assert self.net is not None
+        self.links = {"links": links, **faults}
+        await asyncio.to_thread(self.net.set_links, faults, links)
+        self.record("net", self.links, **fields)
+        log.info("net faults %s", self.links)
+
+    async def switch_partition(self, p: Any, note: str = "") -> None:
+        """Replace the active partition by ``p`` in one step (no moment of full
+        connectivity between the two), recording the old one's end first."""
+        assert self.net is not None
+        old, self.partition = self.partition, p.value()
+        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
+        if old is not None:
+            self.record("partition-end", old)
+        self.record("partition", self.partition)
+        log.info("partition %s%s: %s", p.shape, note, self.partition["grudge"])
+
+    async def end_partition(self, **fields: Any) -> None:
+        """End the active partition (the grudge only; link faults stay)."""
+        if self.net is None or self.partition is None:
+            return
+        await asyncio.to_thread(self.net.set_grudge, {})
+        self.record("partition-end", self.partition, **fields)
+        self.partition = None
+
+    async def clear_links(self, **fields: Any) -> None:
+        """End the active link faults, keeping the partition."""
+        if self.net is None or self.links is None:
+            return
+        await asyncio.to_thread(self.net.set_links, None, "all")
+        links = self.links["links"]
+        if links != "all":
+            await asyncio.to_thread(self.net.set_links, None, links)
+        self.record("net-end", self.links, **fields)
+        self.links = None
+
+    async def heal_network(self) -> None:
+        if self.net is None or (self.partition is None and self.links is None):
+            return
+        await asyncio.to_thread(self.net.heal)
+        if self.partition is not None:
+            self.record("partition-end", self.partition)
+            self.partition = None
+        if self.links is not None:
+            self.record("net-end", self.links)
+            self.links = None
+        log.info("network healed")
+
+    async def heal_all(self) -> None:
+        """Heal network, paused and killed nodes; the caller holds the lock."""
+        errors: list[BaseException] = []
+        for step in (self.heal_network, self.procs.resume, self.procs.restart):
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
+                log.error("heal: %s failed: %s", step.__name__, exc)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def heal(self) -> None:
+        async with self._lock:
+            await self.heal_all()
+
+    async def start_unless_stopped(self, stop: asyncio.Event,
+                                   start: Callable[[], Awaitable[object]]) -> bool:
+        """Await ``start()`` holding the lock, unless ``stop`` is set first
+        (False then: the run is over and ``heal()`` has the lock next)."""
+        async with self._lock:
+            if stop.is_set():
+                return False
+            await start()
+            return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The rhythm: half an interval of calm, then every ``ctx.interval_s``
+        one fault window (``window``) followed by calm for the rest."""
+        self.t0 = asyncio.get_running_loop().time()
+        interval = self.ctx.interval_s
+        if not await sleep_unless(stop, interval / 2):
+            return
+        while not stop.is_set():
+            hold = await self.window(stop, interval)
+            if hold is None or not await sleep_unless(stop, interval - hold):
+                return
+
+    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
+        """Start one fault, hold it and end it; the seconds it held, or None
+        once ``stop`` is set (``heal()`` then ends what is active)."""
+        raise NotImplementedError
+
+
+class _Active:
+    """One operation being carried out, and what its evidence needs."""
+
+    __slots__ = ("before", "op", "probe", "seq", "t_begun")
+
+    def __init__(self, op: FaultOp, seq: int) -> None:
+        self.op = op
+        self.seq = seq
+        self.before: Any = None  # PIDs (kill), running (pause), counters (network)
+        self.t_begun = 0.0
+        self.probe: asyncio.Task | None = None  # pause: who answered status
+
+
+class Interpreter(FaultActions):
+    """Carries a plan out (see the module header)."""
+
+    def __init__(self, plan: Plan, ctx: NemesisContext, net: NetworkControl | None) -> None:
+        super().__init__(ctx, net)
+        self.plan = plan
+        self.active: dict[int, _Active] = {}
+        self._seq = 0
+
+    async def view(self) -> ClusterView:
+        return ClusterView(tuple(self.ctx.cluster.node_ids),
+                           await current_leader(self.ctx.leader), link_faults_of(self.net))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        self.t0 = loop.time()
+        ends: list[tuple[float, int]] = []  # (when, seq) of the active operations
+        nxt = self.plan.next()
+        while not stop.is_set():
+            t_start = nxt["at"] if nxt is not None else float("inf")
+            t_end = ends[0][0] if ends else float("inf")
+            if t_start == t_end == float("inf"):
+                await stop.wait()
+                return
+            if not await sleep_unless(stop, min(t_start, t_end) - self.now()):
+                return
+            async with self._lock:
+                if stop.is_set():
+                    return
+                if t_end <= t_start:
+                    _, seq = heapq.heappop(ends)
+                    await self._end(self.active.pop(seq))
+                    continue
+                assert nxt is not None
+                act = _Active(self.plan.resolve(nxt, await self.view()), self._seq)
+                self._seq += 1
+                self.active[act.seq] = act
+                await self._begin(act)
+                heapq.heappush(ends, (act.op["at"] + act.op.get("hold", 0.0), act.seq))
+            nxt = self.plan.next()
+
+    async def heal(self) -> None:
+        async with self._lock:
+            errors: list[BaseException] = []
+            for seq in sorted(self.active):
+                try:
+                    await self._end(self.active.pop(seq))
+                except Exception as exc:  # noqa: BLE001 -- end the rest, then heal all
+                    log.error("heal: ending %s failed: %s", seq, exc)
+                    errors.append(exc)
+            await self.heal_all()
+            if errors:
+                raise errors[0]
+
+    # --- one operation ------------------------------------------------------------
+
+    def _fields(self, op: FaultOp) -> dict[str, Any]:
+        fields: dict[str, Any] = {"at": round(self.now(), 6)}
+        if "target" in op:
+            fields["target"] = op["target"]
+        return fields
+
+    async def _begin(self, act: _Active) -> None:
+        op, cluster = act.op, self.ctx.cluster
+        f, value, fields = op["f"], op["value"], self._fields(op)
+        if f == "kill":
+            act.before = {n: cluster.pid(n) for n in value}
+            await self.procs.kill(list(value), **fields)
+        elif f == "pause":
+            act.before = {n: cluster.is_running(n) for n in value}
+            await self.procs.pause(list(value), **fields)
+            if self.ctx.answers is not None:
+                wait = min(PROBE_MAX_S, op.get("hold", 0.0) * PROBE_SHARE)
+                act.probe = asyncio.create_task(self._probe(list(value), wait))
+        elif self.net is None:
+            log.info("no network backend for %s; skipped", f)
+            return
+        else:
+            act.before = await self._counters()
+            if f == "partition":
+                grudge = {d: set(s) for d, s in value["grudge"].items()}
+                await self.apply_partition(
+                    Partition(value["shape"], bool(value.get("oneway")), grudge), **fields)
+            else:
+                faults = {k: v for k, v in value.items() if k != "links"}
+                await self.apply_links(faults, value["links"], **fields)
+        act.t_begun = self.now()
+
+    async def _end(self, act: _Active) -> None:
+        op = act.op
+        f, fields = op["f"], self._fields(op)
+        if f == "kill":
+            down = self.now() - act.t_begun
+            await self.procs.restart(list(op["value"]),
+                                     fields=lambda: {**fields, "evidence": self._killed(act, down)})
+        elif f == "pause":
+            answered = await act.probe if act.probe is not None else None
+            await self.procs.resume(list(op["value"]),
+                                    fields={**fields,
+                                            "evidence": self._paused(act, answered)})
+        elif self.net is None:
+            return
+        else:
+            after = await self._counters()
+            fields["evidence"] = _network_evidence(op, act.before, after)
+            other = self.links if f == "partition" else self.partition
+            if other is None:  # the only network fault: heal it whole, as heal() would
+                held = self.partition if f == "partition" else self.links
+                await asyncio.to_thread(self.net.heal)
+                self.record(f"{f}-end", held if held is not None else op["value"], **fields)
+                self.partition = self.links = None
+            elif f == "partition":
+                await self.end_partition(**fields)
+            else:
+                await self.clear_links(**fields)
+
+    # --- evidence -----------------------------------------------------------------
+
+    async def _probe(self, nodes: list[str], wait: float) -> list[str]:
+        """The paused nodes that answered ``status`` ``wait`` s into the pause."""
+        await asyncio.sleep(wait)
+        answers = self.ctx.answers
+        assert answers is not None
+        got = await asyncio.gather(*(answers(n, PROBE_TIMEOUT_S) for n in nodes),
+                                   return_exceptions=True)
+        return [n for n, ok in zip(nodes, got) if ok is True]
+
+    def _killed(self, act: _Active, down_s: float) -> dict[str, Any]:
+        cluster = self.ctx.cluster
+        after = {n: cluster.pid(n) for n in act.before}
+        why = [f"{n} was not running" for n, pid in act.before.items() if pid is None]
+        why += [f"{n} kept PID {pid}" for n, pid in act.before.items()
+                if pid is not None and after[n] == pid]
+        return {"pid_before": act.before, "pid_after": after, "down_ms": round(down_s * 1000, 1),
+                "effective": not why, **({"why": "; ".join(why)} if why else {})}
+
+    def _paused(self, act: _Active, answered: list[str] | None) -> dict[str, Any]:
+        why = [f"{n} was not running" for n, up in act.before.items() if not up]
+        why += [f"{n} answered status while paused" for n in answered or ()]
+        ev: dict[str, Any] = {"answered": answered, "effective": not why}
+        if answered is None and not why:
+            ev["effective"] = None  # nobody asked: unknown
+        if why:
+            ev["why"] = "; ".join(why)
+        return ev
+
+    async def _counters(self) -> dict[str, dict[str, int]] | None:
+        read: Callable[[], Any] | None = getattr(self.net, "counters", None)
+        if read is None:
+            return None
+        try:
+            reply = await asyncio.to_thread(read)
+        except Exception as exc:  # noqa: BLE001 -- no evidence is not a failed fault
+            log.info("counters: %s", exc)
+            return None
+        links = reply.get("links") if isinstance(reply, dict) else None
+        return links if isinstance(links, dict) else None
+
+
+def _network_evidence(op: FaultOp, before: dict | None, after: dict | None) -> dict[str, Any]:
+    """What the proxy's per-link counters say about a partition or link fault:
+    messages cut (grudge) or dropped, delayed or duplicated (link faults) on
+    the links the fault named, and on any other link."""
+    if before is None or after is None:
+        return {"counters": None, "effective": None}
+    value = op["value"]
+
+    def delta(link: str, keys: tuple[str, ...]) -> int:
+        a, b = after.get(link) or {}, before.get(link) or {}
+        return sum(max(0, int(a.get(k, 0)) - int(b.get(k, 0))) for k in keys)
+
+    if op["f"] == "partition":
+        named = {f"{s}->{d}" for d, srcs in value["grudge"].items() for s in srcs}
+        keys: tuple[str, ...] = ("cut",)
+    else:
+        links = value.get("links")
+        named = set(after) if links == "all" else {f"{s}->{d}" for s, d in links}
+        keys = ("dropped", "delayed", "duplicated")
+    hit = {link: n for link in sorted(named) if (n := delta(link, keys))}
+    elsewhere = sum(delta(link, keys) for link in after if link not in named)
+    ev: dict[str, Any] = {"links": len(named), "hit": hit, "elsewhere": elsewhere,
+                          "effective": bool(hit)}
+    if not hit:
+        ev["why"] = f"no message {'cut' if op['f'] == 'partition' else 'touched'} on " \
+                    f"{len(named)} named link(s)"
+    return ev
+
+
+def ineffective_faults(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every fault window whose ``-end`` evidence says it had no effect, in
+    history order: ``{"kind", "value", "at", "end_ns", "why"}`` (results.json)."""
+    found = []
+    for e in events:
+        f = e.get("f")
+        ev = e.get("evidence")
+        if (e.get("process") == "nemesis" and isinstance(f, str) and f.endswith("-end")
+                and isinstance(ev, dict) and ev.get("effective") is False):
+            found.append({"kind": f.removesuffix("-end"), "value": e.get("value"),
+                          "at": e.get("at"), "end_ns": e.get("time"),
+                          "why": ev.get("why", "")})
+    return found

@@ -1,0 +1,335 @@
+"""The bugs' demonstration mixes: ``--nemesis bug:NAME`` (docs/faults.md "Demonstrations").
+
+Owns, for every bug of the registry (harness/bugs.py), the fault mix and run
+settings written *for that bug* so it shows up within seconds: a proof that
+the checker sees the bug, not that a generic search finds it. They are used
+only when asked for by name, ``--nemesis bug:NAME`` (``profile``: the mix's
+settings fill the options the user left at their defaults, and config.json
+records what ran); ``--bug NAME`` alone only turns the bug on in the nodes.
+The same spec gives correct nodes exactly the same faults and settings.
+
+A fault mix is a list of *moves*; each fault window picks one move with the
+run's seeded rng, holds it for a share of the interval, heals it, then stays
+calm for the rest of the interval (the rhythm of faults.interpret.FaultActions,
+one fault at a time, every start and end recorded in the history). Moves:
+
+- ``isolate-leader`` / ``isolate-one``: a symmetric partition around the
+  leader / a random node;
+- ``lag-then-isolate-leader``: cut off a minority of followers so they fall
+  behind, then in one step let them back and cut off the leader instead, so
+  the stale followers race the up-to-date ones in the election that follows
+  (two of the four electors of a five-node cluster are stale);
+- ``kill-leader`` / ``kill-one`` / ``kill-minority`` / ``kill-majority``:
+  SIGKILL, restart at the end of the window;
+- ``pause-leader``: SIGSTOP the leader, SIGCONT at the end;
+- ``slow-net``: delay (and reorder) every link, so votes and accepts are
+  still in flight when a kill lands;
+- ``revote`` / ``repromise`` (faults/moves/revote.py): split the leader away,
+  let the others elect with a chosen voter, then move that voter to the old
+  leader's side through a SIGKILL, so that a vote (Raft) or promise (Paxos)
+  it forgot is asked for again in the same term/ballot;
+- ``figure-8`` (faults/moves/figure8.py): the paper's Figure 8 on live nodes.
+
+Why scripted moves for ``forget-vote`` and ``forget-promise``: a forgotten
+vote only matters if a second candidate of the *same* term asks the
+restarted voter and wins with it; pre-vote, check-quorum leases and the log
+check (the first winner's entries reach its voters one round trip after
+the vote) leave random kills a window of milliseconds. A forgotten promise
+needs an older ballot's Accept to reach the restarted acceptor, and a
+deposed leader learns the newer ballot from the first message queued for
+it. The scripts wait for those moments instead of hoping for them.
+
+Why a scripted move for ``commit-old-term``: the flag only matters for an
+ack that covers an old term's entry but not the new leader's no-op, and
+only a client still waiting for that entry can see the early commit; the
+entry must then be lost to a leader whose log lacks it. The mix's settings
+send one entry per AppendEntries (``max_batch`` = ``max_inflight`` = 1) so
+the no-op travels apart, Raft nodes keep a writer's waiter across leader
+changes (nodes/raft/core.py "Client waiters"), and ``figure-8`` plays the
+three steps: old entries on the old side only, one voter of the other
+side's new leader moved over and given some of them but not the no-op,
+then moved back to be overwritten.
+
+Invariant: with the same seed and the same leader answers, a mix gives the
+same sequence of moves, targets and durations (everything random comes from
+``ctx.rng``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from faults.api import link_faults_of
+from faults.interpret import FaultActions, sleep_unless
+
+T = TypeVar("T")
+
+#: Prefix of a nemesis spec that names a bug's demonstration mix.
+SPEC_PREFIX = "bug:"
+
+MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
+         "kill-minority", "kill-majority", "pause-leader", "slow-net", "revote", "repromise",
+         "figure-8")
+#: Scripted moves: a coroutine ``script(nemesis, stop, hold)`` that drives its
+#: own sequence of faults for at most ``hold`` seconds (module, function).
+SCRIPTED = {"revote": ("faults.moves.revote", "revote"),
+            "repromise": ("faults.moves.revote", "repromise"),
+            "figure-8": ("faults.moves.figure8", "figure8")}
+NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "slow-net",
+                 *SCRIPTED)
+
+
+class MixError(ValueError):
+    """A ``bug:NAME`` spec names no mix, or needs a network the run lacks; one line."""
+
+
+@dataclass(frozen=True)
+class FaultMix:
+    """Which faults a bug needs, and their rhythm."""
+
+    #: Moves (see the module header), picked uniformly per window.
+    moves: tuple[str, ...]
+    #: A move holds for this share of the interval (uniform in [lo, hi]).
+    hold: tuple[float, float] = (0.4, 0.7)
+
+    def needs_network(self) -> bool:
+        return any(m in NETWORK_MOVES for m in self.moves)
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One bug's demonstration: its fault mix and the run settings it needs."""
+
+    faults: FaultMix
+    #: RunConfig fields (interval, keys, rate, timing, node_options, ...); the
+    #: user's explicit options win over these.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+#: A narrow election window: followers elect a successor soon after the
+#: leader falls silent, while the cut-off leader's check-quorum only notices
+#: after one to two election timeouts -- the window in which a deposed leader
+#: still believes it leads.
+FAST_ELECTIONS = {"heartbeat_ms": 30, "election_timeout_ms": [300, 330]}
+#: Longer timeouts with the same narrow window: the deposed leader's grace
+#: (one to two timeouts) grows faster than the election (one timeout and two
+#: round trips), so it answers for longer after a successor took writes.
+SLOW_STEP_DOWN = {"heartbeat_ms": 50, "election_timeout_ms": [600, 630]}
+#: A wide election window: after the lost leader's lease runs out, a stale
+#: follower's next try comes about as early as an up-to-date one's timeout.
+WIDE_ELECTIONS = {"heartbeat_ms": 50, "election_timeout_ms": [300, 1000]}
+#: Elections that finish well within a fault window, with a spread much
+#: wider than an election's round trips, so that on the old leader's side one
+#: candidate usually wins at the first try (on the other side the revote split
+#: lets only one node win).
+REVOTE = {"heartbeat_ms": 50, "election_timeout_ms": [500, 1100]}
+#: Clients give up fast on a leader that cannot commit and go back to their
+#: home node, which by then points them at the new leader.
+QUICK_CLIENTS = {"request_timeout": 0.3, "concurrency": 25}
+
+#: Reads are what reveal a lost or stale value; three in four operations read.
+READ_HEAVY = ["read", "read", "read", "write"]
+
+MIXES: dict[str, Demo] = {
+    "stale-read": Demo(
+        FaultMix(("isolate-leader",), hold=(0.6, 0.7)),
+        {"nemesis_interval": 2.2, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
+         "timing": SLOW_STEP_DOWN, **QUICK_CLIENTS}),
+    "early-ack": Demo(
+        FaultMix(("isolate-leader", "kill-leader"), hold=(0.4, 0.6)),
+        {"nemesis_interval": 1.5, "keys": 2, "rate": 400.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS}),
+    "no-adopt": Demo(
+        FaultMix(("pause-leader",), hold=(0.5, 0.7)),
+        {"nemesis_interval": 1.2, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
+         "timing": FAST_ELECTIONS, **QUICK_CLIENTS}),
+    "forget-promise": Demo(
+        FaultMix(("repromise",), hold=(0.85, 0.9)),
+        {"nemesis_interval": 6.0, "keys": 20, "rate": 500.0, "ops": ["read", "write"],
+         "timing": REVOTE, "request_timeout": 1.0, "concurrency": 25}),
+    "forget-vote": Demo(
+        FaultMix(("revote",), hold=(0.85, 0.9)),
+        {"nemesis_interval": 6.0, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
+         "timing": REVOTE, **QUICK_CLIENTS}),
+    "no-log-check": Demo(
+        FaultMix(("lag-then-isolate-leader",), hold=(0.7, 0.85)),
+        {"nemesis_interval": 2.5, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
+         "timing": WIDE_ELECTIONS, **QUICK_CLIENTS}),
+    "commit-old-term": Demo(
+        FaultMix(("figure-8",), hold=(0.75, 0.9)),
+        # One entry per AppendEntries, one in flight: a new leader re-sends
+        # old entries one per round trip, apart from its no-op (faults/moves/figure8.py).
+        # Writers wait out the three steps; many clients leave many entries behind.
+        {"nemesis_interval": 7.0, "keys": 8, "rate": 250.0, "ops": ["read", "write"],
+         "concurrency": 30, "request_timeout": 6.0,
+         "timing": {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]},
+         "node_options": {"max_batch": 1, "max_inflight": 1}}),
+}
+
+
+def mix_name(spec: str) -> str | None:
+    """``"bug:stale-read"`` -> ``"stale-read"``; None for any other spec."""
+    spec = (spec or "").strip().lower()
+    return spec[len(SPEC_PREFIX):] if spec.startswith(SPEC_PREFIX) else None
+
+
+def get_demo(name: str) -> Demo:
+    try:
+        return MIXES[name]
+    except KeyError:
+        raise MixError(f"unknown bug {name!r} (known: {', '.join(MIXES)})") from None
+
+
+def get_mix(spec: str) -> FaultMix:
+    """The fault mix a ``bug:NAME`` spec names."""
+    return get_demo(mix_name(spec) or "").faults
+
+
+def check_spec(spec: str, *, network: bool) -> None:
+    """MixError if a ``bug:NAME`` spec names no mix or needs a network the run lacks."""
+    name = mix_name(spec)
+    if name is None:
+        return
+    if get_demo(name).faults.needs_network() and not network:
+        raise MixError(f"the fault mix bug:{name} partitions the network; "
+                       "it needs --net proxy or --net netns, not --net direct")
+
+
+def profile(config: Any) -> Any:
+    """``config`` (a RunConfig) with the ``--nemesis bug:NAME`` mix's settings in
+    every place the user left the default; any other config as it is (``--bug``
+    alone changes nothing here)."""
+    name = mix_name(config.nemesis)
+    demo = MIXES.get(name) if name is not None else None
+    if demo is None:
+        return config  # validate() / check_spec() say what is wrong
+    defaults = type(config)()
+    changes: dict[str, Any] = {"nemesis": SPEC_PREFIX + name}
+    for key, value in demo.settings.items():
+        if getattr(config, key) == getattr(defaults, key):
+            changes[key] = value
+    return dataclasses.replace(config, **changes)
+
+
+def settings_for(name: str) -> dict[str, Any]:
+    """The RunConfig fields a run of bug ``name``'s mix uses (nemesis included),
+    for running correct nodes under exactly the same faults."""
+    return {"nemesis": SPEC_PREFIX + name, **get_demo(name).settings}
+
+
+# --- the nemesis -----------------------------------------------------------------
+
+
+class MixNemesis(FaultActions):
+    """One move at a time from a FaultMix, on the seeded rhythm of faults.schedule."""
+
+    def __init__(self, mix: FaultMix, ctx: Any, net: Any) -> None:
+        super().__init__(ctx, net)
+        self.mix = mix
+
+    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
+        rng = self.ctx.rng
+        move = rng.choice(self.mix.moves)
+        hold = interval * rng.uniform(*self.mix.hold)
+        if move == "lag-then-isolate-leader":
+            # Followers lag for the first part, the leader is cut off after.
+            async with self._lock:
+                if stop.is_set():
+                    return None
+                leader = await self._leader()
+                nodes = list(self.ctx.cluster.node_ids)
+                others = [n for n in nodes if n != leader]
+                laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
+                await self._cut_off(laggers)
+            if not await sleep_unless(stop, hold / 2):
+                return None
+            async with self._lock:
+                await self.heal_network()
+                await self._partition("leader", leader)
+            if not await sleep_unless(stop, hold / 2):
+                return None
+        elif move in SCRIPTED:
+            module, fn = SCRIPTED[move]
+            script = getattr(importlib.import_module(module), fn)
+            started = await self.start_unless_stopped(stop, lambda: script(self, stop, hold))
+            if not started or stop.is_set():
+                return None
+        elif not (await self.start_unless_stopped(stop, lambda: self._start(move))
+                  and await sleep_unless(stop, hold)):
+            return None  # heal() ends what is active
+        async with self._lock:
+            await self.heal_all()
+        return hold
+
+    async def _leader(self) -> str | None:
+        from faults.process import current_leader
+
+        return await current_leader(self.ctx.leader)
+
+    async def status(self, node: str) -> dict[str, Any] | None:
+        """``node``'s fresh status (None: dead, paused, silent, or no status query)."""
+        if self.ctx.status is None:
+            return None
+        try:
+            return await self.ctx.status(node)
+        except (OSError, TimeoutError):
+            return None
+
+    async def wait_for(self, stop: asyncio.Event, timeout: float,
+                       check: Callable[[], Awaitable[T | None]], poll: float = 0.005) -> T | None:
+        """Call ``check`` every ``poll`` s until it returns something (returned),
+        ``timeout`` passes or ``stop`` is set (None)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not stop.is_set():
+            found = await check()
+            if found is not None:
+                return found
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(poll)
+        return None
+
+    async def _start(self, move: str) -> None:
+        kind, _, target = move.partition("-")
+        if kind == "isolate":
+            leader = await self._leader() if target == "leader" else None
+            await self._partition(target, leader)
+        elif kind == "kill":
+            await self.procs.kill(await self.procs.targets(target))
+        elif kind == "pause":
+            await self.procs.pause(await self.procs.targets(target))
+        elif move == "slow-net":
+            supported = link_faults_of(self.net)
+            if "delay" not in supported:
+                return  # a loss-only backend (netns) cannot slow links down
+            rng = self.ctx.rng
+            faults = {"delay_ms": rng.choice((20, 50, 100)), "delay_dist": "exponential"}
+            if "reorder" in supported:
+                faults["reorder"] = 0.3
+            await self.apply_links(faults, "all")
+        else:  # pragma: no cover - FaultMix moves are fixed in this module
+            raise ValueError(f"unknown move {move!r}")
+
+    async def _cut_off(self, group: list[str]) -> None:
+        """Partition ``group`` from the rest (both directions)."""
+        from faults.partition import Partition, cut
+
+        nodes = list(self.ctx.cluster.node_ids)
+        rest = [n for n in nodes if n not in group]
+        shape = "one" if len(group) == 1 else "halves" if len(group) == len(nodes) // 2 else "cut"
+        await self.apply_partition(
+            Partition(shape, False, {k: v for k, v in cut(group, rest).items() if v})
+        )
+
+    async def _partition(self, shape: str, node: str | None) -> None:
+        from faults.partition import make
+
+        await self.apply_partition(
+            make(shape, list(self.ctx.cluster.node_ids), self.ctx.rng, leader=node)
+        )
