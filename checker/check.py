@@ -210,6 +210,9 @@ def check_ops(
     compiled.sort(key=lambda pc: (not pc[1].stale, len(pc[1].ops)))
     res = CheckResult(True, 0.0, model.name, ops=len(ops), partitions=len(parts), history=ops)
     unknown = False
+    # keys already proven invalid share one budget for their prefix searches,
+    # so every_key costs at most PROVEN_BUDGET_S more than a valid history
+    proven_until = time.monotonic() + PROVEN_BUDGET_S
     for part, c in compiled:
         if min(c.rets, default=INF) == INF:
             res.checked += 1
@@ -218,7 +221,8 @@ def check_ops(
         if c.stale:
             # Already proven invalid; the search only finds the longest
             # linearizable prefix for the report, so it gets a short budget.
-            budget = time.monotonic() + PROVEN_BUDGET_S
+            budget = max(proven_until, time.monotonic() + 0.05) if every_key else \
+                time.monotonic() + PROVEN_BUDGET_S
             limit = budget if deadline is None else min(deadline, budget)
         try:
             out = linearize(c.calls, c.rets, c.step, c.init, c.pred, limit, c.needs, c.viable,
