@@ -136,6 +136,7 @@ class Link:
     """One directed link src -> dest: its outgoing socket, faults, counters."""
 
     __slots__ = (
+        "cut",
         "deaf",
         "delayed",
         "delivered",
@@ -154,7 +155,8 @@ class Link:
         self.deaf = False  # dest cannot hear src (the grudge)
         self.faults: LinkFaults | None = None  # None: forward as is
         self.delivered = 0
-        self.dropped = 0
+        self.dropped = 0  # every drop: grudge, loss, or a full socket
+        self.cut = 0  # drops by the grudge alone: the evidence of a partition
         self.duplicated = 0
         self.delayed = 0
 
@@ -162,6 +164,7 @@ class Link:
         return {
             "delivered": self.delivered,
             "dropped": self.dropped,
+            "cut": self.cut,
             "duplicated": self.duplicated,
             "delayed": self.delayed,
         }
@@ -308,6 +311,7 @@ class Proxy:
             body = frames[1:]
             if link.deaf:
                 link.dropped += 1
+                link.cut += 1
                 if journal:
                     self._journal(link, body, "dropped")
             elif link.faults is None:
@@ -359,6 +363,7 @@ class Proxy:
             # a grudge set while the message was in flight still cuts it
             if link.deaf:
                 link.dropped += 1
+                link.cut += 1
                 if journal:
                     self._journal(link, body, "dropped")
             else:
@@ -515,7 +520,7 @@ class Proxy:
         reply = {"ok": True, "links": links, "unknown_src": self.unknown_src}
         if req.get("reset"):
             for link in self.links.values():
-                link.delivered = link.dropped = link.duplicated = link.delayed = 0
+                link.delivered = link.dropped = link.cut = link.duplicated = link.delayed = 0
             self.unknown_src = 0
         return reply
 

@@ -17,6 +17,7 @@ folder without them is checked (standalone checker) or measured here.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -225,6 +226,16 @@ def header(
         meta.insert(3, ("known bugs on", ", ".join(name for name, _ in bugs)))
         run_notes = [_bug_note(name, mistake) for name, mistake in bugs] + run_notes
     notes = "".join(f'<p class="muted">{esc(x)}</p>' for x in ([note] if note else []) + run_notes)
+    # A fault whose evidence says it did nothing makes a green run a lie: say so loudly.
+    ineffective = [x for x in r.get("ineffective_faults") or [] if isinstance(x, dict)]
+    notes += "".join(
+        f'<p class="ineffective" style="color:#b00020;font-weight:600">&#9888; ineffective fault: '
+        f'{esc(x.get("kind", "?"))} {esc(json.dumps(x.get("value")))} at '
+        f'{esc(x.get("at", "?"))} s had no effect ({esc(x.get("why", ""))})</p>'
+        for x in ineffective)
+    replay = r.get("replay")
+    if isinstance(replay, dict):
+        meta.append(("replay of", f"{replay.get('run')} ({replay.get('ops')} fault operations)"))
     return (
         f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
         f'<div class="banner {verdict}"><div class="big">{big}</div><div class="why">{esc(why)}{more}</div></div>'

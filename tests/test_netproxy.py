@@ -142,6 +142,8 @@ def test_grudge_drops_one_direction_and_state_matches(net: Net) -> None:
     assert len(to_n1) == 20, "the other direction n2 -> n1 stays open"
     counters = net.control.counters()["links"]
     assert counters["n1->n2"]["dropped"] == 20
+    # the partition's evidence: cut on exactly the cut link, nowhere else
+    assert {link: c["cut"] for link, c in counters.items() if c["cut"]} == {"n1->n2": 20}
 
     net.control.heal()
     assert net.control.state()["grudge"] == {}
@@ -162,6 +164,7 @@ def test_measured_loss_is_close_to_the_configured_rate(net: Net) -> None:
     assert abs(loss - 0.3) < 0.036, f"measured loss {loss:.3f}, configured 0.3"
     c = net.control.counters()["links"]["n1->n3"]
     assert c["delivered"] == len(got) and c["dropped"] == total - len(got)
+    assert c["cut"] == 0, "a loss is not a cut"
     assert net.control.state()["default"]["loss"] == 0.3
 
 
