@@ -54,10 +54,10 @@ from checker.history import HistoryError, pair, read_history
 from harness.client import NodeClient
 from harness.cluster import ClusterError, LocalCluster
 from harness.config import ConfigError, RunConfig
-from harness.generator import OpGenerator, key_names
+from harness.generator import key_names
 from harness.metrics import MetricsPoller, live_status
 from harness.recorder import Clock, Recorder
-from harness.workers import WorkerSettings, final_reads, process_numbers, worker
+from harness.workers import WorkerPool, WorkerSettings, final_reads
 from nodes.common.clusterfile import write_cluster
 from reports import analysis, runfolder
 
@@ -132,6 +132,7 @@ class Progress:
         self._last_ops = 0
         self._last_t = time.monotonic()
         self._width = 0
+        self.anomaly = ""  # "anomaly on k3 at 12.3 s", once the streaming checker proves one
 
     def fault(self, f: str, value: Any) -> None:
         self.faults.feed(f, value, 0)  # times do not matter here: only what is active
@@ -146,7 +147,8 @@ class Progress:
         faults = ", ".join(_fault_label(w.kind, w.value) for w in self.faults.active) or "none"
         line = (f"[{elapsed:5.1f}/{self.time_limit:g}s] {rate:6.0f} ops/s  ok {counts['ok']}"
                 f"  fail {counts['fail']}  info {counts['info']}  faults: {faults}"
-                f"{'  ' + phase if phase else ''}")[:140]
+                f"{'  ' + self.anomaly if self.anomaly else ''}"
+                f"{'  ' + phase if phase else ''}")[:160]
         pad = max(0, self._width - len(line))
         self._width = len(line)
         sys.stderr.write("\r" + line + " " * pad)
@@ -167,6 +169,64 @@ def _fault_label(kind: str, value: Any) -> str:
     return kind
 
 
+class _Follower:
+    """The streaming checker (checker/stream.py) in a thread of its own.
+
+    It tails history.jsonl as the recorder writes it, every ``period_s``,
+    and feeds the complete lines in one batch: no work on the clients' or
+    the recorder's path, whatever writes the file. ``on_anomaly`` is called
+    (in this thread) with the first anomaly proven; the verdict still comes
+    from the full check at the end (docs/checker.md).
+    """
+
+    def __init__(self, path: Path, on_anomaly: Callable[[Any], None],
+                 period_s: float = 0.2) -> None:
+        from checker.stream import StreamChecker
+
+        self.path = path
+        self.checker = StreamChecker()
+        self.on_anomaly = on_anomaly
+        self.period_s = period_s
+        self.first: Any = None
+        self.error = ""
+        self.cpu_s = 0.0  # thread CPU time spent following
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="follow", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+
+    def _run(self) -> None:
+        from checker.history import parse_jsonl
+
+        rest = b""
+        try:
+            with self.path.open("rb") as f:
+                while True:
+                    stopping = self._stop.wait(self.period_s)
+                    chunk = f.read()
+                    cut = chunk.rfind(b"\n")
+                    if cut >= 0:
+                        c0 = time.thread_time()
+                        lines, rest = rest + chunk[:cut], chunk[cut + 1:]
+                        events = parse_jsonl(lines.decode("utf-8"), str(self.path))
+                        for a in self.checker.feed_many(events):
+                            if self.first is None:
+                                self.first = a
+                                self.on_anomaly(a)
+                        self.cpu_s += time.thread_time() - c0
+                    else:
+                        rest += chunk
+                    if stopping:
+                        return
+        except (OSError, HistoryError, UnicodeDecodeError) as exc:
+            self.error = str(exc)  # the full check at the end reads the file again
+
+
 @dataclass
 class _Live:
     """State shared between the phases of one run."""
@@ -183,6 +243,7 @@ class _Live:
     recovered: bool = True
     notes: list[str] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    follower: _Follower | None = None
 
 
 async def _drive(live: _Live) -> None:
@@ -207,20 +268,21 @@ async def _drive(live: _Live) -> None:
     try:
         # Start the load once someone leads (nodes that do not say who leads: at once).
         await _wait_for(lambda: live.poller.has_leader(), stop_load, 10.0)
-        start = loop.time()
-        nemesis = None
-        tasks: list[asyncio.Task] = []
-        processes = process_numbers(cfg.concurrency)
+        # The client worker processes (harness/workers.py) feed the recorder.
         settings = WorkerSettings(live.cluster.client_addrs, cfg.request_timeout)
+        pool = WorkerPool(settings=settings, recorder=live.recorder, seed=cfg.seed,
+                          keys=cfg.keys, ops=cfg.ops, concurrency=cfg.concurrency,
+                          rate=cfg.rate, log=live.cluster.log_dir / "workers.log")
+        live.closers.append(pool.close)
+        await pool.ready(30.0)
+        start = loop.time()
+        if cfg.follow:
+            live.follower = _start_follower(live, loop, stop_load, start)
+        nemesis = None
         if live.build_nemesis is not None:
             nemesis = live.build_nemesis(cfg.nemesis, _nemesis_context(live))
             nemesis_task = asyncio.create_task(nemesis.run(stop_load))
-        seen: dict[str, Any] = {}  # newest value observed per key, for cas expectations
-        for slot in range(cfg.concurrency):
-            gen = OpGenerator(cfg.seed, slot, keys=cfg.keys, ops=cfg.ops,
-                              concurrency=cfg.concurrency, rate=cfg.rate, seen=seen)
-            tasks.append(asyncio.create_task(
-                worker(slot, gen, settings, live.recorder, processes, stop_load)))
+        pool.go()
         while not stop_load.is_set():
             elapsed = loop.time() - start
             if elapsed >= cfg.time_limit:
@@ -231,10 +293,7 @@ async def _drive(live: _Live) -> None:
                 await asyncio.wait_for(stop_load.wait(), min(0.5, cfg.time_limit - elapsed))
         live.load_seconds = loop.time() - start
         live.progress.show(live.load_seconds, live.recorder.counts, "stopping clients")
-        await asyncio.wait(tasks, timeout=cfg.request_timeout * 3 + 2)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await pool.stop(timeout=cfg.request_timeout * 3 + 2)
         if nemesis is not None:
             live.progress.show(live.load_seconds, live.recorder.counts, "healing")
             with contextlib.suppress(asyncio.TimeoutError):
@@ -261,17 +320,49 @@ async def _drive(live: _Live) -> None:
                 lambda: all(live.poller.latest.values()) and live.poller.has_leader(),
                 hard_stop, cfg.recovery_timeout)
             live.progress.show(live.load_seconds, live.recorder.counts, "final reads")
-            ok = await final_reads(key_names(cfg.keys), settings, live.recorder, processes,
-                                   cfg.recovery_timeout)
+            ok = await asyncio.to_thread(final_reads, key_names(cfg.keys), settings,
+                                         live.recorder, pool.next_process(),
+                                         cfg.recovery_timeout)
             if not all(ok.values()):
                 live.notes.append("final reads failed for " +
                                   ", ".join(k for k, good in ok.items() if not good))
     finally:
+        if live.follower is not None:
+            live.follower.stop()
+            _follow_notes(live)
         stop_poll.set()
         await asyncio.gather(poll_task, return_exceptions=True)
         for sig in handled:
             loop.remove_signal_handler(sig)
         live.progress.done()
+
+
+def _start_follower(live: _Live, loop: asyncio.AbstractEventLoop, stop_load: asyncio.Event,
+                    start: float) -> _Follower:
+    """Follow the history; on the first proven anomaly show it and, with
+    --stop-on-anomaly, end the load (the rest of the run goes on as usual)."""
+
+    def on_anomaly(a: Any) -> None:
+        at = (a.time or 0) / 1e9
+        live.progress.anomaly = f"anomaly on {a.key} at {at:.1f} s"
+        if live.cfg.stop_on_anomaly:
+            loop.call_soon_threadsafe(stop_load.set)
+
+    f = _Follower(Path(live.recorder.path), on_anomaly)
+    f.start()
+    return f
+
+
+def _follow_notes(live: _Live) -> None:
+    f = live.follower
+    assert f is not None
+    if f.first is not None:
+        a = f.first
+        stopped = " (--stop-on-anomaly ended the load)" if live.cfg.stop_on_anomaly else ""
+        live.notes.append(f"streaming checker: anomaly on {a.key} at {(a.time or 0) / 1e9:.1f} s"
+                          f"{stopped}: {a.sentence}")
+    if f.error:
+        live.notes.append(f"streaming checker stopped: {f.error}")
 
 
 async def _wait_for(cond: Callable[[], bool], stop: asyncio.Event, timeout: float) -> bool:

@@ -1,25 +1,52 @@
-"""Client workers: asyncio tasks that invoke operations and record their outcomes.
+"""Client workers: processes that run the logical client processes at full speed.
 
-Owns the Jepsen process discipline. Invariants:
-- Every invoke is recorded before its request is sent, and its completion
-  (ok, fail or info) after the reply or timeout, each as it happens.
-- A worker whose operation ended ``info`` continues under a fresh process
-  number with a fresh client (its old operation may still take effect).
-- A worker starts no new operation once ``stop`` is set; its operation in
-  flight ends within the request timeout.
+Owns the Jepsen process discipline and the worker processes
+(docs/history.md, "How a run records"). A run's ``concurrency`` logical
+processes (slots) are spread over ``worker_count`` OS processes
+(``python -m harness.workers``); each runs its slots on one
+``harness.client.Pipeline`` (one DEALER per node, replies matched by
+request id, no asyncio) and sends its events to the harness's
+``Recorder`` over its stdout pipe, in batches, each with a horizon.
+
+Invariants:
+- Each slot has at most one operation in flight, from its OpGenerator
+  (harness/generator.py: the same seed gives each slot the same sequence of
+  invocations as before; ``seen`` is shared by the slots of one process).
+- An invoke is stamped before its request is sent, a completion right after
+  its reply is received (or its deadline passes); batches are time-sorted and
+  every later event of the process has a time >= the batch's horizon.
+- A slot whose operation ended ``info`` continues under a fresh process
+  number (its old operation may still take effect); a late reply to the old
+  request has a request id the Pipeline no longer knows, so it is dropped.
+  Fresh numbers of worker ``w`` of ``W``: ``concurrency + w + W*k``.
+- After ``stop``, no slot starts an operation; those in flight end within
+  the request timeout; the process sends its last batch (horizon and
+  ``next_process``) and exits. It dies with the harness (PR_SET_PDEATHSIG)
+  and when its pipe breaks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Iterator
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-from harness.client import NodeClient, Outcome
+from harness.client import Call, Pipeline
 from harness.generator import Invocation, OpGenerator
-from harness.recorder import Recorder
+from harness.recorder import Recorder, frame, json_value, op_text
+
+#: Seconds between a worker's batches: the history lags the clients by about this
+#: plus the recorder's flush interval.
+BATCH_S = 0.02
+_TYPE_SLOT = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
 
 
 @dataclass
@@ -28,106 +55,328 @@ class WorkerSettings:
     request_timeout: float
 
 
-async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` or until ``stop`` is set, whichever comes first."""
-    if seconds <= 0 or stop.is_set():
-        return
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
+def default_worker_count(concurrency: int) -> int:
+    """One worker process per core (at least one, at most one per slot)."""
+    return max(1, min(concurrency, os.cpu_count() or 1))
 
 
-async def invoke(
-    client: NodeClient,
-    recorder: Recorder,
-    process: int,
-    op: Invocation,
-    timeout: float,
-) -> tuple[Outcome, Any]:
-    """Record the invoke, run ``op`` and record its completion; returns the
-    outcome and the completion's value."""
-    recorder.record({"process": process, "type": "invoke", "f": op.f, "key": op.key,
-                     "value": op.value})
-    outcome = await client.request(op.request(), timeout)
-    value = op.value
-    if op.f == "read":
-        value = (outcome.reply or {}).get("value") if outcome.type == "ok" else None
-    event: dict[str, Any] = {"process": process, "type": outcome.type, "f": op.f,
-                             "key": op.key, "value": value}
-    if outcome.node is not None:
-        event["node"] = outcome.node
-    if outcome.type != "ok" and outcome.error:
-        event["error"] = outcome.error
-    recorder.record(event)
-    return outcome, value
+# --- inside a worker process ---------------------------------------------------------
 
 
-async def worker(
-    slot: int,
-    gen: OpGenerator,
-    settings: WorkerSettings,
-    recorder: Recorder,
-    processes: Iterator[int],
-    stop: asyncio.Event,
-) -> None:
-    """Run ``gen``'s operations against the node ``slot`` is bound to until ``stop``."""
-    node_ids = list(settings.addrs)
-    home = node_ids[slot % len(node_ids)]
-    client = NodeClient(settings.addrs, home)
-    await client.connect_all()
-    process = slot
-    loop = asyncio.get_running_loop()
-    try:
-        await sleep_unless(stop, gen.first_delay())
-        next_at = loop.time()
-        while not stop.is_set():
-            op = gen.next_op()
-            outcome, value = await invoke(client, recorder, process, op, settings.request_timeout)
-            gen.observe(op, outcome.type, value)
-            if outcome.type == "info":
-                process = next(processes)
-                client.close()
-                client = NodeClient(settings.addrs, home)
-                await client.connect_all()
-            next_at = max(next_at + gen.gap(), loop.time())
-            await sleep_unless(stop, next_at - loop.time())
-    finally:
-        client.close()
+class _Batch:
+    """Events not yet sent to the recorder, and how to send them."""
+
+    def __init__(self, fd: int, t0: int) -> None:
+        self.fd = fd
+        self.t0 = t0
+        self.times: list[int] = []
+        self.texts: list[str] = []
+        self.counts = [0, 0, 0, 0]
+
+    def send(self, extra: dict[str, Any] | None = None) -> None:
+        horizon = time.monotonic_ns() - self.t0  # every later stamp is >= this
+        data = frame(horizon, self.counts, self.times, self.texts, extra)
+        self.times, self.texts, self.counts = [], [], [0, 0, 0, 0]
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
 
 
-async def final_reads(
-    keys: list[str],
-    settings: WorkerSettings,
-    recorder: Recorder,
-    processes: Iterator[int],
-    deadline_s: float,
-) -> dict[str, bool]:
-    """Read every key with fresh clients, retrying until one read is ok or
-    ``deadline_s`` seconds pass. Returns key -> whether a read succeeded."""
-    node_ids = list(settings.addrs)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_s
+class _Slot(Call):
+    """One logical process: its generator, its process number, its operation."""
 
-    async def read_key(i: int, key: str) -> bool:
-        home = node_ids[i % len(node_ids)]
-        while loop.time() < deadline:
-            client = NodeClient(settings.addrs, home)
+    __slots__ = ("ended", "gen", "next_at", "op", "process")
+
+    def __init__(self, home: str, done: Any, gen: OpGenerator, process: int) -> None:
+        super().__init__(home, done)
+        self.gen = gen
+        self.process = process
+        self.op: Invocation | None = None
+        self.next_at = 0
+        self.ended = False
+
+
+class _Runner:
+    """The slots of one worker process on one Pipeline."""
+
+    def __init__(self, spec: dict[str, Any], out_fd: int) -> None:
+        self.t0 = spec["t0_ns"]
+        self.timeout_ns = int(spec["request_timeout"] * 1e9)
+        self.pipe = Pipeline(spec["addrs"])
+        self.batch = _Batch(out_fd, self.t0)
+        self.stopping = False
+        self.active = 0
+        w, count, concurrency = spec["worker"], spec["workers"], spec["concurrency"]
+        self._fresh = iter(range(concurrency + w, 1 << 62, count))
+        node_ids = list(spec["addrs"])
+        seen: dict[str, Any] = {}  # newest value observed per key, for cas expectations
+        self.slots = [
+            _Slot(node_ids[slot % len(node_ids)], self._done,
+                  OpGenerator(spec["seed"], slot, keys=spec["keys"], ops=spec["ops"],
+                              concurrency=concurrency, rate=spec["rate"], seen=seen), slot)
+            for slot in spec["slots"]]
+        self._key_json: dict[str, str] = {}
+        self._node_json = {n: json_value(n) for n in node_ids}
+
+    def go(self) -> None:
+        now = time.monotonic_ns()
+        for s in self.slots:
+            self.active += 1
+            s.next_at = now + int(s.gen.first_delay() * 1e9)
+            self.pipe.at(s.next_at, self._begin_later, s)
+
+    def _key(self, key: str) -> str:
+        js = self._key_json.get(key)
+        if js is None:
+            js = self._key_json[key] = json_value(key)
+        return js
+
+    def _begin_later(self, s: _Slot) -> None:
+        self._begin(s, time.monotonic_ns())
+
+    def _begin(self, s: _Slot, now: int) -> None:
+        if self.stopping or s.ended:
+            self._end(s)
+            return
+        op = s.op = s.gen.next_op()
+        t = now - self.t0
+        b = self.batch
+        b.times.append(t)
+        b.texts.append(op_text(t, s.process, "invoke", op.f, self._key(op.key), op.value))
+        b.counts[0] += 1
+        self.pipe.start(s, op.request(), self.timeout_ns, now)
+
+    def _done(self, s: _Slot, type_: str, reply: dict[str, Any] | None, node: str | None,
+              error: str | None, t_abs: int) -> None:
+        op = s.op
+        assert op is not None
+        value = op.value
+        if op.f == "read":
+            value = (reply or {}).get("value") if type_ == "ok" else None
+        t = t_abs - self.t0
+        b = self.batch
+        b.times.append(t)
+        b.texts.append(op_text(t, s.process, type_, op.f, self._key(op.key), value,
+                               self._node_json.get(node) if node is not None else None,
+                               error if type_ != "ok" and error else None))
+        b.counts[_TYPE_SLOT[type_]] += 1
+        s.gen.observe(op, type_, value)
+        if type_ == "info":
+            s.process = next(self._fresh)
+        s.next_at = max(s.next_at + int(s.gen.gap() * 1e9), t_abs)
+        if s.next_at <= t_abs:
+            self._begin(s, t_abs)
+        else:
+            self.pipe.at(s.next_at, self._begin_later, s)
+
+    def stop(self) -> None:
+        """Start no more operations; slots waiting for their next start end now."""
+        self.stopping = True
+        for s in self.slots:
+            if s.seq == 0:  # no operation in flight
+                self._end(s)
+
+    def _end(self, s: _Slot) -> None:
+        if not s.ended:
+            s.ended = True
+            self.active -= 1
+
+    def next_process(self) -> int:
+        return next(self._fresh)
+
+
+def _read_command(fd: int, wait_s: float) -> str | None:
+    """One line from the harness, if one arrives within ``wait_s``; "" at EOF."""
+    if not select.select([fd], [], [], wait_s)[0]:
+        return None
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return ""
+        line += chunk
+    return line.decode().strip()
+
+
+def worker_main() -> int:
+    """``python -m harness.workers``: the spec is the first line of stdin, then
+    ``go`` and ``stop`` lines; batches go to stdout (see the module header)."""
+    from harness.cluster import _die_with_parent
+
+    _die_with_parent()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # a stray print must not corrupt the batch stream
+    spec = json.loads(_read_command(0, 60.0) or "{}")
+    runner = _Runner(spec, out_fd)
+    runner.pipe.wait_connected(5.0)
+    runner.batch.send()  # ready: the first horizon
+    while True:
+        cmd = _read_command(0, 60.0)
+        if cmd == "go":
+            break
+        if cmd in ("", "stop"):
+            runner.batch.send({"next_process": runner.next_process()})
+            return 0
+    runner.go()
+    batch_ns = int(BATCH_S * 1e9)
+    next_batch = time.monotonic_ns() + batch_ns
+    pipe = runner.pipe
+    while not (runner.stopping and runner.active == 0):
+        pipe.step(max(0, next_batch - time.monotonic_ns()))
+        now = time.monotonic_ns()
+        if now >= next_batch:
+            next_batch = now + batch_ns
+            runner.batch.send()
+            if not runner.stopping and _read_command(0, 0) is not None:
+                runner.stop()  # "stop", or EOF: the harness is gone
+    runner.batch.send({"next_process": runner.next_process()})
+    pipe.close()
+    return 0
+
+
+# --- in the harness --------------------------------------------------------------------
+
+
+class WorkerPool:
+    """The worker processes of one run, feeding ``recorder``. Every process is
+    ended by the PID of its Popen (``close``)."""
+
+    def __init__(self, *, settings: WorkerSettings, recorder: Recorder, seed: int, keys: int,
+                 ops: list[str], concurrency: int, rate: float, log: Path,
+                 workers: int | None = None) -> None:
+        self.recorder = recorder
+        count = workers or default_worker_count(concurrency)
+        self.count = count
+        self._procs: list[subprocess.Popen] = []
+        self._writers: list[Any] = []
+        self._log: IO[bytes] = open(log, "ab")  # noqa: SIM115 - closed in close()
+        from harness.cluster import _die_with_parent
+
+        for w in range(count):
+            spec = {"t0_ns": recorder.clock.start_ns, "addrs": settings.addrs,
+                    "request_timeout": settings.request_timeout, "seed": seed, "keys": keys,
+                    "ops": list(ops), "concurrency": concurrency, "rate": rate,
+                    "worker": w, "workers": count, "slots": list(range(w, concurrency, count))}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.workers"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self._log, close_fds=True,
+                preexec_fn=_die_with_parent  # noqa: PLW1509
+                if threading.current_thread() is threading.main_thread() else None)
+            self._procs.append(proc)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write((json.dumps(spec) + "\n").encode())
+            proc.stdin.flush()
+            self._writers.append(recorder.attach(proc.stdout.fileno()))
+
+    def _tell(self, line: str) -> None:
+        for proc in self._procs:
             try:
-                outcome, _ = await invoke(client, recorder, next(processes), Invocation("read", key, None),
-                                          min(settings.request_timeout * 2,
-                                              max(0.1, deadline - loop.time())))
-            finally:
-                client.close()
-            if outcome.type == "ok":
+                assert proc.stdin is not None
+                proc.stdin.write((line + "\n").encode())
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass  # it is gone; its pipe's EOF detaches it
+
+    async def ready(self, timeout: float) -> bool:
+        """Wait until every worker has connected its sockets (sent a horizon) or exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(w.horizon > 0 or w.done for w in self._writers):
                 return True
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.01)
         return False
 
-    done = await asyncio.gather(*(read_key(i, k) for i, k in enumerate(keys)))
-    return dict(zip(keys, done))
+    def go(self) -> None:
+        self._tell("go")
+
+    async def stop(self, timeout: float) -> None:
+        """Let every operation in flight end, then wait for the workers (kill after
+        ``timeout``) and for the recorder to have written all they sent."""
+        self._tell("stop")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(p.poll() is None for p in self._procs):
+            await asyncio.sleep(0.01)
+        self.close()
+        await asyncio.to_thread(self.recorder.wait_detached, 5.0)
+        for proc, w in zip(self._procs, self._writers):
+            if w.done and proc.stdout is not None:
+                proc.stdout.close()  # the recorder has read it to EOF
+
+    def next_process(self) -> int:
+        """A process number above every one the workers used."""
+        return max([w.extra.get("next_process", 0) for w in self._writers] +
+                   [p + 1 for p in range(len(self._procs))])
+
+    def close(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stdin is not None and not proc.stdin.closed:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass  # its reader is gone
+        if not self._log.closed:
+            self._log.close()
 
 
-def process_numbers(start: int) -> Iterator[int]:
-    """Fresh process numbers for workers after an ``info`` and for final reads."""
-    return itertools.count(start)
+# --- final reads (in the harness) ------------------------------------------------------
+
+
+def final_reads(keys: list[str], settings: WorkerSettings, recorder: Recorder,
+                first_process: int, deadline_s: float) -> dict[str, bool]:
+    """Read every key, each attempt under a fresh process number, retrying until
+    one read is ok or ``deadline_s`` seconds pass. Blocking (run it in a thread).
+    Returns key -> whether a read succeeded."""
+    node_ids = list(settings.addrs)
+    pipe = Pipeline(settings.addrs)
+    deadline = time.monotonic_ns() + int(deadline_s * 1e9)
+    ok: dict[str, bool] = dict.fromkeys(keys, False)
+    open_keys = set(keys)
+    processes = iter(range(first_process, 1 << 62))
+
+    class Read(Call):
+        __slots__ = ("key", "process")
+
+    def begin(c: Read) -> None:
+        now = time.monotonic_ns()
+        if now >= deadline:
+            open_keys.discard(c.key)
+            return
+        c.process = next(processes)
+        recorder.record({"process": c.process, "type": "invoke", "f": "read", "key": c.key,
+                         "value": None})
+        timeout = min(int(settings.request_timeout * 2e9), max(100_000_000, deadline - now))
+        pipe.start(c, {"op": "read", "key": c.key}, timeout, now)
+
+    def done(c: Read, type_: str, reply: dict[str, Any] | None, node: str | None,
+             error: str | None, t: int) -> None:
+        event: dict[str, Any] = {"process": c.process, "type": type_, "f": "read",
+                                 "key": c.key,
+                                 "value": (reply or {}).get("value") if type_ == "ok" else None}
+        if node is not None:
+            event["node"] = node
+        if type_ != "ok" and error:
+            event["error"] = error
+        recorder.record(event)
+        if type_ == "ok":
+            ok[c.key] = True
+            open_keys.discard(c.key)
+        else:
+            pipe.at(t + 100_000_000, begin, c)
+
+    try:
+        for i, key in enumerate(keys):
+            c = Read(node_ids[i % len(node_ids)], done)
+            c.key = key
+            begin(c)
+        while open_keys:
+            pipe.step(50_000_000)
+    finally:
+        pipe.close()
+    return ok
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
