@@ -97,6 +97,12 @@ class RunConfig:
     read_mode: str | None = None
     #: Live progress line on stderr when it is a terminal.
     progress: bool = True
+    #: Follow the history with the streaming checker while the run goes
+    #: (checker/stream.py; the progress line shows an anomaly when one is proven).
+    follow: bool = True
+    #: End the load early once the streaming checker proves an anomaly (heal,
+    #: final reads, full check and report as usual). Needs ``follow``.
+    stop_on_anomaly: bool = False
 
     # --- derived -----------------------------------------------------------------
 
@@ -158,6 +164,8 @@ class RunConfig:
         need(self.read_mode is None or self.read_mode in READ_MODES,
              f"--read-mode must be one of {', '.join(READ_MODES)}, not {self.read_mode!r}")
         need(self.request_timeout > 0, "request timeout must be positive")
+        need(self.follow or not self.stop_on_anomaly,
+             "--stop-on-anomaly needs the streaming checker (drop --no-follow)")
         need(bool(self.system.strip()), "--system must be raft, paxos or a command")
         try:
             shlex.split(self.system)
@@ -219,4 +227,8 @@ class RunConfig:
         opt("--recovery-timeout", f"{self.recovery_timeout:g}", f"{d.recovery_timeout:g}")
         if self.check_time_limit != d.check_time_limit and self.check_time_limit is not None:
             out.extend(["--check-time-limit", f"{self.check_time_limit:g}"])
+        if not self.follow:
+            out.append("--no-follow")
+        if self.stop_on_anomaly:
+            out.append("--stop-on-anomaly")
         return [shlex.quote(a) for a in out]

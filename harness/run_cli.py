@@ -82,6 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       help="seconds the checker may spend before it answers unknown (default: %(default)g)")
     a("--no-progress", action="store_true",
       help="no live progress line, even on a terminal (default: shown on a terminal)")
+    a("--stop-on-anomaly", action="store_true",
+      help="end the load as soon as the streaming checker proves an anomaly; then heal, "
+           "final reads, full check and report as usual (default: run to --time-limit)")
+    a("--no-follow", action="store_true",
+      help="do not follow the history with the streaming checker during the run "
+           "(default: follow; the verdict always comes from the full check at the end)")
     p.set_defaults(func=main)
 
 
@@ -108,6 +114,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         recovery_timeout=args.recovery_timeout,
         check_time_limit=args.check_time_limit,
         progress=not args.no_progress,
+        follow=not args.no_follow,
+        stop_on_anomaly=args.stop_on_anomaly,
     )
 
 

@@ -280,3 +280,20 @@ def test_read_mode_reaches_the_nodes_and_either_mode_serves_a_valid_run(
     assert result.verdict == "valid", result.results
     reads = [op for op in result.operations if op.f == "read" and op.type == "ok"]
     assert len(reads) > 20, result.counts
+
+
+@pytest.mark.timeout(180)
+def test_stop_on_anomaly_ends_the_load_early_and_the_full_check_gives_the_verdict(
+        tmp_path: Path, no_leftovers) -> None:
+    # the stale-read bug with its own nemesis mix: stale reads within seconds,
+    # which the streaming checker proves as they complete
+    result = run(config(tmp_path, bugs=["stale-read"], nemesis="bug:stale-read", time_limit=60,
+                        stop_on_anomaly=True))
+    notes = result.results["notes"]
+    streamed = [n for n in notes if n.startswith("streaming checker: anomaly on ")]
+    assert streamed and "--stop-on-anomaly ended the load" in streamed[0], notes
+    assert result.results["duration_s"] < 55, result.results["duration_s"]
+    assert result.verdict == "invalid" and result.exit_code == 1
+    # the report names the earliest anomaly over all keys first
+    anomalies = result.results["checker"]["anomalies"]
+    assert [a["ops"][0] for a in anomalies] == sorted(a["ops"][0] for a in anomalies)
