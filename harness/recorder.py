@@ -180,6 +180,11 @@ class Recorder:
             time.sleep(0.005)
         return False
 
+    def flush(self) -> None:
+        """Write now what is final (the reader thread also does, every ``flush_s``)."""
+        with self._lock:
+            self._write_ready()
+
     def _live_writers(self) -> bool:
         return any(not w.done or w.start < len(w.times) for w in self._writers)
 
