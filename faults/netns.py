@@ -373,6 +373,9 @@ class NetnsNetwork:
         self.nets = nets
         self.grudge: dict[str, set[str]] = {}
         self.loss: dict[tuple[str, str], float] = {}
+        #: Packets each (src, dest) rule dropped under rule sets already replaced:
+        #: a rewrite zeroes nftables' counters, so ``counters`` adds these back.
+        self._dropped: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
 
     def set_grudge(self, grudge: dict[str, Iterable[str]]) -> dict[str, Any]:
@@ -421,40 +424,74 @@ class NetnsNetwork:
         return node
 
     def _apply(self) -> None:
+        # keep what the rules about to be replaced counted (the caller holds the lock)
+        for (kind, src, dest), n in self._read()[2].items():
+            self._dropped[(kind, src, dest)] = self._dropped.get((kind, src, dest), 0) + n
         addr = self.nets.addr
         for dest in self.nets.node_ids:
-            rules = []
             deaf = sorted(self.grudge.get(dest, ()))
-            if deaf:
-                rules.append(f"ip saddr {{ {', '.join(addr(s) for s in deaf)} }} drop")
+            # one rule per source, each with its own counter: per-link evidence
+            rules = [f"ip saddr {addr(s)} counter drop" for s in deaf]
             for (src, d), p in sorted(self.loss.items()):
                 if d == dest and src not in deaf:
                     rules.append(
                         f"ip saddr {addr(src)} numgen random mod {LOSS_SCALE} "
-                        f"< {round(p * LOSS_SCALE)} drop"
+                        f"< {round(p * LOSS_SCALE)} counter drop"
                     )
             _nft(self.nets.ns(dest), _ruleset(rules))
 
-    def state(self) -> dict[str, Any]:
-        """The grudge and loss as read back from each namespace's rules."""
+    def _read(self) -> tuple[dict[str, list[str]], list[dict[str, Any]],
+                             dict[tuple[str, str, str], int]]:
+        """Each namespace's rules read back: the grudge, the loss, and the
+        packets each rule dropped, by (``cut`` or ``loss``, src, dest)."""
         by_addr = {self.nets.addr(n): n for n in self.nets.node_ids}
         grudge: dict[str, list[str]] = {}
         loss: list[dict[str, Any]] = []
+        packets: dict[tuple[str, str, str], int] = {}
+        count = r"(?:counter packets (\d+) bytes \d+ )?"
         for dest in self.nets.node_ids:
             text = _run(["ip", "netns", "exec", self.nets.ns(dest), "nft", "list", "table", "inet",
                          TABLE])
             for line in text.splitlines():
                 line = line.strip()
-                m = re.match(r"ip saddr \{?\s*([\d., ]+?)\s*\}? drop$", line)
+                m = re.match(r"ip saddr \{?\s*([\d., ]+?)\s*\}? " + count + "drop$", line)
                 if m:
                     srcs = [by_addr[a.strip()] for a in m.group(1).split(",")]
                     grudge.setdefault(dest, []).extend(srcs)
+                    if m.group(2) and len(srcs) == 1:
+                        packets[("cut", srcs[0], dest)] = int(m.group(2))
                     continue
-                m = re.match(r"ip saddr ([\d.]+) numgen random mod (\d+) < (\d+) drop$", line)
+                m = re.match(r"ip saddr ([\d.]+) numgen random mod (\d+) < (\d+) " + count
+                             + "drop$", line)
                 if m:
-                    loss.append({"src": by_addr[m.group(1)], "dest": dest,
+                    src = by_addr[m.group(1)]
+                    loss.append({"src": src, "dest": dest,
                                  "loss": int(m.group(3)) / int(m.group(2))})
+                    if m.group(4):
+                        packets[("loss", src, dest)] = int(m.group(4))
+        return grudge, loss, packets
+
+    def state(self) -> dict[str, Any]:
+        """The grudge and loss as read back from each namespace's rules."""
+        grudge, loss, _ = self._read()
         return {"grudge": {d: sorted(s) for d, s in grudge.items()}, "loss": loss}
+
+    def counters(self) -> dict[str, Any]:
+        """Per link ``"src->dest"``, the packets its rules dropped since the run
+        began, in the proxy's shape (``cut``: by the grudge; ``dropped``: all)."""
+        with self._lock:
+            total = dict(self._dropped)
+            for key, n in self._read()[2].items():
+                total[key] = total.get(key, 0) + n
+        ids = self.nets.node_ids
+        links: dict[str, dict[str, int]] = {}
+        for s in ids:
+            for d in ids:
+                if s != d:
+                    cut = total.get(("cut", s, d), 0)
+                    links[f"{s}->{d}"] = {"cut": cut, "dropped": cut + total.get(("loss", s, d), 0),
+                                          "delayed": 0, "duplicated": 0}
+        return {"ok": True, "links": links}
 
 
 # --- command line: the node launcher ------------------------------------------------

@@ -5,7 +5,9 @@ against the cluster's roles: a kill changes the PID and measures the time
 down; a pause of a live node leaves it silent to ``status``; a pause of a node
 that is already dead is flagged; a partition of the leader cuts messages on
 the cut links, one between two followers (a link no message uses while the
-leader is stable) is flagged; link loss drops messages. Fast, with fakes:
+leader is stable) is flagged; link loss drops messages. As root, partition
+evidence through nftables' per-rule counters (--net netns), which count
+packets on exactly the cut links. Fast, with fakes:
 plans are data (a RandomPlan gives the same operations for the same seed and
 views), and ``recorded_ops`` reads a history back into the operations.
 """
@@ -17,7 +19,7 @@ import random
 from typing import Any
 
 import pytest
-from test_faults_process import cluster, leader_of, status  # noqa: F401 -- a fixture
+from test_faults_process import cluster, leader_of, netns_cluster, status  # noqa: F401 -- fixtures
 
 from faults.api import NemesisContext
 from faults.interpret import Interpreter, ineffective_faults, network_of
@@ -135,3 +137,45 @@ def test_each_fault_kind_records_its_evidence_and_no_effect_is_flagged(
     assert [(x["kind"], x["value"]) for x in flagged] == [("pause", [f1]), ("partition", cut)]
     # every start carries when it began and what was asked for
     assert all("at" in e and "target" in e for e in events if not e["f"].endswith("-end"))
+
+
+@pytest.mark.process
+@pytest.mark.timeout(120)
+def test_netns_partition_evidence_comes_from_nftables_counters(
+        netns_cluster: tuple[LocalCluster, Any]) -> None:  # noqa: F811 -- the fixture
+    lc, nets = netns_cluster
+    leader = leader_of(lc, lc.node_ids)
+    f1, f2 = sorted(n for n in lc.node_ids if n != leader)
+    events: list[dict[str, Any]] = []
+
+    async def current() -> str | None:
+        return leader
+
+    ctx = NemesisContext(
+        cluster=lc, proxy_control=None, network=nets.network(),
+        record=lambda f, v, **kw: events.append({"process": "nemesis", "f": f, "value": v, **kw}),
+        rng=random.Random(1), leader=current, interval_s=1.0)
+    quiet = {"shape": "cut", "oneway": False, "grudge": {f1: [f2], f2: [f1]}}
+    lonely = {"shape": "leader", "oneway": True, "grudge": {f1: [leader], f2: [leader]}}
+    nem = Interpreter(ReplayPlan([
+        {"f": "partition", "target": "cut", "value": quiet, "at": 0.1, "hold": 0.5},
+        {"f": "partition", "target": "leader", "value": lonely, "at": 0.8, "hold": 0.5},
+    ]), ctx, network_of(ctx))
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(nem.run(stop))
+        await asyncio.sleep(1.6)
+        stop.set()
+        await task
+        await nem.heal()
+
+    asyncio.run(go())
+    ends = [e["evidence"] for e in events if e["f"] == "partition-end"]
+    assert len(ends) == 2, events
+    # packets, not messages: between followers the kernel still sees connection
+    # traffic, so only "on the cut links and nowhere else" is asserted there
+    assert set(ends[0]["hit"]) <= {f"{f1}->{f2}", f"{f2}->{f1}"}, ends[0]
+    assert ends[0]["elsewhere"] == 0
+    assert ends[1]["effective"] is True and ends[1]["elsewhere"] == 0
+    assert set(ends[1]["hit"]) <= {f"{leader}->{f1}", f"{leader}->{f2}"}

@@ -145,8 +145,12 @@ def test_nodes_reach_each_other_and_the_partition_cuts_one_direction(nets: Netns
     assert state["grudge"] == {"n2": ["n1"]}, "the rules read back match the grudge"
     assert receive(nets, "n2", {"n1": 100, "n3": 100}) == {"n3": 100}
     assert receive(nets, "n1", {"n2": 100}) == {"n2": 100}, "n2 -> n1 stays open"
-    nets.network().heal()
-    assert nets.network().state() == {"grudge": {}, "loss": []}
+    net = nets.network()
+    cut = {link: c["cut"] for link, c in net.counters()["links"].items() if c["cut"]}
+    assert list(cut) == ["n1->n2"] and cut["n1->n2"] >= 100, "counted on the cut link only"
+    net.heal()
+    assert net.state() == {"grudge": {}, "loss": []}
+    assert net.counters()["links"]["n1->n2"]["cut"] == cut["n1->n2"], "a heal keeps the count"
     assert receive(nets, "n2", {"n1": 100}) == {"n1": 100}
 
 
@@ -158,6 +162,9 @@ def test_measured_loss_is_close_to_the_configured_rate(nets: NetnsCluster) -> No
     loss = 1 - got.get("n1", 0) / 3000
     assert abs(loss - 0.3) < 0.05, f"measured loss {loss:.3f}, configured 0.3"
     assert got["n2"] == 500, "other links are untouched"
+    counted = net.counters()["links"]
+    assert counted["n1->n3"]["dropped"] == 3000 - got.get("n1", 0)
+    assert counted["n1->n3"]["cut"] == 0 and counted["n2->n3"]["dropped"] == 0
     with pytest.raises(NetnsError, match="only loss"):
         net.set_links({"delay_ms": 10})
 
