@@ -22,9 +22,10 @@ Invariants:
   ``stop`` is set no step starts, and ``heal()`` ends every active operation
   (with its evidence) and anything a script left.
 - Evidence is measured, never assumed: a kill compares PIDs and times the
-  node's absence; a pause asks the node for ``status`` while it is stopped; a
-  partition or link fault reads the proxy's per-link counters before and
-  after. A backend without counters (netns) gives ``effective`` null (unknown),
+  node's absence, a pause asks the node for ``status`` while it is stopped
+  (both in faults.process, so the demonstration mixes' kills and pauses
+  carry it too); a partition or link fault reads the network's per-link
+  counters before and after. A backend without counters (netns) gives ``effective`` null (unknown),
   which is not flagged.
 """
 
@@ -43,11 +44,10 @@ from faults.process import ProcessFaults, current_leader
 
 log = logging.getLogger(__name__)
 
-#: When a pause's probe asks the paused nodes for ``status`` (share of the
-#: hold, at most PROBE_MAX_S after the start), and how long it waits.
+#: When a pause's probe asks the paused nodes for ``status`` (faults.process):
+#: this share of the hold, at most PROBE_MAX_S after the start.
 PROBE_SHARE = 0.5
 PROBE_MAX_S = 0.3
-PROBE_TIMEOUT_S = 0.2
 
 
 def network_of(ctx: NemesisContext) -> NetworkControl | None:
@@ -210,14 +210,12 @@ class FaultActions:
 class _Active:
     """One operation being carried out, and what its evidence needs."""
 
-    __slots__ = ("before", "op", "probe", "seq", "t_begun")
+    __slots__ = ("before", "op", "seq")
 
     def __init__(self, op: FaultOp, seq: int) -> None:
         self.op = op
         self.seq = seq
-        self.before: Any = None  # PIDs (kill), running (pause), counters (network)
-        self.t_begun = 0.0
-        self.probe: asyncio.Task | None = None  # pause: who answered status
+        self.before: Any = None  # the network's per-link counters at the start
 
 
 class Interpreter(FaultActions):
@@ -283,17 +281,13 @@ class Interpreter(FaultActions):
         return fields
 
     async def _begin(self, act: _Active) -> None:
-        op, cluster = act.op, self.ctx.cluster
+        op = act.op
         f, value, fields = op["f"], op["value"], self._fields(op)
         if f == "kill":
-            act.before = {n: cluster.pid(n) for n in value}
             await self.procs.kill(list(value), **fields)
         elif f == "pause":
-            act.before = {n: cluster.is_running(n) for n in value}
-            await self.procs.pause(list(value), **fields)
-            if self.ctx.answers is not None:
-                wait = min(PROBE_MAX_S, op.get("hold", 0.0) * PROBE_SHARE)
-                act.probe = asyncio.create_task(self._probe(list(value), wait))
+            await self.procs.pause(list(value), min(PROBE_MAX_S, op.get("hold", 0.0) * PROBE_SHARE),
+                                   **fields)
         elif self.net is None:
             log.info("no network backend for %s; skipped", f)
             return
@@ -306,20 +300,14 @@ class Interpreter(FaultActions):
             else:
                 faults = {k: v for k, v in value.items() if k != "links"}
                 await self.apply_links(faults, value["links"], **fields)
-        act.t_begun = self.now()
 
     async def _end(self, act: _Active) -> None:
         op = act.op
         f, fields = op["f"], self._fields(op)
         if f == "kill":
-            down = self.now() - act.t_begun
-            await self.procs.restart(list(op["value"]),
-                                     fields=lambda: {**fields, "evidence": self._killed(act, down)})
+            await self.procs.restart(list(op["value"]), fields)
         elif f == "pause":
-            answered = await act.probe if act.probe is not None else None
-            await self.procs.resume(list(op["value"]),
-                                    fields={**fields,
-                                            "evidence": self._paused(act, answered)})
+            await self.procs.resume(list(op["value"]), fields)
         elif self.net is None:
             return
         else:
@@ -337,34 +325,6 @@ class Interpreter(FaultActions):
                 await self.clear_links(**fields)
 
     # --- evidence -----------------------------------------------------------------
-
-    async def _probe(self, nodes: list[str], wait: float) -> list[str]:
-        """The paused nodes that answered ``status`` ``wait`` s into the pause."""
-        await asyncio.sleep(wait)
-        answers = self.ctx.answers
-        assert answers is not None
-        got = await asyncio.gather(*(answers(n, PROBE_TIMEOUT_S) for n in nodes),
-                                   return_exceptions=True)
-        return [n for n, ok in zip(nodes, got) if ok is True]
-
-    def _killed(self, act: _Active, down_s: float) -> dict[str, Any]:
-        cluster = self.ctx.cluster
-        after = {n: cluster.pid(n) for n in act.before}
-        why = [f"{n} was not running" for n, pid in act.before.items() if pid is None]
-        why += [f"{n} kept PID {pid}" for n, pid in act.before.items()
-                if pid is not None and after[n] == pid]
-        return {"pid_before": act.before, "pid_after": after, "down_ms": round(down_s * 1000, 1),
-                "effective": not why, **({"why": "; ".join(why)} if why else {})}
-
-    def _paused(self, act: _Active, answered: list[str] | None) -> dict[str, Any]:
-        why = [f"{n} was not running" for n, up in act.before.items() if not up]
-        why += [f"{n} answered status while paused" for n in answered or ()]
-        ev: dict[str, Any] = {"answered": answered, "effective": not why}
-        if answered is None and not why:
-            ev["effective"] = None  # nobody asked: unknown
-        if why:
-            ev["why"] = "; ".join(why)
-        return ev
 
     async def _counters(self) -> dict[str, dict[str, int]] | None:
         read: Callable[[], Any] | None = getattr(self.net, "counters", None)
