@@ -4,8 +4,9 @@ Owns the operation schedule. Invariants:
 - Each worker slot has its own ``random.Random`` derived from (seed, slot), so
   the sequence of (f, key, written value) and the pacing of every slot depend
   only on the seed, never on how the run interleaves. The one input from the
-  run is a cas's ``expected``: the newest value any worker saw for that key
-  (``seen``, shared by the workers of a run), so compare-and-set often succeeds.
+  run is a cas's ``expected``: the newest value seen for that key (``seen``,
+  shared by the slots of one worker process, harness/workers.py), so
+  compare-and-set often succeeds.
 - Written values are unique across the whole run (slot + concurrency * n),
   hence unique per key, which the checker may use.
 - The rate is a total over all workers: each slot waits a random stagger in

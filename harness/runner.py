@@ -293,7 +293,7 @@ async def _drive(live: _Live) -> None:
                 await asyncio.wait_for(stop_load.wait(), min(0.5, cfg.time_limit - elapsed))
         live.load_seconds = loop.time() - start
         live.progress.show(live.load_seconds, live.recorder.counts, "stopping clients")
-        await pool.stop(timeout=cfg.request_timeout * 3 + 2)
+        live.notes.extend(await pool.stop(timeout=cfg.request_timeout * 3 + 2))
         if nemesis is not None:
             live.progress.show(live.load_seconds, live.recorder.counts, "healing")
             with contextlib.suppress(asyncio.TimeoutError):

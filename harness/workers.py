@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -204,6 +205,9 @@ def worker_main() -> int:
     from harness.cluster import _die_with_parent
 
     _die_with_parent()
+    # Ctrl-C reaches the whole foreground group; the harness turns it into "stop",
+    # which lets the operations in flight end and be recorded.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out_fd = os.dup(1)
     os.dup2(2, 1)  # a stray print must not corrupt the batch stream
     spec = json.loads(_read_command(0, 60.0) or "{}")
@@ -289,18 +293,23 @@ class WorkerPool:
     def go(self) -> None:
         self._tell("go")
 
-    async def stop(self, timeout: float) -> None:
+    async def stop(self, timeout: float) -> list[str]:
         """Let every operation in flight end, then wait for the workers (kill after
-        ``timeout``) and for the recorder to have written all they sent."""
+        ``timeout``) and for the recorder to have written all they sent. Returns
+        notes for results.json: workers that failed or had to be killed."""
         self._tell("stop")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(p.poll() is None for p in self._procs):
             await asyncio.sleep(0.01)
+        notes = [f"client worker {i} exited with code {p.returncode} (logs/workers.log)"
+                 if p.returncode is not None else f"client worker {i} did not stop; killed"
+                 for i, p in enumerate(self._procs) if p.returncode != 0]
         self.close()
         await asyncio.to_thread(self.recorder.wait_detached, 5.0)
         for proc, w in zip(self._procs, self._writers):
             if w.done and proc.stdout is not None:
                 proc.stdout.close()  # the recorder has read it to EOF
+        return notes
 
     def next_process(self) -> int:
         """A process number above every one the workers used."""
