@@ -17,19 +17,19 @@ Owns the operation schedule. Invariants:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def key_names(keys: int) -> list[str]:
     return [f"k{i}" for i in range(keys)]
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
+class Invocation(NamedTuple):
     """What a worker invokes next: history ``f``, ``key`` and invoke ``value``. Not an
     operation yet: once recorded, its invoke and completion pair into a
-    ``checker.history.Op``, the one operation type."""
+    ``checker.history.Op``, the one operation type. A NamedTuple: immutable, and
+    built without a frozen dataclass's per-field ``object.__setattr__`` (one per
+    operation on the workers' hot path)."""
 
     f: str
     key: str

@@ -60,6 +60,10 @@ def json_value(v: Any) -> str:
         return "null"
     if type(v) is int:
         return str(v)
+    if type(v) is list and len(v) == 2:  # a cas's [expected, new]
+        a, b = v
+        if (a is None or type(a) is int) and type(b) is int:
+            return f"[{'null' if a is None else a}, {b}]"
     return _dumps(v)
 
 

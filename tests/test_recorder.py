@@ -22,6 +22,9 @@ from harness.recorder import Clock, Recorder, frame, json_value, op_text
      "value": {"a": [1.5, "x"]}, "node": "n3"},
     {"time": 3, "process": 2, "type": "fail", "f": "read", "key": "k1", "value": -7,
      "error": "cas_mismatch"},
+    {"time": 4, "process": 2, "type": "invoke", "f": "cas", "key": "k1", "value": [None, 8]},
+    {"time": 4, "process": 2, "type": "ok", "f": "cas", "key": "k1", "value": [True, 8]},
+    {"time": 4, "process": 2, "type": "ok", "f": "cas", "key": "k1", "value": [1, 2.5]},
 ])
 def test_op_text_is_exactly_what_json_dumps_writes(event: dict) -> None:
     text = op_text(event["time"], event["process"], event["type"], event["f"],
