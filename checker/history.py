@@ -354,8 +354,95 @@ def _atom(tok: str, path: str, line: int) -> Any:
     return tok  # a symbol: keep its name
 
 
+# The EDN fast path (``_edn_via_json``): EDN whose strings hold no separator
+# or bracket is rewritten into JSON by a few whole-text substitutions and
+# parsed by orjson, maps as ``[MARK, k, v, ...]`` lists made dicts after.
+_EDN_STRING = re.compile(r'"[^"\\]*"')
+_EDN_UNSAFE_IN_STRING = re.compile(r'[\s,:\[\](){}#;]')
+_EDN_NUMBER = re.compile(r'\d[NM]\b|\d/\d')
+_EDN_TAG = re.compile(r'#[A-Za-z][\w.\-/]*(?=[\[{(])')
+_EDN_KEYWORD = re.compile(r':([A-Za-z_*+!?<>=\-][\w*+!?<>=.\-/]*)(?![\w*+!?<>=.\-/])')
+_EDN_MARK = "\u0001m"
+
+
+def _edn_via_json(text: str) -> list[dict] | None:
+    """Jepsen-printed EDN (one map per line, plain strings) at JSON speed;
+    None when the text is not that simple (the tokenizer then reads it).
+
+    Every rewrite is a C-speed ``str.replace``; anything it does not cover
+    (a tab, two spaces, a bare symbol, ...) leaves text orjson rejects, so
+    the tokenizer reads the file instead: never a different reading."""
+    if _orjson is None or "\\" in text or "#_" in text or "#{" in text or ";" in text:
+        return None
+    if ("N" in text or "M" in text or "/" in text) and _EDN_NUMBER.search(text):
+        return None  # 1N, 2M, 1/3: EDN numbers JSON has not
+    if _EDN_UNSAFE_IN_STRING.search("".join(_EDN_STRING.findall(text))):
+        return None
+    body = text.strip()
+    t = _EDN_TAG.sub("", body) if "#" in body else body
+    # The keywords of the first 256 KB (a history repeats the same few); one
+    # missed stays ':name', orjson rejects it, and the full set is tried.
+    forms = _edn_json(t, set(_EDN_KEYWORD.findall(t, 0, 1 << 18)))
+    if forms is None and len(t) > 1 << 18:
+        forms = _edn_json(t, set(_EDN_KEYWORD.findall(t)))
+    if forms is None:
+        return None
+    if len(forms) == 1 and type(forms[0]) is list and (not forms[0] or forms[0][0] != _EDN_MARK):
+        forms = forms[0]  # one vector of maps
+    if len(forms) != body.count("\n") + 1:
+        return None  # not one map per line: the tokenizer knows the lines
+    events = []
+    add = events.append
+    mark = _EDN_MARK
+    for f in forms:
+        if type(f) is not list or not f or f[0] != mark or not len(f) & 1:
+            return None
+        ev = dict(zip(f[1::2], f[2::2]))
+        for k, v in ev.items():
+            if type(v) is list:
+                ev[k] = _edn_lists(v)
+        if "key" not in ev:
+            ev["key"] = None
+        if "value" not in ev:
+            ev["value"] = None
+        add(ev)
+    return events if _well_formed(events) else None
+
+
+def _edn_json(t: str, keywords: set[str]) -> list | None:
+    """The rewritten text parsed (see ``_edn_via_json``), or None."""
+    # keywords -> strings, longest first (so :f does not cut into :foo;
+    # strings hold no ':' here)
+    for kw in sorted(keywords, key=len, reverse=True):
+        t = t.replace(":" + kw, '"' + kw + '"')
+    t = t.replace(" nil", " null").replace("[nil", "[null").replace(",nil", ",null")
+    # maps become marked lists ("\\u0001m" is the JSON escape of _EDN_MARK)
+    t = t.replace("{", '["\\u0001m" ').replace("}", "]").replace("(", "[").replace(")", "]")
+    t = t.replace(", ", ",").replace(" ", ",").replace("\n", ",")
+    t = t.replace("[,", "[").replace(",]", "]")
+    try:
+        return _orjson.loads("[" + t + "]")
+    except _orjson.JSONDecodeError:
+        return None
+
+
+def _edn_lists(v: list) -> Any:
+    """A value of the fast path: a marked list is a map, others stay lists."""
+    if v and v[0] == _EDN_MARK:
+        if not len(v) & 1:
+            raise HistoryError("<edn>", None, "map with an odd number of forms")
+        return {k: _edn_lists(x) if type(x) is list else x for k, x in zip(v[1::2], v[2::2])}
+    return [_edn_lists(x) if type(x) is list else x for x in v]
+
+
 def parse_edn(text: str, path: str = "<history>") -> list[dict]:
     """Events of an EDN history: top-level maps, or one vector/list of maps."""
+    try:
+        fast = _edn_via_json(text)
+    except HistoryError:
+        fast = None
+    if fast is not None:
+        return fast
     toks = _tokens(text, path)
     stack: list[tuple[str, list, int, str | None]] = []  # (closer, items, line, tag)
     top: list[tuple[Any, int]] = []

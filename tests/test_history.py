@@ -266,3 +266,23 @@ def test_a_bad_manifest_is_one_line_and_exit_2(tmp_path, capsys, text, says):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1, err
     assert err.startswith(f"harness check: error: --manifest {m}: ") and says in err, err
+
+
+def test_edn_fast_path_reads_what_the_tokenizer_reads(monkeypatch) -> None:
+    import checker.history as h
+
+    texts = [
+        '{:process 8, :type :invoke, :f :read, :key "k8", :value nil, :index 0, :time 2}\n'
+        '{:process 8, :type :ok, :f :read, :key "k8", :value [1 2], :index 1, :time 3}',
+        '#jepsen.history.Op{:type :invoke, :f :read, :process :nemesis, :value {:a 1 :b [:x "y"]}}',
+        '{:type :info, :f :write, :process 1, :value 3.5, :x true, :y false, :nilx nil}',
+        '{:type :invoke, :f :read, :process 0, :error "timed out"}',  # tokenizer only
+        '[{:type :invoke :f :cas :value [1 nil] :process 0}\n {:type :ok, :f :cas, :process 0}]',
+    ]
+    for text in texts:
+        fast = h._edn_via_json(text)
+        with monkeypatch.context() as m:
+            m.setattr(h, "_orjson", None)
+            slow = [{k: v for k, v in e.items() if k != "_line"} for e in h.parse_edn(text)]
+        assert fast is None or fast == slow, text
+    assert h._edn_via_json(texts[0]) is not None and h._edn_via_json(texts[3]) is None
