@@ -129,24 +129,44 @@ class DerivedCodec:
         return msg.dest
 
 
+#: The plain kinds' checks, written inline into the generated decoders (a
+#: function call per field would cost more than the check): the condition
+#: under which value ``v`` is bad, and the function that says why.
+_INLINE = {
+    "str": ("type({v}) is not str", text),
+    "int": ("type({v}) is not int or {v} < 0", nat),
+    "bool": ("type({v}) is not bool", flag),
+}
+
+
 def _derive(tag: str, cls: type, table: dict[str, Kind]) -> tuple[Callable, Callable]:
     """Write ``cls``'s encoder and decoder as straight-line functions."""
     env: dict[str, Any] = {"cls": cls}
     enc_items = [f'"type": {tag!r}']
+    dec_lines = ["def dec(o):", "    get = o.get"]
     dec_args = []
     for k, f in enumerate(dataclasses.fields(cls)):
         annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
         kind = table.get(annotation)
         if kind is None:
             raise TypeError(f"{cls.__name__}.{f.name}: no wire kind for {annotation!r}")
-        env[f"d{k}"] = kind.decode
-        dec_args.append(f"d{k}(o, {f.name!r})")
+        inline = _INLINE.get(annotation) if kind is COMMON_KINDS.get(annotation) else None
+        if inline is not None:
+            bad, why = inline
+            env[f"d{k}"] = why  # raises the one-line ValueError
+            dec_lines.append(f"    v{k} = get({f.name!r})")
+            dec_lines.append(f"    if {bad.format(v=f'v{k}')}:")
+            dec_lines.append(f"        d{k}(o, {f.name!r})")
+            dec_args.append(f"v{k}")
+        else:
+            env[f"d{k}"] = kind.decode
+            dec_args.append(f"d{k}(o, {f.name!r})")
         if kind.encode is None:
             enc_items.append(f"{f.name!r}: m.{f.name}")
         else:
             env[f"e{k}"] = kind.encode
             enc_items.append(f"{f.name!r}: e{k}(m.{f.name})")
-    src = (f"def enc(m):\n    return {{{', '.join(enc_items)}}}\n"
-           f"def dec(o):\n    return cls({', '.join(dec_args)})\n")
+    dec_lines.append(f"    return cls({', '.join(dec_args)})")
+    src = f"def enc(m):\n    return {{{', '.join(enc_items)}}}\n" + "\n".join(dec_lines) + "\n"
     exec(compile(src, f"<codec {cls.__name__}>", "exec"), env)  # noqa: S102 -- our own fields
     return env["enc"], env["dec"]
