@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -39,7 +40,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# CHECKER_TREE: import the checker from another tree (a child measuring the
+# pre-change checker for --base, e.g. /tmp/base); the history generator stays ours.
+sys.path.insert(0, os.environ.get("CHECKER_TREE", str(ROOT)))
 sys.path.insert(0, str(ROOT / "tests"))  # testkit: the history generator, a test fixture
 
 from testkit.histories import blowup_history, generate
@@ -94,7 +97,8 @@ def bench_etcd(runs: int, per_file: bool) -> None:
                   f"  steps {res.steps}")
     print(f"porcupine/etcd: {len(files)} histories, check {total_check * 1000:.1f} ms total "
           f"(cpu {total_cpu * 1000:.1f} ms; + read {total_read * 1000:.1f} ms = "
-          f"{(total_check + total_read) * 1000:.1f} ms); target < 150 ms; wrong verdicts: {wrong}")
+          f"{(total_check + total_read) * 1000:.1f} ms); target < 150 ms (issue 6), < 35 ms of "
+          f"checking (issue 20); wrong verdicts: {wrong}")
 
 
 def bench_kv(runs: int) -> None:
@@ -248,11 +252,18 @@ def child_case(case: str, path: str, limit_mb: float | None) -> None:
     print(json.dumps(out))
 
 
-def run_child(case: str, path: Path, limit_mb: float | None = None) -> dict:
+BASE: Path | None = None  # --base: a pre-change tree measured beside ours
+
+
+def run_child(case: str, path: Path, limit_mb: float | None = None,
+              tree: Path | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", case, str(path)]
     if limit_mb is not None:
         cmd += ["--memory-limit", str(limit_mb)]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if tree is not None:
+        env["CHECKER_TREE"] = str(tree)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -261,31 +272,36 @@ def run_child(case: str, path: Path, limit_mb: float | None = None) -> dict:
 def bench_scale(cache: Path, runs: int) -> None:
     files = scale_files(cache)
 
-    def best(case: str, path: Path, limit: float | None = None) -> dict:
-        rs = [run_child(case, path, limit) for _ in range(runs)]
+    def best(case: str, path: Path, limit: float | None = None,
+             tree: Path | None = None) -> dict:
+        rs = [run_child(case, path, limit, tree) for _ in range(runs)]
         ok = [r for r in rs if "error" not in r]
         if not ok:
             return rs[0]
         ok.sort(key=lambda r: r["wall"])
         return ok[len(ok) // 2]
 
-    for name, label in (("valid", "1M ops valid"), ("stale", "1M ops, one stale read")):
-        r = best("check", files[name])
-        if "error" in r:
-            print(f"{label}: error {r['error']}")
-            continue
-        print(f"{label}: {r['valid']} in {r['wall']:.2f} s wall (cpu {r['cpu']:.2f} s), "
-              f"peak RSS {r['rss_mb']:.0f} MB; target 10 s, 2048 MB")
-        if r.get("anomalies"):
-            print(f"  {r['anomalies'][0]}")
-    j = best("read", files["valid"])
-    e = best("read", files["edn"])
-    if "error" in j or "error" in e:
-        print(f"EDN vs JSON Lines: error {j.get('error') or e.get('error')}")
-    else:
-        print(f"read 1M ops: JSON Lines {j['wall']:.2f} s ({j['rss_mb']:.0f} MB), EDN "
-              f"{e['wall']:.2f} s ({e['rss_mb']:.0f} MB): EDN/JSON {e['wall'] / j['wall']:.1f}x; "
-              f"target 2x")
+    trees: list[tuple[str, Path | None]] = [("", None)]
+    if BASE is not None:
+        trees.insert(0, (f"[base {BASE}] ", BASE))
+    for tag, tree in trees:
+        for name, label in (("valid", "1M ops valid"), ("stale", "1M ops, one stale read")):
+            r = best("check", files[name], None, tree)
+            if "error" in r:
+                print(f"{tag}{label}: error {r['error']}")
+                continue
+            print(f"{tag}{label}: {r['valid']} in {r['wall']:.2f} s wall (cpu {r['cpu']:.2f} s), "
+                  f"peak RSS {r['rss_mb']:.0f} MB; target 10 s, 2048 MB")
+            if r.get("anomalies"):
+                print(f"  {r['anomalies'][0]}")
+        j = best("read", files["valid"], None, tree)
+        e = best("read", files["edn"], None, tree)
+        if "error" in j or "error" in e:
+            print(f"{tag}EDN vs JSON Lines: error {j.get('error') or e.get('error')}")
+        else:
+            print(f"{tag}read 1M ops: JSON Lines {j['wall']:.2f} s ({j['rss_mb']:.0f} MB), EDN "
+                  f"{e['wall']:.2f} s ({e['rss_mb']:.0f} MB): EDN/JSON "
+                  f"{e['wall'] / j['wall']:.1f}x; target 2x")
     for limit in (50.0, 200.0):
         r = best("check", files["blowup"], limit)
         what = f"memory_limit {limit:.0f} MB"
@@ -313,11 +329,15 @@ def main() -> None:
                     help="skip the 100,000-op history and the scale table")
     ap.add_argument("--scale-only", action="store_true", help="only the scale table (issue 20)")
     ap.add_argument("--scale-runs", type=int, default=1, help="child runs per scale case (median)")
+    ap.add_argument("--base", type=Path, default=None, metavar="TREE",
+                    help="also measure the 1M cases with the checker of TREE (before/after)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/checker-bench-cache"),
                     help="where the generated scale histories are kept")
     ap.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                     help=f"the corpus folder (default {CORPUS})")
     a = ap.parse_args()
+    global BASE
+    BASE = a.base
     if a.corpus is not None:
         CORPUS = a.corpus
     if a.scale_only:

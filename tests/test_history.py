@@ -272,8 +272,8 @@ def test_edn_fast_path_reads_what_the_tokenizer_reads(monkeypatch) -> None:
     import checker.history as h
 
     texts = [
-        '{:process 8, :type :invoke, :f :read, :key "k8", :value nil, :index 0, :time 2}\n'
-        '{:process 8, :type :ok, :f :read, :key "k8", :value [1 2], :index 1, :time 3}',
+        ('{:process 8, :type :invoke, :f :read, :key "k8", :value nil, :index 0, :time 2}\n'
+         '{:process 8, :type :ok, :f :read, :key "k8", :value [1 2], :index 1, :time 3}'),
         '#jepsen.history.Op{:type :invoke, :f :read, :process :nemesis, :value {:a 1 :b [:x "y"]}}',
         '{:type :info, :f :write, :process 1, :value 3.5, :x true, :y false, :nilx nil}',
         '{:type :invoke, :f :read, :process 0, :error "timed out"}',  # tokenizer only
