@@ -202,7 +202,10 @@ def check_ops(
     compiled: list[tuple[list[Op], Compiled]] = []
     try:
         for p in parts:
-            compiled.append((p, model.compile(p)))
+            c = model.compile(p)
+            compiled.append((p, c))
+            if c.stale and not every_key:
+                break  # proven invalid: searched first and the check stops there
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
     # Partitions with a proven stale read first, then smallest first: a
