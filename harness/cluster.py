@@ -37,17 +37,7 @@ from typing import IO, Self
 
 import psutil
 
-# TEMPORARY re-exports for callers not yet switched to nodes.common.clusterfile
-# (faults/, runner, tests); the lead removes them.
-from nodes.common.clusterfile import (  # noqa: F401
-    HOST,
-    NET_MODES,
-    ConfigError,
-    free_ports,
-    load_cluster,
-    node_ids,
-    write_cluster,
-)
+from nodes.common.clusterfile import ConfigError, load_cluster
 from nodes.common.wire import call
 
 

@@ -6,7 +6,9 @@
 - ``netns_usable``: skips (with the reason) unless network namespaces and
   nftables can be used here; as root on Debian it installs nftables first.
 
-Plain helpers (not fixtures) live in ``tests/testkit/``.
+Plain helpers live in ``tests/testkit/``; ``testkit.livecluster`` also
+provides the ``cluster`` and ``netns_cluster`` fixtures (a live three-node
+Raft cluster behind the proxy or in network namespaces), loaded as a plugin.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+pytest_plugins = ["testkit.livecluster"]
 
 
 def run_processes(tmp_path: Path) -> list[psutil.Process]:

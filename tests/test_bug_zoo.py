@@ -14,23 +14,20 @@ Slow (``-m slow``): every bug on every system that has it, 60 s, fixed seed.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
+from testkit.zoo import assert_caught, bug_run, nemesis_events
 
 from faults import mixes
 from faults.api import NemesisContext
 from faults.schedule import build_nemesis
 from harness import bugs as zoo
 from harness.config import ConfigError, RunConfig
-from harness.runner import run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -308,59 +305,6 @@ def test_revote_moves_a_voter_through_a_kill_to_the_old_leaders_side(bug: str) -
 
 
 # --- real runs ---------------------------------------------------------------------
-
-
-def run_processes(tmp_path: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
-                    str(tmp_path) in arg for arg in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
-
-
-@pytest.fixture
-def no_leftovers(tmp_path: Path):
-    """Ends (by PID) any process of this test's run that outlives it, and fails then."""
-    yield
-    deadline = time.monotonic() + 10
-    while run_processes(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = run_processes(tmp_path)
-    for proc in left:
-        proc.kill()
-    assert not left, f"processes of the run were left running: {[p.pid for p in left]}"
-
-
-def bug_run(tmp_path: Path, system: str, bug: str | None, seconds: float, seed: int,
-            mix: str | None = None):
-    """A run of ``bug`` (None: correct nodes) under the demonstration mix ``bug:MIX``
-    (default: the bug's own), asked for explicitly: ``--bug`` alone brings no faults."""
-    mix = mix or bug
-    cfg = RunConfig(system=system, bugs=[bug] if bug else [], time_limit=seconds, seed=seed,
-                    store=str(tmp_path / "store"), progress=False,
-                    nemesis=f"bug:{mix}" if mix else "")
-    return run(cfg)
-
-
-def nemesis_events(result) -> list[tuple[str, object]]:
-    """(f, value) of every nemesis event in the run's history, in order."""
-    lines = (result.run_dir / "history.jsonl").read_text().splitlines()
-    return [(e.get("f"), e.get("value")) for e in map(json.loads, lines)
-            if e.get("process") == "nemesis"]
-
-
-def assert_caught(result, bug: str) -> None:
-    assert result.exit_code == 1, (result.verdict, result.results.get("notes"), result.run_dir)
-    assert result.anomalies and all(a["ops"] for a in result.anomalies)
-    assert result.config.nemesis == f"bug:{bug}"
-    assert (result.run_dir / "results.json").exists()
-    if result.report is not None:  # the report names the violation
-        html = result.report.read_text()
-        assert result.anomalies[0]["key"] in html
 
 
 @pytest.mark.process

@@ -19,7 +19,7 @@ import random
 from typing import Any
 
 import pytest
-from test_faults_process import cluster, leader_of, netns_cluster, status  # noqa: F401 -- fixtures
+from testkit.livecluster import leader_of, status
 
 from faults.api import NemesisContext
 from faults.interpret import Interpreter, ineffective_faults, network_of
@@ -82,7 +82,7 @@ def answers_for(lc: LocalCluster):
 @pytest.mark.process
 @pytest.mark.timeout(120)
 def test_each_fault_kind_records_its_evidence_and_no_effect_is_flagged(
-        cluster: LocalCluster) -> None:  # noqa: F811 -- the fixture
+        cluster: LocalCluster) -> None:
     lc = cluster
     leader = leader_of(lc, lc.node_ids)
     f1, f2 = sorted(n for n in lc.node_ids if n != leader)
@@ -142,7 +142,7 @@ def test_each_fault_kind_records_its_evidence_and_no_effect_is_flagged(
 @pytest.mark.process
 @pytest.mark.timeout(120)
 def test_netns_partition_evidence_comes_from_nftables_counters(
-        netns_cluster: tuple[LocalCluster, Any]) -> None:  # noqa: F811 -- the fixture
+        netns_cluster: tuple[LocalCluster, Any]) -> None:
     lc, nets = netns_cluster
     leader = leader_of(lc, lc.node_ids)
     f1, f2 = sorted(n for n in lc.node_ids if n != leader)

@@ -12,81 +12,26 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from testkit.livecluster import (
+    commit_via,
+    leader_of,
+    status,
+)
 
 from faults.api import NemesisContext
 from faults.partition import isolate
 from faults.process import ProcessFaults
 from faults.proxyctl import ProxyControl
 from faults.schedule import build_nemesis
-from harness.client import call
 from harness.cluster import LocalCluster
-from nodes.common.clusterfile import load_cluster, write_cluster
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
-
-NODE = [sys.executable, "-m", "nodes", "raft"]
-TIMING = {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]}
-_ids = itertools.count(1)
-
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    cj = write_cluster(tmp_path, 3, net="proxy", timing=TIMING)
-    lc = LocalCluster(cj, NODE, tmp_path / "logs")
-    pids: list[int] = []
-    try:
-        lc.start_all()
-        lc.wait_ready(30)
-        yield lc
-    finally:
-        pids = lc.pids()
-        lc.close()
-    assert not [p for p in pids if psutil.pid_exists(p) and
-                psutil.Process(p).status() != psutil.STATUS_ZOMBIE], "processes left behind"
-
-
-def status(lc: LocalCluster, node: str, timeout: float = 0.3) -> dict | None:
-    return call(lc.client_addrs[node], {"op": "status"}, timeout)
-
-
-def leader_of(lc: LocalCluster, among: list[str], timeout: float = 15) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for n in among:
-            st = status(lc, n)
-            if st and st.get("role") == "leader":
-                return n
-        time.sleep(0.05)
-    raise AssertionError(f"no leader among {among} within {timeout} s")
-
-
-def write(lc: LocalCluster, node: str, key: str, value: Any, timeout: float = 1.0) -> dict | None:
-    return call(lc.client_addrs[node],
-                {"id": next(_ids), "op": "write", "key": key, "value": value}, timeout)
-
-
-def commit_via(lc: LocalCluster, nodes: list[str], key: str, value: Any, within: float) -> bool:
-    """True once a write sent to one of ``nodes`` is acknowledged within ``within`` s."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for n in nodes:
-            reply = write(lc, n, key, value, timeout=0.5)
-            if reply and reply.get("ok"):
-                return True
-        time.sleep(0.05)
-    return False
-
 
 def context(lc: LocalCluster, events: list, seed: int = 1, interval: float = 1.0,
             network: Any = None) -> NemesisContext:
@@ -210,28 +155,6 @@ def test_the_nemesis_on_a_live_cluster_records_and_heals_everything(
 
 
 # --- the same partition at kernel level ---------------------------------------------
-
-
-@pytest.fixture
-def netns_cluster(tmp_path: Path) -> Iterator[tuple[LocalCluster, Any]]:
-    from test_netns import _ensure_tools
-
-    reason = _ensure_tools()
-    if reason:
-        pytest.skip(reason)
-    from faults.netns import NetnsCluster
-
-    cj = write_cluster(tmp_path, 3, net="direct", timing=TIMING)
-    ids = list(load_cluster(cj).nodes)
-    with NetnsCluster(ids) as nets:
-        nets.rewrite_cluster(cj)
-        lc = LocalCluster(cj, nets.command(NODE), tmp_path / "logs")
-        try:
-            lc.start_all()
-            lc.wait_ready(30)
-            yield lc, nets
-        finally:
-            lc.close()
 
 
 def test_netns_minority_cannot_commit_while_the_majority_can(

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_bug_zoo import assert_caught, bug_run, no_leftovers  # noqa: F401 -- a fixture
 from testkit.raftkit import (
     ELECTION_MIN,
     RaftInvariants,
@@ -31,6 +30,7 @@ from testkit.raftkit import (
     raft,
     settle,
 )
+from testkit.zoo import assert_caught, bug_run
 
 from nodes.raft import make_core
 from nodes.sim import SimNet, history

@@ -57,21 +57,9 @@ else:
 """
 
 
-def _ensure_tools() -> str | None:
-    if sys.platform.startswith("linux") and os.geteuid() == 0 and shutil.which("nft") is None:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        cmd = ["apt-get", "install", "-y", "-q", "nftables"]
-        if subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300, check=False)
-            subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
-    return unavailable_reason()
-
-
-@pytest.fixture(scope="module")
-def usable() -> None:
-    reason = _ensure_tools()
-    if reason:
-        pytest.skip(reason)
+@pytest.fixture
+def usable(netns_usable: None) -> None:
+    """This module's name for conftest's ``netns_usable``."""
 
 
 @pytest.fixture
