@@ -58,6 +58,6 @@ def clean(cleaners: Sequence[Cleaner] | None = None) -> Cleaned:
         try:
             done.removed += c.remove_stale()
             done.unowned += c.unowned()
-        except CleanupError as exc:
+        except (CleanupError, netns.NetnsError, OSError) as exc:  # one line each, never a traceback
             done.errors.append(f"{c.kind}: {exc}")
     return done

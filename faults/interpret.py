@@ -25,8 +25,9 @@ Invariants:
   node's absence, a pause asks the node for ``status`` while it is stopped
   (both in faults.process, so the demonstration mixes' kills and pauses
   carry it too); a partition or link fault reads the network's per-link
-  counters before and after. A backend without counters (netns) gives ``effective`` null (unknown),
-  which is not flagged.
+  counters before and after (the proxy counts messages, netns's nftables
+  rules count packets). A backend without counters gives ``effective`` null
+  (unknown), which is not flagged.
 """
 
 from __future__ import annotations

@@ -17,40 +17,21 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
+from testkit.procs import end_leftovers
 
 pytest_plugins = ["testkit.livecluster"]
-
-
-def run_processes(tmp_path: Path) -> list[psutil.Process]:
-    """Live processes whose command line mentions ``tmp_path``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
-                    str(tmp_path) in arg for arg in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 @pytest.fixture
 def no_leftovers(tmp_path: Path) -> Iterator[None]:
     """Ends (by PID) any process of this test's run that outlives it, and fails then."""
     yield
-    deadline = time.monotonic() + 10
-    while run_processes(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = run_processes(tmp_path)
-    for proc in left:
-        proc.kill()
-    assert not left, f"processes of the run were left running: {[p.pid for p in left]}"
+    left = end_leftovers(tmp_path)
+    assert not left, f"processes of the run were left running: {left}"
 
 
 def _netns_reason() -> str | None:

@@ -26,6 +26,21 @@ from faults.interpret import Interpreter, ineffective_faults, network_of
 from faults.plan import ClusterView, RandomPlan, ReplayPlan, recorded_ops
 from harness.cluster import LocalCluster
 
+
+async def play(nem: Interpreter, events: list[dict], ends: int, within: float) -> None:
+    """Run the interpreter until its plan's ``ends`` faults have all ended (or
+    ``within`` seconds pass: the assertions then say what is missing), then heal."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    task = asyncio.create_task(nem.run(stop))
+    deadline = loop.time() + within
+    while sum(e["f"].endswith("-end") for e in events) < ends and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    await nem.heal()
+
+
 # --- plans are data ----------------------------------------------------------------
 
 
@@ -110,15 +125,7 @@ def test_each_fault_kind_records_its_evidence_and_no_effect_is_flagged(
     ])
     nem = Interpreter(plan, ctx, network_of(ctx))
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(nem.run(stop))
-        await asyncio.sleep(5.0)
-        stop.set()
-        await task
-        await nem.heal()
-
-    asyncio.run(go())
+    asyncio.run(play(nem, events, ends=6, within=30))
     ends = [(e["f"], e["value"], e["evidence"]) for e in events if e["f"].endswith("-end")]
     assert [(f, v) for f, v, _ in ends] == [
         ("pause-end", [f1]), ("kill-end", [f1]), ("pause-end", [f2]), ("partition-end", cut),
@@ -162,15 +169,7 @@ def test_netns_partition_evidence_comes_from_nftables_counters(
         {"f": "partition", "target": "leader", "value": lonely, "at": 0.8, "hold": 0.5},
     ]), ctx, network_of(ctx))
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(nem.run(stop))
-        await asyncio.sleep(1.6)
-        stop.set()
-        await task
-        await nem.heal()
-
-    asyncio.run(go())
+    asyncio.run(play(nem, events, ends=2, within=30))
     ends = [e["evidence"] for e in events if e["f"] == "partition-end"]
     assert len(ends) == 2, events
     # packets, not messages: between followers the kernel still sees connection

@@ -8,7 +8,7 @@ Core (simulated network, message by message):
   overwrites (the clients' history is not linearizable); correct nodes never
   acknowledge it, and the writer hears an outcome-unknown error.
 
-Processes (``harness run``): the ``figure-8`` move of harness/figure8.py
+Processes (``harness run``): the ``figure-8`` move of faults/moves/figure8.py
 catches ``--bug commit-old-term`` with a fixed seed, and correct nodes under
 the same faults and settings (``--nemesis bug:commit-old-term``) stay valid.
 """
@@ -93,7 +93,7 @@ def test_writer_keeps_waiting_across_step_down_and_hears_ok_from_its_node() -> N
 
 
 def figure8_with_writer(bugs: list[str]) -> tuple[SimNet, Any, Any]:
-    """Figure 8 the way harness/figure8.py plays it, as messages. Returns the
+    """Figure 8 the way faults/moves/figure8.py plays it, as messages. Returns the
     net, the old term's write and a read of its key after the overwrite."""
     net = SimNet(make_core, ["n1", "n2", "n3", "n4", "n5"], seed=8,
                  options={"bugs": bugs, "max_batch": 1, "max_inflight": 1})

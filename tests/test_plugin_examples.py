@@ -16,12 +16,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psutil
 import pytest
+from testkit.procs import end_leftovers
 
 pytestmark = pytest.mark.process
 
@@ -36,18 +36,6 @@ def session(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedP
                           env={**os.environ, "COLUMNS": "250"})
 
 
-def live_processes_naming(path: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
-                    str(path) in arg for arg in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
-
-
 def recorded_pids(run_dir: Path) -> set[int]:
     """Every node PID the run's metrics poller saw."""
     pids = set()
@@ -59,13 +47,8 @@ def recorded_pids(run_dir: Path) -> set[int]:
 
 
 def assert_nothing_left(tmp_path: Path, run_dirs: list[Path]) -> None:
-    deadline = time.monotonic() + 10
-    while live_processes_naming(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = live_processes_naming(tmp_path)
-    for proc in left:
-        proc.kill()  # by PID: its command line names this test's tmp_path
-    assert not left, f"processes of the runs were left running: {[p.pid for p in left]}"
+    left = end_leftovers(tmp_path)  # by PID: their command lines name this test's tmp_path
+    assert not left, f"processes of the runs were left running: {left}"
     for run_dir in run_dirs:
         pids = recorded_pids(run_dir)
         assert pids, f"{run_dir}: metrics.jsonl recorded no node process"
