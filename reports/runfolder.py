@@ -275,7 +275,8 @@ class Run:
 
     @property
     def node_ids(self) -> list[str]:
-        ids: list[str] = [str(k) for k in self.cluster.get("nodes") or {}]
+        listed = self.cluster.get("nodes")  # a dict or list in cluster.json; anything else is ignored
+        ids: list[str] = [str(k) for k in listed] if isinstance(listed, (dict, list)) else []
         for m in self.metrics:
             n = m.get("node")
             if n is not None and str(n) not in ids:

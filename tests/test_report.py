@@ -468,3 +468,13 @@ def test_any_history_gets_a_report(tmp_path_factory: pytest.TempPathFactory, ste
     (run / "results.json").write_text(json.dumps({"verdict": "unknown"}))
     html = write_report(run).read_text()
     assert "UNKNOWN" in html and html.endswith("</html>")
+
+
+# -- damaged files of a run folder: ignored, or one line and exit 2 --------------------------------
+
+
+def test_a_cluster_json_whose_nodes_is_not_a_table_is_ignored(tmp_path: Path):
+    run = write_synthetic_run(tmp_path / "s" / "20260102T030405", ops=100, nodes=3)
+    (run / "cluster.json").write_text('{"nodes": 5}')
+    html = write_report(run).read_text()
+    assert "LINEARIZABLE" in html  # the nodes are named by metrics.jsonl instead
