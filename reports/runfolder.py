@@ -65,6 +65,17 @@ RESULT_FIELDS = (
     "duration_s", "nodes", "nemesis", "bugs", "counts", "ops_per_s", "latency_ms", "checker",
     "availability", "ineffective_faults", "replay", "interrupted", "recovered", "notes",
 )
+_NUMBER = (int, float)
+#: The JSON type of each field; ``read_results`` drops a value of another type (null is
+#: always allowed: the figure is unknown), so a reader may trust the type of what it gets.
+RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "schema": int, "verdict": str, "exit_code": int, "name": str, "system": str, "seed": int,
+    "command": str, "started": str, "duration_s": _NUMBER, "nodes": int, "nemesis": str,
+    "bugs": list, "counts": dict, "ops_per_s": _NUMBER, "latency_ms": dict, "checker": dict,
+    "availability": list, "ineffective_faults": list, "replay": dict, "interrupted": bool,
+    "recovered": bool, "notes": list,
+}
+assert set(RESULT_TYPES) == set(RESULT_FIELDS)
 
 
 class ReportError(Exception):
@@ -222,14 +233,26 @@ def read_json(path: Path) -> dict:
 def read_results(run_dir: Path) -> dict:
     """results.json of a run folder ({} when absent or unreadable: the run crashed).
 
-    Accepts schema ``SCHEMA`` and older (a file without the field predates it);
+    A field whose value has the wrong JSON type (``RESULT_TYPES``) is dropped, as if
+    it were missing: the page is still drawn. Accepts schema ``SCHEMA`` and older (a file without the field predates it);
     raises ``SchemaError`` on a newer one."""
     path = RunFolder(Path(run_dir)).results
-    results = read_json(path)
+    results = {k: v for k, v in read_json(path).items() if _typed(k, v)}
     version = results.get("schema")
     if isinstance(version, int) and version > SCHEMA:
         raise SchemaError(path, version)
     return results
+
+
+def _typed(name: str, value: Any) -> bool:
+    """``value`` has the type results.json gives ``name`` (a field it does not name is kept:
+    an older reader of a newer file never gets this far)."""
+    want = RESULT_TYPES.get(name)
+    if want is None or value is None:
+        return True
+    if isinstance(value, bool) and want is not bool:
+        return False  # JSON true is not a number
+    return isinstance(value, want)
 
 
 def read_config(run_dir: Path) -> dict:

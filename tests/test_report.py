@@ -478,3 +478,15 @@ def test_a_cluster_json_whose_nodes_is_not_a_table_is_ignored(tmp_path: Path):
     (run / "cluster.json").write_text('{"nodes": 5}')
     html = write_report(run).read_text()
     assert "LINEARIZABLE" in html  # the nodes are named by metrics.jsonl instead
+
+
+def test_a_results_field_of_the_wrong_type_is_dropped_and_the_page_still_draws(tmp_path: Path):
+    from reports.runfolder import read_results
+
+    run = write_synthetic_run(tmp_path / "s" / "20260102T030405", ops=100)
+    results = json.loads((run / "results.json").read_text())
+    bad = {"counts": 5, "latency_ms": [1], "duration_s": "long", "nodes": True, "notes": "x"}
+    (run / "results.json").write_text(json.dumps({**results, **bad}))
+    read = read_results(run)
+    assert not set(bad) & set(read) and read["verdict"] == results["verdict"]
+    assert "LINEARIZABLE" in write_report(run).read_text()
