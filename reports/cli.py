@@ -54,17 +54,19 @@ def cmd_report(args: Any) -> int:
     began = time.perf_counter()
     try:
         out = write_report(run)
-    except ReportError as exc:
+        print(f"{out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - began:.2f} s)")
+        # A run folder sits at store/<name>/<stamp>: keep that store's index in step.
+        store = run.resolve().parent.parent
+        if (store / STORE_INDEX).exists() and run.resolve() in [
+            p.resolve() for p in find_runs(store)
+        ]:
+            write_store_index(store)
+    except ReportError as exc:  # every file is written through write_atomic: one line each
         print(f"harness report: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the page is written by a rename: no half page is left
         print("harness report: interrupted", file=sys.stderr)
         return 3
-    print(f"{out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - began:.2f} s)")
-    # A run folder sits at store/<name>/<stamp>: keep that store's index in step.
-    store = run.resolve().parent.parent
-    if (store / STORE_INDEX).exists() and run.resolve() in [p.resolve() for p in find_runs(store)]:
-        write_store_index(store)
     return 0
 
 

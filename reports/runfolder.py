@@ -196,10 +196,17 @@ def find_runs(store: Path) -> list[Path]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file and a rename: readers never see half of it."""
+    """Write ``path`` through a temporary file and a rename: readers never see half of it.
+
+    ReportError (one line) when it cannot be written; the temporary file is removed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # no stray temporary file beside the one that could not be written
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -490,3 +490,13 @@ def test_a_results_field_of_the_wrong_type_is_dropped_and_the_page_still_draws(t
     read = read_results(run)
     assert not set(bad) & set(read) and read["verdict"] == results["verdict"]
     assert "LINEARIZABLE" in write_report(run).read_text()
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path):
+    run = write_synthetic_run(tmp_path / "s" / "20260102T030405", ops=100)
+    (run / "index.html").mkdir()  # the page's path is taken by a folder
+    done = harness("report", str(run))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"cannot write {run / 'index.html'}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(run.glob(".index.html.*.tmp"))  # the temporary page is removed
