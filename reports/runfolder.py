@@ -52,6 +52,8 @@ LATEST = "latest"
 STORE_INDEX = "index.html"
 #: The files the report links to, in the order it lists them.
 RAW_FILES = (HISTORY, RESULTS, CONFIG, CLUSTER, METRICS, NET)
+#: A run folder's name: its start in local time to the second (then ``-2``, ... when taken).
+STAMP = "%Y%m%dT%H%M%S"
 
 # --- results.json schema --------------------------------------------------------------------
 
@@ -144,7 +146,7 @@ class RunFolder:
 def new_run_folder(store: Path, name: str) -> RunFolder:
     """Make ``store/name/<stamp>`` (``<stamp>-2``, ... when taken); StoreError if unwritable."""
     store = Path(store)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    stamp = dt.datetime.now().strftime(STAMP)
     try:
         (store / name).mkdir(parents=True, exist_ok=True)
         for n in range(1, 1000):
@@ -160,6 +162,29 @@ def new_run_folder(store: Path, name: str) -> RunFolder:
     except OSError as exc:
         raise StoreError(f"cannot write to the store {store}: {exc.strerror or exc}") from None
     return RunFolder(run_dir)
+
+
+def stamp_time(name: str) -> dt.datetime | None:
+    """The local start time a run folder's name says (``STAMP``, with or without its
+    ``-N``), as an aware time; None when the name is no stamp."""
+    base, dash, n = name.rpartition("-")
+    try:
+        return dt.datetime.strptime(base if dash and n.isdigit() else name, STAMP).astimezone()
+    except ValueError:
+        return None
+
+
+def started_time(results: dict) -> dt.datetime | None:
+    """results.json's ``started`` as an aware time (it is UTC, so a naive one is read as
+    UTC); None when absent or not ISO 8601."""
+    s = results.get("started")
+    if not isinstance(s, str):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(s)  # reads a trailing Z as UTC since 3.11
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def point_latest(store: Path, run_dir: Path) -> None:

@@ -23,6 +23,8 @@ from reports.runfolder import (
     find_runs,
     read_config,
     read_results,
+    stamp_time,
+    started_time,
     write_atomic,
 )
 from reports.style import CSS, JS
@@ -30,17 +32,10 @@ from reports.svg import esc
 
 
 def _started(run: Path, results: dict) -> datetime:
-    s = results.get("started")
-    if isinstance(s, str):
-        try:
-            dt = datetime.fromisoformat(s)  # reads a trailing Z as UTC since 3.11
-            return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    try:
-        return datetime.strptime(run.name, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-    except ValueError:
-        return datetime.fromtimestamp((run / HISTORY).stat().st_mtime, tz=UTC)
+    """When the run started: results.json says, else its folder's name (local time), else
+    when its history was last written."""
+    return (started_time(results) or stamp_time(run.name)
+            or datetime.fromtimestamp((run / HISTORY).stat().st_mtime, tz=UTC))
 
 
 def write_store_index(store: Path) -> Path:

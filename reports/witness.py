@@ -28,7 +28,7 @@ from checker.history import Op
 from reports.analysis import FaultWindow
 from reports.charts import op_label, op_tip
 from reports.cluster import roles_at
-from reports.runfolder import anomaly_ops
+from reports.runfolder import anomaly_ops, started_time
 from reports.svg import (
     Scale,
     band_class,
@@ -308,17 +308,6 @@ def diagram(w: Witness, all_ops: Sequence[Op], windows: Sequence[FaultWindow], h
 _TS = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:[.,]\d+)?)(Z|[+-]\d{2}:?\d{2})?")
 
 
-def parse_started(results: dict) -> datetime | None:
-    s = results.get("started")
-    if not isinstance(s, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(s)  # reads a trailing Z as UTC since 3.11
-    except ValueError:
-        return None
-    return dt
-
-
 _CLOCK = re.compile(r"^\[?(\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\b")
 
 
@@ -358,7 +347,7 @@ def log_excerpt(
 ) -> str:
     """Log lines of each node around the moment; the nodes in `focus` (the one that
     answered the stuck op, the leader then) start unfolded, the others folded."""
-    started = parse_started(results)
+    started = started_time(results)
     blocks: list[str] = []
     for node in sorted(logs):
         lines = logs[node]

@@ -500,3 +500,37 @@ def test_a_report_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path):
     assert f"cannot write {run / 'index.html'}" in done.stderr
     assert "Traceback" not in done.stderr
     assert not list(run.glob(".index.html.*.tmp"))  # the temporary page is removed
+
+
+def test_a_run_folder_name_is_its_local_start_time():
+    from datetime import datetime
+
+    from reports.runfolder import STAMP, stamp_time, started_time
+
+    now = datetime.now().replace(microsecond=0)
+    name = now.strftime(STAMP)
+    assert stamp_time(name) == stamp_time(name + "-2") == now.astimezone()
+    assert stamp_time("not-a-stamp") is None
+    assert started_time({"started": "2026-01-01T00:00:00"}) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_the_store_index_orders_runs_without_results_by_their_local_folder_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("TZ", "Etc/GMT-5")  # local time is UTC+5
+    time.tzset()
+    try:
+        store = tmp_path / "store"
+        # One with results, started 02:00 UTC (07:00 local); one killed, named 06:00 local
+        # (01:00 UTC): the killed run is the older one.
+        done = write_synthetic_run(store / "a" / "20260101T070000", ops=100)
+        results = json.loads((done / "results.json").read_text())
+        (done / "results.json").write_text(
+            json.dumps({**results, "started": "2026-01-01T02:00:00+00:00"}))
+        killed = write_synthetic_run(store / "b" / "20260101T060000", ops=100)
+        (killed / "results.json").unlink()
+        html = write_store_index(store).read_text()
+    finally:
+        monkeypatch.undo()  # TZ as it was, and the zone read again
+        time.tzset()
+    assert html.index("a/20260101T070000/") < html.index("b/20260101T060000/")
