@@ -17,7 +17,8 @@ Invariants:
   missing or partial (a crashed run still gets a report). A missing folder,
   an unreadable history or a newer schema raises ``ReportError`` with a
   one-line message.
-- A torn last line (the run was killed mid-write) is skipped, not fatal.
+- A torn last line (the run was killed mid-write: no "\n", not JSON) is
+  skipped, not fatal; any other bad line of history.jsonl is a ReportError.
 - Everything a report shows is read from the folder: a folder copied from
   another machine redraws the same page. This module imports nothing of the
   harness's runtime (nor ``harness`` at all).
@@ -346,17 +347,24 @@ def _natural(s: str) -> tuple:
 
 
 def read_jsonl(path: Path, *, required: bool = False) -> list[dict]:
-    """JSON objects, one per line; a torn final line is skipped."""
+    """JSON objects, one per line.
+
+    A final line without its "\n" that does not parse is a torn write (the run was
+    killed mid-write) and is skipped. Any other line that is not a JSON object is a
+    ``ReportError`` (one line) when the file is ``required`` (history.jsonl), and
+    skipped in an optional file (metrics, journal), which may be partial."""
     if not path.exists():
         if required:
             raise ReportError(f"{path}: no such file")
         return []
-    out: list[dict] = []
     try:
         with path.open("r", encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+            text = fh.read()
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror}") from None
+    lines = text.splitlines()
+    torn = len(lines) if text and not text.endswith("\n") else 0  # the line a write cut short
+    out: list[dict] = []
     for n, line in enumerate(lines, 1):
         line = line.strip()
         if not line:
@@ -364,13 +372,13 @@ def read_jsonl(path: Path, *, required: bool = False) -> list[dict]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
-            if n == len(lines):
-                continue  # torn last line of a killed run
-            if required:
-                raise ReportError(f"{path}:{n}: not a JSON object") from None
-            continue
+            if n == torn:
+                continue
+            obj = None
         if isinstance(obj, dict):
             out.append(obj)
+        elif required:
+            raise ReportError(f"{path}:{n}: not a JSON object")
     return out
 
 

@@ -534,3 +534,17 @@ def test_the_store_index_orders_runs_without_results_by_their_local_folder_time(
         monkeypatch.undo()  # TZ as it was, and the zone read again
         time.tzset()
     assert html.index("a/20260101T070000/") < html.index("b/20260101T060000/")
+
+
+def test_only_a_torn_last_history_line_is_skipped_a_complete_bad_one_is_exit_2(tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    good = "".join(json.dumps(e) + "\n" for e in (ev(0, 0, 0, "invoke", "write", 1),
+                                                  ev(1, 3, 0, "ok", "write", 1)))
+    (run / "history.jsonl").write_text(good + '{"index": 2, "ti')  # torn: no newline
+    assert harness("report", str(run)).returncode == 0
+    for bad in ('{"index": 2, "ti\n', "5\n"):  # a complete line that is no JSON object
+        (run / "history.jsonl").write_text(good + bad)
+        done = harness("report", str(run))
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "history.jsonl:3: not a JSON object" in done.stderr
