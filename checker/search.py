@@ -100,12 +100,36 @@ def _frontier_window(out: Outcome, stack: list, nxt: list[int], kind: list[int],
     while x != fr and kind[x] == 0:
         conc.append(eop[x])
         x = nxt[x]
-    frontier = etime[fr]
+    out.concurrent = _with_optional_calls(conc, onxt, ocall, oop, etime[fr])
+
+
+def _with_optional_calls(conc: list[int], onxt: list[int], ocall: list[float], oop: list[int],
+                         frontier: float) -> list[int]:
+    """``conc`` and then the optional operations called before ``frontier``, in
+    call order: the rest of a failure's window of concurrent operations."""
     x = onxt[0]
     while x and ocall[x] < frontier:
         conc.append(oop[x])
         x = onxt[x]
-    out.concurrent = conc
+    return conc
+
+
+def _give_up(out: Outcome, why: str, steps: int, held: int, best: int, best_stack: list,
+             stack: list, nxt: list[int], kind: list[int], eop: list[int], onxt: list[int],
+             ocall: list[float], oop: list[int], fr: int, etime: list[float], low: int,
+             calls: Sequence[float], rets: Sequence[float], dpos: Sequence[int]) -> Outcome:
+    """The search stops undecided (``why``: "time" or "memory"): "unknown", with
+    the longest prefix reached and the window of operations it could not settle."""
+    out.valid = None
+    out.gave_up = why
+    out.steps = steps
+    out.held = held
+    if best < 0:
+        _frontier_window(out, stack, nxt, kind, eop, onxt, ocall, oop, fr, etime)
+    else:
+        out.prefix = [e[0] for e in best_stack]
+    out.window = _window(low, out, calls, rets, dpos)
+    return out
 
 
 def _window(low: int, out: Outcome, calls: Sequence[float], rets: Sequence[float],
@@ -224,16 +248,9 @@ def linearize(
         if steps >= next_check:
             next_check = steps + check_every
             if deadline is not None and time.monotonic() > deadline:
-                out.valid = None
-                out.gave_up = "time"
-                out.steps = steps
-                out.held = held
-                if best < 0:
-                    _frontier_window(out, stack, nxt, kind, eop, onxt, ocall, oop, fr, etime)
-                else:
-                    out.prefix = [e[0] for e in best_stack]
-                out.window = _window(min(low, base), out, calls, rets, dpos)
-                return out
+                return _give_up(out, "time", steps, held, best, best_stack, stack, nxt, kind,
+                                eop, onxt, ocall, oop, fr, etime, min(low, base), calls,
+                                rets, dpos)
         if fresh_node:
             # The frontier op (earliest definite return) is tried first: the
             # most urgent candidate, and often the right one.
@@ -320,11 +337,8 @@ def linearize(
                             if kind[x] == 0:
                                 conc.append(eop[x])
                             x = nxt[x]
-                        x = onxt[0]
-                        while x and ocall[x] < frontier:
-                            conc.append(oop[x])
-                            x = onxt[x]
-                        out.concurrent = conc
+                        out.concurrent = _with_optional_calls(conc, onxt, ocall, oop,
+                                                              frontier)
                     if not stack:
                         out.steps = steps
                         out.held = held
@@ -398,16 +412,9 @@ def linearize(
         held += 1
         if held + len(stack) > cap:
             # the memory cap: unknown, with the window the search was in
-            out.valid = None
-            out.gave_up = "memory"
-            out.steps = steps
-            out.held = held + len(stack)
-            if best < 0:
-                _frontier_window(out, stack, nxt, kind, eop, onxt, ocall, oop, fr, etime)
-            else:
-                out.prefix = [e[0] for e in best_stack]
-            out.window = _window(min(low, base), out, calls, rets, dpos)
-            return out
+            return _give_up(out, "memory", steps, held + len(stack), best, best_stack, stack,
+                            nxt, kind, eop, onxt, ocall, oop, fr, etime, min(low, base), calls,
+                            rets, dpos)
         push((i, state, slot, fr, urgent, base, rel))
         state = s2
         base = base2
