@@ -32,7 +32,7 @@ from reports.analysis import (
     history_span,
     latency_percentiles_ms,
 )
-from reports.runfolder import RAW_FILES, Run, get, load_run, write_atomic
+from reports.runfolder import RAW_FILES, Run, get, load_run, log_path, write_atomic
 from reports.style import CSS, JS
 from reports.svg import band_class, esc, fmt_ms, fmt_time, legend
 
@@ -395,7 +395,7 @@ def _share(c: dict[str, int]) -> str:
 
 def section_files(run: Run) -> str:
     links = [f'<a href="{f}">{f}</a>' for f in RAW_FILES if (run.path / f).exists()]
-    links += [f'<a href="nodes/{esc(nd)}.log">nodes/{esc(nd)}.log</a>' for nd in sorted(run.logs)]
+    links += [f'<a href="{esc(log_path(nd))}">{esc(log_path(nd))}</a>' for nd in sorted(run.logs)]
     return f'<h2>Files</h2><p class="links">{" ".join(links)}</p>'
 
 

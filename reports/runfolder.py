@@ -46,7 +46,6 @@ REPORT = "index.html"
 METRICS = "metrics.jsonl"
 NET = "net.jsonl"
 LOGS = "nodes"
-DATA = "data"
 #: store/latest: a relative symlink to the newest run folder.
 LATEST = "latest"
 #: store/index.html: every run of the store.
@@ -98,6 +97,12 @@ class StoreError(Exception):
     """The store cannot be written; str is one line for the user."""
 
 
+def log_path(node: str) -> str:
+    """Where a process's log sits inside a run folder, "/"-separated: the report links
+    to it by this relative path."""
+    return f"{LOGS}/{node}.log"
+
+
 @dataclass(frozen=True, slots=True)
 class RunFolder:
     """The paths of one run folder (nothing is created or read here)."""
@@ -138,7 +143,7 @@ class RunFolder:
         return self.root / LOGS
 
     def log(self, node: str) -> Path:
-        return self.logs / f"{node}.log"
+        return self.root / log_path(node)
 
     def is_run(self) -> bool:
         return self.history.is_file()

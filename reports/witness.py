@@ -28,7 +28,7 @@ from checker.history import Op
 from reports.analysis import FaultWindow
 from reports.charts import op_label, op_tip
 from reports.cluster import roles_at
-from reports.runfolder import anomaly_ops, started_time
+from reports.runfolder import anomaly_ops, log_path, started_time
 from reports.svg import (
     Scale,
     band_class,
@@ -380,7 +380,7 @@ def log_excerpt(
         if focus and node in focus:
             why = '<span class="muted"> — involved at that moment</span>'
         blocks.append(
-            f'<details{unfold}><summary>{esc(node)}{why} <a href="nodes/{esc(node)}.log">full log</a>'
+            f'<details{unfold}><summary>{esc(node)}{why} <a href="{esc(log_path(node))}">full log</a>'
             "</summary>"
             f'{note}<div class="log">{"".join(rows)}</div></details>'
         )
