@@ -81,7 +81,7 @@ def _entry(raw: Any, where: str) -> Entry:
     if not isinstance(file, str) or not file:
         raise ManifestError(f"{where}: 'file' must be a path relative to the manifest")
     model = raw.get("model")
-    if model is not None and model not in MODELS:
+    if model is not None and (not isinstance(model, str) or model not in MODELS):
         raise ManifestError(f"{where}: 'model' must be one of {', '.join(MODELS)}, not {model!r}")
     sem = raw.get("semantics") or {}
     if not isinstance(sem, dict):
@@ -92,7 +92,7 @@ def _entry(raw: Any, where: str) -> Entry:
         if allowed is None:
             raise ManifestError(f"{where}: unknown semantics {k!r} (one of "
                                 f"{', '.join(_SEMANTICS)})")
-        if v not in allowed:
+        if not isinstance(v, str) or v not in allowed:
             raise ManifestError(f"{where}: semantics {k} must be one of "
                                 f"{', '.join(allowed)}, not {v!r}")
         semantics[k] = v
