@@ -224,20 +224,6 @@ def test_indeterminate_writes_that_nobody_sees_are_not_searched():
     assert res.valid is False
 
 
-def test_the_temporary_harness_checker_shim_keeps_the_old_shape():
-    # TEMPORARY (goes with harness/checker/__init__.py): modules not yet on checker/
-    # still get anomalies as Op objects and event dicts.
-    from harness.checker import check_events as old_check
-
-    ev = h((0, "invoke", "write", "a", 1, 1), (0, "ok", "write", "a", 1, 2),
-           (1, "invoke", "read", "a", None, 3), (1, "ok", "read", "a", 2, 4))
-    res = old_check(ev)
-    a = res.anomalies[0]
-    assert a.ops[0].f == "read" and a.prefix[0].f == "write"
-    d = res.to_dict()["anomalies"][0]
-    assert d["ops"][0]["value"] == 2 and d["ops"][0]["invoke_time"] == 3_000_000_000
-
-
 def test_the_checker_imports_nothing_of_the_harness_faults_reports_or_nodes():
     import subprocess
     import sys
