@@ -498,9 +498,12 @@ def _replay_ops(cfg: RunConfig) -> list[dict[str, Any]]:
     from faults.plan import recorded_ops
 
     try:
-        return recorded_ops(read_history(runfolder.RunFolder(Path(cfg.replay)).history))
+        ops = recorded_ops(read_history(runfolder.RunFolder(Path(cfg.replay)).history))
     except (OSError, HistoryError) as exc:
         raise RunError(f"--replay: {exc}") from None
+    if not ops:  # replaying nothing would be a fault-free run passed off as a replay
+        raise RunError(f"--replay: {cfg.replay} recorded no fault operations to replay")
+    return ops
 
 
 def replay_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
@@ -509,11 +512,13 @@ def replay_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
     folder = runfolder.RunFolder(Path(run_dir))
     try:
         data = runfolder.read_json(folder.config)
-        if not data or not folder.history.exists():
+        if not data:
             raise ValueError("not a run folder")
         cfg = RunConfig.from_dict({**data, "replay": None})
     except (OSError, ValueError, TypeError) as exc:
         raise RunError(f"--replay: {run_dir}: no readable config.json ({exc})") from None
+    if not folder.history.exists():
+        raise RunError(f"--replay: {run_dir}: no history.jsonl, so no faults to replay")
     return dataclasses.replace(cfg, replay=str(run_dir), test_count=1, **overrides)
 
 

@@ -106,3 +106,26 @@ def test_replay_of_a_folder_that_is_not_a_run_is_one_line_exit_2(tmp_path: Path)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--replay" in lines[0], proc.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("history,says", [
+    (None, "no history.jsonl"),
+    ("", "recorded no fault operations to replay"),
+])
+def test_replay_of_a_run_without_faults_to_replay_is_refused(tmp_path: Path, history: str | None,
+                                                             says: str) -> None:
+    # A replay that replays nothing would be a fault-free run passed off as a replay.
+    from harness.config import RunConfig
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(RunConfig(nodes=3).to_dict()))
+    if history is not None:
+        (run_dir / "history.jsonl").write_text(history)
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--replay", str(run_dir),
+                           "--store", str(tmp_path / "store")],
+                          check=False, capture_output=True, text=True, cwd=REPO, timeout=50)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], proc.stderr
