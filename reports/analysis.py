@@ -205,6 +205,14 @@ def run_figures(events: Sequence[dict]) -> dict[str, Any]:
     }
 
 
+#: The fields of one availability row, as ``availability_of`` makes it and results.json
+#: ``availability`` holds it (docs/run-folder.md).
+AVAILABILITY_FIELDS = (
+    "kind", "value", "target", "start_ns", "end_ns", "duration_ms", "ops", "ok", "fail", "info",
+    "ok_share", "to_ack_after_start_ms", "to_ack_after_heal_ms",
+)
+
+
 def availability_of(ops: Sequence[Op], windows: Sequence[FaultWindow], horizon: int) -> list[dict]:
     """`availability` from already paired ops and windows (the report has them at hand)."""
     # Acknowledged writes by completion time, for "next ack after t" lookups.

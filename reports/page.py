@@ -24,6 +24,7 @@ from pathlib import Path
 from checker.history import HistoryError, Op, pair
 from reports import charts, cluster, witness
 from reports.analysis import (
+    AVAILABILITY_FIELDS,
     WRITE_FS,
     FaultWindow,
     availability_of,
@@ -65,13 +66,6 @@ def checker_result(run: Run) -> tuple[dict, str]:
     )
 
 
-#: The fields of one availability row (analysis.availability_of) the page draws.
-AVAILABILITY_FIELDS = frozenset({
-    "kind", "target", "start_ns", "end_ns", "duration_ms", "ops", "ok_share",
-    "to_ack_after_start_ms", "to_ack_after_heal_ms",
-})
-
-
 def availability_rows(
     run: Run, ops: list[Op], windows: list[FaultWindow], horizon: int
 ) -> list[dict]:
@@ -79,7 +73,7 @@ def availability_rows(
     analysis.availability_of); computed here only for a folder that lacks it."""
     rows = run.results.get("availability")
     if (isinstance(rows, list) and (rows or not windows)
-            and all(isinstance(r, dict) and AVAILABILITY_FIELDS <= r.keys() for r in rows)):
+            and all(isinstance(r, dict) and r.keys() >= set(AVAILABILITY_FIELDS) for r in rows)):
         return rows
     return availability_of(ops, windows, horizon)
 

@@ -24,7 +24,7 @@ from testkit.synthetic import write_synthetic_run
 
 from checker.history import pair
 from reports import write_report, write_store_index
-from reports.analysis import availability, fault_windows
+from reports.analysis import AVAILABILITY_FIELDS, availability, fault_windows
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 MS = 1_000_000
@@ -114,6 +114,7 @@ def test_availability_counts_ops_in_each_fault_window_and_time_to_next_acked_wri
     assert a["to_ack_after_start_ms"] == 300.0  # the cas acknowledged at 1.3 s
     assert a["to_ack_after_heal_ms"] == 250.0  # the write acknowledged at 2.25 s
     json.dumps(a)  # goes into results.json as is
+    assert tuple(a) == AVAILABILITY_FIELDS  # the one list of its fields the page checks rows by
 
 
 def test_a_fault_never_healed_lasts_to_the_end_and_open_invokes_are_info():
