@@ -46,6 +46,9 @@ REPORT = "index.html"
 METRICS = "metrics.jsonl"
 NET = "net.jsonl"
 LOGS = "nodes"
+#: Logs in nodes/ that are no node's: the proxy's and the client workers' (the runner's).
+PROXY_LOG = "proxy"
+WORKERS_LOG = "workers"
 #: store/latest: a relative symlink to the newest run folder.
 LATEST = "latest"
 #: store/index.html: every run of the store.
@@ -139,7 +142,7 @@ class RunFolder:
 
     @property
     def logs(self) -> Path:
-        """nodes/: one ``<id>.log`` per node (and ``proxy.log``)."""
+        """nodes/: one ``<id>.log`` per node (and ``proxy.log``, ``workers.log``)."""
         return self.root / LOGS
 
     def log(self, node: str) -> Path:
@@ -343,7 +346,7 @@ class Run:
             if n is not None and str(n) not in ids:
                 ids.append(str(n))
         if not ids:  # only when nothing better names the nodes: logs include the proxy's
-            ids.extend(n for n in self.logs if n != "proxy")
+            ids.extend(n for n in self.logs if n not in (PROXY_LOG, WORKERS_LOG))
         return sorted(ids, key=_natural)
 
 

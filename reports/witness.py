@@ -28,7 +28,7 @@ from checker.history import Op
 from reports.analysis import FaultWindow
 from reports.charts import op_label, op_tip
 from reports.cluster import roles_at
-from reports.runfolder import anomaly_ops, log_path, started_time
+from reports.runfolder import WORKERS_LOG, anomaly_ops, log_path, started_time
 from reports.svg import (
     Scale,
     band_class,
@@ -345,13 +345,14 @@ def line_time(line: str, started: datetime) -> int | None:
 def log_excerpt(
     logs: dict[str, list[str]], results: dict, moment: int, focus: set[str] | None = None
 ) -> str:
-    """Log lines of each node around the moment; the nodes in `focus` (the one that
-    answered the stuck op, the leader then) start unfolded, the others folded."""
+    """Log lines of each node (and the proxy) around the moment; the nodes in `focus` (the
+    one that answered the stuck op, the leader then) start unfolded, the others folded.
+    The client workers' log is no node's and says nothing of the moment: it is left out."""
     started = started_time(results)
     blocks: list[str] = []
     for node in sorted(logs):
         lines = logs[node]
-        if not lines:
+        if not lines or node == WORKERS_LOG:
             continue
         timed = [(line_time(ln, started), ln) for ln in lines] if started else []
         chosen: list[tuple[int | None, str, bool]] = []

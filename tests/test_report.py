@@ -549,3 +549,14 @@ def test_only_a_torn_last_history_line_is_skipped_a_complete_bad_one_is_exit_2(t
         done = harness("report", str(run))
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert "history.jsonl:3: not a JSON object" in done.stderr
+
+
+def test_the_workers_log_is_no_node_log(tmp_path: Path):
+    from reports.runfolder import Run
+    from reports.witness import log_excerpt
+
+    logs = {"n1": ["2026-01-01T00:00:01+00:00 n1 up"], "proxy": ["proxy up"],
+            "workers": ["2026-01-01T00:00:01+00:00 worker 0 up"]}
+    assert Run(tmp_path, [], logs=logs).node_ids == ["n1"]
+    html = log_excerpt(logs, {"started": "2026-01-01T00:00:00+00:00"}, 1_000_000_000)
+    assert "n1 up" in html and "worker 0 up" not in html
