@@ -14,8 +14,9 @@ Owns, for every writer and reader of a run folder:
 
 Invariants:
 - Only history.jsonl is required to draw a report; every other file may be
-  missing or partial (a crashed run still gets a report). A missing folder,
-  an unreadable history or a newer schema raises ``ReportError`` with a
+  missing or partial (a crashed run still gets a report; a results.json field
+  of the wrong type is dropped). A missing folder, an unreadable history, a
+  newer schema or a file that cannot be written raises ``ReportError`` with a
   one-line message.
 - A torn last line (the run was killed mid-write: no "\n", not JSON) is
   skipped, not fatal; any other bad line of history.jsonl is a ReportError.
