@@ -154,6 +154,7 @@ def read_history(path: str | Path) -> list[dict]:
         raise HistoryError(str(path), None, f"cannot read: {exc}") from None
     with no_gc():
         if not _looks_like_edn(p, data[:400].decode("utf-8", "ignore")):
+            data = _without_torn_tail(data)
             events = _parse_jsonl_bytes(data, str(path))
             if events is not None:
                 return events
@@ -165,6 +166,23 @@ def read_history(path: str | Path) -> list[dict]:
         if _looks_like_edn(p, text):
             return parse_edn(text, str(path))
         return parse_jsonl(text, str(path))
+
+
+def _without_torn_tail(data: bytes) -> bytes:
+    """``data`` less a last line that a killed writer left half written.
+
+    Every line a recorder writes ends in a newline, but a SIGKILL can land
+    in the middle of a write: a final line with no newline that is not JSON
+    is that torn write, and dropping it leaves the history every event of
+    which was recorded whole. Any other bad line stays an error."""
+    if not data or data.endswith(b"\n"):
+        return data
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+    except ValueError:
+        return data[:cut]
+    return data
 
 
 @contextmanager

@@ -289,3 +289,15 @@ def test_edn_fast_path_reads_what_the_tokenizer_reads(monkeypatch) -> None:
             slow = [{k: v for k, v in e.items() if k != "_line"} for e in h.parse_edn(text)]
         assert fast is None or fast == slow, text
     assert h._edn_via_json(texts[0]) is not None and h._edn_via_json(texts[3]) is None
+
+
+def test_a_torn_last_line_is_dropped_but_a_complete_bad_line_is_an_error(tmp_path):
+    # A SIGKILLed recorder can leave half a line at the end; nothing else is forgiven.
+    good = '{"index": 0, "time": 1, "process": 0, "type": "invoke", "f": "read", "key": "k"}\n'
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(good + '{"index": 1, "time": 2, "proc')
+    assert [e["index"] for e in read_history(torn)] == [0]
+    whole = tmp_path / "whole.jsonl"
+    whole.write_text(good + '{"index": 1, "time": 2, "proc\n')
+    with pytest.raises(HistoryError):
+        read_history(whole)
