@@ -150,7 +150,7 @@ def recorded_ops(events: Iterable[dict[str, Any]]) -> list[FaultOp]:
     each start (with its ``at`` and requested ``target``) and the ``at`` of its
     ``-end`` (the first later end of the same kind and value), in start order.
     A fault never ended holds to the last nemesis event."""
-    from reports.analysis import FaultReader  # the one reading of nemesis events
+    from checker.nemesis import FaultReader  # the one reading of nemesis events
 
     reader = FaultReader()
     starts: list[dict[str, Any]] = []

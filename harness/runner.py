@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import reports
-from checker import op_record
+from checker import nemesis, op_record
 from checker.history import HistoryError, pair, read_history
 from harness.client import NodeClient
 from harness.cluster import ClusterError, LocalCluster
@@ -128,7 +128,7 @@ class Progress:
     def __init__(self, enabled: bool, time_limit: float) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.time_limit = time_limit
-        self.faults = analysis.FaultReader()  # the one reading of nemesis events, fed live
+        self.faults = nemesis.FaultReader()  # the one reading of nemesis events, fed live
         self._last_ops = 0
         self._last_t = time.monotonic()
         self._width = 0

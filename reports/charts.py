@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from checker.history import Op
-from reports.analysis import FaultWindow, throughput
+from checker.nemesis import FaultWindow
+from reports.analysis import throughput
 from reports.svg import (
     Scale,
     esc,

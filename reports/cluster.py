@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reports.analysis import FaultWindow
+from checker.nemesis import FaultWindow
 from reports.charts import LEFT, RIGHT, WIDTH
 from reports.svg import (
     Scale,

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from reports.analysis import FaultWindow
+from checker.nemesis import FaultWindow
 
 # Fault kinds with a colour class of their own; others use "band-other".
 BAND_KINDS = ("kill", "pause", "partition", "net", "clock", "disk")

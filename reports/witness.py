@@ -25,7 +25,7 @@ from itertools import pairwise
 from typing import Any
 
 from checker.history import Op
-from reports.analysis import FaultWindow
+from checker.nemesis import FaultWindow
 from reports.charts import op_label, op_tip
 from reports.cluster import roles_at
 from reports.runfolder import WORKERS_LOG, anomaly_ops, log_path, started_time

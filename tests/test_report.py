@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from testkit.synthetic import write_synthetic_run
 
 from checker.history import pair
+from checker.nemesis import fault_windows
 from reports import write_report, write_store_index
-from reports.analysis import AVAILABILITY_FIELDS, availability, fault_windows
+from reports.analysis import AVAILABILITY_FIELDS, availability
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 MS = 1_000_000
