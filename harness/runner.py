@@ -531,7 +531,10 @@ def run(config: RunConfig) -> RunResult:
         raise RunError(str(exc)) from None
     run_dir = folder.root
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    runfolder.write_json(folder.config, cfg.to_dict())
+    try:
+        runfolder.write_json(folder.config, cfg.to_dict())
+    except runfolder.ReportError as exc:
+        raise RunError(str(exc)) from None
 
     interrupted = False
     previous_term = None
@@ -651,7 +654,10 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
         "recovered": live.recovered,
         "notes": notes,
     }
-    results = runfolder.write_results(run_dir, results)
+    try:
+        results = runfolder.write_results(run_dir, results)
+    except runfolder.ReportError as exc:  # the verdict is known; say where the history is
+        raise RunError(f"{exc}; verdict {verdict}, history kept in {folder.history}") from None
     store = Path(cfg.store)
     runfolder.point_latest(store, run_dir)
     report = None
@@ -662,7 +668,8 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
     with contextlib.suppress(Exception):
         reports.write_store_index(store)
     if notes != results["notes"]:
-        results = runfolder.write_results(run_dir, {**results, "notes": notes})
+        with contextlib.suppress(runfolder.ReportError):  # results.json stands as written
+            results = runfolder.write_results(run_dir, {**results, "notes": notes})
     return RunResult(verdict, exit_code, run_dir, cfg, results, report, interrupted)
 
 
