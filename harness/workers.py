@@ -301,7 +301,7 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(p.poll() is None for p in self._procs):
             await asyncio.sleep(0.01)
-        notes = [f"client worker {i} exited with code {p.returncode} (logs/workers.log)"
+        notes = [f"client worker {i} exited with code {p.returncode} (nodes/workers.log)"
                  if p.returncode is not None else f"client worker {i} did not stop; killed"
                  for i, p in enumerate(self._procs) if p.returncode != 0]
         self.close()
