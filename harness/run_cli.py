@@ -119,14 +119,35 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
+# What a replay takes from the command line; everything else comes from the run replayed.
+REPLAY_OPTIONS = ("store", "name")
+
+
+def _replay_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """``--store``/``--name`` given with ``--replay``; any other option given is
+    a usage error, since the replay repeats the recorded run's settings and
+    would silently ignore it."""
+    from harness.cli import build_parser
+
+    defaults = vars(build_parser().parse_args(["run"]))
+    given = {k: v for k, v in vars(args).items()
+             if k in defaults and k not in ("replay", "no_progress", "func")
+             and v != defaults[k]}
+    others = sorted(k for k in given if k not in REPLAY_OPTIONS)
+    if others:
+        flags = ", ".join("--" + k.replace("_", "-") for k in others)
+        raise RunError(f"--replay repeats the recorded run's settings; it takes only "
+                       f"--store, --name and --no-progress, not {flags}")
+    return {k: v for k, v in given.items() if k in REPLAY_OPTIONS}
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         if args.replay:
             from harness.runner import replay_config
 
-            overrides = {k: v for k, v in (("store", args.store), ("name", args.name))
-                         if v not in (None, D.store)}
-            config = replay_config(args.replay, progress=not args.no_progress, **overrides)
+            config = replay_config(args.replay, progress=not args.no_progress,
+                                   **_replay_overrides(args))
         else:
             config = config_from_args(args)
         if config.test_count == 1:

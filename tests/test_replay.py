@@ -129,3 +129,14 @@ def test_replay_of_a_run_without_faults_to_replay_is_refused(tmp_path: Path, his
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_replay_refuses_options_it_would_ignore(tmp_path: Path) -> None:
+    # The replay repeats the recorded settings: a --seed given beside it would be ignored.
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--replay", str(tmp_path),
+                           "--seed", "5", "--time-limit", "3"],
+                          check=False, capture_output=True, text=True, cwd=REPO, timeout=50)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--seed, --time-limit" in lines[0], proc.stderr
