@@ -28,40 +28,12 @@ RUN_FILES = {"config.json", "cluster.json", "history.jsonl", "results.json", "me
              "nodes"}
 
 
-def run_processes(tmp_path: Path) -> list[psutil.Process]:
-    """Live processes whose command line mentions ``tmp_path`` (this test's run)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if any(str(tmp_path) in arg for arg in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
-
-
 def wait_until(cond, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def no_leftovers(tmp_path: Path):
-    """Fails the test if a process of its run outlives it (and ends such a process)."""
-    yield
-    left: list[psutil.Process] = []
-    try:
-        wait_until(lambda: not run_processes(tmp_path), 10, "the run's processes to end")
-    except AssertionError:
-        left = run_processes(tmp_path)
-    for proc in left:
-        proc.kill()  # by PID; its command line names this test's tmp_path
-    assert not left, f"processes of the run were left running: {[p.pid for p in left]}"
 
 
 def harness_cmd(*args: str) -> list[str]:
