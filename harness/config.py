@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import random
 import shlex
 import sys
@@ -36,11 +35,8 @@ class ConfigError(ValueError):
 
 
 def default_net() -> str:
-    """``proxy`` once faults/netproxy.py exists (it carries partitions), else ``direct``."""
-    try:
-        return "proxy" if importlib.util.find_spec("faults.netproxy") else "direct"
-    except (ImportError, ValueError):
-        return "direct"
+    """``proxy``: it carries partitions and link faults and needs no root."""
+    return "proxy"
 
 
 @dataclass

@@ -36,8 +36,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import importlib
-import importlib.util
 import random
 import signal
 import sys
@@ -478,13 +476,11 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
     if replay is not None or cfg.nemesis.strip().lower() != "none":
         build = functools.partial(schedule.build_nemesis, replay=replay)
     if cfg.net == "netns":
-        if importlib.util.find_spec("faults.netns") is None:
-            raise RunError("--net netns is not available in this build; use --net proxy or direct")
-        reason = importlib.import_module("faults.netns").unavailable_reason()
+        from faults import netns
+
+        reason = netns.unavailable_reason()
         if reason:
             raise RunError(reason)
-    if cfg.net == "proxy" and importlib.util.find_spec("faults.netproxy") is None:
-        raise RunError("--net proxy needs faults.netproxy, which is not installed; use --net direct")
     if cfg.system not in ("raft", "paxos"):
         import shutil
         exe = cfg.command()[0]
