@@ -28,6 +28,7 @@ from nodes.common.options import READ_MODES
 OPS = ("read", "write", "cas")
 SYSTEMS = ("raft", "paxos")
 NET_MODES = ("proxy", "direct", "netns")
+CONSISTENCY = ("strict-serializable", "serializable", "snapshot-isolation", "read-committed")
 
 
 class ConfigError(ValueError):
@@ -99,6 +100,22 @@ class RunConfig:
     #: End the load early once the streaming checker proves an anomaly (heal,
     #: final reads, full check and report as usual). Needs ``follow``.
     stop_on_anomaly: bool = False
+    #: Simulate the cluster in one process (nodes/sim) instead of real node processes;
+    #: times in the history are simulated nanoseconds.
+    sim: bool = False
+    #: Processes a ``--test-count`` sweep runs at once; None = the machine's cores.
+    workers: int | None = None
+    #: A sweep stops at the first run that is not valid.
+    stop_on_fail: bool = False
+    #: A sweep keeps every run folder, not only the failing ones (simulated sweeps).
+    keep_all: bool = False
+    #: What the clients do and which checker judges it (harness/workload.py): ``kv``
+    #: (read, write, cas; linearizability) or ``list-append`` (transactions; Elle-style).
+    workload: str = "kv"
+    #: Most micro-operations in one transaction (``list-append``).
+    txn_length: int = 4
+    #: The consistency model a ``list-append`` history is judged against.
+    consistency: str = "strict-serializable"
 
     # --- derived -----------------------------------------------------------------
 
@@ -168,6 +185,15 @@ class RunConfig:
         except ValueError as exc:
             raise ConfigError(f"--system: cannot parse the command: {exc}") from None
         need(bool(self.store), "--store must name a directory")
+        need(self.workers is None or self.workers >= 1,
+             f"--workers must be at least 1, not {self.workers}")
+        need(self.txn_length >= 1, f"--txn-length must be at least 1, not {self.txn_length}")
+        need(self.consistency in CONSISTENCY,
+             f"--consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
+        from harness import workload
+
+        need(self.workload in workload.WORKLOADS,
+             f"--workload must be one of {', '.join(workload.WORKLOADS)}, not {self.workload!r}")
         from harness import bugs
 
         try:
@@ -227,4 +253,14 @@ class RunConfig:
             out.append("--no-follow")
         if self.stop_on_anomaly:
             out.append("--stop-on-anomaly")
+        if self.sim:
+            out.append("--sim")
+        opt("--workers", self.workers, None)
+        if self.stop_on_fail:
+            out.append("--stop-on-fail")
+        if self.keep_all:
+            out.append("--keep-all")
+        opt("--workload", self.workload, d.workload)
+        opt("--txn-length", self.txn_length, d.txn_length)
+        opt("--consistency", self.consistency, d.consistency)
         return [shlex.quote(a) for a in out]

@@ -88,6 +88,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--no-follow", action="store_true",
       help="do not follow the history with the streaming checker during the run "
            "(default: follow; the verdict always comes from the full check at the end)")
+    a("--sim", action="store_true",
+      help="simulate the cluster in one process (the same cores, faults, checker and report; "
+      "deterministic from --seed; raft and paxos only) (default: real processes)")
+    a("--workers", type=int, default=None, metavar="N",
+      help="runs of a --test-count sweep at once (default: the machine's cores)")
+    a("--stop-on-fail", action="store_true",
+      help="a --test-count sweep stops at the first run that is not valid (default: run all)")
+    a("--keep-all", action="store_true",
+      help="a simulated sweep keeps every run folder, not only the failing ones "
+      "(default: keep the failing ones)")
+    a("--workload", default=D.workload, metavar="NAME",
+      help="what the clients do: kv (read, write, cas; checked for linearizability) or "
+      "list-append (transactions; checked Elle-style) (default: %(default)s)")
+    a("--txn-length", type=int, default=D.txn_length, metavar="N",
+      help="most micro-operations per transaction, list-append (default: %(default)s)")
+    a("--consistency", default=D.consistency, metavar="MODEL",
+      help="what a list-append history must be: strict-serializable, serializable, "
+      "snapshot-isolation or read-committed (default: %(default)s)")
     p.set_defaults(func=main)
 
 
@@ -116,6 +134,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         progress=not args.no_progress,
         follow=not args.no_follow,
         stop_on_anomaly=args.stop_on_anomaly,
+        sim=args.sim,
+        workers=args.workers,
+        stop_on_fail=args.stop_on_fail,
+        keep_all=args.keep_all,
+        workload=args.workload,
+        txn_length=args.txn_length,
+        consistency=args.consistency,
     )
 
 

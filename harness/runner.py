@@ -49,6 +49,7 @@ from typing import Any
 import reports
 from checker import nemesis, op_record
 from checker.history import HistoryError, pair, read_history
+from harness import workload
 from harness.client import NodeClient
 from harness.cluster import ClusterError, LocalCluster
 from harness.config import ConfigError, RunConfig
@@ -270,6 +271,7 @@ async def _drive(live: _Live) -> None:
         settings = WorkerSettings(live.cluster.client_addrs, cfg.request_timeout)
         pool = WorkerPool(settings=settings, recorder=live.recorder, seed=cfg.seed,
                           keys=cfg.keys, ops=cfg.ops, concurrency=cfg.concurrency,
+                          workload=cfg.workload, options=workload.options(cfg),
                           rate=cfg.rate, log=live.cluster.log_dir / "workers.log")
         live.closers.append(pool.close)
         await pool.ready(30.0)
@@ -317,6 +319,8 @@ async def _drive(live: _Live) -> None:
             live.recovered = await _wait_for(
                 lambda: all(live.poller.latest.values()) and live.poller.has_leader(),
                 hard_stop, cfg.recovery_timeout)
+        if (not hard_stop.is_set() and not live.interrupted
+                and workload.get(cfg.workload).final_reads):
             live.progress.show(live.load_seconds, live.recorder.counts, "final reads")
             ok = await asyncio.to_thread(final_reads, key_names(cfg.keys), settings,
                                          live.recorder, pool.next_process(),
@@ -417,14 +421,10 @@ def _nemesis_context(live: _Live) -> Any:
 
 
 def _check(events: list[dict], cfg: RunConfig) -> tuple[str, dict[str, Any] | None]:
-    """(verdict, CheckResult.to_dict()) of the run's history."""
-    from checker import check_events
+    """(verdict, checker dict) of the run's history, by its workload's checker."""
+    from harness import workload
 
-    # every_key: the report names the earliest anomaly over all keys (check_ops
-    # orders them by the stuck operation), not the first key tried
-    result = check_events(events, model="kv", time_limit=cfg.check_time_limit, every_key=True)
-    verdict = {True: "valid", False: "invalid"}.get(result.valid, "unknown")
-    return verdict, result.to_dict()
+    return workload.check(events, cfg)
 
 
 def _ineffective(events: list[dict], notes: list[str]) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ from typing import IO, Any
 from harness.client import Call, Pipeline
 from harness.generator import Invocation, OpGenerator
 from harness.recorder import Recorder, frame, json_value, op_text
+from harness.workload import generator_class
 
 #: Seconds between a worker's batches: the history lags the clients by about this
 #: plus the recorder's flush interval.
@@ -111,10 +112,12 @@ class _Runner:
         self._fresh = iter(range(concurrency + w, 1 << 62, count))
         node_ids = list(spec["addrs"])
         seen: dict[str, Any] = {}  # newest value observed per key, for cas expectations
+        gen = generator_class(spec.get("workload", "kv"))
+        options = spec.get("options") or {}
         self.slots = [
             _Slot(node_ids[slot % len(node_ids)], self._done,
-                  OpGenerator(spec["seed"], slot, keys=spec["keys"], ops=spec["ops"],
-                              concurrency=concurrency, rate=spec["rate"], seen=seen), slot)
+                  gen(spec["seed"], slot, keys=spec["keys"], ops=spec["ops"],
+                      concurrency=concurrency, rate=spec["rate"], seen=seen, **options), slot)
             for slot in spec["slots"]]
         self._key_json: dict[str, str] = {}
         self._node_json = {n: json_value(n) for n in node_ids}
@@ -247,7 +250,8 @@ class WorkerPool:
 
     def __init__(self, *, settings: WorkerSettings, recorder: Recorder, seed: int, keys: int,
                  ops: list[str], concurrency: int, rate: float, log: Path,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, workload: str = "kv",
+                 options: dict[str, Any] | None = None) -> None:
         self.recorder = recorder
         count = workers or default_worker_count(concurrency)
         self.count = count
@@ -260,6 +264,7 @@ class WorkerPool:
             spec = {"t0_ns": recorder.clock.start_ns, "addrs": settings.addrs,
                     "request_timeout": settings.request_timeout, "seed": seed, "keys": keys,
                     "ops": list(ops), "concurrency": concurrency, "rate": rate,
+                    "workload": workload, "options": dict(options or {}),
                     "worker": w, "workers": count, "slots": list(range(w, concurrency, count))}
             proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.workers"], stdin=subprocess.PIPE,
