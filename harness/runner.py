@@ -53,10 +53,9 @@ from harness import workload
 from harness.client import NodeClient
 from harness.cluster import ClusterError, LocalCluster
 from harness.config import ConfigError, RunConfig
-from harness.generator import key_names
 from harness.metrics import MetricsPoller, live_status
 from harness.recorder import Clock, Recorder
-from harness.workers import WorkerPool, WorkerSettings, final_reads
+from harness.workers import WorkerPool, WorkerSettings
 from nodes.common.clusterfile import write_cluster
 from reports import analysis, runfolder
 
@@ -319,15 +318,11 @@ async def _drive(live: _Live) -> None:
             live.recovered = await _wait_for(
                 lambda: all(live.poller.latest.values()) and live.poller.has_leader(),
                 hard_stop, cfg.recovery_timeout)
-        if (not hard_stop.is_set() and not live.interrupted
-                and workload.get(cfg.workload).final_reads):
+        final = workload.final(cfg.workload)
+        if final is not None and not hard_stop.is_set() and not live.interrupted:
             live.progress.show(live.load_seconds, live.recorder.counts, "final reads")
-            ok = await asyncio.to_thread(final_reads, key_names(cfg.keys), settings,
-                                         live.recorder, pool.next_process(),
-                                         cfg.recovery_timeout)
-            if not all(ok.values()):
-                live.notes.append("final reads failed for " +
-                                  ", ".join(k for k, good in ok.items() if not good))
+            live.notes.extend(await asyncio.to_thread(
+                final, cfg, settings, live.recorder, pool.next_process(), cfg.recovery_timeout))
     finally:
         if live.follower is not None:
             live.follower.stop()

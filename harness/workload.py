@@ -11,8 +11,10 @@ harness/runner.py) and simulated ones alike.
 - ``check``: ``"module:attr"`` of ``check(events, cfg) -> (verdict, checker
   dict)``; verdict is ``valid`` / ``invalid`` / ``unknown`` and the dict is
   ``CheckResult.to_dict(...)`` or of the same shape (``valid``, ``anomalies``, ...).
-- ``final_reads``: after healing, the runner reads every key back (kv-like
-  workloads, so the last writes are judged).
+- ``final``: ``"module:attr"`` of what the clients do after healing, or None:
+  ``final(cfg, settings, recorder, first_process, timeout) -> list[str]``
+  (notes for results.json). The kv one reads every key back, so the last writes
+  are judged; others may read every node (g-set, broadcast, counters).
 
 Invariant: modules are imported by name when used, so a workload's code is
 loaded only by the runs that ask for it, and the registry imports nothing.
@@ -32,7 +34,7 @@ class Workload:
     doc: str
     generator: str
     check: str
-    final_reads: bool = True
+    final: str | None = "harness.workload:final_kv_reads"
     #: Systems it runs on; None = any node that keeps the node contract.
     systems: tuple[str, ...] | None = None
 
@@ -43,7 +45,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("list-append", "transactions of appends and reads over keys that rotate; "
              "checked Elle-style against --consistency",
              "harness.txnload:TxnGenerator", "harness.workload:check_list_append",
-             final_reads=False),
+             final=None),
 )}
 
 
@@ -67,6 +69,24 @@ def generator_class(name: str) -> Any:
 def check(events: list[dict[str, Any]], cfg: Any) -> tuple[str, dict[str, Any] | None]:
     """(verdict, checker dict) of ``events`` under ``cfg.workload``'s checker."""
     return _load(get(getattr(cfg, "workload", "kv")).check)(events, cfg)
+
+
+def final(name: str) -> Any:
+    """The after-healing step of workload ``name`` (see the module header), or None."""
+    ref = get(name).final
+    return _load(ref) if ref else None
+
+
+def final_kv_reads(cfg: Any, settings: Any, recorder: Any, first_process: int,
+                   timeout: float) -> list[str]:
+    """Read every key once more, from any node that answers (harness/workers.py)."""
+    from harness.generator import key_names
+    from harness.workers import final_reads
+
+    ok = final_reads(key_names(cfg.keys), settings, recorder, first_process, timeout)
+    if all(ok.values()):
+        return []
+    return ["final reads failed for " + ", ".join(k for k, good in ok.items() if not good)]
 
 
 def _verdict(valid: bool | None) -> str:
