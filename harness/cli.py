@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "harness.check_cli",
     "reports.cli",
     "harness.clean_cli",
+    "harness.ledger_cli",
 )
 
 
