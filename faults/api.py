@@ -126,6 +126,10 @@ class NemesisContext:
     #: sent now (also while the harness believes it paused): the evidence of a
     #: pause (docs/faults.md "Evidence"). None: no such query, pauses go unproven.
     answers: Callable[[str, float], Awaitable[bool]] | None = None
+    #: The nodes' timing (cluster.json ``timing``: heartbeat_ms,
+    #: election_timeout_ms); None: read it from the cluster handle's
+    #: ``cluster_json`` if it has one, else the nodes' defaults.
+    timing: dict[str, Any] | None = None
 
 
 class Nemesis(Protocol):

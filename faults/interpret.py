@@ -229,8 +229,23 @@ class Interpreter(FaultActions):
         self._seq = 0
 
     async def view(self) -> ClusterView:
-        return ClusterView(tuple(self.ctx.cluster.node_ids),
-                           await current_leader(self.ctx.leader), link_faults_of(self.net))
+        """The cluster now: node ids, the leader, the link faults the network
+        can apply, and every node's fresh ``status`` (asked in parallel)."""
+        nodes = tuple(self.ctx.cluster.node_ids)
+        status = self.ctx.status
+        leader_task = current_leader(self.ctx.leader)
+        if status is None:
+            return ClusterView(nodes, await leader_task, link_faults_of(self.net), now=self.now())
+
+        async def one(node: str) -> dict[str, Any] | None:
+            try:
+                return await status(node)  # type: ignore[misc]
+            except (OSError, TimeoutError):
+                return None
+
+        leader, *found = await asyncio.gather(leader_task, *(one(n) for n in nodes))
+        return ClusterView(nodes, leader, link_faults_of(self.net), dict(zip(nodes, found)),
+                           now=self.now())
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

@@ -32,8 +32,8 @@ Invariants:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from faults.partition import SHAPES, Partition, make
@@ -41,6 +41,10 @@ from faults.process import TARGETS, pick_targets
 
 #: Every kind of fault operation a plan may hold.
 KINDS = ("kill", "pause", "partition", "net")
+#: Control operations, carried out but never recorded: ``wait`` (call ``next``
+#: again at ``at`` with a fresh view) and ``end`` (end the active op whose
+#: ``id`` is ``ref``, at ``at``).
+CONTROL = ("wait", "end")
 #: Share of a one-way partition among partitions.
 ONEWAY_P = 0.3
 #: A fault holds for this share of the interval (uniform); the rest is calm.
@@ -58,13 +62,21 @@ class ClusterView:
     leader: str | None = None
     #: The link faults the network can apply (faults.api.link_faults_of); () without one.
     link_faults: tuple[str, ...] = ()
+    #: Each node's latest ``status`` reply (docs/node-contract.md: role, leader,
+    #: term or ballot, voted_for, commit_index, last_applied, log_len), None when
+    #: the node is down, paused or silent; empty when the interpreter asks none.
+    statuses: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    #: Seconds since the nemesis started, when the interpreter built this view.
+    now: float = 0.0
 
 
 class Plan(Protocol):
     """A seeded source of fault operations."""
 
-    def next(self) -> FaultOp | None:
-        """The next operation (``f``, ``target``, ``at``, ``hold``), or None when done."""
+    def next(self, view: ClusterView | None = None) -> FaultOp | None:
+        """The next operation (``f``, ``target``, ``at``, ``hold``), or None when done.
+        ``view``: the cluster now (an interpreter passes a fresh one; None is allowed).
+        Besides fault kinds, a plan may return the control ops of ``CONTROL``."""
         ...
 
     def resolve(self, op: FaultOp, view: ClusterView) -> FaultOp:
@@ -85,7 +97,7 @@ class RandomPlan:
         self.rng = rng
         self._i = 0
 
-    def next(self) -> FaultOp | None:
+    def next(self, view: ClusterView | None = None) -> FaultOp | None:
         if not self.kinds:
             return None
         rng = self.rng
@@ -190,7 +202,7 @@ class ReplayPlan:
         self.ops = sorted(ops, key=lambda op: op["at"])
         self._i = 0
 
-    def next(self) -> FaultOp | None:
+    def next(self, view: ClusterView | None = None) -> FaultOp | None:
         if self._i >= len(self.ops):
             return None
         op = self.ops[self._i]

@@ -19,11 +19,13 @@ fault kinds, targets, shapes and durations is the same.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from faults.api import Nemesis, NemesisContext
+from faults.api import Nemesis, NemesisContext, link_faults_of
 from faults.interpret import Interpreter, network_of
-from faults.plan import KINDS, FaultOp, RandomPlan, ReplayPlan
+from faults.plan import KINDS, FaultOp, Plan, RandomPlan, ReplayPlan
 
 DEFAULT_KINDS = ("kill", "pause", "partition")
 NETWORK_KINDS = ("partition", "net")
@@ -81,6 +83,26 @@ def check_spec(spec: str, *, network: bool) -> None:
         parse_spec(spec, network=network)
 
 
+def build_plan(spec: str, *, interval_s: float, rng: random.Random,
+               link_faults: tuple[str, ...], network: bool,
+               timing: Mapping[str, Any] | None = None) -> Plan | None:
+    """The one place a ``--nemesis`` spec becomes a plan (None for ``none``),
+    for every interpreter (faults/interpret.py, the simulator's). ``network``:
+    the run has a network backend; ``link_faults``: the link faults it can
+    apply; ``timing``: cluster.json's ``timing`` (None: the nodes' defaults).
+    NemesisSpecError (one line) for a bad spec."""
+    from faults import mixes
+
+    if mixes.mix_name(spec) is not None:
+        raise NemesisSpecError(f"{spec!r} is a demonstration mix, built by build_nemesis only")
+    kinds = parse_spec(spec, network=network)
+    if not kinds:
+        return None
+    if interval_s <= 0:
+        raise NemesisSpecError(f"nemesis interval must be > 0 s, not {interval_s}")
+    return RandomPlan(kinds, interval_s, rng)
+
+
 def build_nemesis(spec: str, ctx: NemesisContext,
                   replay: Sequence[FaultOp] | None = None) -> Nemesis:
     """The one way to build a nemesis: ``replay`` (the operations a run
@@ -96,9 +118,26 @@ def build_nemesis(spec: str, ctx: NemesisContext,
     if mixes.mix_name(spec) is not None:
         mixes.check_spec(spec, network=net is not None)
         return mixes.MixNemesis(mixes.get_mix(spec), ctx, net)
-    kinds = parse_spec(spec, network=net is not None)
-    if not kinds:
-        return NoNemesis()
-    if ctx.interval_s <= 0:
-        raise NemesisSpecError(f"nemesis interval must be > 0 s, not {ctx.interval_s}")
-    return Interpreter(RandomPlan(kinds, ctx.interval_s, ctx.rng), ctx, net)
+    plan = build_plan(spec, interval_s=ctx.interval_s, rng=ctx.rng,
+                      link_faults=link_faults_of(net), network=net is not None,
+                      timing=timing_of(ctx))
+    return NoNemesis() if plan is None else Interpreter(plan, ctx, net)
+
+
+def timing_of(ctx: NemesisContext) -> Mapping[str, Any] | None:
+    """The run's node timing: ``ctx.timing``, else cluster.json's ``timing``
+    (read through the cluster handle's ``cluster_json``), else None."""
+    timing = getattr(ctx, "timing", None)
+    if timing is not None:
+        return timing
+    path = getattr(ctx.cluster, "cluster_json", None)
+    if path is None:
+        return None
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = json.load(fh).get("timing")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return raw if isinstance(raw, dict) else None
