@@ -18,6 +18,9 @@ Invariants:
   (the entry may have been replaced by another leader's): never ``definite``.
 - A confirmed read is answered after every committed entry of its Ready was
   applied, so it sees at least its read index.
+- A transaction split into parts (BUG txn-split, ``kv.split_txn``) has its
+  waiter on every part; the applier keeps the parts' results and answers once,
+  at the last part (or outcome-unknown at the first part that is not its own).
 - With ``restore``, committed entries at or below the snapshot's index are
   applied first (their waiters get their results), then the store becomes the
   snapshot, then the entries after it are applied.
@@ -34,7 +37,8 @@ from nodes.common.kv import KVStore
 class Applier:
     """The key-value state machine of one node."""
 
-    __slots__ = ("applied", "kv", "leader", "node_id", "snap_index", "snapshot_entries")
+    __slots__ = ("applied", "kv", "leader", "node_id", "parts", "snap_index",
+                 "snapshot_entries")
 
     def __init__(self, node_id: str, snapshot: Snapshot | None, snapshot_entries: int) -> None:
         """Start from ``snapshot`` (the restored one) or empty. ValueError if
@@ -45,6 +49,9 @@ class Applier:
         self.snap_index = self.applied
         self.snapshot_entries = snapshot_entries
         self.leader: str | None = None  # from the newest soft state, for redirect hints
+        # BUG txn-split: (client, request id) -> the results of its parts so far,
+        # or None once it was answered
+        self.parts: dict[tuple[bytes, Any], list | None] = {}
 
     def apply(self, rd: Ready) -> Snapshot | None:
         """Apply ``rd``'s committed entries and answer its waiters and reads,
@@ -106,17 +113,41 @@ class Applier:
                 result = kv_apply(cmd)
             if pos == at:
                 client, rid, term, own = waiters[w][1]
-                if cmd is not None and (term is None or term == entry.term) and (
-                        own is None or own is cmd or own == cmd):
+                mine = cmd is not None and (term is None or term == entry.term) and (
+                    own is None or own is cmd or own == cmd)
+                if cmd is not None and "part" in cmd:
+                    reply = self._part(client, rid, cmd["part"], result if mine else None)
+                elif mine:
                     reply = dict(result)
                     reply["id"] = rid
                 else:
                     reply = unknown_outcome(rid, self.leader, self.node_id)
-                replies.append((client, reply))
+                if reply is not None:
+                    replies.append((client, reply))
                 w += 1
                 at = waiters[w][0] if w < len(waiters) else -1
         if end > start:
             self.applied = committed[end - 1].index
+
+    def _part(self, client: bytes, rid: Any, part: list[int],
+              result: dict[str, Any] | None) -> ClientReply | None:
+        """BUG txn-split: the reply once the last part of a transaction is
+        applied, or at once if a part is not its own (``result`` None)."""
+        key = (client, rid)
+        got = self.parts.pop(key, [])
+        if got is None:  # answered already
+            if part[0] < part[1] - 1:
+                self.parts[key] = None
+            return None
+        if result is None or not result.get("ok"):
+            if part[0] < part[1] - 1:
+                self.parts[key] = None
+            return unknown_outcome(rid, self.leader, self.node_id)
+        got.extend(result["value"])
+        if part[0] < part[1] - 1:
+            self.parts[key] = got
+            return None
+        return {"ok": True, "value": got, "id": rid}
 
 
 def unknown_outcome(rid: Any, leader: str | None, me: str) -> ClientReply:

@@ -30,6 +30,8 @@ from typing import Any
 import msgpack
 import zmq
 
+from nodes.common.kv import validate_txn
+
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 PEER_HWM = 10_000
 CLIENT_HWM = 50_000
@@ -38,7 +40,7 @@ RECONNECT_IVL_MAX_MS = 200
 HEARTBEAT_IVL_MS = 500
 HEARTBEAT_TIMEOUT_MS = 2000
 
-CLIENT_OPS = ("read", "write", "cas", "status")
+CLIENT_OPS = ("read", "write", "cas", "txn", "status")
 
 packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
@@ -144,8 +146,9 @@ def malformed(req_id: Any, why: str) -> dict[str, Any]:
 def validate_request(obj: Any) -> tuple[dict[str, Any] | None, str]:
     """A clean client request (only the keys its op uses), or (None, why not).
 
-    Shape (docs/node-contract.md, "Client requests"): ``id`` int; ``op`` in read/write/cas/status; ``key`` str
-    for read/write/cas; ``value`` for write and cas; ``expected`` for cas."""
+    Shape (docs/node-contract.md, "Client requests"): ``id`` int; ``op`` in
+    read/write/cas/txn/status; ``key`` str for read/write/cas; ``value`` for
+    write and cas; ``expected`` for cas; ``txn`` for txn (nodes/common/kv.py)."""
     if not isinstance(obj, dict):
         return None, "request is not a map"
     req_id = obj.get("id")
@@ -154,8 +157,10 @@ def validate_request(obj: Any) -> tuple[dict[str, Any] | None, str]:
     op = obj.get("op")
     if op == "status":
         return {"id": req_id, "op": "status"}, ""
+    if op == "txn":
+        return validate_txn(obj)
     if op not in CLIENT_OPS:
-        return None, "op must be one of read, write, cas, status"
+        return None, "op must be one of read, write, cas, txn, status"
     key = obj.get("key")
     if not isinstance(key, str):
         return None, "key must be a string"

@@ -47,7 +47,12 @@ changing only what its name says: ``stale-read`` (a leader answers reads from
 its own state at once), ``early-ack`` (a write is acknowledged once in the
 leader's own log), ``no-adopt`` (a new leader proposes its own command or a
 no-op instead of the adopted value), ``forget-promise`` (the promised ballot
-is kept only in memory).
+is kept only in memory), ``txn-split`` (a transaction's micro-operations are
+proposed in one slot each, the next once the previous one is chosen and
+applied, so other commands interleave; the applier joins their results).
+
+Transactions (``op: "txn"``, nodes/common/kv.py) take one slot each, like a
+write: applied whole at one slot on every replica, as linearizable as the log.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from typing import Any
 
 from nodes.common.applier import unknown_outcome
 from nodes.common.core_api import ClientRequest, CoreConfig, Entry, Restored, Snapshot, Waiter
-from nodes.common.kv import check_command
+from nodes.common.kv import check_command, split_txn
 from nodes.common.outbox import Outbox
 from nodes.common.quorum import quorum, quorum_value
 from nodes.common.readindex import ReadQueue
@@ -108,6 +113,9 @@ class PaxosCore(Outbox):
         self.bug_early_ack = "early-ack" in bugs
         self.bug_no_adopt = "no-adopt" in bugs
         self.bug_forget_promise = "forget-promise" in bugs
+        self.bug_txn_split = "txn-split" in bugs
+        # BUG txn-split: slot of a part -> (client, request id, parts after it)
+        self.split_next: dict[int, tuple[bytes, Any, list[dict[str, Any]]]] = {}
         self.read_index = opts.read_mode == "index"
         t = cfg.timing
         self.hb_ticks = t.ticks(t.heartbeat_ms)
@@ -254,6 +262,12 @@ class PaxosCore(Outbox):
             cmd: dict[str, Any] = {"op": "read", "key": req["key"]}
         elif op == "write":
             cmd = {"op": "write", "key": req["key"], "value": req.get("value")}
+        elif op == "txn":
+            cmd = {"op": "txn", "txn": req["txn"]}
+            if self.bug_txn_split and len(cmd["txn"]) > 1:
+                # BUG txn-split: one slot per micro-operation, one after another.
+                self._propose_part(client, req["id"], split_txn(cmd))
+                return
         else:
             cmd = {"op": "cas", "key": req["key"], "value": req.get("value"),
                    "expected": req.get("expected")}
@@ -267,6 +281,16 @@ class PaxosCore(Outbox):
         else:
             self.pending[slot] = (client, req["id"], None, cmd)
         self._propose(slot, cmd)  # last: a one-node cluster applies it at once
+
+    def _propose_part(self, client: bytes, rid: Any, parts: list[dict[str, Any]]) -> None:
+        """BUG txn-split: propose the first of ``parts`` with the client's
+        waiter; the rest wait until it is applied."""
+        slot = self.next_slot
+        self.next_slot = slot + 1
+        self.pending[slot] = (client, rid, None, parts[0])
+        if len(parts) > 1:
+            self.split_next[slot] = (client, rid, parts[1:])
+        self._propose(slot, parts[0])
 
     def status(self) -> dict[str, Any]:
         # "ballot" is the promised ballot's round: an int, so the harness can
@@ -423,6 +447,14 @@ class PaxosCore(Outbox):
             if waiter is not None and waiter[0] is not None:  # None: BUG early-ack answered it
                 self.out_waiters.append((len(out), waiter))
             out.append(Entry(s, 0, log[s].value))
+        if self.split_next:
+            due = sorted(i for i in self.split_next if i <= self.applied)
+            for i in due:
+                client, rid, rest = self.split_next.pop(i)
+                if self.role == LEADER:
+                    self._propose_part(client, rid, rest)
+            if due and self.role == LEADER:
+                self._flush_leader()
         if self.reads:
             self._serve_reads()
 
@@ -520,6 +552,7 @@ class PaxosCore(Outbox):
         self.acks = {}
         self.born = {}
         self.pending = {}
+        self.split_next = {}
         self.reads = ReadQueue()
         self.peer_seq = {p: 0 for p in self.peers}
         self.peer_heard = {p: self.now for p in self.peers}
@@ -687,6 +720,7 @@ class PaxosCore(Outbox):
                 self._reply_not_leader(client, req, definite=True)
             self.queued = []
         self.pending = {}
+        self.split_next = {}  # the rest of a split transaction is never proposed
         self.reads = ReadQueue()
         self.acks = {}
         self.born = {}

@@ -74,8 +74,18 @@ waiting for read-index confirmation are answered (definitely) at step-down.
 This is also what makes an early commit (BUG commit-old-term) visible to a
 client: the old term's writer is still waiting when its entry commits.
 
+Transactions (``op: "txn"``, nodes/common/kv.py): one log entry each, like
+a write, so the applier applies the whole transaction at one index (atomic on
+every replica) and its reads are as linearizable as the log.
+
 Known-bug flags (``options.bugs``; off by default; each breaks only what its
-name says): stale-read, forget-vote, no-log-check, commit-old-term, early-ack.
+name says): stale-read, forget-vote, no-log-check, commit-old-term, early-ack,
+txn-split (a transaction's micro-operations become one log entry each, the
+next proposed when the previous one commits, as a client running them one
+after another would, so other commands interleave; the applier joins their
+results, see ``kv.split_txn``), txn-dirty-read (a leader answers a read-only transaction at
+once from its log including entries not yet committed: a shadow store,
+``dirty``, that applies each entry when it enters the leader's log).
 """
 
 from __future__ import annotations
@@ -85,7 +95,7 @@ from typing import Any
 
 from nodes.common.applier import unknown_outcome
 from nodes.common.core_api import ClientRequest, CoreConfig, Entry, Restored, Snapshot, Waiter
-from nodes.common.kv import KVStore
+from nodes.common.kv import KVStore, split_txn
 from nodes.common.outbox import Outbox
 from nodes.common.quorum import quorum, quorum_value
 from nodes.common.readindex import ReadQueue
@@ -138,6 +148,12 @@ class RaftCore(Outbox):
         self.bug_no_log_check = "no-log-check" in bugs
         self.bug_commit_old_term = "commit-old-term" in bugs
         self.bug_early_ack = "early-ack" in bugs
+        self.bug_txn_split = "txn-split" in bugs
+        self.bug_txn_dirty_read = "txn-dirty-read" in bugs
+        # BUG txn-dirty-read: a leader's store with every entry of its log applied.
+        self.dirty: KVStore | None = None
+        # BUG txn-split: index of a part in our log -> (client, request id, parts after it)
+        self.split_next: dict[int, tuple[bytes, Any, list[dict[str, Any]]]] = {}
 
         # Durable state, as restored.
         meta = restored.meta or {}
@@ -265,6 +281,8 @@ class RaftCore(Outbox):
         self.election_elapsed = 0
         self.timeout = self._random_timeout()
         self.progress = {}
+        self.dirty = None
+        self.split_next = {}  # the rest of a split transaction is never proposed
 
     def _pre_campaign(self) -> None:
         """Election timeout: ask for pre-votes at term + 1 (thesis 9.6)."""
@@ -308,6 +326,12 @@ class RaftCore(Outbox):
         noop = Entry(nxt, self.term, None)
         self._append([noop])
         self.term_start_index = nxt
+        if self.bug_txn_dirty_read:
+            snap = self.snapshot
+            self.dirty = KVStore.restore(snap.data) if snap is not None else KVStore()
+            for e in self.log:
+                if e.data is not None:
+                    self.dirty.apply(e.data)
         self._maybe_commit()
         self._replicate(False)
 
@@ -386,15 +410,57 @@ class RaftCore(Outbox):
         if op == "read" and self._take_read(client, req,
                                             max(self.commit_index, self.term_start_index)):
             return
+        if op == "txn" and (self.bug_txn_split or self.bug_txn_dirty_read) and \
+                self._buggy_txn(client, req):
+            return
         index = self.snap_index + len(self.log) + 1
         entry = Entry(index, self.term, req)
         self.log.append(entry)
         self.out_entries.append(entry)
+        if self.dirty is not None:
+            self.dirty.apply(req)
         if self.bug_early_ack and op == "write":
             # BUG early-ack: acknowledge once the write is in our own log.
             self.out_replies.append((client, {"id": req["id"], "ok": True}))
         else:
             self.pending[index] = (client, req["id"], self.term, None)
+
+    def _buggy_txn(self, client: bytes, req: ClientRequest) -> bool:
+        """The txn bugs; True if the request is taken care of here."""
+        if self.dirty is not None and all(m[0] == "r" for m in req["txn"]):
+            # BUG txn-dirty-read: answered from our log, committed or not.
+            reply = dict(self.dirty.apply_txn(req["txn"]), id=req["id"])
+            self.out_replies.append((client, reply))
+            return True
+        if not self.bug_txn_split or len(req["txn"]) < 2:
+            return False
+        self._append_part(client, req["id"], split_txn(req))
+        return True
+
+    def _append_part(self, client: bytes, rid: Any, parts: list[dict[str, Any]]) -> None:
+        """BUG txn-split: the first of ``parts`` goes into our log with the
+        client's waiter; the rest wait until it commits."""
+        index = self.snap_index + len(self.log) + 1
+        entry = Entry(index, self.term, parts[0])
+        self.log.append(entry)
+        self.out_entries.append(entry)
+        self.pending[index] = (client, rid, self.term, None)
+        if len(parts) > 1:
+            self.split_next[index] = (client, rid, parts[1:])
+
+    def _propose_next_parts(self, upto: int) -> None:
+        """BUG txn-split: each split transaction whose part committed (at or
+        below ``upto``) proposes its next part now."""
+        due = sorted(i for i in self.split_next if i <= upto)
+        if not due:
+            return
+        for i in due:
+            client, rid, rest = self.split_next.pop(i)
+            self._append_part(client, rid, rest)
+        if self.peers:
+            self._replicate(False)
+        else:
+            self._maybe_commit()
 
     def step(self, msg: Any) -> None:
         if msg.dest != self.id or msg.src not in self._peer_set:
@@ -657,6 +723,8 @@ class RaftCore(Outbox):
         self.last_applied = index
         if self.reads.confirmed:
             self.reads.release(index, self.out_reads)
+        if self.split_next:
+            self._propose_next_parts(index)
 
     def compact(self, snapshot: Snapshot) -> None:
         """The applier's snapshot of everything up to ``snapshot.index``: drop
