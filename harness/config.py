@@ -105,6 +105,9 @@ class RunConfig:
     sim: bool = False
     #: Processes a ``--test-count`` sweep runs at once; None = the machine's cores.
     workers: int | None = None
+    #: A running Dask distributed scheduler (``tcp://127.0.0.1:8786``) that runs the
+    #: sweep's seeds instead of local processes; needs the ``[dask]`` extra.
+    scheduler: str | None = None
     #: A sweep stops at the first run that is not valid.
     stop_on_fail: bool = False
     #: A sweep keeps every run folder, not only the failing ones (simulated sweeps).
@@ -187,6 +190,8 @@ class RunConfig:
         need(bool(self.store), "--store must name a directory")
         need(self.workers is None or self.workers >= 1,
              f"--workers must be at least 1, not {self.workers}")
+        need(self.scheduler is None or bool(self.scheduler.strip()),
+             "--scheduler must be a Dask scheduler address such as tcp://127.0.0.1:8786")
         need(self.txn_length >= 1, f"--txn-length must be at least 1, not {self.txn_length}")
         need(self.consistency in CONSISTENCY,
              f"--consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
@@ -256,6 +261,7 @@ class RunConfig:
         if self.sim:
             out.append("--sim")
         opt("--workers", self.workers, None)
+        opt("--scheduler", self.scheduler, None)
         if self.stop_on_fail:
             out.append("--stop-on-fail")
         if self.keep_all:

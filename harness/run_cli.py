@@ -93,6 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       "deterministic from --seed; raft and paxos only) (default: real processes)")
     a("--workers", type=int, default=None, metavar="N",
       help="runs of a --test-count sweep at once (default: the machine's cores)")
+    a("--scheduler", default=None, metavar="ADDRESS",
+      help="run a --test-count sweep's seeds on a running Dask distributed scheduler "
+      "(e.g. tcp://127.0.0.1:8786; needs pip install '.[dask]'); each task runs its own "
+      "cluster on its worker's machine and writes its run folder to --store, which every "
+      "worker must reach (default: local processes)")
     a("--stop-on-fail", action="store_true",
       help="a --test-count sweep stops at the first run that is not valid (default: run all)")
     a("--keep-all", action="store_true",
@@ -136,6 +141,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         stop_on_anomaly=args.stop_on_anomaly,
         sim=args.sim,
         workers=args.workers,
+        scheduler=args.scheduler,
         stop_on_fail=args.stop_on_fail,
         keep_all=args.keep_all,
         workload=args.workload,
