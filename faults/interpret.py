@@ -39,7 +39,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faults.api import NemesisContext, NetworkControl, link_faults_of
-from faults.partition import Partition
 from faults.plan import ClusterView, FaultOp, Plan
 from faults.process import ProcessFaults, current_leader
 
@@ -219,14 +218,25 @@ class _Active:
         self.before: Any = None  # the network's per-link counters at the start
 
 
+#: The fault kinds the network carries.
+_NETWORK = ("partition", "net")
+
+
 class Interpreter(FaultActions):
-    """Carries a plan out (see the module header)."""
+    """Carries a plan out (see the module header).
+
+    Operations may overlap. The network carries the union of the active
+    partitions' grudges and every active net operation's link faults (applied
+    in start order); each operation's events carry its own value. A process
+    operation holds exactly the nodes of its value (faults.process)."""
 
     def __init__(self, plan: Plan, ctx: NemesisContext, net: NetworkControl | None) -> None:
         super().__init__(ctx, net)
         self.plan = plan
         self.active: dict[int, _Active] = {}
+        self._ids: dict[Any, int] = {}  # plan-given op id -> seq of the active op
         self._seq = 0
+        self._link_sets: list[Any] = []  # the ``links`` the network has faults on now
 
     async def view(self) -> ClusterView:
         """The cluster now: node ids, the leader, the link faults the network
@@ -250,8 +260,8 @@ class Interpreter(FaultActions):
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self.t0 = loop.time()
-        ends: list[tuple[float, int]] = []  # (when, seq) of the active operations
-        nxt = self.plan.next()
+        ends: list[tuple[float, int]] = []  # (when, seq) of active operations with a hold
+        nxt = self.plan.next(await self.view())
         while not stop.is_set():
             t_start = nxt["at"] if nxt is not None else float("inf")
             t_end = ends[0][0] if ends else float("inf")
@@ -265,25 +275,49 @@ class Interpreter(FaultActions):
                     return
                 if t_end <= t_start:
                     _, seq = heapq.heappop(ends)
-                    await self._end(self.active.pop(seq))
+                    act = self._take(seq)
+                    if act is not None:  # not ended already (an ``end`` or ``replaces``)
+                        await self._end(act)
                     continue
                 assert nxt is not None
-                act = _Active(self.plan.resolve(nxt, await self.view()), self._seq)
-                self._seq += 1
-                self.active[act.seq] = act
-                await self._begin(act)
-                heapq.heappush(ends, (act.op["at"] + act.op.get("hold", 0.0), act.seq))
-            nxt = self.plan.next()
+                if nxt["f"] == "end":
+                    act = self._take(self._ids.get(nxt.get("ref")))
+                    if act is not None:
+                        await self._end(act)
+                elif nxt["f"] != "wait":
+                    op = self.plan.resolve(nxt, await self.view())
+                    act = _Active(op, self._seq)
+                    self._seq += 1
+                    replaced = self._take(self._ids.get(op.get("replaces")))
+                    self.active[act.seq] = act
+                    if "id" in op:
+                        self._ids[op["id"]] = act.seq
+                    await self._begin(act, replaced)
+                    if op.get("hold") is not None:
+                        heapq.heappush(ends, (op["at"] + op["hold"], act.seq))
+            nxt = self.plan.next(await self.view())
+
+    def _take(self, seq: int | None) -> _Active | None:
+        """Remove the active operation ``seq`` (and its plan id); None if not active."""
+        act = self.active.pop(seq, None) if seq is not None else None
+        if act is not None and "id" in act.op:
+            self._ids.pop(act.op["id"], None)
+        return act
 
     async def heal(self) -> None:
         async with self._lock:
             errors: list[BaseException] = []
             for seq in sorted(self.active):
                 try:
-                    await self._end(self.active.pop(seq))
+                    act = self._take(seq)
+                    if act is not None:
+                        await self._end(act)
                 except Exception as exc:  # noqa: BLE001 -- end the rest, then heal all
                     log.error("heal: ending %s failed: %s", seq, exc)
                     errors.append(exc)
+            if errors and self.net is not None:
+                await asyncio.to_thread(self.net.heal)  # whatever an op left
+                self._link_sets = []
             await self.heal_all()
             if errors:
                 raise errors[0]
@@ -296,26 +330,27 @@ class Interpreter(FaultActions):
             fields["target"] = op["target"]
         return fields
 
-    async def _begin(self, act: _Active) -> None:
+    async def _begin(self, act: _Active, replaced: _Active | None = None) -> None:
         op = act.op
         f, value, fields = op["f"], op["value"], self._fields(op)
+        if replaced is not None and (f not in _NETWORK or replaced.op["f"] not in _NETWORK
+                                     or self.net is None):
+            await self._end(replaced)  # nothing to do in one step
+            replaced = None
         if f == "kill":
             await self.procs.kill(list(value), **fields)
         elif f == "pause":
-            await self.procs.pause(list(value), min(PROBE_MAX_S, op.get("hold", 0.0) * PROBE_SHARE),
-                                   **fields)
+            await self.procs.pause(list(value), min(PROBE_MAX_S, (op.get("hold") or 1.0)
+                                                    * PROBE_SHARE), **fields)
         elif self.net is None:
             log.info("no network backend for %s; skipped", f)
-            return
         else:
             act.before = await self._counters()
-            if f == "partition":
-                grudge = {d: set(s) for d, s in value["grudge"].items()}
-                await self.apply_partition(
-                    Partition(value["shape"], bool(value.get("oneway")), grudge), **fields)
-            else:
-                faults = {k: v for k, v in value.items() if k != "links"}
-                await self.apply_links(faults, value["links"], **fields)
+            await self._apply_network({f} | ({replaced.op["f"]} if replaced else set()))
+            if replaced is not None:  # ended in the same network update
+                self._record_end(replaced, act.before)
+            self.record(f, value, **fields)
+            log.info("%s %s", f, value)
 
     async def _end(self, act: _Active) -> None:
         op = act.op
@@ -324,21 +359,45 @@ class Interpreter(FaultActions):
             await self.procs.restart(list(op["value"]), fields)
         elif f == "pause":
             await self.procs.resume(list(op["value"]), fields)
-        elif self.net is None:
-            return
-        else:
+        elif self.net is not None:
             after = await self._counters()
-            fields["evidence"] = _network_evidence(op, act.before, after)
-            other = self.links if f == "partition" else self.partition
-            if other is None:  # the only network fault: heal it whole, as heal() would
-                held = self.partition if f == "partition" else self.links
-                await asyncio.to_thread(self.net.heal)
-                self.record(f"{f}-end", held if held is not None else op["value"], **fields)
-                self.partition = self.links = None
-            elif f == "partition":
-                await self.end_partition(**fields)
-            else:
-                await self.clear_links(**fields)
+            await self._apply_network({f})
+            self._record_end(act, after, fields)
+
+    def _record_end(self, act: _Active, after: dict | None,
+                    fields: dict[str, Any] | None = None) -> None:
+        fields = fields if fields is not None else self._fields(act.op)
+        fields["evidence"] = _network_evidence(act.op, act.before, after)
+        self.record(f"{act.op['f']}-end", act.op["value"], **fields)
+
+    async def _apply_network(self, changed: set[str]) -> None:
+        """Make the network carry the active operations (see the class doc):
+        with none active, heal it whole; else re-set what ``changed`` names."""
+        assert self.net is not None
+        acts = [self.active[s] for s in sorted(self.active)
+                if self.active[s].op["f"] in _NETWORK]
+        if not acts:
+            await asyncio.to_thread(self.net.heal)
+            self._link_sets = []
+            return
+        if "partition" in changed:
+            grudge: dict[str, set[str]] = {}
+            for a in acts:
+                if a.op["f"] == "partition":
+                    for dest, srcs in a.op["value"]["grudge"].items():
+                        grudge.setdefault(dest, set()).update(srcs)
+            await asyncio.to_thread(self.net.set_grudge,
+                                    {d: sorted(srcs) for d, srcs in grudge.items() if srcs})
+        if "net" in changed:
+            for links in self._link_sets:
+                await asyncio.to_thread(self.net.set_links, None, links)
+            self._link_sets = []
+            for a in acts:
+                if a.op["f"] == "net":
+                    value = a.op["value"]
+                    faults = {k: v for k, v in value.items() if k != "links"}
+                    await asyncio.to_thread(self.net.set_links, faults, value["links"])
+                    self._link_sets.append(value["links"])
 
     # --- evidence -----------------------------------------------------------------
 
