@@ -514,7 +514,12 @@ def replay_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
 
 
 def run(config: RunConfig) -> RunResult:
-    """Run one test as ``config`` says; see the module header."""
+    """Run one test as ``config`` says; see the module header. ``config.sim``:
+    the simulated cluster instead (harness/simrun.py), same folder and report."""
+    if config.sim:
+        from harness import simrun
+
+        return simrun.run(config)
     cfg, build_nemesis = prepare(config)
     try:
         folder = runfolder.new_run_folder(Path(cfg.store), cfg.name)
@@ -607,11 +612,40 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
     events: list[dict] = []
     try:
         events = read_history(folder.history)
-        verdict, checker = _check(events, cfg)
-    except Exception as exc:  # noqa: BLE001 - a checker crash is "unknown", not a lost run
-        verdict, checker = "unknown", None
+    except Exception as exc:  # noqa: BLE001 - a history that cannot be read is "unknown"
         notes.append(f"checker failed: {exc!r}")
-    live.progress.done()
+        events = []
+        return finish_run(cfg, run_dir, started, events, dict(live.recorder.counts),
+                          live.load_seconds, notes, interrupted, live.recovered,
+                          checked=("unknown", None), on_checked=live.progress.done)
+    return finish_run(cfg, run_dir, started, events, dict(live.recorder.counts),
+                      live.load_seconds, notes, interrupted, live.recovered,
+                      on_checked=live.progress.done)
+
+
+def finish_run(cfg: RunConfig, run_dir: Path, started: str, events: list[dict],
+               counts: dict[str, int], load_seconds: float, notes: list[str],
+               interrupted: bool, recovered: bool, *,
+               checked: tuple[str, dict[str, Any] | None] | None = None,
+               extra: dict[str, Any] | None = None,
+               on_checked: Callable[[], None] | None = None,
+               report: bool = True, index: bool = True) -> RunResult:
+    """Check ``events``, write results.json, the report, the store index and the
+    ledger: the end of every run, real or simulated (harness/simrun.py).
+    ``extra``: results.json fields only some runs have (``simulated``, ...);
+    ``report``/``index``: draw the page and the store index (a sweep's passing
+    seeds and its per-seed indexes skip them)."""
+    notes = list(notes)
+    if checked is None:
+        try:
+            verdict, checker = _check(events, cfg)
+        except Exception as exc:  # noqa: BLE001 - a checker crash is "unknown", not a lost run
+            verdict, checker = "unknown", None
+            notes.append(f"checker failed: {exc!r}")
+    else:
+        verdict, checker = checked
+    if on_checked is not None:
+        on_checked()
     try:
         figures = analysis.run_figures(events)
     except Exception as exc:  # noqa: BLE001 - the figures are optional
@@ -620,8 +654,7 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
     exit_code = EXIT_CODES[verdict]
     if interrupted and verdict != "invalid":
         exit_code = 3  # the run could not finish: a clean prefix proves little
-    counts = dict(live.recorder.counts)
-    completed = counts["ok"] + counts["fail"] + counts["info"]
+    completed = counts.get("ok", 0) + counts.get("fail", 0) + counts.get("info", 0)
     results: dict[str, Any] = {
         "verdict": verdict,
         "exit_code": exit_code,
@@ -630,38 +663,54 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
         "seed": cfg.seed,
         "command": " ".join(cfg.argv()),
         "started": started,
-        "duration_s": round(live.load_seconds, 3),
+        "duration_s": round(load_seconds, 3),
         "nodes": cfg.nodes,
         "nemesis": cfg.nemesis or "default",
         "bugs": _bugs(cfg),
         "counts": counts,
-        "ops_per_s": round(completed / live.load_seconds, 1) if live.load_seconds else 0.0,
+        "ops_per_s": round(completed / load_seconds, 1) if load_seconds else 0.0,
         "latency_ms": figures["latency_ms"],
         "checker": checker,
         "availability": figures["availability"],
         "ineffective_faults": _ineffective(events, notes),
         "replay": _replayed(cfg, events),
         "interrupted": interrupted,
-        "recovered": live.recovered,
+        "recovered": recovered,
         "notes": notes,
+        **(extra or {}),
     }
     try:
         results = runfolder.write_results(run_dir, results)
     except runfolder.ReportError as exc:  # the verdict is known; say where the history is
+        folder = runfolder.RunFolder(run_dir)
         raise RunError(f"{exc}; verdict {verdict}, history kept in {folder.history}") from None
     store = Path(cfg.store)
-    runfolder.point_latest(store, run_dir)
-    report = None
-    try:
-        report = reports.write_report(run_dir)
-    except Exception as exc:  # noqa: BLE001 - no report is better than no verdict
-        notes.append(f"report failed: {exc!r}")
-    with contextlib.suppress(Exception):
-        reports.write_store_index(store)
+    if index:
+        runfolder.point_latest(store, run_dir)
+    page = None
+    if report:
+        try:
+            page = reports.write_report(run_dir)
+        except Exception as exc:  # noqa: BLE001 - no report is better than no verdict
+            notes.append(f"report failed: {exc!r}")
+    if index:
+        with contextlib.suppress(Exception):
+            reports.write_store_index(store)
+    _record_ledger(store, run_dir)
     if notes != results["notes"]:
         with contextlib.suppress(runfolder.ReportError):  # results.json stands as written
             results = runfolder.write_results(run_dir, {**results, "notes": notes})
-    return RunResult(verdict, exit_code, run_dir, cfg, results, report, interrupted)
+    return RunResult(verdict, exit_code, run_dir, cfg, results, page, interrupted)
+
+
+def _record_ledger(store: Path, run_dir: Path) -> None:
+    """Best effort: the ledger (reports/ledger.py) rebuilds what it missed."""
+    try:
+        from reports import ledger
+    except ImportError:
+        return
+    with contextlib.suppress(ledger.LedgerError, OSError):
+        ledger.record(store, run_dir)
 
 
 def run_series(config: RunConfig) -> Iterator[RunResult]:

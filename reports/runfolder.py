@@ -63,13 +63,15 @@ STAMP = "%Y%m%dT%H%M%S"
 
 #: Version of results.json this code writes and the newest it reads. Version 1:
 #: anomalies name operations by ``Op.id`` (positions in ``pair(history)``).
-#: Version 2 adds ``ineffective_faults`` and ``replay``.
-SCHEMA = 2
+#: Version 2 adds ``ineffective_faults`` and ``replay``; version 3 ``simulated``,
+#: ``simulated_s``, ``sim_only_faults`` (simulated runs, harness/simrun.py) and ``wall_s``.
+SCHEMA = 3
 #: Every field of results.json (docs/run-folder.md describes each).
 RESULT_FIELDS = (
     "schema", "verdict", "exit_code", "name", "system", "seed", "command", "started",
     "duration_s", "nodes", "nemesis", "bugs", "counts", "ops_per_s", "latency_ms", "checker",
     "availability", "ineffective_faults", "replay", "interrupted", "recovered", "notes",
+    "simulated", "simulated_s", "sim_only_faults", "wall_s",
 )
 _NUMBER = (int, float)
 #: The JSON type of each field; ``read_results`` drops a value of another type (null is
@@ -79,9 +81,27 @@ RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
     "command": str, "started": str, "duration_s": _NUMBER, "nodes": int, "nemesis": str,
     "bugs": list, "counts": dict, "ops_per_s": _NUMBER, "latency_ms": dict, "checker": dict,
     "availability": list, "ineffective_faults": list, "replay": dict, "interrupted": bool,
-    "recovered": bool, "notes": list,
+    "recovered": bool, "notes": list, "simulated": bool, "simulated_s": _NUMBER,
+    "sim_only_faults": list, "wall_s": _NUMBER,
 }
 assert set(RESULT_TYPES) == set(RESULT_FIELDS)
+#: The fields of results.json that depend on the wall clock (as key paths): a
+#: simulated run's results.json is byte-identical for the same config and seed
+#: once these are taken out (``without_wall_clock``; docs/simulation.md).
+WALL_CLOCK_FIELDS: tuple[tuple[str, ...], ...] = (("started",), ("wall_s",),
+                                                  ("checker", "seconds"))
+
+
+def without_wall_clock(results: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``results`` without ``WALL_CLOCK_FIELDS``."""
+    out = json.loads(json.dumps(results))
+    for path in WALL_CLOCK_FIELDS:
+        d = out
+        for key in path[:-1]:
+            d = d.get(key) if isinstance(d, dict) else None
+        if isinstance(d, dict):
+            d.pop(path[-1], None)
+    return out
 
 
 class ReportError(Exception):

@@ -1,0 +1,315 @@
+"""The simulator's interpreter: carries a fault plan out on a simulated cluster.
+
+Owns ``SimInterpreter(plan, world, record)``: the second interpreter of the
+plans of faults/plan.py (the first is faults/interpret.py, on real processes
+and the proxy/netns). It takes the same plan objects (``faults.schedule.
+build_plan``, ``ReplayPlan``), asks them in the same order with the same
+``ClusterView`` fields (node ids, the leader, the link faults, each node's
+status, ``now``), and records the same nemesis events: ``f`` KIND at a start
+and KIND-end with the same value at its end, ``at`` (seconds since the
+nemesis started, when the step began), the requested ``target`` on starts,
+and ``evidence`` on ends (docs/faults.md "Evidence"), so checker/nemesis.py,
+``recorded_ops``, ``--replay``, results.json and the report read a simulated
+run like a real one.
+
+The world is a ``nodes.sim.world.World`` (it imports nothing from here): the
+interpreter calls its ``kill``/``restart``, ``pause``/``resume``,
+``set_grudge``/``set_links``/``heal`` and ``counters``, and schedules itself
+with ``world.at``. Every fault kind of real runs exists with its name: kill,
+pause, partition (every shape, one-way too), net (loss, delay, duplicate,
+reorder). ``SIM_ONLY``: the kinds no real network can produce (none so
+far); a run that uses one lists it in results.json ``sim_only_faults`` and
+the report says so.
+
+Invariants (those of the real interpreter):
+- steps run in time order, ends before starts at the same instant; a plan
+  is asked for its next operation only after the previous one is resolved
+  and begun (one rng order);
+- control ops (``wait``, ``end``) are carried out, never recorded; an op may
+  carry ``id``, ``hold: None`` (held until an ``end`` op or ``heal``) and
+  ``replaces`` (end that op and start this one in one network update);
+- active ops may overlap: the network carries the union of the active
+  partitions' grudges and every active net op's links, in start order;
+- ``heal()`` ends every active op (with its evidence), then heals the
+  network, resumes and restarts whatever the nemesis still holds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from faults.interpret import PROBE_MAX_S, PROBE_SHARE, _network_evidence
+from faults.plan import ClusterView, FaultOp, Plan
+
+#: Fault kinds only the simulator can produce (labelled in results.json and the report).
+SIM_ONLY: tuple[str, ...] = ()
+NETWORK_KINDS = ("partition", "net")
+
+
+class _Active:
+    __slots__ = ("before", "op", "pids", "probe", "seq", "since")
+
+    def __init__(self, op: FaultOp, seq: int) -> None:
+        self.op = op
+        self.seq = seq
+        self.before: Any = None  # link counters at the start (network faults)
+        self.pids: dict[str, int | None] = {}  # kill/pause: the process ids at the start
+        self.since = 0  # world time the fault took effect
+        self.probe: list[str] | None = None  # pause: the nodes that answered the probe
+
+
+class SimInterpreter:
+    """Carries ``plan`` out on ``world``; see the module header.
+
+    ``record(f, value, **fields)`` writes one nemesis event (the caller stamps
+    the simulated time). ``link_faults``: what the simulated network applies."""
+
+    def __init__(self, plan: Plan, world: Any, record: Callable[..., None],
+                 link_faults: tuple[str, ...]) -> None:
+        self.plan = plan
+        self.world = world
+        self.record = record
+        self.link_faults = link_faults
+        self.t0 = 0
+        self.active: dict[int, _Active] = {}
+        self.by_id: dict[Any, int] = {}
+        self._ends: list[tuple[int, int]] = []  # (time ns, seq)
+        self._next: FaultOp | None = None
+        self._next_at = 0
+        self._seq = 0
+        self._stopped = False
+        self._wake_token = 0
+        self.killed: list[str] = []
+        self.paused: list[str] = []
+        self.used_kinds: list[str] = []
+        self._pass_view = _takes_view(plan)
+
+    # --- the schedule ------------------------------------------------------------
+
+    def now(self) -> float:
+        """Seconds since the nemesis started."""
+        return (self.world.now - self.t0) / 1e9
+
+    def _ns(self, at: float) -> int:
+        return self.t0 + round(at * 1e9)
+
+    def start(self) -> None:
+        """Start the nemesis now (time 0 of ``at``)."""
+        self.t0 = self.world.now
+        self._ask()
+        self._schedule()
+
+    def stop(self) -> None:
+        """No step starts after this (``heal`` ends what is active)."""
+        self._stopped = True
+
+    def _ask(self) -> None:
+        view = self.view() if self._pass_view else None
+        self._next = self.plan.next(view) if self._pass_view else self.plan.next()
+        if self._next is not None:
+            self._next_at = self._ns(float(self._next.get("at", 0.0)))
+
+    def _schedule(self) -> None:
+        """One wake-up at the earliest pending step (an older wake-up is voided)."""
+        times = []
+        if self._next is not None:
+            times.append(self._next_at)
+        if self._ends:
+            times.append(self._ends[0][0])
+        if not times or self._stopped:
+            return
+        self._wake_token += 1
+        self.world.at(min(times), self._wake, self._wake_token)
+
+    def _wake(self, token: int) -> None:
+        if token != self._wake_token or self._stopped:
+            return
+        now = self.world.now
+        while not self._stopped:
+            t_end = self._ends[0][0] if self._ends else None
+            t_start = self._next_at if self._next is not None else None
+            if t_end is not None and t_end <= now and (t_start is None or t_end <= t_start):
+                _, seq = heapq.heappop(self._ends)
+                act = self.active.pop(seq, None)
+                if act is not None:
+                    self._end(act)
+                continue
+            if t_start is not None and t_start <= now:
+                op, self._next = self._next, None
+                assert op is not None
+                self._step(op)
+                self._ask()
+                continue
+            break
+        self._schedule()
+
+    def _step(self, op: FaultOp) -> None:
+        f = op.get("f")
+        if f == "wait":
+            return  # the plan asks again with a fresh view (the _ask that follows)
+        if f == "end":
+            seq = self.by_id.pop(op.get("ref"), None)
+            act = self.active.pop(seq, None) if seq is not None else None
+            if act is not None:
+                self._end(act)
+            return
+        replaced = None
+        if op.get("replaces") is not None:
+            seq = self.by_id.pop(op["replaces"], None)
+            replaced = self.active.pop(seq, None) if seq is not None else None
+        resolved = self.plan.resolve(op, self.view())
+        act = _Active(resolved, self._seq)
+        self._seq += 1
+        self.active[act.seq] = act
+        if "id" in resolved:
+            self.by_id[resolved["id"]] = act.seq
+        if replaced is not None:  # its end and this start are one network update
+            self._end(replaced, update=False)
+        self._begin(act)
+        hold = resolved.get("hold", 0.0)
+        if hold is not None:
+            heapq.heappush(self._ends, (self._ns(float(resolved["at"]) + float(hold)), act.seq))
+
+    def view(self) -> ClusterView:
+        w = self.world
+        statuses = {n: w.status(n) for n in w.ids}
+        return ClusterView(tuple(w.ids), w.leader(), self.link_faults, statuses, now=self.now())
+
+    # --- one operation -------------------------------------------------------------
+
+    def _fields(self, op: FaultOp) -> dict[str, Any]:
+        fields: dict[str, Any] = {"at": round(self.now(), 6)}
+        if "target" in op:
+            fields["target"] = op["target"]
+        return fields
+
+    def _begin(self, act: _Active) -> None:
+        op = act.op
+        f, value, fields = op["f"], op["value"], self._fields(op)
+        if f not in self.used_kinds:
+            self.used_kinds.append(f)
+        w = self.world
+        act.since = w.now
+        if f == "kill":
+            nodes = sorted(value)
+            act.pids = {n: w.nodes[n].pid if w.nodes[n].up else None for n in nodes}
+            for n in nodes:
+                w.kill(n)
+                if n not in self.killed:
+                    self.killed.append(n)
+            self.record("kill", nodes, **fields)
+        elif f == "pause":
+            nodes = sorted(value)
+            act.pids = {n: w.nodes[n].pid if w.nodes[n].up else None for n in nodes}
+            for n in nodes:
+                w.pause(n)
+                if n not in self.paused:
+                    self.paused.append(n)
+            self.record("pause", nodes, **fields)
+            wait = min(PROBE_MAX_S, float(op.get("hold") or 0.0) * PROBE_SHARE)
+            if op.get("hold") is None:
+                wait = PROBE_MAX_S
+            w.at(w.now + int(wait * 1e9), self._probe, act)
+        elif f in NETWORK_KINDS:
+            act.before = w.counters()["links"]
+            self._apply_network()
+            self.record(f, value, **fields)
+        else:
+            raise ValueError(f"the simulator cannot carry out fault kind {f!r}")
+
+    def _probe(self, act: _Active) -> None:
+        if act.seq in self.active:  # the probe's answer came while the pause held
+            act.probe = [n for n in sorted(act.op["value"]) if self.world.status(n) is not None]
+
+    def _end(self, act: _Active, update: bool = True) -> None:
+        op = act.op
+        f, value, fields = op["f"], op["value"], self._fields(op)
+        w = self.world
+        if f == "kill":
+            nodes = sorted(value)
+            for n in nodes:
+                if n in self.killed:
+                    self.killed.remove(n)
+                w.restart(n)
+            after = {n: w.nodes[n].pid for n in nodes}
+            why = [f"{n} was not running" for n, pid in act.pids.items() if pid is None]
+            why += [f"{n} kept PID {pid}" for n, pid in act.pids.items()
+                    if pid is not None and after[n] == pid]
+            ev: dict[str, Any] = {"pid_before": act.pids, "pid_after": after,
+                                  "down_ms": round((w.now - act.since) / 1e6, 1),
+                                  "effective": not why}
+            if why:
+                ev["why"] = "; ".join(why)
+            self.record("kill-end", nodes, **fields, evidence=ev)
+        elif f == "pause":
+            nodes = sorted(value)
+            for n in nodes:
+                if n in self.paused:
+                    self.paused.remove(n)
+                w.resume(n)
+            why = [f"{n} was not running" for n, pid in act.pids.items() if pid is None]
+            why += [f"{n} answered status while paused" for n in act.probe or ()]
+            ev = {"answered": act.probe,
+                  "effective": False if why else (None if act.probe is None else True)}
+            if why:
+                ev["why"] = "; ".join(why)
+            self.record("pause-end", nodes, **fields, evidence=ev)
+        else:
+            if update:
+                self._apply_network()
+            after = w.counters()["links"]
+            self.record(f"{f}-end", value, **fields,
+                        evidence=_network_evidence(op, act.before, after))
+
+    def _apply_network(self) -> None:
+        """The union of the active partitions and the active link faults, in start order."""
+        w = self.world
+        grudge: dict[str, set[str]] = {}
+        nets: list[dict[str, Any]] = []
+        for seq in sorted(self.active):
+            op = self.active[seq].op
+            if op["f"] == "partition":
+                for dest, srcs in op["value"]["grudge"].items():
+                    grudge.setdefault(dest, set()).update(srcs)
+            elif op["f"] == "net":
+                nets.append(op["value"])
+        w.set_grudge({d: sorted(s) for d, s in sorted(grudge.items())})
+        w.link_faults = {}
+        w.set_links(None, "all")
+        for value in nets:
+            faults = {k: v for k, v in value.items() if k != "links"}
+            w.set_links(faults, value["links"])
+
+    # --- the end of the run -----------------------------------------------------------
+
+    def heal(self) -> None:
+        """End every active op (with its evidence), then anything still held."""
+        self._stopped = True
+        for seq in sorted(self.active):
+            act = self.active.pop(seq)
+            self._end(act)
+        self.by_id.clear()
+        self._ends = []
+        w = self.world
+        w.heal()
+        for n in list(self.paused):
+            w.resume(n)
+        for n in list(self.killed):
+            w.restart(n)
+        self.paused = []
+        self.killed = []
+
+    def sim_only(self) -> list[str]:
+        """The sim-only fault kinds this run used."""
+        return [k for k in self.used_kinds if k in SIM_ONLY]
+
+
+def _takes_view(plan: Plan) -> bool:
+    """Whether ``plan.next`` accepts the view (the extended Plan protocol)."""
+    try:
+        return len(inspect.signature(plan.next).parameters) >= 1
+    except (TypeError, ValueError):
+        return False

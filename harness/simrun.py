@@ -1,0 +1,281 @@
+"""`harness run --sim`: one run on the simulated cluster, same config, folder and report.
+
+Owns ``run(cfg) -> RunResult`` for ``cfg.sim`` (the runner dispatches here)
+and ``simulate(cfg) -> SimOutcome``, the run without the folder (the sweep
+and the benchmarks call it). The phases are the real runner's
+(harness/runner.py), in simulated time:
+
+1. the nodes start at time 0 (``nodes.sim.world.World``: the real cores of
+   ``cfg.system`` built from cluster.json's timing and options);
+2. once a leader is known (polled every 50 ms, at most 10 s, like the real
+   runner) the load starts: ``cfg.concurrency`` slots with the workload's
+   generators (``harness.workload``), and the nemesis: the plan of
+   ``faults.schedule.build_plan`` (or ``ReplayPlan`` for ``--replay``)
+   carried out by ``faults.simulate.SimInterpreter``;
+3. after ``time_limit`` simulated seconds the load stops (operations in
+   flight end), every fault is healed, the cluster gets ``recovery_timeout``
+   to have every node up and a leader, and the kv final step reads every key;
+4. the same checker path (``harness.workload.check``), results.json, report,
+   store index and ledger as a real run (``runner.finish_run``).
+
+Random streams, each its own ``random.Random`` named from the seed: the
+clients' (``ops:SEED:SLOT``, the generator's own), the faults'
+(``nemesis:SEED``, the real runner's name, so a sim and a real run of one
+seed draw the same plan), the network's (``net:SEED``), the disk's, and each
+core incarnation's. Removing a fault operation therefore leaves every
+slot's sequence of operations unchanged (their timing and outcomes change).
+
+Determinism: nothing reads the wall clock, ids or hash order inside the
+simulation; the history holds simulated ns. The wall-clock fields of
+results.json are ``reports.runfolder.WALL_CLOCK_FIELDS`` (``started``,
+``wall_s``, ``checker.seconds``): everything else is the same for the same
+config and seed (docs/simulation.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import workload
+from harness.config import ConfigError, RunConfig
+
+SIM_SYSTEMS = ("raft", "paxos")
+LEADER_WAIT_S = 10.0
+POLL_NS = 50_000_000
+METRICS_NS = 250_000_000
+
+
+def _error(msg: str) -> Exception:
+    from harness.runner import RunError
+
+    return RunError(msg)
+
+
+@dataclass
+class SimOutcome:
+    """A simulated run before it is written: its history and figures."""
+
+    cfg: RunConfig
+    events: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    counts: dict[str, int]
+    load_seconds: float
+    simulated_s: float
+    recovered: bool
+    notes: list[str] = field(default_factory=list)
+    sim_only: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    flushes: int = 0
+    messages: int = 0
+    check_s: float = 0.0
+
+
+def prepare(config: RunConfig) -> RunConfig:
+    """Resolve and validate ``config`` for a simulation; RunError (one line) if it cannot be."""
+    if config.system not in SIM_SYSTEMS:
+        raise _error(f"--sim simulates raft and paxos only, not the command {config.system!r} "
+                     "(run it on real processes without --sim)")
+    cfg = config.resolved()
+    try:
+        cfg.validate()
+    except ConfigError as exc:
+        raise _error(str(exc)) from None
+    from faults import mixes, schedule
+
+    if mixes.mix_name(cfg.nemesis) is not None and not cfg.replay:
+        raise _error(f"--nemesis {cfg.nemesis}: the demonstration mixes run scripted moves on "
+                     "real processes; --sim takes plain kinds (kill,pause,partition,net) or all")
+    try:
+        schedule.check_spec(cfg.nemesis, network=True)
+    except ValueError as exc:
+        raise _error(f"--nemesis: {exc}") from None
+    return cfg
+
+
+def _timing(cfg: RunConfig) -> Any:
+    from nodes.common.core_api import Timing
+
+    t = dict(cfg.timing or {})
+    d = Timing()
+    election = t.get("election_timeout_ms", d.election_timeout_ms)
+    return Timing(heartbeat_ms=int(t.get("heartbeat_ms", d.heartbeat_ms)),
+                  election_timeout_ms=(int(election[0]), int(election[1])),
+                  tick_ms=int(t.get("tick_ms", d.tick_ms)))
+
+
+def _plan(cfg: RunConfig, link_faults: tuple[str, ...]) -> Any:
+    from faults import schedule
+    from faults.plan import ReplayPlan
+
+    if cfg.replay:
+        from harness.runner import _replay_ops
+
+        return ReplayPlan(_replay_ops(cfg))
+    return schedule.build_plan(cfg.nemesis, interval_s=cfg.nemesis_interval,
+                               rng=random.Random(f"nemesis:{cfg.seed}"),
+                               link_faults=link_faults, network=True, timing=cfg.timing)
+
+
+def simulate(cfg: RunConfig, *, wire: bool = True, metrics: bool = True) -> SimOutcome:
+    """Run the resolved ``cfg`` on the simulated cluster (see the module header)."""
+    from faults.simulate import SimInterpreter
+    from harness.generator import key_names
+    from nodes.__main__ import load_protocol
+    from nodes.common.clusterfile import node_ids
+    from nodes.sim.load import FinalReads, SimLoad
+    from nodes.sim.world import LINK_FAULTS, World
+
+    wall0 = time.perf_counter()
+    ids = node_ids(cfg.nodes)
+    world = World(load_protocol(cfg.system), ids, seed=int(cfg.seed or 0), timing=_timing(cfg),
+                  options=cfg.cluster_options(), wire_codec=wire)
+    events: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+    notes: list[str] = []
+    if metrics:
+        world.at(0, _sample, (world, samples))
+
+    # 2. the load starts once someone leads
+    deadline = world.now + int(LEADER_WAIT_S * 1e9)
+    while world.leader() is None and world.now < deadline:
+        world.run_until(world.now + POLL_NS)
+    start = world.now
+    gen_cls = workload.generator_class(cfg.workload)
+    extra = workload.options(cfg)
+    seen: dict[str, Any] = {}
+    gens = [gen_cls(cfg.seed, slot, keys=cfg.keys, ops=cfg.ops, concurrency=cfg.concurrency,
+                    rate=cfg.rate, seen=seen, **extra) for slot in range(cfg.concurrency or 1)]
+    load = SimLoad(world, ids, gens, cfg.request_timeout, events)
+
+    def record(f: str, value: Any, **fields: Any) -> None:
+        events.append({"time": world.now, "process": "nemesis", "type": "info", "f": f,
+                       "value": value, **fields})
+
+    plan = _plan(cfg, LINK_FAULTS)
+    nemesis = SimInterpreter(plan, world, record, LINK_FAULTS) if plan is not None else None
+    if nemesis is not None:
+        nemesis.start()
+    load.go()
+    world.run_until(start + int(cfg.time_limit * 1e9))
+    load_seconds = (world.now - start) / 1e9
+
+    # 3. stop the load, heal, recover, read back
+    load.stop()
+    world.run_until(world.now + int((cfg.request_timeout * 3 + 2) * 1e9),
+                    lambda: load.active == 0)
+    if load.active:
+        notes.append(f"{load.active} client slots did not stop")
+    if nemesis is not None:
+        nemesis.stop()
+        nemesis.heal()
+    recover_end = world.now + int(cfg.recovery_timeout * 1e9)
+    while not (world.all_up() and world.leader() is not None) and world.now < recover_end:
+        world.run_until(world.now + POLL_NS)
+    recovered = world.all_up() and world.leader() is not None
+    final = workload.get(cfg.workload).final
+    if final == "harness.workload:final_kv_reads":
+        reads = FinalReads(load, key_names(cfg.keys), cfg.request_timeout,
+                           world.now + int(cfg.recovery_timeout * 1e9))
+        world.run_until(world.now + int((cfg.recovery_timeout + 2 * cfg.request_timeout) * 1e9),
+                        lambda: reads.done)
+        if not all(reads.ok.values()):
+            notes.append("final reads failed for " +
+                         ", ".join(k for k, good in reads.ok.items() if not good))
+    elif final is not None:
+        notes.append(f"the simulator has no final step for workload {cfg.workload!r}; skipped")
+    for i, e in enumerate(events):
+        e["index"] = i  # written first (see write_history)
+    return SimOutcome(cfg, events, samples, dict(load.counts), load_seconds, world.now / 1e9,
+                      recovered, notes, nemesis.sim_only() if nemesis is not None else [],
+                      wall_s=time.perf_counter() - wall0, flushes=world.flushes,
+                      messages=world.messages)
+
+
+def _sample(arg: tuple[Any, list[dict[str, Any]]]) -> None:
+    """metrics.jsonl lines for every node (docs/run-folder.md), every 250 ms simulated."""
+    world, out = arg
+    now = world.now
+    for n in world.ids:
+        s = world.status(n)
+        line: dict[str, Any] = {"time": now, "kind": "status", "node": n, "up": s is not None}
+        for key in ("role", "term", "leader", "commit_index", "last_applied", "log_len"):
+            v = (s or {}).get(key)
+            if key == "term" and v is None and s is not None:
+                v = s.get("ballot")
+            line[key] = v
+        out.append(line)
+    for n in world.ids:
+        node = world.nodes[n]
+        state = "dead" if not node.up else ("paused" if node.paused else "running")
+        out.append({"time": now, "kind": "proc", "node": n, "pid": node.pid, "state": state,
+                    "cpu": None, "rss": None})
+    world.at(now + METRICS_NS, _sample, arg)
+
+
+def history_text(events: list[dict[str, Any]]) -> str:
+    """history.jsonl's text: ``index`` first, then the event's own order (as the recorder)."""
+    dumps = json.dumps
+    return "".join(dumps({"index": e["index"], **{k: v for k, v in e.items() if k != "index"}})
+                   + "\n" for e in events)
+
+
+def run(config: RunConfig, *, keep: bool = True, index: bool = True,
+        report: bool = True, wire: bool = True) -> Any:
+    """One simulated run, written as a run folder (see the module header).
+    ``keep`` False: a passing run keeps only config.json and results.json (a
+    sweep's passing seeds); a failing one always keeps everything."""
+    from harness.runner import RunError, RunResult, finish_run
+    from reports import runfolder
+
+    cfg = prepare(config)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    out = simulate(cfg, wire=wire)
+    verdict, checker = _checked(out)
+    failing = verdict != "valid"
+    keep_all = keep or failing
+    try:
+        folder = runfolder.new_run_folder(Path(cfg.store), cfg.name or cfg.system)
+        runfolder.write_json(folder.config, cfg.to_dict())
+        if keep_all:
+            runfolder.write_atomic(folder.history, history_text(out.events))
+            runfolder.write_atomic(folder.metrics, "".join(json.dumps(m) + "\n"
+                                                           for m in out.metrics))
+            from nodes.common.clusterfile import write_cluster
+
+            write_cluster(folder.root, cfg.nodes, net="direct", timing=cfg.timing,
+                          options=cfg.cluster_options())
+    except (runfolder.StoreError, runfolder.ReportError, OSError) as exc:
+        raise RunError(str(exc)) from None
+    extra = {"simulated": True, "simulated_s": round(out.simulated_s, 3),
+             "sim_only_faults": out.sim_only}
+    result: RunResult = finish_run(
+        cfg, folder.root, started, out.events, out.counts, out.load_seconds, out.notes,
+        False, out.recovered, checked=(verdict, checker),
+        extra={**extra, "wall_s": round(out.wall_s + out.check_s, 3)},
+        report=report and keep_all, index=index)
+    return result
+
+
+def _checked(out: SimOutcome) -> tuple[str, dict[str, Any] | None]:
+    t0 = time.perf_counter()
+    try:
+        verdict, checker = workload.check(out.events, out.cfg)
+    except Exception as exc:  # noqa: BLE001 - a checker crash is "unknown", not a lost run
+        verdict, checker = "unknown", None
+        out.notes.append(f"checker failed: {exc!r}")
+    out.check_s = time.perf_counter() - t0
+    return verdict, checker
+
+
+def replay_real(run_dir: str | Path, **overrides: Any) -> RunConfig:
+    """The config that replays a simulated run's plan on real processes."""
+    from harness.runner import replay_config
+
+    return dataclasses.replace(replay_config(run_dir, **overrides), sim=False)

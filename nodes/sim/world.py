@@ -1,0 +1,586 @@
+"""The time-driven simulated cluster: cores, driver, disks and network on one event heap.
+
+Owns ``World``: N cores of one ``ProtocolSpec`` driven by simulated time in
+nanoseconds, as the real driver (nodes/common/driver.py) would drive them,
+on a simulated network that behaves like the proxy (faults/netproxy.py),
+with one simulated data directory (nodes/sim/disk.py) per node. Nothing here
+knows Raft, Paxos, the harness or a fault plan: the simulated clients
+(nodes/sim/load.py) and the fault interpreter (faults/simulate.py) drive it
+through ``client_send``, ``kill``/``restart``, ``pause``/``resume``,
+``set_grudge``/``set_links``/``heal`` and ``at`` (a callback at a time).
+
+The event heap: ``(time_ns, seq, fn, arg)``; ``seq`` is a counter, so events
+at the same time run in the order they were scheduled -- nothing depends on
+hashing, ids or the wall clock. Idle nodes cost nothing but their ticks: each
+node has its own tick chain (``tick_ms``, times its clock rate), messages
+have delivery times, and nothing else is scheduled.
+
+The node (what the real driver does, docs/node-contract.md):
+- an input (a peer message, a client request, a tick) reaching an idle node
+  is handed to the core at once and followed by one flush; inputs reaching a
+  node that is busy (inside an fsync) or paused wait in its queues, and are
+  drained in the driver's order when it is free: all peer messages then one
+  flush, then the client requests as ONE ``requests`` batch and the due ticks
+  (at most ``MAX_TICK_CATCHUP``), then one flush;
+- a flush is ``ready()``; if the Ready persists anything: early messages
+  leave now, the write is durable ``fsync_ns`` later (the disk rng draws it),
+  and only then are the committed entries applied, messages sent, replies
+  sent, ``advance`` and ``compact`` called. A kill between the two loses the
+  whole Ready from memory (the early messages are out; the disk has only
+  what was fsynced before): the crash inside a flush, at its natural rate;
+- kill: the core, its queues and its unsynced Ready are gone; messages to it
+  are lost (the proxy's ZMQ_IMMEDIATE drops them). restart: after
+  ``boot_ns`` (the process starting) a new core and applier are built from
+  ``Disk.restored()``, as nodes/common/storage.py would read the directory;
+- pause: the node runs nothing (no tick, no input, no flush finish); its
+  inbound messages and requests wait in its queues (the kernel's sockets) and
+  its ticks are owed (the driver catches up at most ``MAX_TICK_CATCHUP``).
+  An fsync already issued still completes on the disk.
+
+The network (the proxy's semantics, docs/faults.md): every peer message gets
+a latency from the network rng, FIFO per link (TCP) unless a link fault
+delays it; ``grudge[dest]`` is the set of sources ``dest`` cannot hear (a
+message is cut when it enters the proxy, and again when a delayed one is
+released); link faults per link or for all links: loss, delay
+(fixed/uniform/exponential), duplicate (a second copy with its own delay),
+reorder (an extra hold-back of up to ``reorder_ms``); per-link counters as
+the proxy keeps them (``counters``), for the faults' evidence. Client
+requests and replies travel on their own links (clients talk to nodes
+directly, not through the proxy: partitions do not cut them). With
+``wire=True`` every peer message crosses the codec and msgpack as on the real
+wire.
+
+Random streams (each its own ``random.Random``, seeded by name from the
+seed): ``net`` (latencies, link-fault draws), ``disk`` (fsync times),
+``core:ID:N`` (incarnation N's election timeouts), ``boot`` (tick phases);
+the clients and the fault plan bring their own.
+
+Hooks for clock faults (issue 17): ``Node.clock_rate`` (ticks come every
+``tick_ns / clock_rate``) and ``Node.clock_offset_ns``; ``set_clock``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from nodes.common import wire
+from nodes.common.applier import Applier
+from nodes.common.core_api import Core, CoreConfig, ProtocolSpec, Ready, Timing
+from nodes.common.options import CoreOptions
+from nodes.sim.disk import Disk
+
+MAX_TICK_CATCHUP = 50  # as nodes/common/driver.py
+PEER_HWM = wire.PEER_HWM  # messages a paused node's socket holds before new ones are dropped
+#: One-way latency of a peer message through the proxy on localhost.
+PEER_LATENCY_NS = (60_000, 120_000)  # base, plus an exponential with this mean
+#: One-way latency between a client and a node (no proxy).
+CLIENT_LATENCY_NS = (30_000, 40_000)
+#: Time the disk takes to make a write durable (uniform).
+FSYNC_NS = (300_000, 1_500_000)
+#: A restarted node answers after this long (the process starting).
+BOOT_NS = 250_000_000
+
+#: The link faults the simulated network applies (all of the proxy's).
+LINK_FAULTS = ("loss", "delay", "duplicate", "reorder")
+
+
+class SimWorldError(AssertionError):
+    """A core broke a rule the simulation checks (with context)."""
+
+
+@dataclass(slots=True)
+class LinkFaults:
+    """What happens to each message on a link: the proxy's ``LinkFaults``."""
+
+    loss: float = 0.0
+    delay_ms: float = 0.0
+    delay_dist: str = "fixed"
+    delay_max_ms: float | None = None
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_ms: float = 50.0
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> LinkFaults:
+        known = {k: raw[k] for k in ("loss", "delay_ms", "delay_dist", "delay_max_ms",
+                                     "duplicate", "reorder", "reorder_ms") if k in raw}
+        return cls(**known)
+
+    def delay_ns(self, rng: random.Random) -> int:
+        ms = self.delay_ms
+        if self.delay_dist == "uniform":
+            hi = self.delay_max_ms if self.delay_max_ms is not None else 2 * ms
+            ms = rng.uniform(ms, hi)
+        elif self.delay_dist == "exponential" and ms > 0:
+            ms = rng.expovariate(1.0 / ms)
+        if self.reorder and rng.random() < self.reorder:
+            ms += rng.uniform(0.0, self.reorder_ms)
+        return int(ms * 1_000_000)
+
+
+class Link:
+    """One directed peer link src -> dest: its FIFO horizon, faults and counters."""
+
+    __slots__ = ("cut", "deaf", "delayed", "delivered", "dest", "dropped", "duplicated",
+                 "faults", "last", "src")
+
+    def __init__(self, src: str, dest: str) -> None:
+        self.src = src
+        self.dest = dest
+        self.deaf = False
+        self.faults: LinkFaults | None = None
+        self.last = 0  # delivery time of the newest message through the FIFO path
+        self.delivered = self.dropped = self.cut = self.duplicated = self.delayed = 0
+
+    def counters(self) -> dict[str, int]:
+        return {"delivered": self.delivered, "dropped": self.dropped, "cut": self.cut,
+                "duplicated": self.duplicated, "delayed": self.delayed}
+
+
+class Node:
+    """One simulated node process and its data directory."""
+
+    __slots__ = ("applier", "busy", "clock_offset_ns", "clock_rate", "core", "disk", "id",
+                 "inbox", "incarnation", "paused", "pending", "pid", "reqs", "restarts",
+                 "synced", "tick_ns", "ticks_owed", "up")
+
+    def __init__(self, node_id: str, tick_ns: int) -> None:
+        self.id = node_id
+        self.core: Core | None = None
+        self.applier: Applier | None = None
+        self.disk = Disk()
+        self.up = False  # the process runs (and, once booted, listens)
+        self.paused = False
+        self.busy = False  # inside an fsync
+        self.pending: Ready | None = None  # the Ready whose fsync is in progress
+        self.synced = False  # ... and its fsync completed (while paused)
+        self.inbox: list[Any] = []  # peer messages waiting for the node
+        self.reqs: list[tuple[bytes, dict[str, Any]]] = []  # client requests waiting
+        self.ticks_owed = 0
+        self.incarnation = 0
+        self.restarts = 0
+        self.pid: int | None = None  # a simulated process id (evidence of kills)
+        self.tick_ns = tick_ns
+        self.clock_rate = 1.0
+        self.clock_offset_ns = 0
+
+
+#: reply(client, reply body, node id, time ns): how a node's replies reach the clients.
+ReplySink = Callable[[bytes, dict[str, Any], str, int], None]
+
+
+class World:
+    """The simulated cluster; see the module header."""
+
+    def __init__(
+        self,
+        spec: ProtocolSpec,
+        node_ids: Iterable[str],
+        *,
+        seed: int,
+        timing: Timing | None = None,
+        options: dict[str, Any] | None = None,
+        wire_codec: bool = True,
+        fsync_ns: tuple[int, int] = FSYNC_NS,
+        boot_ns: int = BOOT_NS,
+    ) -> None:
+        self.spec = spec
+        self.codec = spec.codec
+        self.ids = tuple(sorted(node_ids))
+        self.timing = timing or Timing()
+        self.options = dict(options or {})
+        self.snapshot_entries = CoreOptions.parse(self.options).snapshot_entries
+        self.seed = seed
+        self.net_rng = random.Random(f"net:{seed}")
+        self.disk_rng = random.Random(f"disk:{seed}")
+        self.boot_rng = random.Random(f"boot:{seed}")
+        self.wire = wire_codec
+        self.fsync_ns = fsync_ns
+        self.boot_ns = boot_ns
+        self.now = 0
+        self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
+        self._seq = itertools.count()
+        tick_ns = self.timing.tick_ms * 1_000_000
+        self.nodes: dict[str, Node] = {i: Node(i, tick_ns) for i in self.ids}
+        self.links: dict[tuple[str, str], Link] = {
+            (a, b): Link(a, b) for a in self.ids for b in self.ids if a != b}
+        self.grudge: dict[str, set[str]] = {}
+        self.default_faults: LinkFaults | None = None
+        self.link_faults: dict[tuple[str, str], LinkFaults] = {}
+        self.reply_sink: ReplySink | None = None
+        self.flushes = 0
+        self.messages = 0
+        self._pids = itertools.count(1000)
+        for i in self.ids:
+            self._boot(self.nodes[i])
+
+    # --- the event loop -----------------------------------------------------------
+
+    def at(self, t: int, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at simulated time ``t`` (ns; not before now)."""
+        heapq.heappush(self._heap, (max(self.now, t), next(self._seq), fn, arg))
+
+    def run_until(self, t_end: int, stop: Callable[[], bool] | None = None) -> None:
+        """Run every event before ``t_end`` (and then set the time to it), or
+        until ``stop()`` is true after an event."""
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] < t_end:
+            t, _, fn, arg = pop(heap)
+            self.now = t
+            fn(arg)
+            if stop is not None and stop():
+                return
+        self.now = max(self.now, t_end)
+
+    # --- node lifecycle -----------------------------------------------------------
+
+    def _boot(self, node: Node) -> None:
+        """Start the node's process now: a core from what its disk holds."""
+        node.incarnation += 1
+        rng = random.Random(f"core:{self.seed}:{node.id}:{node.incarnation}")
+        cfg = CoreConfig(node_id=node.id, peers=tuple(p for p in self.ids if p != node.id),
+                         timing=self.timing, options=self.options, rng=rng)
+        restored = node.disk.restored()
+        node.core = self.spec.make_core(cfg, restored)
+        node.applier = Applier(node.id, restored.snapshot, self.snapshot_entries)
+        node.up = True
+        node.paused = False
+        node.busy = False
+        node.pending = None
+        node.synced = False
+        node.ticks_owed = 0
+        node.pid = next(self._pids)
+        # The first tick comes at a random phase of the tick period.
+        first = self.now + int(self.boot_rng.random() * node.tick_ns / node.clock_rate)
+        self.at(first, self._tick, (node, node.incarnation))
+        self._flush(node)
+
+    def kill(self, node_id: str) -> bool:
+        """SIGKILL: everything not fsynced is lost. False if it was not running."""
+        node = self.nodes[node_id]
+        if not node.up:
+            node.incarnation += 1  # a process still starting dies too
+            return False
+        node.up = False
+        node.core = None
+        node.applier = None
+        node.pending = None
+        node.busy = False
+        node.paused = False
+        node.inbox = []
+        node.reqs = []
+        node.pid = None
+        node.incarnation += 1  # voids its scheduled ticks and fsyncs
+        return True
+
+    def restart(self, node_id: str) -> None:
+        """Start a killed node again; it serves ``boot_ns`` later."""
+        node = self.nodes[node_id]
+        if node.up:
+            return
+        node.restarts += 1
+        inc = node.incarnation
+        self.at(self.now + self.boot_ns, self._booted, (node, inc))
+
+    def _booted(self, arg: tuple[Node, int]) -> None:
+        node, inc = arg
+        if node.up or node.incarnation != inc:
+            return
+        self._boot(node)
+
+    def pause(self, node_id: str) -> bool:
+        node = self.nodes[node_id]
+        if not node.up or node.paused:
+            return False
+        node.paused = True
+        return True
+
+    def resume(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if not node.up or not node.paused:
+            return
+        node.paused = False
+        if node.busy and node.synced:
+            self._finish(node)
+        if not node.busy:
+            self._drain(node)
+
+    def set_clock(self, node_id: str, *, rate: float | None = None,
+                  offset_ns: int | None = None) -> None:
+        """The hook for clock faults: a node's clock rate (its ticks come every
+        ``tick_ns / rate``) and offset (for cores that read a clock)."""
+        node = self.nodes[node_id]
+        if rate is not None:
+            if rate <= 0:
+                raise ValueError(f"clock rate must be > 0, not {rate}")
+            node.clock_rate = rate
+        if offset_ns is not None:
+            node.clock_offset_ns = offset_ns
+
+    # --- inputs -------------------------------------------------------------------
+
+    def _tick(self, arg: tuple[Node, int]) -> None:
+        node, inc = arg
+        if node.incarnation != inc:
+            return
+        self.at(self.now + int(node.tick_ns / node.clock_rate), self._tick, arg)
+        if node.paused or node.busy:
+            if node.ticks_owed < MAX_TICK_CATCHUP:
+                node.ticks_owed += 1
+            return
+        node.core.tick()  # type: ignore[union-attr]
+        self._flush(node)
+
+    def _arrive(self, arg: tuple[Link, Any]) -> None:
+        link, data = arg
+        node = self.nodes[link.dest]
+        if not node.up:
+            link.dropped += 1  # the proxy cannot reach it: dropped (ZMQ_IMMEDIATE)
+            return
+        msg = self.codec.decode(wire.unpackb(data)) if self.wire else data
+        if node.paused or node.busy:
+            if len(node.inbox) >= PEER_HWM:
+                link.dropped += 1
+                return
+            node.inbox.append(msg)
+            return
+        self.messages += 1
+        node.core.step(msg)  # type: ignore[union-attr]
+        self._flush(node)
+
+    def reachable(self, node_id: str) -> bool:
+        """A client's send to the node can succeed: its process runs (paused
+        too: the kernel still accepts the connection's bytes)."""
+        return self.nodes[node_id].up
+
+    def client_send(self, node_id: str, client: bytes, req: dict[str, Any]) -> None:
+        """A client request leaves now (the caller checked ``reachable``)."""
+        lo, mean = CLIENT_LATENCY_NS
+        t = self.now + lo + int(self.net_rng.expovariate(1.0 / mean))
+        self.at(t, self._request, (self.nodes[node_id], self.nodes[node_id].incarnation,
+                                   client, req))
+
+    def _request(self, arg: tuple[Node, int, bytes, dict[str, Any]]) -> None:
+        node, inc, client, req = arg
+        if not node.up or node.incarnation != inc:
+            return  # the connection died with the process
+        if node.paused or node.busy:
+            node.reqs.append((client, req))
+            return
+        node.core.requests([(client, req)])  # type: ignore[union-attr]
+        self._flush(node)
+
+    def _drain(self, node: Node) -> None:
+        """Work the queues of a node that just became free, in the driver's order."""
+        while node.up and not node.busy and not node.paused:
+            core = node.core
+            assert core is not None
+            if node.inbox:
+                msgs, node.inbox = node.inbox, []
+                step = core.step
+                for m in msgs:
+                    step(m)
+                self.messages += len(msgs)
+                self._flush(node)
+                continue
+            if not node.reqs and not node.ticks_owed:
+                return
+            if node.reqs:
+                batch, node.reqs = node.reqs, []
+                core.requests(batch)
+            owed, node.ticks_owed = node.ticks_owed, 0
+            for _ in range(owed):
+                core.tick()
+            self._flush(node)
+
+    # --- the flush (the driver's step 5) ------------------------------------------
+
+    def _flush(self, node: Node) -> None:
+        core = node.core
+        assert core is not None
+        rd = core.ready()
+        if rd is None:
+            return
+        self.flushes += 1
+        if (rd.meta is not None or rd.truncate_from is not None or rd.entries
+                or rd.snapshot is not None):
+            early = rd.early_messages
+            if early and rd.meta is None and rd.truncate_from is None:
+                self._send(node.id, early)
+            elif early:
+                rd.messages = early + rd.messages  # with a meta change they wait for the fsync
+            node.busy = True
+            node.pending = rd
+            node.synced = False
+            lo, hi = self.fsync_ns
+            self.at(self.now + self.disk_rng.randint(lo, hi), self._synced,
+                    (node, node.incarnation))
+            return
+        if rd.early_messages:
+            self._send(node.id, rd.early_messages)
+        self._carry_out(node, rd)
+
+    def _synced(self, arg: tuple[Node, int]) -> None:
+        node, inc = arg
+        if node.incarnation != inc or node.pending is None:
+            return  # killed inside the flush: the Ready never reached the disk
+        node.disk.persist(node.pending)
+        node.synced = True
+        if not node.paused:
+            self._finish(node)
+            self._drain(node)
+
+    def _finish(self, node: Node) -> None:
+        rd = node.pending
+        assert rd is not None
+        node.pending = None
+        node.busy = False
+        node.synced = False
+        self._carry_out(node, rd)
+
+    def _carry_out(self, node: Node, rd: Ready) -> None:
+        """Apply, send, reply, advance, compact (after any fsync)."""
+        core = node.core
+        assert core is not None and node.applier is not None
+        snap = node.applier.apply(rd)
+        if rd.messages:
+            self._send(node.id, rd.messages)
+        if rd.replies:
+            sink = self.reply_sink
+            lo, mean = CLIENT_LATENCY_NS
+            rng = self.net_rng
+            for client, reply in rd.replies:
+                if sink is not None:
+                    self.at(self.now + lo + int(rng.expovariate(1.0 / mean)), self._reply,
+                            (client, reply, node.id))
+        core.advance(rd)
+        if snap is not None:
+            core.compact(snap)
+
+    def _reply(self, arg: tuple[bytes, dict[str, Any], str]) -> None:
+        client, reply, node_id = arg
+        assert self.reply_sink is not None
+        self.reply_sink(client, reply, node_id, self.now)
+
+    # --- the network --------------------------------------------------------------
+
+    def _send(self, src: str, msgs: list[Any]) -> None:
+        dest_of = self.codec.dest
+        encode = self.codec.encode
+        links = self.links
+        rng = self.net_rng
+        base, mean = PEER_LATENCY_NS
+        inv_mean = 1.0 / mean
+        now = self.now
+        use_wire = self.wire
+        packb = wire.packb
+        for m in msgs:
+            link = links.get((src, dest_of(m)))
+            if link is None:
+                continue
+            if link.deaf:
+                link.dropped += 1
+                link.cut += 1
+                continue
+            data = packb(encode(m)) if use_wire else m
+            t = now + base + int(rng.expovariate(inv_mean))
+            t = max(t, link.last)  # TCP: in order on one link
+            link.last = t
+            faults = link.faults
+            if faults is None:
+                link.delivered += 1
+                self.at(t, self._arrive, (link, data))
+            else:
+                self._faulty(link, data, t)
+
+    def _faulty(self, link: Link, data: Any, t: int) -> None:
+        faults = link.faults
+        assert faults is not None
+        rng = self.net_rng
+        if faults.loss and rng.random() < faults.loss:
+            link.dropped += 1
+            return
+        copies = 2 if faults.duplicate and rng.random() < faults.duplicate else 1
+        if copies == 2:
+            link.duplicated += 1
+        for _ in range(copies):
+            delay = faults.delay_ns(rng)
+            if delay <= 0:
+                link.delivered += 1
+                self.at(t, self._arrive, (link, data))
+            else:
+                link.delayed += 1
+                self.at(t + delay, self._release, (link, data))
+
+    def _release(self, arg: tuple[Link, Any]) -> None:
+        link, _data = arg
+        if link.deaf:  # a grudge set while the message was held still cuts it
+            link.dropped += 1
+            link.cut += 1
+            return
+        link.delivered += 1
+        self._arrive(arg)
+
+    def set_grudge(self, grudge: dict[str, Any]) -> None:
+        """Replace the grudge: ``grudge[dest]`` = the nodes ``dest`` cannot hear."""
+        self.grudge = {d: {s for s in srcs if s != d} for d, srcs in grudge.items()}
+        for (src, dest), link in self.links.items():
+            link.deaf = src in self.grudge.get(dest, ())
+
+    def set_links(self, faults: dict[str, Any] | None, links: Any = "all") -> None:
+        """Link faults on ``"all"`` links (those without their own) or on
+        [[src, dest], ...]; None or {} clears them (the proxy's ``links`` op)."""
+        lf = LinkFaults.from_dict(faults) if faults else None
+        if links == "all":
+            self.default_faults = lf
+        else:
+            for src, dest in links:
+                if lf is None:
+                    self.link_faults.pop((src, dest), None)
+                else:
+                    self.link_faults[(src, dest)] = lf
+        for key, link in self.links.items():
+            link.faults = self.link_faults.get(key, self.default_faults)
+
+    def heal(self) -> None:
+        """No grudge and no link faults (held messages stay in flight)."""
+        self.set_grudge({})
+        self.link_faults = {}
+        self.set_links(None, "all")
+
+    def counters(self) -> dict[str, Any]:
+        """Per-link counters, as the proxy's ``counters`` op answers them."""
+        return {"links": {f"{s}->{d}": link.counters()
+                          for (s, d), link in sorted(self.links.items())}}
+
+    # --- inspection ---------------------------------------------------------------
+
+    def status(self, node_id: str) -> dict[str, Any] | None:
+        """The node's ``status`` as a client would get it now (None: dead or paused)."""
+        node = self.nodes[node_id]
+        if not node.up or node.paused or node.core is None:
+            return None
+        return node.core.status()
+
+    def leader(self) -> str | None:
+        """The node that says it leads in the highest term (as the harness's
+        poller decides), or None."""
+        best: tuple[int, str] | None = None
+        for i in self.ids:
+            s = self.status(i)
+            if not s or s.get("role") != "leader":
+                continue
+            term = s.get("term", s.get("ballot"))
+            term = term if isinstance(term, int) else 0
+            if best is None or term > best[0]:
+                best = (term, i)
+        return best[1] if best is not None else None
+
+    def all_up(self) -> bool:
+        return all(n.up and not n.paused and n.core is not None for n in self.nodes.values())
