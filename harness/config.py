@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import shlex
 import sys
@@ -112,6 +113,10 @@ class RunConfig:
     stop_on_fail: bool = False
     #: A sweep keeps every run folder, not only the failing ones (simulated sweeps).
     keep_all: bool = False
+    #: Client operations left out (a shrunk run, `harness shrink`): ``{"drop_slots":
+    #: [slot, ...], "skip_ops": [[slot, n], ...]}``: those slots invoke nothing; a slot's
+    #: n-th generated operation (0-based) is drawn but not invoked, so the rest are unchanged.
+    client_mask: dict | None = None
     #: What the clients do and which checker judges it (harness/workload.py): ``kv``
     #: (read, write, cas; linearizability) or ``list-append`` (transactions; Elle-style).
     workload: str = "kv"
@@ -192,6 +197,8 @@ class RunConfig:
              f"--workers must be at least 1, not {self.workers}")
         need(self.scheduler is None or bool(self.scheduler.strip()),
              "--scheduler must be a Dask scheduler address such as tcp://127.0.0.1:8786")
+        need(self.client_mask is None or _mask_ok(self.client_mask),
+             "--client-mask must be {\"drop_slots\": [slot, ...], \"skip_ops\": [[slot, n], ...]}")
         need(self.txn_length >= 1, f"--txn-length must be at least 1, not {self.txn_length}")
         need(self.consistency in CONSISTENCY,
              f"--consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
@@ -266,7 +273,20 @@ class RunConfig:
             out.append("--stop-on-fail")
         if self.keep_all:
             out.append("--keep-all")
+        if self.client_mask:
+            out.extend(["--client-mask", json.dumps(self.client_mask, separators=(",", ":"))])
         opt("--workload", self.workload, d.workload)
         opt("--txn-length", self.txn_length, d.txn_length)
         opt("--consistency", self.consistency, d.consistency)
         return [shlex.quote(a) for a in out]
+
+
+def _mask_ok(mask: Any) -> bool:
+    if not isinstance(mask, dict) or set(mask) - {"drop_slots", "skip_ops"}:
+        return False
+    slots = mask.get("drop_slots", [])
+    ops = mask.get("skip_ops", [])
+    return (isinstance(slots, list) and all(isinstance(s, int) for s in slots)
+            and isinstance(ops, list)
+            and all(isinstance(o, list) and len(o) == 2 and all(isinstance(x, int) for x in o)
+                    for o in ops))

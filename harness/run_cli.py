@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       "(default: the standard mix kill,pause,partition)")
     a("--replay", default=None, metavar="RUN_DIR",
       help="re-apply the fault operations RUN_DIR recorded, at the same offsets (a 'leader' "
-      "target is resolved again), with its config.json (same seed and load); --store, "
+      "target is resolved again), with its config.json (same seed and load), on real "
+      "processes (also for a simulated RUN_DIR), or in simulation with --sim; --store, "
       "--name and --no-progress still apply (default: off)")
     a("--nemesis-interval", type=float, default=D.nemesis_interval, metavar="SECONDS",
       help="seconds between the starts of fault windows (default: %(default)g)")
@@ -103,6 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--keep-all", action="store_true",
       help="a simulated sweep keeps every run folder, not only the failing ones "
       "(default: keep the failing ones)")
+    a("--client-mask", default=None, metavar="JSON", type=_json_object,
+      help="client operations to leave out, as a shrunk run records them: "
+      '{"drop_slots": [slot, ...], "skip_ops": [[slot, n], ...]} (default: none)')
     a("--workload", default=D.workload, metavar="NAME",
       help="what the clients do: kv (read, write, cas; checked for linearizability) or "
       "list-append (transactions; checked Elle-style) (default: %(default)s)")
@@ -112,6 +116,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       help="what a list-append history must be: strict-serializable, serializable, "
       "snapshot-isolation or read-committed (default: %(default)s)")
     p.set_defaults(func=main)
+
+
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -142,6 +158,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sim=args.sim,
         workers=args.workers,
         scheduler=args.scheduler,
+        client_mask=args.client_mask,
         stop_on_fail=args.stop_on_fail,
         keep_all=args.keep_all,
         workload=args.workload,
@@ -151,7 +168,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 # What a replay takes from the command line; everything else comes from the run replayed.
-REPLAY_OPTIONS = ("store", "name")
+REPLAY_OPTIONS = ("store", "name", "sim")
 
 
 def _replay_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -168,8 +185,11 @@ def _replay_overrides(args: argparse.Namespace) -> dict[str, object]:
     if others:
         flags = ", ".join("--" + k.replace("_", "-") for k in others)
         raise RunError(f"--replay repeats the recorded run's settings; it takes only "
-                       f"--store, --name and --no-progress, not {flags}")
-    return {k: v for k, v in given.items() if k in REPLAY_OPTIONS}
+                       f"--store, --name, --sim and --no-progress, not {flags}")
+    # The world is chosen here, not inherited: --replay plays a run's faults on real
+    # processes (a simulated run's too: does its failure hold for real?), --sim --replay
+    # re-simulates them.
+    return {**{k: v for k, v in given.items() if k in REPLAY_OPTIONS}, "sim": bool(args.sim)}
 
 
 def main(args: argparse.Namespace) -> int:
