@@ -7,7 +7,10 @@ Flow: pair events into operations (checker/history.py), partition them per
 key with the model (P-compositionality: a history is linearizable iff each
 key's is), compile each partition (checker/model.py), and search the
 partitions smallest first (checker/search.py), stopping at the first
-violation. A time limit turns into "unknown", never a guess.
+violation. A time limit turns into "unknown", never a guess. The one model
+that is not searched, ``list-append``, is handed to checker/listappend.py
+(dependency cycles, polynomial; ``consistency`` says which anomalies count)
+and its result comes back in the same ``CheckResult``.
 
 Invariants: an anomaly names operations by ``Op.id`` (positions in
 ``pair(history)``), never by copies of their events, so any reader that
@@ -31,6 +34,7 @@ from checker.history import (
     read_history,
     unwrap_independent,
 )
+from checker.listappend import CONSISTENCY, ListAppend, check_list_append
 from checker.model import Compiled, Model
 from checker.models import make_model
 from checker.search import linearize
@@ -67,14 +71,17 @@ class Anomaly:
     sentence: str
     ops: list[int]  # Op.id: the op stuck at its deadline first, then those concurrent with it
     prefix: list[int]  # Op.id: the longest linearizable prefix, in linearization order
+    #: what went wrong, by name (list-append anomalies carry Elle's names instead)
+    kind: str = "non-linearizable"
 
     def to_dict(self, history: list[Op] | None = None) -> dict:
-        """``{"key", "sentence", "ops", "prefix"}`` (ids), as results.json keeps it.
+        """``{"kind", "key", "sentence", "ops", "prefix"}`` (ids), as results.json keeps it.
 
         Given the paired history the ids index, ``"operations"`` adds the
         anomaly's operations as readable records (``op_record``), in the
         order of ``"ops"``."""
         d: dict[str, Any] = {
+            "kind": self.kind,
             "key": self.key,
             "sentence": self.sentence,
             "ops": list(self.ops),
@@ -111,7 +118,9 @@ class CheckResult:
     valid: bool | str  # True, False or "unknown"
     seconds: float
     model: str
-    anomalies: list[Anomaly] = field(default_factory=list)
+    #: ``Anomaly``s, or for list-append ``checker.listappend.TxnAnomaly``s (same
+    #: ``key``/``sentence``/``ops``/``kind``/``to_dict(history)``)
+    anomalies: list[Any] = field(default_factory=list)
     path: str | None = None
     ops: int = 0  # operations checked
     partitions: int = 0
@@ -119,6 +128,8 @@ class CheckResult:
     steps: int = 0
     history: list[Op] = field(default_factory=list, repr=False)  # what Anomaly ids index
     unknown: list[Unsettled] = field(default_factory=list)  # keys left undecided
+    #: list-append only: consistency, txns, edges, allowed (docs/checker.md)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, history: list[Op] | None = None) -> dict:
         """The result as JSON (results.json's "checker"); anomalies as ids, or
@@ -134,6 +145,7 @@ class CheckResult:
         d.update(ops=self.ops, partitions=self.partitions, steps=self.steps)
         if self.unknown:
             d["unknown"] = [u.to_dict() for u in self.unknown]
+        d.update(self.extra)
         return d
 
 
@@ -145,17 +157,18 @@ def check_file(
     independent: bool = False,
     every_key: bool = False,
     memory_limit: float | None = MEMORY_LIMIT_MB,
+    consistency: str | None = None,
     **semantics: Any,
 ) -> CheckResult:
     """Check a history file (JSON Lines or EDN). Raises HistoryError if unreadable.
 
     ``independent``: Jepsen independent-key history (value ``[key value]``).
-    ``every_key``: see ``check_ops``."""
+    ``every_key``: see ``check_ops``. ``consistency``: see ``check_events``."""
     events = read_history(path)
     if independent:
         events = unwrap_independent(events)
     return check_events(events, model, time_limit, path=str(path), every_key=every_key,
-                        memory_limit=memory_limit, **semantics)
+                        memory_limit=memory_limit, consistency=consistency, **semantics)
 
 
 def check_events(
@@ -166,11 +179,36 @@ def check_events(
     path: str | None = None,
     every_key: bool = False,
     memory_limit: float | None = MEMORY_LIMIT_MB,
+    consistency: str | None = None,
     **semantics: Any,
 ) -> CheckResult:
     """Check a list of history events. ``semantics``: initial, fail_cas
-    ("noeffect" | "observed"), nil_read ("absent" | "wildcard")."""
+    ("noeffect" | "observed"), nil_read ("absent" | "wildcard").
+
+    ``model="list-append"`` checks ``f: "txn"`` operations for dependency
+    cycles under ``consistency`` (strict-serializable by default,
+    serializable, snapshot-isolation or read-committed); it is polynomial,
+    so ``time_limit``, ``every_key`` and ``memory_limit`` do not apply. A
+    ``consistency`` with any other model is a ValueError."""
     t0 = time.perf_counter()
+    if model == "list-append" or isinstance(model, ListAppend):
+        if semantics:
+            raise ValueError(f"list-append takes no {', '.join(sorted(semantics))} option")
+        consistency = consistency or CONSISTENCY[0]
+        if consistency not in CONSISTENCY:
+            raise ValueError(f"unknown consistency {consistency!r} "
+                             f"(one of {', '.join(CONSISTENCY)})")
+        with no_gc():
+            ops = pair(events, path or "<events>")
+            try:
+                res = check_list_append_ops(ops, consistency, start=t0)
+            except ValueError as exc:
+                raise HistoryError(path or "<events>", None,
+                                   f"not a list-append history: {exc}") from None
+        res.path = path
+        return res
+    if consistency is not None:
+        raise ValueError("--consistency applies to the list-append model only")
     with no_gc():  # millions of tuples, no cycles (checker/history.py no_gc)
         ops = pair(events, path or "<events>")
         m = make_model(model, **semantics)
@@ -180,6 +218,23 @@ def check_events(
         except HistoryError as exc:
             raise HistoryError(path or "<events>", None, exc.message) from None
     res.path = path
+    return res
+
+
+def check_list_append_ops(ops: list[Op], consistency: str = CONSISTENCY[0], *,
+                          start: float | None = None) -> CheckResult:
+    """The list-append check of paired operations as a ``CheckResult``
+    (checker/listappend.py; ValueError for an unknown ``consistency`` or a
+    malformed micro-operation)."""
+    if consistency not in CONSISTENCY:
+        raise ValueError(f"unknown consistency {consistency!r} "
+                         f"(one of {', '.join(CONSISTENCY)})")
+    t0 = time.perf_counter() if start is None else start
+    r = check_list_append(ops, consistency)
+    res = CheckResult(r.valid, time.perf_counter() - t0, "list-append", list(r.anomalies),
+                      ops=len(ops), partitions=1, checked=1, history=ops)
+    res.extra = {"consistency": consistency, "txns": r.txns, "edges": r.edges,
+                 "allowed": dict(r.allowed)}
     return res
 
 
@@ -195,6 +250,8 @@ def check_ops(
     (memo and stack entries, ``BYTES_PER_ENTRY`` each). A key that would pass
     it is unknown (``res.unknown`` names its window of operations); the
     other keys still get their verdicts."""
+    if isinstance(model, ListAppend):
+        return check_list_append_ops(ops, start=start)
     t0 = time.perf_counter() if start is None else start
     deadline = None if time_limit is None else time.monotonic() + time_limit
     max_held = None if memory_limit is None else max(1, int(memory_limit * 2**20 / BYTES_PER_ENTRY))

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.history import Op
+from checker.model import Model
 
 CONSISTENCY = ("strict-serializable", "serializable", "snapshot-isolation", "read-committed")
 
@@ -90,12 +91,30 @@ class TxnAnomaly:
     key: Any = None
     cycle: list[dict] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, history: Sequence[Op] | None = None) -> dict:
+        """As results.json keeps it (docs/checker.md "list-append"): ``kind``,
+        ``key``, ``sentence``, ``ops`` (ids), ``prefix`` (always empty: there
+        is no linearization), ``cycle`` for a cycle; with the paired history,
+        ``operations`` spells the ops out as kv anomalies do."""
         d: dict[str, Any] = {"kind": self.kind, "key": self.key, "sentence": self.sentence,
-                             "ops": self.ops, "prefix": []}
+                             "ops": list(self.ops), "prefix": []}
         if self.cycle:
             d["cycle"] = self.cycle
+        if history is not None:
+            from checker.check import op_record  # check imports this module
+
+            d["operations"] = [op_record(history[i]) for i in self.ops if 0 <= i < len(history)]
         return d
+
+
+class ListAppend(Model):
+    """``MODELS["list-append"]``: the name ``--model list-append`` picks. Not
+    searched: checker.check hands its histories to ``check_list_append``."""
+
+    name = "list-append"
+
+    def step(self, state: Any, op: Op) -> tuple[bool, Any]:
+        raise ValueError("list-append is checked by dependency cycles, not by the search")
 
 
 @dataclass(slots=True)

@@ -3,8 +3,9 @@
 Owns ``MODELS`` (name -> model class) and ``make_model``, plus
 ``MultiRegister`` and ``Mutex``, which need nothing beyond the generic
 compile of checker/model.py. The registers live in checker/registers.py, the
-append strings in checker/append.py. docs/checker.md "Models" lists them
-and says how a new one plugs in.
+append strings in checker/append.py, list-append (Elle-style transactions,
+checked by dependency cycles, not by the search) in checker/listappend.py.
+docs/checker.md "Models" lists them and says how a new one plugs in.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from checker.append import KVAppend
 from checker.explain import fmt
 from checker.history import Op
+from checker.listappend import ListAppend
 from checker.model import Model, hkey
 from checker.registers import KV, CasRegister
 
@@ -84,6 +86,7 @@ MODELS: dict[str, type[Model]] = {
     "kv": KV,
     "cas-register": CasRegister,
     "kv-append": KVAppend,
+    "list-append": ListAppend,
     "multi-register": MultiRegister,
     "mutex": Mutex,
 }

@@ -12,6 +12,10 @@ no-effect, nil read absent or wildcard) of each history it lists, and its
 expected verdict, which is compared. No manifest is ever looked for: a
 verdict depends only on what the command was given. ``--model``,
 ``--fail-cas`` and ``--nil-read`` override the manifest.
+
+``--model list-append`` checks list-append transaction histories (ours, or
+Jepsen/Elle EDN with ``:f :txn``) for dependency cycles; ``--consistency``
+says which anomalies count (docs/checker.md "list-append").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from checker import MODELS, CheckResult, HistoryError, check_file
 from checker.check import MEMORY_LIMIT_MB
+from checker.listappend import CONSISTENCY
 from checker.manifest import Manifest, ManifestError, load_manifest
 
 HISTORY_NAMES = ("history.jsonl", "history.edn")
@@ -36,12 +41,16 @@ def register(subparsers: Any) -> None:
         "check",
         help="check histories for linearizability",
         description="Check history files (our JSON Lines, or Jepsen/Knossos EDN) for "
-        "linearizability. Folders are searched for *.jsonl and *.edn (only history.jsonl / "
+        "linearizability, or list-append transaction histories (--model list-append) for "
+        "Elle-style dependency cycles. Folders are searched for *.jsonl and *.edn (only history.jsonl / "
         "history.edn in a run folder).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="history file or folder")
     p.add_argument("--model", choices=sorted(MODELS), default=None,
                    help="object model (default kv, or what --manifest says for the file)")
+    p.add_argument("--consistency", choices=CONSISTENCY, default=None,
+                   help="list-append only: the consistency model whose anomalies count "
+                   f"(default {CONSISTENCY[0]})")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="give up on a file after S seconds (verdict unknown)")
@@ -86,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         print("harness check: error: --time-limit must be positive", file=sys.stderr)
         return 2
+    if args.consistency is not None and args.model not in (None, "list-append"):
+        print("harness check: error: --consistency applies to --model list-append only",
+              file=sys.stderr)
+        return 2
     manifest: Manifest | None = None
     if args.manifest is not None:
         try:
@@ -112,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             if args.nil_read:
                 sem["nil_read"] = args.nil_read
             row: dict[str, Any] = {"path": str(file)}
+            if model == "list-append" and args.consistency:
+                sem["consistency"] = args.consistency
             try:
                 res = check_file(file, model, args.time_limit, independent=args.independent,
                                  memory_limit=args.memory_limit or None, **sem)
@@ -165,8 +180,17 @@ def _print_row(file: Path, res: CheckResult, verdict: str, expected: Any) -> Non
         exp = "" if (verdict == "valid") == expected else "  (MISMATCH: manifest says " \
             f"{'valid' if expected else 'invalid'})"
     print(f"{verdict:8} {res.seconds * 1000:9.1f} ms  {file}{exp}")
-    for a in res.anomalies:
-        key = "" if a.key is None else f"key {a.key}: "
-        print(f"         {key}{a.sentence}")
+    if res.model == "list-append":
+        allowed = res.extra.get("allowed") or {}
+        note = "; allowed: " + ", ".join(f"{k} x{v}" for k, v in sorted(allowed.items())) \
+            if allowed else ""
+        print(f"         {res.extra.get('txns', 0)} transactions, {res.extra.get('edges', 0)} "
+              f"dependency edges, checked as {res.extra.get('consistency')}{note}")
+        for a in res.anomalies:
+            print(f"         {a.kind}: {a.sentence}")
+    else:
+        for a in res.anomalies:
+            key = "" if a.key is None else f"key {a.key}: "
+            print(f"         {key}{a.sentence}")
     for u in res.unknown:
         print(f"         {u.sentence}")

@@ -33,7 +33,8 @@ def test_stale_read_is_explained_with_times():
     assert [ops[i].f for i in a.prefix] == ["write", "write"] and a.prefix == [0, 1]
     d = res.to_dict()
     assert set(d) >= {"valid", "seconds", "model", "anomalies"}
-    assert d["anomalies"][0] == {"key": "k3", "sentence": a.sentence, "ops": [2], "prefix": [0, 1]}
+    assert d["anomalies"][0] == {"kind": "non-linearizable", "key": "k3", "sentence": a.sentence,
+                                 "ops": [2], "prefix": [0, 1]}
     # spelled out for people (harness check --json): the operations, readable
     stuck = res.to_dict(res.history)["anomalies"][0]["operations"][0]
     assert stuck["id"] == 2 and stuck["f"] == "read" and stuck["output"] == 7

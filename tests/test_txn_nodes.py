@@ -213,7 +213,7 @@ def test_real_nodes_run_transactions(system: str, tmp_path: Any) -> None:
                     txn = load(rng)["txn"]
                     events.append({"process": p, "type": "invoke", "f": "txn", "key": None,
                                    "value": txn, "time": time.monotonic_ns() - t0})
-                node, reply = request(addrs, {"op": "txn", "txn": txn}, 2.0)
+                _node, reply = request(addrs, {"op": "txn", "txn": txn}, 2.0)
                 with lock:
                     ok = bool(reply and reply.get("ok"))
                     kind = "ok" if ok else "fail" if reply and reply.get("definite") else "info"
