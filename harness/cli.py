@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "reports.cli",
     "harness.clean_cli",
     "harness.ledger_cli",
+    "harness.shrink_cli",
 )
 
 

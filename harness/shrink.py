@@ -1,0 +1,281 @@
+"""Shrinking: from a failing run to the smallest story that still fails the same way.
+
+Owns the search (docs/shrinking.md). Given a failing run folder, it re-runs
+candidates that keep less of it, and keeps a candidate when it still fails
+with an anomaly of the same *kind* (same model, same kind of violation, as
+reports.ledger names it; ``any_anomaly`` accepts any anomaly):
+
+1. a shorter run (a binary search on the time limit; faults after it go);
+2. fewer fault operations (delta debugging, Zeller's ddmin);
+3. shorter fault windows (each hold halved while it still fails);
+4. fewer clients (ddmin over the client slots), then fewer client operations
+   (ddmin over the (slot, n) operations the last failing candidate invoked).
+
+Each candidate is one deterministic simulated run (harness/simrun.py): the
+faults are replayed from the candidate's list, and the client operations left
+out are a ``RunConfig.client_mask``; since workload, faults and network draw
+from separate random streams, leaving one thing out changes nothing else that
+was drawn. A real run of our own nodes is shrunk through simulation: its
+recorded faults are re-simulated with its workload seed first; if that does
+not fail, ``ShrinkError`` says so (the real failure hung on timing the
+simulation did not reproduce).
+
+Invariants: the original run folder is only read; the search stops when its
+wall-clock budget runs out and returns the smallest failing candidate found so
+far (never one that was not seen to fail); the result is written as a new run
+folder through the simulator, marked ``shrunk`` in results.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.config import RunConfig
+
+T = TypeVar("T")
+
+#: Steps of the binary search on the time limit.
+TIME_STEPS = 6
+#: Times a window's hold is halved at most.
+HOLD_HALVINGS = 3
+#: The shortest run a candidate may be, in seconds.
+MIN_TIME_S = 0.5
+
+
+class ShrinkError(Exception):
+    """The run cannot be shrunk (one line: why)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What one attempt keeps of the run."""
+
+    time_limit: float
+    faults: tuple[dict[str, Any], ...]
+    drop_slots: frozenset[int] = frozenset()
+    skip_ops: frozenset[tuple[int, int]] = frozenset()
+
+    def config(self, base: RunConfig) -> RunConfig:
+        mask = None
+        if self.drop_slots or self.skip_ops:
+            mask = {"drop_slots": sorted(self.drop_slots),
+                    "skip_ops": [list(o) for o in sorted(self.skip_ops)]}
+        return dataclasses.replace(base, time_limit=self.time_limit, client_mask=mask,
+                                   test_count=1, sim=True, replay=None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a simulated attempt gave (harness/simrun.py's outcome, the fields used here)."""
+
+    verdict: str
+    checker: dict[str, Any] | None
+    client_ops: int
+    ops: tuple[tuple[int, int], ...]
+
+
+#: Runs one candidate: (config, faults) -> Outcome.
+Simulate = Callable[[RunConfig, list[dict[str, Any]]], Outcome]
+
+
+@dataclass
+class Shrunk:
+    """The smallest failing candidate and how it was found."""
+
+    candidate: Candidate
+    outcome: Outcome
+    original: Candidate
+    original_outcome: Outcome
+    steps: list[str] = field(default_factory=list)
+    attempts: int = 0
+    seconds: float = 0.0
+    out_of_budget: bool = False
+
+
+def kind_of(checker: dict[str, Any] | None) -> tuple[str, str]:
+    """(model, anomaly kind) of a result: what "the same failure" means."""
+    from reports.ledger import anomaly_kind
+
+    return str((checker or {}).get("model") or ""), anomaly_kind(checker)
+
+
+def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
+          out_of_time: Callable[[], bool] = lambda: False) -> list[T]:
+    """A smallest-found sublist of ``items`` (order kept) for which ``fails`` holds,
+    by Zeller's delta debugging: try each chunk alone, then each complement, and
+    refine the chunks when neither fails. ``fails(items)`` is assumed true."""
+    items = list(items)
+    if items and fails([]):
+        return []
+    n = 2
+    while len(items) >= 2 and not out_of_time():
+        size = -(-len(items) // n)
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        for chunk in chunks:
+            if len(chunk) < len(items) and fails(chunk):
+                items, n = chunk, 2
+                break
+        else:
+            for i in range(len(chunks)):
+                rest = [x for j, c in enumerate(chunks) if j != i for x in c]
+                if fails(rest):
+                    items, n = rest, max(n - 1, 2)
+                    break
+            else:
+                if n >= len(items):
+                    break
+                n = min(len(items), 2 * n)
+            continue
+    return items
+
+
+class Shrinker:
+    """One shrinking search; see the module header."""
+
+    def __init__(self, base: RunConfig, original: Candidate, simulate: Simulate, *,
+                 any_anomaly: bool = False, budget_s: float = 60.0,
+                 log: Callable[[str], None] = lambda s: None) -> None:
+        self.base = base
+        self.simulate = simulate
+        self.any_anomaly = any_anomaly
+        self.deadline = time.monotonic() + budget_s
+        self.log = log
+        self.attempts = 0
+        self.started = time.monotonic()
+        out = self._run(original)
+        if out.verdict != "invalid":
+            raise ShrinkError("the run does not fail in simulation: its failure hung on "
+                              "timing the simulation did not reproduce")
+        self.want = kind_of(out.checker)
+        self.original, self.original_outcome = original, out
+        self.best, self.best_outcome = original, out
+        self.steps: list[str] = []
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def _run(self, c: Candidate) -> Outcome:
+        self.attempts += 1
+        return self.simulate(c.config(self.base), [dict(f) for f in c.faults])
+
+    def fails(self, c: Candidate) -> bool:
+        """Run ``c``; keep it as the best when it fails the same way and is smaller."""
+        if self.out_of_time():
+            return False
+        out = self._run(c)
+        same = out.verdict == "invalid" and (self.any_anomaly or kind_of(out.checker) == self.want)
+        if same and _size(c, out) < _size(self.best, self.best_outcome):
+            self.best, self.best_outcome = c, out
+        return same
+
+    def _note(self, what: str) -> None:
+        b, o = self.best, self.best_outcome
+        line = (f"{what}: {len(b.faults)} faults, {o.client_ops} client ops, "
+                f"{b.time_limit:g} s ({self.attempts} runs)")
+        self.steps.append(line)
+        self.log(line)
+
+    # --- the passes
+
+    def shorter_run(self) -> None:
+        lo, hi = MIN_TIME_S, self.best.time_limit
+        for _ in range(TIME_STEPS):
+            if hi - lo < 0.25 or self.out_of_time():
+                break
+            mid = round((lo + hi) / 2, 3)
+            c = dataclasses.replace(self.best, time_limit=mid,
+                                    faults=tuple(f for f in self.best.faults if f["at"] < mid))
+            if self.fails(c):
+                hi = mid
+            else:
+                lo = mid
+        self._note("shorter run")
+
+    def fewer_faults(self) -> None:
+        best = self.best
+        ddmin(list(best.faults),
+              lambda fs: self.fails(dataclasses.replace(self.best, faults=tuple(fs))),
+              self.out_of_time)
+        self._note("fewer faults")
+
+    def shorter_windows(self) -> None:
+        for i in range(len(self.best.faults)):
+            for _ in range(HOLD_HALVINGS):
+                faults = list(self.best.faults)
+                if i >= len(faults) or not faults[i].get("hold") or self.out_of_time():
+                    break
+                faults[i] = {**faults[i], "hold": round(faults[i]["hold"] / 2, 6)}
+                if not self.fails(dataclasses.replace(self.best, faults=tuple(faults))):
+                    break
+        self._note("shorter windows")
+
+    def fewer_clients(self) -> None:
+        slots = [s for s in range(self.base.concurrency or 1) if s not in self.best.drop_slots]
+        every = set(range(self.base.concurrency or 1))
+        ddmin(slots, lambda keep: self.fails(dataclasses.replace(
+            self.best, drop_slots=frozenset(every - set(keep)))), self.out_of_time)
+        self._note("fewer clients")
+
+    def fewer_ops(self) -> None:
+        invoked = list(self.best_outcome.ops)
+        skipped = set(self.best.skip_ops)
+        ddmin(invoked, lambda keep: self.fails(dataclasses.replace(
+            self.best, skip_ops=frozenset(skipped | (set(invoked) - set(keep))))),
+            self.out_of_time)
+        self._note("fewer client ops")
+
+    def run(self) -> Shrunk:
+        for step in (self.shorter_run, self.fewer_faults, self.shorter_windows,
+                     self.fewer_clients, self.fewer_ops, self.fewer_faults):
+            if self.out_of_time():
+                break
+            step()
+        return Shrunk(self.best, self.best_outcome, self.original, self.original_outcome,
+                      self.steps, self.attempts, round(time.monotonic() - self.started, 3),
+                      self.out_of_time())
+
+
+def _size(c: Candidate, out: Outcome) -> tuple[int, int, float, float]:
+    """Smaller is better: fewer faults, then fewer client ops, a shorter run, shorter windows."""
+    return (len(c.faults), out.client_ops, c.time_limit,
+            sum(f.get("hold") or 0.0 for f in c.faults))
+
+
+# --- from a run folder ------------------------------------------------------------------
+
+
+def load(run_dir: Path) -> tuple[RunConfig, Candidate]:
+    """The run's config and the candidate that keeps all of it; ShrinkError if it
+    is not a failing run we can simulate."""
+    from checker.history import HistoryError, read_history
+    from faults.plan import recorded_ops
+    from reports import runfolder
+
+    folder = runfolder.RunFolder(Path(run_dir))
+    data = runfolder.read_json(folder.config)
+    if not data:
+        raise ShrinkError(f"{run_dir}: no readable config.json (not a run folder?)")
+    try:
+        cfg = RunConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ShrinkError(f"{run_dir}: config.json: {exc}") from None
+    results = runfolder.read_results(folder.root)
+    if results and results.get("verdict") != "invalid":
+        raise ShrinkError(f"{run_dir}: the run is {results.get('verdict')}, not failing: "
+                          "nothing to shrink")
+    if cfg.system not in ("raft", "paxos"):
+        raise ShrinkError(f"{run_dir}: --system {cfg.system!r} cannot be simulated; "
+                          "shrinking it on real processes is not built yet")
+    try:
+        faults = recorded_ops(read_history(folder.history))
+    except (OSError, HistoryError) as exc:
+        raise ShrinkError(f"{run_dir}: {exc}") from None
+    mask = cfg.client_mask or {}
+    return cfg, Candidate(
+        cfg.time_limit, tuple(faults), frozenset(mask.get("drop_slots", ())),
+        frozenset(tuple(o) for o in mask.get("skip_ops", ())))

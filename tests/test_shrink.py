@@ -1,0 +1,95 @@
+"""The shrinking search (harness/shrink.py) against a stand-in simulator whose failure
+needs known parts, so what the search must find is known exactly."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.config import RunConfig
+from harness.shrink import Candidate, Outcome, Shrinker, ddmin
+
+G_SINGLE = {"model": "kv", "anomalies": [{"kind": "stale read"}]}
+OTHER = {"model": "kv", "anomalies": [{"kind": "lost write"}]}
+
+
+@given(st.sets(st.integers(0, 39), max_size=4), st.integers(1, 40))
+@settings(max_examples=200, deadline=None)
+def test_ddmin_finds_exactly_the_needed_items(needed: set[int], n: int) -> None:
+    needed = {x for x in needed if x < n}
+    calls = itertools.count()
+
+    def fails(items: list[int]) -> bool:
+        next(calls)
+        return needed <= set(items)
+
+    assert set(ddmin(list(range(n)), fails)) == needed
+    assert next(calls) < 40 + 8 * max(1, len(needed)) * n.bit_length() ** 2
+
+
+def test_ddmin_keeps_order() -> None:
+    assert ddmin([5, 3, 9, 1], lambda xs: {9, 3} <= set(xs)) == [3, 9]
+
+
+class FakeSim:
+    """Fails (stale read) iff the run lasts past 7 s, holds the kill at 4 s with a hold of
+    at least 0.5 s, and slot 2's op 5 is invoked; with the kill's hold below 0.5 s it
+    fails differently (lost write), which must not count."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        self.runs += 1
+        mask = cfg.client_mask or {}
+        dropped = set(mask.get("drop_slots", ()))
+        skipped = {tuple(o) for o in mask.get("skip_ops", ())}
+        ops = tuple((s, n) for n in range(int(cfg.time_limit * 2)) for s in range(cfg.concurrency)
+                    if s not in dropped and (s, n) not in skipped)
+        kill = [f for f in faults if f["f"] == "kill" and f["at"] == 4.0]
+        bad = cfg.time_limit > 7 and kill and (2, 5) in ops
+        checker = None
+        if bad:
+            checker = G_SINGLE if kill[0]["hold"] >= 0.5 else OTHER
+        return Outcome("invalid" if bad else "valid", checker, len(ops), ops)
+
+
+def test_shrinker_finds_the_story() -> None:
+    faults = tuple({"f": f, "at": float(at), "hold": 3.0, "value": ["n1"]}
+                   for at, f in zip(range(1, 30, 3), itertools.cycle(["pause", "kill", "partition"])))
+    assert any(f["f"] == "kill" and f["at"] == 4.0 for f in faults)
+    base = RunConfig(sim=True, time_limit=30.0, concurrency=6, seed=1)
+    sim = FakeSim()
+    s = Shrinker(base, Candidate(30.0, faults), sim, budget_s=60)
+    out = s.run()
+    best = out.candidate
+    assert [f["at"] for f in best.faults] == [4.0]
+    assert 0.5 <= best.faults[0]["hold"] < 1.0  # halved from 3 s while it still failed the same way
+    assert 7.0 < best.time_limit <= 8.0
+    assert out.outcome.ops == ((2, 5),) and out.outcome.client_ops == 1
+    assert out.attempts == sim.runs and not out.out_of_budget
+    assert [line.split(":")[0] for line in out.steps] == [
+        "shorter run", "fewer faults", "shorter windows", "fewer clients", "fewer client ops",
+        "fewer faults"]
+
+
+def test_a_budget_stops_with_the_best_seen_so_far() -> None:
+    faults = ({"f": "kill", "at": 4.0, "hold": 3.0, "value": ["n1"]},)
+    sim = FakeSim()
+    s = Shrinker(RunConfig(sim=True, time_limit=30.0, concurrency=6, seed=1),
+                 Candidate(30.0, faults), sim, budget_s=0.0)
+    out = s.run()
+    assert out.out_of_budget and out.candidate.time_limit == 30.0 and sim.runs == 1
+
+
+def test_a_run_that_does_not_fail_in_simulation_is_refused() -> None:
+    import pytest
+
+    from harness.shrink import ShrinkError
+
+    with pytest.raises(ShrinkError, match="does not fail in simulation"):
+        Shrinker(RunConfig(sim=True, time_limit=3.0, concurrency=6, seed=1),
+                 Candidate(3.0, ()), FakeSim())
