@@ -1,8 +1,9 @@
 """What runs that died may leave on the machine, and the one way to clean it.
 
 Owns ``CLEANERS``: one ``Cleaner`` per kind of machine-wide leftover a run
-can make (network namespaces today; the disk-fault issue adds its FUSE
-mounts here with one more entry). Every set-up of such a thing cleans its
+can make: network namespaces (faults/netns.py), the lazy file systems of
+disk faults (faults/disk_mounts.py) and the libfaketime timestamp folders of
+clock faults (faults/clock.py). Every set-up of such a thing cleans its
 own kind first; ``harness clean`` runs them all on demand (docs/faults.md).
 
 Invariants:
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from faults import netns
+from faults import clock, disk_mounts, netns
 from faults.owner import CleanupError
 
 
@@ -36,6 +37,8 @@ class Cleaner:
 
 CLEANERS: tuple[Cleaner, ...] = (
     Cleaner("netns", netns.cleanup_stale, netns.unowned),
+    Cleaner("lazyfs", disk_mounts.cleanup_stale, disk_mounts.unowned),
+    Cleaner("faketime", clock.cleanup_stale, clock.unowned),
 )
 
 

@@ -18,9 +18,10 @@ from faults.cleanup import clean
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "clean", help="remove namespaces and rules left by runs that died",
+        "clean", help="remove namespaces, rules, FUSE mounts and clock files left by runs that died",
         description="Remove what runs that were killed left on this machine (network "
-        "namespaces and their nftables rules). Only what belongs to a run whose process "
+        "namespaces and their nftables rules, the lazy file systems of disk faults, the "
+        "timestamp files of clock faults). Only what belongs to a run whose process "
         "is provably gone is removed; a live run's is never touched.")
     p.set_defaults(func=main)
 

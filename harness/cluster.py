@@ -19,6 +19,14 @@ Invariants:
   from the main thread they also get PR_SET_PDEATHSIG, so they die with the
   harness even if it is SIGKILLed (the node driver also watches its parent).
 
+- Disk and clock faults (docs/disk-and-clock.md) change nothing unless asked:
+  ``lazyfs=True`` mounts a lazy file system (faults/disk_mounts.py) on every
+  node's data directory before the first node starts and unmounts it in
+  ``close()`` after the last node is gone; ``faketime=True`` starts every node
+  with libfaketime preloaded and its own timestamp file (faults/clock.py),
+  removed in ``close()``. Both are owned (faults.owner), so a SIGKILLed
+  harness's leftovers are removed by the next run and ``harness clean``.
+
 cluster.json (ports, routes, options) is written and read by
 nodes/common/clusterfile.py (docs/cluster-json.md), never here.
 """
@@ -33,7 +41,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 import psutil
 
@@ -75,6 +83,8 @@ class LocalCluster:
         log_dir: Path,
         *,
         proxy_args: list[str] | None = None,
+        lazyfs: bool = False,
+        faketime: bool = False,
     ) -> None:
         self.cluster_json = Path(cluster_json).resolve()
         self.command = list(command)
@@ -89,6 +99,11 @@ class LocalCluster:
             nid: node.client_bind for nid, node in spec.nodes.items()
         }
         self.node_ids: list[str] = list(self.client_addrs)
+        self.data_dirs: dict[str, Path] = {nid: node.data_dir for nid, node in spec.nodes.items()}
+        self.lazyfs = lazyfs
+        self.faketime = faketime
+        self.mounts: Any = None  # faults.disk_mounts.Mounts once mounted
+        self.clocks: Any = None  # faults.clock.Clocks once made
         self.proxy_control: str | None = spec.proxy.control if spec.proxy else None
         self._procs: dict[str, subprocess.Popen] = {}
         self._paused: set[str] = set()
@@ -106,10 +121,11 @@ class LocalCluster:
         self.close()
 
     # starting
-    def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], log_name: str,
+               extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{log_name}.log", "ab")  # noqa: SIM115 - closed in close()
         self._logs.append(log)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra_env or {}))
         try:
             proc = subprocess.Popen(
                 argv,
@@ -138,6 +154,29 @@ class LocalCluster:
             argv += self.proxy_args
             self._proxy = self._spawn(argv, "proxy")
 
+    def prepare_disks(self) -> None:
+        """Mount the lazy file systems and make the clock files, if asked
+        (idempotent; ``start`` calls it). ClusterError (one line) if impossible."""
+        with self._lock:
+            if self._closed:
+                raise ClusterError("cluster is closed")
+            if self.lazyfs and self.mounts is None:
+                from faults.disk_mounts import MountError, Mounts
+
+                mounts = Mounts(self.data_dirs, self.log_dir)
+                try:
+                    mounts.mount_all()
+                except MountError as exc:
+                    raise ClusterError(str(exc)) from None
+                self.mounts = mounts
+            if self.faketime and self.clocks is None:
+                from faults.clock import ClockError, Clocks
+
+                try:
+                    self.clocks = Clocks(self.node_ids)
+                except ClockError as exc:
+                    raise ClusterError(str(exc)) from None
+
     def start(self, node: str) -> None:
         """Start ``node`` (with its existing data directory). No-op if it runs."""
         with self._lock:
@@ -147,8 +186,10 @@ class LocalCluster:
             proc = self._procs.get(node)
             if proc is not None and proc.poll() is None:
                 return
+            self.prepare_disks()
             argv = self.command + ["--id", node, "--cluster", str(self.cluster_json)]
-            self._procs[node] = self._spawn(argv, node)
+            env = self.clocks.env(node) if self.clocks is not None else None
+            self._procs[node] = self._spawn(argv, node, env)
             self._paused.discard(node)
 
     def start_all(self) -> None:
@@ -257,6 +298,34 @@ class LocalCluster:
         """PIDs of every process started here that is still running."""
         return [p.pid for p in self._all if p.poll() is None]
 
+    # disk and clock faults (faults/disk.py drives these)
+    def lose_unsynced(self, node: str) -> dict[str, Any]:
+        """Discard what ``node`` wrote and never synced (it must be stopped):
+        {"files", "bytes", "paths"}. ClusterError without a lazy file system."""
+        if self.mounts is None:
+            raise ClusterError("no lazy file system (the run has no disk faults)")
+        if self.is_running(node):
+            raise ClusterError(f"{node} is running; its unsynced data is lost only when it is down")
+        from faults.disk_mounts import MountError
+
+        try:
+            return self.mounts.lose(node)
+        except MountError as exc:
+            raise ClusterError(str(exc)) from None
+
+    def exit_info(self, node: str) -> tuple[int | None, str]:
+        """The exit code of ``node``'s last process (None while it runs or if never
+        started) and the last line of its log."""
+        self._check_node(node)
+        proc = self._procs.get(node)
+        code = proc.poll() if proc is not None else None
+        return code, self._log_tail(node).removeprefix(": ")
+
+    def sync_disk(self, node: str) -> None:
+        """Make ``node``'s cached writes durable (after corrupting its files)."""
+        if self.mounts is not None:
+            self.mounts.sync(node)
+
     def _check_node(self, node: str) -> None:
         if node not in self.client_addrs:
             raise ClusterError(f"unknown node {node!r} (cluster has {', '.join(self.node_ids)})")
@@ -283,6 +352,13 @@ class LocalCluster:
                 for log in self._logs:
                     log.close()
                 self._logs.clear()
+                # after the nodes: nothing holds the mounts or reads the clock files now
+                for owned in (self.mounts, self.clocks):
+                    if owned is not None:
+                        try:
+                            owned.close()
+                        except Exception as exc:  # noqa: BLE001 -- close the other; say why
+                            print(f"harness: {exc}", file=sys.stderr)
         finally:
             if blocked:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

@@ -370,8 +370,11 @@ class Driver:
                     self._reply(client_send, client, wire.malformed(rid, why))
                 elif req["op"] == "status":
                     body = core.status()
+                    # the node's own clocks: the evidence of clock faults (faults/clock.py)
                     self._reply(client_send, client, {"id": req["id"], "ok": True,
-                                                      "node": node_id, "pid": pid, **body})
+                                                      "node": node_id, "pid": pid,
+                                                      "wall_ns": time.time_ns(),
+                                                      "mono_ns": time.monotonic_ns(), **body})
                 else:
                     batch.append((client, req))
             if batch:
