@@ -713,8 +713,15 @@ def _record_ledger(store: Path, run_dir: Path) -> None:
         ledger.record(store, run_dir)
 
 
-def run_series(config: RunConfig) -> Iterator[RunResult]:
-    """``config.test_count`` runs with seeds seed, seed+1, ...; yields each result."""
+def run_series(config: RunConfig, executor: Any = None) -> Iterator[RunResult]:
+    """``config.test_count`` runs with seeds seed, seed+1, ...; yields each result.
+    Simulated runs go over a pool of processes (harness/sweep.py; ``executor``:
+    any ``concurrent.futures.Executor``), real ones one after another."""
+    if config.sim:
+        from harness import sweep
+
+        yield from sweep.run_series(config, executor)
+        return
     base = config.resolved()
     for i in range(base.test_count):
         yield run(dataclasses.replace(base, seed=base.seed + i, test_count=1))

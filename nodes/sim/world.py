@@ -66,6 +66,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from heapq import heappush
 from typing import Any
 
 from nodes.common import wire
@@ -76,10 +77,10 @@ from nodes.sim.disk import Disk
 
 MAX_TICK_CATCHUP = 50  # as nodes/common/driver.py
 PEER_HWM = wire.PEER_HWM  # messages a paused node's socket holds before new ones are dropped
-#: One-way latency of a peer message through the proxy on localhost.
-PEER_LATENCY_NS = (60_000, 120_000)  # base, plus an exponential with this mean
-#: One-way latency between a client and a node (no proxy).
-CLIENT_LATENCY_NS = (30_000, 40_000)
+#: One-way latency of a peer message through the proxy on localhost: base + uniform(0, span).
+PEER_LATENCY_NS = (60_000, 240_000)
+#: One-way latency between a client and a node (no proxy): base + uniform(0, span).
+CLIENT_LATENCY_NS = (30_000, 80_000)
 #: Time the disk takes to make a write durable (uniform).
 FSYNC_NS = (300_000, 1_500_000)
 #: A restarted node answers after this long (the process starting).
@@ -209,6 +210,9 @@ class World:
         self.nodes: dict[str, Node] = {i: Node(i, tick_ns) for i in self.ids}
         self.links: dict[tuple[str, str], Link] = {
             (a, b): Link(a, b) for a in self.ids for b in self.ids if a != b}
+        #: src -> dest -> link: the send path's one lookup per message.
+        self.out: dict[str, dict[str, Link]] = {
+            a: {b: self.links[(a, b)] for b in self.ids if b != a} for a in self.ids}
         self.grudge: dict[str, set[str]] = {}
         self.default_faults: LinkFaults | None = None
         self.link_faults: dict[tuple[str, str], LinkFaults] = {}
@@ -361,8 +365,8 @@ class World:
 
     def client_send(self, node_id: str, client: bytes, req: dict[str, Any]) -> None:
         """A client request leaves now (the caller checked ``reachable``)."""
-        lo, mean = CLIENT_LATENCY_NS
-        t = self.now + lo + int(self.net_rng.expovariate(1.0 / mean))
+        lo, span = CLIENT_LATENCY_NS
+        t = self.now + lo + int(self.net_rng.random() * span)
         self.at(t, self._request, (self.nodes[node_id], self.nodes[node_id].incarnation,
                                    client, req))
 
@@ -451,14 +455,14 @@ class World:
         snap = node.applier.apply(rd)
         if rd.messages:
             self._send(node.id, rd.messages)
-        if rd.replies:
-            sink = self.reply_sink
-            lo, mean = CLIENT_LATENCY_NS
-            rng = self.net_rng
-            for client, reply in rd.replies:
-                if sink is not None:
-                    self.at(self.now + lo + int(rng.expovariate(1.0 / mean)), self._reply,
-                            (client, reply, node.id))
+        if rd.replies and self.reply_sink is not None:
+            lo, span = CLIENT_LATENCY_NS
+            rand = self.net_rng.random
+            now = self.now
+            heap, seq, reply = self._heap, self._seq, self._reply
+            for client, body in rd.replies:
+                heappush(heap, (now + lo + int(rand() * span), next(seq), reply,
+                                (client, body, node.id)))
         core.advance(rd)
         if snap is not None:
             core.compact(snap)
@@ -473,15 +477,17 @@ class World:
     def _send(self, src: str, msgs: list[Any]) -> None:
         dest_of = self.codec.dest
         encode = self.codec.encode
-        links = self.links
-        rng = self.net_rng
-        base, mean = PEER_LATENCY_NS
-        inv_mean = 1.0 / mean
+        out = self.out[src]
+        rand = self.net_rng.random
+        base, span = PEER_LATENCY_NS
         now = self.now
         use_wire = self.wire
         packb = wire.packb
+        heap = self._heap
+        seq = self._seq
+        arrive = self._arrive
         for m in msgs:
-            link = links.get((src, dest_of(m)))
+            link = out.get(dest_of(m))
             if link is None:
                 continue
             if link.deaf:
@@ -489,13 +495,12 @@ class World:
                 link.cut += 1
                 continue
             data = packb(encode(m)) if use_wire else m
-            t = now + base + int(rng.expovariate(inv_mean))
+            t = now + base + int(rand() * span)
             t = max(t, link.last)  # TCP: in order on one link
             link.last = t
-            faults = link.faults
-            if faults is None:
+            if link.faults is None:
                 link.delivered += 1
-                self.at(t, self._arrive, (link, data))
+                heappush(heap, (t, next(seq), arrive, (link, data)))
             else:
                 self._faulty(link, data, t)
 
