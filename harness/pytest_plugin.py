@@ -18,7 +18,8 @@ What a test gets:
   ...) plus ``bug="name"`` as a short form of ``bugs=["name"]``;
 - options ``--chaos-time-limit``, ``--chaos-seed``, ``--chaos-store``,
   ``--chaos-nodes``, ``--chaos-system``, ``--chaos-nemesis``,
-  ``--chaos-nemesis-interval``, ``--chaos-rate``, ``--chaos-net``.
+  ``--chaos-nemesis-interval``, ``--chaos-rate``, ``--chaos-net``, ``--chaos-sim``
+  (every run simulated: ``sim=True``, which a marker may also ask for).
 
 Where a run's options come from, later wins:
 1. RunConfig's defaults (with the live progress line off);
@@ -94,6 +95,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar = {int: "N", float: "SECONDS" if "interval" in dest or "time" in dest else "N"}
         group.addoption(flag, dest="chaos_" + dest, type=kind, default=None,
                         metavar=metavar.get(kind, dest.upper()), help=text)
+    group.addoption(
+        "--chaos-sim", dest="chaos_sim", action="store_true", default=None,
+        help="simulate every chaos run (the same cores, faults, checker and report, in one "
+        "process, deterministic from the seed) instead of starting node processes")
     group.addoption(
         "--chaos-store", dest="chaos_store", default=None, metavar="DIR",
         help="where chaos run folders go (default: a 'chaos' folder in pytest's basetemp, "
@@ -331,6 +336,8 @@ def _marker_layers(item: pytest.Item) -> list[tuple[str, dict[str, Any]]]:
 
 def _cli_layer(config: pytest.Config) -> dict[str, Any]:
     given = {dest: config.getoption("chaos_" + dest) for _f, dest, _k, _h in CLI_OPTIONS}
+    if config.getoption("chaos_sim"):
+        given["sim"] = True
     return {k: v for k, v in given.items() if v is not None}
 
 

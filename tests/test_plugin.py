@@ -174,3 +174,34 @@ def test_chaos_table_shows_a_run_of_a_newer_schema_without_reading_it(tmp_path: 
     (result.run_dir / "results.json").write_text(json.dumps(newer))
     table = chaos_table([("ex.py::test_ok[raft]", "passed", result.run_dir)])
     assert "passed    ?" in table, table
+
+
+SIMULATED = """
+import pytest
+
+@pytest.mark.chaos(sim=True, nodes=3, time_limit=10, seed=4)
+def test_correct_raft_is_valid_in_simulation(chaos):
+    chaos.assert_valid()
+    print("SIMULATED", chaos.results.get("simulated"), chaos.run_dir)
+
+@pytest.mark.chaos(nodes=3, time_limit=10, bug="early-ack", system="raft")
+def test_a_bug_is_found_in_simulation(chaos_runner):
+    found = chaos_runner.find_anomaly(attempts=10)
+    print("FOUND", found.results.get("simulated"), found.verdict)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_chaos_runs_can_be_simulated(tmp_path: Path) -> None:
+    (tmp_path / "test_sim.py").write_text(SIMULATED)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+         "--basetemp", str(tmp_path / "bt"), "-rA", "-s", "test_sim.py", "--chaos-sim",
+         "--chaos-store", "runs"],
+        check=False, cwd=tmp_path, capture_output=True, text=True, timeout=280)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "SIMULATED True" in out
+    assert "FOUND True invalid" in out  # --chaos-sim made the unmarked test simulated too
+    runs = [p.parent for p in (tmp_path / "runs").rglob("results.json")]
+    assert runs and all(json.loads((r / "results.json").read_text())["simulated"] for r in runs)
