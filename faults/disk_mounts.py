@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from faults import owner
-from faults.lazyfs import control, unavailable_reason
+from faults.lazyfs import WRITEBACK_S, control, unavailable_reason
 
 KIND = "lazyfs"
 TAG = re.compile(r"[0-9a-f]{6}")
@@ -83,7 +83,9 @@ def _detach(point: str) -> None:
 class Mounts:
     """The lazy file systems of one cluster (see the module header)."""
 
-    def __init__(self, data_dirs: dict[str, Path], log_dir: Path) -> None:
+    def __init__(self, data_dirs: dict[str, Path], log_dir: Path,
+                 writeback_s: float = WRITEBACK_S) -> None:
+        self.writeback_s = writeback_s
         self.data_dirs = {n: Path(d).resolve() for n, d in data_dirs.items()}
         self.log_dir = Path(log_dir)
         self.tag = ""
@@ -131,7 +133,7 @@ class Mounts:
         self._logs.append(log)
         argv = [sys.executable, "-m", "faults.lazyfs", "--backing", str(back),
                 "--mount", str(point), "--control", self.control_name(node),
-                "--fsname", f"lazyfs-{self.tag}"]
+                "--fsname", f"lazyfs-{self.tag}", "--writeback-s", str(self.writeback_s)]
         main = threading.current_thread() is threading.main_thread()
         try:
             self._procs[node] = subprocess.Popen(

@@ -13,8 +13,15 @@ cached. Creating, removing, renaming and truncating a file, and making a
 folder, are applied to the backing folder at once and survive a power loss
 (a directory fsync therefore has nothing left to make durable). A rename
 carries the file's unsynced data to its new name; an unlink or an
-``O_TRUNC`` open drops it. A clean unmount writes the cache back (as an
-operating system eventually would), so a finished run's files are whole.
+``O_TRUNC`` open drops it. A clean unmount writes the cache back, so a
+finished run's files are whole.
+
+Like the kernel's flusher (``dirty_expire_centisecs``), a file whose cached
+data has been dirty for ``--writeback-s`` seconds (default ``WRITEBACK_S``)
+is written back without an fsync of its own: a power loss drops what was
+written in the last few seconds and never synced, not everything since the
+start. (A node that never fsyncs would otherwise lose even the first meta
+file it wrote and refuse to start, which hides the lost writes.)
 
 Run as ``python -m faults.lazyfs --backing DIR --mount DIR --control NAME
 [--fsname NAME]`` (foreground; SIGTERM/SIGINT unmount and exit; the
@@ -48,11 +55,14 @@ import os
 import socket
 import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: Seconds cached data may stay dirty before the flusher writes it back.
+WRITEBACK_S = 3.0
 #: Mount options: no kernel caching of data or attributes, so a ``lose`` is
 #: seen by the next read and the next ``stat`` without invalidation calls.
 MOUNT_OPTIONS = {"direct_io": True, "attr_timeout": 0, "entry_timeout": 0,
@@ -89,6 +99,7 @@ class _Dirty:
     """A file's unsynced data: extents in write order, and its logical size."""
 
     size: int
+    since: float = 0.0  # monotonic time the file became dirty (the flusher's clock)
     extents: list[list[Any]] = field(default_factory=list)  # [offset, bytearray]
 
     def nbytes(self) -> int:
@@ -105,6 +116,7 @@ class LazyState:
         self.append: set[int] = set()  # descriptors opened with O_APPEND
         self.synced_bytes = 0
         self.fsyncs = 0
+        self.flushed_bytes = 0  # written back by the flusher, not by an fsync
 
     def real(self, path: str) -> str:
         return self.root + path  # FUSE paths start with "/"
@@ -115,7 +127,7 @@ class LazyState:
         with self.lock:
             d = self.dirty.get(path)
             if d is None:
-                d = self.dirty[path] = _Dirty(os.fstat(fd).st_size)
+                d = self.dirty[path] = _Dirty(os.fstat(fd).st_size, time.monotonic())
             if fd in self.append:
                 offset = d.size
             ext = d.extents
@@ -165,11 +177,24 @@ class LazyState:
         self.synced_bytes += n
         return n
 
-    def sync_all(self) -> tuple[int, int]:
-        """Write every cached file back and fsync it: (files, bytes)."""
+    def flush_older(self, age_s: float) -> int:
+        """The flusher: write back every file dirty for ``age_s`` seconds or more."""
+        cut = time.monotonic() - age_s
+        with self.lock:
+            old = [p for p, d in self.dirty.items() if d.since <= cut]
+        if not old:
+            return 0
+        _, n = self.sync_all(old, fsync=False)
+        self.flushed_bytes += n
+        return n
+
+    def sync_all(self, paths: list[str] | None = None, fsync: bool = True) -> tuple[int, int]:
+        """Write every cached file (or ``paths``) back, and fsync it: (files, bytes)."""
         with self.lock:
             files = n = 0
-            for path in list(self.dirty):
+            for path in list(self.dirty) if paths is None else paths:
+                if path not in self.dirty:
+                    continue
                 try:
                     fd = os.open(self.real(path), os.O_WRONLY)
                 except OSError:
@@ -177,7 +202,8 @@ class LazyState:
                     continue
                 try:
                     n += self._write_back(path, fd)
-                    os.fsync(fd)
+                    if fsync:
+                        os.fsync(fd)
                 finally:
                     os.close(fd)
                 files += 1
@@ -195,7 +221,8 @@ class LazyState:
         with self.lock:
             return {"dirty_files": len(self.dirty),
                     "dirty_bytes": sum(d.nbytes() for d in self.dirty.values()),
-                    "synced_bytes": self.synced_bytes, "fsyncs": self.fsyncs}
+                    "synced_bytes": self.synced_bytes, "fsyncs": self.fsyncs,
+                    "flushed_bytes": self.flushed_bytes}
 
     # -- metadata (durable at once, as LazyFS treats it) ---------------------------
 
@@ -415,6 +442,18 @@ def _serve(state: LazyState, name: str) -> socket.socket:
     return sock
 
 
+def _flusher(state: LazyState, age_s: float) -> None:
+    def loop() -> None:
+        while True:
+            time.sleep(max(0.05, age_s / 4))
+            try:
+                state.flush_older(age_s)
+            except OSError:
+                pass  # a file removed meanwhile: its data is gone with it
+
+    threading.Thread(target=loop, name="lazyfs-flusher", daemon=True).start()
+
+
 def _handle(state: LazyState, req: dict[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     if op == "ping":
@@ -450,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mount", required=True, help="the mount point (the node's data directory)")
     ap.add_argument("--control", required=True, help="name of the control socket")
     ap.add_argument("--fsname", default="lazyfs", help="the name /proc/self/mounts shows")
+    ap.add_argument("--writeback-s", type=float, default=WRITEBACK_S,
+                    help="seconds before dirty data is written back unasked (0: never)")
     args = ap.parse_args(argv)
     reason = unavailable_reason()
     if reason:
@@ -468,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"lazyfs: control socket {args.control}: {exc}", file=sys.stderr)
         return 2
+    if args.writeback_s > 0:
+        _flusher(state, args.writeback_s)
     try:
         fuse.FUSE(_operations(state), str(mount), foreground=True, nothreads=True,
                   **{**MOUNT_OPTIONS, "fsname": args.fsname})

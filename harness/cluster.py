@@ -85,6 +85,7 @@ class LocalCluster:
         proxy_args: list[str] | None = None,
         lazyfs: bool = False,
         faketime: bool = False,
+        writeback_s: float | None = None,
     ) -> None:
         self.cluster_json = Path(cluster_json).resolve()
         self.command = list(command)
@@ -101,6 +102,7 @@ class LocalCluster:
         self.node_ids: list[str] = list(self.client_addrs)
         self.data_dirs: dict[str, Path] = {nid: node.data_dir for nid, node in spec.nodes.items()}
         self.lazyfs = lazyfs
+        self.writeback_s = writeback_s  # the lazy file systems' flusher (None: its default)
         self.faketime = faketime
         self.mounts: Any = None  # faults.disk_mounts.Mounts once mounted
         self.clocks: Any = None  # faults.clock.Clocks once made
@@ -163,7 +165,8 @@ class LocalCluster:
             if self.lazyfs and self.mounts is None:
                 from faults.disk_mounts import MountError, Mounts
 
-                mounts = Mounts(self.data_dirs, self.log_dir)
+                extra = {} if self.writeback_s is None else {"writeback_s": self.writeback_s}
+                mounts = Mounts(self.data_dirs, self.log_dir, **extra)
                 try:
                     mounts.mount_all()
                 except MountError as exc:

@@ -48,7 +48,7 @@ def mounted(tmp_path: Path, state_dir: Path, fuse_usable: None,
             no_leftovers: None) -> Iterator[tuple[disk_mounts.Mounts, Path]]:
     data = tmp_path / "data" / "n1"
     data.mkdir(parents=True)
-    m = disk_mounts.Mounts({"n1": data}, tmp_path)
+    m = disk_mounts.Mounts({"n1": data}, tmp_path, writeback_s=0)  # no flusher: exact losses
     try:
         m.mount_all()
         yield m, data
@@ -78,6 +78,19 @@ def test_unsynced_writes_are_read_back_and_lost_until_fsynced(tmp_path: Path) ->
     lost = st.lose()
     assert lost == {"files": 1, "bytes": 7, "paths": ["/log"]}
     assert st.read("/log", 100, 0, fd) == b"hello"
+    os.close(fd)
+
+
+def test_the_flusher_writes_back_old_dirty_data_without_fsync(tmp_path: Path) -> None:
+    st = LazyState(tmp_path)
+    fd = _open(st, "log")
+    st.write("/log", b"old", 0, fd)
+    assert st.flush_older(3600.0) == 0  # not old enough
+    assert st.flush_older(0.0) == 3
+    st.write("/log", b"new", 3, fd)
+    assert (tmp_path / "log").read_bytes() == b"old"
+    assert st.lose()["bytes"] == 3
+    assert st.read("/log", 10, 0, fd) == b"old"
     os.close(fd)
 
 

@@ -168,7 +168,8 @@ class Driver:
         """Serve until SIGTERM/SIGINT or parent death; return the exit code."""
         self._install_signals()  # first: a SIGTERM during recovery still ends cleanly
         lock_fd = self._lock_data_dir()
-        storage = Storage(self.me.data_dir, self.id)
+        bugs = CoreOptions.parse(self.cluster.options).bugs
+        storage = Storage(self.me.data_dir, self.id, sync="no-fsync" not in bugs)
         try:
             restored = storage.open()
         except StorageError as exc:

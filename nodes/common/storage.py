@@ -35,6 +35,11 @@ Invariants and why:
   the newest snapshot (bounded by the snapshot threshold): the ``Entry`` for
   those written since start, the decoded record for those replayed at start;
   they are packed again only when a compaction writes them.
+- The ``no-fsync`` bug (``Storage(..., sync=False)``, docs/node-contract.md
+  "Bug flags") writes everything exactly as above but never fsyncs a file or
+  the folder: a SIGKILL loses nothing (the page cache survives it), a power
+  loss (the lazy file system's ``lose``, faults/lazyfs.py) loses what the
+  node already acknowledged.
 """
 
 from __future__ import annotations
@@ -69,7 +74,13 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def _no_sync(fd: int) -> None:
+    """The ``no-fsync`` bug's fsync: nothing."""
+
+
+def _fsync_dir(path: Path, sync: bool = True) -> None:
+    if not sync:
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -99,17 +110,19 @@ def _array_head(n: int) -> bytes:
     return b"\xdd" + struct.pack(">I", n)
 
 
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Replace ``path`` with a checksummed frame holding ``payload``, durably."""
+def write_atomic(path: Path, payload: bytes, sync: bool = True) -> None:
+    """Replace ``path`` with a checksummed frame holding ``payload``, durably
+    (``sync=False``: the ``no-fsync`` bug, not durably)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, _frame(payload))
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync_dir(path.parent, sync)
 
 
 def read_atomic(path: Path, label: str) -> Any | None:
@@ -136,8 +149,11 @@ def read_atomic(path: Path, label: str) -> Any | None:
 class Storage:
     """One node's durable state. ``open()`` recovers; ``persist(ready)`` saves."""
 
-    def __init__(self, data_dir: Path, node_id: str = "node") -> None:
+    def __init__(self, data_dir: Path, node_id: str = "node", sync: bool = True) -> None:
         self.dir = Path(data_dir)
+        self.sync = sync  # False: the no-fsync bug (module header)
+        self._fsync = os.fsync if sync else _no_sync
+        self._fdatasync = os.fdatasync if sync else _no_sync
         self.node_id = node_id
         self.log_path = self.dir / "log"
         self.meta_path = self.dir / "meta"
@@ -285,7 +301,7 @@ class Storage:
         meta = ready.meta
         early = before_sync if meta is None and ready.truncate_from is None else None
         if meta is not None and meta != self._meta:
-            write_atomic(self.meta_path, _packb(meta))
+            write_atomic(self.meta_path, _packb(meta), self.sync)
             self._meta = dict(meta)
             self.fsyncs += 2
         cut = ready.truncate_from
@@ -316,13 +332,13 @@ class Storage:
         os.write(fd, _frame(payload))
         if before_sync is not None:
             before_sync()
-        os.fdatasync(fd)
+        self._fdatasync(fd)
         self.fsyncs += 1
 
     def _save_snapshot(self, snap: Snapshot) -> None:
         if snap.index < self._snapshot_index:
             return  # an older snapshot than the one on disk: nothing to gain
-        write_atomic(self.snapshot_path, _packb([snap.index, snap.term, snap.data]))
+        write_atomic(self.snapshot_path, _packb([snap.index, snap.term, snap.data]), self.sync)
         self._snapshot_index = snap.index
         self.fsyncs += 2
         self._compact()
@@ -337,11 +353,11 @@ class Storage:
         try:
             if keep:
                 os.write(fd, _frame(_array_head(len(keep)) + b"".join(keep)))
-            os.fsync(fd)
+            self._fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.log_path)
-        _fsync_dir(self.dir)
+        _fsync_dir(self.dir, self.sync)
         old = self._fd
         self._fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
         if old is not None:

@@ -1,0 +1,167 @@
+"""Disk faults on live nodes: lose-unsynced (faults/disk.py) over the lazy file system,
+and corrupt on a stopped node's files.
+
+Each test starts a three-node Raft cluster (ended by PID also on failure:
+``LocalCluster.close`` in ``finally`` and ``no_leftovers``), drives
+``DiskActions`` directly with a minimal context, and checks the evidence and
+what the nodes kept. The lose-unsynced tests skip with the reason where FUSE
+is not usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faults import disk_mounts, owner
+from faults.disk import DiskActions
+from faults.lazyfs import unavailable_reason
+from harness.cluster import LocalCluster
+from nodes.common.clusterfile import write_cluster
+from nodes.common.wire import call
+
+pytestmark = pytest.mark.timeout(120)
+NODE = [sys.executable, "-m", "nodes", "raft"]
+TIMING = {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]}
+
+
+class Ctx:
+    """The part of a NemesisContext DiskActions uses; events kept in a list."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.rng = random.Random(7)
+        self.events: list[tuple[str, Any, dict]] = []
+
+    def record(self, f: str, value: Any, **fields: Any) -> None:
+        self.events.append((f, value, fields))
+
+    async def answers(self, node: str, timeout: float) -> bool:
+        return await asyncio.to_thread(self._status, node, timeout) is not None
+
+    async def status(self, node: str) -> dict | None:
+        return await asyncio.to_thread(self._status, node, 0.3)
+
+    def _status(self, node: str, timeout: float) -> dict | None:
+        return call(self.cluster.client_addrs[node], {"op": "status"}, timeout)
+
+
+def _cluster(tmp_path: Path, bugs: list[str], lazyfs: bool) -> LocalCluster:
+    cj = write_cluster(tmp_path, 3, net="direct", timing=TIMING, options={"bugs": bugs})
+    return LocalCluster(cj, NODE, tmp_path / "logs", lazyfs=lazyfs, writeback_s=0)
+
+
+_ids = iter(range(1, 10**9))
+
+
+def _request(lc: LocalCluster, req: dict, within: float = 10.0) -> dict | None:
+    """Send ``req`` to whoever leads, until it is answered ok (or ``within`` s pass)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for node in lc.node_ids:
+            reply = call(lc.client_addrs[node], {"id": next(_ids), **req}, 0.5)
+            if reply and reply.get("ok"):
+                return reply
+        time.sleep(0.05)
+    return None
+
+
+def _write_keys(lc: LocalCluster, n: int) -> None:
+    for i in range(n):
+        assert _request(lc, {"op": "write", "key": f"k{i}", "value": i}), f"write k{i} failed"
+
+
+def _read_keys(lc: LocalCluster, n: int) -> dict[str, Any]:
+    got = {}
+    for i in range(n):
+        reply = _request(lc, {"op": "read", "key": f"k{i}"}, within=20.0)
+        got[f"k{i}"] = reply.get("value") if reply else "unavailable"
+    return got
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "state"
+    monkeypatch.setenv(owner.STATE_DIR_ENV, str(d))
+    return d
+
+
+@pytest.fixture
+def lazy_cluster(request: pytest.FixtureRequest, tmp_path: Path, state_dir: Path,
+                 no_leftovers: None) -> Iterator[LocalCluster]:
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    lc = _cluster(tmp_path, request.param, lazyfs=True)
+    try:
+        lc.start_all()
+        lc.wait_ready(30)
+        yield lc
+    finally:
+        lc.close()
+    assert not [p for p in disk_mounts.mounted() if p.startswith(str(tmp_path))]
+    assert not owner.names(disk_mounts.KIND)
+
+
+def _lose_all(lc: LocalCluster) -> Ctx:
+    ctx = Ctx(lc)
+    actions = DiskActions(ctx, ctx.record)
+    op = {"f": "lose-unsynced", "value": list(lc.node_ids)}
+
+    async def go() -> None:
+        await actions.begin(op, {})
+        await actions.end(op, {})
+
+    asyncio.run(go())
+    return ctx
+
+
+@pytest.mark.parametrize("lazy_cluster", [[]], indirect=True)
+def test_correct_raft_keeps_every_acknowledged_write_across_a_power_loss(
+        lazy_cluster: LocalCluster) -> None:
+    lc = lazy_cluster
+    _write_keys(lc, 20)
+    ctx = _lose_all(lc)
+    (f0, v0, _), (f1, v1, fields) = ctx.events
+    assert (f0, f1) == ("lose-unsynced", "lose-unsynced-end") and v0 == v1 == lc.node_ids
+    ev = fields["evidence"]
+    assert ev["effective"] is True, ev
+    assert all(ev["pid_before"][n] != ev["pid_after"][n] for n in lc.node_ids)
+    assert _read_keys(lc, 20) == {f"k{i}": i for i in range(20)}
+
+
+@pytest.mark.parametrize("lazy_cluster", [["no-fsync"]], indirect=True)
+def test_no_fsync_loses_acknowledged_writes_across_a_power_loss(
+        lazy_cluster: LocalCluster) -> None:
+    lc = lazy_cluster
+    assert _request(lc, {"op": "write", "key": "k0", "value": -1})  # a leader, a term, a vote
+    for node in lc.node_ids:
+        lc.sync_disk(node)  # as the flusher would: meta on the disk, so the nodes can start
+    _write_keys(lc, 20)
+    ctx = _lose_all(lc)
+    ev = ctx.events[-1][2]["evidence"]
+    assert ev["effective"] is True, ev
+    assert sum(d["bytes"] for d in ev["discarded"].values()) > 0
+    got = _read_keys(lc, 20)
+    lost = [k for k, v in got.items() if v != int(k[1:])]
+    assert lost, f"no-fsync kept every write across a power loss: {got}"
+
+
+def test_lose_unsynced_without_a_lazy_file_system_is_ineffective(
+        tmp_path: Path, no_leftovers: None) -> None:
+    lc = _cluster(tmp_path, [], lazyfs=False)
+    try:
+        lc.start_all()
+        lc.wait_ready(30)
+        ctx = _lose_all(lc)
+        ev = ctx.events[-1][2]["evidence"]
+        assert ev["effective"] is False and "lazy file system" in ev["why"], ev
+    finally:
+        lc.close()
