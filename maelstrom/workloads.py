@@ -1,0 +1,160 @@
+"""The Maelstrom workloads' generators: what each client slot asks next (doc/workloads.md).
+
+Owns the operation mix of each Maelstrom workload. Every generator is an
+``OpGenerator`` (harness/generator.py: the seeded schedule, ``--rate`` pacing,
+run-unique values) whose ``next_op`` returns an ``MOp``: the history's ``f``,
+``key`` and ``value``, and the Maelstrom request body the adapter
+(maelstrom/host.py) sends to the node as client ``c<slot+1>``.
+
+History shapes (what the checkers in maelstrom/checkers.py read):
+
+| workload | f | key | invoke value | ok value |
+|---|---|---|---|---|
+| lin-kv | read, write, cas | ``k0``.. (the body's key is the integer) | as kv | read's value |
+| g-set | add, read | ``g-set`` | the element | read: the elements |
+| broadcast | broadcast, read | ``broadcast`` | the message | read: the messages |
+| g-counter, pn-counter | add, read | the workload | the delta | read: the value |
+| unique-ids | generate | ``ids`` | None | the id |
+| echo | echo | the payload (a string) | None | the payload returned |
+
+Invariant: request bodies are built fresh on each ``request()`` (the client
+pipeline stamps its ``id`` into the dict).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from harness.generator import OpGenerator
+
+
+class MOp(NamedTuple):
+    """An invocation (harness/generator.py's ``Invocation`` shape) with its Maelstrom body."""
+
+    f: str
+    key: str
+    value: Any
+    body: dict[str, Any]
+
+    def request(self) -> dict[str, Any]:
+        return dict(self.body)
+
+
+def body_key(key: str) -> int:
+    """lin-kv's integer key for the history's ``k<N>``."""
+    return int(key[1:])
+
+
+class _Maelstrom(OpGenerator):
+    """Pacing and values from OpGenerator; ``client`` is the Maelstrom client number."""
+
+    #: (f, weight) of the mix.
+    MIX: tuple[tuple[str, int], ...] = ()
+    NAME = ""
+
+    def __init__(self, seed: int, slot: int, **kw: Any) -> None:
+        super().__init__(seed, slot, keys=kw.pop("keys", 1), ops=kw.pop("ops", ["read"]),
+                         concurrency=kw.pop("concurrency", 1), rate=kw.pop("rate", 0.0),
+                         seen=kw.pop("seen", None))
+        self.client = slot + 1
+        self._fs = [f for f, w in self.MIX for _ in range(w)]
+
+    def _op(self, f: str, key: str, value: Any, **body: Any) -> MOp:
+        return MOp(f, key, value, {"client": self.client, **body})
+
+    def next_op(self) -> MOp:
+        return self.make(self.rng.choice(self._fs))
+
+    def make(self, f: str) -> MOp:
+        raise NotImplementedError
+
+    def observe(self, op: Any, outcome: str, value: Any) -> None:
+        return None
+
+
+class LinKvGenerator(_Maelstrom):
+    """Maelstrom's lin-kv: read, write and cas over ``--keys`` keys, as our kv mix
+    (``--ops``), with unique written values so the checker decides quickly."""
+
+    def __init__(self, seed: int, slot: int, **kw: Any) -> None:
+        ops = list(kw.get("ops") or ["read", "write", "cas"])
+        super().__init__(seed, slot, **kw)
+        self.ops = [f for f in ops if f in ("read", "write", "cas")] or ["read", "write", "cas"]
+
+    def next_op(self) -> MOp:
+        inv = OpGenerator.next_op(self)
+        k = body_key(inv.key)
+        if inv.f == "read":
+            return self._op("read", inv.key, None, type="read", key=k)
+        if inv.f == "write":
+            return self._op("write", inv.key, inv.value, type="write", key=k, value=inv.value)
+        expected, new = inv.value
+        return self._op("cas", inv.key, inv.value, type="cas", key=k, **{"from": expected, "to": new})
+
+    def observe(self, op: Any, outcome: str, value: Any) -> None:
+        OpGenerator.observe(self, op, outcome, value)
+
+
+class GSetGenerator(_Maelstrom):
+    MIX = (("add", 1), ("read", 1))
+    NAME = "g-set"
+
+    def make(self, f: str) -> MOp:
+        if f == "add":
+            v = self._fresh_value()
+            return self._op("add", self.NAME, v, type="add", element=v)
+        return self._op("read", self.NAME, None, type="read")
+
+
+class BroadcastGenerator(_Maelstrom):
+    MIX = (("broadcast", 1), ("read", 1))
+    NAME = "broadcast"
+
+    def make(self, f: str) -> MOp:
+        if f == "broadcast":
+            v = self._fresh_value()
+            return self._op("broadcast", self.NAME, v, type="broadcast", message=v)
+        return self._op("read", self.NAME, None, type="read")
+
+
+class GCounterGenerator(_Maelstrom):
+    MIX = (("add", 1), ("read", 1))
+    NAME = "g-counter"
+    LOW = 0
+
+    def make(self, f: str) -> MOp:
+        if f == "add":
+            d = self.rng.randint(self.LOW, 5)
+            return self._op("add", self.NAME, d, type="add", delta=d)
+        return self._op("read", self.NAME, None, type="read")
+
+
+class PNCounterGenerator(GCounterGenerator):
+    NAME = "pn-counter"
+    LOW = -5
+
+
+class UniqueIdsGenerator(_Maelstrom):
+    MIX = (("generate", 1),)
+
+    def make(self, f: str) -> MOp:
+        return self._op("generate", "ids", None, type="generate")
+
+
+class EchoGenerator(_Maelstrom):
+    MIX = (("echo", 1),)
+
+    def make(self, f: str) -> MOp:
+        payload = f"echo-{self.slot}-{self._fresh_value()}"
+        return self._op("echo", payload, None, type="echo", echo=payload)
+
+
+class NotThereYet(_Maelstrom):
+    """txn-list-append: refused until the transactions issue's list-append lands."""
+
+    def __init__(self, seed: int, slot: int, **kw: Any) -> None:
+        raise ValueError(NOT_THERE_YET)
+
+
+NOT_THERE_YET = ("txn-list-append is not there yet: Maelstrom's txn-list-append waits for "
+                 "the list-append transactions of issue 19")

@@ -1,0 +1,105 @@
+"""Maelstrom broadcast and g-set (``--workload broadcast|g-set``): a grow-only set.
+
+Correct: a new value is sent to every node and acknowledged to the client once a
+majority (this node included) holds it, so it survives any one fault; every
+0.25 s each node sends every peer the values that peer has not confirmed, so
+partitioned and restarted nodes catch up (a restart is a new incarnation: its
+peers forget what they thought it knew).
+
+``--bug`` (a lost broadcast): a new value is acknowledged at once and forwarded
+once to the topology's neighbours, fire and forget: a message lost to a
+partition, or a node killed before it forwarded, loses the value for good.
+"""
+
+import sys
+import uuid
+
+from node import Node, flag
+
+node = Node()
+BUG = flag("bug")
+WORKLOAD = sys.argv[sys.argv.index("--workload") + 1] if "--workload" in sys.argv else "broadcast"
+ADD, FIELD, RESULT = (("broadcast", "message", "messages") if WORKLOAD == "broadcast"
+                      else ("add", "element", "value"))
+values: set = set()
+known: dict[str, set] = {}  # peer -> values it has confirmed
+incarnations: dict[str, str] = {}
+me = uuid.uuid4().hex[:8]
+neighbours: list[str] = []
+
+
+def topology(msg):
+    neighbours[:] = msg["body"]["topology"].get(node.id, [])
+    node.reply(msg, {"type": "topology_ok"})
+
+
+def learn(peer, inc, vals):
+    if incarnations.get(peer) != inc:
+        incarnations[peer] = inc
+        known[peer] = set()
+    known[peer].update(vals)
+    values.update(vals)
+
+
+def add(msg):
+    v = msg["body"][FIELD]
+    values.add(v)
+    if BUG:
+        for n in neighbours:
+            node.send(n, {"type": "forward", "value": v})
+        node.reply(msg, {"type": f"{ADD}_ok"})
+        return
+    acks = {node.id}
+    answered = [False]
+
+    def on_ack(peer):
+        def cb(body):
+            acks.add(peer)
+            known.setdefault(peer, set()).add(v)
+            if not answered[0] and len(acks) > len(node.ids) // 2:
+                answered[0] = True
+                node.reply(msg, {"type": f"{ADD}_ok"})
+        return cb
+
+    if len(node.ids) == 1:
+        node.reply(msg, {"type": f"{ADD}_ok"})
+    for peer in node.peers:
+        node.rpc(peer, {"type": "replicate", "values": [v], "inc": me}, on_ack(peer))
+
+
+def replicate(msg):
+    b = msg["body"]
+    learn(msg["src"], b["inc"], b["values"])
+    node.reply(msg, {"type": "replicate_ok"})
+
+
+def forward(msg):
+    v = msg["body"]["value"]
+    if v not in values:
+        values.add(v)
+        for n in neighbours:
+            if n != msg["src"]:
+                node.send(n, {"type": "forward", "value": v})
+
+
+def gossip():
+    for peer in node.peers:
+        missing = values - known.get(peer, set())
+        sent = list(missing)[:2000]
+        if sent or incarnations.get(peer) is None:
+            node.rpc(peer, {"type": "replicate", "values": sent, "inc": me},
+                     lambda body, peer=peer, sent=sent: known.setdefault(peer, set()).update(sent))
+
+
+def read(msg):
+    node.reply(msg, {"type": "read_ok", RESULT: sorted(values, key=repr)})
+
+
+node.on("topology", topology)
+node.on(ADD, add)
+node.on("replicate", replicate)
+node.on("forward", forward)
+node.on("read", read)
+if not BUG:
+    node.on_init = lambda: node.every(0.25, gossip)
+node.run()
