@@ -32,7 +32,7 @@ Invariants:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -232,3 +232,68 @@ def _moved(value: dict[str, Any], leader: str) -> dict[str, Any]:
     swap = {old: leader, leader: old}
     moved = {swap.get(d, d): {swap.get(s, s) for s in srcs} for d, srcs in grudge.items()}
     return Partition(value.get("shape", "leader"), bool(value.get("oneway")), moved).value()
+
+
+# --- reactive plans -------------------------------------------------------------------
+
+#: A reactive plan's script: a generator that yields operations and is sent the
+#: view the interpreter builds for the next ``next`` call.
+Script = Generator[FaultOp, "ClusterView | None", None]
+
+
+class ScriptPlan:
+    """A reactive plan written as a generator: ``script(view)`` is started with
+    the first view and yields operations; after each one it is sent the view
+    of the next ``next`` call (``view = yield op``). It decides every value
+    itself from its views (``resolve`` fills nothing in) and waits with
+    ``wait(at)``. Everything random comes from the rng the script closes over."""
+
+    def __init__(self, script: Callable[[ClusterView], Script]) -> None:
+        self._script = script
+        self._gen: Script | None = None
+        self._done = False
+
+    def next(self, view: ClusterView | None = None) -> FaultOp | None:
+        if self._done:
+            return None
+        try:
+            if self._gen is None:
+                self._gen = self._script(view if view is not None else ClusterView(()))
+                return next(self._gen)
+            return self._gen.send(view)
+        except StopIteration:
+            self._done = True
+            return None
+
+    def resolve(self, op: FaultOp, view: ClusterView) -> FaultOp:
+        if "value" not in op:
+            raise ValueError(f"a reactive plan's {op['f']} operation has no value")
+        return op
+
+
+def wait(at: float) -> FaultOp:
+    """The control op that asks for the next view at ``at`` (nothing is recorded)."""
+    return {"f": "wait", "at": round(at, 6)}
+
+
+def end(ref: Any, at: float) -> FaultOp:
+    """The control op that ends the active operation whose ``id`` is ``ref``."""
+    return {"f": "end", "ref": ref, "at": round(at, 6)}
+
+
+def term_of(status: Mapping[str, Any] | None) -> int:
+    """A ``status`` reply's term: Raft's term or Paxos's promised ballot round
+    (0 when the node says neither)."""
+    status = status or {}
+    term = status.get("term", status.get("ballot"))
+    return term if isinstance(term, int) else 0
+
+
+def leader_of(view: ClusterView) -> str | None:
+    """The leader the freshest status replies name (a node that says it leads,
+    the newest term first), else the view's ``leader``."""
+    leaders = [(term_of(s), n) for n, s in view.statuses.items()
+               if s and s.get("role") == "leader" and n in view.node_ids]
+    if leaders:
+        return max(leaders)[1]
+    return view.leader if view.leader in view.node_ids else None

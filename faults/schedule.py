@@ -1,19 +1,20 @@
 """``--nemesis SPEC`` -> a Nemesis: the one way to build one (docs/faults.md).
 
-- ``spec``: comma-separated kinds from ``kill``, ``pause``, ``partition``,
-  ``net``; ``all`` (every kind); ``none`` (a nemesis that does nothing);
-  ``""`` the default mix ``kill,pause,partition`` (``partition`` is left
-  out of the default when the run has no network backend, i.e. ``--net
-  direct``; asked for explicitly there, it is an error); ``bug:NAME`` a
-  known bug's demonstration mix (faults/mixes.py).
-- Plain kinds become a ``faults.plan.RandomPlan`` (every ``ctx.interval_s``
+- ``spec``: ``""`` or ``hunt``, the default: the hunting plan
+  (faults/hunt.py), a reactive search over every kind the run's network
+  allows (only kill and pause with ``--net direct``); comma-separated kinds
+  from ``kill``, ``pause``, ``partition``, ``net`` (a network kind with
+  ``--net direct`` is an error); ``all`` (every kind); ``none`` (a nemesis
+  that does nothing); ``bug:NAME`` a known bug's demonstration mix
+  (faults/mixes.py).
+- Named kinds become a ``faults.plan.RandomPlan`` (every ``ctx.interval_s``
   one fault starts, holds 30% to 60% of the interval and ends; the first
   after half an interval of calm; one at a time) carried out by
   ``faults.interpret.Interpreter``; ``--replay`` a ``faults.plan.ReplayPlan``
   by the same interpreter.
 
-Invariant: with the same seed and the same leader answers, the sequence of
-fault kinds, targets, shapes and durations is the same.
+Invariant: with the same seed and the same views (leader, statuses), the
+sequence of fault kinds, targets, shapes and durations is the same.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from faults.api import Nemesis, NemesisContext, link_faults_of
 from faults.interpret import Interpreter, network_of
 from faults.plan import KINDS, FaultOp, Plan, RandomPlan, ReplayPlan
 
-DEFAULT_KINDS = ("kill", "pause", "partition")
 NETWORK_KINDS = ("partition", "net")
+#: The spec naming the hunting plan (faults/hunt.py), also what ``""`` means.
+HUNT = "hunt"
 
 
 class NemesisSpecError(ValueError):
@@ -40,9 +42,8 @@ def parse_spec(spec: str, *, network: bool) -> tuple[str, ...]:
     spec = (spec or "").strip().lower()
     if spec == "none":
         return ()
-    if spec == "":
-        kinds = DEFAULT_KINDS if network else tuple(k for k in DEFAULT_KINDS if k not in NETWORK_KINDS)
-        return kinds
+    if spec in ("", HUNT):  # the hunting plan: every kind the run's network allows
+        return KINDS if network else tuple(k for k in KINDS if k not in NETWORK_KINDS)
     if spec == "all":
         return KINDS
     kinds: list[str] = []
@@ -95,11 +96,16 @@ def build_plan(spec: str, *, interval_s: float, rng: random.Random,
 
     if mixes.mix_name(spec) is not None:
         raise NemesisSpecError(f"{spec!r} is a demonstration mix, built by build_nemesis only")
+    if interval_s <= 0:
+        raise NemesisSpecError(f"nemesis interval must be > 0 s, not {interval_s}")
+    if (spec or "").strip().lower() in ("", HUNT):
+        from faults.hunt import hunt_plan
+
+        return hunt_plan(rng, interval_s=interval_s, network=network,
+                         link_faults=link_faults if network else (), timing=timing)
     kinds = parse_spec(spec, network=network)
     if not kinds:
         return None
-    if interval_s <= 0:
-        raise NemesisSpecError(f"nemesis interval must be > 0 s, not {interval_s}")
     return RandomPlan(kinds, interval_s, rng)
 
 

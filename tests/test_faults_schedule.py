@@ -97,8 +97,8 @@ def test_fakes_satisfy_the_protocols() -> None:
 
 
 def test_spec_parsing() -> None:
-    assert parse_spec("", network=True) == ("kill", "pause", "partition")
-    assert parse_spec("", network=False) == ("kill", "pause")
+    assert parse_spec("", network=True) == ("kill", "pause", "partition", "net")
+    assert parse_spec("hunt", network=False) == ("kill", "pause")
     assert parse_spec("all", network=True) == ("kill", "pause", "partition", "net")
     assert parse_spec("none", network=True) == ()
     assert parse_spec("kill, pause,kill", network=False) == ("kill", "pause")

@@ -1,0 +1,363 @@
+"""The hunting plan: the default nemesis (``--nemesis ""``), a seeded search that knows no bug.
+
+Owns ``hunt_plan(rng, ...)``, a reactive plan (faults.plan.ScriptPlan) built
+from principles that find consensus bugs in code the harness knows nothing
+about (docs/faults.md "The hunting plan"):
+
+- *Swarm testing* (Groce et al., 2012): the run is cut into epochs of a few
+  episodes; each epoch switches on a random non-empty subset of the fault
+  families below, so some epochs are free of the faults that would mask
+  others (a node kept dead cannot take part in a race).
+- *Time scaled to the nodes*: window lengths are drawn against the run's
+  election timeout (cluster.json ``timing``): shorter than one (a leader that
+  is paused and comes back before anyone notices), one to three (an election
+  happens), three to eight (the cluster works without the faulted nodes).
+- *Leaders first*: most families aim at the node the freshest ``status``
+  replies name leader; some watch an election through ``ClusterView.statuses``
+  and kill a node the moment it voted (or promised) in a new term, or the
+  candidate itself.
+- *Overlaps*: a kill or pause inside a partition, which may outlast it (a
+  pause across a heal); a partition replaced by another in one step (a lagging
+  minority rejoins as the leader is cut off); link faults under a kill.
+- *Fast restarts*: a node killed again soon after it answers, before it can
+  have caught up.
+
+Families: ``isolate-leader``, ``partition``, ``shift``, ``kill-leader``,
+``pause-leader``, ``kill``, ``pause``, ``crash``, ``flap``, ``kill-voter``,
+``overlap``, ``net`` (those needing a network only with one).
+
+Invariants:
+- Everything random comes from ``rng``; every decision reads only the views
+  the interpreter sends (faults/plan.py), so the same seed and the same views
+  give the same operations, under any interpreter.
+- Process faults never aim at a node another active process fault of this
+  plan holds, and one episode holds at most a minority of the nodes with
+  process faults, except ``crash`` (a majority or all, restarted fast: the
+  durability of what nodes promised).
+- An episode's last operation ends before the next episode starts, after a
+  calm of 1 to 2.5 election timeouts (the history shows recovery).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+
+from faults.partition import Partition, cut, deaf, make
+from faults.plan import ClusterView, FaultOp, ScriptPlan, leader_of, net_profile, term_of, wait
+
+#: Every family, and which need a network backend.
+FAMILIES = ("isolate-leader", "partition", "shift", "kill-leader", "pause-leader", "kill",
+            "pause", "crash", "flap", "kill-voter", "overlap", "net")
+NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "net")
+#: Episodes per swarm epoch (uniform, inclusive).
+EPOCH = (3, 5)
+#: The nodes' default timing (nodes/common/core_api.py Timing), in ms.
+DEFAULT_ELECTION_MS = (300, 600)
+DEFAULT_HEARTBEAT_MS = 50
+#: Share of one-way partitions.
+ONEWAY_P = 0.2
+
+Steps = Generator[FaultOp, "ClusterView | None", Any]
+
+
+def hunt_plan(rng: random.Random, *, interval_s: float, network: bool,
+              link_faults: Sequence[str] = (),
+              timing: Mapping[str, Any] | None = None) -> ScriptPlan:
+    """The hunting plan (see the module header). Episodes start 0.2 to 0.6
+    ``interval_s`` apart, later when the last one still holds."""
+    return ScriptPlan(Hunter(rng, interval_s=interval_s, network=network,
+                             link_faults=tuple(link_faults), timing=timing).script)
+
+
+class Hunter:
+    """The state of one hunting plan: its rng, timing, the nodes its process
+    faults hold, and the latest view."""
+
+    def __init__(self, rng: random.Random, *, interval_s: float, network: bool,
+                 link_faults: tuple[str, ...], timing: Mapping[str, Any] | None) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"nemesis interval must be > 0 s, not {interval_s}")
+        self.rng = rng
+        self.interval_s = interval_s
+        timing = timing or {}
+        lo, hi = timing.get("election_timeout_ms", DEFAULT_ELECTION_MS)
+        self.lo, self.hi = lo / 1000, hi / 1000
+        self.hb = timing.get("heartbeat_ms", DEFAULT_HEARTBEAT_MS) / 1000
+        self.link_faults = link_faults if network else ()
+        self.families = [f for f in FAMILIES if network or f not in NETWORK_FAMILIES]
+        if not self.link_faults:
+            self.families = [f for f in self.families if f != "net"]
+        self.network = network
+        self.held: dict[str, float] = {}  # node -> until when a process fault holds it
+        self.busy_until = 0.0  # the latest planned end of an operation
+        self.enabled: list[str] = []
+        self.view = ClusterView(())
+        self._ids = 0
+
+    # --- the rhythm --------------------------------------------------------------
+
+    def script(self, view: ClusterView) -> Steps:
+        self.view = view
+        rng = self.rng
+        t = view.now + self.interval_s / 2
+        left = 0
+        while True:
+            yield from self.until(t)
+            if not self.view.node_ids:
+                return
+            if left == 0:
+                self.enabled = self.swarm()
+                left = rng.randint(*EPOCH)
+            left -= 1
+            start = self.view.now
+            family = rng.choice(self.enabled)
+            yield from getattr(self, family.replace("-", "_"))()
+            calm = rng.uniform(1.0, 2.5) * self.hi
+            t = max(start + self.interval_s * rng.uniform(0.2, 0.6), self.busy_until + calm)
+
+    def swarm(self) -> list[str]:
+        """A random non-empty subset of the families (each in with p = 1/2)."""
+        while True:
+            chosen = [f for f in self.families if self.rng.random() < 0.5]
+            if chosen:
+                return chosen
+
+    def until(self, t: float) -> Steps:
+        """Wait until ``t``; ``self.view`` is then the view of that moment."""
+        while self.view.now < t - 1e-6:
+            got = yield wait(t)
+            if got is not None:
+                self.view = got
+            else:  # an interpreter that sends no views: its clock is the plan's
+                self.view = ClusterView(self.view.node_ids, now=t)
+
+    def emit(self, f: str, target: Any, value: Any, hold: float, **extra: Any) -> Steps:
+        """Start one operation now, held ``hold`` seconds; returns its id."""
+        now = self.view.now
+        self._ids += 1
+        op: FaultOp = {"f": f, "target": target, "value": value, "at": round(now, 6),
+                       "hold": round(hold, 6), "id": self._ids, **extra}
+        if f in ("kill", "pause"):
+            for n in value:
+                self.held[n] = now + hold
+        self.busy_until = max(self.busy_until, now + hold)
+        got = yield op
+        if got is not None:
+            self.view = got
+        return self._ids
+
+    # --- what the views say --------------------------------------------------------
+
+    def free(self, nodes: Sequence[str] | None = None) -> list[str]:
+        """The nodes no process fault of this plan holds now."""
+        now = self.view.now
+        pool = self.view.node_ids if nodes is None else nodes
+        return [n for n in pool if self.held.get(n, 0.0) <= now]
+
+    def leader(self) -> str | None:
+        """The leader, if no process fault holds it; else None."""
+        leader = leader_of(self.view)
+        return leader if leader is not None and leader in self.free() else None
+
+    def minority(self) -> int:
+        return max(1, (len(self.view.node_ids) - 1) // 2)
+
+    def dur(self) -> float:
+        """A window: shorter than an election timeout (1/4), one to three
+        timeouts (9/20), three to eight (3/10)."""
+        r = self.rng.random()
+        if r < 0.25:
+            return self.rng.uniform(0.2, 1.0) * self.lo
+        if r < 0.7:
+            return self.rng.uniform(1.0, 3.0) * self.hi
+        return self.rng.uniform(3.0, 8.0) * self.hi
+
+    def restart_after(self) -> float:
+        """How long a fast restart waits: under an election timeout."""
+        return self.rng.uniform(0.05, 1.0) * self.lo
+
+    def some(self, k: int, among: Sequence[str] | None = None) -> list[str]:
+        pool = self.free(among)
+        return sorted(self.rng.sample(pool, min(k, len(pool)))) if pool else []
+
+    # --- partitions ----------------------------------------------------------------
+
+    def leader_cut(self) -> dict[str, Any] | None:
+        """The leader, alone or with up to a minority's worth of others, cut off."""
+        rng, nodes = self.rng, list(self.view.node_ids)
+        leader = leader_of(self.view) or rng.choice(nodes)
+        others = [n for n in nodes if n != leader]
+        side = [leader, *rng.sample(others, rng.randrange(self.minority()))]
+        rest = [n for n in nodes if n not in side]
+        return self.two_sides("leader" if len(side) == 1 else "leader-minority", side, rest)
+
+    def lag_cut(self) -> dict[str, Any]:
+        """A minority of followers cut off from the rest (they fall behind)."""
+        nodes = list(self.view.node_ids)
+        leader = leader_of(self.view)
+        followers = [n for n in nodes if n != leader]
+        side = sorted(self.rng.sample(followers, min(self.minority(), len(followers))))
+        return self.two_sides("followers", side, [n for n in nodes if n not in side])
+
+    def random_cut(self) -> dict[str, Any]:
+        shape = self.rng.choice(("one", "halves", "majorities-ring", "bridge"))
+        oneway = self.rng.random() < ONEWAY_P
+        return make(shape, list(self.view.node_ids), self.rng, oneway=oneway).value()
+
+    def two_sides(self, shape: str, a: list[str], b: list[str]) -> dict[str, Any]:
+        oneway = self.rng.random() < ONEWAY_P
+        if not oneway:
+            grudge = cut(a, b)
+        else:
+            grudge = deaf(a, b) if self.rng.random() < 0.5 else deaf(b, a)
+        return Partition(shape, oneway, {k: v for k, v in grudge.items() if v}).value()
+
+    def any_cut(self) -> dict[str, Any]:
+        pick = self.rng.random()
+        if pick < 0.4:
+            return self.leader_cut()  # type: ignore[return-value]
+        if pick < 0.7:
+            return self.lag_cut()
+        return self.random_cut()
+
+    # --- families ------------------------------------------------------------------
+
+    def isolate_leader(self) -> Steps:
+        value = self.leader_cut()
+        yield from self.emit("partition", value["shape"], value, self.dur())
+
+    def partition(self) -> Steps:
+        value = self.random_cut()
+        yield from self.emit("partition", value["shape"], value, self.dur())
+
+    def shift(self) -> Steps:
+        """One partition replaced by another in one step, with no moment of full
+        connectivity (e.g. lagging followers let back as the leader is cut off)."""
+        first = self.rng.choice((self.lag_cut, self.random_cut, self.leader_cut))()
+        h1 = self.rng.uniform(1.0, 6.0) * self.hi
+        ref = yield from self.emit("partition", first["shape"], first, h1 + 1.0)
+        yield from self.until(self.view.now + h1)
+        second = self.rng.choice((self.leader_cut, self.random_cut))()
+        yield from self.emit("partition", second["shape"], second, self.dur(), replaces=ref)
+
+    def kill_leader(self) -> Steps:
+        leader = self.leader() or self.rng.choice(self.free() or [None])
+        if leader is not None:
+            yield from self.emit("kill", "leader", [leader], self.dur())
+
+    def pause_leader(self) -> Steps:
+        leader = self.leader() or self.rng.choice(self.free() or [None])
+        if leader is not None:
+            yield from self.emit("pause", "leader", [leader], self.dur())
+
+    def kill(self) -> Steps:
+        nodes = self.some(self.rng.randint(1, self.minority()))
+        if nodes:
+            yield from self.emit("kill", "one" if len(nodes) == 1 else "minority", nodes,
+                                 self.dur())
+
+    def pause(self) -> Steps:
+        nodes = self.some(self.rng.randint(1, self.minority()))
+        if nodes:
+            yield from self.emit("pause", "one" if len(nodes) == 1 else "minority", nodes,
+                                 self.dur())
+
+    def crash(self) -> Steps:
+        """A majority or every node killed at once and restarted fast."""
+        n = len(self.view.node_ids)
+        k = n if self.rng.random() < 0.5 else n // 2 + 1
+        nodes = self.some(k)
+        if nodes:
+            yield from self.emit("kill", "all" if len(nodes) == n else "majority", nodes,
+                                 self.restart_after())
+
+    def flap(self) -> Steps:
+        """One node (the leader half the time) killed 2 to 4 times, each time
+        again soon after it answers, before it can have caught up."""
+        rng = self.rng
+        node = (self.leader() if rng.random() < 0.5 else None) or rng.choice(self.free() or [None])
+        if node is None:
+            return
+        for i in range(rng.randint(2, 4)):
+            if i:
+                deadline = self.view.now + 4.0
+                while self.view.statuses.get(node) is None and self.view.now < deadline:
+                    yield from self.until(self.view.now + max(0.01, self.hb / 2))
+                yield from self.until(self.view.now + rng.uniform(0.0, 1.0) * self.lo)
+            if node not in self.free():
+                return
+            hold = self.restart_after()
+            yield from self.emit("kill", "flap", [node], hold)
+            yield from self.until(self.view.now + hold)
+
+    def kill_voter(self) -> Steps:
+        """Depose the leader (cut it off, pause or kill it), watch the election,
+        and kill a node the moment it voted (or promised) in a newer term, or
+        the candidate itself; restart it fast."""
+        rng = self.rng
+        leader = self.leader()
+        if leader is None:
+            return
+        t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
+        how = rng.choice(("cut", "pause", "kill") if self.network else ("pause", "kill"))
+        hold = rng.uniform(2.0, 6.0) * self.hi
+        if how == "cut":
+            others = [n for n in self.view.node_ids if n != leader]
+            value = self.two_sides("leader", [leader], others)
+            yield from self.emit("partition", "leader", value, hold)
+        else:
+            yield from self.emit(how, "leader", [leader], hold)
+        deadline = self.view.now + 3 * self.hi
+        candidate_p = rng.random() < 0.3
+        while self.view.now < deadline:
+            yield from self.until(self.view.now + max(0.005, self.hb / 4))
+            victim = self.voter(leader, t0, candidate_p)
+            if victim is not None:
+                yield from self.emit("kill", "voter", [victim], self.restart_after())
+                return
+
+    def voter(self, old: str, t0: int, candidate: bool) -> str | None:
+        """A free node other than ``old`` that voted for another node in a
+        term above ``t0`` and does not lead (or, with ``candidate``, one that
+        campaigns in such a term)."""
+        found = []
+        for n in self.free():
+            s = self.view.statuses.get(n)
+            if n == old or not s or term_of(s) <= t0 or s.get("role") == "leader":
+                continue
+            wanted = (s.get("role") == "candidate" if candidate
+                      else s.get("voted_for") not in (None, n))
+            if wanted:
+                found.append(n)
+        return self.rng.choice(sorted(found)) if found else None
+
+    def overlap(self) -> Steps:
+        """A partition or link fault, and inside it a kill or pause (of the leader
+        half the time) that may outlast it."""
+        rng = self.rng
+        h1 = rng.uniform(1.0, 6.0) * self.hi
+        if self.network and (not self.link_faults or rng.random() < 0.7):
+            first = self.any_cut()
+            yield from self.emit("partition", first["shape"], first, h1)
+        elif self.link_faults:
+            faults, links = net_profile(rng, list(self.view.node_ids), self.link_faults)
+            yield from self.emit("net", "all" if links == "all" else "node",
+                                 {"links": links, **faults}, h1)
+        else:
+            nodes = self.some(1)
+            if not nodes:
+                return
+            yield from self.emit(rng.choice(("kill", "pause")), "one", nodes, h1)
+        yield from self.until(self.view.now + rng.uniform(0.2, 1.1) * h1)
+        f = rng.choice(("kill", "pause"))
+        leader = self.leader() if rng.random() < 0.5 else None
+        nodes = [leader] if leader is not None else self.some(1)
+        if nodes:
+            yield from self.emit(f, "leader" if leader else "one", nodes, self.dur())
+
+    def net(self) -> Steps:
+        faults, links = net_profile(self.rng, list(self.view.node_ids), self.link_faults)
+        yield from self.emit("net", "all" if links == "all" else "node",
+                             {"links": links, **faults}, self.dur())
