@@ -12,12 +12,35 @@ Owns the operation schedule. Invariants:
 - The rate is a total over all workers: each slot waits a random stagger in
   [0, 2 * concurrency / rate] between starts (like Jepsen's ``stagger``), so
   the sum over slots averages ``rate`` operations per second.
+
+The mix is shaped to expose anomalies (docs/faults.md "Workload"):
+- *Hot keys*: the run is cut into phases of ``PHASE_S`` seconds of the slot's
+  own schedule (its first delay plus its gaps; ``PHASE_OPS`` operations at
+  ``--rate 0``); each phase has one to three hot keys, the same for every slot
+  (drawn from the seed and the phase), which take ``HOT_SHARE`` of the
+  operations, so that operations of many clients meet on one key around
+  every fault.
+- *Reads right after writes*: after a write or cas the next operation is,
+  with ``READ_AFTER`` probability, a read of the same key (by the slot's
+  plan, not its outcome); after a cas, with ``CAS_CHAIN``, another cas of the
+  same key, expecting the newest value seen: a chain of compare-and-sets.
 """
 
 from __future__ import annotations
 
 import random
 from typing import Any, NamedTuple
+
+#: Seconds of a slot's schedule per hot-key phase, and operations per phase
+#: when there is no schedule (``--rate 0``).
+PHASE_S = 2.0
+PHASE_OPS = 200
+#: Share of operations on the phase's hot keys.
+HOT_SHARE = 0.7
+#: After a write or cas: the next operation reads the same key.
+READ_AFTER = 0.4
+#: After a cas (not followed by a read): the next one is a cas of the same key.
+CAS_CHAIN = 0.5
 
 
 def key_names(keys: int) -> list[str]:
@@ -60,12 +83,17 @@ class OpGenerator:
         seen: dict[str, Any] | None = None,
     ) -> None:
         self.rng = random.Random(f"ops:{seed}:{slot}")
+        self.seed = seed
         self.slot = slot
         self.keys = key_names(keys)
         self.ops = list(ops)
         self.concurrency = concurrency
         self.mean_gap_s = concurrency / rate if rate > 0 else 0.0
         self._n = 0
+        self._ops = 0  # operations given
+        self._t = 0.0  # the slot's own schedule: first delay plus gaps so far
+        self._then: tuple[str, str] | None = None  # (f, key) of a planned follow-up
+        self._hot: tuple[int, list[str]] = (-1, [])
         # key -> newest value observed (by this worker, or by all when shared)
         self.seen: dict[str, Any] = seen if seen is not None else {}
 
@@ -73,11 +101,29 @@ class OpGenerator:
         self._n += 1
         return self.slot + self.concurrency * self._n
 
+    def hot_keys(self) -> list[str]:
+        """The current phase's hot keys (the same for every slot of the seed)."""
+        phase = int(self._t / PHASE_S) if self.mean_gap_s else self._ops // PHASE_OPS
+        if self._hot[0] != phase:
+            prng = random.Random(f"hot:{self.seed}:{phase}")
+            self._hot = (phase, prng.sample(self.keys, prng.randint(1, min(3, len(self.keys)))))
+        return self._hot[1]
+
     def next_op(self) -> Invocation:
-        f = self.rng.choice(self.ops)
-        key = self.rng.choice(self.keys)
+        rng = self.rng
+        self._ops += 1
+        then, self._then = self._then, None
+        if then is not None:
+            f, key = then
+        else:
+            f = rng.choice(self.ops)
+            key = rng.choice(self.hot_keys() if rng.random() < HOT_SHARE else self.keys)
         if f == "read":
             return Invocation("read", key, None)
+        if "read" in self.ops and rng.random() < READ_AFTER:
+            self._then = ("read", key)
+        elif f == "cas" and rng.random() < CAS_CHAIN:
+            self._then = ("cas", key)
         new = self._fresh_value()
         if f == "write":
             return Invocation("write", key, new)
@@ -96,8 +142,13 @@ class OpGenerator:
 
     def first_delay(self) -> float:
         """Seconds before this slot's first operation (spreads the start)."""
-        return self.rng.uniform(0, self.mean_gap_s)
+        self._t = self.rng.uniform(0, self.mean_gap_s)
+        return self._t
 
     def gap(self) -> float:
         """Seconds from one operation's start to the next one's."""
-        return self.rng.uniform(0, 2 * self.mean_gap_s) if self.mean_gap_s else 0.0
+        if not self.mean_gap_s:
+            return 0.0
+        g = self.rng.uniform(0, 2 * self.mean_gap_s)
+        self._t += g
+        return g

@@ -9,6 +9,12 @@ request id, no asyncio) and sends its events to the harness's
 ``Recorder`` over its stdout pipe, in batches, each with a horizon.
 
 Invariants:
+- Each slot starts every operation at its home node: slot ``i`` of ``n``
+  nodes is bound to node ``i % n``; slots of every second round
+  (``(i // n) % 2 == 1``) follow the leader instead: their home becomes the
+  node that last answered ``ok``, so they stay with a leader until it refuses
+  (a deposed leader that still answers keeps them). Either way a definite
+  refusal with a leader hint is followed for that operation (harness/client.py).
 - Each slot has at most one operation in flight, from its OpGenerator
   (harness/generator.py: the same seed gives each slot the same sequence of
   invocations as before; ``seen`` is shared by the slots of one process).
@@ -87,10 +93,12 @@ class _Batch:
 class _Slot(Call):
     """One logical process: its generator, its process number, its operation."""
 
-    __slots__ = ("ended", "gen", "next_at", "op", "process")
+    __slots__ = ("ended", "gen", "next_at", "op", "process", "sticky")
 
-    def __init__(self, home: str, done: Any, gen: OpGenerator, process: int) -> None:
+    def __init__(self, home: str, done: Any, gen: OpGenerator, process: int,
+                 sticky: bool = False) -> None:
         super().__init__(home, done)
+        self.sticky = sticky  # follows the leader: home = the node that last answered ok
         self.gen = gen
         self.process = process
         self.op: Invocation | None = None
@@ -117,7 +125,8 @@ class _Runner:
         self.slots = [
             _Slot(node_ids[slot % len(node_ids)], self._done,
                   gen(spec["seed"], slot, keys=spec["keys"], ops=spec["ops"],
-                      concurrency=concurrency, rate=spec["rate"], seen=seen, **options), slot)
+                      concurrency=concurrency, rate=spec["rate"], seen=seen, **options), slot,
+                  sticky=(slot // len(node_ids)) % 2 == 1)
             for slot in spec["slots"]]
         self._key_json: dict[str, str] = {}
         self._node_json = {n: json_value(n) for n in node_ids}
@@ -165,6 +174,8 @@ class _Runner:
                                error if type_ != "ok" and error else None))
         b.counts[_TYPE_SLOT[type_]] += 1
         s.gen.observe(op, type_, value)
+        if s.sticky and type_ == "ok" and node is not None:
+            s.home = node
         if type_ == "info":
             s.process = next(self._fresh)
         s.next_at = max(s.next_at + int(s.gen.gap() * 1e9), t_abs)
