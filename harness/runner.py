@@ -476,12 +476,29 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
         reason = netns.unavailable_reason()
         if reason:
             raise RunError(reason)
+    from faults import disk
+
+    reason = disk.unavailable_reason(_fault_kinds(cfg, replay))
+    if reason:
+        raise RunError(reason)
     if cfg.system not in ("raft", "paxos"):
         import shutil
         exe = cfg.command()[0]
         if not (shutil.which(exe) or Path(exe).exists()):
             raise RunError(f"--system: no such program: {exe}")
     return cfg, build
+
+
+def _fault_kinds(cfg: RunConfig, replay: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    """The fault kinds the run may use: the replayed operations', a plain spec's,
+    none for a demonstration mix (faults/mixes.py)."""
+    from faults import mixes, schedule
+
+    if replay is not None:
+        return tuple(dict.fromkeys(str(op.get("f")) for op in replay))
+    if mixes.mix_name(cfg.nemesis) is not None:
+        return ()
+    return schedule.parse_spec(cfg.nemesis, network=cfg.net != "direct")
 
 
 def _replay_ops(cfg: RunConfig) -> list[dict[str, Any]]:
@@ -539,6 +556,9 @@ def run(config: RunConfig) -> RunResult:
             raise KeyboardInterrupt
         previous_term = signal.signal(signal.SIGTERM, terminate)
     live: _Live | None = None
+    from faults import disk
+
+    kinds = _fault_kinds(cfg, _replay_ops(cfg) if cfg.replay else None)
     try:
         with contextlib.ExitStack() as stack:
             nets = _enter_netns(stack, cfg) if cfg.net == "netns" else None
@@ -558,7 +578,8 @@ def run(config: RunConfig) -> RunResult:
                 if cfg.journal:
                     proxy_args += ["--journal", str(folder.net.resolve())]
                 cluster = stack.enter_context(
-                    LocalCluster(cluster_json, command, folder.logs, proxy_args=proxy_args))
+                    LocalCluster(cluster_json, command, folder.logs, proxy_args=proxy_args,
+                                 **disk.needs(kinds)))
                 try:
                     cluster.start_all()
                     cluster.wait_ready(cfg.start_timeout)

@@ -110,10 +110,13 @@ def _timing(cfg: RunConfig) -> Any:
                   tick_ms=int(t.get("tick_ms", d.tick_ms)))
 
 
-def _plan(cfg: RunConfig, link_faults: tuple[str, ...]) -> Any:
+def _plan(cfg: RunConfig, link_faults: tuple[str, ...],
+          replay_ops: list[dict[str, Any]] | None) -> Any:
     from faults import schedule
     from faults.plan import ReplayPlan
 
+    if replay_ops is not None:
+        return ReplayPlan(replay_ops)
     if cfg.replay:
         from harness.runner import _replay_ops
 
@@ -123,8 +126,12 @@ def _plan(cfg: RunConfig, link_faults: tuple[str, ...]) -> Any:
                                link_faults=link_faults, network=True, timing=cfg.timing)
 
 
-def simulate(cfg: RunConfig, *, wire: bool = True, metrics: bool = True) -> SimOutcome:
-    """Run the resolved ``cfg`` on the simulated cluster (see the module header)."""
+def simulate(cfg: RunConfig, *, wire: bool = False, metrics: bool = True,
+             replay_ops: list[dict[str, Any]] | None = None) -> SimOutcome:
+    """Run the resolved ``cfg`` on the simulated cluster (see the module header).
+    ``wire``: every peer message crosses the codec and msgpack (same history,
+    ~1.6x the time: docs/simulation.md); ``replay_ops``: carry out these fault
+    operations (faults.plan.recorded_ops form) instead of the config's plan."""
     from faults.simulate import SimInterpreter
     from harness.generator import key_names
     from nodes.__main__ import load_protocol
@@ -158,7 +165,7 @@ def simulate(cfg: RunConfig, *, wire: bool = True, metrics: bool = True) -> SimO
         events.append({"time": world.now, "process": "nemesis", "type": "info", "f": f,
                        "value": value, **fields})
 
-    plan = _plan(cfg, LINK_FAULTS)
+    plan = _plan(cfg, LINK_FAULTS, replay_ops)
     nemesis = SimInterpreter(plan, world, record, LINK_FAULTS) if plan is not None else None
     if nemesis is not None:
         nemesis.start()
@@ -227,7 +234,7 @@ def history_text(events: list[dict[str, Any]]) -> str:
 
 
 def run(config: RunConfig, *, keep: bool = True, index: bool = True,
-        report: bool = True, wire: bool = True) -> Any:
+        report: bool = True, wire: bool = False) -> Any:
     """One simulated run, written as a run folder (see the module header).
     ``keep`` False: a passing run keeps only config.json and results.json (a
     sweep's passing seeds); a failing one always keeps everything."""

@@ -1,0 +1,170 @@
+"""The time-driven simulated cluster (nodes/sim/world.py) and its fault interpreter
+(faults/simulate.py): what each fault does, and that it is recorded as real runs record it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from faults.plan import ReplayPlan
+from faults.simulate import SimInterpreter
+from harness.config import RunConfig
+from nodes.__main__ import load_protocol
+from nodes.sim.world import LINK_FAULTS, World
+
+MS = 1_000_000
+
+
+def _world(system: str = "raft", n: int = 3, seed: int = 1) -> World:
+    w = World(load_protocol(system), [f"n{i}" for i in range(1, n + 1)], seed=seed)
+    w.run_until(3000 * MS, lambda: w.leader() is not None)
+    assert w.leader() is not None
+    return w
+
+
+def test_idle_nodes_cost_only_their_ticks() -> None:
+    w = _world()
+    t0, f0 = w.now, w.flushes
+    w.run_until(t0 + 1000 * MS)
+    # 3 nodes x 100 ticks; heartbeats every 50 ms: a few hundred flushes, not thousands
+    assert w.flushes - f0 < 600
+
+
+def test_a_kill_inside_the_fsync_loses_the_ready_but_not_what_was_synced() -> None:
+    w = _world()
+    leader = w.leader()
+    assert leader is not None
+    node = w.nodes[leader]
+    got: list[dict[str, Any]] = []
+    w.reply_sink = lambda client, reply, node_id, t: got.append(reply)
+    before = dict(node.disk.entries)
+    w.nodes[leader].core.requests([(b"c", {"id": 1, "op": "write", "key": "k", "value": 9})])
+    w._flush(node)
+    assert node.busy and node.pending is not None and node.pending.entries
+    w.kill(leader)  # inside the fsync window
+    w.run_until(w.now + 50 * MS)
+    assert node.disk.entries == before  # the Ready never reached the disk
+    assert got == []  # and nobody was told it happened
+    w.restart(leader)
+    w.run_until(w.now + 2000 * MS)
+    assert w.nodes[leader].up and w.nodes[leader].restarts == 1
+
+
+def test_a_paused_node_keeps_its_messages_and_runs_them_after_resume() -> None:
+    w = _world()
+    leader = w.leader()
+    follower = next(i for i in w.ids if i != leader)
+    w.pause(follower)
+    w.run_until(w.now + 200 * MS)
+    node = w.nodes[follower]
+    assert len(node.inbox) > 0 and node.ticks_owed > 0  # heartbeats wait; ticks are owed
+    assert w.status(follower) is None
+    dropped = sum(link.dropped for link in w.links.values())
+    assert dropped == 0
+    w.resume(follower)
+    assert node.inbox == []  # handed to the core at once; the owed ticks after its fsync
+    w.run_until(w.now + 5 * MS)
+    assert node.ticks_owed == 0
+    assert w.status(follower) is not None
+
+
+def test_a_one_way_grudge_cuts_one_direction_only() -> None:
+    w = _world()
+    a, b = w.ids[0], w.ids[1]
+    w.set_grudge({b: [a]})  # b cannot hear a
+    c0 = {k: link.counters() for k, link in w.links.items()}
+    w.run_until(w.now + 500 * MS)
+    ab, ba = w.links[(a, b)], w.links[(b, a)]
+    # whoever leads, a speaks to b at least by heartbeat or vote: cut; b -> a flows
+    assert ab.cut > c0[(a, b)]["cut"] or ba.delivered > c0[(b, a)]["delivered"]
+    assert ba.cut == 0
+    w.heal()
+    assert not any(link.deaf for link in w.links.values())
+
+
+@pytest.mark.parametrize(("faults", "field"), [
+    ({"loss": 1.0}, "dropped"),
+    ({"duplicate": 1.0}, "duplicated"),
+    ({"delay_ms": 20, "delay_dist": "exponential"}, "delayed"),
+    ({"delay_ms": 5, "delay_dist": "uniform", "delay_max_ms": 20, "reorder": 0.5}, "delayed"),
+])
+def test_link_faults_act_on_the_links_they_name(faults: dict[str, Any], field: str) -> None:
+    w = _world()
+    x = w.ids[0]
+    links = [[x, y] for y in w.ids if y != x]
+    w.set_links(faults, links)
+    before = {k: link.counters()[field] for k, link in w.links.items()}
+    w.run_until(w.now + 500 * MS)
+    named = sum(w.links[(s, d)].counters()[field] - before[(s, d)] for s, d in links)
+    others = sum(link.counters()[field] - before[k] for k, link in w.links.items()
+                 if list(k) not in links)
+    assert named > 0
+    assert others == 0
+    w.heal()
+    assert all(link.faults is None for link in w.links.values())
+
+
+def _interpret(ops: list[dict[str, Any]], seconds: float) -> tuple[World, list[dict[str, Any]]]:
+    w = _world(n=5)
+    events: list[dict[str, Any]] = []
+
+    def record(f: str, value: Any, **fields: Any) -> None:
+        events.append({"time": w.now, "process": "nemesis", "type": "info", "f": f,
+                       "value": value, **fields})
+
+    sim = SimInterpreter(ReplayPlan(ops), w, record, LINK_FAULTS)
+    sim.start()
+    w.run_until(w.now + int(seconds * 1e9))
+    sim.heal()
+    return w, events
+
+
+def test_every_fault_kind_is_recorded_with_the_real_interpreters_fields() -> None:
+    ops = [
+        {"f": "kill", "target": "leader", "at": 0.5, "hold": 0.5, "value": ["n1"]},
+        {"f": "pause", "target": "one", "at": 1.5, "hold": 0.8, "value": ["n2"]},
+        {"f": "partition", "target": "halves", "at": 3.0, "hold": 0.5,
+         "value": {"shape": "halves", "oneway": True,
+                   "grudge": {"n1": ["n3", "n4", "n5"], "n2": ["n3", "n4", "n5"]}}},
+        {"f": "net", "target": "all", "at": 4.0, "hold": 0.5,
+         "value": {"links": "all", "loss": 0.3, "delay_ms": 5, "delay_dist": "fixed",
+                   "duplicate": 0.1, "reorder": 0.1}},
+    ]
+    w, events = _interpret(ops, 5.0)
+    by_f = {e["f"]: e for e in events}
+    assert [e["f"] for e in events] == ["kill", "kill-end", "pause", "pause-end", "partition",
+                                        "partition-end", "net", "net-end"]
+    assert by_f["kill"]["target"] == "leader" and by_f["kill"]["at"] == 0.5
+    ev = by_f["kill-end"]["evidence"]
+    assert ev["effective"] is True and set(ev) >= {"pid_before", "pid_after", "down_ms"}
+    assert by_f["kill-end"]["at"] == 1.0 and ev["down_ms"] == 500.0
+    assert by_f["pause-end"]["evidence"] == {"answered": [], "effective": True}
+    assert by_f["partition-end"]["evidence"]["effective"] is True
+    assert by_f["partition-end"]["value"] == by_f["partition"]["value"]
+    assert by_f["net-end"]["evidence"]["effective"] is True
+    w.run_until(w.now + 500 * MS)
+    assert w.all_up()
+
+
+def test_overlapping_partitions_carry_the_union_of_their_grudges() -> None:
+    ops = [
+        {"f": "partition", "at": 0.2, "hold": 1.0, "value": {"shape": "x", "oneway": True,
+                                                             "grudge": {"n1": ["n2"]}}},
+        {"f": "partition", "at": 0.5, "hold": 1.0, "value": {"shape": "y", "oneway": True,
+                                                             "grudge": {"n3": ["n4"]}}},
+    ]
+    w = _world(n=5)
+    sim = SimInterpreter(ReplayPlan(ops), w, lambda *a, **k: None, LINK_FAULTS)
+    sim.start()
+    w.run_until(w.now + 700 * MS)
+    assert w.links[("n2", "n1")].deaf and w.links[("n4", "n3")].deaf
+    w.run_until(w.now + 600 * MS)  # the first ended, the second holds
+    assert not w.links[("n2", "n1")].deaf and w.links[("n4", "n3")].deaf
+
+
+def test_a_node_command_cannot_be_simulated() -> None:
+    from harness.runner import RunError, run
+
+    with pytest.raises(RunError, match="--sim simulates raft and paxos only"):
+        run(RunConfig(sim=True, system="./mynode --fast", progress=False))
