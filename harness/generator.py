@@ -67,6 +67,13 @@ class Invocation(NamedTuple):
             return {"op": "write", "key": self.key, "value": self.value}
         return {"op": "read", "key": self.key}
 
+    def completion_value(self, type_: str, reply: dict[str, Any] | None) -> Any:
+        """The value the completion event records: a read's ok reply's value
+        (None otherwise), the invoke's value for writes and cas."""
+        if self.f == "read":
+            return (reply or {}).get("value") if type_ == "ok" else None
+        return self.value
+
 
 class OpGenerator:
     """The operations and pacing of one worker slot."""

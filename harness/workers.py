@@ -71,6 +71,19 @@ def default_worker_count(concurrency: int) -> int:
 # --- inside a worker process ---------------------------------------------------------
 
 
+def completion_value(op: Any, type_: str, reply: dict[str, Any] | None) -> Any:
+    """The value ``op``'s completion records: its ``completion_value`` (an
+    invocation's own rule: harness/generator.py, harness/txnload.py); for an
+    invocation without one, the reply's value on ok when it invoked none
+    (a read, Maelstrom's generate or echo), else its own value."""
+    own = getattr(op, "completion_value", None)
+    if own is not None:
+        return own(type_, reply)
+    if op.f == "read" or op.value is None:
+        return (reply or {}).get("value") if type_ == "ok" else None
+    return op.value
+
+
 class _Batch:
     """Events not yet sent to the recorder, and how to send them."""
 
@@ -163,9 +176,7 @@ class _Runner:
               error: str | None, t_abs: int) -> None:
         op = s.op
         assert op is not None
-        value = op.value
-        if op.f == "read":
-            value = (reply or {}).get("value") if type_ == "ok" else None
+        value = completion_value(op, type_, reply)
         t = t_abs - self.t0
         b = self.batch
         b.times.append(t)
