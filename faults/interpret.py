@@ -38,6 +38,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from faults import disk
 from faults.api import NemesisContext, NetworkControl, link_faults_of
 from faults.plan import ClusterView, FaultOp, Plan
 from faults.process import ProcessFaults, current_leader
@@ -85,6 +86,7 @@ class FaultActions:
         self.ctx = ctx
         self.net = net
         self.procs = ProcessFaults(ctx, self.record)
+        self.disk = disk.DiskActions(ctx, self.record)  # lose-unsynced, corrupt, clock
         #: Loop time the nemesis started (``run``); events carry ``at`` from it.
         self.t0: float | None = None
         self.partition: dict[str, Any] | None = None  # value of the active partition
@@ -166,7 +168,7 @@ class FaultActions:
     async def heal_all(self) -> None:
         """Heal network, paused and killed nodes; the caller holds the lock."""
         errors: list[BaseException] = []
-        for step in (self.heal_network, self.procs.resume, self.procs.restart):
+        for step in (self.heal_network, self.procs.resume, self.procs.restart, self.disk.heal):
             try:
                 await step()
             except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
@@ -337,7 +339,9 @@ class Interpreter(FaultActions):
                                      or self.net is None):
             await self._end(replaced)  # nothing to do in one step
             replaced = None
-        if f == "kill":
+        if f in disk.KINDS:
+            await self.disk.begin(op, fields)
+        elif f == "kill":
             await self.procs.kill(list(value), **fields)
         elif f == "pause":
             await self.procs.pause(list(value), min(PROBE_MAX_S, (op.get("hold") or 1.0)
@@ -355,7 +359,9 @@ class Interpreter(FaultActions):
     async def _end(self, act: _Active) -> None:
         op = act.op
         f, fields = op["f"], self._fields(op)
-        if f == "kill":
+        if f in disk.KINDS:
+            await self.disk.end(op, fields)
+        elif f == "kill":
             await self.procs.restart(list(op["value"]), fields)
         elif f == "pause":
             await self.procs.resume(list(op["value"]), fields)

@@ -36,11 +36,15 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from faults import disk
 from faults.partition import SHAPES, Partition, make
 from faults.process import TARGETS, pick_targets
 
-#: Every kind of fault operation a plan may hold.
-KINDS = ("kill", "pause", "partition", "net")
+#: The process and network kinds (what ``--nemesis all`` and the hunting plan use).
+BASE_KINDS = ("kill", "pause", "partition", "net")
+#: Every kind of fault operation a plan may hold: also the disk and clock kinds
+#: (faults/disk.py), which need the cluster set up for them and are named only.
+KINDS = BASE_KINDS + disk.KINDS
 #: Control operations, carried out but never recorded: ``wait`` (call ``next``
 #: again at ``at`` with a fresh view) and ``end`` (end the active op whose
 #: ``id`` is ``ref``, at ``at``).
@@ -111,6 +115,8 @@ class RandomPlan:
         elif f == "partition":
             op["target"] = rng.choice(SHAPES)
             op["oneway"] = rng.random() < ONEWAY_P
+        elif f in disk.KINDS:
+            op.update(disk.plan_fields(f, rng))
         return op
 
     def resolve(self, op: FaultOp, view: ClusterView) -> FaultOp:
@@ -120,6 +126,8 @@ class RandomPlan:
         elif f == "partition":
             value = make(op["target"], nodes, rng, oneway=op.get("oneway", False),
                          leader=view.leader).value()
+        elif f in disk.KINDS:
+            value = disk.resolve_value(op, view, rng)
         else:
             faults, links = net_profile(rng, nodes, view.link_faults)
             op = {**op, "target": "all" if links == "all" else "node"}

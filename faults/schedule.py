@@ -24,9 +24,10 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from faults import disk
 from faults.api import Nemesis, NemesisContext, link_faults_of
 from faults.interpret import Interpreter, network_of
-from faults.plan import KINDS, FaultOp, Plan, RandomPlan, ReplayPlan
+from faults.plan import BASE_KINDS, KINDS, FaultOp, Plan, RandomPlan, ReplayPlan
 
 NETWORK_KINDS = ("partition", "net")
 #: The spec naming the hunting plan (faults/hunt.py), also what ``""`` means.
@@ -43,15 +44,15 @@ def parse_spec(spec: str, *, network: bool) -> tuple[str, ...]:
     if spec == "none":
         return ()
     if spec in ("", HUNT):  # the hunting plan: every kind the run's network allows
-        return KINDS if network else tuple(k for k in KINDS if k not in NETWORK_KINDS)
+        return BASE_KINDS if network else tuple(k for k in BASE_KINDS if k not in NETWORK_KINDS)
     if spec == "all":
-        return KINDS
+        return BASE_KINDS
     kinds: list[str] = []
     for part in spec.split(","):
         part = part.strip()
         if part not in KINDS:
             raise NemesisSpecError(
-                f"unknown nemesis {part!r} (choose from {', '.join(KINDS)}, all, none)"
+                f"unknown nemesis {part!r} (choose from {', '.join(KINDS)}, all, hunt, none)"
             )
         if part not in kinds:
             kinds.append(part)
@@ -80,8 +81,11 @@ def check_spec(spec: str, *, network: bool) -> None:
 
     if mixes.mix_name(spec) is not None:
         mixes.check_spec(spec, network=network)
-    else:
-        parse_spec(spec, network=network)
+        return
+    kinds = [k for k in parse_spec(spec, network=network) if k in disk.KINDS]
+    reason = disk.unavailable_reason(kinds) if kinds else None
+    if reason:
+        raise NemesisSpecError(reason)
 
 
 def build_plan(spec: str, *, interval_s: float, rng: random.Random,
