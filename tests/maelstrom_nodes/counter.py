@@ -88,9 +88,13 @@ def on_merge(msg):
     node.reply(msg, {"type": "merge_ok"})
 
 
+def on_gossip(msg):
+    merge(msg["body"]["state"])
+
+
 def gossip():
     for peer in node.peers:
-        node.send(peer, {"type": "merge", "state": state})
+        node.send(peer, {"type": "gossip", "state": state})
 
 
 def read(msg):
@@ -100,6 +104,7 @@ def read(msg):
 node.on("add", add)
 node.on("delta", on_delta)
 node.on("merge", on_merge)
+node.on("gossip", on_gossip)
 node.on("read", read)
 if not BUG:
     node.on_init = lambda: node.every(0.25, gossip)
