@@ -5,15 +5,27 @@ Owns
   of its own, the environment that makes a node read it (``env(node)``:
   ``LD_PRELOAD`` of Debian's libfaketimeMT, ``FAKETIME_TIMESTAMP_FILE``,
   ``FAKETIME_NO_CACHE=1`` so every clock call re-reads the file and a change
-  bites at once, ``FAKETIME_XRESET=1`` so a rate change starts from the
-  current fake time instead of re-scaling the past); monotonic time is faked
-  too (libfaketime's default), and so are the timeouts of ``poll``,
-  ``select`` and ``nanosleep`` under a rate -- tests/test_clock.py shows
-  ``time.monotonic``, pyzmq's poll timeouts and the driver's ticks moving;
+  bites at once); monotonic time is faked too (libfaketime's default), and
+  so are the timeouts of ``poll``, ``select`` and ``nanosleep`` under a rate
+  -- tests/test_clock.py shows ``time.monotonic``, pyzmq's poll timeouts and
+  the driver's ticks moving. Each node has a *base* offset: where its clock
+  stands when no fault holds it (0, until a drift leaves it ahead or behind);
 - the clock fault kind (``clock``, docs/disk-and-clock.md): ``plan_fields``
   and ``resolve_value`` (pure, for faults/plan.py) and ``ClockFaults`` (the
   interpreter's part: set, strobe, restore, and the evidence);
 - the cleaner of timestamp folders left by dead runs (faults/cleanup.py).
+
+How libfaketime counts, and why the drift is calibrated: with a rate, the
+fake time is ``s + off + rate * (t - s)`` where ``s`` is when libfaketime
+started in that process (its first clock call, some time after the process
+was created) and ``t`` the real time. A drift that starts at ``t1`` without
+a jump needs ``off = base + (1 - rate) * (t1 - s)``; ``s`` is guessed from
+the process's creation time, the node's own clock (``wall_ns`` in its
+``status``) shows the guess's error, and the spec is rewritten once with the
+measured ``s``. When the drift ends the rate returns to 1 and the clock stays
+where the drift took it (the new base): clocks are not stepped back, since a
+monotonic clock never is. (``FAKETIME_XRESET`` would smooth rate changes but
+makes libfaketime ignore offset changes, so it is not used.)
 
 Invariants:
 - A spec is written atomically (temporary file, rename): a node never reads
@@ -57,6 +69,8 @@ BUMPS_S = (-60.0, -20.0, -5.0, 5.0, 20.0, 60.0)
 STROBE_S = (0.5, 2.0, 10.0)
 STROBE_PERIOD_MS = (20, 100, 250)
 RATES = (0.2, 0.5, 2.0, 4.0)
+#: First guess of how long after its creation a process's libfaketime starts.
+START_GUESS_S = 0.2
 
 
 class ClockError(Exception):
@@ -106,6 +120,7 @@ class Clocks:
         self.tag, self.dir = tag, folder
         self.dir.mkdir(parents=True, exist_ok=True)
         self.specs: dict[str, str] = {}
+        self.base: dict[str, float] = {n: 0.0 for n in node_ids}  # seconds ahead, unfaulted
         self._strobes: dict[str, tuple[threading.Event, threading.Thread]] = {}
         self._closed = False
         for node in node_ids:
@@ -118,7 +133,7 @@ class Clocks:
         pre = os.environ.get("LD_PRELOAD", "")
         return {"LD_PRELOAD": f"{self.lib} {pre}".strip(),
                 "FAKETIME_TIMESTAMP_FILE": str(self.path(node)),
-                "FAKETIME_NO_CACHE": "1", "FAKETIME_XRESET": "1", "FAKETIME_DONT_RESET": "1"}
+                "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_RESET": "1"}
 
     def set(self, node: str, spec: str) -> None:
         tmp = self.dir / f".{node}.tmp"
@@ -126,8 +141,24 @@ class Clocks:
         os.replace(tmp, self.path(node))
         self.specs[node] = spec
 
+    def offset(self, node: str, extra_s: float = 0.0) -> None:
+        """``node``'s clock ``extra_s`` ahead of its base (0: back to its base)."""
+        self.set(node, spec_of(self.base.get(node, 0.0) + extra_s))
+
+    def drift(self, node: str, rate: float, t1: float, started: float) -> None:
+        """From ``t1`` on, ``node``'s clock runs at ``rate`` with no jump, for a
+        process whose libfaketime started at ``started`` (epoch seconds)."""
+        self.set(node, spec_of(self.base.get(node, 0.0) + (1.0 - rate) * (t1 - started), rate))
+
+    def end_drift(self, node: str, rate: float, t1: float) -> float:
+        """Back to rate 1 where the drift took the clock (the new base); the base."""
+        b = self.base.get(node, 0.0) + (rate - 1.0) * (time.time() - t1)
+        self.base[node] = b
+        self.offset(node)
+        return b
+
     def strobe(self, node: str, offset_s: float, period_ms: float) -> None:
-        """Flip ``node``'s clock between true and ``offset_s`` ahead every ``period_ms``."""
+        """Flip ``node``'s clock between its base and ``offset_s`` ahead every ``period_ms``."""
         self.stop_strobe(node)
         stop = threading.Event()
 
@@ -135,7 +166,7 @@ class Clocks:
             ahead = False
             while not stop.wait(period_ms / 1000.0):
                 ahead = not ahead
-                self.set(node, spec_of(offset_s if ahead else 0.0))
+                self.offset(node, offset_s if ahead else 0.0)
 
         t = threading.Thread(target=flip, name=f"strobe-{node}", daemon=True)
         self._strobes[node] = (stop, t)
@@ -219,13 +250,6 @@ def resolve_value(op: dict[str, Any], nodes: Sequence[str], rng: random.Random,
     return value
 
 
-def spec_for(value: dict[str, Any]) -> str:
-    """The timestamp-file line a clock value holds (a strobe's 'ahead' phase)."""
-    if value["mode"] == "drift":
-        return spec_of(0.0, float(value.get("rate", 1.0)))
-    return spec_of(float(value.get("offset_s", 0.0)))
-
-
 class ClockFaults:
     """The interpreter's part of ``clock``: apply, restore, evidence.
 
@@ -241,6 +265,9 @@ class ClockFaults:
         self.record = record
         self.active: dict[str, dict[str, Any]] = {}  # node -> value
         self._first: dict[str, tuple[int, int, int] | None] = {}
+        self._t1: dict[str, float] = {}  # node -> when its drift began
+        self._base: dict[str, float] = {}  # node -> its base offset when the fault began
+        self._started: dict[int | None, float] = {}  # pid -> its libfaketime's start
 
     def _clocks(self) -> Any:
         return getattr(self.ctx.cluster, "clocks", None)
@@ -261,14 +288,45 @@ class ClockFaults:
         node = value["node"]
         clocks = self._clocks()
         self.active[node] = value
+        first = None
         if clocks is not None:
-            if value["mode"] == "strobe":
+            self._base[node] = clocks.base.get(node, 0.0)
+            mode = value["mode"]
+            if mode == "strobe":
                 clocks.strobe(node, float(value.get("offset_s", 1.0)),
                               float(value.get("period_ms", 100)))
+            elif mode == "drift":
+                first = await self._start_drift(clocks, node, float(value.get("rate", 1.0)))
             else:
-                clocks.set(node, spec_for(value))
+                clocks.offset(node, float(value.get("offset_s", 0.0)))
         self.record("clock", value, **fields)
-        self._first[node] = await self._sample(node) if clocks is not None else None
+        if clocks is not None and first is None:
+            first = await self._sample(node)
+        self._first[node] = first
+
+    async def _start_drift(self, clocks: Any, node: str,
+                           rate: float) -> tuple[int, int, int] | None:
+        """Start a drift with no jump (module header: the calibration)."""
+        pid = self.ctx.cluster.pid(node)
+        try:
+            import psutil
+
+            created = psutil.Process(pid).create_time() if pid else time.time()
+        except Exception:  # noqa: BLE001 -- a node just gone: guess now
+            created = time.time()
+        started = self._started.get(pid, created + START_GUESS_S)
+        t1 = time.time()
+        clocks.drift(node, rate, t1, started)
+        self._t1[node] = t1
+        sample = await self._sample(node)
+        if sample is None or abs(rate - 1.0) < 1e-9:
+            return sample
+        t, w = sample[0] / 1e9, sample[1] / 1e9
+        want = t + clocks.base.get(node, 0.0) + (rate - 1.0) * (t - t1)
+        started += (w - want) / (1.0 - rate)
+        self._started[pid] = started
+        clocks.drift(node, rate, t1, started)
+        return await self._sample(node)
 
     async def end(self, value: dict[str, Any], fields: dict[str, Any]) -> None:
         node = value["node"]
@@ -278,10 +336,14 @@ class ClockFaults:
         last = await self._sample(node) if clocks is not None else None
         if clocks is not None:
             clocks.stop_strobe(node)
-            clocks.set(node, TRUE_SPEC)
+            if value["mode"] == "drift" and node in self._t1:
+                clocks.end_drift(node, float(value.get("rate", 1.0)), self._t1.pop(node))
+            else:
+                clocks.offset(node)
         fields = dict(fields)
+        base = self._base.pop(node, 0.0)
         fields.setdefault("evidence", self._evidence(value, self._first.pop(node, None), last,
-                                                     clocks is not None))
+                                                     clocks is not None, base))
         self.record("clock-end", value, **fields)
 
     async def heal(self) -> None:
@@ -290,7 +352,8 @@ class ClockFaults:
 
     @staticmethod
     def _evidence(value: dict[str, Any], first: tuple[int, int, int] | None,
-                  last: tuple[int, int, int] | None, preloaded: bool) -> dict[str, Any]:
+                  last: tuple[int, int, int] | None, preloaded: bool,
+                  base_s: float = 0.0) -> dict[str, Any]:
         if not preloaded:
             return {"effective": False, "why": "the nodes run without libfaketime "
                     "(the cluster was started without clock faults)"}
@@ -313,14 +376,15 @@ class ClockFaults:
                 ev["effective"] = None
                 return ev
         elif mode == "strobe":
-            offs = [abs(ev[k]) for k in ("offset_ms_start", "offset_ms_end") if k in ev]
+            offs = [abs(ev[k] - base_s * 1000.0) for k in ("offset_ms_start", "offset_ms_end")
+                    if k in ev]
             ok = any(o > 50.0 for o in offs) or (ev.get("rate") not in (None,) and
                                                  abs(ev["rate"] - 1.0) > 0.02)
             if not ok:  # both samples may fall in the true phase: not provable
                 ev["effective"] = None
                 return ev
         else:
-            want_ms = float(value.get("offset_s", 0.0)) * 1000.0
+            want_ms = (base_s + float(value.get("offset_s", 0.0))) * 1000.0
             offs = [ev[k] for k in ("offset_ms_start", "offset_ms_end") if k in ev]
             ok = any(abs(o - want_ms) < max(100.0, 0.2 * abs(want_ms)) for o in offs)
         ev["effective"] = bool(ok)
