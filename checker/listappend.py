@@ -24,7 +24,9 @@ them from list-append histories; written here from the paper's ideas):
   read that does not end with the transaction's own appends so far, or two
   external reads that differ, is ``internal`` inconsistency.
 - Edges, each a "must come before" in any serial order:
-  ``ww``  the writer of each version to the writer of the next;
+  ``ww``  the writer of each version to the writer of the next, and the
+  writer of the last version anybody saw to every effective writer whose
+  append nobody saw (it came later);
   ``wr``  the writer of the last value of an external read to the reader;
   ``rw``  a reader to the writer of the first version it did not see (the
   next one not its own), or, when it saw the whole order, to every
@@ -54,6 +56,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from checker.history import Op
@@ -197,13 +200,16 @@ def check_list_append(
     n_edges = sum(len(a) for a in edges if a)
     forbidden = _FORBIDDEN_CYCLES[consistency]
     allowed: dict[str, int] = {}
-    for comp in _sccs(edges):
+    comps = _sccs(edges)
+    for comp in comps:
         a = _classify(tx, orders, edges, comp)
         base = a.kind.split("-realtime")[0].split("-process")[0]
         if base in forbidden:
             found.append(a)
         else:
             allowed[a.kind] = allowed.get(a.kind, 0) + 1
+            if consistency == "snapshot-isolation":
+                found.extend(_si_conflicts(tx, orders, edges, comp))
     # Deterministic and short: by kind, then by the transactions named.
     found.sort(key=lambda a: (_RANK.get(a.kind.split("-")[0], 9), a.kind, a.ops))
     kept = found[:max_anomalies] if max_anomalies else found
@@ -256,7 +262,7 @@ def _index_appends(tx: _Txns, failed: Sequence[Op], found: list[TxnAnomaly]) -> 
             if prev is not None:
                 found.append(TxnAnomaly(
                     "duplicate-appends", f"{_name(tx, prev)} and {_name(tx, t)} both appended "
-                    f"{v!r} to {k!r}; appended values must be unique per key",
+                    f"{v!r} to {_key(k)}; appended values must be unique per key",
                     sorted({tx.ops[prev].id, tx.ops[t].id}), k))
                 continue
             w[v] = t
@@ -308,8 +314,8 @@ def _read_pass(tx: _Txns, found: list[TxnAnomaly]) -> None:
             if ext is None:
                 if v[-n_own:] != own:
                     found.append(TxnAnomaly(
-                        "internal", f"{_name(tx, t)} appended {_fmt(own)} to {k!r} and then "
-                        f"read {k!r} as {_fmt(v)}, which does not end with its own appends",
+                        "internal", f"{_name(tx, t)} appended {_fmt(own)} to {_key(k)} and then "
+                        f"read {_key(k)} as {_fmt(v)}, which does not end with its own appends",
                         [tx.ops[t].id], k))
                     st[0] = []
                     continue
@@ -321,7 +327,7 @@ def _read_pass(tx: _Txns, found: list[TxnAnomaly]) -> None:
                     er.append((t, ext))
             elif v != ext + own:
                 found.append(TxnAnomaly(
-                    "internal", f"{_name(tx, t)} read {k!r} as {_fmt(ext + own)} (what it saw, "
+                    "internal", f"{_name(tx, t)} read {_key(k)} as {_fmt(ext + own)} (what it saw, "
                     f"plus its own appends) and then as {_fmt(v)}", [tx.ops[t].id], k))
 
 
@@ -338,14 +344,14 @@ def _version_orders(tx: _Txns, found: list[TxnAnomaly]) -> dict[Any, list]:
         for t, v in rs:
             if not reported and longest[:len(v)] != v:
                 found.append(TxnAnomaly(
-                    "incompatible-order", f"{_name(tx, t)} read {k!r} as {_fmt(v)} but "
+                    "incompatible-order", f"{_name(tx, t)} read {_key(k)} as {_fmt(v)} but "
                     f"{_name(tx, longest_t)} read it as {_fmt(longest)}: neither is a prefix "
                     "of the other, so the key has no one order of versions",
                     sorted({tx.ops[t].id, tx.ops[longest_t].id}), k))
                 reported = True  # one per key is enough to name it
         if len(set(map(_hashable, longest))) != len(longest):
             found.append(TxnAnomaly(
-                "duplicate-elements", f"{_name(tx, longest_t)} read {k!r} as {_fmt(longest)}, "
+                "duplicate-elements", f"{_name(tx, longest_t)} read {_key(k)} as {_fmt(longest)}, "
                 "which holds a value twice, though each value is appended once",
                 [tx.ops[longest_t].id], k))
     return orders
@@ -373,11 +379,11 @@ def _aborted_and_intermediate(
                 r = _reader_of_prefix(tx, k, i + 1)
                 if ab is not None:
                     found.append(TxnAnomaly(
-                        "G1a", f"{_name(tx, r)} read {k!r} as {_fmt(o[:i + 1])}, but "
+                        "G1a", f"{_name(tx, r)} read {_key(k)} as {_fmt(o[:i + 1])}, but "
                         f"T{ab} appended {v!r} and failed (aborted read)", [ab, tx.ops[r].id], k))
                 else:
                     found.append(TxnAnomaly(
-                        "unknown-value", f"{_name(tx, r)} read {v!r} in {k!r}, which no "
+                        "unknown-value", f"{_name(tx, r)} read {v!r} in {_key(k)}, which no "
                         "transaction appended", [tx.ops[r].id], k))
                 continue
             if not tx.ok[t]:
@@ -388,8 +394,8 @@ def _aborted_and_intermediate(
             if j and (i == 0 or o[i - 1] != mine[j - 1]):
                 r = _reader_of_prefix(tx, k, i + 1)
                 found.append(TxnAnomaly(
-                    "incompatible-order", f"{_name(tx, t)} appended {_fmt(mine)} to {k!r} in "
-                    f"that order, but {_name(tx, r)} read {k!r} as {_fmt(o[:i + 1])}",
+                    "incompatible-order", f"{_name(tx, t)} appended {_fmt(mine)} to {_key(k)} in "
+                    f"that order, but {_name(tx, r)} read {_key(k)} as {_fmt(o[:i + 1])}",
                     sorted({tx.ops[t].id, tx.ops[r].id}), k))
         for r, ext in tx.ext_reads.get(k, ()):
             if not ext:
@@ -398,8 +404,8 @@ def _aborted_and_intermediate(
             t = w.get(last) if _is_hashable(last) else None
             if t is not None and t != r and fin.get(t) != last:
                 found.append(TxnAnomaly(
-                    "G1b", f"{_name(tx, r)} read {k!r} as {_fmt(ext)}, ending with {last!r}, "
-                    f"but {_name(tx, t)} appended {fin[t]!r} to {k!r} after it "
+                    "G1b", f"{_name(tx, r)} read {_key(k)} as {_fmt(ext)}, ending with {last!r}, "
+                    f"but {_name(tx, t)} appended {fin[t]!r} to {_key(k)} after it "
                     "(intermediate read)", [tx.ops[t].id, tx.ops[r].id], k))
 
 
@@ -430,13 +436,20 @@ def _dependency_graph(tx: _Txns, orders: dict[Any, list], kinds: int) -> list[di
         w = tx.writer[k]
         vw = tx.version_writers.get(k, none)  # the writer of each version, in order
         nv = len(vw)
+        unseen: list[int] | None = None  # effective writers nobody saw, when needed
         if kinds & WW:
             a = None
             for b in vw:
                 if a is not None and b is not None and a != b:
                     add(a, b, WW)
                 a = b
-        unseen: list[int] | None = None  # effective writers nobody saw, when needed
+            if a is not None:
+                # An append nobody saw comes after every version somebody saw.
+                seen = set(vw)
+                unseen = sorted(t for t in w.values() if t not in seen and eff[t])
+                for b in unseen:
+                    if b != a:
+                        add(a, b, WW)
         for r, ext in ext_reads.get(k, none):
             m = len(ext)
             if m and kinds & WR and m <= nv:
@@ -615,6 +628,78 @@ def _classify(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int] | N
     return _explain_cycle(tx, orders, edges, cycle)
 
 
+def _si_conflicts(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int] | None],
+                  comp: list[int]) -> list[TxnAnomaly]:
+    """Snapshot isolation's first committer wins, for appends whose order no
+    read shows: of two effective transactions that both appended to a key,
+    one must have committed before the other started, which orders them as a
+    ww edge. If either order closes a cycle with no two adjacent
+    anti-dependencies (forbidden under snapshot isolation), they lost an
+    update. Only transactions of one strongly connected component can be so
+    stuck (each order needs a path back), so only ``comp`` is searched."""
+    members = set(comp)
+    eff = tx.effective
+    out: list[TxnAnomaly] = []
+    for k in sorted(tx.writer, key=_sort_key):
+        seen = set(tx.version_writers.get(k, ()))
+        u = sorted({t for t in tx.writer[k].values() if t in members and t not in seen and eff[t]})
+        for i, a in enumerate(u):
+            for b in u[i + 1:]:
+                back = _si_path(edges, members, b, a)  # forbids a before b
+                if back is None:
+                    continue
+                fwd = _si_path(edges, members, a, b)  # forbids b before a
+                if fwd is None:
+                    continue
+                A, B = _name(tx, a), _name(tx, b)
+                why = []
+                for path in (back, fwd):
+                    for x, y in pairwise(path):
+                        kind = _edge_kind_on_cycle(edges[x][y])  # type: ignore[index]
+                        why.append(_explain_edge(tx, orders, x, y, kind)[0])
+                out.append(TxnAnomaly(
+                    "lost-update", f"{A} and {B} both appended to {_key(k)}, and no read shows "
+                    f"which went first; under snapshot isolation the first committed before the "
+                    f"other began. But {'; '.join(why)}: either order closes a cycle with no two "
+                    "adjacent anti-dependencies, so one of them lost the other's update",
+                    sorted({tx.ops[a].id, tx.ops[b].id}), k))
+                return out  # one per component is enough to name it
+    return out
+
+
+def _si_path(edges: list[dict[int, int] | None], members: set[int], src: int,
+             dst: int) -> list[int] | None:
+    """A shortest path src -> dst inside ``members`` with no two adjacent rw
+    edges (its first edge may be rw: it follows a ww edge into ``src``)."""
+    start = (src, False)
+    parent: dict[tuple[int, bool], tuple[int, bool]] = {start: start}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for state in frontier:
+            v, after_rw = state
+            for w, bits in sorted(edges[v].items()) if edges[v] else ():
+                if w not in members:
+                    continue
+                steps = []
+                if bits & ~RW:
+                    steps.append((w, False))
+                elif not after_rw:
+                    steps.append((w, True))
+                for st in steps:
+                    if st in parent:
+                        continue
+                    parent[st] = state
+                    if w == dst:
+                        path = [st]
+                        while path[-1] != start:
+                            path.append(parent[path[-1]])
+                        return [p[0] for p in reversed(path)]
+                    nxt.append(st)
+        frontier = nxt
+    return None
+
+
 def _edge_kind_on_cycle(kinds: int, want_cheapest: bool = True) -> int:
     for k in (WW, WR, PROC, RT, RW):  # name the edge by its strongest reason
         if kinds & k:
@@ -634,7 +719,7 @@ def _explain_cycle(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int
         n_rw += kind == RW
         text, key, value = _explain_edge(tx, orders, a, b, kind)
         steps.append({"from": tx.ops[a].id, "to": tx.ops[b].id, "kind": EDGE_NAMES[kind],
-                      "key": key, "value": value})
+                      "key": key, "value": value, "why": text})
         words.append(text)
     if n_rw == 0:
         base = "G0" if not used & WR else "G1c"
@@ -655,19 +740,19 @@ def _explain_edge(tx: _Txns, orders: dict[Any, list], a: int, b: int,
             w = tx.writer[k]
             for i in range(len(o) - 1):
                 if o[i] == v and w.get(o[i + 1]) == b:
-                    return ((f"{A} appended {v!r} to {k!r} and {B} appended {o[i + 1]!r} right "
+                    return ((f"{A} appended {v!r} to {_key(k)} and {B} appended {o[i + 1]!r} right "
                             f"after it, so {A} < {B}"), k, o[i + 1])
     if kind == WR:
         for k, _v in tx.appends_of.get(a, ()):
             for r, ext in tx.ext_reads.get(k, ()):
                 if r == b and ext and tx.writer[k].get(ext[-1]) == a:
-                    return ((f"{A} appended {ext[-1]!r} to {k!r} and {B} read {k!r} as "
+                    return ((f"{A} appended {ext[-1]!r} to {_key(k)} and {B} read {_key(k)} as "
                             f"{_fmt(ext)}, with it, so {A} < {B}"), k, ext[-1])
     if kind == RW:
         for k, v in tx.appends_of.get(b, ()):
             for r, ext in tx.ext_reads.get(k, ()):
                 if r == a and v not in ext:
-                    return ((f"{A} read {k!r} as {_fmt(ext)}, without {v!r}, which {B} "
+                    return ((f"{A} read {_key(k)} as {_fmt(ext)}, without {v!r}, which {B} "
                             f"appended, so {A} < {B}"), k, v)
     if kind == RT:
         oa, ob = tx.ops[a], tx.ops[b]
@@ -705,6 +790,11 @@ def _hashable(v: Any) -> Any:
     if isinstance(v, dict):
         return tuple(sorted((str(k), _hashable(x)) for k, x in v.items()))
     return v
+
+
+def _key(k: Any) -> str:
+    """A key in a sentence: a plain name as it is (x, k12), anything else as repr."""
+    return k if isinstance(k, str) and k.isidentifier() else repr(k)
 
 
 def _sort_key(k: Any) -> tuple[str, str]:

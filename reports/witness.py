@@ -4,7 +4,11 @@ visualization), the faults and node roles at that moment, the nodes' log lines
 around it, and a message diagram from net.jsonl.
 
 Owns: turning the anomalies of results.json into `Witness`es and the HTML/SVG
-of the violation section.
+of the violation section. A list-append anomaly that is a dependency cycle
+(its results.json entry has a ``cycle``, docs/checker.md "list-append") is
+drawn as the cycle itself: its transactions on a ring, an arrow per
+dependency labelled with its kind and key, the checker's reason for each
+edge in words, and the transactions' micro-operations.
 
 Invariants: an anomaly names its operations by `Op.id` (positions in
 `checker.history.pair(history)`, docs/run-folder.md), so the ops are looked up,
@@ -17,9 +21,10 @@ checker reported.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -55,6 +60,9 @@ class Witness:
     prefix: list[Op]  # longest linearizable prefix, in linearization order
     stuck: list[Op]  # the op(s) that cannot be placed
     moment: int  # when it went wrong (invoke of the stuck op)
+    kind: str = ""  # the checker's name for it (non-linearizable, G-single, G1c, ...)
+    #: a list-append cycle's edges, as results.json has them ({"from", "to", "kind", ...})
+    cycle: list[dict] = field(default_factory=list)
 
 
 def witnesses(checker: dict, ops: Sequence[Op]) -> list[Witness]:
@@ -67,16 +75,20 @@ def witnesses(checker: dict, ops: Sequence[Op]) -> list[Witness]:
         prefix = _lookup(anomaly_ops(a, "prefix"), ops)
         in_prefix = {o.id for o in prefix}
         # The checker lists the op stuck at its deadline first, then those concurrent with it.
+        cycle = [e for e in a.get("cycle") or [] if isinstance(e, dict)]
         stuck = [o for o in named[:1] if o.id not in in_prefix]
         if not stuck and named:
             stuck = [max(named, key=lambda o: o.start)]
+        if cycle:
+            stuck = []  # no transaction of a cycle is to blame more than another
         moment = min((o.start for o in stuck), default=min((o.start for o in named), default=0))
         sentence = str(
             a.get("sentence")
             or "the operations below cannot be put in any order "
             "consistent with a single copy of the data"
         )
-        out.append(Witness(a.get("key"), sentence, named, prefix, stuck, moment))
+        out.append(Witness(a.get("key"), sentence, named, prefix, stuck, moment,
+                           str(a.get("kind") or ""), cycle))
     return out
 
 
@@ -533,6 +545,122 @@ def message_diagram(net: Sequence[dict], nodes: Sequence[str], moment: int) -> s
     return "".join(out)
 
 
+# -- a list-append cycle ---------------------------------------------------------------------------
+
+#: Stroke colour and dash of each dependency kind (ww, wr, rw, real time, process order).
+EDGE_STYLE = {"ww": ("#1c7ed6", ""), "wr": ("#2f9e44", ""), "rw": ("#e03131", "6 4"),
+              "rt": ("#868e96", "2 3"), "process": ("#868e96", "2 3")}
+EDGE_WORDS = {"ww": "ww: appended right after", "wr": "wr: read what it appended",
+              "rw": "rw: read before it appended", "rt": "rt: completed before it began",
+              "process": "process: earlier on the same process"}
+
+
+def cycle_diagram(w: Witness, i: int) -> str:
+    """The cycle as a ring of transactions with one labelled arrow per dependency."""
+    ids: list[int] = []
+    for e in w.cycle:
+        for t in (e.get("from"), e.get("to")):
+            if type(t) is int and t not in ids:
+                ids.append(t)
+    if not ids:
+        return ""
+    k = len(ids)
+    radius = 0 if k == 1 else max(70.0, 34.0 * k / math.pi)
+    width = max(360.0, 2 * radius + 260)
+    height = 2 * radius + 110
+    cx, cy, r = width / 2, height / 2, 27
+    pos = {t: (cx + radius * math.sin(2 * math.pi * j / k),
+               cy - radius * math.cos(2 * math.pi * j / k)) for j, t in enumerate(ids)}
+    by_id = {o.id: o for o in w.ops}
+    marker = f"cyc{i}"
+    out = [svg_open(width, height, cls="chart cycle-chart",
+                    label=f"dependency cycle, {w.kind or 'anomaly'}"), "<defs>"]
+    for kind, (colour, _dash) in EDGE_STYLE.items():
+        out.append(f'<marker id="{marker}-{kind}" viewBox="0 0 10 10" refX="9" refY="5" '
+                   f'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+                   f'<path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>')
+    out.append("</defs>")
+    for e in w.cycle:
+        a, b = e.get("from"), e.get("to")
+        if a not in pos or b not in pos:
+            continue
+        kind = str(e.get("kind") or "")
+        colour, dash = EDGE_STYLE.get(kind, ("#495057", ""))
+        (x1, y1), (x2, y2) = pos[a], pos[b]
+        dx, dy = x2 - x1, y2 - y1
+        dist = math.hypot(dx, dy) or 1.0
+        # bend every arrow to its left, so a -> b and b -> a do not overlap
+        nx, ny = dy / dist, -dx / dist
+        bend = 28 if k > 2 else 40
+        mx, my = (x1 + x2) / 2 + nx * bend, (y1 + y2) / 2 + ny * bend
+        sx, sy = _towards(x1, y1, mx, my, r + 2)
+        ex, ey = _towards(x2, y2, mx, my, r + 5)
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        label = kind + ("" if e.get("key") is None else f" {e['key']}")
+        if e.get("value") is not None:
+            label += f" ({e['value']})"
+        out.append(f'<path d="M{n(sx)},{n(sy)} Q{n(mx)},{n(my)} {n(ex)},{n(ey)}" fill="none" '
+                   f'stroke="{colour}" stroke-width="2"{dash_attr} '
+                   f'marker-end="url(#{marker}-{kind if kind in EDGE_STYLE else "ww"})">'
+                   f'<title>{esc(e.get("why") or label)}</title></path>')
+        lx, ly = (x1 + x2) / 4 + mx / 2, (y1 + y2) / 4 + my / 2  # the curve's midpoint
+        out.append(f'<text class="lab" x="{n(lx + nx * 12)}" y="{n(ly + ny * 12 + 4)}" '
+                   f'text-anchor="middle" fill="{colour}">{esc(label)}</text>')
+    for t, (x, y) in pos.items():
+        o = by_id.get(t)
+        sub = "" if o is None else f"process {o.process}"
+        tip = f"T{t}" if o is None else f"T{t}: " + txn_text(o)
+        out.append(f'<circle cx="{n(x)}" cy="{n(y)}" r="{r}" fill="#fff3bf" stroke="#f08c00" '
+                   f'stroke-width="2"><title>{esc(tip)}</title></circle>'
+                   f'<text class="lab" x="{n(x)}" y="{n(y + 1)}" text-anchor="middle" '
+                   f'font-weight="600">T{t}</text>'
+                   f'<text class="tick" x="{n(x)}" y="{n(y + 13)}" text-anchor="middle">'
+                   f'{esc(sub)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _towards(x: float, y: float, tx: float, ty: float, d: float) -> tuple[float, float]:
+    """The point ``d`` from (x, y) in the direction of (tx, ty)."""
+    dx, dy = tx - x, ty - y
+    dist = math.hypot(dx, dy) or 1.0
+    return x + dx / dist * d, y + dy / dist * d
+
+
+def txn_text(op: Op) -> str:
+    """A transaction's micro-operations in short: 'append x 3, r y [1 2]'."""
+    mops = op.output if op.type == "ok" else op.value
+    if not isinstance(mops, list):
+        return str(mops)
+    words = []
+    for m in mops:
+        if isinstance(m, (list, tuple)) and len(m) == 3:
+            f, key, v = m
+            shown = ("?" if op.type != "ok" else "nil") if v is None and f == "r" else v
+            if isinstance(shown, list):
+                shown = "[" + " ".join(map(str, shown)) + "]"
+            words.append(f"{f} {key} {shown}")
+        else:
+            words.append(str(m))
+    return ", ".join(words)
+
+
+def cycle_section(w: Witness, i: int) -> str:
+    """The cycle diagram, each dependency's reason, and the transactions' micro-operations."""
+    kinds = [k for k in EDGE_STYLE if any(e.get("kind") == k for e in w.cycle)]
+    legend_html = "".join(
+        f'<span class="key"><i class="sw" style="background:{EDGE_STYLE[k][0]}"></i>'
+        f"{esc(EDGE_WORDS[k])}</span>" for k in kinds)
+    steps = "".join(f"<li>{esc(e.get('why') or '')}</li>" for e in w.cycle if e.get("why"))
+    rows = "".join(
+        f"<tr><td>T{o.id}</td><td>{esc(o.process)}</td><td>{esc(o.type)}</td>"
+        f"<td><code>{esc(txn_text(o))}</code></td></tr>" for o in w.ops)
+    return (f'<div class="legend">{legend_html}</div>{cycle_diagram(w, i)}'
+            f"<h4>Why each arrow</h4><ol>{steps}</ol>"
+            f'<table class="data"><tr><th>txn</th><th>process</th><th>outcome</th>'
+            f"<th>micro-operations (reads as returned)</th></tr>{rows}</table>")
+
+
 def section(
     w: Witness,
     i: int,
@@ -545,6 +673,8 @@ def section(
     nodes: Sequence[str],
     horizon: int,
 ) -> str:
+    if w.cycle or w.kind in LIST_APPEND_KINDS or w.kind.startswith("G"):
+        return list_append_section(w, i, all_ops, windows, metrics, logs, results, horizon)
     key = "" if w.key is None else f" on key <code>{esc(w.key)}</code>"
     parts = [
         f"<h3>Anomaly {i + 1}{key}</h3>",
@@ -568,4 +698,45 @@ def section(
             '<span class="key"><i class="sw mark-sw"></i>moment of the violation</span></div>'),
             md,
         ]
+    return f'<section class="anomaly">{"".join(parts)}</section>'
+
+
+#: The list-append anomalies that are no cycle (checker/listappend.py).
+LIST_APPEND_KINDS = frozenset(("duplicate-appends", "incompatible-order", "duplicate-elements",
+                               "unknown-value", "internal", "G1a", "G1b"))
+
+
+def list_append_section(
+    w: Witness,
+    i: int,
+    all_ops: Sequence[Op],
+    windows: Sequence[FaultWindow],
+    metrics: Sequence[dict],
+    logs: dict[str, list[str]],
+    results: dict,
+    horizon: int,
+) -> str:
+    """A list-append anomaly: its name and sentence, the cycle (if it is one),
+    the transactions on a time axis, the moment and the node logs."""
+    parts = [
+        f"<h3>Anomaly {i + 1}: {esc(w.kind)}</h3>",
+        f'<p class="sentence">{esc(w.sentence)}</p>',
+    ]
+    if w.cycle:
+        parts.append(cycle_section(w, i))
+    else:
+        rows = "".join(
+            f"<tr><td>T{o.id}</td><td>{esc(o.process)}</td><td>{esc(o.type)}</td>"
+            f"<td><code>{esc(txn_text(o))}</code></td></tr>" for o in w.ops)
+        parts.append(f'<table class="data"><tr><th>txn</th><th>process</th><th>outcome</th>'
+                     f"<th>micro-operations (reads as returned)</th></tr>{rows}</table>")
+    parts += [
+        "<h4>The transactions in time</h4>",
+        ('<div class="legend"><span class="key"><i class="sw wop concurrent"></i>a transaction '
+         'of the anomaly</span></div>'),
+        diagram(w, all_ops, windows, horizon),
+        moment_panel(w, windows, metrics, horizon),
+        "<h4>Node logs around the anomaly</h4>",
+        log_excerpt(logs, results, w.moment, focus_nodes(w, metrics)),
+    ]
     return f'<section class="anomaly">{"".join(parts)}</section>'
