@@ -78,6 +78,7 @@ GARBAGE_LOGGED = 3
 PENDING_S = 120.0
 LOOP_MS = 100
 BIND_RETRY_S = 3.0
+CONNECT_WAIT_S = 1.0
 
 
 def _log(node: str, text: str) -> None:
@@ -329,6 +330,14 @@ class Adapter:
         self.poller.register(self.client, zmq.POLLIN)
 
     def send_init(self) -> None:
+        """``init``, once the peer connections are up (at most ``CONNECT_WAIT_S``: a peer
+        may be down), so the program's first messages are not lost to a network that
+        is still connecting, as none are in Maelstrom."""
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        for sock in self.peers.values():
+            left = deadline - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000) + 1, zmq.POLLOUT):
+                break
         self.to_program(_dumps({"src": "c0", "dest": self.mme, "body": {
             "type": "init", "msg_id": INIT_ID, "node_id": self.mme,
             "node_ids": list(self.mids.values())}}))
