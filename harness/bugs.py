@@ -1,7 +1,9 @@
 """The bug registry: every known consensus bug our nodes can switch on.
 
 Owns ``BUGS`` (name -> ``Bug``): the name, the systems whose nodes implement
-the flag, and the mistake in one line. Nothing else: ``--bug NAME`` only turns
+the flag, the mistake in one line, and the workload whose operations it
+breaks (the transaction bugs break only ``txn`` requests, so only
+``--workload list-append`` can show them; the others break reads and writes). Nothing else: ``--bug NAME`` only turns
 the bug on in the nodes (cluster.json ``options.bugs``); it changes no fault,
 timing, key count or node option. The fault mixes written to demonstrate each
 bug are faults/mixes.py, asked for with ``--nemesis bug:NAME``.
@@ -22,6 +24,8 @@ class Bug:
     systems: tuple[str, ...]
     #: The mistake, in one line (for --help, the report and the benchmark).
     mistake: str
+    #: The workload (harness/workload.py) whose operations the bug breaks.
+    workload: str = "kv"
 
 
 BUGS: dict[str, Bug] = {b.name: b for b in (
@@ -41,6 +45,12 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
         "votes are granted without the 'candidate's log is at least as up to date' check"),
     Bug("commit-old-term", ("raft",),
         "a leader commits entries of earlier terms by counting replicas (the paper's Figure 8)"),
+    Bug("txn-split", ("raft", "paxos"),
+        "a transaction's micro-operations are proposed as separate log entries, one after "
+        "another, so other transactions interleave (not atomic)", "list-append"),
+    Bug("txn-dirty-read", ("raft",),
+        "the leader answers a read-only transaction from its log, including entries not yet "
+        "committed", "list-append"),
 )}
 
 

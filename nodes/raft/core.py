@@ -118,7 +118,8 @@ PRE_CANDIDATE = "pre-candidate"
 CANDIDATE = "candidate"
 LEADER = "leader"
 
-BUGS = frozenset(("stale-read", "forget-vote", "no-log-check", "commit-old-term", "early-ack"))
+BUGS = frozenset(("stale-read", "forget-vote", "no-log-check", "commit-old-term", "early-ack",
+                  "txn-split", "txn-dirty-read"))
 
 _NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
 
