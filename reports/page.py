@@ -17,6 +17,7 @@ folder without them is checked (standalone checker) or measured here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -132,6 +133,7 @@ def render(run: Run) -> str:
             '<h2 id="violation">What went wrong</h2><p>The checker found no valid order for the '
             "history but named no operations; see results.json.</p>"
         )
+    parts.append(section_workload(checker, run))
     mark = ws[0].moment if ws else None
     parts.append(section_timeline(ops, windows, t0, t1, concurrency, witness_ids, mark))
     parts.append(section_perf(ops, windows, t0, t1, witness_ids, mark))
@@ -144,6 +146,21 @@ def render(run: Run) -> str:
     )
     parts.append(f'</main><div id="tip"></div><script>{JS}</script></body></html>')
     return "".join(parts)
+
+
+def section_workload(checker: object, run: Run) -> str:
+    """A workload's own verdict section, when its checker names a renderer
+    (``checker.section.renderer = "module:attr"``, called as ``fn(section, run)``
+    and returning escaped HTML): e.g. the Maelstrom workloads'. A renderer
+    that fails costs its section, not the page."""
+    sec = checker.get("section") if isinstance(checker, dict) else None
+    if not (isinstance(sec, dict) and isinstance(sec.get("renderer"), str)):
+        return ""
+    mod, _, attr = sec["renderer"].partition(":")
+    try:
+        return str(getattr(importlib.import_module(mod), attr)(sec, run))
+    except Exception as exc:  # noqa: BLE001 - a section must not cost the page
+        return f'<p class="muted">The workload section failed: {esc(repr(exc))}</p>'
 
 
 def header(
@@ -229,8 +246,27 @@ def header(
     replay = r.get("replay")
     if isinstance(replay, dict):
         meta.append(("replay of", f"{replay.get('run')} ({replay.get('ops')} fault operations)"))
+    simulated = ""
+    if r.get("simulated") is True:
+        # A simulated run (harness/simrun.py): its times are simulated, its wall time apart.
+        wall = r.get("wall_s")
+        total = r.get("simulated_s")
+        at = next(i for i, (k, _) in enumerate(meta) if k == "duration")
+        meta[at] = ("duration", f"{meta[at][1]} simulated")
+        meta.insert(at + 1, ("wall time", f"{wall:.2f} s" if isinstance(wall, (int, float)) else "?"))
+        simulated = (
+            '<p class="simulated"><b>Simulated run.</b> The nodes ran in one process on a '
+            "simulated network, disks and clocks (docs/simulation.md); times are simulated: "
+            + (f"{total:.1f} s simulated in " if isinstance(total, (int, float)) else "")
+            + (f"{wall:.2f} s of wall time." if isinstance(wall, (int, float)) else "an unknown wall time.")
+            + "</p>")
+        sim_only = [str(x) for x in r.get("sim_only_faults") or []]
+        if sim_only:
+            simulated += (f'<p class="ineffective" style="color:#b00020">Sim-only faults (no real '
+                          f'network can produce them): {esc(", ".join(sim_only))}</p>')
     return (
-        f'<h1>{esc(title)}</h1><div class="muted">{esc(run.path)}</div>'
+        f'<h1>{esc(title)}{" <small>(simulated)</small>" if simulated else ""}</h1>'
+        f'<div class="muted">{esc(run.path)}</div>{simulated}'
         f'<div class="banner {verdict}"><div class="big">{big}</div><div class="why">{esc(why)}{more}</div></div>'
         f'{short}{notes}<div class="meta">{"".join(f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in meta)}</div>'
         f"<h4>Repeat this run</h4>{cmd}"

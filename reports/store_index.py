@@ -38,6 +38,19 @@ def _started(run: Path, results: dict) -> datetime:
             or datetime.fromtimestamp((run / HISTORY).stat().st_mtime, tz=UTC))
 
 
+def _ledger_html(store: Path) -> str:
+    """The ledger's failures and flakes (reports/ledger.py) under the table; "" without one."""
+    try:
+        from reports import ledger
+    except ImportError:
+        return ""
+    try:
+        with ledger.open_ledger(store) as led:
+            return ledger.render_html(led.rows())
+    except (ledger.LedgerError, OSError):
+        return ""
+
+
 def write_store_index(store: Path) -> Path:
     """Draws store/index.html listing every run newest first; returns its path."""
     store = Path(store)
@@ -79,7 +92,8 @@ def write_store_index(store: Path) -> Path:
         body.append(
             f'<tr><td><a href="{esc(report)}">{esc(name)}</a><div class="muted">{esc(rel)}</div></td>'
             f"<td>{esc(started.strftime('%Y-%m-%d %H:%M:%S'))}</td>"
-            f"<td>{esc(res.get('system') or cfg.get('system') or '?')}</td>"
+            f"<td>{esc(res.get('system') or cfg.get('system') or '?')}"
+            f"{' (simulated)' if res.get('simulated') is True else ''}</td>"
             f"<td>{esc(res.get('nemesis') or cfg.get('nemesis') or '–')}</td>"
             f'<td><span class="verdict {verdict}">{esc(verdict)}</span>'
             f'<div class="muted">{esc(anomaly[:120])}</div></td>'
@@ -101,6 +115,7 @@ def write_store_index(store: Path) -> Path:
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>consensus-harness runs</title>'
         f"<style>{CSS}td{{white-space:normal}}</style></head><body><main><h1>Runs</h1>"
         f'<p class="muted">{esc(store.resolve())} — {summary} Newest first.</p>{table}'
+        f"{_ledger_html(store)}"
         f'</main><div id="tip"></div><script>{JS}</script></body></html>'
     )
     out = store / STORE_INDEX
