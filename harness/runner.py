@@ -516,7 +516,8 @@ def _replay_ops(cfg: RunConfig) -> list[dict[str, Any]]:
 
 def replay_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
     """The config of a run to replay: the folder's config.json (same seed, load,
-    timing and bugs) with ``replay`` set to the folder; RunError if unreadable."""
+    timing and bugs) with ``replay`` set to the folder, on real processes (a
+    simulated run's too, unless ``sim=True`` is given); RunError if unreadable."""
     folder = runfolder.RunFolder(Path(run_dir))
     try:
         data = runfolder.read_json(folder.config)
@@ -527,7 +528,10 @@ def replay_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
         raise RunError(f"--replay: {run_dir}: no readable config.json ({exc})") from None
     if not folder.history.exists():
         raise RunError(f"--replay: {run_dir}: no history.jsonl, so no faults to replay")
-    return dataclasses.replace(cfg, replay=str(run_dir), test_count=1, **overrides)
+    # A simulated run's plan replays on real processes (the real-world check of
+    # docs/simulation.md); pass sim=True to replay it in the simulator instead.
+    return dataclasses.replace(cfg, replay=str(run_dir), test_count=1,
+                               **{"sim": False, **overrides})
 
 
 def run(config: RunConfig) -> RunResult:

@@ -34,7 +34,6 @@ config and seed (docs/simulation.md).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import random
@@ -280,9 +279,3 @@ def _checked(out: SimOutcome) -> tuple[str, dict[str, Any] | None]:
     out.check_s = time.perf_counter() - t0
     return verdict, checker
 
-
-def replay_real(run_dir: str | Path, **overrides: Any) -> RunConfig:
-    """The config that replays a simulated run's plan on real processes."""
-    from harness.runner import replay_config
-
-    return dataclasses.replace(replay_config(run_dir, **overrides), sim=False)
