@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.raft_throughput import find_leader, fsync_p50_ms, run_level  # noqa: E402
-from faults.lazyfs import unavailable_reason  # noqa: E402
-from harness.cluster import LocalCluster  # noqa: E402
-from nodes.common.clusterfile import write_cluster  # noqa: E402
+from benchmarks.raft_throughput import find_leader, fsync_p50_ms, run_level
+from faults.lazyfs import unavailable_reason
+from harness.cluster import LocalCluster
+from nodes.common.clusterfile import write_cluster
 
 MODES = ("plain", "lazyfs")
 
