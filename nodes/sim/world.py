@@ -128,11 +128,12 @@ class Link:
     """One directed peer link src -> dest: its FIFO horizon, faults and counters."""
 
     __slots__ = ("cut", "deaf", "delayed", "delivered", "dest", "dropped", "duplicated",
-                 "faults", "last", "src")
+                 "faults", "last", "node", "src")
 
-    def __init__(self, src: str, dest: str) -> None:
+    def __init__(self, src: str, dest: str, node: Node) -> None:
         self.src = src
         self.dest = dest
+        self.node = node  # the destination
         self.deaf = False
         self.faults: LinkFaults | None = None
         self.last = 0  # delivery time of the newest message through the FIFO path
@@ -209,7 +210,7 @@ class World:
         tick_ns = self.timing.tick_ms * 1_000_000
         self.nodes: dict[str, Node] = {i: Node(i, tick_ns) for i in self.ids}
         self.links: dict[tuple[str, str], Link] = {
-            (a, b): Link(a, b) for a in self.ids for b in self.ids if a != b}
+            (a, b): Link(a, b, self.nodes[b]) for a in self.ids for b in self.ids if a != b}
         #: src -> dest -> link: the send path's one lookup per message.
         self.out: dict[str, dict[str, Link]] = {
             a: {b: self.links[(a, b)] for b in self.ids if b != a} for a in self.ids}
@@ -333,7 +334,8 @@ class World:
         node, inc = arg
         if node.incarnation != inc:
             return
-        self.at(self.now + int(node.tick_ns / node.clock_rate), self._tick, arg)
+        heappush(self._heap, (self.now + int(node.tick_ns / node.clock_rate), next(self._seq),
+                              self._tick, arg))
         if node.paused or node.busy:
             if node.ticks_owed < MAX_TICK_CATCHUP:
                 node.ticks_owed += 1
@@ -343,7 +345,7 @@ class World:
 
     def _arrive(self, arg: tuple[Link, Any]) -> None:
         link, data = arg
-        node = self.nodes[link.dest]
+        node = link.node
         if not node.up:
             link.dropped += 1  # the proxy cannot reach it: dropped (ZMQ_IMMEDIATE)
             return
