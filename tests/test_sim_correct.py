@@ -34,12 +34,16 @@ def _sweep(tmp_path: Path, system: str, seeds: int, first: int) -> None:
     assert kept == {"config.json", "results.json"}
 
 
+# About 40 CPU-s per system (0.15 CPU-s a seed) on an idle machine, over the pool's
+# processes: more than the suite's per-test default of 120 s wall on a loaded one.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("system", ["raft", "paxos"])
 def test_250_seeds_each_of_raft_and_paxos_have_no_anomaly(tmp_path: Path, system: str) -> None:
     _sweep(tmp_path, system, 250, 1)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)
 @pytest.mark.parametrize("system", ["raft", "paxos"])
 def test_10000_seeds_have_no_anomaly(tmp_path: Path, system: str) -> None:
     _sweep(tmp_path, system, 5000, 100_000)
