@@ -27,6 +27,8 @@ from typing import Any
 from nodes.common.options import READ_MODES
 
 OPS = ("read", "write", "cas")
+#: ``--system maelstrom:CMD``: a Maelstrom program (docs/maelstrom.md).
+MAELSTROM = "maelstrom:"
 SYSTEMS = ("raft", "paxos")
 NET_MODES = ("proxy", "direct", "netns")
 CONSISTENCY = ("strict-serializable", "serializable", "snapshot-isolation", "read-committed")
@@ -134,18 +136,35 @@ class RunConfig:
             options["read_mode"] = self.read_mode
         return options
 
+    def maelstrom_command(self) -> str | None:
+        """The Maelstrom program's command line of ``--system maelstrom:CMD``, else None."""
+        if self.system.startswith(MAELSTROM):
+            return self.system[len(MAELSTROM):].strip()
+        return None
+
+    def system_kind(self) -> str:
+        """``maelstrom`` for a Maelstrom program, ``node`` for raft, paxos or a node command."""
+        return "maelstrom" if self.maelstrom_command() is not None else "node"
+
     def command(self) -> list[str]:
-        """The node command line, without ``--id ID --cluster PATH``."""
+        """The node command line, without ``--id ID --cluster PATH``. A Maelstrom
+        program runs under its host (maelstrom/host.py), which keeps our node contract."""
         if self.system in SYSTEMS:
             return [sys.executable, "-m", "nodes", self.system]
+        program = self.maelstrom_command()
+        if program is not None:
+            return [sys.executable, "-m", "maelstrom.host", "--workload", self.workload,
+                    "--command", program]
         return shlex.split(self.system)
 
     def system_name(self) -> str:
         if self.system in SYSTEMS:
             return self.system
-        parts = shlex.split(self.system)
+        program = self.maelstrom_command()
+        parts = shlex.split(program if program is not None else self.system)
         base = parts[-1] if parts else "custom"
-        return "".join(c if c.isalnum() or c in "-_." else "-" for c in base.split("/")[-1])
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in base.split("/")[-1])
+        return f"maelstrom-{name}" if program is not None else name
 
     def resolved(self) -> RunConfig:
         """A copy with every open default decided. With ``--nemesis bug:NAME``
@@ -162,6 +181,10 @@ class RunConfig:
             net=cfg.net or default_net(),
             ops=list(cfg.ops),
             bugs=list(cfg.bugs),
+            # The streaming checker (checker/stream.py) reads every read as a register
+            # read: on sets, counters or transactions it would prove false anomalies.
+            follow=cfg.follow and cfg.workload in ("kv", "lin-kv"),
+            stop_on_anomaly=cfg.stop_on_anomaly and cfg.workload in ("kv", "lin-kv"),
         )
 
     def validate(self) -> None:
@@ -188,10 +211,13 @@ class RunConfig:
         need(self.follow or not self.stop_on_anomaly,
              "--stop-on-anomaly needs the streaming checker (drop --no-follow)")
         need(bool(self.system.strip()), "--system must be raft, paxos or a command")
+        program = self.maelstrom_command()
         try:
-            shlex.split(self.system)
+            parts = shlex.split(program if program is not None else self.system)
         except ValueError as exc:
             raise ConfigError(f"--system: cannot parse the command: {exc}") from None
+        need(program is None or bool(parts),
+             "--system maelstrom: needs the node's command, e.g. maelstrom:'python3 echo.py'")
         need(bool(self.store), "--store must name a directory")
         need(self.workers is None or self.workers >= 1,
              f"--workers must be at least 1, not {self.workers}")
@@ -206,12 +232,27 @@ class RunConfig:
 
         need(self.workload in workload.WORKLOADS,
              f"--workload must be one of {', '.join(workload.WORKLOADS)}, not {self.workload!r}")
+        need(self.workload not in workload.NOT_THERE_YET,
+             workload.NOT_THERE_YET.get(self.workload, ""))
+        kind = self.system_kind()
+        fitting = [n for n in workload.WORKLOADS if workload.fits(n, kind)]
+        need(workload.fits(self.workload, kind),
+             f"--workload {self.workload} does not run on "
+             + ("a Maelstrom node" if kind == "maelstrom" else "raft, paxos or a node command")
+             + f"; choose one of {', '.join(fitting)}")
+        need(not (self.sim and kind == "maelstrom"),
+             "--sim simulates our own raft and paxos cores; a Maelstrom node runs as a process")
         from harness import bugs
 
         try:
             bugs.check(self.bugs, self.system)
         except bugs.BugError as exc:
             raise ConfigError(str(exc)) from None
+        for name in self.bugs:
+            bug = bugs.BUGS.get(name)
+            want = getattr(bug, "workload", "kv")
+            need(bug is None or self.system not in SYSTEMS or want == self.workload,
+                 f"--bug {name} breaks only {want} operations: add --workload {want}")
         if self.name is not None:
             need(bool(self.name) and "/" not in self.name and self.name not in (".", ".."),
                  f"--name must be a plain folder name, not {self.name!r}")

@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--nemesis", default=D.nemesis, metavar="SPEC",
       help="faults, e.g. kill,pause,partition,net or all; 'none' for no faults; bug:NAME for "
       "the demonstration mix and settings written for a known bug (faults/mixes.py) "
-      "(default: the standard mix kill,pause,partition)")
+      "(default: the hunting plan, faults/hunt.py: a seeded search over every fault kind "
+      "the network allows, which knows no bug)")
     a("--replay", default=None, metavar="RUN_DIR",
       help="re-apply the fault operations RUN_DIR recorded, at the same offsets (a 'leader' "
       "target is resolved again), with its config.json (same seed and load), on real "
@@ -205,6 +206,10 @@ def main(args: argparse.Namespace) -> int:
             result = run(config)
             print(summary(result))
             return result.exit_code
+        if config.sim or config.scheduler:
+            from harness import sweep  # one table, seeds over a pool (harness/sweep.py)
+
+            return sweep.main(config)
         results = []
         for result in run_series(config):
             print(summary(result), end="\n\n", flush=True)

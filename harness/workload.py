@@ -35,7 +35,8 @@ class Workload:
     generator: str
     check: str
     final: str | None = "harness.workload:final_kv_reads"
-    #: Systems it runs on; None = any node that keeps the node contract.
+    #: Kinds of system it runs on (``maelstrom`` for Maelstrom nodes); None = raft, paxos
+    #: or any node command that keeps our node contract.
     systems: tuple[str, ...] | None = None
 
 
@@ -46,7 +47,37 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "checked Elle-style against --consistency",
              "harness.txnload:TxnGenerator", "harness.workload:check_list_append",
              final=None),
+    # Maelstrom's workloads (maelstrom/; docs/maelstrom.md), for --system maelstrom:CMD.
+    *(Workload(name, doc, f"maelstrom.workloads:{gen}", f"maelstrom.checkers:{chk}",
+               final=f"maelstrom.final:{fin}" if fin else None, systems=("maelstrom",))
+      for name, doc, gen, chk, fin in (
+        ("lin-kv", ("Maelstrom lin-kv: read, write, cas on integer keys; linearizability "
+         "(code 20 on a read = absent, 22 on a cas = fail)"),
+         "LinKvGenerator", "check_lin_kv", "final_lin_kv"),
+        ("g-set", ("Maelstrom g-set: add and read; every acknowledged add read by every node "
+         "after healing"), "GSetGenerator", "check_set", "final_every_node"),
+        ("broadcast", ("Maelstrom broadcast: topology, broadcast and read; every acknowledged "
+         "message read by every node after healing"), "BroadcastGenerator", "check_set",
+         "final_every_node"),
+        ("g-counter", ("Maelstrom g-counter: add and read; final reads between the acknowledged "
+         "sum and it plus the indeterminate adds"), "GCounterGenerator", "check_counter",
+         "final_every_node"),
+        ("pn-counter", "Maelstrom pn-counter: add (negative too) and read; as g-counter",
+         "PNCounterGenerator", "check_counter", "final_every_node"),
+        ("unique-ids", "Maelstrom unique-ids: generate; no id returned twice",
+         "UniqueIdsGenerator", "check_unique_ids", None),
+        ("echo", "Maelstrom echo: every echo_ok carries the payload sent",
+         "EchoGenerator", "check_echo", None),
+        ("txn-list-append", "Maelstrom txn-list-append: not there yet",
+         "NotThereYet", "check_not_there_yet", None),
+    )),
 )}
+
+#: Workloads that exist in name only, with the one line that says so.
+NOT_THERE_YET = {
+    "txn-list-append": "--workload txn-list-append is not there yet: Maelstrom's txn messages "
+                       "are not mapped onto the list-append workload (issue 19) yet",
+}
 
 
 def get(name: str) -> Workload:
@@ -54,6 +85,13 @@ def get(name: str) -> Workload:
         return WORKLOADS[name]
     except KeyError:
         raise ValueError(f"unknown workload {name!r} (choose from {', '.join(WORKLOADS)})") from None
+
+
+def fits(name: str, system_kind: str) -> bool:
+    """Whether workload ``name`` runs on a system of kind ``system_kind`` (``maelstrom``
+    or ``node``: raft, paxos or a node command)."""
+    systems = get(name).systems
+    return system_kind in systems if systems is not None else system_kind == "node"
 
 
 def _load(ref: str) -> Any:

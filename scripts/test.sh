@@ -13,6 +13,7 @@ missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 command -v fusermount3 >/dev/null 2>&1 || missing="$missing fuse3"
+dpkg -s libfuse3-3 >/dev/null 2>&1 || missing="$missing libfuse3-3"
 dpkg -s libfaketime >/dev/null 2>&1 || missing="$missing libfaketime"
 if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) >/dev/null 2>&1 \
