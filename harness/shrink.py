@@ -246,6 +246,17 @@ def _size(c: Candidate, out: Outcome) -> tuple[int, int, float, float]:
             sum(f.get("hold") or 0.0 for f in c.faults))
 
 
+def simulate(cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+    """One candidate on the simulator (harness/simrun.py): ``faults`` replayed as given,
+    ``cfg.client_mask`` honoured, nothing written; checked by the workload's checker."""
+    from harness import simrun, workload
+
+    out = simrun.simulate(simrun.prepare(cfg), metrics=False, replay_ops=faults)
+    verdict, checker = workload.check(out.events, out.cfg)
+    ops = tuple(tuple(o) for o in out.ops)
+    return Outcome(verdict, checker, len(ops), ops)
+
+
 # --- from a run folder ------------------------------------------------------------------
 
 

@@ -58,15 +58,11 @@ def main(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
-    def simulate(cfg: Any, faults: list[dict[str, Any]]) -> shrink.Outcome:
-        out = simrun.simulate(cfg, faults=faults)
-        return shrink.Outcome(out.verdict, out.checker, out.client_ops, tuple(out.ops))
-
     try:
         base, original = shrink.load(run_dir)
         store = Path(args.store) if args.store else _store_of(run_dir, base)
         base = dataclasses.replace(base, store=str(store), name=f"{base.name or base.system}-shrunk")
-        s = shrink.Shrinker(base, original, simulate, any_anomaly=args.any_anomaly,
+        s = shrink.Shrinker(base, original, shrink.simulate, any_anomaly=args.any_anomaly,
                             budget_s=args.budget, log=lambda line: print(line, flush=True))
         result = s.run()
     except shrink.ShrinkError as exc:
@@ -74,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     best = result.candidate
     cfg = best.config(base)
-    out = simrun.run(cfg, faults=list(best.faults), shrunk={
+    out = simrun.run(cfg, replay_ops=list(best.faults), shrunk={
         "from": str(run_dir), "faults": list(best.faults),
         "client_ops": result.outcome.client_ops, "steps": result.steps})
     print()
