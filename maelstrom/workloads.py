@@ -59,7 +59,7 @@ class _Maelstrom(OpGenerator):
         self.client = slot + 1
         self._fs = [f for f, w in self.MIX for _ in range(w)]
 
-    def _op(self, f: str, key: str, value: Any, **body: Any) -> MOp:
+    def _op(self, f: str, key: str, value: Any, /, **body: Any) -> MOp:
         return MOp(f, key, value, {"client": self.client, **body})
 
     def next_op(self) -> MOp:

@@ -1,9 +1,11 @@
 """Maelstrom g-counter and pn-counter: a state-based PN counter.
 
-Correct: the state is one (increments, decrements) pair per node incarnation
-(a restarted node counts under a new one), merged by taking the larger of each;
-an add is acknowledged once a majority holds the new pair, and every 0.25 s
-each node sends its whole state to every peer.
+Correct: the state is one (increments, decrements) pair per node, merged by
+taking the larger of each; a node's own pair lives in the lin-kv service
+(tests/maelstrom_nodes/node.py ``Cell``: it survives even a kill of every
+node) and an add is acknowledged once it is stored there; a (re)started node
+loads every node's pair, and every 0.25 s each node sends its state to every
+peer.
 
 ``--bug`` (a counter that double-counts): adds travel as deltas, re-sent every
 0.1 s until the peer confirms, and the receiver adds every delta it receives,
@@ -12,19 +14,13 @@ partition that starts between the two) is counted again; a restarted node also
 starts from zero.
 """
 
-import uuid
-
-from node import Node, flag
+from node import Cell, Node, flag
 
 node = Node()
 BUG = flag("bug")
-me = uuid.uuid4().hex[:8]
-state: dict[str, list[int]] = {}  # entry -> [P, N]
+state: dict[str, list[int]] = {}  # node -> [P, N]
 total = [0]  # the buggy counter's value
-
-
-def entry() -> str:
-    return f"{node.id}:{me}"
+cell: list[Cell] = []
 
 
 def value() -> int:
@@ -38,6 +34,11 @@ def merge(other):
         cur[1] = max(cur[1], n)
 
 
+def combine(old, deltas):
+    p, n = old
+    return [p + sum(d for d in deltas if d > 0), n - sum(d for d in deltas if d < 0)]
+
+
 def add(msg):
     d = msg["body"]["delta"]
     if BUG:
@@ -46,25 +47,12 @@ def add(msg):
             send_delta(peer, d)
         node.reply(msg, {"type": "add_ok"})
         return
-    cur = state.setdefault(entry(), [0, 0])
-    if d >= 0:
-        cur[0] += d
-    else:
-        cur[1] -= d
-    snapshot = {entry(): list(cur)}
-    acks = {node.id}
-    answered = [False]
 
-    def cb(body, peer):
-        acks.add(peer)
-        if not answered[0] and len(acks) > len(node.ids) // 2:
-            answered[0] = True
-            node.reply(msg, {"type": "add_ok"})
-
-    if len(node.ids) == 1:
+    def stored():
+        merge({node.id: cell[0].value})
         node.reply(msg, {"type": "add_ok"})
-    for peer in node.peers:
-        node.rpc(peer, {"type": "merge", "state": snapshot}, lambda body, peer=peer: cb(body, peer))
+
+    cell[0].update(d, stored)
 
 
 def send_delta(peer, d):
@@ -83,11 +71,6 @@ def on_delta(msg):
     node.reply(msg, {"type": "delta_ok"})
 
 
-def on_merge(msg):
-    merge(msg["body"]["state"])
-    node.reply(msg, {"type": "merge_ok"})
-
-
 def on_gossip(msg):
     merge(msg["body"]["state"])
 
@@ -101,11 +84,20 @@ def read(msg):
     node.reply(msg, {"type": "read_ok", "value": value()})
 
 
+def start():
+    cell.append(Cell(node, f"count-{node.id}", [0, 0], combine))
+    cell[0].load(lambda v: merge({node.id: v}))
+    for n in node.peers:
+        node.rpc("lin-kv", {"type": "read", "key": f"count-{n}"},
+                 lambda body, n=n: merge({n: body["value"]}) if body.get("type") == "read_ok"
+                 else None)
+    node.every(0.25, gossip)
+
+
 node.on("add", add)
 node.on("delta", on_delta)
-node.on("merge", on_merge)
 node.on("gossip", on_gossip)
 node.on("read", read)
 if not BUG:
-    node.on_init = lambda: node.every(0.25, gossip)
+    node.on_init = start
 node.run()

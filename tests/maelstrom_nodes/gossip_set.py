@@ -1,10 +1,11 @@
 """Maelstrom broadcast and g-set (``--workload broadcast|g-set``): a grow-only set.
 
-Correct: a new value is sent to every node and acknowledged to the client once a
-majority (this node included) holds it, so it survives any one fault; every
-0.25 s each node sends every peer the values that peer has not confirmed, so
-partitioned and restarted nodes catch up (a restart is a new incarnation: its
-peers forget what they thought it knew).
+Correct: a new value is acknowledged once it is in this node's own set in the
+lin-kv service (tests/maelstrom_nodes/node.py ``Cell``), which no fault touches,
+so it survives even a kill of every node; a (re)started node loads every node's
+stored set; every 0.25 s each node sends every peer the values that peer has not
+confirmed, so partitioned, paused and restarted nodes catch up (a restart is a
+new incarnation: its peers forget what they thought it knew).
 
 ``--bug`` (a lost broadcast): a new value is acknowledged at once and forwarded
 once to the topology's neighbours, fire and forget: a message lost to a
@@ -14,7 +15,7 @@ partition, or a node killed before it forwarded, loses the value for good.
 import sys
 import uuid
 
-from node import Node, flag
+from node import Cell, Node, flag
 
 node = Node()
 BUG = flag("bug")
@@ -26,6 +27,7 @@ known: dict[str, set] = {}  # peer -> values it has confirmed
 incarnations: dict[str, str] = {}
 me = uuid.uuid4().hex[:8]
 neighbours: list[str] = []
+cell: list[Cell] = []
 
 
 def topology(msg):
@@ -43,28 +45,18 @@ def learn(peer, inc, vals):
 
 def add(msg):
     v = msg["body"][FIELD]
-    values.add(v)
     if BUG:
+        values.add(v)
         for n in neighbours:
             node.send(n, {"type": "forward", "value": v})
         node.reply(msg, {"type": f"{ADD}_ok"})
         return
-    acks = {node.id}
-    answered = [False]
 
-    def on_ack(peer):
-        def cb(body):
-            acks.add(peer)
-            known.setdefault(peer, set()).add(v)
-            if not answered[0] and len(acks) > len(node.ids) // 2:
-                answered[0] = True
-                node.reply(msg, {"type": f"{ADD}_ok"})
-        return cb
-
-    if len(node.ids) == 1:
+    def stored():
+        values.add(v)
         node.reply(msg, {"type": f"{ADD}_ok"})
-    for peer in node.peers:
-        node.rpc(peer, {"type": "replicate", "values": [v], "inc": me}, on_ack(peer))
+
+    cell[0].update(v, stored)
 
 
 def replicate(msg):
@@ -84,8 +76,7 @@ def forward(msg):
 
 def gossip():
     for peer in node.peers:
-        missing = values - known.get(peer, set())
-        sent = list(missing)[:2000]
+        sent = list(values - known.get(peer, set()))[:2000]
         if sent or incarnations.get(peer) is None:
             node.rpc(peer, {"type": "replicate", "values": sent, "inc": me},
                      lambda body, peer=peer, sent=sent: known.setdefault(peer, set()).update(sent))
@@ -95,11 +86,21 @@ def read(msg):
     node.reply(msg, {"type": "read_ok", RESULT: sorted(values, key=repr)})
 
 
+def start():
+    cell.append(Cell(node, f"set-{node.id}", [],
+                     lambda old, batch: sorted(set(old) | set(batch), key=repr)))
+    cell[0].load(values.update)
+    for n in node.peers:  # what the others stored, for a restarted node
+        node.rpc("lin-kv", {"type": "read", "key": f"set-{n}"},
+                 lambda body: values.update(body.get("value") or []))
+    node.every(0.25, gossip)
+
+
 node.on("topology", topology)
 node.on(ADD, add)
 node.on("replicate", replicate)
 node.on("forward", forward)
 node.on("read", read)
 if not BUG:
-    node.on_init = lambda: node.every(0.25, gossip)
+    node.on_init = start
 node.run()

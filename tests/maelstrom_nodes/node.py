@@ -124,3 +124,52 @@ class Node:
 def flag(name: str) -> bool:
     """``--NAME`` on the command line (the buggy variants)."""
     return f"--{name}" in sys.argv[1:]
+
+
+class Cell:
+    """This node's own value in the lin-kv service (so it survives a kill of every
+    node): updates are batched and written by one cas at a time; ``done`` callbacks
+    run once their update is stored. ``combine(old, batch) -> new``."""
+
+    def __init__(self, node: Node, key: str, empty: Any,
+                 combine: Callable[[Any, list[Any]], Any]) -> None:
+        self.node, self.key, self.empty, self.combine = node, key, empty, combine
+        self.value: Any = None  # unknown until loaded
+        self.pending: list[Any] = []
+        self.waiters: list[Callable[[], None]] = []
+        self.busy = False
+
+    def load(self, then: Callable[[Any], None]) -> None:
+        def got(body: Body) -> None:
+            self.value = body["value"] if body.get("type") == "read_ok" else self.empty
+            then(self.value)
+            self._flush()
+        self.node.rpc("lin-kv", {"type": "read", "key": self.key}, got)
+
+    def update(self, delta: Any, done: Callable[[], None]) -> None:
+        self.pending.append(delta)
+        self.waiters.append(done)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.busy or self.value is None or not self.pending:
+            return
+        batch, waiters = self.pending, self.waiters
+        self.pending, self.waiters = [], []
+        new = self.combine(self.value, batch)
+        self.busy = True
+
+        def stored(body: Body) -> None:
+            self.busy = False
+            if body.get("type") == "cas_ok":
+                self.value = new
+                for w in waiters:
+                    w()
+                self._flush()
+                return
+            self.pending[:0], self.waiters[:0] = batch, waiters  # try again on what is there
+            self.value = None
+            self.load(lambda _v: None)
+
+        self.node.rpc("lin-kv", {"type": "cas", "key": self.key, "from": self.value, "to": new,
+                                 "create_if_not_exists": True}, stored)
