@@ -117,14 +117,14 @@ def rows_from_stores(stores: list[Path]) -> list[Row]:
     ``bug:NAME``; generic correct runs (no bug, the default nemesis) count for
     every generic row of their system."""
     rows: dict[tuple[str, str, str], Row] = {}
-    generic_correct: dict[str, list[RunResult]] = {}
+    generic_correct: dict[tuple[str, str], list[RunResult]] = {}
     for store in stores:
         for res in stored_runs(store):
             cfg = res.config
             mix = mixes.mix_name(cfg.nemesis)
             mode = MIX if mix is not None else GENERIC
             if not cfg.bugs and mode == GENERIC:
-                generic_correct.setdefault(cfg.system, []).append(res)
+                generic_correct.setdefault((cfg.system, cfg.workload), []).append(res)
                 continue
             name = cfg.bugs[0] if cfg.bugs else mix
             if name is None:
@@ -136,7 +136,8 @@ def rows_from_stores(stores: list[Path]) -> list[Row]:
                 row.correct.append(res)
     for row in rows.values():
         if row.mode == GENERIC:
-            row.correct = generic_correct.get(row.system, [])
+            workload = zoo.BUGS[row.bug].workload if row.bug in zoo.BUGS else "kv"
+            row.correct = generic_correct.get((row.system, workload), [])
     return ordered(rows.values())
 
 
@@ -181,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(args.from_store)}")
         return 0
 
-    wanted = [b.strip() for b in args.bugs.split(",") if b.strip()] or zoo.names()
+    wanted = ([b.strip() for b in args.bugs.split(",") if b.strip()]
+              or [b.name for b in zoo.BUGS.values() if b.workload == "kv"])
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     try:
         for name in wanted:
@@ -196,17 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     started = time.monotonic()
     modes = ([GENERIC] if args.generic else []) + ([MIX] if args.mixes or not args.generic else [])
-    correct_generic: dict[str, list[RunResult]] = {}
+    correct_generic: dict[tuple[str, str], list[RunResult]] = {}
     for mode in modes:
         for name in wanted:
             for system in systems:
                 if system not in zoo.get(name).systems:
                     continue
+                if mode == MIX and name not in mixes.MIXES:
+                    continue  # no demonstration mix written for it
                 row = Row(name, system, mode=mode)
                 rows.append(row)
                 nemesis = "" if mode == GENERIC else mixes.SPEC_PREFIX + name
                 for seed in seeds:
                     res = one_run(RunConfig(system=system, bugs=[name], nemesis=nemesis,
+                                            workload=zoo.get(name).workload,
                                             time_limit=args.time_limit, seed=seed,
                                             store=args.store, name=f"{name}-{system}-{mode}",
                                             progress=False))
@@ -218,15 +223,17 @@ def main(argv: list[str] | None = None) -> int:
                           f"{res.run_dir}", flush=True)
                 if args.no_correct:
                     continue
-                if mode == GENERIC and system in correct_generic:
-                    row.correct = correct_generic[system]  # the same runs for every bug
+                workload = zoo.get(name).workload
+                if mode == GENERIC and (system, workload) in correct_generic:
+                    row.correct = correct_generic[(system, workload)]  # the same runs for all
                     continue
                 for seed in seeds:
                     res = one_run(RunConfig(system=system, nemesis=nemesis,
+                                            workload=zoo.get(name).workload,
                                             time_limit=args.time_limit, seed=seed,
                                             store=args.store,
                                             name=f"correct-{system}-"
-                                                 f"{'generic' if mode == GENERIC else name}",
+                                                 f"{f'generic-{workload}' if mode == GENERIC else name}",
                                             progress=False))
                     if res is None:
                         continue
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{res.verdict:8} {len(res.anomalies)} anomalies  {res.run_dir}",
                           flush=True)
                 if mode == GENERIC:
-                    correct_generic[system] = row.correct
+                    correct_generic[(system, workload)] = row.correct
     print()
     print(table(rows, correct=not args.no_correct))
     print(f"\n{sum(len(r.runs) for r in rows) + len({id(x) for r in rows for x in r.correct})} "

@@ -13,7 +13,8 @@ about (docs/faults.md "The hunting plan"):
   is paused and comes back before anyone notices), one to three (an election
   happens), three to eight (the cluster works without the faulted nodes).
 - *Leaders first*: most families aim at the node the freshest ``status``
-  replies name leader; some watch an election through ``ClusterView.statuses``
+  replies name leader, and within an epoch they are drawn ``LEADER_WEIGHT``
+  times as often as the others; some watch an election through ``ClusterView.statuses``
   and kill a node the moment it voted (or promised) in a new term, or the
   candidate itself.
 - *Overlaps*: a kill or pause inside a partition, which may outlast it (a
@@ -41,25 +42,35 @@ Invariants:
 from __future__ import annotations
 
 import random
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faults.partition import Partition, cut, deaf, make
-from faults.plan import ClusterView, FaultOp, ScriptPlan, leader_of, net_profile, term_of, wait
+from faults.plan import (
+    ClusterView,
+    FaultOp,
+    Player,
+    ScriptPlan,
+    Steps,
+    leader_of,
+    net_profile,
+    term_of,
+)
 
 #: Every family, and which need a network backend.
 FAMILIES = ("isolate-leader", "partition", "shift", "kill-leader", "pause-leader", "kill",
             "pause", "crash", "flap", "kill-voter", "overlap", "net")
 NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "net")
+#: The families aimed at the leader, drawn this many times as often as the others.
+LEADER_FAMILIES = ("isolate-leader", "shift", "kill-leader", "pause-leader", "kill-voter")
+LEADER_WEIGHT = 3
 #: Episodes per swarm epoch (uniform, inclusive).
-EPOCH = (3, 5)
+EPOCH = (2, 4)
 #: The nodes' default timing (nodes/common/core_api.py Timing), in ms.
 DEFAULT_ELECTION_MS = (300, 600)
 DEFAULT_HEARTBEAT_MS = 50
 #: Share of one-way partitions.
 ONEWAY_P = 0.2
-
-Steps = Generator[FaultOp, "ClusterView | None", Any]
 
 
 def hunt_plan(rng: random.Random, *, interval_s: float, network: bool,
@@ -71,12 +82,13 @@ def hunt_plan(rng: random.Random, *, interval_s: float, network: bool,
                              link_faults=tuple(link_faults), timing=timing).script)
 
 
-class Hunter:
+class Hunter(Player):
     """The state of one hunting plan: its rng, timing, the nodes its process
     faults hold, and the latest view."""
 
     def __init__(self, rng: random.Random, *, interval_s: float, network: bool,
                  link_faults: tuple[str, ...], timing: Mapping[str, Any] | None) -> None:
+        super().__init__()
         if interval_s <= 0:
             raise ValueError(f"nemesis interval must be > 0 s, not {interval_s}")
         self.rng = rng
@@ -93,8 +105,6 @@ class Hunter:
         self.held: dict[str, float] = {}  # node -> until when a process fault holds it
         self.busy_until = 0.0  # the latest planned end of an operation
         self.enabled: list[str] = []
-        self.view = ClusterView(())
-        self._ids = 0
 
     # --- the rhythm --------------------------------------------------------------
 
@@ -112,7 +122,8 @@ class Hunter:
                 left = rng.randint(*EPOCH)
             left -= 1
             start = self.view.now
-            family = rng.choice(self.enabled)
+            family = rng.choices(self.enabled, [LEADER_WEIGHT if f in LEADER_FAMILIES else 1
+                                                for f in self.enabled])[0]
             yield from getattr(self, family.replace("-", "_"))()
             calm = rng.uniform(1.0, 2.5) * self.hi
             t = max(start + self.interval_s * rng.uniform(0.2, 0.6), self.busy_until + calm)
@@ -124,29 +135,12 @@ class Hunter:
             if chosen:
                 return chosen
 
-    def until(self, t: float) -> Steps:
-        """Wait until ``t``; ``self.view`` is then the view of that moment."""
-        while self.view.now < t - 1e-6:
-            got = yield wait(t)
-            if got is not None:
-                self.view = got
-            else:  # an interpreter that sends no views: its clock is the plan's
-                self.view = ClusterView(self.view.node_ids, now=t)
-
-    def emit(self, f: str, target: Any, value: Any, hold: float, **extra: Any) -> Steps:
-        """Start one operation now, held ``hold`` seconds; returns its id."""
-        now = self.view.now
-        self._ids += 1
-        op: FaultOp = {"f": f, "target": target, "value": value, "at": round(now, 6),
-                       "hold": round(hold, 6), "id": self._ids, **extra}
-        if f in ("kill", "pause"):
-            for n in value:
+    def started(self, op: FaultOp) -> None:
+        now, hold = op["at"], op["hold"] or 0.0
+        if op["f"] in ("kill", "pause"):
+            for n in op["value"]:
                 self.held[n] = now + hold
         self.busy_until = max(self.busy_until, now + hold)
-        got = yield op
-        if got is not None:
-            self.view = got
-        return self._ids
 
     # --- what the views say --------------------------------------------------------
 

@@ -1,33 +1,37 @@
 """The interpreter: carries a fault plan out on real processes and the proxy/netns.
 
 Owns
-- ``FaultActions``: the recorded fault primitives (partition, link faults,
-  kill/restart, pause/resume through faults.process) and ``heal``; the bugs'
-  fault mixes (faults/mixes.py) and their scripted moves (faults/moves/) use
-  them too;
-- ``Interpreter(plan, ctx, net)``: a ``Nemesis`` that asks a plan
-  (faults/plan.py) for its operations, waits until each one's ``at``, resolves
-  it against a ``ClusterView`` (node ids, the leader, the network's link
-  faults), applies it, and ends it ``hold`` seconds later;
+- ``Interpreter(plan, ctx, net)``: the ``Nemesis`` for every plan (the
+  hunting plan, named kinds, the demonstration mixes and their scripted
+  moves, replays): it asks the plan (faults/plan.py) for its operations,
+  passing a fresh ``ClusterView`` (node ids, the leader, the network's link
+  faults, every node's ``status``), waits until each one's ``at``, resolves
+  and applies it (SIGKILL/SIGSTOP through faults.process, grudges and link
+  faults through the ``NetworkControl``, disk and clock kinds through
+  faults.disk), and ends it ``hold`` seconds later, or when the plan's
+  ``end`` names it, or when a later operation ``replaces`` it; ``wait``
+  asks the plan again at its time;
 - the evidence that each fault bit (docs/faults.md "Evidence"), written on
   the fault's ``-end`` event, and ``ineffective_faults(events)``, the windows
   whose evidence says the fault had no effect (results.json).
 
 Invariants:
-- Every start and end goes through ``FaultActions.record``: the history gets
+- Every start and end goes through ``Interpreter.record``: the history gets
   the value (docs/faults.md "Nemesis events"), ``at`` (seconds since the
-  nemesis started, taken when the step began), and for a plan's operations the
-  requested ``target``; the ``-end`` event repeats the start's value.
+  nemesis started, taken when the step began), and the requested
+  ``target``; the ``-end`` event repeats the start's value. Control
+  operations (``wait``, ``end``) are never recorded.
+- Operations may overlap: the network carries the union of the active
+  partitions and every active net operation, each recorded on its own.
 - Steps run in time order, ends before starts at the same instant; once
   ``stop`` is set no step starts, and ``heal()`` ends every active operation
-  (with its evidence) and anything a script left.
+  (with its evidence), then anything an interrupted start left.
 - Evidence is measured, never assumed: a kill compares PIDs and times the
   node's absence, a pause asks the node for ``status`` while it is stopped
-  (both in faults.process, so the demonstration mixes' kills and pauses
-  carry it too); a partition or link fault reads the network's per-link
-  counters before and after (the proxy counts messages, netns's nftables
-  rules count packets). A backend without counters gives ``effective`` null
-  (unknown), which is not flagged.
+  (both in faults.process); a partition or link fault reads the network's
+  per-link counters before and after (the proxy counts messages, netns's
+  nftables rules count packets). A backend without counters gives
+  ``effective`` null (unknown), which is not flagged.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from faults import disk
@@ -73,142 +77,6 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
     return False
 
 
-class FaultActions:
-    """What every scheduled nemesis shares: the faults it holds, and how they
-    are applied, recorded and healed. Subclasses decide only *when* and *which*
-    (``Interpreter``: a plan's operations; faults/mixes.py: the bugs' fault mixes).
-
-    Invariant: ``partition`` / ``links`` hold the value recorded at the start
-    of the active network fault, so the ``-end`` event repeats it exactly.
-    """
-
-    def __init__(self, ctx: NemesisContext, net: NetworkControl | None) -> None:
-        self.ctx = ctx
-        self.net = net
-        self.procs = ProcessFaults(ctx, self.record)
-        self.disk = disk.DiskActions(ctx, self.record)  # lose-unsynced, corrupt, clock
-        #: Loop time the nemesis started (``run``); events carry ``at`` from it.
-        self.t0: float | None = None
-        self.partition: dict[str, Any] | None = None  # value of the active partition
-        self.links: dict[str, Any] | None = None  # value of the active net fault
-        self._lock = asyncio.Lock()
-
-    def now(self) -> float:
-        """Seconds since the nemesis started (0 before ``run``)."""
-        if self.t0 is None:
-            return 0.0
-        return asyncio.get_running_loop().time() - self.t0
-
-    def record(self, f: str, value: Any, **fields: Any) -> None:
-        """One nemesis event, with ``at`` (seconds since the nemesis started)
-        unless the caller gives it, and any other ``fields`` (target, evidence)."""
-        if self.t0 is not None:
-            fields.setdefault("at", round(self.now(), 6))
-        if fields:
-            self.ctx.record(f, value, **fields)
-        else:
-            self.ctx.record(f, value)
-
-    async def apply_partition(self, p: Any, note: str = "", **fields: Any) -> None:
-        assert self.net is not None
-        self.partition = p.value()
-        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
-        self.record("partition", self.partition, **fields)
-        log.info("partition %s%s: %s", p.shape, note, self.partition["grudge"])
-
-    async def apply_links(self, faults: dict[str, Any], links: Any, **fields: Any) -> None:
-        assert self.net is not None
-        self.links = {"links": links, **faults}
-        await asyncio.to_thread(self.net.set_links, faults, links)
-        self.record("net", self.links, **fields)
-        log.info("net faults %s", self.links)
-
-    async def switch_partition(self, p: Any, note: str = "") -> None:
-        """Replace the active partition by ``p`` in one step (no moment of full
-        connectivity between the two), recording the old one's end first."""
-        assert self.net is not None
-        old, self.partition = self.partition, p.value()
-        await asyncio.to_thread(self.net.set_grudge, self.partition["grudge"])
-        if old is not None:
-            self.record("partition-end", old)
-        self.record("partition", self.partition)
-        log.info("partition %s%s: %s", p.shape, note, self.partition["grudge"])
-
-    async def end_partition(self, **fields: Any) -> None:
-        """End the active partition (the grudge only; link faults stay)."""
-        if self.net is None or self.partition is None:
-            return
-        await asyncio.to_thread(self.net.set_grudge, {})
-        self.record("partition-end", self.partition, **fields)
-        self.partition = None
-
-    async def clear_links(self, **fields: Any) -> None:
-        """End the active link faults, keeping the partition."""
-        if self.net is None or self.links is None:
-            return
-        await asyncio.to_thread(self.net.set_links, None, "all")
-        links = self.links["links"]
-        if links != "all":
-            await asyncio.to_thread(self.net.set_links, None, links)
-        self.record("net-end", self.links, **fields)
-        self.links = None
-
-    async def heal_network(self) -> None:
-        if self.net is None or (self.partition is None and self.links is None):
-            return
-        await asyncio.to_thread(self.net.heal)
-        if self.partition is not None:
-            self.record("partition-end", self.partition)
-            self.partition = None
-        if self.links is not None:
-            self.record("net-end", self.links)
-            self.links = None
-        log.info("network healed")
-
-    async def heal_all(self) -> None:
-        """Heal network, paused and killed nodes; the caller holds the lock."""
-        errors: list[BaseException] = []
-        for step in (self.heal_network, self.procs.resume, self.procs.restart, self.disk.heal):
-            try:
-                await step()
-            except Exception as exc:  # noqa: BLE001 -- heal the rest even if one step fails
-                log.error("heal: %s failed: %s", step.__name__, exc)
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-    async def heal(self) -> None:
-        async with self._lock:
-            await self.heal_all()
-
-    async def start_unless_stopped(self, stop: asyncio.Event,
-                                   start: Callable[[], Awaitable[object]]) -> bool:
-        """Await ``start()`` holding the lock, unless ``stop`` is set first
-        (False then: the run is over and ``heal()`` has the lock next)."""
-        async with self._lock:
-            if stop.is_set():
-                return False
-            await start()
-            return True
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """The rhythm: half an interval of calm, then every ``ctx.interval_s``
-        one fault window (``window``) followed by calm for the rest."""
-        self.t0 = asyncio.get_running_loop().time()
-        interval = self.ctx.interval_s
-        if not await sleep_unless(stop, interval / 2):
-            return
-        while not stop.is_set():
-            hold = await self.window(stop, interval)
-            if hold is None or not await sleep_unless(stop, interval - hold):
-                return
-
-    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
-        """Start one fault, hold it and end it; the seconds it held, or None
-        once ``stop`` is set (``heal()`` then ends what is active)."""
-        raise NotImplementedError
-
-
 class _Active:
     """One operation being carried out, and what its evidence needs."""
 
@@ -224,7 +92,7 @@ class _Active:
 _NETWORK = ("partition", "net")
 
 
-class Interpreter(FaultActions):
+class Interpreter:
     """Carries a plan out (see the module header).
 
     Operations may overlap. The network carries the union of the active
@@ -233,7 +101,13 @@ class Interpreter(FaultActions):
     operation holds exactly the nodes of its value (faults.process)."""
 
     def __init__(self, plan: Plan, ctx: NemesisContext, net: NetworkControl | None) -> None:
-        super().__init__(ctx, net)
+        self.ctx = ctx
+        self.net = net
+        self.procs = ProcessFaults(ctx, self.record)
+        self.disk = disk.DiskActions(ctx, self.record)  # lose-unsynced, corrupt, clock
+        #: Loop time the nemesis started (``run``); events carry ``at`` from it.
+        self.t0: float | None = None
+        self._lock = asyncio.Lock()
         self.plan = plan
         self.active: dict[int, _Active] = {}
         self._ids: dict[Any, int] = {}  # plan-given op id -> seq of the active op
@@ -299,6 +173,22 @@ class Interpreter(FaultActions):
                         heapq.heappush(ends, (op["at"] + op["hold"], act.seq))
             nxt = self.plan.next(await self.view())
 
+    def now(self) -> float:
+        """Seconds since the nemesis started (0 before ``run``)."""
+        if self.t0 is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self.t0
+
+    def record(self, f: str, value: Any, **fields: Any) -> None:
+        """One nemesis event, with ``at`` (seconds since the nemesis started)
+        unless the caller gives it, and any other ``fields`` (target, evidence)."""
+        if self.t0 is not None:
+            fields.setdefault("at", round(self.now(), 6))
+        if fields:
+            self.ctx.record(f, value, **fields)
+        else:
+            self.ctx.record(f, value)
+
     def _take(self, seq: int | None) -> _Active | None:
         """Remove the active operation ``seq`` (and its plan id); None if not active."""
         act = self.active.pop(seq, None) if seq is not None else None
@@ -320,7 +210,12 @@ class Interpreter(FaultActions):
             if errors and self.net is not None:
                 await asyncio.to_thread(self.net.heal)  # whatever an op left
                 self._link_sets = []
-            await self.heal_all()
+            for step in (self.procs.resume, self.procs.restart, self.disk.heal):
+                try:  # anything an interrupted start left
+                    await step()
+                except Exception as exc:  # noqa: BLE001 -- heal the rest even if one fails
+                    log.error("heal: %s failed: %s", step.__name__, exc)
+                    errors.append(exc)
             if errors:
                 raise errors[0]
 
@@ -352,7 +247,7 @@ class Interpreter(FaultActions):
             act.before = await self._counters()
             await self._apply_network({f} | ({replaced.op["f"]} if replaced else set()))
             if replaced is not None:  # ended in the same network update
-                self._record_end(replaced, act.before)
+                self._record_end(replaced, act.before, {"at": fields["at"]})
             self.record(f, value, **fields)
             log.info("%s %s", f, value)
 

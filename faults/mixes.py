@@ -57,17 +57,15 @@ same sequence of moves, targets and durations (everything random comes from
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import importlib
-from collections.abc import Awaitable, Callable
+import random
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from faults.api import link_faults_of
-from faults.interpret import FaultActions, sleep_unless
-
-T = TypeVar("T")
+from faults.partition import Partition, cut, make
+from faults.plan import ClusterView, Player, ScriptPlan, Steps, leader_of
+from faults.process import pick_targets
 
 #: Prefix of a nemesis spec that names a bug's demonstration mix.
 SPEC_PREFIX = "bug:"
@@ -222,114 +220,113 @@ def settings_for(name: str) -> dict[str, Any]:
     return {"nemesis": SPEC_PREFIX + name, **get_demo(name).settings}
 
 
-# --- the nemesis -----------------------------------------------------------------
+# --- the plan ------------------------------------------------------------------------
 
 
-class MixNemesis(FaultActions):
-    """One move at a time from a FaultMix, on the seeded rhythm of faults.schedule."""
+def mix_plan(mix: FaultMix, rng: random.Random, *, interval_s: float,
+             link_faults: tuple[str, ...] = ()) -> ScriptPlan:
+    """A FaultMix as a reactive plan (faults/plan.py), carried out by the
+    interpreter: after half an interval of calm, every ``interval_s`` one move
+    (rng) held ``hold`` of the interval, then everything it started ends."""
+    if interval_s <= 0:
+        raise MixError(f"nemesis interval must be > 0 s, not {interval_s}")
+    return ScriptPlan(MixPlayer(mix, rng, interval_s, link_faults).script)
 
-    def __init__(self, mix: FaultMix, ctx: Any, net: Any) -> None:
-        super().__init__(ctx, net)
+
+class MixPlayer(Player):
+    """One move at a time from a FaultMix; the helpers the scripted moves
+    (faults/moves/) use: ``partition``, ``switch``, ``links``, ``clear_links``,
+    ``kill``, ``restart``, ``leader``."""
+
+    def __init__(self, mix: FaultMix, rng: random.Random, interval_s: float,
+                 link_faults: tuple[str, ...]) -> None:
+        super().__init__()
         self.mix = mix
+        self.rng = rng
+        self.interval_s = interval_s
+        self.link_faults = link_faults
+        self.network = bool(link_faults)
 
-    async def window(self, stop: asyncio.Event, interval: float) -> float | None:
-        rng = self.ctx.rng
-        move = rng.choice(self.mix.moves)
-        hold = interval * rng.uniform(*self.mix.hold)
+    def script(self, view: ClusterView) -> Steps:
+        self.view = view
+        rng = self.rng
+        t = view.now + self.interval_s / 2
+        while True:
+            yield from self.until(t)
+            if not self.view.node_ids:
+                return
+            start = self.view.now
+            move = rng.choice(self.mix.moves)
+            hold = self.interval_s * rng.uniform(*self.mix.hold)
+            yield from self.move(move, hold)
+            yield from self.until(start + hold)
+            yield from self.end_all()
+            t = start + self.interval_s
+
+    # --- moves ------------------------------------------------------------------
+
+    def move(self, move: str, hold: float) -> Steps:
+        rng, nodes = self.rng, list(self.view.node_ids)
+        leader = self.leader()
+        kind, _, target = move.partition("-")
         if move == "lag-then-isolate-leader":
-            # Followers lag for the first part, the leader is cut off after.
-            async with self._lock:
-                if stop.is_set():
-                    return None
-                leader = await self._leader()
-                nodes = list(self.ctx.cluster.node_ids)
-                others = [n for n in nodes if n != leader]
-                laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
-                await self._cut_off(laggers)
-            if not await sleep_unless(stop, hold / 2):
-                return None
-            async with self._lock:
-                await self.heal_network()
-                await self._partition("leader", leader)
-            if not await sleep_unless(stop, hold / 2):
-                return None
+            # Followers lag for the first half, the leader is cut off after.
+            others = [n for n in nodes if n != leader]
+            laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))
+            rest = [n for n in nodes if n not in laggers]
+            shape = ("one" if len(laggers) == 1 else
+                     "halves" if len(laggers) == len(nodes) // 2 else "cut")
+            yield from self.partition(Partition(shape, False, {
+                k: v for k, v in cut(laggers, rest).items() if v}))
+            yield from self.until(self.view.now + hold / 2)
+            yield from self.end_all()
+            yield from self.partition(make("leader", nodes, rng, leader=leader))
         elif move in SCRIPTED:
             module, fn = SCRIPTED[move]
-            script = getattr(importlib.import_module(module), fn)
-            started = await self.start_unless_stopped(stop, lambda: script(self, stop, hold))
-            if not started or stop.is_set():
-                return None
-        elif not (await self.start_unless_stopped(stop, lambda: self._start(move))
-                  and await sleep_unless(stop, hold)):
-            return None  # heal() ends what is active
-        async with self._lock:
-            await self.heal_all()
-        return hold
-
-    async def _leader(self) -> str | None:
-        from faults.process import current_leader
-
-        return await current_leader(self.ctx.leader)
-
-    async def status(self, node: str) -> dict[str, Any] | None:
-        """``node``'s fresh status (None: dead, paused, silent, or no status query)."""
-        if self.ctx.status is None:
-            return None
-        try:
-            return await self.ctx.status(node)
-        except (OSError, TimeoutError):
-            return None
-
-    async def wait_for(self, stop: asyncio.Event, timeout: float,
-                       check: Callable[[], Awaitable[T | None]], poll: float = 0.005) -> T | None:
-        """Call ``check`` every ``poll`` s until it returns something (returned),
-        ``timeout`` passes or ``stop`` is set (None)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not stop.is_set():
-            found = await check()
-            if found is not None:
-                return found
-            if loop.time() >= deadline:
-                return None
-            await asyncio.sleep(poll)
-        return None
-
-    async def _start(self, move: str) -> None:
-        kind, _, target = move.partition("-")
-        if kind == "isolate":
-            leader = await self._leader() if target == "leader" else None
-            await self._partition(target, leader)
-        elif kind == "kill":
-            await self.procs.kill(await self.procs.targets(target))
-        elif kind == "pause":
-            await self.procs.pause(await self.procs.targets(target))
+            yield from getattr(importlib.import_module(module), fn)(self, hold)
+        elif kind == "isolate":
+            yield from self.partition(make(target, nodes, rng,
+                                           leader=leader if target == "leader" else None))
+        elif kind in ("kill", "pause"):
+            yield from self.emit(kind, target, pick_targets(target, nodes, rng, leader))
         elif move == "slow-net":
-            supported = link_faults_of(self.net)
-            if "delay" not in supported:
+            if "delay" not in self.link_faults:
                 return  # a loss-only backend (netns) cannot slow links down
-            rng = self.ctx.rng
-            faults = {"delay_ms": rng.choice((20, 50, 100)), "delay_dist": "exponential"}
-            if "reorder" in supported:
+            faults: dict[str, Any] = {"delay_ms": rng.choice((20, 50, 100)),
+                                      "delay_dist": "exponential"}
+            if "reorder" in self.link_faults:
                 faults["reorder"] = 0.3
-            await self.apply_links(faults, "all")
+            yield from self.links(faults, "all")
         else:  # pragma: no cover - FaultMix moves are fixed in this module
             raise ValueError(f"unknown move {move!r}")
 
-    async def _cut_off(self, group: list[str]) -> None:
-        """Partition ``group`` from the rest (both directions)."""
-        from faults.partition import Partition, cut
+    # --- helpers for the moves --------------------------------------------------
 
-        nodes = list(self.ctx.cluster.node_ids)
-        rest = [n for n in nodes if n not in group]
-        shape = "one" if len(group) == 1 else "halves" if len(group) == len(nodes) // 2 else "cut"
-        await self.apply_partition(
-            Partition(shape, False, {k: v for k, v in cut(group, rest).items() if v})
-        )
+    def leader(self) -> str | None:
+        return leader_of(self.view)
 
-    async def _partition(self, shape: str, node: str | None) -> None:
-        from faults.partition import make
+    def _open(self, f: str) -> int | None:
+        return next((ref for ref, op in reversed(self.open.items()) if op["f"] == f), None)
 
-        await self.apply_partition(
-            make(shape, list(self.ctx.cluster.node_ids), self.ctx.rng, leader=node)
-        )
+    def partition(self, p: Partition) -> Steps:
+        """Start partition ``p`` (held until the window ends or it is switched)."""
+        yield from self.emit("partition", p.shape, p.value())
+
+    def switch(self, p: Partition) -> Steps:
+        """Replace the open partition by ``p`` in one step (no moment of full
+        connectivity between the two)."""
+        yield from self.emit("partition", p.shape, p.value(), replaces=self._open("partition"))
+
+    def links(self, faults: dict[str, Any], links: Any) -> Steps:
+        yield from self.emit("net", "all" if links == "all" else "links",
+                             {"links": links, **faults})
+
+    def clear_links(self) -> Steps:
+        yield from self.end_all("net")
+
+    def kill(self, nodes: list[str]) -> Steps:
+        yield from self.emit("kill", sorted(nodes), sorted(nodes))
+
+    def restart(self) -> Steps:
+        """Start again every node this window killed."""
+        yield from self.end_all("kill")

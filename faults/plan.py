@@ -305,3 +305,77 @@ def leader_of(view: ClusterView) -> str | None:
     if leaders:
         return max(leaders)[1]
     return view.leader if view.leader in view.node_ids else None
+
+
+#: The steps of a reactive script: ``yield from`` them inside a ScriptPlan's generator.
+Steps = Generator[FaultOp, "ClusterView | None", Any]
+
+
+class Player:
+    """The bookkeeping of a reactive script (faults/hunt.py, faults/mixes.py,
+    faults/moves/): the latest view, starting and ending operations, waiting
+    for a time or for a condition on the view. Each helper is a generator of
+    steps (``yield from``); afterwards ``self.view`` is the view the
+    interpreter sent with its next ``next`` call."""
+
+    def __init__(self) -> None:
+        self.view = ClusterView(())
+        self._ids = 0
+        #: Operations started without a hold (ended by ``end``), by id.
+        self.open: dict[int, FaultOp] = {}
+
+    def _got(self, view: ClusterView | None, at: float) -> None:
+        # an interpreter that sends no views: the plan's own clock goes on
+        self.view = view if view is not None else ClusterView(self.view.node_ids, now=at)
+
+    def status(self, node: str) -> dict[str, Any] | None:
+        """``node``'s status in the latest view (None: down, paused, silent or unknown)."""
+        return self.view.statuses.get(node)
+
+    def until(self, t: float) -> Steps:
+        """Wait until ``t``; ``self.view`` is then the view of that moment."""
+        while self.view.now < t - 1e-6:
+            self._got((yield wait(t)), t)
+
+    def emit(self, f: str, target: Any, value: Any, hold: float | None = None,
+             **extra: Any) -> Steps:
+        """Start one operation now; held ``hold`` seconds, or until ``end``
+        (None). Returns its id."""
+        now = self.view.now
+        self._ids += 1
+        if extra.get("replaces", 0) is None:
+            del extra["replaces"]  # nothing to replace
+        op: FaultOp = {"f": f, "target": target, "value": value, "at": round(now, 6),
+                       "hold": None if hold is None else round(hold, 6), "id": self._ids, **extra}
+        self.started(op)
+        if hold is None:
+            self.open[self._ids] = op
+        self.open.pop(extra.get("replaces"), None)  # type: ignore[arg-type]
+        self._got((yield op), now)
+        return self._ids
+
+    def started(self, op: FaultOp) -> None:
+        """Called for every operation as it is emitted (subclasses keep books)."""
+
+    def end(self, ref: int | None) -> Steps:
+        """End the open operation ``ref`` now (nothing if it is not open)."""
+        if ref is not None and self.open.pop(ref, None) is not None:
+            now = self.view.now
+            self._got((yield end(ref, now)), now)
+
+    def end_all(self, f: str | None = None) -> Steps:
+        """End every open operation (of kind ``f``), oldest first."""
+        for ref in [r for r, op in self.open.items() if f is None or op["f"] == f]:
+            yield from self.end(ref)
+
+    def wait_for(self, check: Callable[[], Any], timeout: float, poll: float) -> Steps:
+        """Poll the view every ``poll`` s until ``check()`` returns something
+        (returned) or ``timeout`` s pass (None)."""
+        deadline = self.view.now + max(0.0, timeout)
+        while True:
+            found = check()
+            if found is not None:
+                return found
+            if self.view.now >= deadline:
+                return None
+            yield from self.until(min(self.view.now + poll, deadline))

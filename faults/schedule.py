@@ -98,10 +98,12 @@ def build_plan(spec: str, *, interval_s: float, rng: random.Random,
     NemesisSpecError (one line) for a bad spec."""
     from faults import mixes
 
-    if mixes.mix_name(spec) is not None:
-        raise NemesisSpecError(f"{spec!r} is a demonstration mix, built by build_nemesis only")
     if interval_s <= 0:
         raise NemesisSpecError(f"nemesis interval must be > 0 s, not {interval_s}")
+    if mixes.mix_name(spec) is not None:
+        mixes.check_spec(spec, network=network)
+        return mixes.mix_plan(mixes.get_mix(spec), rng, interval_s=interval_s,
+                              link_faults=tuple(link_faults) if network else ())
     if (spec or "").strip().lower() in ("", HUNT):
         from faults.hunt import hunt_plan
 
@@ -123,11 +125,6 @@ def build_nemesis(spec: str, ctx: NemesisContext,
     net = network_of(ctx)
     if replay is not None:
         return Interpreter(ReplayPlan(replay), ctx, net)
-    from faults import mixes
-
-    if mixes.mix_name(spec) is not None:
-        mixes.check_spec(spec, network=net is not None)
-        return mixes.MixNemesis(mixes.get_mix(spec), ctx, net)
     plan = build_plan(spec, interval_s=ctx.interval_s, rng=ctx.rng,
                       link_faults=link_faults_of(net), network=net is not None,
                       timing=timing_of(ctx))

@@ -42,10 +42,14 @@ def test_registry_names_exactly_the_flags_the_cores_implement() -> None:
     paxos_src = (REPO / "nodes" / "paxos" / "core.py").read_text()
     for name in zoo.names("paxos"):
         assert f'"{name}" in bugs' in paxos_src, f"paxos core has no flag {name}"
-    assert set(zoo.names("paxos")) == {"stale-read", "early-ack", "no-adopt", "forget-promise"}
-    assert set(mixes.MIXES) == set(zoo.BUGS), "every bug has its demonstration mix"
+    kv = {b.name for b in zoo.BUGS.values() if b.workload == "kv"}
+    assert set(zoo.names("paxos")) & kv == {"stale-read", "early-ack", "no-adopt",
+                                            "forget-promise"}
+    assert set(mixes.MIXES) >= kv, "every kv bug has its demonstration mix"
     known = {f.name for f in RunConfig.__dataclass_fields__.values()}
     for bug in zoo.BUGS.values():
+        if bug.name not in mixes.MIXES:
+            continue
         assert bug.mistake and len(bug.mistake.splitlines()) == 1
         demo = mixes.get_demo(bug.name)
         assert demo.faults.moves and set(demo.faults.moves) <= set(mixes.MOVES)
@@ -166,8 +170,12 @@ def drive_mix(name: str, seconds: float, interval: float = 0.1,
 
     async def go() -> None:
         if name in MIXES:
-            from faults.interpret import network_of
-            nemesis = mixes.MixNemesis(MIXES[name], ctx, network_of(ctx))
+            from faults.api import link_faults_of
+            from faults.interpret import Interpreter, network_of
+
+            plan = mixes.mix_plan(MIXES[name], ctx.rng, interval_s=interval,
+                                  link_faults=link_faults_of(network_of(ctx)))
+            nemesis = Interpreter(plan, ctx, network_of(ctx))
         else:
             nemesis = build_nemesis(f"bug:{name}", ctx)
         stop = asyncio.Event()

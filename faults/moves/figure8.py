@@ -1,6 +1,6 @@
 """The ``figure-8`` move: the Raft paper's Figure 8, played on a live cluster.
 
-Owns ``figure8(nemesis, stop, hold)``, the scripted move of faults/mixes.py
+Owns ``figure8(player, hold)``, the scripted move of faults/mixes.py
 that exposes ``commit-old-term`` (a leader commits an earlier term's entry
 once a majority stores it). The mistake only matters when the old entry is
 on a majority while the new leader's no-op is not, and a later leader whose
@@ -39,20 +39,21 @@ old entry before its no-op is on a majority, so nothing acknowledged is lost
 (and if the no-op did reach V, V refuses W and nothing is overwritten).
 
 Every step waits for a condition with a deadline and returns when it does
-not come (the caller heals); the whole move stays within ``hold`` seconds.
-Everything random comes from ``ctx.rng``; every fault goes through the
-FaultActions helpers, so the history records it.
+not come (the window's end ends what it started); the whole move stays
+within ``hold`` seconds. It is steps of a reactive plan (faults/plan.py
+``Player``, through the faults.mixes.MixPlayer helpers): it reads node
+status from the interpreter's views, and everything random comes from the
+player's rng.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from faults.api import link_faults_of
-from faults.moves.revote import rest_until, split_for_one_winner
+from faults.moves.revote import split_for_one_winner
 from faults.partition import Partition, cut
+from faults.plan import Steps
 
 #: Delay on every link inside the majority side during step (a): whoever
 #: wins there, its first AppendEntries reach its voters this late, while the
@@ -76,26 +77,23 @@ def _int(status: dict[str, Any] | None, key: str) -> int:
     return v if isinstance(v, int) else 0
 
 
-async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
-    """The ``figure-8`` move (see the module header); ``nem`` is a faults.mixes.MixNemesis."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + hold
+def figure8(p: Any, hold: float) -> Steps:
+    """The ``figure-8`` move (see the module header); ``p`` is a faults.mixes.MixPlayer."""
+    deadline = p.view.now + hold
 
     def left() -> float:
-        return max(0.0, deadline - loop.time())
+        return max(0.0, deadline - p.view.now)
 
-    rng = nem.ctx.rng
-    nodes = list(nem.ctx.cluster.node_ids)
+    rng = p.rng
+    nodes = list(p.view.node_ids)
     n = len(nodes)
     quorum = n // 2 + 1
-    leader = await nem._leader()
-    delays = "delay" in link_faults_of(nem.net)  # False without a network, or on netns
+    leader = p.leader()
+    delays = "delay" in p.link_faults  # False without a network, or on netns
     if n < 3 or n % 2 == 0 or leader not in nodes or not delays:
-        await rest_until(stop, deadline)
-        return
-    ls = await nem.status(leader)
+        return  # rests for its window
+    ls = p.status(leader)
     if not ls or ls.get("role") != "leader":
-        await rest_until(stop, deadline)
         return
     t = _int(ls, "term")
     others = sorted(x for x in nodes if x != leader)
@@ -107,18 +105,19 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     # others cannot hear each other, and W's messages reach them late.
     # (J's logs stop growing at the cut; J heard L just now, so nobody there
     # campaigns before the next step.)
-    w, electors = await split_for_one_winner(nem, minority, majority, "figure8", ELECT_DELAY_MS)
+    w, electors = yield from split_for_one_winner(p, minority, majority, "figure8",
+                                                  ELECT_DELAY_MS)
     w_frozen: list[int] = []  # W's log length seen while it did not lead yet
 
-    async def w_leads() -> int | None:
-        s = await nem.status(w)
+    def w_leads() -> int | None:
+        s = p.status(w)
         if s and s.get("role") == "leader" and _int(s, "term") > t:
             return _int(s, "term")
         if s:
             w_frozen.append(_int(s, "log_len"))
         return None
 
-    t3 = await nem.wait_for(stop, left(), w_leads, poll=POLL_S)
+    t3 = yield from p.wait_for(w_leads, left(), POLL_S)
     if t3 is None:
         log.info("figure-8: %s was not elected in time", w)
         return
@@ -127,7 +126,7 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     w_end = w_frozen[-1] if w_frozen else 0
     voters = []
     for x in electors:
-        s = await nem.status(x)
+        s = p.status(x)
         if s and s.get("voted_for") == w and _int(s, "term") == t3:
             voters.append((x, _int(s, "log_len")))
     if not voters:
@@ -141,15 +140,15 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
 
     # (b) V joins M (W's late messages to V die with the grudge); M's links
     # into V are late, so the new leader L' re-sends old entries slowly.
-    await nem.switch_partition(Partition("figure8-b", False, cut([*minority, v], rest)))
-    await nem.clear_links()
-    await nem.apply_links({"delay_ms": REPLICATE_DELAY_MS, "delay_dist": "fixed"},
-                          [[x, v] for x in minority])
+    yield from p.switch(Partition("figure8-b", False, cut([*minority, v], rest)))
+    yield from p.clear_links()
+    yield from p.links({"delay_ms": REPLICATE_DELAY_MS, "delay_dist": "fixed"},
+                       [[x, v] for x in minority])
     frozen: dict[str, int] = {}  # log length of an M node seen while it did not lead
 
-    async def m_leader() -> tuple[str, int] | None:
+    def m_leader() -> tuple[str, int] | None:
         for x in minority:
-            s = await nem.status(x)
+            s = p.status(x)
             if not s:
                 continue
             if s.get("role") == "leader" and _int(s, "term") > t3:
@@ -158,7 +157,7 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
                 frozen[x] = _int(s, "log_len")
         return None
 
-    got = await nem.wait_for(stop, left(), m_leader, poll=POLL_S)
+    got = yield from p.wait_for(m_leader, left(), POLL_S)
     if got is None:
         log.info("figure-8: %s elected nobody with %s in time", minority, v)
         return
@@ -177,14 +176,14 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     if target <= first:
         return  # M holds (almost) nothing W lacks: no window this time
 
-    async def stored_old() -> int | None:
-        s = await nem.status(v)
+    def stored_old() -> int | None:
+        s = p.status(v)
         if not s or _int(s, "term") != t4:
             return None
         have = _int(s, "log_len")
         return have if have >= target else None
 
-    if await nem.wait_for(stop, left(), stored_old, poll=POLL_S) is None:
+    if (yield from p.wait_for(stored_old, left(), POLL_S)) is None:
         log.info("figure-8: %s never stored entries up to %d", v, target)
         return
 
@@ -192,19 +191,19 @@ async def figure8(nem: Any, stop: asyncio.Event, hold: float) -> None:
     # node whose log ends in t3 wins V and overwrites the old entries there.
     grudge = cut(minority, rest)
     grudge[v] = set(minority)
-    await nem.switch_partition(Partition("figure8-c", True, grudge))
-    await nem.clear_links()
-    base = {x: _int(await nem.status(x), "commit_index") for x in rest}
+    yield from p.switch(Partition("figure8-c", True, grudge))
+    yield from p.clear_links()
+    base = {x: _int(p.status(x), "commit_index") for x in rest}
 
-    async def j_commits() -> str | None:
+    def j_commits() -> str | None:
         for x in rest:
-            s = await nem.status(x)
+            s = p.status(x)
             if (s and s.get("role") == "leader" and _int(s, "term") > t4
                     and _int(s, "commit_index") > base[x]):
                 return x
         return None
 
-    won = await nem.wait_for(stop, left(), j_commits, poll=0.02)
+    won = yield from p.wait_for(j_commits, left(), 0.02)
     log.info("figure-8: %s stored old entries up to %d; %s", v, target,
              f"{won} then won and committed" if won else f"{rest} did not commit in time")
-    # The caller heals: J's leader (last term > t4) keeps leading.
+    # The window's end ends the rest: J's leader (last term > t4) keeps leading.
