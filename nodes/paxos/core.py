@@ -62,6 +62,7 @@ from typing import Any
 from nodes.common.applier import unknown_outcome
 from nodes.common.core_api import ClientRequest, CoreConfig, Entry, Restored, Snapshot, Waiter
 from nodes.common.kv import check_command, split_txn
+from nodes.common.lease import Lease
 from nodes.common.outbox import Outbox
 from nodes.common.quorum import quorum, quorum_value
 from nodes.common.readindex import ReadQueue
@@ -125,6 +126,8 @@ class PaxosCore(Outbox):
         # A leader that has not heard from a majority for this long steps down
         # (it cannot commit anything anyway; clients should go elsewhere).
         self.check_quorum_ticks = 2 * self.el_hi
+        # BUG lease-read: reads under a lease counted in our own ticks (nodes/common/lease.py).
+        self.lease = Lease(max(1, self.el_lo - 2)) if "lease-read" in bugs else None
 
         # Acceptor + learner state.
         self.promised: Ballot = ZERO_BALLOT
@@ -256,6 +259,11 @@ class PaxosCore(Outbox):
             return
         op = req["op"]
         if op == "read":
+            if self.lease is not None and self.lease.holds(self.now):
+                # BUG lease-read: answered without a round while our lease holds.
+                self.reads.confirmed.append((client, req["id"], req["key"], self.next_slot - 1))
+                self.reads.release(self.applied, self.out_reads)
+                return
             # The read index: everything we proposed before it.
             if self._take_read(client, req, self.next_slot - 1):
                 return
@@ -554,6 +562,8 @@ class PaxosCore(Outbox):
         self.pending = {}
         self.split_next = {}
         self.reads = ReadQueue()
+        if self.lease is not None:  # BUG lease-read: a new ballot earns its own lease
+            self.lease = Lease(self.lease.length)
         self.peer_seq = {p: 0 for p in self.peers}
         self.peer_heard = {p: self.now for p in self.peers}
         self.catchup = {}
@@ -616,6 +626,8 @@ class PaxosCore(Outbox):
         reads = self.reads
         if reads.unstarted:
             reads.start_round()
+            if self.lease is not None:
+                self.lease.sent(reads.seq, self.now)
         elif not self.new_entries:
             if reads:
                 self._serve_reads()
@@ -632,6 +644,9 @@ class PaxosCore(Outbox):
     def _heartbeat(self) -> None:
         """Heartbeat every peer, re-sending the proposals it has not acknowledged
         within a heartbeat interval (younger ones are most likely in flight)."""
+        if self.lease is not None:  # BUG lease-read: every heartbeat is a round it can count
+            self.reads.start_round()
+            self.lease.sent(self.reads.seq, self.now)
         old = self.now - self.hb_ticks
         born = self.born
         stale = [s for s in self.acks if born[s] <= old]
@@ -701,8 +716,10 @@ class PaxosCore(Outbox):
             return
         reads = self.reads
         peer_seq = self.peer_seq
-        reads.confirm(quorum_value(reads.seq, [peer_seq.get(p, 0) for p in self.peers],
-                                   self.quorum))
+        upto = quorum_value(reads.seq, [peer_seq.get(p, 0) for p in self.peers], self.quorum)
+        reads.confirm(upto)
+        if self.lease is not None:
+            self.lease.confirmed(upto)
         reads.release(self.applied, self.out_reads)
 
     def _become_follower(self, leader: str | None, keep_queue: bool = False) -> None:

@@ -96,6 +96,7 @@ from typing import Any
 from nodes.common.applier import unknown_outcome
 from nodes.common.core_api import ClientRequest, CoreConfig, Entry, Restored, Snapshot, Waiter
 from nodes.common.kv import KVStore, split_txn
+from nodes.common.lease import Lease
 from nodes.common.outbox import Outbox
 from nodes.common.quorum import quorum, quorum_value
 from nodes.common.readindex import ReadQueue
@@ -119,7 +120,7 @@ CANDIDATE = "candidate"
 LEADER = "leader"
 
 BUGS = frozenset(("stale-read", "forget-vote", "no-log-check", "commit-old-term", "early-ack",
-                  "txn-split", "txn-dirty-read"))
+                  "txn-split", "txn-dirty-read", "lease-read"))
 
 _NOT_LEADER_DEFINITE = {"ok": False, "error": "not_leader", "definite": True}
 
@@ -151,6 +152,8 @@ class RaftCore(Outbox):
         self.bug_early_ack = "early-ack" in bugs
         self.bug_txn_split = "txn-split" in bugs
         self.bug_txn_dirty_read = "txn-dirty-read" in bugs
+        # BUG lease-read: reads under a lease counted in our own ticks (nodes/common/lease.py).
+        self.lease = Lease(max(1, self.election_min - 2)) if "lease-read" in bugs else None
         # BUG txn-dirty-read: a leader's store with every entry of its log applied.
         self.dirty: KVStore | None = None
         # BUG txn-split: index of a part in our log -> (client, request id, parts after it)
@@ -322,6 +325,8 @@ class RaftCore(Outbox):
         self.heartbeat_elapsed = 0
         nxt = self.last_index + 1
         self.progress = {p: Progress(nxt) for p in self.peers}
+        if self.lease is not None:  # BUG lease-read: a new term earns its own lease
+            self.lease = Lease(self.lease.length)
         # The no-op: lets this leader commit (and so learn the commit index
         # and serve reads) without waiting for a client write (paper 8).
         noop = Entry(nxt, self.term, None)
@@ -392,6 +397,8 @@ class RaftCore(Outbox):
             new_round = bool(self.reads.unstarted)
             if new_round:
                 self.reads.start_round()
+                if self.lease is not None:
+                    self.lease.sent(self.reads.seq, self.ticks)
                 if not self.peers:
                     self._confirm_reads()
             if self.peers:
@@ -407,6 +414,12 @@ class RaftCore(Outbox):
             self.out_replies.append((client, reply))
             return
         op = req["op"]
+        if op == "read" and self.lease is not None and self.lease.holds(self.ticks):
+            # BUG lease-read: answered without a round while our lease holds.
+            self.reads.confirmed.append((client, req["id"], req["key"],
+                                         max(self.commit_index, self.term_start_index)))
+            self.reads.release(self.last_applied, self.out_reads)
+            return
         # The read index: our commit index, at least our no-op's (thesis 6.4).
         if op == "read" and self._take_read(client, req,
                                             max(self.commit_index, self.term_start_index)):
@@ -750,14 +763,19 @@ class RaftCore(Outbox):
 
     def _confirm_reads(self) -> None:
         reads = self.reads
-        reads.confirm(quorum_value(reads.seq, [pr.ctx for pr in self.progress.values()],
-                                   self.quorum))
+        upto = quorum_value(reads.seq, [pr.ctx for pr in self.progress.values()], self.quorum)
+        reads.confirm(upto)
+        if self.lease is not None:
+            self.lease.confirmed(upto)
         if reads.confirmed:
             reads.release(self.last_applied, self.out_reads)
 
     # ----------------------------------------------------------------- sending
 
     def _broadcast_heartbeat(self) -> None:
+        if self.lease is not None:  # BUG lease-read: every heartbeat is a round it can count
+            self.reads.start_round()
+            self.lease.sent(self.reads.seq, self.ticks)
         commit, term, ctx = self.commit_index, self.term, self.reads.seq
         for p, pr in self.progress.items():
             self.out_messages.append(Heartbeat(self.id, p, term, min(pr.match, commit), ctx))
