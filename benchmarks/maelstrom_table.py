@@ -35,9 +35,8 @@ PROGRAMS = {
 FAULTS = {"partitions": "partition", "kill/pause": "kill,pause"}
 
 
-def system(workload: str, program: str) -> str:
-    return shlex.join([sys.executable, "-m", "maelstrom.host", "--workload", workload,
-                       "--command", f"{sys.executable} {NODES / program}"])
+def system(program: str) -> str:
+    return f"maelstrom:{shlex.quote(sys.executable)} {NODES / program}"
 
 
 def finding(results: dict) -> str:
@@ -75,7 +74,7 @@ def main() -> int:
     for w in args.workloads.split(","):
         for kind, flag in (("correct", ""), ("buggy", " --bug")):
             for label, nemesis in FAULTS.items():
-                cfg = RunConfig(system=system(w, PROGRAMS[w] + flag), workload=w,
+                cfg = RunConfig(system=system(PROGRAMS[w] + flag), workload=w,
                                 nodes=args.nodes, time_limit=args.time_limit, rate=100,
                                 keys=4, nemesis=nemesis, nemesis_interval=2.5, seed=args.seed,
                                 store=str(store), name=f"{w}-{kind}", progress=False,

@@ -21,16 +21,14 @@ pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 NODES = Path(__file__).parent / "maelstrom_nodes"
 
 
-def maelstrom_system(workload: str, program: str, tag: Path) -> str:
-    """A ``--system`` that runs ``program`` (in maelstrom_nodes, with its flags) under the
-    host. ``--tag`` names the test's folder so no_leftovers also sees the programs."""
-    cmd = f"{sys.executable} {NODES / program} --tag {tag}"
-    return shlex.join([sys.executable, "-m", "maelstrom.host", "--workload", workload,
-                       "--command", cmd])
+def maelstrom_system(program: str, tag: Path) -> str:
+    """``--system maelstrom:CMD`` for ``program`` (in maelstrom_nodes, with its flags).
+    ``--tag`` names the test's folder so no_leftovers also sees the programs."""
+    return f"maelstrom:{shlex.quote(sys.executable)} {NODES / program} --tag {tag}"
 
 
 def go(tmp_path: Path, workload: str, program: str, nemesis: str, seed: int = 7) -> dict:
-    cfg = RunConfig(system=maelstrom_system(workload, program, tmp_path), workload=workload,
+    cfg = RunConfig(system=maelstrom_system(program, tmp_path), workload=workload,
                     nodes=3, time_limit=8, rate=100, keys=3, nemesis=nemesis,
                     nemesis_interval=2, seed=seed, store=str(tmp_path / "store"),
                     name=workload, progress=False, follow=False, recovery_timeout=10,
