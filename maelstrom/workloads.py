@@ -39,6 +39,14 @@ class MOp(NamedTuple):
     def request(self) -> dict[str, Any]:
         return dict(self.body)
 
+    def completion_value(self, type_: str, reply: dict[str, Any] | None) -> Any:
+        """What the completion records: the result the adapter put under ``value`` for the
+        operations that ask (read, generate, echo: invoke value None) when ok, else the
+        invoke's value (harness/workers.py calls it)."""
+        if self.value is None:
+            return (reply or {}).get("value") if type_ == "ok" else None
+        return self.value
+
 
 def body_key(key: str) -> int:
     """lin-kv's integer key for the history's ``k<N>``."""

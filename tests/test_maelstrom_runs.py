@@ -64,6 +64,9 @@ def test_buggy_nodes_are_caught_under_partitions(tmp_path: Path, no_leftovers: N
     assert found in {a.get("kind") for a in r["anomalies"]}
     page = r["report"].read_text()
     assert "What went wrong" in page
+    assert f"Workload: {workload}" in page  # the section maelstrom/report.py draws
+    if workload == "broadcast":
+        assert "Lost values" in page
 
 
 def test_a_double_counting_counter_is_caught_under_pauses(tmp_path: Path,
