@@ -20,6 +20,9 @@ The mix is shaped to expose anomalies (docs/faults.md "Workload"):
   (drawn from the seed and the phase), which take ``HOT_SHARE`` of the
   operations, so that operations of many clients meet on one key around
   every fault.
+- *Readers*: in ``READER_SHARE`` of the phases (drawn per slot and phase) a
+  slot only reads, so every node keeps being read while other slots wait
+  out writes a cut-off leader cannot commit.
 - *Reads right after writes*: after a write or cas the next operation is,
   with ``READ_AFTER`` probability, a read of the same key (by the slot's
   plan, not its outcome); after a cas, with ``CAS_CHAIN``, another cas of the
@@ -37,6 +40,9 @@ PHASE_S = 2.0
 PHASE_OPS = 200
 #: Share of operations on the phase's hot keys.
 HOT_SHARE = 0.7
+#: Share of phases in which a slot only reads (when reads are in the mix): its
+#: reads keep sampling its node while the other slots wait out their writes.
+READER_SHARE = 0.3
 #: After a write or cas: the next operation reads the same key.
 READ_AFTER = 0.4
 #: After a cas (not followed by a read): the next one is a cas of the same key.
@@ -100,7 +106,7 @@ class OpGenerator:
         self._ops = 0  # operations given
         self._t = 0.0  # the slot's own schedule: first delay plus gaps so far
         self._then: tuple[str, str] | None = None  # (f, key) of a planned follow-up
-        self._hot: tuple[int, list[str]] = (-1, [])
+        self._hot: tuple[int, list[str], bool] = (-1, [], False)
         # key -> newest value observed (by this worker, or by all when shared)
         self.seen: dict[str, Any] = seen if seen is not None else {}
 
@@ -108,13 +114,21 @@ class OpGenerator:
         self._n += 1
         return self.slot + self.concurrency * self._n
 
-    def hot_keys(self) -> list[str]:
-        """The current phase's hot keys (the same for every slot of the seed)."""
+    def _phase(self) -> tuple[list[str], bool]:
+        """The current phase's hot keys (the same for every slot of the seed),
+        and whether this slot only reads in it."""
         phase = int(self._t / PHASE_S) if self.mean_gap_s else self._ops // PHASE_OPS
         if self._hot[0] != phase:
             prng = random.Random(f"hot:{self.seed}:{phase}")
-            self._hot = (phase, prng.sample(self.keys, prng.randint(1, min(3, len(self.keys)))))
-        return self._hot[1]
+            hot = prng.sample(self.keys, prng.randint(1, min(3, len(self.keys))))
+            reader = (random.Random(f"reader:{self.seed}:{phase}:{self.slot}").random()
+                      < READER_SHARE and "read" in self.ops)
+            self._hot = (phase, hot, reader)
+        return self._hot[1], self._hot[2]
+
+    def hot_keys(self) -> list[str]:
+        """The current phase's hot keys (the same for every slot of the seed)."""
+        return self._phase()[0]
 
     def next_op(self) -> Invocation:
         rng = self.rng
@@ -123,8 +137,9 @@ class OpGenerator:
         if then is not None:
             f, key = then
         else:
-            f = rng.choice(self.ops)
-            key = rng.choice(self.hot_keys() if rng.random() < HOT_SHARE else self.keys)
+            hot, reader = self._phase()
+            f = "read" if reader else rng.choice(self.ops)
+            key = rng.choice(hot if rng.random() < HOT_SHARE else self.keys)
         if f == "read":
             return Invocation("read", key, None)
         if "read" in self.ops and rng.random() < READ_AFTER:
