@@ -8,10 +8,12 @@ settings fill the options the user left at their defaults, and config.json
 records what ran); ``--bug NAME`` alone only turns the bug on in the nodes.
 The same spec gives correct nodes exactly the same faults and settings.
 
-A fault mix is a list of *moves*; each fault window picks one move with the
-run's seeded rng, holds it for a share of the interval, heals it, then stays
-calm for the rest of the interval (the rhythm of faults.interpret.FaultActions,
-one fault at a time, every start and end recorded in the history). Moves:
+A fault mix is a list of *moves*, played as a reactive plan (``mix_plan``:
+a faults.plan.ScriptPlan carried out by faults.interpret.Interpreter like
+every plan): each fault window picks one move with the run's seeded rng,
+holds it for a share of the interval, ends what it started, then stays calm
+for the rest of the interval; every start and end is recorded in the
+history. Moves:
 
 - ``isolate-leader`` / ``isolate-one``: a symmetric partition around the
   leader / a random node;
@@ -50,9 +52,9 @@ three steps: old entries on the old side only, one voter of the other
 side's new leader moved over and given some of them but not the no-op,
 then moved back to be overwritten.
 
-Invariant: with the same seed and the same leader answers, a mix gives the
-same sequence of moves, targets and durations (everything random comes from
-``ctx.rng``).
+Invariant: with the same seed and the same views, a mix gives the same
+sequence of moves, targets and durations (everything random comes from the
+plan's rng, every decision from the views).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class ProcessFaults:
     def __init__(self, ctx: NemesisContext,
                  record: Callable[..., None] | None = None) -> None:
         self.ctx = ctx
-        #: record(f, value, **fields): the FaultActions' recorder (adds ``at``).
+        #: record(f, value, **fields): the interpreter's recorder (adds ``at``).
         self.record = record or ctx.record
         cluster = ctx.cluster
         self._kills = _Held("kill", cluster.kill, self._start_again, "killed", "restarted")

@@ -1,7 +1,8 @@
 """Scripted moves for known bugs, run inside a demonstration mix (faults/mixes.py).
 
-Each is a coroutine ``move(nemesis, stop, hold)`` that reads node ``status``
-and drives the recorded fault primitives of faults.interpret.FaultActions,
-staying inside its window: ``revote`` / ``repromise`` (revote.py) and
-``figure-8`` (figure8.py). docs/faults.md "Demonstrations".
+Each is a generator ``move(player, hold)`` of reactive-plan steps
+(faults.plan.Player, through the faults.mixes.MixPlayer helpers): it reads
+node status from the interpreter's views and emits its faults as
+operations, staying inside its window: ``revote`` / ``repromise``
+(revote.py) and ``figure-8`` (figure8.py). docs/faults.md "Demonstrations".
 """
