@@ -45,16 +45,16 @@ def _node(n: Any, ids: list[str]) -> str:
     return _e(n)
 
 
-def _table(head: list[str], rows: list[list[str]]) -> str:
+def _table(head: list[str] | None, rows: list[list[str]]) -> str:
     if not rows:
         return ""
-    th = "".join(f"<th>{h}</th>" for h in head)
+    th = "".join(f"<th>{h}</th>" for h in head or [])
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<div class="card"><table><tr>{th}</tr>{body}</table></div>'
+    return f'<div class="card"><table>{f"<tr>{th}</tr>" if th else ""}{body}</table></div>'
 
 
 def _facts(pairs: list[tuple[str, Any]]) -> str:
-    return _table(["", ""], [[_e(k), _e(v)] for k, v in pairs])
+    return _table(None, [[_e(k), _e(v)] for k, v in pairs])
 
 
 def render(section: dict[str, Any], run: Any) -> str:
