@@ -247,3 +247,76 @@ def test_a_move_that_needs_delay_rests_on_a_loss_only_network(bug: str, move: st
     ctx.network = LossOnlyNet()
     asyncio.run(run_for(f"bug:{bug}", ctx, 0.5))
     assert events == [], events
+
+
+# --- overlapping operations and reactive plans in the interpreter -------------------
+
+
+class ScriptedPlan:
+    """A fixed list of operations (control ops too), each resolved as given; the
+    views it was sent are kept, with the network's state when each came."""
+
+    def __init__(self, ops: list[dict[str, Any]], net: Any) -> None:
+        self.ops = list(ops)
+        self.net = net
+        self.seen: list[tuple[float, Any, Any]] = []
+
+    def next(self, view: Any = None) -> dict[str, Any] | None:
+        self.seen.append((view.now if view is not None else -1.0,
+                          {d: sorted(s) for d, s in self.net.grudge.items()}, self.net.links))
+        return self.ops.pop(0) if self.ops else None
+
+    def resolve(self, op: dict[str, Any], view: Any) -> dict[str, Any]:
+        return op
+
+
+def test_overlapping_operations_are_carried_together_and_healed() -> None:
+    from faults.interpret import Interpreter
+
+    ctx, events = context(seed=1)
+    net: FakeNet = ctx.network  # type: ignore[assignment]
+    cluster: FakeCluster = ctx.cluster  # type: ignore[assignment]
+    a = {"shape": "one", "oneway": False, "grudge": {"n1": ["n2", "n3"], "n2": ["n1"],
+                                                      "n3": ["n1"]}}
+    b = {"shape": "x", "oneway": True, "grudge": {"n4": ["n5"]}}
+    c = {"shape": "y", "oneway": True, "grudge": {"n5": ["n4"]}}
+    loss = {"links": "all", "loss": 0.2}
+    plan = ScriptedPlan([
+        {"f": "partition", "target": "one", "value": a, "at": 0.05, "hold": 0.4, "id": 1},
+        {"f": "kill", "target": "one", "value": ["n1"], "at": 0.1, "hold": 0.18},  # inside it
+        {"f": "partition", "target": "x", "value": b, "at": 0.15, "hold": None, "id": 2},
+        {"f": "wait", "at": 0.2},
+        {"f": "net", "target": "all", "value": loss, "at": 0.25, "hold": None, "id": 3},
+        {"f": "partition", "target": "y", "value": c, "at": 0.3, "hold": None, "id": 4,
+         "replaces": 2},
+        {"f": "end", "ref": 3, "at": 0.35},
+        {"f": "pause", "target": "one", "value": ["n2"], "at": 0.4, "hold": 5.0},  # past the heal
+    ], net)
+    nem = Interpreter(plan, ctx, net)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(nem.run(stop))
+        await asyncio.sleep(0.6)
+        assert cluster.state["n2"] == "paused"
+        stop.set()
+        await task
+        await nem.heal()
+
+    asyncio.run(go())
+    got = [(f, v if not isinstance(v, dict) else v.get("shape", v.get("links"))) for f, v in events]
+    assert got == [
+        ("partition", "one"), ("kill", ["n1"]), ("partition", "x"), ("net", "all"),
+        ("kill-end", ["n1"]), ("partition-end", "x"), ("partition", "y"), ("net-end", "all"),
+        ("pause", ["n2"]), ("partition-end", "one"), ("partition-end", "y"),
+        ("pause-end", ["n2"])], got
+    # what the network carried when the plan was asked next (after each step)
+    grudges = [g for _t, g, _l in plan.seen]
+    union = {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"], "n4": ["n5"]}
+    assert union in grudges, "two partitions at once: the union"
+    assert {**union, "n4": [], "n5": ["n4"]} in grudges or \
+        {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"], "n5": ["n4"]} in grudges, "replaced"
+    assert any(links == (None, "all") for *_x, links in plan.seen[-3:]), "the net op ended"
+    assert [t for t, *_x in plan.seen] == sorted(t for t, *_x in plan.seen), "time order"
+    assert net.grudge == {} and net.links is None
+    assert set(cluster.state.values()) == {"running"}, "heal ends what the plan left"
