@@ -235,12 +235,18 @@ class World:
         until ``stop()`` is true after an event."""
         heap = self._heap
         pop = heapq.heappop
-        while heap and heap[0][0] < t_end:
-            t, _, fn, arg = pop(heap)
-            self.now = t
-            fn(arg)
-            if stop is not None and stop():
-                return
+        if stop is None:
+            while heap and heap[0][0] < t_end:
+                t, _, fn, arg = pop(heap)
+                self.now = t
+                fn(arg)
+        else:
+            while heap and heap[0][0] < t_end:
+                t, _, fn, arg = pop(heap)
+                self.now = t
+                fn(arg)
+                if stop():
+                    return
         self.now = max(self.now, t_end)
 
     # --- node lifecycle -----------------------------------------------------------
@@ -425,8 +431,8 @@ class World:
             node.pending = rd
             node.synced = False
             lo, hi = self.fsync_ns
-            self.at(self.now + self.disk_rng.randint(lo, hi), self._synced,
-                    (node, node.incarnation))
+            heappush(self._heap, (self.now + lo + int(self.disk_rng.random() * (hi - lo)),
+                                  next(self._seq), self._synced, (node, node.incarnation)))
             return
         if rd.early_messages:
             self._send(node.id, rd.early_messages)
