@@ -50,23 +50,17 @@ from typing import Any
 import msgpack
 import zmq
 
-from maelstrom.protocol import SERVICES, client_reply, error_body, grid, maelstrom_ids
+from maelstrom.protocol import (
+    SERVICES,
+    client_reply,
+    dumps,
+    error_body,
+    grid,
+    loads,
+    maelstrom_ids,
+)
 from nodes.common.clusterfile import ClusterConfig, ConfigError, load_cluster
 from nodes.common.wire import CLIENT_HWM, PEER_HWM, bind_router, connect_dealer, decode_reply
-
-try:
-    import orjson
-
-    _loads = orjson.loads
-    _dumps = orjson.dumps
-except ImportError:  # pragma: no cover - orjson is a dependency of the checker
-    import json
-
-    def _loads(data: bytes) -> Any:
-        return json.loads(data)
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
 
 INIT_ID = 1
 TOPOLOGY_ID = 2
@@ -239,7 +233,7 @@ class Adapter:
 
     def route(self, line: bytes) -> None:
         try:
-            msg = _loads(line)
+            msg = loads(line)
         except ValueError:
             self._garbage(line, "is not JSON")
             return
@@ -290,7 +284,7 @@ class Adapter:
         if self.service is None and not self.service_failed:
             self.service = self._connect_service()
         if self.service is None:
-            self.to_program(_dumps({"src": "harness", "dest": self.mme, "body": error_body(
+            self.to_program(dumps({"src": "harness", "dest": self.mme, "body": error_body(
                 13, "the harness's services are not running", body.get("msg_id"))}))
             return
         with contextlib.suppress(zmq.Again):
@@ -321,7 +315,7 @@ class Adapter:
         self.initialized = True
         if self.workload == "broadcast":
             top = grid(list(self.mids.values()))
-            self.to_program(_dumps({"src": "c0", "dest": self.mme, "body": {
+            self.to_program(dumps({"src": "c0", "dest": self.mme, "body": {
                 "type": "topology", "msg_id": TOPOLOGY_ID, "topology": top}}))
         for line in self.before_init:
             self.to_program(line)
@@ -338,7 +332,7 @@ class Adapter:
             left = deadline - time.monotonic()
             if left <= 0 or not sock.poll(int(left * 1000) + 1, zmq.POLLOUT):
                 break
-        self.to_program(_dumps({"src": "c0", "dest": self.mme, "body": {
+        self.to_program(dumps({"src": "c0", "dest": self.mme, "body": {
             "type": "init", "msg_id": INIT_ID, "node_id": self.mme,
             "node_ids": list(self.mids.values())}}))
 
@@ -402,7 +396,7 @@ class Adapter:
                 src = self.anon.get(rid) or self.anon.setdefault(rid, f"c{10_000 + len(self.anon)}")
             req["msg_id"] = req_id
             self.pending[(src, req_id)] = (rid, now)
-            self.to_program(_dumps({"src": src, "dest": self.mme, "body": req}))
+            self.to_program(dumps({"src": src, "dest": self.mme, "body": req}))
 
     def status(self, req_id: Any) -> dict[str, Any]:
         return {"id": req_id, "ok": True, "node": self.me, "maelstrom_id": self.mme,

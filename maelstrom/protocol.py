@@ -16,12 +16,25 @@ Owns the reading of Maelstrom's doc/protocol.md that the adapter
   result under ``value``, or ``ok: false`` with ``error`` "CODE name",
   ``code``, ``text`` and ``definite``.
 
+``loads``/``dumps`` are the one JSON codec of the package's hot paths.
+
 Invariant: nothing here does I/O.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+try:  # JSON lines on the hot path: orjson when there (the checker depends on it)
+    from orjson import dumps, loads
+except ImportError:  # pragma: no cover
+    import json
+
+    def loads(data: bytes | str) -> Any:
+        return json.loads(data)
+
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 #: code -> (name, definite), Maelstrom's table (doc/protocol.md "Errors").
 ERRORS: dict[int, tuple[str, bool]] = {

@@ -46,21 +46,7 @@ from typing import Any
 import psutil
 import zmq
 
-from maelstrom.protocol import error_body
-
-try:
-    import orjson
-
-    _loads = orjson.loads
-    _dumps = orjson.dumps
-except ImportError:  # pragma: no cover
-    import json
-
-    def _loads(data: bytes) -> Any:
-        return json.loads(data)
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
+from maelstrom.protocol import dumps, error_body, loads
 
 GOSSIP_S = 0.2
 LWW_REPLICAS = 5
@@ -71,7 +57,7 @@ _MISSING = object()
 
 def _hkey(key: Any) -> Any:
     """A dict key for a JSON key of any type (lists and maps by their JSON text)."""
-    return key if key is None or isinstance(key, (str, int, float, bool)) else _dumps(key)
+    return key if key is None or isinstance(key, (str, int, float, bool)) else dumps(key)
 
 
 class KV:
@@ -219,7 +205,7 @@ class Services:
 
     def handle(self, line: bytes) -> bytes | None:
         try:
-            msg = _loads(line)
+            msg = loads(line)
         except ValueError:
             return None
         if not isinstance(msg, dict) or not isinstance(msg.get("body"), dict):
@@ -239,7 +225,7 @@ class Services:
             reply = self.kv[dest].handle(src, body)
         else:
             reply = error_body(1, f"no service {dest!r}", body.get("msg_id"))
-        return _dumps({"src": dest, "dest": src, "body": reply})
+        return dumps({"src": dest, "dest": src, "body": reply})
 
     def tick(self) -> None:
         for kv in self.kv.values():
@@ -255,7 +241,7 @@ def ping(addr: str, timeout: float) -> bool:
         sock.connect(addr)
         if not sock.poll(int(timeout * 1000), zmq.POLLOUT):
             return False
-        sock.send(_dumps({"src": "ping", "dest": "lin-kv", "body": {"type": "ping", "msg_id": 1}}))
+        sock.send(dumps({"src": "ping", "dest": "lin-kv", "body": {"type": "ping", "msg_id": 1}}))
         return bool(sock.poll(int(timeout * 1000), zmq.POLLIN))
     finally:
         sock.close(linger=0)
