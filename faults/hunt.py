@@ -296,7 +296,9 @@ class Hunter(Player):
             return
         t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
         how = rng.choice(("cut", "pause", "kill") if self.network else ("pause", "kill"))
-        hold = rng.uniform(2.0, 6.0) * self.hi
+        # back about when the election ends: then it can vote again too, so
+        # a vote given twice can make two majorities
+        hold = rng.uniform(1.0, 2.5) * self.hi
         if how == "cut":
             others = [n for n in self.view.node_ids if n != leader]
             value = self.two_sides("leader", [leader], others)
