@@ -159,6 +159,7 @@ def check_set(events: list[dict[str, Any]], cfg: Any) -> tuple[str, dict[str, An
         "final_reads": {n: len(_elements(r.output)) for n, r in sorted(finals.items())},
         "unread_nodes": unread,
         "never_stable": never,
+        "visible_only_finally": stale["late"],
         "visibility_ms": _percentiles(lat_sorted),
     }
     bad = bool(lost or unexpected)
@@ -194,6 +195,7 @@ def _staleness(reads: list[Op], acked: dict[Any, Op]
     examples: list[dict[str, Any]] = []
     stable_from: dict[Any, float] = {}  # value -> latest per-node start of stable visibility
     unstable: set[Any] = set()
+    late: set[Any] = set()
     for node, rs in by_node.items():
         rs.sort(key=lambda o: o.start or 0)
         last_missing: dict[Any, int] = {}
@@ -217,6 +219,9 @@ def _staleness(reads: list[Op], acked: dict[Any, Op]
             for v in invoked - have:
                 last_missing[v] = i
         starts = [r.start or 0 for r in rs]
+        # the final reads (after the load, healing and a quiet period) settle what is lost,
+        # not how fast a value spread: a value first seen everywhere there has no latency
+        during = sum(1 for r in rs if not _is_final(r))
         for v, add in acked.items():
             if v in last_missing:
                 j = last_missing[v] + 1
@@ -224,12 +229,14 @@ def _staleness(reads: list[Op], acked: dict[Any, Op]
                 j = bisect.bisect_left(starts, add.start or 0)
             if j >= len(rs):
                 unstable.add(v)
-                continue
-            t = starts[j]
-            stable_from[v] = max(stable_from.get(v, t), t)
+            elif j >= during:
+                late.add(v)
+            else:
+                stable_from[v] = max(stable_from.get(v, starts[j]), starts[j])
     latencies = {v: max(0.0, (t - (acked[v].start or 0)) / 1e6)
-                 for v, t in stable_from.items() if v not in unstable}
-    return {"count": stale_count, "examples": examples}, latencies, len(unstable)
+                 for v, t in stable_from.items() if v not in unstable and v not in late}
+    return ({"count": stale_count, "examples": examples, "late": len(late - unstable)},
+            latencies, len(unstable))
 
 
 def _percentiles(xs: list[float]) -> dict[str, float | None]:

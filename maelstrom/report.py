@@ -98,6 +98,8 @@ def _set(s: dict[str, Any], ids: list[str]) -> str:
         ("visibility everywhere, p50 / p95 / max ms",
          f"{vis.get('p50')} / {vis.get('p95')} / {vis.get('max')}"),
         ("acknowledged values never visible everywhere", s.get("never_stable")),
+        ("visible everywhere only by the final reads (no latency counted)",
+         s.get("visible_only_finally")),
         ("nodes without a final read", ", ".join(s.get("unread_nodes") or []) or "none"),
     ])]
     parts.append("<h3>Final reads</h3>")

@@ -8,7 +8,8 @@ confirmed, so partitioned, paused and restarted nodes catch up (a restart is a
 new incarnation: its peers forget what they thought it knew).
 
 ``--bug`` (a lost broadcast): a new value is acknowledged at once and forwarded
-once to the topology's neighbours, fire and forget: a message lost to a
+once to the topology's neighbours (every peer for g-set, which has no topology),
+fire and forget: a message lost to a
 partition, or a node killed before it forwarded, loses the value for good.
 """
 
@@ -26,7 +27,11 @@ values: set = set()
 known: dict[str, set] = {}  # peer -> values it has confirmed
 incarnations: dict[str, str] = {}
 me = uuid.uuid4().hex[:8]
-neighbours: list[str] = []
+neighbours: list[str] = []  # from topology; g-set gets none: every peer
+
+
+def near() -> list[str]:
+    return neighbours if WORKLOAD == "broadcast" else node.peers
 cell: list[Cell] = []
 
 
@@ -47,7 +52,7 @@ def add(msg):
     v = msg["body"][FIELD]
     if BUG:
         values.add(v)
-        for n in neighbours:
+        for n in near():
             node.send(n, {"type": "forward", "value": v})
         node.reply(msg, {"type": f"{ADD}_ok"})
         return
@@ -69,7 +74,7 @@ def forward(msg):
     v = msg["body"]["value"]
     if v not in values:
         values.add(v)
-        for n in neighbours:
+        for n in near():
             if n != msg["src"]:
                 node.send(n, {"type": "forward", "value": v})
 
