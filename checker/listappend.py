@@ -54,19 +54,19 @@ position-ordered data).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from checker.history import Op
+from checker.history import INF, Op
 from checker.model import Model
 
 CONSISTENCY = ("strict-serializable", "serializable", "snapshot-isolation", "read-committed")
 
 WW, WR, RW, RT, PROC = 1, 2, 4, 8, 16
 EDGE_NAMES = {WW: "ww", WR: "wr", RW: "rw", RT: "rt", PROC: "process"}
-_ORDER_EDGES = WW | WR | RT | PROC  # everything but anti-dependencies
 
 # Cycle kinds each model forbids (non-cycle anomalies are forbidden by all).
 _FORBIDDEN_CYCLES = {
@@ -81,6 +81,7 @@ _EDGES_OF = {
     "serializable": WW | WR | RW,
     "strict-serializable": WW | WR | RW | RT | PROC,
 }
+_NO_TIME = -(1 << 62)  # an event without a time, in the compact tables
 
 
 @dataclass(slots=True)
@@ -136,50 +137,236 @@ class ListAppendResult:
         return sorted({a.kind for a in self.anomalies})
 
 
-class _Txns:
-    """The transactions of a history, in the form the passes share."""
+# --------------------------------------------------------------------------- the table
+
+
+class TxnTable:
+    """The transactions of a history in compact columns: what every pass
+    reads, and nothing else (no event dicts), so a million transactions fit
+    in a few hundred MB. Row ``t`` is one ok or info transaction, in
+    invocation order; ``ids[t]`` is its ``Op.id``. Failed transactions keep
+    only their appends (``failed``: (key, value) -> Op.id), for G1a.
+
+    Built from paired operations (``from_ops``) or event by event from a
+    history file (``TxnTableBuilder``), so a file's events never all exist
+    at once. ``op(t)`` gives row ``t`` back as an ``Op``."""
 
     __slots__ = (
-        "appends_of",
-        "effective",
-        "ext_reads",
-        "final",
+        "_extra",
+        "call",
+        "end",
+        "failed",
+        "ids",
         "mops",
+        "n_ops",
         "ok",
         "ops",
-        "reads",
-        "version_writers",
-        "writer",
+        "proc",
+        "ret",
+        "start",
     )
 
-    def __init__(self, ops: Sequence[Op]) -> None:
-        self.ops = ops
-        #: per transaction: its micro-operations (the completion's for ok)
-        self.mops: list[list] = []
-        self.ok: list[bool] = []
+    def __init__(self) -> None:
+        self.mops: list[list] = []  # the ok completion's micro-operations, or the invoke's
+        self.ok = bytearray()
+        self.proc: list[Any] = []
+        self.ids = array("q")
+        self.call = array("q")  # event positions (real-time order)
+        self.ret = array("q")  # -1: never completed (info)
+        self.start = array("q")  # event times, _NO_TIME for none
+        self.end = array("q")
+        self.failed: dict[tuple, int] = {}
+        self.ops: Sequence[Op] | None = None  # the paired history, when built from it
+        self.n_ops = 0
+        # streamed rows only: t -> (invoke index, completion index, node, error)
+        self._extra: list[tuple] = []
+
+    @classmethod
+    def from_ops(cls, ops: Sequence[Op]) -> TxnTable:
+        tb = cls()
+        tb.ops = ops
+        tb.n_ops = len(ops)
+        add_mops, add_ok, add_proc = tb.mops.append, tb.ok.append, tb.proc.append
+        ids, call, ret, start, end = tb.ids, tb.call, tb.ret, tb.start, tb.end
         for op in ops:
-            v = op.output if op.type == "ok" else op.value
-            self.mops.append(v if isinstance(v, list) else [])
-            self.ok.append(op.type == "ok")
-        self.effective: list[bool] = list(self.ok)
-        #: key -> {value: writer}; key -> {writer: its final value appended}
+            if op.f != "txn":
+                continue
+            if op.type == "fail":
+                _add_failed(tb.failed, op.value, op.id)
+                continue
+            ok = op.type == "ok"
+            v = op.output if ok else op.value
+            add_mops(v if type(v) is list else [])
+            add_ok(ok)
+            add_proc(op.process)
+            ids.append(op.id)
+            call.append(op.call)
+            ret.append(-1 if op.ret == INF else op.ret)
+            start.append(_NO_TIME if op.start is None else op.start)
+            end.append(_NO_TIME if op.end is None else op.end)
+        return tb
+
+    def __len__(self) -> int:
+        return len(self.mops)
+
+    def op(self, t: int) -> Op:
+        """Row ``t`` as an Op (from the paired history, or rebuilt)."""
+        if self.ops is not None:
+            return self.ops[self.ids[t]]
+        inv_index, ret_index, node, error = self._extra[t]
+        ok = self.ok[t]
+        mops = self.mops[t]
+        invoke_value = [[m[0], m[1], None] if m[0] == "r" else m for m in mops] if ok else mops
+        start = None if self.start[t] == _NO_TIME else self.start[t]
+        end = None if self.end[t] == _NO_TIME else self.end[t]
+        p = self.proc[t]
+        inv = {"index": inv_index, "time": start, "process": p, "type": "invoke", "f": "txn",
+               "value": invoke_value}
+        done = None
+        if self.ret[t] >= 0 or ret_index is not None:
+            done = {"index": ret_index, "time": end, "process": p,
+                    "type": "ok" if ok else "info", "f": "txn", "value": mops}
+        ret = self.ret[t]
+        return tuple.__new__(Op, (self.ids[t], p, "txn", None, invoke_value, mops,
+                                  "ok" if ok else "info", self.call[t],
+                                  INF if ret < 0 else ret, start, end, node, error, inv, done))
+
+    def history(self) -> Sequence[Op | None]:
+        """What ``Op.id``s index: the paired history, or a stand-in that
+        rebuilds the transactions' Ops on demand (others are None)."""
+        if self.ops is not None:
+            return self.ops
+        return _LazyHistory(self)
+
+
+class _LazyHistory(Sequence):
+    """``history[id]`` for a streamed table: the row's Op, built when asked."""
+
+    def __init__(self, tb: TxnTable) -> None:
+        self.tb = tb
+        self.row = {i: t for t, i in enumerate(tb.ids)}
+
+    def __len__(self) -> int:
+        return self.tb.n_ops
+
+    def __getitem__(self, i: Any) -> Any:
+        t = self.row.get(i)
+        return None if t is None else self.tb.op(t)
+
+
+def _add_failed(failed: dict[tuple, int], mops: Any, oid: int) -> None:
+    for m in mops if type(mops) is list else ():
+        f = _mop(m)[0]
+        if f == "append":
+            failed[(_hashable(m[1]), _hashable(m[2]))] = oid
+
+
+class TxnTableBuilder:
+    """A ``TxnTable`` from events fed one at a time, as ``checker.history.pair``
+    pairs them (the same ``Op.id``s: invokes are numbered in order; a second
+    invoke on an open process makes the first info; an info or unmatched
+    completion ends nothing). Non-txn operations only take their ids."""
+
+    def __init__(self) -> None:
+        self.tb = TxnTable()
+        self.open: dict[Any, tuple] = {}  # process -> (id, call pos, invoke event)
+        self.next_id = 0
+        self.pos = 0
+
+    def feed(self, events: Iterable[dict]) -> None:
+        tb = self.tb
+        open_ = self.open
+        pos = self.pos
+        for ev in events:
+            p = ev["process"]
+            if p == "nemesis":
+                pos += 1
+                continue
+            t = ev["type"]
+            if t == "invoke":
+                prev = open_.pop(p, None)
+                if prev is not None:
+                    self._row(prev, None, -1)
+                open_[p] = (self.next_id, pos, ev)
+                self.next_id += 1
+            else:
+                prev = open_.pop(p, None)
+                if prev is not None:
+                    if t == "info":
+                        self._row(prev, ev, -1)
+                    else:
+                        self._row(prev, ev, pos)
+            pos += 1
+        self.pos = pos
+        tb.n_ops = self.next_id
+
+    def _row(self, opened: tuple, done: dict | None, ret: int) -> None:
+        oid, call, inv = opened
+        if inv.get("f") != "txn":
+            return
+        tb = self.tb
+        kind = "info" if done is None or done["type"] == "info" else done["type"]
+        if done is not None and done.get("f") not in (None, "txn"):
+            from checker.history import HistoryError
+
+            raise HistoryError("<history>", None, f"completion f {done.get('f')!r} does not "
+                               "match invoke f 'txn'")
+        if kind == "fail":
+            _add_failed(tb.failed, inv.get("value"), oid)
+            return
+        ok = kind == "ok"
+        v = done.get("value") if ok else inv.get("value")
+        tb.mops.append(v if type(v) is list else [])
+        tb.ok.append(ok)
+        tb.proc.append(inv["process"])
+        tb.ids.append(oid)
+        tb.call.append(call)
+        tb.ret.append(ret if ok else -1)
+        s = inv.get("time")
+        e = done.get("time") if done is not None else None
+        tb.start.append(_NO_TIME if s is None else s)
+        tb.end.append(_NO_TIME if e is None else e)
+        tb._extra.append((inv.get("index"), None if done is None else done.get("index"),
+                          None if done is None else done.get("node"),
+                          None if done is None else done.get("error")))
+
+    def finish(self) -> TxnTable:
+        for opened in list(self.open.values()):
+            self._row(opened, None, -1)
+        self.open = {}
+        return self.tb
+
+
+# --------------------------------------------------------------------------- the check
+
+
+class _State:
+    """What the passes learn about the table (see ``_scan``)."""
+
+    __slots__ = ("effective", "ext", "extra", "multi", "orders", "tb", "vw", "writer")
+
+    def __init__(self, tb: TxnTable) -> None:
+        self.tb = tb
+        self.effective = bytearray(tb.ok)
+        #: key -> {value: row of its writer}
         self.writer: dict[Any, dict[Any, int]] = {}
-        self.final: dict[Any, dict[int, Any]] = {}
-        #: writer -> [(key, value), ...] in the transaction's order
-        self.appends_of: dict[int, list[tuple[Any, Any]]] = {}
-        #: key -> [(reader, external list)], ok transactions only, in op order
-        self.ext_reads: dict[Any, list[tuple[int, list]]] = {}
-        #: key -> every ok read of it (full lists, for the version order)
-        self.reads: dict[Any, list[tuple[int, list]]] = {}
-        #: key -> the writer of each version in its order (None: nobody appended it)
-        self.version_writers: dict[Any, list[int | None]] = {}
+        #: (row, key) -> its appends to the key, for rows that append a key twice or more
+        self.multi: dict[tuple[int, Any], list] = {}
+        #: key -> [row, external read, row, external read, ...] (ok rows, in row order)
+        self.ext: dict[Any, list] = {}
+        #: key -> the same, for reads that followed the row's own appends (the whole list)
+        self.extra: dict[Any, list] = {}
+        #: key -> its version order (the longest read); key -> the writer of each version
+        self.orders: dict[Any, list] = {}
+        self.vw: dict[Any, list] = {}
 
 
 def check_list_append(
-    ops: Iterable[Op], consistency: str = "strict-serializable",
+    ops: Iterable[Op] | TxnTable, consistency: str = "strict-serializable",
     *, max_anomalies: int = 8,
 ) -> ListAppendResult:
-    """Check the ``txn`` operations of a paired history (``checker.history.pair``).
+    """Check the ``txn`` operations of a paired history (``checker.history.pair``),
+    or a ``TxnTable``.
 
     Raises ValueError for an unknown ``consistency`` or a micro-operation that
     is not ``["append", k, v]`` / ``["r", k, list-or-null]``.
@@ -188,43 +375,56 @@ def check_list_append(
         raise ValueError(f"unknown consistency {consistency!r} "
                          f"(expected one of {', '.join(CONSISTENCY)})")
     t0 = time.perf_counter()
-    txn_ops = [op for op in ops if op.f == "txn" and op.type != "fail"]
-    failed = [op for op in ops if op.f == "txn" and op.type == "fail"]
-    tx = _Txns(txn_ops)
+    tb = ops if isinstance(ops, TxnTable) else TxnTable.from_ops(list(ops))
+    st = _State(tb)
     found: list[TxnAnomaly] = []
-    _index_appends(tx, failed, found)
-    _read_pass(tx, found)
-    orders = _version_orders(tx, found)
-    _aborted_and_intermediate(tx, failed, orders, found)
-    edges = _dependency_graph(tx, orders, _EDGES_OF[consistency])
-    n_edges = sum(len(a) for a in edges if a)
+    _scan(st, found)
+    _version_orders(st, found)
+    _aborted_and_intermediate(st, found)
+    kinds = _EDGES_OF[consistency]
+    succ, n_edges = _graph(st, kinds)
     forbidden = _FORBIDDEN_CYCLES[consistency]
     allowed: dict[str, int] = {}
-    comps = _sccs(edges)
-    for comp in comps:
-        a = _classify(tx, orders, edges, comp)
+    n = len(tb)
+    for comp in _sccs(succ):
+        members = sorted(x for x in comp if x < n)  # virtual (real-time) nodes left out
+        edges = _labeled(st, members, kinds)
+        a = _classify(st, edges, members)
         base = a.kind.split("-realtime")[0].split("-process")[0]
         if base in forbidden:
             found.append(a)
         else:
             allowed[a.kind] = allowed.get(a.kind, 0) + 1
             if consistency == "snapshot-isolation":
-                found.extend(_si_conflicts(tx, orders, edges, comp))
+                found.extend(_si_conflicts(st, edges, members))
     # Deterministic and short: by kind, then by the transactions named.
     found.sort(key=lambda a: (_RANK.get(a.kind.split("-")[0], 9), a.kind, a.ops))
-    kept = found[:max_anomalies] if max_anomalies else found
+    kept = _spread(found, max_anomalies) if max_anomalies else found
     return ListAppendResult(
-        valid=not found, consistency=consistency, anomalies=kept, txns=len(txn_ops),
+        valid=not found, consistency=consistency, anomalies=kept, txns=n,
         edges=n_edges, seconds=time.perf_counter() - t0, allowed=allowed,
     )
 
 
 _RANK = {"duplicate": 0, "incompatible": 1, "unknown": 2, "internal": 3, "G1a": 4, "G1b": 5,
-         "G0": 6, "G1c": 7, "G": 8}
+         "G0": 6, "G1c": 7, "G": 8, "lost": 9}
 
 
-def _name(tx: _Txns, t: int) -> str:
-    return f"T{tx.ops[t].id}"
+def _spread(found: list[TxnAnomaly], most: int) -> list[TxnAnomaly]:
+    """At most ``most`` anomalies, the first of every kind before a second of
+    any (a thousand order anomalies must not hide the one cycle), in
+    ``found``'s order."""
+    firsts: dict[str, int] = {}
+    for i, a in enumerate(found):
+        firsts.setdefault(a.kind, i)
+    pick = sorted(firsts.values())[:most]
+    chosen = set(pick)
+    pick += [i for i in range(len(found)) if i not in chosen][:most - len(pick)]
+    return [found[i] for i in sorted(pick)]
+
+
+def _name(st: _State, t: int) -> str:
+    return f"T{st.tb.ids[t]}"
 
 
 def _mop(m: Any) -> tuple[str, Any, Any]:
@@ -232,265 +432,474 @@ def _mop(m: Any) -> tuple[str, Any, Any]:
         raise ValueError(f"not a list-append micro-operation: {m!r}")
     f, k, v = m
     if f == "append":
+        if not _is_hashable(v) or not _is_hashable(k):
+            raise ValueError(f"appended values and keys must be scalars, not {list(m)!r}")
         return "append", k, v
     if f == "r" or f == "read":
         if v is not None and not isinstance(v, list):
             raise ValueError(f"a read must return a list or null, not {v!r}")
+        if not _is_hashable(k):
+            raise ValueError(f"keys must be scalars, not {k!r}")
         return "r", k, v
     raise ValueError(f"unknown micro-operation {f!r} (expected append or r)")
 
 
-def _index_appends(tx: _Txns, failed: Sequence[Op], found: list[TxnAnomaly]) -> None:
-    writer, final, appends_of = tx.writer, tx.final, tx.appends_of
-    for t, mops in enumerate(tx.mops):
-        mine: list[tuple[Any, Any]] = []
-        for m in mops:
-            if type(m) is not list or len(m) != 3:
-                _mop(m)  # raises
-            f, k, v = m
-            if f != "append":
-                if f != "r" or not (v is None or type(v) is list):
-                    _mop(m)  # "read", or raises on anything malformed
-                continue
-            if not _is_hashable(v) or not _is_hashable(k):
-                raise ValueError(f"appended values and keys must be scalars, not {m!r}")
-            w = writer.get(k)
-            if w is None:
-                w = writer[k] = {}
-                final[k] = {}
-            prev = w.get(v)
-            if prev is not None:
-                found.append(TxnAnomaly(
-                    "duplicate-appends", f"{_name(tx, prev)} and {_name(tx, t)} both appended "
-                    f"{v!r} to {_key(k)}; appended values must be unique per key",
-                    sorted({tx.ops[prev].id, tx.ops[t].id}), k))
-                continue
-            w[v] = t
-            final[k][t] = v
-            mine.append((k, v))
-        if mine:
-            appends_of[t] = mine
-    for op in failed:  # only validated here; their values are looked up in _aborted...
-        for m in op.value if isinstance(op.value, list) else []:
-            _mop(m)
-
-
-def _read_pass(tx: _Txns, found: list[TxnAnomaly]) -> None:
-    """Internal consistency, and each ok transaction's external reads."""
-    ext_reads, reads = tx.ext_reads, tx.reads
-    ok = tx.ok
-    for t, mops in enumerate(tx.mops):
-        if not ok[t]:
-            continue  # info reads prove nothing
-        # key -> [external read or None, own appends so far]; most transactions
-        # touch a key once, and that path allocates nothing but the record.
-        state: dict[Any, list] = {}
-        for m in mops:
-            f, k, v = m
-            st = state.get(k)
-            if f == "append":
-                if st is None:
-                    state[k] = [None, [v]]
-                else:
-                    st[1].append(v)
-                continue
-            if v is None:
-                continue  # an ok read with no value: nothing to learn
-            rs = reads.get(k)
-            if rs is None:
-                reads[k] = [(t, v)]
-            else:
-                rs.append((t, v))
-            if st is None:
-                state[k] = [v, []]
-                er = ext_reads.get(k)
-                if er is None:
-                    ext_reads[k] = [(t, v)]
-                else:
-                    er.append((t, v))
-                continue
-            ext, own = st
-            n_own = len(own)
-            if ext is None:
-                if v[-n_own:] != own:
-                    found.append(TxnAnomaly(
-                        "internal", f"{_name(tx, t)} appended {_fmt(own)} to {_key(k)} and then "
-                        f"read {_key(k)} as {_fmt(v)}, which does not end with its own appends",
-                        [tx.ops[t].id], k))
-                    st[0] = []
+def _scan(st: _State, found: list[TxnAnomaly]) -> None:
+    """One pass over every row: who appended each value (and duplicates),
+    internal consistency, and each ok row's external reads (what it saw
+    before its own appends to the key). Info reads prove nothing."""
+    writer, multi, ext, extra = st.writer, st.multi, st.ext, st.extra
+    ok = st.tb.ok
+    t = 0
+    try:
+        for t, mops in enumerate(st.tb.mops):
+            okt = ok[t]
+            # key -> [external read or None, own appends so far or None]; made
+            # only when a row touches a key twice (most touch each key once)
+            seen: dict[Any, list] | None = None
+            for m in mops:
+                if type(m) is not list or len(m) != 3:
+                    _mop(m)  # raises (or accepts a tuple)
+                f, k, v = m
+                if f == "append":
+                    w = writer.get(k)
+                    if w is None:
+                        w = writer[k] = {}
+                    prev = w.get(v)
+                    if prev is not None:
+                        found.append(TxnAnomaly(
+                            "duplicate-appends", f"{_name(st, prev)} and {_name(st, t)} both "
+                            f"appended {v!r} to {_key(k)}; appended values must be unique per key",
+                            sorted({st.tb.ids[prev], st.tb.ids[t]}), k))
+                        continue
+                    w[v] = t
+                    if seen is None:
+                        seen = {k: [None, [v]]}
+                        continue
+                    s = seen.get(k)
+                    if s is None:
+                        seen[k] = [None, [v]]
+                    elif s[1] is None:
+                        s[1] = [v]
+                    else:
+                        s[1].append(v)
+                        multi[(t, k)] = s[1]
                     continue
-                st[0] = ext = v[:len(v) - n_own]
-                er = ext_reads.get(k)
-                if er is None:
-                    ext_reads[k] = [(t, ext)]
-                else:
-                    er.append((t, ext))
-            elif v != ext + own:
-                found.append(TxnAnomaly(
-                    "internal", f"{_name(tx, t)} read {_key(k)} as {_fmt(ext + own)} (what it saw, "
-                    f"plus its own appends) and then as {_fmt(v)}", [tx.ops[t].id], k))
+                if f != "r" and f != "read":
+                    _mop(m)  # raises
+                if v is None or not okt:
+                    if v is not None and type(v) is not list:
+                        _mop(m)  # raises
+                    continue
+                if type(v) is not list:
+                    _mop(m)  # raises
+                s = seen.get(k) if seen is not None else None
+                if s is None:
+                    if seen is None:
+                        seen = {k: [v, None]}
+                    else:
+                        seen[k] = [v, None]
+                    er = ext.get(k)
+                    if er is None:
+                        ext[k] = [t, v]
+                    else:
+                        er.append(t)
+                        er.append(v)
+                    continue
+                before, own = s
+                if own is None:
+                    if v != before:
+                        found.append(_internal_twice(st, t, k, before, v))
+                    continue
+                n_own = len(own)
+                if before is None:
+                    xr = extra.get(k)
+                    if xr is None:
+                        extra[k] = [t, v]
+                    else:
+                        xr.append(t)
+                        xr.append(v)
+                    if v[len(v) - n_own:] != own:
+                        found.append(TxnAnomaly(
+                            "internal", f"{_name(st, t)} appended {_fmt(own)} to {_key(k)} and "
+                            f"then read {_key(k)} as {_fmt(v)}, which does not end with its own "
+                            "appends", [st.tb.ids[t]], k))
+                        s[0] = []
+                        continue
+                    s[0] = before = v[:len(v) - n_own]
+                    er = ext.get(k)
+                    if er is None:
+                        ext[k] = [t, before]
+                    else:
+                        er.append(t)
+                        er.append(before)
+                elif v != before + own:
+                    found.append(_internal_twice(st, t, k, before + own, v))
+                else:  # the whole list again, its own appends on top: an order to check
+                    xr = extra.get(k)
+                    if xr is None:
+                        extra[k] = [t, v]
+                    else:
+                        xr.append(t)
+                        xr.append(v)
+    except TypeError:  # an unhashable key or appended value
+        for m in st.tb.mops[t]:
+            _mop(m)
+        raise
 
 
-def _version_orders(tx: _Txns, found: list[TxnAnomaly]) -> dict[Any, list]:
+def _internal_twice(st: _State, t: int, k: Any, expected: list, got: list) -> TxnAnomaly:
+    return TxnAnomaly(
+        "internal", f"{_name(st, t)} read {_key(k)} as {_fmt(expected)} (what it saw, plus its "
+        f"own appends) and then as {_fmt(got)}", [st.tb.ids[t]], k)
+
+
+def _pairs(flat: list) -> Iterator[tuple[int, list]]:
+    it = iter(flat)
+    return zip(it, it)
+
+
+def _version_orders(st: _State, found: list[TxnAnomaly]) -> None:
     """Each key's version order: its longest ok read, with every read a prefix of it."""
-    orders: dict[Any, list] = {}
-    for k, rs in tx.reads.items():
-        longest_t, longest = rs[0]
-        for t, v in rs:
-            if len(v) > len(longest):
-                longest_t, longest = t, v
+    orders, vw_of, writer = st.orders, st.vw, st.writer
+    extra = st.extra
+    none: list = []
+    for k in [*st.ext, *(k for k in extra if k not in st.ext)]:
+        er = st.ext.get(k, none)
+        xr = extra.get(k, none)
+        longest = max(er[1::2], key=len) if er else []
+        if xr:
+            long2 = max(xr[1::2], key=len)
+            if len(long2) > len(longest):
+                longest = long2
         orders[k] = longest
-        reported = False
-        for t, v in rs:
-            if not reported and longest[:len(v)] != v:
+        n = len(longest)
+        for rs in (er, xr):
+            for t, v in _pairs(rs):
+                if len(v) == n:
+                    if v is longest or v == longest:
+                        continue
+                elif v == longest[:len(v)]:
+                    continue
+                lt = _reader_of_prefix(st, k, n)
                 found.append(TxnAnomaly(
-                    "incompatible-order", f"{_name(tx, t)} read {_key(k)} as {_fmt(v)} but "
-                    f"{_name(tx, longest_t)} read it as {_fmt(longest)}: neither is a prefix "
-                    "of the other, so the key has no one order of versions",
-                    sorted({tx.ops[t].id, tx.ops[longest_t].id}), k))
-                reported = True  # one per key is enough to name it
-        if len(set(map(_hashable, longest))) != len(longest):
+                    "incompatible-order", f"{_name(st, t)} read {_key(k)} as {_fmt(v)} but "
+                    f"{_name(st, lt)} read it as {_fmt(longest)}: neither is a prefix of the "
+                    "other, so the key has no one order of versions",
+                    sorted({st.tb.ids[t], st.tb.ids[lt]}), k))
+                break  # one per key is enough to name it
+            else:
+                continue
+            break
+        try:
+            dup = len(set(longest)) != n
+        except TypeError:
+            dup = len(set(map(_hashable, longest))) != n
+        if dup:
+            lt = _reader_of_prefix(st, k, n)
             found.append(TxnAnomaly(
-                "duplicate-elements", f"{_name(tx, longest_t)} read {_key(k)} as {_fmt(longest)}, "
+                "duplicate-elements", f"{_name(st, lt)} read {_key(k)} as {_fmt(longest)}, "
                 "which holds a value twice, though each value is appended once",
-                [tx.ops[longest_t].id], k))
-    return orders
+                [st.tb.ids[lt]], k))
+        vw_of[k] = _writers_of(writer.get(k, {}), longest)
 
 
-def _aborted_and_intermediate(
-    tx: _Txns, failed: Sequence[Op], orders: dict[Any, list], found: list[TxnAnomaly],
-) -> None:
+def _aborted_and_intermediate(st: _State, found: list[TxnAnomaly]) -> None:
     """G1a, G1b, values nobody appended, a transaction's appends out of its
     own order; and which info transactions took effect."""
-    aborted: dict[tuple, int] = {}
-    for op in failed:
-        for m in op.value if isinstance(op.value, list) else []:
-            if m[0] == "append":
-                aborted[(_hashable(m[1]), _hashable(m[2]))] = op.id
-    for k in sorted(orders, key=_sort_key):
-        o = orders[k]
-        w = tx.writer.get(k, {})
-        fin = tx.final.get(k, {})
-        vw = tx.version_writers[k] = _writers_of(w, o)
-        for i, v in enumerate(o):
-            t = vw[i]
-            if t is None:
-                ab = aborted.get((_hashable(k), _hashable(v)))
-                r = _reader_of_prefix(tx, k, i + 1)
+    tb = st.tb
+    ok, eff, multi = tb.ok, st.effective, st.multi
+    failed = tb.failed
+    multi_keys: dict[Any, list[int]] = {}
+    for t, k in multi:
+        multi_keys.setdefault(k, []).append(t)
+    for k in sorted(st.orders, key=_sort_key):
+        o = st.orders[k]
+        vw = st.vw[k]
+        if None in vw:
+            for i, t in enumerate(vw):
+                if t is not None:
+                    continue
+                v = o[i]
+                ab = failed.get((_hashable(k), _hashable(v)))
+                r = _reader_of_prefix(st, k, i + 1)
                 if ab is not None:
                     found.append(TxnAnomaly(
-                        "G1a", f"{_name(tx, r)} read {_key(k)} as {_fmt(o[:i + 1])}, but "
-                        f"T{ab} appended {v!r} and failed (aborted read)", [ab, tx.ops[r].id], k))
+                        "G1a", f"{_name(st, r)} read {_key(k)} as {_fmt(o[:i + 1])}, but "
+                        f"T{ab} appended {v!r} and failed (aborted read)",
+                        [ab, tb.ids[r]], k))
                 else:
                     found.append(TxnAnomaly(
-                        "unknown-value", f"{_name(tx, r)} read {v!r} in {_key(k)}, which no "
-                        "transaction appended", [tx.ops[r].id], k))
-                continue
-            if not tx.ok[t]:
-                tx.effective[t] = True  # an info transaction that was observed
-            # Its earlier appends to k must sit right before this one.
-            mine = [vv for kk, vv in tx.appends_of[t] if kk == k]
-            j = mine.index(v)
-            if j and (i == 0 or o[i - 1] != mine[j - 1]):
-                r = _reader_of_prefix(tx, k, i + 1)
+                        "unknown-value", f"{_name(st, r)} read {v!r} in {_key(k)}, which no "
+                        "transaction appended", [tb.ids[r]], k))
+        for t in set(vw):
+            if t is not None and not ok[t]:
+                eff[t] = 1  # an info transaction that was observed
+        ts = multi_keys.get(k)
+        if not ts:
+            continue
+        pos = {v: i for i, v in enumerate(o)} if _all_hashable(o) else {}
+        for t in sorted(ts):
+            mine = multi[(t, k)]
+            at = [pos.get(v) for v in mine]
+            # Its appends to k must sit together, in its order, wherever they were seen.
+            seen_at = [i for i in at if i is not None]
+            if seen_at and (seen_at != list(range(seen_at[0], seen_at[0] + len(seen_at)))
+                            or at[:len(seen_at)] != seen_at):
+                bad = seen_at[-1]
+                r = _reader_of_prefix(st, k, bad + 1)
                 found.append(TxnAnomaly(
-                    "incompatible-order", f"{_name(tx, t)} appended {_fmt(mine)} to {_key(k)} in "
-                    f"that order, but {_name(tx, r)} read {_key(k)} as {_fmt(o[:i + 1])}",
-                    sorted({tx.ops[t].id, tx.ops[r].id}), k))
-        for r, ext in tx.ext_reads.get(k, ()):
+                    "incompatible-order", f"{_name(st, t)} appended {_fmt(mine)} to {_key(k)} "
+                    f"in that order, but {_name(st, r)} read {_key(k)} as {_fmt(o[:bad + 1])}",
+                    sorted({tb.ids[t], tb.ids[r]}), k))
+        for r, ext in _pairs(st.ext.get(k, ())):
             if not ext:
                 continue
             last = ext[-1]
-            t = w.get(last) if _is_hashable(last) else None
-            if t is not None and t != r and fin.get(t) != last:
+            t = st.writer.get(k, {}).get(last) if _is_hashable(last) else None
+            if t is not None and t != r and (t, k) in multi and multi[(t, k)][-1] != last:
                 found.append(TxnAnomaly(
-                    "G1b", f"{_name(tx, r)} read {_key(k)} as {_fmt(ext)}, ending with {last!r}, "
-                    f"but {_name(tx, t)} appended {fin[t]!r} to {_key(k)} after it "
-                    "(intermediate read)", [tx.ops[t].id, tx.ops[r].id], k))
+                    "G1b", f"{_name(st, r)} read {_key(k)} as {_fmt(ext)}, ending with {last!r}, "
+                    f"but {_name(st, t)} appended {multi[(t, k)][-1]!r} to {_key(k)} after it "
+                    "(intermediate read)", [tb.ids[t], tb.ids[r]], k))
 
 
-def _reader_of_prefix(tx: _Txns, k: Any, n: int) -> int:
+def _reader_of_prefix(st: _State, k: Any, n: int) -> int:
     """The first ok transaction whose read of ``k`` holds at least ``n`` values."""
-    for t, v in tx.reads[k]:
-        if len(v) >= n:
-            return t
-    raise AssertionError("a version with no read")  # pragma: no cover
+    best = None
+    for rs in (st.ext.get(k, ()), st.extra.get(k, ())):
+        for t, v in _pairs(rs):
+            if len(v) >= n and (best is None or t < best):
+                best = t
+                break
+    if best is None:  # pragma: no cover
+        raise AssertionError("a version with no read")
+    return best
 
 
-def _dependency_graph(tx: _Txns, orders: dict[Any, list], kinds: int) -> list[dict[int, int] | None]:
-    """Adjacency ``edges[a] = {b: kind bits}`` over effective transactions."""
-    n = len(tx.ops)
-    edges: list[dict[int, int] | None] = [None] * n
-    eff = tx.effective
+def _unseen(st: _State, k: Any) -> list[int]:
+    """Effective writers of ``k`` whose append to it nobody saw, in row order."""
+    w = st.writer.get(k)
+    if not w:
+        return []
+    seen = set(st.vw.get(k, ()))
+    eff = st.effective
+    return sorted({t for t in w.values() if t not in seen and eff[t]})
 
-    def add(a: int, b: int, kind: int) -> None:
-        d = edges[a]
-        if d is None:
-            edges[a] = {b: kind}
-        else:
-            d[b] = d.get(b, 0) | kind
 
-    ext_reads = tx.ext_reads
+def _graph(st: _State, kinds: int) -> tuple[list[list[int]], int]:
+    """The dependency graph as successor lists (no kinds: the strongly
+    connected components need none), with real time as a chain of virtual
+    nodes: one per run of completions, each completion -> its node -> the
+    next node, and a node -> every transaction invoked after it. A path
+    a -> ... -> b through them exists iff ``a`` completed before ``b`` was
+    invoked, with 2 edges per completion and 1 per invocation instead of
+    one per such pair. Rows are 0..n-1; virtual nodes follow."""
+    tb = st.tb
+    n = len(tb)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    eff = st.effective
+    vw_of = st.vw
     none: list = []
-    for k in sorted(tx.writer, key=_sort_key):
-        w = tx.writer[k]
-        vw = tx.version_writers.get(k, none)  # the writer of each version, in order
+    for k in st.writer:
+        vw = vw_of.get(k, none)
         nv = len(vw)
-        unseen: list[int] | None = None  # effective writers nobody saw, when needed
+        unseen = None
         if kinds & WW:
-            a = None
-            for b in vw:
+            last = None
+            for a, b in pairwise(vw):
                 if a is not None and b is not None and a != b:
-                    add(a, b, WW)
-                a = b
-            if a is not None:
-                # An append nobody saw comes after every version somebody saw.
-                seen = set(vw)
-                unseen = sorted(t for t in w.values() if t not in seen and eff[t])
-                for b in unseen:
-                    if b != a:
-                        add(a, b, WW)
-        for r, ext in ext_reads.get(k, none):
+                    succ[a].append(b)
+            if nv and vw[-1] is not None:
+                last = vw[-1]
+                unseen = _unseen(st, k)
+                for b in unseen:  # an append nobody saw comes after every one seen
+                    if b != last:
+                        succ[last].append(b)
+        er = st.ext.get(k)
+        if not er:
+            continue
+        wr, rw = kinds & WR, kinds & RW
+        for r, ext in _pairs(er):
             m = len(ext)
-            if m and kinds & WR and m <= nv:
+            if wr and m and m <= nv:
                 a = vw[m - 1]
                 if a is not None and a != r:
-                    add(a, r, WR)
-            if kinds & RW:
+                    succ[a].append(r)
+            if rw:
                 i = m
                 while i < nv and vw[i] == r:
                     i += 1  # its own appends follow what it saw
                 if i < nv:
                     b = vw[i]
                     if b is not None:
-                        add(r, b, RW)
+                        succ[r].append(b)
                     continue
                 if unseen is None:
-                    seen = set(vw)
-                    unseen = sorted(t for t in w.values() if t not in seen and eff[t])
+                    unseen = _unseen(st, k)
+                sr = succ[r]
                 for b in unseen:
                     if b != r:
-                        add(r, b, RW)
+                        sr.append(b)
     if kinds & RT:
-        for a, b in realtime_edges(tx.ops, eff):
-            add(a, b, RT)
+        _realtime_chain(tb, eff, succ)
+    if kinds & PROC:
+        last_of: dict[Any, int] = {}
+        proc = tb.proc
+        for t in range(n):
+            if eff[t]:
+                p = proc[t]
+                prev = last_of.get(p)
+                if prev is not None:
+                    succ[prev].append(t)
+                last_of[p] = t
+    return succ, sum(map(len, succ))
+
+
+def _realtime_chain(tb: TxnTable, eff: bytearray, succ: list[list[int]]) -> None:
+    n = len(tb)
+    call, ret = tb.call, tb.ret
+    size = max(max(call, default=0), max(ret, default=0)) + 1
+    at: list[int | None] = [None] * size  # event position -> row (invoke) or ~row (completion)
+    for t in range(n):
+        if eff[t]:
+            at[call[t]] = t
+            if ret[t] >= 0:
+                at[ret[t]] = ~t
+    cur = -1  # the newest virtual node
+    fresh = False  # whether it has been linked to an invocation yet
+    new = succ.append
+    for x in at:
+        if x is None:
+            continue
+        if x >= 0:
+            if cur >= 0:
+                succ[cur].append(x)
+                fresh = False
+            continue
+        if cur < 0 or not fresh:
+            v = len(succ)
+            new([])
+            if cur >= 0:
+                succ[cur].append(v)
+            cur, fresh = v, True
+        succ[~x].append(cur)
+
+
+def _sccs(succ: list[list[int]]) -> list[list[int]]:
+    """Strongly connected components with more than one node (iterative Tarjan)."""
+    n = len(succ)
+    index = [-1] * n
+    low = [0] * n
+    on = bytearray(n)
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] != -1 or not succ[root]:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on[root] = 1
+        work = [(root, iter(succ[root]))]
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if index[w] == -1:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on[w] = 1
+                    work.append((w, iter(succ[w])))
+                    break
+                if on[w] and index[w] < low[v]:
+                    low[v] = index[w]
+            else:
+                work.pop()
+                lv = low[v]
+                if work:
+                    u = work[-1][0]
+                    low[u] = min(low[u], lv)
+                if lv == index[v]:
+                    w = stack.pop()
+                    on[w] = 0
+                    if w != v:
+                        comp = [w]
+                        while w != v:
+                            w = stack.pop()
+                            on[w] = 0
+                            comp.append(w)
+                        out.append(sorted(comp))
+    return out
+
+
+def _labeled(st: _State, members: list[int], kinds: int) -> dict[int, dict[int, int]]:
+    """The dependency edges among ``members`` with their kinds (bits):
+    ``edges[a][b]``. The same derivation as ``_graph``, limited to the keys
+    the members touch; real time and process order become direct edges
+    between members (a path of them through others is the same order)."""
+    tb = st.tb
+    mem = set(members)
+    edges: dict[int, dict[int, int]] = {}
+
+    def add(a: int, b: int, kind: int) -> None:
+        if a in mem and b in mem and a != b:
+            d = edges.get(a)
+            if d is None:
+                edges[a] = {b: kind}
+            else:
+                d[b] = d.get(b, 0) | kind
+
+    keys = sorted({m[1] for t in members for m in tb.mops[t] if type(m) in (list, tuple)
+                   and len(m) == 3 and _is_hashable(m[1])}, key=_sort_key)
+    none: list = []
+    for k in keys:
+        vw = st.vw.get(k, none)
+        nv = len(vw)
+        unseen = _unseen(st, k)
+        if kinds & WW:
+            for a, b in pairwise(vw):
+                if a is not None and b is not None:
+                    add(a, b, WW)
+            if nv and vw[-1] is not None:
+                for b in unseen:
+                    add(vw[-1], b, WW)
+        for r, ext in _pairs(st.ext.get(k, none)):
+            if r not in mem:
+                continue
+            m = len(ext)
+            if kinds & WR and m and m <= nv and vw[m - 1] is not None:
+                add(vw[m - 1], r, WR)
+            if kinds & RW:
+                i = m
+                while i < nv and vw[i] == r:
+                    i += 1
+                if i < nv:
+                    if vw[i] is not None:
+                        add(r, vw[i], RW)
+                    continue
+                for b in unseen:
+                    add(r, b, RW)
+    if kinds & RT:
+        eff = st.effective
+        for a, b in realtime_edges([tb.op(t) for t in members], [bool(eff[t]) for t in members]):
+            add(members[a], members[b], RT)
     if kinds & PROC:
         last: dict[Any, int] = {}
-        for t, op in enumerate(tx.ops):
-            if not eff[t]:
-                continue
-            p = op.process
-            prev = last.get(p)
-            if prev is not None:
-                add(prev, t, PROC)
+        for t in members:
+            p = tb.proc[t]
+            if p in last:
+                add(last[p], t, PROC)
             last[p] = t
     return edges
 
 
 def realtime_edges(ops: Sequence[Op], effective: Sequence[bool]) -> list[tuple[int, int]]:
-    """Edges a -> b where ``a`` completed before ``b`` was invoked, reduced:
-    when ``b`` completes, every ``a`` it came after is covered by ``b`` for
-    whatever is invoked later, so only the frontier of completions is linked."""
+    """Edges a -> b (positions in ``ops``) where ``a`` completed before ``b``
+    was invoked, reduced: when ``b`` completes, every ``a`` it came after is
+    covered by ``b`` for whatever is invoked later, so only the frontier of
+    completions is linked."""
     events: list[tuple[float, int, int]] = []
     for t, op in enumerate(ops):
         if not effective[t]:
@@ -514,58 +923,7 @@ def realtime_edges(ops: Sequence[Op], effective: Sequence[bool]) -> list[tuple[i
     return out
 
 
-def _sccs(edges: list[dict[int, int] | None]) -> list[list[int]]:
-    """Strongly connected components with more than one node (iterative Tarjan)."""
-    n = len(edges)
-    index = [-1] * n
-    low = [0] * n
-    on = [False] * n
-    stack: list[int] = []
-    out: list[list[int]] = []
-    counter = 0
-    for root in range(n):
-        if index[root] != -1 or not edges[root]:
-            continue
-        work = [(root, iter(edges[root]))]  # type: ignore[arg-type]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on[root] = True
-        while work:
-            v, it = work[-1]
-            pushed = False
-            for w in it:
-                if index[w] == -1:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on[w] = True
-                    ew = edges[w]
-                    work.append((w, iter(ew) if ew else iter(())))
-                    pushed = True
-                    break
-                if on[w] and index[w] < low[v]:
-                    low[v] = index[w]
-            if pushed:
-                continue
-            work.pop()
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-            if low[v] == index[v]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on[w] = False
-                    comp.append(w)
-                    if w == v:
-                        break
-                if len(comp) > 1:
-                    out.append(sorted(comp))
-    return out
-
-
-def _bfs_path(edges: list[dict[int, int] | None], members: set[int], src: int, dst: int,
+def _bfs_path(edges: dict[int, dict[int, int]], members: set[int], src: int, dst: int,
               mask: int) -> list[int] | None:
     """Shortest path src -> dst over edges whose kinds meet ``mask``, inside ``members``."""
     if src == dst:
@@ -575,7 +933,7 @@ def _bfs_path(edges: list[dict[int, int] | None], members: set[int], src: int, d
     while frontier:
         nxt = []
         for v in frontier:
-            for w, kind in sorted(edges[v].items()) if edges[v] else ():
+            for w, kind in sorted(edges.get(v, {}).items()):
                 if kind & mask and w in members and w not in parent:
                     parent[w] = v
                     if w == dst:
@@ -588,18 +946,17 @@ def _bfs_path(edges: list[dict[int, int] | None], members: set[int], src: int, d
     return None
 
 
-def _cycle_through(edges: list[dict[int, int] | None], members: set[int], a: int, b: int,
+def _cycle_through(edges: dict[int, dict[int, int]], members: set[int], a: int, b: int,
                    mask: int) -> list[int] | None:
     """A shortest cycle a -> b -> ... -> a with the closing path over ``mask``."""
     path = _bfs_path(edges, members, b, a, mask)
     return None if path is None else [a] + path[:-1]
 
 
-def _classify(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int] | None],
-              comp: list[int]) -> TxnAnomaly:
+def _classify(st: _State, edges: dict[int, dict[int, int]], comp: list[int]) -> TxnAnomaly:
     """The weakest anomaly in one strongly connected component, with its cycle."""
     members = set(comp)
-    inner = [(a, b, kind) for a in comp for b, kind in sorted(edges[a].items())  # type: ignore[union-attr]
+    inner = [(a, b, kind) for a in comp for b, kind in sorted(edges.get(a, {}).items())
              if b in members]
     cycle: list[int] | None = None
     for extra in (0, RT | PROC):
@@ -625,10 +982,10 @@ def _classify(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int] | N
         a, b, _ = next((e for e in inner if e[2] & RW), inner[0])
         cycle = _cycle_through(edges, members, a, b, WW | WR | RW | RT | PROC)
         assert cycle is not None, "a strongly connected component without a cycle"
-    return _explain_cycle(tx, orders, edges, cycle)
+    return _explain_cycle(st, edges, cycle)
 
 
-def _si_conflicts(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int] | None],
+def _si_conflicts(st: _State, edges: dict[int, dict[int, int]],
                   comp: list[int]) -> list[TxnAnomaly]:
     """Snapshot isolation's first committer wins, for appends whose order no
     read shows: of two effective transactions that both appended to a key,
@@ -638,11 +995,10 @@ def _si_conflicts(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int]
     update. Only transactions of one strongly connected component can be so
     stuck (each order needs a path back), so only ``comp`` is searched."""
     members = set(comp)
-    eff = tx.effective
-    out: list[TxnAnomaly] = []
-    for k in sorted(tx.writer, key=_sort_key):
-        seen = set(tx.version_writers.get(k, ()))
-        u = sorted({t for t in tx.writer[k].values() if t in members and t not in seen and eff[t]})
+    tb = st.tb
+    keys = sorted({m[1] for t in comp for m in tb.mops[t] if m[0] == "append"}, key=_sort_key)
+    for k in keys:
+        u = [t for t in _unseen(st, k) if t in members]
         for i, a in enumerate(u):
             for b in u[i + 1:]:
                 back = _si_path(edges, members, b, a)  # forbids a before b
@@ -651,23 +1007,22 @@ def _si_conflicts(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int]
                 fwd = _si_path(edges, members, a, b)  # forbids b before a
                 if fwd is None:
                     continue
-                A, B = _name(tx, a), _name(tx, b)
+                A, B = _name(st, a), _name(st, b)
                 why = []
                 for path in (back, fwd):
                     for x, y in pairwise(path):
-                        kind = _edge_kind_on_cycle(edges[x][y])  # type: ignore[index]
-                        why.append(_explain_edge(tx, orders, x, y, kind)[0])
-                out.append(TxnAnomaly(
+                        kind = _edge_kind_on_cycle(edges[x][y])
+                        why.append(_explain_edge(st, x, y, kind)[0])
+                return [TxnAnomaly(
                     "lost-update", f"{A} and {B} both appended to {_key(k)}, and no read shows "
                     f"which went first; under snapshot isolation the first committed before the "
                     f"other began. But {'; '.join(why)}: either order closes a cycle with no two "
                     "adjacent anti-dependencies, so one of them lost the other's update",
-                    sorted({tx.ops[a].id, tx.ops[b].id}), k))
-                return out  # one per component is enough to name it
-    return out
+                    sorted({tb.ids[a], tb.ids[b]}), k)]  # one per component names it
+    return []
 
 
-def _si_path(edges: list[dict[int, int] | None], members: set[int], src: int,
+def _si_path(edges: dict[int, dict[int, int]], members: set[int], src: int,
              dst: int) -> list[int] | None:
     """A shortest path src -> dst inside ``members`` with no two adjacent rw
     edges (its first edge may be rw: it follows a ww edge into ``src``)."""
@@ -678,47 +1033,48 @@ def _si_path(edges: list[dict[int, int] | None], members: set[int], src: int,
         nxt = []
         for state in frontier:
             v, after_rw = state
-            for w, bits in sorted(edges[v].items()) if edges[v] else ():
+            for w, bits in sorted(edges.get(v, {}).items()):
                 if w not in members:
                     continue
-                steps = []
                 if bits & ~RW:
-                    steps.append((w, False))
+                    step = (w, False)
                 elif not after_rw:
-                    steps.append((w, True))
-                for st in steps:
-                    if st in parent:
-                        continue
-                    parent[st] = state
-                    if w == dst:
-                        path = [st]
-                        while path[-1] != start:
-                            path.append(parent[path[-1]])
-                        return [p[0] for p in reversed(path)]
-                    nxt.append(st)
+                    step = (w, True)
+                else:
+                    continue
+                if step in parent:
+                    continue
+                parent[step] = state
+                if w == dst:
+                    path = [step]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return [p[0] for p in reversed(path)]
+                nxt.append(step)
         frontier = nxt
     return None
 
 
-def _edge_kind_on_cycle(kinds: int, want_cheapest: bool = True) -> int:
+def _edge_kind_on_cycle(kinds: int) -> int:
     for k in (WW, WR, PROC, RT, RW):  # name the edge by its strongest reason
         if kinds & k:
             return k
     raise AssertionError("an edge with no kind")  # pragma: no cover
 
 
-def _explain_cycle(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int] | None],
+def _explain_cycle(st: _State, edges: dict[int, dict[int, int]],
                    cycle: list[int]) -> TxnAnomaly:
     steps: list[dict] = []
     words: list[str] = []
     n_rw = 0
     used = 0
+    ids = st.tb.ids
     for a, b in zip(cycle, cycle[1:] + cycle[:1]):
-        kind = _edge_kind_on_cycle(edges[a][b])  # type: ignore[index]
+        kind = _edge_kind_on_cycle(edges[a][b])
         used |= kind
         n_rw += kind == RW
-        text, key, value = _explain_edge(tx, orders, a, b, kind)
-        steps.append({"from": tx.ops[a].id, "to": tx.ops[b].id, "kind": EDGE_NAMES[kind],
+        text, key, value = _explain_edge(st, a, b, kind)
+        steps.append({"from": ids[a], "to": ids[b], "kind": EDGE_NAMES[kind],
                       "key": key, "value": value, "why": text})
         words.append(text)
     if n_rw == 0:
@@ -728,38 +1084,46 @@ def _explain_cycle(tx: _Txns, orders: dict[Any, list], edges: list[dict[int, int
     kind_name = base + ("-realtime" if used & RT else "-process" if used & PROC else "")
     sentence = "; ".join(words) + f": a cycle, {kind_name}"
     return TxnAnomaly(kind_name, sentence[0].upper() + sentence[1:],
-                      [tx.ops[t].id for t in cycle], steps[0]["key"], steps)
+                      [ids[t] for t in cycle], steps[0]["key"], steps)
 
 
-def _explain_edge(tx: _Txns, orders: dict[Any, list], a: int, b: int,
-                  kind: int) -> tuple[str, Any, Any]:
-    A, B = _name(tx, a), _name(tx, b)
+def _appends(st: _State, t: int) -> list[tuple[Any, Any]]:
+    return [(m[1], m[2]) for m in st.tb.mops[t] if m[0] == "append"]
+
+
+def _explain_edge(st: _State, a: int, b: int, kind: int) -> tuple[str, Any, Any]:
+    A, B = _name(st, a), _name(st, b)
     if kind == WW:
-        for k, v in tx.appends_of.get(a, ()):
-            o = orders.get(k, [])
-            w = tx.writer[k]
+        for k, v in _appends(st, a):
+            o = st.orders.get(k, [])
+            w = st.writer.get(k, {})
             for i in range(len(o) - 1):
                 if o[i] == v and w.get(o[i + 1]) == b:
-                    return ((f"{A} appended {v!r} to {_key(k)} and {B} appended {o[i + 1]!r} right "
-                            f"after it, so {A} < {B}"), k, o[i + 1])
+                    return ((f"{A} appended {v!r} to {_key(k)} and {B} appended {o[i + 1]!r} "
+                            f"right after it, so {A} < {B}"), k, o[i + 1])
+        for k, v in _appends(st, b):
+            if b in _unseen(st, k) and st.vw.get(k) and st.vw[k][-1] == a:
+                last = st.orders[k][-1]
+                return ((f"{A} appended {last!r} to {_key(k)}, the last value anybody read, and "
+                         f"{B} appended {v!r}, which nobody read, so after it: {A} < {B}"), k, v)
     if kind == WR:
-        for k, _v in tx.appends_of.get(a, ()):
-            for r, ext in tx.ext_reads.get(k, ()):
-                if r == b and ext and tx.writer[k].get(ext[-1]) == a:
+        for k, _v in _appends(st, a):
+            for r, ext in _pairs(st.ext.get(k, ())):
+                if r == b and ext and st.writer[k].get(ext[-1]) == a:
                     return ((f"{A} appended {ext[-1]!r} to {_key(k)} and {B} read {_key(k)} as "
                             f"{_fmt(ext)}, with it, so {A} < {B}"), k, ext[-1])
     if kind == RW:
-        for k, v in tx.appends_of.get(b, ()):
-            for r, ext in tx.ext_reads.get(k, ()):
+        for k, v in _appends(st, b):
+            for r, ext in _pairs(st.ext.get(k, ())):
                 if r == a and v not in ext:
                     return ((f"{A} read {_key(k)} as {_fmt(ext)}, without {v!r}, which {B} "
                             f"appended, so {A} < {B}"), k, v)
     if kind == RT:
-        oa, ob = tx.ops[a], tx.ops[b]
+        oa, ob = st.tb.op(a), st.tb.op(b)
         return ((f"{A} completed{_at(oa.end)} before {B} was invoked{_at(ob.start)}, "
                 f"so {A} < {B}"), None, None)
     if kind == PROC:
-        return (f"{A} and then {B} ran on process {tx.ops[a].process!r}, so {A} < {B}",
+        return (f"{A} and then {B} ran on process {st.tb.proc[a]!r}, so {A} < {B}",
                 None, None)
     return f"{A} < {B} ({EDGE_NAMES[kind]})", None, None  # pragma: no cover
 
@@ -778,6 +1142,14 @@ def _writers_of(w: dict[Any, int], order: list) -> list[int | None]:
         return [w.get(v) for v in order]
     except TypeError:  # a list or map read back where values are scalars
         return [w.get(v) if _is_hashable(v) else None for v in order]
+
+
+def _all_hashable(o: list) -> bool:
+    try:
+        set(o)
+    except TypeError:
+        return False
+    return True
 
 
 def _is_hashable(v: Any) -> bool:
