@@ -2,7 +2,9 @@
 
 Owns: turning status and proc samples into per-node state segments
 (`node_segments`), the leader over time (`leader_segments`), the roles at one
-moment (`roles_at`), and their SVG charts.
+moment (`roles_at`), each node's clock offset over time from its clock
+faults (`clock_segments`: drawn as a thin strip under the node's lane, with
+the offset a drift left behind in the lane's label), and their SVG charts.
 
 Invariants: a node's shown state is "down" when its process is dead or its
 status poll failed (and it is not paused), "paused" when its process is
@@ -148,6 +150,46 @@ def roles_at(metrics: Sequence[dict], t: int) -> dict[str, tuple[str, Any, Any]]
     return out
 
 
+def _clock_label(value: dict) -> str:
+    mode = value.get("mode")
+    off = value.get("offset_s", 0)
+    if mode == "drift":
+        return f"clock x{value.get('rate', 1):g}"
+    if mode == "strobe":
+        return f"clock strobe +{off:g} s every {value.get('period_ms', 0):g} ms"
+    if mode == "bump":
+        return f"clock bump {off:+g} s"
+    return f"clock {off:+g} s"
+
+
+def clock_segments(windows: Sequence[FaultWindow], t1: int) -> dict[str, list[tuple[int, int, str]]]:
+    """Per node, (start, end, label) of its clock whenever it is not true: each clock
+    fault (faults/clock.py) and, after a drift, the offset the drift left (a drift's
+    gain stays: its estimate is (rate - 1) x its length)."""
+    per: dict[str, list[FaultWindow]] = {}
+    for w in windows:
+        if w.kind == "clock" and isinstance(w.value, dict) and w.value.get("node"):
+            per.setdefault(str(w.value["node"]), []).append(w)
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    for node, ws in per.items():
+        segs: list[tuple[int, int, str]] = []
+        base = 0.0
+        since: int | None = None
+        for w in sorted(ws, key=lambda w: w.start):
+            if base and since is not None and w.start > since:
+                segs.append((since, w.start, f"clock {base:+.1f} s (left by a drift)"))
+            end = w.end_or(t1)
+            segs.append((w.start, end, _clock_label(w.value)
+                         + (f" (on a clock already {base:+.1f} s)" if base else "")))
+            if w.value.get("mode") == "drift":
+                base += (float(w.value.get("rate", 1.0)) - 1.0) * (end - w.start) / 1e9
+            since = end
+        if base and since is not None and since < t1:
+            segs.append((since, t1, f"clock {base:+.1f} s (left by a drift)"))
+        out[node] = segs
+    return out
+
+
 def colour_of(node: str, nodes: Sequence[str]) -> str:
     return f"c{nodes.index(node) % NODE_COLOURS}" if node in nodes else "c7"
 
@@ -202,11 +244,20 @@ def state_chart(
             out.append(
                 seg_rect(s, y, colour_of(s.node, nodes), f"{s.node} t{s.term}", tip, "on-dark")
             )
+    clocks = clock_segments(windows, t1)
     for node in nodes:
         y += lane_h + 4
         out.append(
             f'<text class="lab" x="{LEFT - 6}" y="{n(y + 14)}" text-anchor="end">{esc(node)}</text>'
         )
+        for a0, b0, label in clocks.get(node, ()):
+            a, b = x.clamp(a0), x.clamp(b0)
+            tip = f"{node}: {label}\n{fmt_time(a0, span)} – {fmt_time(b0, span)}"
+            out.append(
+                f'<rect class="clockseg" x="{n(a)}" y="{n(y + lane_h - 4)}" '
+                f'width="{n(max(1.0, b - a))}" height="4" fill="#7048e8" '
+                f'data-tip="{esc(tip)}"/>'
+            )
         for s in segs.get(node, []):
             term = "" if s.term is None else f" at term {s.term}"
             led = f", leader {s.leader}" if s.leader and s.state == "follower" else ""
