@@ -118,7 +118,7 @@ class Interpreter:
         """The cluster now: node ids, the leader, the link faults the network
         can apply, and every node's fresh ``status`` (asked in parallel)."""
         nodes = tuple(self.ctx.cluster.node_ids)
-        status = self.ctx.status
+        status = self.ctx.status if getattr(self.plan, "reads_statuses", True) else None
         leader_task = current_leader(self.ctx.leader)
         if status is None:
             return ClusterView(nodes, await leader_task, link_faults_of(self.net), now=self.now())

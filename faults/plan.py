@@ -75,7 +75,10 @@ class ClusterView:
 
 
 class Plan(Protocol):
-    """A seeded source of fault operations."""
+    """A seeded source of fault operations. A plan whose ``reads_statuses`` is
+    False (RandomPlan, ReplayPlan) is sent views without ``statuses``, which
+    are quicker to build (no node is asked); a plan without the attribute
+    gets them."""
 
     def next(self, view: ClusterView | None = None) -> FaultOp | None:
         """The next operation (``f``, ``target``, ``at``, ``hold``), or None when done.
@@ -92,6 +95,8 @@ class RandomPlan:
     """One fault at a time: after half an interval of calm, every ``interval_s``
     one operation of a random kind starts, holds 30% to 60% of the interval and
     ends; the rest is calm. Everything random comes from ``rng``."""
+
+    reads_statuses = False
 
     def __init__(self, kinds: Sequence[str], interval_s: float, rng: random.Random) -> None:
         if interval_s <= 0:
@@ -205,6 +210,8 @@ class ReplayPlan:
     """The operations a run recorded, at the same offsets; role targets
     (``leader``) are resolved again against the view, everything else is
     applied as recorded."""
+
+    reads_statuses = False
 
     def __init__(self, ops: Sequence[FaultOp]) -> None:
         self.ops = sorted(ops, key=lambda op: op["at"])
