@@ -4,7 +4,8 @@ On a live three-node cluster behind the proxy, one plan of operations chosen
 against the cluster's roles: a kill changes the PID and measures the time
 down; a pause of a live node leaves it silent to ``status``; a pause of a node
 that is already dead is flagged; a partition of the leader cuts messages on
-the cut links, one between two followers (a link no message uses while the
+the cut links (with a kill inside it, each with its own evidence), one
+between two followers (a link no message uses while the
 leader is stable) is flagged; link loss drops messages. As root, partition
 evidence through nftables' per-rule counters (--net netns), which count
 packets on exactly the cut links. Fast, with fakes:
@@ -121,16 +122,20 @@ def test_each_fault_kind_records_its_evidence_and_no_effect_is_flagged(
         {"f": "partition", "target": "cut", "value": cut, "at": 2.3, "hold": 0.6},
         {"f": "net", "target": "all", "value": {"links": "all", "loss": 0.5}, "at": 3.1,
          "hold": 0.5},
-        {"f": "partition", "target": "leader", "value": lonely, "at": 3.9, "hold": 0.5},
+        {"f": "partition", "target": "leader", "value": lonely, "at": 3.9, "hold": 0.9},
+        {"f": "kill", "target": [f2], "value": [f2], "at": 4.1, "hold": 0.4},  # inside it
     ])
     nem = Interpreter(plan, ctx, network_of(ctx))
 
-    asyncio.run(play(nem, events, ends=6, within=30))
+    asyncio.run(play(nem, events, ends=7, within=30))
     ends = [(e["f"], e["value"], e["evidence"]) for e in events if e["f"].endswith("-end")]
     assert [(f, v) for f, v, _ in ends] == [
         ("pause-end", [f1]), ("kill-end", [f1]), ("pause-end", [f2]), ("partition-end", cut),
-        ("net-end", {"links": "all", "loss": 0.5}), ("partition-end", lonely)], events
-    dead_pause, kill, pause, quiet, loss, iso = (ev for _f, _v, ev in ends)
+        ("net-end", {"links": "all", "loss": 0.5}), ("kill-end", [f2]),
+        ("partition-end", lonely)], events
+    dead_pause, kill, pause, quiet, loss, inner, iso = (ev for _f, _v, ev in ends)
+    assert inner["effective"] and inner["pid_after"][f2] not in (None, pids[f2]), \
+        "a kill inside a partition has its own evidence"
     assert kill["effective"] and kill["pid_before"] == {f1: pids[f1]}
     assert kill["pid_after"][f1] not in (None, pids[f1]) and kill["down_ms"] >= 800
     assert dead_pause["effective"] is False and f"{f1} was not running" in dead_pause["why"]
