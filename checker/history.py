@@ -144,14 +144,7 @@ class Op(NamedTuple):
 def read_history(path: str | Path) -> list[dict]:
     """Events of a history file (JSON Lines or EDN), in file order."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise HistoryError(str(path), None, "no such file") from None
-    except IsADirectoryError:
-        raise HistoryError(str(path), None, "is a folder, not a history file") from None
-    except OSError as exc:
-        raise HistoryError(str(path), None, f"cannot read: {exc}") from None
+    data = _read_bytes(p, path)
     with no_gc():
         if not _looks_like_edn(p, data[:400].decode("utf-8", "ignore")):
             data = _without_torn_tail(data)
@@ -166,6 +159,55 @@ def read_history(path: str | Path) -> list[dict]:
         if _looks_like_edn(p, text):
             return parse_edn(text, str(path))
         return parse_jsonl(text, str(path))
+
+
+def iter_events(path: str | Path) -> Iterator[list[dict]]:
+    """The events of a history file in runs of about 8 MB of JSON Lines each,
+    in file order, so a reader that keeps only what it needs of each event
+    never holds them all at once (the list-append check of a file). The same
+    reading as ``read_history``: EDN and unusual files (blank lines) come as
+    one run, a bad line is the same ``HistoryError``."""
+    p = Path(path)
+    data = _read_bytes(p, path)
+    if _orjson is None or _looks_like_edn(p, data[:400].decode("utf-8", "ignore")) \
+            or b"\n\n" in data:
+        del data
+        yield read_history(path)
+        return
+    data = _without_torn_tail(data)
+    n = len(data)
+    while n and data[n - 1] == 10:
+        n -= 1
+    loads = _orjson.loads
+    start = yielded = 0
+    while start < n:
+        end = n if n - start <= _CHUNK else data.find(b"\n", start + _CHUNK, n)
+        if end < 0:
+            end = n
+        try:
+            events = loads(b"[" + data[start:end].replace(b"\n", b",") + b"]")
+        except _orjson.JSONDecodeError:
+            events = None
+        if events is None or not _well_formed(events):
+            # the full reading names the bad line (or reads what this cannot)
+            del data
+            rest = read_history(path)[yielded:]
+            yield rest
+            return
+        yielded += len(events)
+        yield events
+        start = end + 1
+
+
+def _read_bytes(p: Path, path: str | Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise HistoryError(str(path), None, "no such file") from None
+    except IsADirectoryError:
+        raise HistoryError(str(path), None, "is a folder, not a history file") from None
+    except OSError as exc:
+        raise HistoryError(str(path), None, f"cannot read: {exc}") from None
 
 
 def _without_torn_tail(data: bytes) -> bytes:
