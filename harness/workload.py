@@ -49,7 +49,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              final=None),
     # Maelstrom's workloads (maelstrom/; docs/maelstrom.md), for --system maelstrom:CMD.
     *(Workload(name, doc, f"maelstrom.workloads:{gen}", f"maelstrom.checkers:{chk}",
-               final=f"maelstrom.final:{fin}" if fin else None, systems=("maelstrom",))
+               final=f"maelstrom.final:{fin}", systems=("maelstrom",))
       for name, doc, gen, chk, fin in (
         ("lin-kv", ("Maelstrom lin-kv: read, write, cas on integer keys; linearizability "
          "(code 20 on a read = absent, 22 on a cas = fail)"),
@@ -65,11 +65,11 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
         ("pn-counter", "Maelstrom pn-counter: add (negative too) and read; as g-counter",
          "PNCounterGenerator", "check_counter", "final_every_node"),
         ("unique-ids", "Maelstrom unique-ids: generate; no id returned twice",
-         "UniqueIdsGenerator", "check_unique_ids", None),
+         "UniqueIdsGenerator", "check_unique_ids", "final_none"),
         ("echo", "Maelstrom echo: every echo_ok carries the payload sent",
-         "EchoGenerator", "check_echo", None),
+         "EchoGenerator", "check_echo", "final_none"),
         ("txn-list-append", "Maelstrom txn-list-append: not there yet",
-         "NotThereYet", "check_not_there_yet", None),
+         "NotThereYet", "check_not_there_yet", "final_none"),
     )),
 )}
 
