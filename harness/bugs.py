@@ -51,6 +51,12 @@ BUGS: dict[str, Bug] = {b.name: b for b in (
     Bug("txn-dirty-read", ("raft",),
         "the leader answers a read-only transaction from its log, including entries not yet "
         "committed", "list-append"),
+    Bug("no-fsync", ("raft", "paxos"),
+        "acknowledges writes and grants votes without fsync: the data is written but never "
+        "synced, so a power loss forgets what was acknowledged"),
+    Bug("lease-read", ("raft", "paxos"),
+        "the leader answers reads under a time lease counted in its own ticks since its last "
+        "quorum contact, without a round, trusting that clocks agree"),
 )}
 
 
