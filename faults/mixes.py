@@ -30,7 +30,14 @@ history. Moves:
   let the others elect with a chosen voter, then move that voter to the old
   leader's side through a SIGKILL, so that a vote (Raft) or promise (Paxos)
   it forgot is asked for again in the same term/ballot;
-- ``figure-8`` (faults/moves/figure8.py): the paper's Figure 8 on live nodes.
+- ``figure-8`` (faults/moves/figure8.py): the paper's Figure 8 on live nodes;
+- ``drift-then-isolate-leader``: the leader's clock slows down (a ``clock``
+  drift, faults/clock.py: its own ticks count time ``DRIFT_RATE`` as fast),
+  and while it does, the leader is cut off; the cut ends before the drift.
+  A leader that trusts a lease counted in its own ticks keeps answering
+  reads long after a successor took writes (``lease-read``); a clock fault
+  alone cannot show it (the successor's first message deposes it), nor a
+  partition alone (true clocks keep the lease shorter than an election).
 
 Why scripted moves for ``forget-vote`` and ``forget-promise``: a forgotten
 vote only matters if a second candidate of the *same* term asks the
@@ -65,6 +72,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from faults import clock
 from faults.partition import Partition, cut, make
 from faults.plan import ClusterView, Player, ScriptPlan, Steps, leader_of
 from faults.process import pick_targets
@@ -74,14 +82,22 @@ SPEC_PREFIX = "bug:"
 
 MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
          "kill-minority", "kill-majority", "pause-leader", "slow-net", "revote", "repromise",
-         "figure-8")
+         "figure-8", "drift-then-isolate-leader")
 #: Scripted moves: a coroutine ``script(nemesis, stop, hold)`` that drives its
 #: own sequence of faults for at most ``hold`` seconds (module, function).
 SCRIPTED = {"revote": ("faults.moves.revote", "revote"),
             "repromise": ("faults.moves.revote", "repromise"),
             "figure-8": ("faults.moves.figure8", "figure8")}
 NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "slow-net",
-                 *SCRIPTED)
+                 "drift-then-isolate-leader", *SCRIPTED)
+#: Moves that use a kind needing the cluster set up for it (faults/disk.py).
+CLOCK_MOVES = ("drift-then-isolate-leader",)
+#: drift-then-isolate-leader: the leader's clock runs at this rate, and its
+#: partition starts this long into the drift and ends this share of the hold
+#: before the drift does.
+DRIFT_RATE = 0.05
+DRIFT_CUT_AFTER_S = 0.3
+DRIFT_CUT_END = 0.2
 
 
 class MixError(ValueError):
@@ -99,6 +115,10 @@ class FaultMix:
 
     def needs_network(self) -> bool:
         return any(m in NETWORK_MOVES for m in self.moves)
+
+    def kinds(self) -> tuple[str, ...]:
+        """The disk and clock kinds its moves use (faults.disk.needs)."""
+        return ("clock",) if any(m in CLOCK_MOVES for m in self.moves) else ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +180,10 @@ MIXES: dict[str, Demo] = {
         FaultMix(("lag-then-isolate-leader",), hold=(0.7, 0.85)),
         {"nemesis_interval": 2.5, "keys": 2, "rate": 500.0, "ops": ["read", "write"],
          "timing": WIDE_ELECTIONS, **QUICK_CLIENTS}),
+    "lease-read": Demo(
+        FaultMix(("drift-then-isolate-leader",), hold=(0.55, 0.65)),
+        {"nemesis_interval": 5.0, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
+         **QUICK_CLIENTS}),
     "commit-old-term": Demo(
         FaultMix(("figure-8",), hold=(0.75, 0.9)),
         # One entry per AppendEntries, one in flight: a new leader re-sends
@@ -271,7 +295,14 @@ class MixPlayer(Player):
         rng, nodes = self.rng, list(self.view.node_ids)
         leader = self.leader()
         kind, _, target = move.partition("-")
-        if move == "lag-then-isolate-leader":
+        if move == "drift-then-isolate-leader":
+            yield from self.emit("clock", "leader", clock.resolve_value(
+                {"target": "leader", "mode": "drift", "rate": DRIFT_RATE}, nodes, rng, leader))
+            yield from self.until(self.view.now + DRIFT_CUT_AFTER_S)
+            cut_hold = max(0.0, hold * (1 - DRIFT_CUT_END) - DRIFT_CUT_AFTER_S)
+            yield from self.emit("partition", "leader",
+                                 make("leader", nodes, rng, leader=leader).value(), cut_hold)
+        elif move == "lag-then-isolate-leader":
             # Followers lag for the first half, the leader is cut off after.
             others = [n for n in nodes if n != leader]
             laggers = sorted(rng.sample(others, max(1, (len(nodes) - 1) // 2)))

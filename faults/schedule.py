@@ -81,11 +81,21 @@ def check_spec(spec: str, *, network: bool) -> None:
 
     if mixes.mix_name(spec) is not None:
         mixes.check_spec(spec, network=network)
-        return
-    kinds = [k for k in parse_spec(spec, network=network) if k in disk.KINDS]
+    kinds = [k for k in fault_kinds(spec, network=network) if k in disk.KINDS]
     reason = disk.unavailable_reason(kinds) if kinds else None
     if reason:
         raise NemesisSpecError(reason)
+
+
+def fault_kinds(spec: str, *, network: bool) -> tuple[str, ...]:
+    """The kinds of fault a spec may use, so the runner can set the cluster up
+    for the disk and clock kinds (``faults.disk.needs``): the named kinds, the
+    hunting plan's, or a ``bug:NAME`` mix's disk and clock kinds."""
+    from faults import mixes
+
+    if mixes.mix_name(spec) is not None:
+        return mixes.get_mix(spec).kinds()
+    return parse_spec(spec, network=network)
 
 
 def build_plan(spec: str, *, interval_s: float, rng: random.Random,

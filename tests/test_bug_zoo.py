@@ -376,3 +376,15 @@ def test_correct_nodes_under_every_mix_are_valid(tmp_path: Path, no_leftovers: N
                                                  system: str) -> None:
     result = bug_run(tmp_path, system, None, 60, seed=1, mix=bug)
     assert result.exit_code == 0, (result.anomalies[:1], result.results.get("notes"))
+
+
+@pytest.mark.timeout(30)
+def test_lease_read_mix_cuts_the_leader_off_while_its_clock_drifts() -> None:
+    events, _cluster, net = drive_mix("lease-read", 1.5, interval=0.5)
+    kinds = [f for f, _v in events]
+    assert kinds[:4] == ["clock", "partition", "partition-end", "clock-end"], kinds
+    assert events[0][1] == {"node": "n3", "mode": "drift", "rate": mixes.DRIFT_RATE}
+    assert events[1][1]["shape"] == "leader" and len(events[1][1]["grudge"]["n3"]) == 4
+    assert mixes.get_mix("bug:lease-read").kinds() == ("clock",), "the runner sets faketime up"
+    balanced(events)
+    assert net.grudge == {}
