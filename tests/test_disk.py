@@ -165,3 +165,20 @@ def test_lose_unsynced_without_a_lazy_file_system_is_ineffective(
         assert ev["effective"] is False and "lazy file system" in ev["why"], ev
     finally:
         lc.close()
+
+
+def test_a_run_that_needs_fuse_where_there_is_none_fails_at_start_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os.path
+
+    from faults import lazyfs
+    from harness.config import RunConfig
+    from harness.runner import RunError, prepare
+
+    real_exists = os.path.exists
+    monkeypatch.setattr(lazyfs.os.path, "exists",
+                        lambda p: False if p == "/dev/fuse" else real_exists(p))
+    with pytest.raises(RunError) as exc:
+        prepare(RunConfig(nemesis="lose-unsynced", net="direct", store=str(tmp_path)))
+    assert "/dev/fuse" in str(exc.value) and "\n" not in str(exc.value)
+    prepare(RunConfig(nemesis="kill", net="direct", store=str(tmp_path)))  # nothing else changes
