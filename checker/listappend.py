@@ -343,7 +343,7 @@ class TxnTableBuilder:
 class _State:
     """What the passes learn about the table (see ``_scan``)."""
 
-    __slots__ = ("effective", "ext", "extra", "multi", "orders", "tb", "vw", "writer")
+    __slots__ = ("bad", "effective", "ext", "extra", "multi", "orders", "tb", "vw", "writer")
 
     def __init__(self, tb: TxnTable) -> None:
         self.tb = tb
@@ -359,6 +359,8 @@ class _State:
         #: key -> its version order (the longest read); key -> the writer of each version
         self.orders: dict[Any, list] = {}
         self.vw: dict[Any, list] = {}
+        #: keys with a read that is not a prefix of their order
+        self.bad: set[Any] = set()
 
 
 def check_list_append(
@@ -582,6 +584,7 @@ def _version_orders(st: _State, found: list[TxnAnomaly]) -> None:
                 elif v == longest[:len(v)]:
                     continue
                 lt = _reader_of_prefix(st, k, n)
+                st.bad.add(k)
                 found.append(TxnAnomaly(
                     "incompatible-order", f"{_name(st, t)} read {_key(k)} as {_fmt(v)} but "
                     f"{_name(st, lt)} read it as {_fmt(longest)}: neither is a prefix of the "
@@ -701,7 +704,7 @@ def _graph(st: _State, kinds: int) -> tuple[list[list[int]], int]:
     eff = st.effective
     vw_of = st.vw
     none: list = []
-    for k in st.writer:
+    for k, w in st.writer.items():
         vw = vw_of.get(k, none)
         nv = len(vw)
         unseen = None
@@ -720,8 +723,17 @@ def _graph(st: _State, kinds: int) -> tuple[list[list[int]], int]:
         if not er:
             continue
         wr, rw = kinds & WR, kinds & RW
+        bad = k in st.bad
+        order = st.orders.get(k, none)
         for r, ext in _pairs(er):
             m = len(ext)
+            if bad and ext != order[:m]:
+                # not a prefix of the order (reported): it saw what it saw
+                # last, but its place among the versions says nothing
+                a = _writer_of(w, ext[-1]) if wr and m else None
+                if a is not None and a != r:
+                    succ[a].append(r)
+                continue
             if wr and m and m <= nv:
                 a = vw[m - 1]
                 if a is not None and a != r:
@@ -865,10 +877,17 @@ def _labeled(st: _State, members: list[int], kinds: int) -> dict[int, dict[int, 
             if nv and vw[-1] is not None:
                 for b in unseen:
                     add(vw[-1], b, WW)
+        order = st.orders.get(k, none)
+        w = st.writer.get(k, {})
         for r, ext in _pairs(st.ext.get(k, none)):
             if r not in mem:
                 continue
             m = len(ext)
+            if k in st.bad and ext != order[:m]:  # as in _graph
+                a = _writer_of(w, ext[-1]) if kinds & WR and m else None
+                if a is not None:
+                    add(a, r, WR)
+                continue
             if kinds & WR and m and m <= nv and vw[m - 1] is not None:
                 add(vw[m - 1], r, WR)
             if kinds & RW:
@@ -1142,6 +1161,13 @@ def _writers_of(w: dict[Any, int], order: list) -> list[int | None]:
         return [w.get(v) for v in order]
     except TypeError:  # a list or map read back where values are scalars
         return [w.get(v) if _is_hashable(v) else None for v in order]
+
+
+def _writer_of(w: dict[Any, int], v: Any) -> int | None:
+    try:
+        return w.get(v)
+    except TypeError:
+        return None
 
 
 def _all_hashable(o: list) -> bool:
