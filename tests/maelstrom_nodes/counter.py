@@ -4,7 +4,7 @@ Correct: the state is one (increments, decrements) pair per node, merged by
 taking the larger of each; a node's own pair lives in the lin-kv service
 (tests/maelstrom_nodes/node.py ``Cell``: it survives even a kill of every
 node) and an add is acknowledged once it is stored there; a (re)started node
-loads every node's pair, and every 0.25 s each node sends its state to every
+loads every node's pair (answering reads with 11 until it has), and every 0.25 s each node sends its state to every
 peer.
 
 ``--bug`` (a counter that double-counts): adds travel as deltas, re-sent every
@@ -81,16 +81,28 @@ def gossip():
 
 
 def read(msg):
+    if loading:  # a (re)started node has not restored what was stored yet
+        node.error(msg, 11, "restoring the counts from lin-kv")
+        return
     node.reply(msg, {"type": "read_ok", "value": value()})
+
+
+loading: set = set()
 
 
 def start():
     cell.append(Cell(node, f"count-{node.id}", [0, 0], combine))
-    cell[0].load(lambda v: merge({node.id: v}))
+    loading.update(node.ids)
+    cell[0].load(lambda v: (merge({node.id: v}), loading.discard(node.id)))
+
+    def restored(body, n):
+        if body.get("type") == "read_ok":
+            merge({n: body["value"]})
+        loading.discard(n)
+
     for n in node.peers:
         node.rpc("lin-kv", {"type": "read", "key": f"count-{n}"},
-                 lambda body, n=n: merge({n: body["value"]}) if body.get("type") == "read_ok"
-                 else None)
+                 lambda body, n=n: restored(body, n))
     node.every(0.25, gossip)
 
 

@@ -3,7 +3,7 @@
 Correct: a new value is acknowledged once it is in this node's own set in the
 lin-kv service (tests/maelstrom_nodes/node.py ``Cell``), which no fault touches,
 so it survives even a kill of every node; a (re)started node loads every node's
-stored set; every 0.25 s each node sends every peer the values that peer has not
+stored set (and answers reads with 11, temporarily-unavailable, until it has); every 0.25 s each node sends every peer the values that peer has not
 confirmed, so partitioned, paused and restarted nodes catch up (a restart is a
 new incarnation: its peers forget what they thought it knew).
 
@@ -88,16 +88,23 @@ def gossip():
 
 
 def read(msg):
+    if loading:  # a (re)started node has not restored what was stored yet
+        node.error(msg, 11, "restoring the set from lin-kv")
+        return
     node.reply(msg, {"type": "read_ok", RESULT: sorted(values, key=repr)})
+
+
+loading: set = set()
 
 
 def start():
     cell.append(Cell(node, f"set-{node.id}", [],
                      lambda old, batch: sorted(set(old) | set(batch), key=repr)))
-    cell[0].load(values.update)
+    loading.update(node.ids)
+    cell[0].load(lambda v: (values.update(v), loading.discard(node.id)))
     for n in node.peers:  # what the others stored, for a restarted node
         node.rpc("lin-kv", {"type": "read", "key": f"set-{n}"},
-                 lambda body: values.update(body.get("value") or []))
+                 lambda body, n=n: (values.update(body.get("value") or []), loading.discard(n)))
     node.every(0.25, gossip)
 
 
