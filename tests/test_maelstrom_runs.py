@@ -80,3 +80,17 @@ def test_a_correct_broadcast_survives_kill_and_pause(tmp_path: Path, no_leftover
     r = go(tmp_path, "broadcast", "gossip_set.py --workload broadcast", "kill,pause")
     assert r["verdict"] == "valid", r
     assert r["section"]["lost_count"] == 0
+
+
+def test_a_crashing_program_is_a_line_in_the_notes_and_the_report(tmp_path: Path,
+                                                                  no_leftovers: None) -> None:
+    from harness.runner import summary
+
+    cfg = RunConfig(system=maelstrom_system("bad.py crash", tmp_path), workload="echo", nodes=2,
+                    time_limit=2, rate=20, nemesis="none", seed=1,
+                    store=str(tmp_path / "store"), progress=False, recovery_timeout=3)
+    result = run(cfg)
+    notes = result.results["notes"]
+    assert any("ended while serving (exit code 3)" in n for n in notes), notes
+    assert "ended while serving (exit code 3)" in summary(result)
+    assert "ended while serving (exit code 3)" in result.report.read_text()
