@@ -1191,8 +1191,9 @@ def _hashable(v: Any) -> Any:
 
 
 def _key(k: Any) -> str:
-    """A key in a sentence: a plain name as it is (x, k12), anything else as repr."""
-    return k if isinstance(k, str) and k.isidentifier() else repr(k)
+    """A key in a sentence: a plain name as it is (x, k12), anything else
+    after the word "key" (key 1, key 'a b'), so a number reads as a key."""
+    return k if isinstance(k, str) and k.isidentifier() else f"key {k!r}"
 
 
 def _sort_key(k: Any) -> tuple[str, str]:

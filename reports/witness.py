@@ -565,12 +565,14 @@ def cycle_diagram(w: Witness, i: int) -> str:
     if not ids:
         return ""
     k = len(ids)
-    radius = 0 if k == 1 else max(70.0, 34.0 * k / math.pi)
-    width = max(360.0, 2 * radius + 260)
-    height = 2 * radius + 110
+    radius = 0 if k == 1 else max(90.0, 40.0 * k / math.pi)
+    width = max(420.0, 2 * radius + 300)
+    height = (2 * radius if k > 2 else 0) + 150
     cx, cy, r = width / 2, height / 2, 27
-    pos = {t: (cx + radius * math.sin(2 * math.pi * j / k),
-               cy - radius * math.cos(2 * math.pi * j / k)) for j, t in enumerate(ids)}
+    # clockwise from the top (two: left and right), so each arrow bends outwards
+    first = -math.pi / 2 if k == 2 else 0.0
+    pos = {t: (cx + radius * math.sin(first + 2 * math.pi * j / k),
+               cy - radius * math.cos(first + 2 * math.pi * j / k)) for j, t in enumerate(ids)}
     by_id = {o.id: o for o in w.ops}
     marker = f"cyc{i}"
     out = [svg_open(width, height, cls="chart cycle-chart",
@@ -591,7 +593,7 @@ def cycle_diagram(w: Witness, i: int) -> str:
         dist = math.hypot(dx, dy) or 1.0
         # bend every arrow to its left, so a -> b and b -> a do not overlap
         nx, ny = dy / dist, -dx / dist
-        bend = 28 if k > 2 else 40
+        bend = 28 if k > 2 else 46
         mx, my = (x1 + x2) / 2 + nx * bend, (y1 + y2) / 2 + ny * bend
         sx, sy = _towards(x1, y1, mx, my, r + 2)
         ex, ey = _towards(x2, y2, mx, my, r + 5)
@@ -603,19 +605,21 @@ def cycle_diagram(w: Witness, i: int) -> str:
                    f'stroke="{colour}" stroke-width="2"{dash_attr} '
                    f'marker-end="url(#{marker}-{kind if kind in EDGE_STYLE else "ww"})">'
                    f'<title>{esc(e.get("why") or label)}</title></path>')
-        lx, ly = (x1 + x2) / 4 + mx / 2, (y1 + y2) / 4 + my / 2  # the curve's midpoint
-        out.append(f'<text class="lab" x="{n(lx + nx * 12)}" y="{n(ly + ny * 12 + 4)}" '
-                   f'text-anchor="middle" fill="{colour}">{esc(label)}</text>')
+        lx, ly = (x1 + x2) / 4 + mx / 2, (y1 + y2) / 4 + my / 2  # the curve's apex
+        anchor = "middle" if abs(nx) < 0.4 else "start" if nx > 0 else "end"
+        out.append(f'<text x="{n(lx + nx * 10)}" y="{n(ly + ny * 15 + (4 if ny >= 0 else 0))}" '
+                   f'font-size="12" '
+                   f'text-anchor="{anchor}" fill="{colour}">{esc(label)}</text>')
     for t, (x, y) in pos.items():
         o = by_id.get(t)
         sub = "" if o is None else f"process {o.process}"
         tip = f"T{t}" if o is None else f"T{t}: " + txn_text(o)
         out.append(f'<circle cx="{n(x)}" cy="{n(y)}" r="{r}" fill="#fff3bf" stroke="#f08c00" '
                    f'stroke-width="2"><title>{esc(tip)}</title></circle>'
-                   f'<text class="lab" x="{n(x)}" y="{n(y + 1)}" text-anchor="middle" '
+                   f'<text x="{n(x)}" y="{n(y + 1)}" text-anchor="middle" font-size="13" '
                    f'font-weight="600">T{t}</text>'
-                   f'<text class="tick" x="{n(x)}" y="{n(y + 13)}" text-anchor="middle">'
-                   f'{esc(sub)}</text>')
+                   f'<text x="{n(x)}" y="{n(y + 13)}" text-anchor="middle" font-size="9" '
+                   f'fill="#495057">{esc(sub)}</text>')
     out.append("</svg>")
     return "".join(out)
 

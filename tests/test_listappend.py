@@ -330,3 +330,43 @@ def test_agrees_with_brute_force(consistency: str, events: list[dict]) -> None:
     res = check(events, consistency)
     expected = brute_force(events, consistency)
     assert res.valid == expected, (events, [a.sentence for a in res.anomalies])
+
+
+ELLE_EDN = """\
+{:type :invoke, :f :txn, :value [[:append 1 1] [:append 2 1]], :time 1000, :process 0, :index 0}
+{:type :invoke, :f :txn, :value [[:r 1 nil] [:r 2 nil]], :time 2000, :process 1, :index 1}
+{:type :ok, :f :txn, :value [[:append 1 1] [:append 2 1]], :time 3000, :process 0, :index 2}
+{:type :ok, :f :txn, :value [[:r 1 []] [:r 2 [1]]], :time 4000, :process 1, :index 3}
+{:type :invoke, :f :txn, :value [[:append 3 8]], :time 7000, :process 2, :index 4}
+{:type :info, :f :txn, :value [[:append 3 8]], :time 8000, :process 2, :index 5}
+{:type :invoke, :f :txn, :value [[:r 3 nil]], :time 9000, :process 1, :index 6}
+{:type :ok, :f :txn, :value [[:r 3 [8]]], :time 10000, :process 1, :index 7}
+"""
+
+
+def test_an_elle_edn_history_is_checked_from_its_file(tmp_path: Any) -> None:
+    from checker import check_file
+
+    path = tmp_path / "elle.edn"
+    path.write_text(ELLE_EDN)
+    res = check_file(path, "list-append")
+    assert res.valid is False and res.model == "list-append"
+    a = res.anomalies[0]
+    assert a.kind == "G-single" and a.ops == [1, 0]
+    assert "T1 read key 1 as [], without 1, which T0 appended" in a.sentence
+    d = res.to_dict(res.history)
+    assert d["txns"] == 4 and d["consistency"] == "strict-serializable"
+    assert [o["id"] for o in d["anomalies"][0]["operations"]] == [1, 0]
+    assert d["anomalies"][0]["operations"][0]["output"] == [["r", 1, []], ["r", 2, [1]]]
+    assert check_file(path, "list-append", consistency="read-committed").valid is True
+    # the same history as events gives the same verdict and ids
+    from checker.history import read_history
+
+    same = check_events_la(read_history(path))
+    assert same.valid is False and same.anomalies[0].ops == [1, 0]
+
+
+def check_events_la(events: list[dict]) -> Any:
+    from checker import check_events
+
+    return check_events(events, model="list-append")
