@@ -182,3 +182,50 @@ def test_a_run_that_needs_fuse_where_there_is_none_fails_at_start_in_one_line(
         prepare(RunConfig(nemesis="lose-unsynced", net="direct", store=str(tmp_path)))
     assert "/dev/fuse" in str(exc.value) and "\n" not in str(exc.value)
     prepare(RunConfig(nemesis="kill", net="direct", store=str(tmp_path)))  # nothing else changes
+
+
+class FakeCluster:
+    """Process control without processes: PIDs count up, lose_unsynced reports bytes."""
+
+    def __init__(self) -> None:
+        self.node_ids = ["n1", "n2", "n3"]
+        self.pids = {n: 100 + i for i, n in enumerate(self.node_ids)}
+        self.next = 200
+        self.lost: list[str] = []
+
+    def pid(self, node: str) -> int | None:
+        return self.pids.get(node)
+
+    def is_running(self, node: str) -> bool:
+        return node in self.pids
+
+    def kill(self, node: str) -> None:
+        self.pids.pop(node, None)
+
+    def start(self, node: str) -> None:
+        self.next += 1
+        self.pids[node] = self.next
+
+    def lose_unsynced(self, node: str) -> dict:
+        self.lost.append(node)
+        return {"files": 1, "bytes": 42, "paths": ["/log"]}
+
+
+def test_heal_brings_back_what_lose_unsynced_holds() -> None:
+    cluster = FakeCluster()
+    ctx = Ctx(cluster)  # type: ignore[arg-type]
+    actions = DiskActions(ctx, ctx.record)
+
+    async def go() -> None:
+        await actions.begin({"f": "lose-unsynced", "value": ["n3", "n1"]}, {"at": 1.0})
+        assert not cluster.is_running("n1") and not cluster.is_running("n3")
+        await actions.heal()
+
+    asyncio.run(go())
+    assert all(cluster.is_running(n) for n in cluster.node_ids)
+    assert cluster.lost == ["n1", "n3"]
+    (f0, v0, _), (f1, v1, fields) = ctx.events
+    assert (f0, v0, f1, v1) == ("lose-unsynced", ["n1", "n3"], "lose-unsynced-end", ["n1", "n3"])
+    ev = fields["evidence"]
+    assert ev["effective"] is True and ev["discarded"]["n1"] == {"files": 1, "bytes": 42}
+    assert ev["pid_before"] == {"n1": 100, "n3": 102} and ev["pid_after"]["n1"] >= 200
