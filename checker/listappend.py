@@ -331,10 +331,23 @@ class TxnTableBuilder:
                           None if done is None else done.get("error")))
 
     def finish(self) -> TxnTable:
+        """The table, its rows in invocation order (as ``from_ops`` makes them:
+        rows were added as transactions completed)."""
         for opened in list(self.open.values()):
             self._row(opened, None, -1)
         self.open = {}
-        return self.tb
+        tb = self.tb
+        ids = tb.ids
+        if any(a > b for a, b in pairwise(ids)):
+            order = sorted(range(len(ids)), key=ids.__getitem__)
+            tb.mops = [tb.mops[i] for i in order]
+            tb.ok = bytearray(tb.ok[i] for i in order)
+            tb.proc = [tb.proc[i] for i in order]
+            tb._extra = [tb._extra[i] for i in order]
+            for name in ("ids", "call", "ret", "start", "end"):
+                col = getattr(tb, name)
+                setattr(tb, name, array("q", [col[i] for i in order]))
+        return tb
 
 
 # --------------------------------------------------------------------------- the check

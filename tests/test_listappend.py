@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checker.history import pair
-from checker.listappend import check_list_append
+from checker.listappend import TxnTableBuilder, check_list_append
 
 # ---------------------------------------------------------------- building histories
 
@@ -329,6 +329,12 @@ def tiny_histories(draw: Any) -> list[dict]:
 def test_agrees_with_brute_force(consistency: str, events: list[dict]) -> None:
     res = check(events, consistency)
     expected = brute_force(events, consistency)
+    # the table a file is read into, event by event, decides the same
+    builder = TxnTableBuilder()
+    builder.feed(events)
+    streamed = check_list_append(builder.finish(), consistency)
+    assert (streamed.valid, [a.ops for a in streamed.anomalies]) == \
+        (res.valid, [a.ops for a in res.anomalies])
     assert res.valid == expected, (events, [a.sentence for a in res.anomalies])
 
 
