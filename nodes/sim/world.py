@@ -65,10 +65,10 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from heapq import heappush
 from typing import Any
 
+from faults.netproxy import LinkFaults  # the proxy's link faults, drawn the same way
 from nodes.common import wire
 from nodes.common.applier import Applier
 from nodes.common.core_api import Core, CoreConfig, ProtocolSpec, Ready, Timing
@@ -92,36 +92,6 @@ LINK_FAULTS = ("loss", "delay", "duplicate", "reorder")
 
 class SimWorldError(AssertionError):
     """A core broke a rule the simulation checks (with context)."""
-
-
-@dataclass(slots=True)
-class LinkFaults:
-    """What happens to each message on a link: the proxy's ``LinkFaults``."""
-
-    loss: float = 0.0
-    delay_ms: float = 0.0
-    delay_dist: str = "fixed"
-    delay_max_ms: float | None = None
-    duplicate: float = 0.0
-    reorder: float = 0.0
-    reorder_ms: float = 50.0
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> LinkFaults:
-        known = {k: raw[k] for k in ("loss", "delay_ms", "delay_dist", "delay_max_ms",
-                                     "duplicate", "reorder", "reorder_ms") if k in raw}
-        return cls(**known)
-
-    def delay_ns(self, rng: random.Random) -> int:
-        ms = self.delay_ms
-        if self.delay_dist == "uniform":
-            hi = self.delay_max_ms if self.delay_max_ms is not None else 2 * ms
-            ms = rng.uniform(ms, hi)
-        elif self.delay_dist == "exponential" and ms > 0:
-            ms = rng.expovariate(1.0 / ms)
-        if self.reorder and rng.random() < self.reorder:
-            ms += rng.uniform(0.0, self.reorder_ms)
-        return int(ms * 1_000_000)
 
 
 class Link:
@@ -523,7 +493,7 @@ class World:
         if copies == 2:
             link.duplicated += 1
         for _ in range(copies):
-            delay = faults.delay_ns(rng)
+            delay = int(faults.delay_s(rng) * 1e9)
             if delay <= 0:
                 link.delivered += 1
                 self.at(t, self._arrive, (link, data))
@@ -549,7 +519,9 @@ class World:
     def set_links(self, faults: dict[str, Any] | None, links: Any = "all") -> None:
         """Link faults on ``"all"`` links (those without their own) or on
         [[src, dest], ...]; None or {} clears them (the proxy's ``links`` op)."""
-        lf = LinkFaults.from_dict(faults) if faults else None
+        lf = LinkFaults.from_dict(dict(faults)) if faults else None
+        if lf is not None and lf.is_noop():
+            lf = None
         if links == "all":
             self.default_faults = lf
         else:
