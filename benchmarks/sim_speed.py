@@ -6,7 +6,8 @@ Each cell is one simulated run of the default workload (rate 200 ops/s, 2
 clients per node) under the default nemesis (kill, pause, partition), as
 ``harness run --sim`` runs it, timed without the folder and report: the
 simulation alone ("sim"), and the simulation plus the checker ("+check").
-Medians over ``--repeat`` seeds. ``--wire``: every peer message crosses the
+Medians over ``--repeat`` seeds; the CPU-second columns (``time.process_time``)
+say what the wall time would be on an idle core. ``--wire``: every peer message crosses the
 codec and msgpack. The target row: 5 nodes, 60 s simulated, <= 1.2 s wall
 (>= 50x real time). Quote ``uptime`` beside the figures: the machine is shared.
 """
@@ -29,14 +30,14 @@ from harness.config import RunConfig
 def cell(system: str, nodes: int, time_limit: float, seed: int, wire: bool) -> tuple[float, ...]:
     cfg = simrun.prepare(RunConfig(sim=True, system=system, nodes=nodes, time_limit=time_limit,
                                    seed=seed, progress=False))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = simrun.simulate(cfg, wire=wire)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     verdict, _ = workload.check(out.events, cfg)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     if verdict != "valid":
         print(f"  note: {system} {nodes} nodes seed {seed}: {verdict}", file=sys.stderr)
-    return out.simulated_s, t1 - t0, t2 - t0, out.counts["ok"]
+    return out.simulated_s, t1 - t0, t2 - t0, out.counts["ok"], c1 - c0, c2 - c0
 
 
 def main() -> int:
@@ -51,7 +52,7 @@ def main() -> int:
           f"{args.time_limit:g} s simulated per run, median of {args.repeat}; "
           f"wire codec {'on' if args.wire else 'off'}")
     print(f"{'system':7} {'nodes':>5} {'ok ops':>7} {'wall s':>7} {'sim/wall':>9} "
-          f"{'+check s':>9} {'sim/wall':>9}")
+          f"{'+check s':>9} {'sim/wall':>9} {'CPU s':>6} {'+check':>7}")
     for system in args.systems.split(","):
         for n in (int(x) for x in args.nodes.split(",")):
             cells = [cell(system, n, args.time_limit, 1000 + i, args.wire)
@@ -60,8 +61,10 @@ def main() -> int:
             wall = statistics.median(c[1] for c in cells)
             full = statistics.median(c[2] for c in cells)
             ok = statistics.median(c[3] for c in cells)
+            cpu = statistics.median(c[4] for c in cells)
+            cpu_full = statistics.median(c[5] for c in cells)
             print(f"{system:7} {n:>5} {ok:>7.0f} {wall:>7.2f} {sim / wall:>8.1f}x "
-                  f"{full:>9.2f} {sim / full:>8.1f}x", flush=True)
+                  f"{full:>9.2f} {sim / full:>8.1f}x {cpu:>6.2f} {cpu_full:>7.2f}", flush=True)
     return 0
 
 
