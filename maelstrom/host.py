@@ -23,6 +23,7 @@ Invariants:
 - A client request ``{"id", "client", "type", ...}`` becomes the Maelstrom
   message ``{"src": "c<client>", "dest": <this node>, "body": {..., "msg_id": id}}``;
   its reply (``in_reply_to``) is translated once, by maelstrom.protocol.client_reply.
+- The program's input is written once per loop turn, a batch of messages per write.
 - Every wait is bounded: no ``init_ok`` within ``--init-timeout`` (the
   program silent, crashed, printing garbage or malformed JSON) is one log line
   and the node process ends; lines that are not Maelstrom messages are logged
@@ -179,15 +180,21 @@ class Adapter:
                 _log(self.name, f"the node program read none of its last {MAX_INPUT_BUFFER} "
                                 "bytes of input (paused?); dropping its messages until it reads")
             return
-        was_empty = not self.out
         self.out += line
         if not line.endswith(b"\n"):
             self.out += b"\n"
-        if was_empty:
+
+    def _write_out(self, events: dict[Any, int]) -> None:
+        """Write the program's pending input once per loop turn (one write for a whole
+        batch of messages); poll for POLLOUT only while its pipe is full."""
+        if self.out and (not self.out_waiting or events.get(self.to_fd, 0)):
             self._flush()
-            if self.out and not self.out_waiting:
-                self.out_waiting = True
-                self.poller.register(self.to_fd, zmq.POLLOUT)
+        if self.out and not self.out_waiting:
+            self.out_waiting = True
+            self.poller.register(self.to_fd, zmq.POLLOUT)
+        elif not self.out and self.out_waiting:
+            self.out_waiting = False
+            self.poller.unregister(self.to_fd)
 
     def _flush(self) -> None:
         try:
@@ -408,24 +415,20 @@ class Adapter:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
         self.send_init()
+        self._write_out({})
         started = time.monotonic()
         next_sweep = started + 5.0
         while True:
             events = dict(self.poller.poll(LOOP_MS))
             if self.from_fd in events and not self.from_program():
                 return self._ended()
-            if self.out_waiting:
-                if self.out and events.get(self.to_fd, 0):
-                    self._flush()
-                if not self.out:
-                    self.out_waiting = False
-                    self.poller.unregister(self.to_fd)
             if self.peer_in in events:
                 self.from_peers()
             if self.service is not None and self.service in events:
                 self.from_service()
             if self.client is not None and self.client in events:
                 self.from_clients()
+            self._write_out(events)
             if os.getppid() != self.program or self.term:
                 return self._ended()
             if not self.initialized and time.monotonic() - started > self.init_timeout:
