@@ -292,7 +292,14 @@ class TxnTableBuilder:
     def feed(self, events: Iterable[dict]) -> None:
         tb = self.tb
         open_ = self.open
-        pos = self.pos
+        pop = open_.pop
+        pos, next_id = self.pos, self.next_id
+        # the common row (an ok txn) is added here; the rest goes through _row
+        add_mops, add_ok, add_proc, add_extra = (tb.mops.append, tb.ok.append, tb.proc.append,
+                                                 tb._extra.append)
+        add_id, add_call, add_ret = tb.ids.append, tb.call.append, tb.ret.append
+        add_start, add_end = tb.start.append, tb.end.append
+        no_time = _NO_TIME
         for ev in events:
             p = ev["process"]
             if p == "nemesis":
@@ -300,21 +307,37 @@ class TxnTableBuilder:
                 continue
             t = ev["type"]
             if t == "invoke":
-                prev = open_.pop(p, None)
+                prev = pop(p, None)
                 if prev is not None:
                     self._row(prev, None, -1)
-                open_[p] = (self.next_id, pos, ev)
-                self.next_id += 1
+                open_[p] = (next_id, pos, ev)
+                next_id += 1
+                pos += 1
+                continue
+            prev = pop(p, None)
+            if prev is None:
+                pos += 1
+                continue
+            inv = prev[2]
+            get = ev.get
+            if t == "ok" and inv.get("f") == "txn" and get("f", "txn") == "txn":
+                v = get("value")
+                add_mops(v if type(v) is list else [])
+                add_ok(1)
+                add_proc(p)
+                add_id(prev[0])
+                add_call(prev[1])
+                add_ret(pos)
+                s = inv.get("time")
+                add_start(no_time if s is None else s)
+                e = get("time")
+                add_end(no_time if e is None else e)
+                add_extra((inv.get("index"), get("index"), get("node"), get("error")))
             else:
-                prev = open_.pop(p, None)
-                if prev is not None:
-                    if t == "info":
-                        self._row(prev, ev, -1)
-                    else:
-                        self._row(prev, ev, pos)
+                self._row(prev, ev, -1 if t == "info" else pos)
             pos += 1
-        self.pos = pos
-        tb.n_ops = self.next_id
+        self.pos, self.next_id = pos, next_id
+        tb.n_ops = next_id
 
     def _row(self, opened: tuple, done: dict | None, ret: int) -> None:
         oid, call, inv = opened
@@ -530,7 +553,7 @@ def _scan(st: _State, found: list[TxnAnomaly]) -> None:
                         seen = {k: [v, None]}
                     else:
                         seen[k] = [v, None]
-                    er = ext.get(k)
+                    er = ext.get(k)  # _push, inlined: once per read
                     if er is None:
                         ext[k] = [t, v]
                     else:
@@ -544,12 +567,7 @@ def _scan(st: _State, found: list[TxnAnomaly]) -> None:
                     continue
                 n_own = len(own)
                 if before is None:
-                    xr = extra.get(k)
-                    if xr is None:
-                        extra[k] = [t, v]
-                    else:
-                        xr.append(t)
-                        xr.append(v)
+                    _push(extra, k, t, v)
                     if v[len(v) - n_own:] != own:
                         found.append(TxnAnomaly(
                             "internal", f"{_name(st, t)} appended {_fmt(own)} to {_key(k)} and "
@@ -558,25 +576,25 @@ def _scan(st: _State, found: list[TxnAnomaly]) -> None:
                         s[0] = []
                         continue
                     s[0] = before = v[:len(v) - n_own]
-                    er = ext.get(k)
-                    if er is None:
-                        ext[k] = [t, before]
-                    else:
-                        er.append(t)
-                        er.append(before)
+                    _push(ext, k, t, before)
                 elif v != before + own:
                     found.append(_internal_twice(st, t, k, before + own, v))
                 else:  # the whole list again, its own appends on top: an order to check
-                    xr = extra.get(k)
-                    if xr is None:
-                        extra[k] = [t, v]
-                    else:
-                        xr.append(t)
-                        xr.append(v)
+                    _push(extra, k, t, v)
     except TypeError:  # an unhashable key or appended value
         for m in st.tb.mops[t]:
             _mop(m)
         raise
+
+
+def _push(reads: dict[Any, list], k: Any, t: int, v: list) -> None:
+    """Add (row, read) to a key's flat list of reads."""
+    rs = reads.get(k)
+    if rs is None:
+        reads[k] = [t, v]
+    else:
+        rs.append(t)
+        rs.append(v)
 
 
 def _internal_twice(st: _State, t: int, k: Any, expected: list, got: list) -> TxnAnomaly:

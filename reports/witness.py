@@ -656,12 +656,16 @@ def cycle_section(w: Witness, i: int) -> str:
         f'<span class="key"><i class="sw" style="background:{EDGE_STYLE[k][0]}"></i>'
         f"{esc(EDGE_WORDS[k])}</span>" for k in kinds)
     steps = "".join(f"<li>{esc(e.get('why') or '')}</li>" for e in w.cycle if e.get("why"))
+    return (f'<div class="legend">{legend_html}</div>{cycle_diagram(w, i)}'
+            f"<h4>Why each arrow</h4><ol>{steps}</ol>{txn_table(w.ops)}")
+
+
+def txn_table(ops: Sequence[Op]) -> str:
+    """The transactions of an anomaly: id, process, outcome, micro-operations."""
     rows = "".join(
         f"<tr><td>T{o.id}</td><td>{esc(o.process)}</td><td>{esc(o.type)}</td>"
-        f"<td><code>{esc(txn_text(o))}</code></td></tr>" for o in w.ops)
-    return (f'<div class="legend">{legend_html}</div>{cycle_diagram(w, i)}'
-            f"<h4>Why each arrow</h4><ol>{steps}</ol>"
-            f'<table class="data"><tr><th>txn</th><th>process</th><th>outcome</th>'
+        f"<td><code>{esc(txn_text(o))}</code></td></tr>" for o in ops)
+    return (f'<table class="data"><tr><th>txn</th><th>process</th><th>outcome</th>'
             f"<th>micro-operations (reads as returned)</th></tr>{rows}</table>")
 
 
@@ -726,14 +730,7 @@ def list_append_section(
         f"<h3>Anomaly {i + 1}: {esc(w.kind)}</h3>",
         f'<p class="sentence">{esc(w.sentence)}</p>',
     ]
-    if w.cycle:
-        parts.append(cycle_section(w, i))
-    else:
-        rows = "".join(
-            f"<tr><td>T{o.id}</td><td>{esc(o.process)}</td><td>{esc(o.type)}</td>"
-            f"<td><code>{esc(txn_text(o))}</code></td></tr>" for o in w.ops)
-        parts.append(f'<table class="data"><tr><th>txn</th><th>process</th><th>outcome</th>'
-                     f"<th>micro-operations (reads as returned)</th></tr>{rows}</table>")
+    parts.append(cycle_section(w, i) if w.cycle else txn_table(w.ops))
     parts += [
         "<h4>The transactions in time</h4>",
         ('<div class="legend"><span class="key"><i class="sw wop concurrent"></i>a transaction '
