@@ -15,7 +15,10 @@ What each does on real processes:
 
 - ``lose-unsynced`` (targets as kill): SIGKILL the targets, then discard
   everything they wrote and never fsynced (the lazy file system's ``lose``:
-  a power loss of their disks); the end starts them again.
+  a power loss of their disks); with ``torn`` (half the planned ones), a
+  seeded prefix of each file's oldest unsynced write reaches the disk first
+  (a torn write, which a correct node drops as a torn tail); the end starts
+  them again.
 - ``corrupt`` (one node): SIGKILL it, damage one of its data files
   (faults/corrupt.py), start it at the end and record what it did: it
   recovered (answers ``status``), or refused to start (exit 2, one line), or
@@ -28,9 +31,9 @@ What each does on real processes:
 - ``clock``: faults/clock.py.
 
 Evidence (on each ``-end``): ``lose-unsynced``: ``pid_before``,
-``pid_after``, ``down_ms`` and ``discarded`` per node (``files``, ``bytes``:
-what the power loss threw away; 0 bytes is normal for a node that syncs
-before it acknowledges); no effect when a node was not running, kept its
+``pid_after``, ``down_ms`` and ``discarded`` per node (``files``, ``bytes``,
+``torn_bytes``: what the power loss threw away, and what of it reached the
+disk torn; 0 bytes is normal for a node that syncs before it acknowledges); no effect when a node was not running, kept its
 PID, or the run has no lazy file system. ``corrupt``: ``damage`` (file,
 mode, offset, length, sizes), ``outcome`` (``recovered``, ``refused``,
 ``crashed``), ``exit_code``, ``line`` (the node's last log line), ``repair``.
@@ -55,6 +58,8 @@ from faults.process import TARGETS, pick_targets
 log = logging.getLogger(__name__)
 
 KINDS = ("lose-unsynced", "corrupt", "clock")
+#: Share of power losses that tear the write in flight (a prefix reaches the disk).
+TORN_P = 0.5
 #: Seconds a corrupted node gets to answer ``status`` (recovered) or exit (refused).
 START_TIMEOUT_S = 8.0
 
@@ -62,7 +67,7 @@ START_TIMEOUT_S = 8.0
 def plan_fields(f: str, rng: random.Random) -> dict[str, Any]:
     """The planned fields (besides f, at, hold) of one operation of kind ``f``."""
     if f == "lose-unsynced":
-        return {"target": rng.choice(TARGETS)}
+        return {"target": rng.choice(TARGETS), "torn": rng.random() < TORN_P}
     if f == "corrupt":
         return {"target": rng.choice(("one", "leader")), "mode": rng.choice(corrupt.MODES),
                 "file": rng.choice(corrupt.WHICH)}
@@ -122,7 +127,7 @@ class DiskActions:
     async def begin(self, op: dict[str, Any], fields: dict[str, Any]) -> None:
         f, value = op["f"], op["value"]
         if f == "lose-unsynced":
-            await self._lose(sorted(value), fields)
+            await self._lose(sorted(value), fields, bool(op.get("torn")))
         elif f == "corrupt":
             await self._corrupt(value, fields)
         else:
@@ -146,7 +151,7 @@ class DiskActions:
 
     # -- lose-unsynced -------------------------------------------------------------------
 
-    async def _lose(self, nodes: list[str], fields: dict[str, Any]) -> None:
+    async def _lose(self, nodes: list[str], fields: dict[str, Any], torn: bool = False) -> None:
         cluster = self.ctx.cluster
         loop = asyncio.get_running_loop()
         for node in nodes:
@@ -160,9 +165,12 @@ class DiskActions:
             if lose is None:
                 held["why"] = "the cluster cannot discard unsynced data"
                 continue
+            seed = self.ctx.rng.randrange(2**31) if torn else None
             try:
-                got = await asyncio.to_thread(lose, node)
-                held["discarded"] = {"files": got.get("files", 0), "bytes": got.get("bytes", 0)}
+                got = await asyncio.to_thread(lose, node, seed) if torn else \
+                    await asyncio.to_thread(lose, node)
+                held["discarded"] = {"files": got.get("files", 0), "bytes": got.get("bytes", 0),
+                                     "torn_bytes": got.get("torn_bytes", 0)}
             except Exception as exc:  # noqa: BLE001 -- recorded as an ineffective fault
                 held["why"] = f"{node}: {exc}"
         self.record("lose-unsynced", nodes, **fields)

@@ -164,10 +164,11 @@ class Mounts:
 
     # -- faults -------------------------------------------------------------------------
 
-    def lose(self, node: str) -> dict[str, Any]:
-        """Discard ``node``'s unsynced data: {"files", "bytes", "paths"}."""
+    def lose(self, node: str, torn_seed: int | None = None) -> dict[str, Any]:
+        """Discard ``node``'s unsynced data: {"files", "bytes", "torn_bytes", "paths"}
+        (``torn_seed``: a torn write, faults/lazyfs.py ``LazyState.lose``)."""
         try:
-            return control(self.control_name(node), "lose")
+            return control(self.control_name(node), "lose", torn_seed=torn_seed)
         except (OSError, ValueError) as exc:
             raise MountError(str(exc)) from None
 

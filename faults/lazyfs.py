@@ -30,7 +30,9 @@ socket (Linux: no file to leave behind) taking one JSON line per request:
 
     {"op": "ping"}   -> {"ok": true}
     {"op": "stats"}  -> {"ok": true, "dirty_files", "dirty_bytes", "synced_bytes", "fsyncs"}
-    {"op": "lose"}   -> {"ok": true, "files": N, "bytes": B, "paths": [...]}
+    {"op": "lose"}   -> {"ok": true, "files": N, "bytes": B, "torn_bytes": 0, "paths": [...]}
+    {"op": "lose", "torn_seed": S}  the same, but a seeded prefix of each file's
+                     oldest unsynced write reached the disk (a torn write)
     {"op": "sync"}   -> {"ok": true, "files": N, "bytes": B}   (write the cache back)
 
 Invariants:
@@ -52,6 +54,7 @@ import argparse
 import errno
 import json
 import os
+import random
 import socket
 import sys
 import threading
@@ -209,13 +212,35 @@ class LazyState:
                 files += 1
             return files, n
 
-    def lose(self) -> dict[str, Any]:
-        """The power-loss fault: drop every unsynced byte."""
+    def lose(self, torn_seed: int | None = None) -> dict[str, Any]:
+        """The power-loss fault: drop every unsynced byte. With ``torn_seed``, a
+        torn write: of each file's oldest unsynced extent a seeded prefix (at
+        least one byte short of it) reached the disk before the power went."""
         with self.lock:
             paths = sorted(self.dirty)
             nbytes = sum(d.nbytes() for d in self.dirty.values())
+            torn = 0
+            if torn_seed is not None:
+                rng = random.Random(torn_seed)
+                for path in paths:
+                    off, data = self.dirty[path].extents[0] if self.dirty[path].extents \
+                        else (0, b"")
+                    if len(data) < 2:
+                        continue
+                    keep = rng.randrange(1, len(data))
+                    try:
+                        fd = os.open(self.real(path), os.O_WRONLY)
+                    except OSError:
+                        continue  # removed meanwhile: nothing of it can reach the disk
+                    try:
+                        os.pwrite(fd, bytes(data[:keep]), off)
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    torn += keep
             self.dirty.clear()
-            return {"files": len(paths), "bytes": nbytes, "paths": paths}
+            return {"files": len(paths), "bytes": nbytes - torn, "torn_bytes": torn,
+                    "paths": paths}
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -461,19 +486,20 @@ def _handle(state: LazyState, req: dict[str, Any]) -> dict[str, Any]:
     if op == "stats":
         return {"ok": True, **state.stats()}
     if op == "lose":
-        return {"ok": True, **state.lose()}
+        seed = req.get("torn_seed")
+        return {"ok": True, **state.lose(seed if isinstance(seed, int) else None)}
     if op == "sync":
         files, n = state.sync_all()
         return {"ok": True, "files": files, "bytes": n}
     return {"ok": False, "error": f"unknown op {op!r}"}
 
 
-def control(name: str, op: str, timeout: float = 5.0) -> dict[str, Any]:
+def control(name: str, op: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
     """Send one request to the lazy file system ``name``; OSError if it does not answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(_address(name))
-        sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+        sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
         line = sock.makefile("rb").readline()
     if not line:
         raise OSError(f"lazyfs {name}: no reply to {op}")

@@ -302,9 +302,11 @@ class LocalCluster:
         return [p.pid for p in self._all if p.poll() is None]
 
     # disk and clock faults (faults/disk.py drives these)
-    def lose_unsynced(self, node: str) -> dict[str, Any]:
+    def lose_unsynced(self, node: str, torn_seed: int | None = None) -> dict[str, Any]:
         """Discard what ``node`` wrote and never synced (it must be stopped):
-        {"files", "bytes", "paths"}. ClusterError without a lazy file system."""
+        {"files", "bytes", "torn_bytes", "paths"}; with ``torn_seed`` a seeded
+        prefix of each file's oldest unsynced write survives (a torn write).
+        ClusterError without a lazy file system."""
         if self.mounts is None:
             raise ClusterError("no lazy file system (the run has no disk faults)")
         if self.is_running(node):
@@ -312,7 +314,7 @@ class LocalCluster:
         from faults.disk_mounts import MountError
 
         try:
-            return self.mounts.lose(node)
+            return self.mounts.lose(node, torn_seed)
         except MountError as exc:
             raise ClusterError(str(exc)) from None
 

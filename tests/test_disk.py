@@ -227,5 +227,6 @@ def test_heal_brings_back_what_lose_unsynced_holds() -> None:
     (f0, v0, _), (f1, v1, fields) = ctx.events
     assert (f0, v0, f1, v1) == ("lose-unsynced", ["n1", "n3"], "lose-unsynced-end", ["n1", "n3"])
     ev = fields["evidence"]
-    assert ev["effective"] is True and ev["discarded"]["n1"] == {"files": 1, "bytes": 42}
+    assert ev["effective"] is True and ev["discarded"]["n1"] == {"files": 1, "bytes": 42,
+                                                                    "torn_bytes": 0}
     assert ev["pid_before"] == {"n1": 100, "n3": 102} and ev["pid_after"]["n1"] >= 200

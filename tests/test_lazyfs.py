@@ -76,7 +76,7 @@ def test_unsynced_writes_are_read_back_and_lost_until_fsynced(tmp_path: Path) ->
     assert st.size_of("/log") == 11
     assert (tmp_path / "log").read_bytes() == b"hello"  # the disk has only what was synced
     lost = st.lose()
-    assert lost == {"files": 1, "bytes": 7, "paths": ["/log"]}
+    assert lost == {"files": 1, "bytes": 7, "torn_bytes": 0, "paths": ["/log"]}
     assert st.read("/log", 100, 0, fd) == b"hello"
     os.close(fd)
 
@@ -92,6 +92,21 @@ def test_the_flusher_writes_back_old_dirty_data_without_fsync(tmp_path: Path) ->
     assert st.lose()["bytes"] == 3
     assert st.read("/log", 10, 0, fd) == b"old"
     os.close(fd)
+
+
+def test_a_torn_lose_keeps_a_seeded_prefix_of_the_oldest_unsynced_write(tmp_path: Path) -> None:
+    got = []
+    for name in ("a", "b"):
+        st = LazyState(tmp_path)
+        fd = _open(st, name)
+        st.write("/" + name, b"synced", 0, fd)
+        st.fsync("/" + name, fd, datasync=True)
+        st.write("/" + name, b"0123456789", 6, fd)
+        lost = st.lose(torn_seed=5)
+        assert 1 <= lost["torn_bytes"] <= 9 and lost["bytes"] == 10 - lost["torn_bytes"]
+        got.append((tmp_path / name).read_bytes())
+        os.close(fd)
+    assert got[0] == got[1] and got[0].startswith(b"synced0") and len(got[0]) < 16
 
 
 def test_append_goes_to_the_logical_end(tmp_path: Path) -> None:
@@ -171,6 +186,27 @@ def test_storage_survives_lose_when_it_fsyncs(mounted: tuple[disk_mounts.Mounts,
     restored = Storage(data, "n1").open()
     assert restored.meta == {"term": 3, "voted_for": "n2"}
     assert [e.index for e in restored.entries] == [1]
+
+
+def test_a_torn_power_loss_leaves_a_tail_storage_drops(
+        mounted: tuple[disk_mounts.Mounts, Path]) -> None:
+    from nodes.common.core_api import Entry, Ready
+    from nodes.common.storage import Storage, _frame
+
+    m, data = mounted
+    s = Storage(data, "n1")
+    s.open()
+    s.persist(Ready(meta={"term": 1, "vote": "n1"}, entries=[Entry(index=1, term=1, data=b"a")]))
+    s.close()
+    fd = os.open(data / "log", os.O_WRONLY | os.O_APPEND)
+    os.write(fd, _frame(b"\x91\x94\x00\x02\x01\xc4\x40" + b"x" * 64))  # a write in flight
+    os.close(fd)
+    lost = m.lose("n1", torn_seed=1)
+    assert lost["torn_bytes"] > 0
+    again = Storage(data, "n1")
+    restored = again.open()
+    assert [e.index for e in restored.entries] == [1] and again.dropped_tail_bytes > 0
+    again.close()
 
 
 def test_a_killed_harness_leaves_nothing_after_the_next_cleanup(
