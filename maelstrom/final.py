@@ -27,8 +27,8 @@ from harness.client import Call, Pipeline
 
 QUIET_S = 3.0
 #: The adapter's log lines that say a node program misbehaved (maelstrom/host.py).
-PROBLEMS = ("did not answer init", "answered init with", "stdout line that", "ended before",
-            "adapter failed", "cannot serve", "could not start", "read none of")
+PROBLEMS = ("did not answer init", "answered init with", "stdout line that", "adapter failed",
+            "cannot serve", "could not start", "read none of")
 MAX_NOTES = 12
 
 
@@ -146,8 +146,11 @@ def problems_in(log_dir: Path) -> list[str]:
             if " maelstrom: " not in line:
                 continue
             text = line.split(" maelstrom: ", 1)[1]
-            ended_badly = "ended while serving" in text and "SIGKILL" not in text \
-                and "SIGTERM" not in text and "unknown" not in text
+            # a program that ended by itself; SIGKILL and SIGTERM are the nemesis's and the
+            # harness's, and an unknown status is a kill the harness reaped first
+            ended_badly = "the node program ended" in text and (
+                "(exit code" in text or ("killed by" in text and "SIGKILL" not in text
+                                         and "SIGTERM" not in text))
             if ended_badly or any(p in text for p in PROBLEMS):
                 notes.append(f"{log.stem}: {text}")
                 if len(notes) >= MAX_NOTES:

@@ -208,3 +208,24 @@ def test_lin_kv_maps_code_20_on_read_to_absent() -> None:
     assert d["section"]["absent_reads"] == 1
     h.op(0, "read", "k1", None, type_="fail", error="20 key-does-not-exist")  # after a write
     assert checkers.check_lin_kv(h.events, cfg)[0] == "invalid"
+
+
+def test_problem_lines_leave_out_the_harness_own_kills(tmp_path) -> None:
+    from maelstrom.final import problems_in
+
+    lines = [
+        "12:00:00.000 n1 (n0) maelstrom: the node program ended while serving (exit code 3); x",
+        "12:00:00.000 n1 (n0) maelstrom: the node program ended while serving (killed by SIGKILL)",
+        ("12:00:00.000 n1 (n0) maelstrom: the node program ended before it answered init "
+         "(exit status unknown); 0 messages carried"),
+        "12:00:00.000 n1 (n0) maelstrom: the node program ended while serving (killed by SIGTERM)",
+        "12:00:00.000 n1 (n0) maelstrom: the node program ended while serving (killed by SIGSEGV)",
+        "12:00:00.000 n1 (n0) maelstrom: the node program wrote a stdout line that is not JSON",
+        "a line of the program's own",
+    ]
+    (tmp_path / "n1.log").write_text("\n".join(lines) + "\n")
+    found = problems_in(tmp_path)
+    assert len(found) == 3, found
+    assert any("exit code 3" in f for f in found)
+    assert any("SIGSEGV" in f for f in found)
+    assert any("not JSON" in f for f in found)
