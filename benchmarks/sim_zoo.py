@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import bugs, simrun, workload
+from harness import bugs, simrun
 from harness.config import RunConfig
 
 START_STRIDE = 1000
@@ -45,11 +45,10 @@ def search(bug: str, system: str, start: int, budget: float) -> tuple[float, int
     tried = 0
     while time.process_time() - c0 < budget:
         cfg = simrun.prepare(RunConfig(sim=True, system=system, bugs=[bug], seed=seed,
-                                       progress=False))
+                                       workload=bugs.BUGS[bug].workload, progress=False))
         out = simrun.simulate(cfg, metrics=False)
-        verdict, _ = workload.check(out.events, cfg)
         tried += 1
-        if verdict == "invalid":
+        if out.verdict == "invalid":
             return time.process_time() - c0, seed, tried
         seed += 1
     return time.process_time() - c0, None, tried

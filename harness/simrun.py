@@ -74,6 +74,16 @@ class SimOutcome:
     flushes: int = 0
     messages: int = 0
     check_s: float = 0.0
+    #: The checker's verdict and dict (None until checked: ``simulate(check=False)``).
+    verdict: str | None = None
+    checker: dict[str, Any] | None = None
+    #: (slot, n) of every invoked client operation, in invoke order (the shrinker's).
+    ops: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def client_ops(self) -> int:
+        """Client operations invoked (final reads not counted)."""
+        return len(self.ops)
 
 
 def prepare(config: RunConfig) -> RunConfig:
@@ -110,12 +120,12 @@ def _timing(cfg: RunConfig) -> Any:
 
 
 def _plan(cfg: RunConfig, link_faults: tuple[str, ...],
-          replay_ops: list[dict[str, Any]] | None) -> Any:
+          faults: list[dict[str, Any]] | None) -> Any:
     from faults import schedule
     from faults.plan import ReplayPlan
 
-    if replay_ops is not None:
-        return ReplayPlan(replay_ops)
+    if faults is not None:
+        return ReplayPlan(faults)
     if cfg.replay:
         from harness.runner import _replay_ops
 
@@ -125,12 +135,14 @@ def _plan(cfg: RunConfig, link_faults: tuple[str, ...],
                                link_faults=link_faults, network=True, timing=cfg.timing)
 
 
-def simulate(cfg: RunConfig, *, wire: bool = False, metrics: bool = True,
-             replay_ops: list[dict[str, Any]] | None = None) -> SimOutcome:
-    """Run the resolved ``cfg`` on the simulated cluster (see the module header).
-    ``wire``: every peer message crosses the codec and msgpack (same history,
-    ~1.6x the time: docs/simulation.md); ``replay_ops``: carry out these fault
-    operations (faults.plan.recorded_ops form) instead of the config's plan."""
+def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
+             wire: bool = False, metrics: bool = True, check: bool = True) -> SimOutcome:
+    """Run the resolved ``cfg`` on the simulated cluster (see the module header);
+    writes nothing. ``faults``: carry out exactly these fault operations
+    (faults.plan.recorded_ops form, as --replay does) instead of the config's
+    plan; ``cfg.client_mask`` is honoured (nodes/sim/load.py); ``wire``: every
+    peer message crosses the codec and msgpack (same history, ~1.6x the time:
+    docs/simulation.md); ``check``: fill in ``verdict`` and ``checker``."""
     from faults.simulate import SimInterpreter
     from harness.generator import key_names
     from nodes.__main__ import load_protocol
@@ -158,13 +170,16 @@ def simulate(cfg: RunConfig, *, wire: bool = False, metrics: bool = True,
     seen: dict[str, Any] = {}
     gens = [gen_cls(cfg.seed, slot, keys=cfg.keys, ops=cfg.ops, concurrency=cfg.concurrency,
                     rate=cfg.rate, seen=seen, **extra) for slot in range(cfg.concurrency or 1)]
-    load = SimLoad(world, ids, gens, cfg.request_timeout, events)
+    mask = cfg.client_mask or {}
+    load = SimLoad(world, ids, gens, cfg.request_timeout, events,
+                   drop_slots=frozenset(int(x) for x in mask.get("drop_slots") or ()),
+                   skip_ops=frozenset((int(a), int(b)) for a, b in mask.get("skip_ops") or ()))
 
     def record(f: str, value: Any, **fields: Any) -> None:
         events.append({"time": world.now, "process": "nemesis", "type": "info", "f": f,
                        "value": value, **fields})
 
-    plan = _plan(cfg, LINK_FAULTS, replay_ops)
+    plan = _plan(cfg, LINK_FAULTS, faults)
     nemesis = SimInterpreter(plan, world, record, LINK_FAULTS) if plan is not None else None
     if nemesis is not None:
         nemesis.start()
@@ -198,10 +213,13 @@ def simulate(cfg: RunConfig, *, wire: bool = False, metrics: bool = True,
         notes.append(f"the simulator has no final step for workload {cfg.workload!r}; skipped")
     for i, e in enumerate(events):
         e["index"] = i  # written first (see write_history)
-    return SimOutcome(cfg, events, samples, dict(load.counts), load_seconds, world.now / 1e9,
-                      recovered, notes, nemesis.sim_only() if nemesis is not None else [],
-                      wall_s=time.perf_counter() - wall0, flushes=world.flushes,
-                      messages=world.messages)
+    out = SimOutcome(cfg, events, samples, dict(load.counts), load_seconds, world.now / 1e9,
+                     recovered, notes, nemesis.sim_only() if nemesis is not None else [],
+                     wall_s=time.perf_counter() - wall0, flushes=world.flushes,
+                     messages=world.messages, ops=list(load.ops))
+    if check:
+        out.verdict, out.checker = _checked(out)
+    return out
 
 
 def _sample(arg: tuple[Any, list[dict[str, Any]]]) -> None:
@@ -232,18 +250,21 @@ def history_text(events: list[dict[str, Any]]) -> str:
                    + "\n" for e in events)
 
 
-def run(config: RunConfig, *, keep: bool = True, index: bool = True,
+def run(config: RunConfig, *, faults: list[dict[str, Any]] | None = None,
+        shrunk: dict[str, Any] | None = None, keep: bool = True, index: bool = True,
         report: bool = True, wire: bool = False) -> Any:
     """One simulated run, written as a run folder (see the module header).
-    ``keep`` False: a passing run keeps only config.json and results.json (a
-    sweep's passing seeds); a failing one always keeps everything."""
+    ``faults``: carry out these fault operations instead of the config's plan;
+    ``shrunk``: results.json ``shrunk`` (harness/shrink.py's story of how this
+    run was shrunk). ``keep`` False: a passing run keeps only config.json and
+    results.json (a sweep's passing seeds); a failing one always keeps everything."""
     from harness.runner import RunError, RunResult, finish_run
     from reports import runfolder
 
     cfg = prepare(config)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    out = simulate(cfg, wire=wire)
-    verdict, checker = _checked(out)
+    out = simulate(cfg, faults=faults, wire=wire)
+    verdict, checker = out.verdict or "unknown", out.checker
     failing = verdict != "valid"
     keep_all = keep or failing
     try:
@@ -259,8 +280,10 @@ def run(config: RunConfig, *, keep: bool = True, index: bool = True,
                           options=cfg.cluster_options())
     except (runfolder.StoreError, runfolder.ReportError, OSError) as exc:
         raise RunError(str(exc)) from None
-    extra = {"simulated": True, "simulated_s": round(out.simulated_s, 3),
-             "sim_only_faults": out.sim_only}
+    extra: dict[str, Any] = {"simulated": True, "simulated_s": round(out.simulated_s, 3),
+                             "sim_only_faults": out.sim_only}
+    if shrunk is not None:
+        extra["shrunk"] = shrunk
     result: RunResult = finish_run(
         cfg, folder.root, started, out.events, out.counts, out.load_seconds, out.notes,
         False, out.recovered, checked=(verdict, checker),

@@ -57,8 +57,12 @@ def checker_result(run: Run) -> tuple[dict, str]:
         return {}, "results.json holds no checker result."
     from checker import check_events
 
-    try:  # model kv, as the runner checks (config.json names no model)
-        result = check_events(run.events, model="kv", time_limit=60)
+    try:  # the run's workload's model, as the runner checks (kv unless config.json says)
+        if get(run.config, "workload") == "list-append":
+            result = check_events(run.events, model="list-append", time_limit=60,
+                                  consistency=get(run.config, "consistency") or None)
+        else:
+            result = check_events(run.events, model="kv", time_limit=60)
     except Exception as exc:  # noqa: BLE001 - the page must still be drawn; say why
         return {}, f"Checking the history for this report failed: {exc}"
     return (
@@ -246,6 +250,12 @@ def header(
     replay = r.get("replay")
     if isinstance(replay, dict):
         meta.append(("replay of", f"{replay.get('run')} ({replay.get('ops')} fault operations)"))
+    shrunk = r.get("shrunk")
+    if isinstance(shrunk, dict):
+        meta.append(("shrunk from", (f"{shrunk.get('from')} ({shrunk.get('client_ops')} client "
+                                    f"operations, {len(shrunk.get('faults') or [])} faults)")))
+        notes += "".join(f'<p class="muted">shrink step: {esc(str(step))}</p>'
+                         for step in shrunk.get("steps") or [])
     simulated = ""
     if r.get("simulated") is True:
         # A simulated run (harness/simrun.py): its times are simulated, its wall time apart.

@@ -64,14 +64,15 @@ STAMP = "%Y%m%dT%H%M%S"
 #: Version of results.json this code writes and the newest it reads. Version 1:
 #: anomalies name operations by ``Op.id`` (positions in ``pair(history)``).
 #: Version 2 adds ``ineffective_faults`` and ``replay``; version 3 ``simulated``,
-#: ``simulated_s``, ``sim_only_faults`` (simulated runs, harness/simrun.py) and ``wall_s``.
+#: ``simulated_s``, ``sim_only_faults`` (simulated runs, harness/simrun.py), ``wall_s`` and
+#: ``shrunk`` (a run harness/shrink.py made).
 SCHEMA = 3
 #: Every field of results.json (docs/run-folder.md describes each).
 RESULT_FIELDS = (
     "schema", "verdict", "exit_code", "name", "system", "seed", "command", "started",
     "duration_s", "nodes", "nemesis", "bugs", "counts", "ops_per_s", "latency_ms", "checker",
     "availability", "ineffective_faults", "replay", "interrupted", "recovered", "notes",
-    "simulated", "simulated_s", "sim_only_faults", "wall_s",
+    "simulated", "simulated_s", "sim_only_faults", "wall_s", "shrunk",
 )
 _NUMBER = (int, float)
 #: The JSON type of each field; ``read_results`` drops a value of another type (null is
@@ -82,7 +83,7 @@ RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
     "bugs": list, "counts": dict, "ops_per_s": _NUMBER, "latency_ms": dict, "checker": dict,
     "availability": list, "ineffective_faults": list, "replay": dict, "interrupted": bool,
     "recovered": bool, "notes": list, "simulated": bool, "simulated_s": _NUMBER,
-    "sim_only_faults": list, "wall_s": _NUMBER,
+    "sim_only_faults": list, "wall_s": _NUMBER, "shrunk": dict,
 }
 assert set(RESULT_TYPES) == set(RESULT_FIELDS)
 #: The fields of results.json that depend on the wall clock (as key paths): a

@@ -82,7 +82,7 @@ def test_removing_a_fault_operation_leaves_the_client_operations_unchanged() -> 
     assert len(ops) >= 3
     # the same plan replayed, minus its second operation
     fewer = [op for i, op in enumerate(ops) if i != 1]
-    replayed = simrun.simulate(cfg, replay_ops=fewer)
+    replayed = simrun.simulate(cfg, faults=fewer)
     a = _slot_sequences(full.events, cfg.concurrency)
     b = _slot_sequences(replayed.events, cfg.concurrency)
     assert set(a) == set(b)
@@ -102,3 +102,23 @@ def test_the_codec_round_trip_changes_nothing() -> None:
     a = simrun.simulate(cfg, wire=True)
     b = simrun.simulate(cfg, wire=False)
     assert simrun.history_text(a.events) == simrun.history_text(b.events)
+
+
+def test_the_client_mask_drops_slots_and_skips_ops_leaving_the_rest_as_drawn() -> None:
+    import dataclasses
+
+    cfg = simrun.prepare(RunConfig(sim=True, seed=3, nodes=3, time_limit=3, nemesis="none",
+                                   progress=False))
+    full = simrun.simulate(cfg, check=False)
+    masked = simrun.simulate(dataclasses.replace(
+        cfg, client_mask={"drop_slots": [0], "skip_ops": [[1, 0], [1, 2]]}), check=False)
+    assert full.client_ops == len([e for e in full.events if e["type"] == "invoke"]) - cfg.keys
+    assert all(slot != 0 for slot, _ in masked.ops)
+    ones = [n for slot, n in masked.ops if slot == 1]
+    assert ones[:3] == [1, 3, 4]
+    a = _slot_sequences(full.events, cfg.concurrency)
+    b = _slot_sequences(masked.events, cfg.concurrency)
+    assert 0 not in b
+    # slot 2 is untouched: the same operations, in the same order
+    n = min(len(a[2]), len(b[2]))
+    assert n > 5 and a[2][:n] == b[2][:n]

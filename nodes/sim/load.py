@@ -159,14 +159,34 @@ class SimPipeline:
 
 
 class _Slot(SimCall):
-    __slots__ = ("ended", "gen", "next_at", "op", "process")
+    __slots__ = ("drawn", "ended", "gen", "next_at", "op", "process", "slot")
+
+
+def completion_value(op: Any, type_: str, reply: dict[str, Any] | None) -> Any:
+    """The value an operation's completion records (harness/workers.py's rule):
+    the invocation's own ``completion_value`` when it has one, else the reply's
+    value on ok for a read or an invocation without a value, else its own."""
+    own = getattr(op, "completion_value", None)
+    if own is not None:
+        return own(type_, reply)
+    if op.f == "read" or op.value is None:
+        return (reply or {}).get("value") if type_ == "ok" else None
+    return op.value
 
 
 class SimLoad:
-    """The run's client slots on one SimPipeline, recording into ``events``."""
+    """The run's client slots on one SimPipeline, recording into ``events``.
+
+    ``drop_slots``: slots that invoke nothing; ``skip_ops``: (slot, n) pairs
+    whose n-th generated operation (0-based) is drawn but not invoked, the
+    slot going on at once with its next one (the shrinker's client mask:
+    every other operation stays what it was, each slot's rng being its own).
+    ``ops``: the (slot, n) of every invoked operation, in invoke order."""
 
     def __init__(self, world: World, node_ids: list[str], gens: list[Any],
-                 request_timeout_s: float, events: list[dict[str, Any]]) -> None:
+                 request_timeout_s: float, events: list[dict[str, Any]], *,
+                 drop_slots: frozenset[int] = frozenset(),
+                 skip_ops: frozenset[tuple[int, int]] = frozenset()) -> None:
         self.world = world
         self.pipe = SimPipeline(world, node_ids)
         self.events = events
@@ -176,11 +196,16 @@ class SimLoad:
         self.counts = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}
         concurrency = len(gens)
         self._fresh = itertools.count(concurrency)
+        self.drop_slots = drop_slots
+        self.skip_ops = skip_ops
+        self.ops: list[tuple[int, int]] = []
         self.slots: list[_Slot] = []
         for slot, gen in enumerate(gens):
             s = _Slot(node_ids[slot % len(node_ids)], self._done)
             s.gen = gen
             s.process = slot
+            s.slot = slot
+            s.drawn = 0
             s.op = None
             s.next_at = 0
             s.ended = False
@@ -189,6 +214,8 @@ class SimLoad:
     def go(self) -> None:
         now = self.world.now
         for s in self.slots:
+            if s.slot in self.drop_slots:
+                continue
             self.active += 1
             s.next_at = now + int(s.gen.first_delay() * 1e9)
             self.world.at(s.next_at, self._begin, s)
@@ -198,6 +225,14 @@ class SimLoad:
             self._end(s)
             return
         op = s.op = s.gen.next_op()
+        n = s.drawn
+        s.drawn += 1
+        if self.skip_ops:
+            while (s.slot, n) in self.skip_ops:  # drawn, not invoked: on to the next at once
+                op = s.op = s.gen.next_op()
+                n = s.drawn
+                s.drawn += 1
+        self.ops.append((s.slot, n))
         self.events.append({"time": self.world.now, "process": s.process, "type": "invoke",
                             "f": op.f, "key": op.key, "value": op.value})
         self.counts["invoke"] += 1
@@ -207,9 +242,7 @@ class SimLoad:
               error: str | None, t: int) -> None:
         op = s.op
         assert op is not None
-        value = op.value
-        if op.f == "read":
-            value = (reply or {}).get("value") if type_ == "ok" else None
+        value = completion_value(op, type_, reply)
         event: dict[str, Any] = {"time": t, "process": s.process, "type": type_, "f": op.f,
                                  "key": op.key, "value": value}
         if node is not None:
