@@ -1,13 +1,17 @@
-"""Simulated sweeps: `harness run --sim --test-count N` over a pool of processes.
+"""Sweeps: `harness run --test-count N` over a pool of processes (simulated or real).
 
-Owns ``run_series(config, executor=None)`` for simulated configs (the
-runner's ``run_series`` comes here when ``config.sim``), ``sweep`` (the same,
-with the progress line and the rows) and ``summary`` (the table).
+Owns ``run_series(config, executor=None)`` for pooled sweeps (the runner's
+``run_series`` comes here when ``config.sim``; run_cli calls ``main`` for
+simulated sweeps and ``--scheduler`` ones), ``sweep`` (the rows, with the
+progress line) and ``summary`` (the table).
 
-- Seeds ``seed .. seed+N-1``, each one ``harness.simrun.run`` in a worker
-  process of ``executor`` (any ``concurrent.futures.Executor``; default a
-  ``ProcessPoolExecutor`` of ``config.workers`` or ``os.cpu_count()``
-  processes). At most two tasks per worker are queued, so ``--stop-on-fail``
+- Seeds ``seed .. seed+N-1``, each one ``harness.simrun.run`` (or, for a
+  real config, ``harness.runner.run``: it keeps its whole folder) in a
+  worker of ``executor`` (any ``concurrent.futures.Executor``; default
+  ``harness.executors.executor_for(config)``: a process pool of
+  ``config.workers`` or the machine's cores, or a Dask cluster's for
+  ``--scheduler``). Tasks take and return plain data; a seed whose task ran
+  twice (Dask after a worker died) is counted once. At most two tasks per worker are queued, so ``--stop-on-fail``
   stops soon after the first run that is not valid (the runs in flight
   finish and are kept).
 - A failing seed keeps its whole run folder; a passing one keeps only
@@ -48,19 +52,26 @@ class Row:
 
 
 def _one(cfg_dict: dict[str, Any], keep_all: bool) -> Row:
-    """One seed, in a worker process."""
-    from harness import simrun
-
+    """One seed, in a worker process (plain data in, plain data out: any executor,
+    Dask's too). A real run keeps its whole folder (it is expensive to repeat)."""
     c0 = time.process_time()
     cfg = RunConfig.from_dict(cfg_dict)
-    res = simrun.run(cfg, keep=keep_all, index=False)
+    if cfg.sim:
+        from harness import simrun
+
+        res = simrun.run(cfg, keep=keep_all, index=False)
+    else:
+        from harness import runner
+
+        res = runner.run(cfg)
     return Row(int(cfg.seed or 0), res.verdict, res.exit_code, str(res.run_dir), res.results,
                time.process_time() - c0)
 
 
 class _Progress:
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int, enabled: bool, label: str = "sim sweep") -> None:
         self.total = total
+        self.label = label
         self.enabled = enabled and sys.stderr.isatty()
         self.t0 = time.monotonic()
         self.width = 0
@@ -71,7 +82,7 @@ class _Progress:
         elapsed = max(1e-6, time.monotonic() - self.t0)
         rate = done / elapsed
         left = (self.total - done) / rate if rate > 0 else float("inf")
-        line = (f"[sim sweep] {done}/{self.total} seeds, {failed} failing, {rate:.1f} seeds/s, "
+        line = (f"[{self.label}] {done}/{self.total} seeds, {failed} failing, {rate:.1f} seeds/s, "
                 f"{left:.0f} s left")
         sys.stderr.write("\r" + line + " " * max(0, self.width - len(line)))
         sys.stderr.flush()
@@ -85,14 +96,12 @@ class _Progress:
 
 def sweep(config: RunConfig, executor: Executor | None = None) -> Iterator[Row]:
     """Every seed's Row, in seed order (see the module header)."""
-    from harness import simrun
-
-    base = simrun.prepare(dataclasses.replace(config, test_count=1))
+    base = _prepare(dataclasses.replace(config, test_count=1))
     count = config.test_count
     workers = config.workers or os.cpu_count() or 1
     own = executor is None
-    pool: Executor = executor if executor is not None else ProcessPoolExecutor(workers)
-    progress = _Progress(count, config.progress)
+    pool: Executor = executor if executor is not None else _executor(config)
+    progress = _Progress(count, config.progress, "sim sweep" if base.sim else "sweep")
     seeds = iter(range(int(base.seed or 0), int(base.seed or 0) + count))
     inflight: dict[int, Future] = {}
     ready: dict[int, Row] = {}
@@ -113,7 +122,9 @@ def sweep(config: RunConfig, executor: Executor | None = None) -> Iterator[Row]:
         while inflight:
             seed = min(inflight)
             row = inflight.pop(seed).result()
-            ready[seed] = row
+            if row.seed in ready or row.seed < next_out:
+                continue  # a second result for a seed (Dask reran a task): counted once
+            ready[row.seed] = row
             done += 1
             if row.exit_code != 0:
                 failed += 1
@@ -136,6 +147,31 @@ def sweep(config: RunConfig, executor: Executor | None = None) -> Iterator[Row]:
 
         with contextlib.suppress(Exception):
             store_index.write_store_index(Path(base.store))
+
+
+def _prepare(config: RunConfig) -> RunConfig:
+    """The resolved, validated config of every seed (RunError, one line, if unusable)."""
+    if config.sim:
+        from harness import simrun
+
+        return simrun.prepare(config)
+    from harness import runner
+
+    return runner.prepare(config)[0]
+
+
+def _executor(config: RunConfig) -> Executor:
+    """harness.executors.executor_for: a process pool, or Dask for ``--scheduler``."""
+    from harness.runner import RunError
+
+    try:
+        from harness.executors import ExecutorError, executor_for
+    except ImportError:
+        return ProcessPoolExecutor(config.workers or os.cpu_count() or 1)
+    try:
+        return executor_for(config)
+    except ExecutorError as exc:
+        raise RunError(str(exc)) from None
 
 
 def run_series(config: RunConfig, executor: Executor | None = None) -> Iterator[Any]:
