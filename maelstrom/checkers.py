@@ -139,7 +139,8 @@ def check_set(events: list[dict[str, Any]], cfg: Any) -> tuple[str, dict[str, An
         for v in acked:
             if v not in have:
                 lost.setdefault(v, []).append(n)
-    for v, where in sorted(lost.items(), key=lambda kv: acked[kv[0]].start or 0)[:EXAMPLES]:
+    lost_first = sorted(lost.items(), key=lambda kv: acked[kv[0]].start or 0)[:EXAMPLES]
+    for v, where in lost_first:
         add = acked[v]
         ids = [add.id] + [finals[n].id for n in sorted(where)]
         anomalies.append(_anomaly(
@@ -149,8 +150,7 @@ def check_set(events: list[dict[str, Any]], cfg: Any) -> tuple[str, dict[str, An
     lat_sorted = sorted(latencies.values())
     section = {
         "attempted": len(attempted), "acknowledged": len(acked), "indeterminate": len(info),
-        "lost": [{"value": v, "nodes": sorted(w), "op": acked[v].id}
-                 for v, w in list(lost.items())[:EXAMPLES]],
+        "lost": [{"value": v, "nodes": sorted(w), "op": acked[v].id} for v, w in lost_first],
         "lost_count": len(lost),
         "unexpected": [{"value": v, "node": r.node, "op": r.id}
                        for v, r in list(unexpected.items())[:EXAMPLES]],
