@@ -265,7 +265,7 @@ class Adapter:
         if dest == self.mme:
             self.to_program(line)
         elif dest in SERVICES:
-            self.to_service(line, body)
+            self.to_service(dest, line, body)
         elif dest[:1] == "c":
             self.to_client(dest, body)
         else:
@@ -281,17 +281,20 @@ class Adapter:
                 self._init_reply(body)
             return  # topology_ok, or a late duplicate
         entry = self.pending.pop((dest, irt), None)
-        if entry is None or self.client is None:
-            return  # a second reply, or one to a request whose client gave up
-        with contextlib.suppress(zmq.ZMQError):
-            self.client.send_multipart([entry[0], self._pack(client_reply(irt, body))],
-                                       zmq.NOBLOCK)
+        if entry is not None:  # else a second reply, or one whose client gave up
+            self._answer(entry[0], client_reply(irt, body))
 
-    def to_service(self, line: bytes, body: dict[str, Any]) -> None:
+    def _answer(self, rid: bytes, reply: dict[str, Any]) -> None:
+        """One reply to the client ``rid``; a client that is gone or full loses it."""
+        if self.client is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self.client.send_multipart([rid, self._pack(reply)], zmq.NOBLOCK)
+
+    def to_service(self, dest: str, line: bytes, body: dict[str, Any]) -> None:
         if self.service is None and not self.service_failed:
             self.service = self._connect_service()
         if self.service is None:
-            self.to_program(dumps({"src": "harness", "dest": self.mme, "body": error_body(
+            self.to_program(dumps({"src": dest, "dest": self.mme, "body": error_body(
                 13, "the harness's services are not running", body.get("msg_id"))}))
             return
         with contextlib.suppress(zmq.Again):
@@ -385,17 +388,15 @@ class Adapter:
                 continue
             if req.get("op") == "status":
                 if program_state(self.program)[0] not in ("T", "t"):  # a paused node is silent
-                    self.client.send_multipart([rid, self._pack(self.status(req.get("id")))],
-                                               zmq.NOBLOCK)
+                    self._answer(rid, self.status(req.get("id")))
                 continue
             req_id = req.pop("id", None)
             client = req.pop("client", None)
             if not isinstance(req.get("type"), str) or not isinstance(req_id, int):
-                self.client.send_multipart([rid, self._pack({
+                self._answer(rid, {
                     "id": req_id if isinstance(req_id, int) else None, "ok": False,
                     "error": "malformed", "definite": True,
-                    "reason": "a Maelstrom request needs an integer id and a string type"})],
-                    zmq.NOBLOCK)
+                    "reason": "a Maelstrom request needs an integer id and a string type"})
                 continue
             if isinstance(client, int) and not isinstance(client, bool) and client > 0:
                 src = f"c{client}"
