@@ -45,6 +45,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from faults import clock
 from faults.partition import Partition, cut, deaf, make
 from faults.plan import (
     ClusterView,
@@ -57,10 +58,14 @@ from faults.plan import (
     term_of,
 )
 
-#: Every family, and which need a network backend.
+#: Every family, and which need a network backend or a disk or clock kind.
 FAMILIES = ("isolate-leader", "partition", "shift", "kill-leader", "pause-leader", "kill",
-            "pause", "crash", "flap", "kill-voter", "overlap", "net")
+            "pause", "crash", "flap", "kill-voter", "overlap", "net", "lose-unsynced", "clock")
 NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "net")
+#: The disk and clock kinds the hunt may use when the cluster offers them
+#: (``corrupt`` stays named-only: a replica that rejoins empty can vote twice,
+#: which breaks correct Raft and Paxos too).
+DISK_FAMILIES = ("lose-unsynced", "clock")
 #: The families aimed at the leader, drawn this many times as often as the others.
 LEADER_FAMILIES = ("isolate-leader", "shift", "kill-leader", "pause-leader", "kill-voter")
 LEADER_WEIGHT = 3
@@ -75,11 +80,15 @@ ONEWAY_P = 0.2
 
 def hunt_plan(rng: random.Random, *, interval_s: float, network: bool,
               link_faults: Sequence[str] = (),
-              timing: Mapping[str, Any] | None = None) -> ScriptPlan:
+              timing: Mapping[str, Any] | None = None,
+              kinds_available: Sequence[str] = ()) -> ScriptPlan:
     """The hunting plan (see the module header). Episodes start 0.2 to 0.6
-    ``interval_s`` apart, later when the last one still holds."""
+    ``interval_s`` apart, later when the last one still holds.
+    ``kinds_available``: the disk and clock kinds the cluster was set up for
+    (``DISK_FAMILIES`` among them join the swarm)."""
     return ScriptPlan(Hunter(rng, interval_s=interval_s, network=network,
-                             link_faults=tuple(link_faults), timing=timing).script)
+                             link_faults=tuple(link_faults), timing=timing,
+                             kinds_available=tuple(kinds_available)).script)
 
 
 class Hunter(Player):
@@ -87,7 +96,8 @@ class Hunter(Player):
     faults hold, and the latest view."""
 
     def __init__(self, rng: random.Random, *, interval_s: float, network: bool,
-                 link_faults: tuple[str, ...], timing: Mapping[str, Any] | None) -> None:
+                 link_faults: tuple[str, ...], timing: Mapping[str, Any] | None,
+                 kinds_available: tuple[str, ...] = ()) -> None:
         super().__init__()
         if interval_s <= 0:
             raise ValueError(f"nemesis interval must be > 0 s, not {interval_s}")
@@ -98,7 +108,8 @@ class Hunter(Player):
         self.lo, self.hi = lo / 1000, hi / 1000
         self.hb = timing.get("heartbeat_ms", DEFAULT_HEARTBEAT_MS) / 1000
         self.link_faults = link_faults if network else ()
-        self.families = [f for f in FAMILIES if network or f not in NETWORK_FAMILIES]
+        self.families = [f for f in FAMILIES if (network or f not in NETWORK_FAMILIES)
+                         and (f not in DISK_FAMILIES or f in kinds_available)]
         if not self.link_faults:
             self.families = [f for f in self.families if f != "net"]
         self.network = network
@@ -137,7 +148,7 @@ class Hunter(Player):
 
     def started(self, op: FaultOp) -> None:
         now, hold = op["at"], op["hold"] or 0.0
-        if op["f"] in ("kill", "pause"):
+        if op["f"] in ("kill", "pause", "lose-unsynced"):
             for n in op["value"]:
                 self.held[n] = now + hold
         self.busy_until = max(self.busy_until, now + hold)
@@ -357,3 +368,34 @@ class Hunter(Player):
         faults, links = net_profile(self.rng, list(self.view.node_ids), self.link_faults)
         yield from self.emit("net", "all" if links == "all" else "node",
                              {"links": links, **faults}, self.dur())
+
+    def lose_unsynced(self) -> Steps:
+        """A power loss: the leader, the leader and one more, or a minority lose
+        what they wrote and never synced, and start again soon after."""
+        rng = self.rng
+        leader = self.leader()
+        pick = rng.random()
+        if leader is not None and pick < 0.4:
+            nodes, target = [leader], "leader"
+        elif leader is not None and pick < 0.7 and self.minority() > 1:
+            nodes, target = sorted([leader, *self.some(1, [n for n in self.free()
+                                                          if n != leader])]), "leader+one"
+        else:
+            nodes, target = self.some(rng.randint(1, self.minority())), "minority"
+        if nodes:
+            yield from self.emit("lose-unsynced", target, nodes, self.restart_after())
+
+    def clock(self) -> Steps:
+        """A node's clock (the leader's half the time) jumps, strobes or drifts;
+        half the time the leader is cut off while it does."""
+        rng = self.rng
+        fields = clock.plan_fields(rng)
+        leader = self.leader()
+        fields["target"] = "leader" if leader is not None and rng.random() < 0.5 else "one"
+        value = clock.resolve_value(fields, list(self.view.node_ids), rng, leader)
+        hold = rng.uniform(2.0, 6.0) * self.hi
+        yield from self.emit("clock", fields["target"], value, hold)
+        if self.network and rng.random() < 0.5:
+            yield from self.until(self.view.now + rng.uniform(0.1, 0.5) * hold)
+            cut = self.leader_cut()
+            yield from self.emit("partition", cut["shape"], cut, rng.uniform(1.0, 3.0) * self.hi)

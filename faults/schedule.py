@@ -95,16 +95,24 @@ def fault_kinds(spec: str, *, network: bool) -> tuple[str, ...]:
 
     if mixes.mix_name(spec) is not None:
         return mixes.get_mix(spec).kinds()
-    return parse_spec(spec, network=network)
+    kinds = parse_spec(spec, network=network)
+    if (spec or "").strip().lower() in ("", HUNT):
+        from faults.hunt import DISK_FAMILIES
+
+        kinds += tuple(k for k in DISK_FAMILIES if disk.unavailable_reason([k]) is None)
+    return kinds
 
 
 def build_plan(spec: str, *, interval_s: float, rng: random.Random,
                link_faults: tuple[str, ...], network: bool,
-               timing: Mapping[str, Any] | None = None) -> Plan | None:
+               timing: Mapping[str, Any] | None = None,
+               kinds_available: tuple[str, ...] = ()) -> Plan | None:
     """The one place a ``--nemesis`` spec becomes a plan (None for ``none``),
     for every interpreter (faults/interpret.py, the simulator's). ``network``:
     the run has a network backend; ``link_faults``: the link faults it can
-    apply; ``timing``: cluster.json's ``timing`` (None: the nodes' defaults).
+    apply; ``timing``: cluster.json's ``timing`` (None: the nodes' defaults);
+    ``kinds_available``: the disk and clock kinds the cluster was set up for
+    (the hunting plan draws ``lose-unsynced`` and ``clock`` only then).
     NemesisSpecError (one line) for a bad spec."""
     from faults import mixes
 
@@ -118,7 +126,8 @@ def build_plan(spec: str, *, interval_s: float, rng: random.Random,
         from faults.hunt import hunt_plan
 
         return hunt_plan(rng, interval_s=interval_s, network=network,
-                         link_faults=link_faults if network else (), timing=timing)
+                         link_faults=link_faults if network else (), timing=timing,
+                         kinds_available=kinds_available)
     kinds = parse_spec(spec, network=network)
     if not kinds:
         return None
@@ -137,8 +146,17 @@ def build_nemesis(spec: str, ctx: NemesisContext,
         return Interpreter(ReplayPlan(replay), ctx, net)
     plan = build_plan(spec, interval_s=ctx.interval_s, rng=ctx.rng,
                       link_faults=link_faults_of(net), network=net is not None,
-                      timing=timing_of(ctx))
+                      timing=timing_of(ctx), kinds_available=kinds_set_up(ctx))
     return NoNemesis() if plan is None else Interpreter(plan, ctx, net)
+
+
+def kinds_set_up(ctx: NemesisContext) -> tuple[str, ...]:
+    """The disk and clock kinds ``ctx``'s cluster was started for: a lazy file
+    system under the data directories (``lose-unsynced``), libfaketime in the
+    nodes (``clock``)."""
+    cluster = ctx.cluster
+    return tuple(k for k, attr in (("lose-unsynced", "lazyfs"), ("clock", "faketime"))
+                 if getattr(cluster, attr, False) is True)
 
 
 def timing_of(ctx: NemesisContext) -> Mapping[str, Any] | None:

@@ -41,16 +41,18 @@ def fake_view(now: float, down: set[str]) -> ClusterView:
     return ClusterView(NODES, leader, ("loss", "delay", "duplicate", "reorder"), statuses, now)
 
 
-def play(seed: int, horizon: float = 600.0) -> list[dict[str, Any]]:
+def play(seed: int, horizon: float = 600.0,
+         kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The operations the plan gives over ``horizon`` seconds, resolved, as an
     interpreter would: views built at each step's time, a fresh one after each start."""
     plan = build_plan("", interval_s=5.0, rng=random.Random(seed), network=True,
-                      link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
+                      link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING,
+                      kinds_available=kinds)
     assert plan is not None
     ops: list[dict[str, Any]] = []
 
     def down(t: float) -> set[str]:
-        return {n for op in ops if op["f"] in ("kill", "pause")
+        return {n for op in ops if op["f"] in ("kill", "pause", "lose-unsynced")
                 and op["at"] <= t < op["at"] + op["hold"] for n in op["value"]}
 
     op = plan.next(fake_view(0.0, set()))
@@ -81,7 +83,19 @@ def test_it_hunts_with_every_family_and_time_scale() -> None:
     holds = [op["hold"] for op in ops if "replaces" not in op]
     assert min(holds) < 0.3 and max(holds) > 1.8, "shorter and longer than an election"
     assert any("replaces" in op for op in ops), "a partition switched in one step"
-    assert len(FAMILIES) == 12
+    assert len(FAMILIES) == 14
+
+
+def test_disk_and_clock_kinds_only_where_the_cluster_has_them() -> None:
+    plain = {op["f"] for seed in range(3) for op in play(seed)}
+    assert not plain & {"lose-unsynced", "clock", "corrupt"}
+    both = [op for seed in range(3) for op in play(seed, kinds=("lose-unsynced", "clock"))]
+    assert {"lose-unsynced", "clock"} <= {op["f"] for op in both}
+    assert "corrupt" not in {op["f"] for op in both}, "corrupt stays named-only"
+    lost = [op for op in both if op["f"] == "lose-unsynced"]
+    assert all(op["hold"] < 0.3 and op["value"] for op in lost), "restarted soon after"
+    clocks = [op["value"] for op in both if op["f"] == "clock"]
+    assert all(v["node"] in NODES and v["mode"] for v in clocks)
 
 
 def test_overlaps_happen_and_process_faults_never_share_a_node() -> None:
