@@ -25,7 +25,9 @@ about (docs/faults.md "The hunting plan"):
 
 Families: ``isolate-leader``, ``partition``, ``shift``, ``kill-leader``,
 ``pause-leader``, ``kill``, ``pause``, ``crash``, ``flap``, ``kill-voter``,
-``overlap``, ``net`` (those needing a network only with one).
+``overlap``, ``net`` (those needing a network only with one),
+``lose-unsynced`` and ``clock`` (only when the cluster was set up for them:
+``kinds_available``).
 
 Invariants:
 - Everything random comes from ``rng``; every decision reads only the views
