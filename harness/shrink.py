@@ -43,6 +43,8 @@ T = TypeVar("T")
 TIME_STEPS = 6
 #: Times a window's hold is halved at most.
 HOLD_HALVINGS = 3
+#: The first guess of a shorter run ends this long after the anomaly's operations did.
+ANOMALY_SLACK_S = 1.0
 #: The shortest run a candidate may be, in seconds.
 MIN_TIME_S = 0.5
 
@@ -77,6 +79,8 @@ class Outcome:
     checker: dict[str, Any] | None
     client_ops: int
     ops: tuple[tuple[int, int], ...]
+    #: Seconds into the history when the first anomaly's last operation ended (None: unknown).
+    anomaly_end_s: float | None = None
 
 
 #: Runs one candidate: (config, faults) -> Outcome.
@@ -182,15 +186,23 @@ class Shrinker:
 
     # --- the passes
 
+    def _until(self, t: float) -> Candidate:
+        return dataclasses.replace(self.best, time_limit=t,
+                                   faults=tuple(f for f in self.best.faults if f["at"] < t))
+
     def shorter_run(self) -> None:
         lo, hi = MIN_TIME_S, self.best.time_limit
+        # First guess: the run can end once the anomaly's operations have (plus slack).
+        end = self.best_outcome.anomaly_end_s
+        if end is not None and end + ANOMALY_SLACK_S < hi:
+            guess = round(max(lo, end + ANOMALY_SLACK_S), 3)
+            if self.fails(self._until(guess)):
+                hi = guess
         for _ in range(TIME_STEPS):
             if hi - lo < 0.25 or self.out_of_time():
                 break
             mid = round((lo + hi) / 2, 3)
-            c = dataclasses.replace(self.best, time_limit=mid,
-                                    faults=tuple(f for f in self.best.faults if f["at"] < mid))
-            if self.fails(c):
+            if self.fails(self._until(mid)):
                 hi = mid
             else:
                 lo = mid
@@ -249,12 +261,24 @@ def _size(c: Candidate, out: Outcome) -> tuple[int, int, float, float]:
 def simulate(cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
     """One candidate on the simulator (harness/simrun.py): ``faults`` replayed as given,
     ``cfg.client_mask`` honoured, nothing written; checked by the workload's checker."""
-    from harness import simrun, workload
+    from harness import simrun
 
-    out = simrun.simulate(simrun.prepare(cfg), metrics=False, replay_ops=faults)
-    verdict, checker = workload.check(out.events, out.cfg)
-    ops = tuple(tuple(o) for o in out.ops)
-    return Outcome(verdict, checker, len(ops), ops)
+    out = simrun.simulate(simrun.prepare(cfg), faults=faults, metrics=False)
+    return Outcome(out.verdict, out.checker, out.client_ops, tuple(tuple(o) for o in out.ops),
+                   anomaly_end(out.events, out.checker))
+
+
+def anomaly_end(events: list[dict[str, Any]], checker: dict[str, Any] | None) -> float | None:
+    """When the first anomaly's operations had all ended, in seconds of history time."""
+    from checker.history import pair
+
+    anomalies = (checker or {}).get("anomalies") or []
+    ids = anomalies[0].get("ops") if anomalies and isinstance(anomalies[0], dict) else None
+    if not ids:
+        return None
+    ops = pair(events)
+    ends = [ops[i].end or ops[i].start for i in ids if isinstance(i, int) and i < len(ops)]
+    return max(ends) / 1e9 if ends else None
 
 
 # --- from a run folder ------------------------------------------------------------------
