@@ -5,7 +5,9 @@ checker (maelstrom/checkers.py) put in its checker dict: what the workload
 promises, and the figures and findings behind the verdict (lost, unexpected
 and stale values and visibility latency for g-set and broadcast; the bounds
 and every node's final read for the counters; duplicates for unique-ids;
-wrong echoes; absent reads and error codes for lin-kv). Node names carry
+wrong echoes; absent reads and error codes for lin-kv; for txn-list-append the
+consistency model, the transactions' outcomes, the anomalies by kind and the
+error codes). Node names carry
 Maelstrom's id too (``n1 (n0)``). The anomalies themselves, with their
 operations, logs and message diagram, are the page's own "What went wrong"
 section. Everything interpolated is escaped.
@@ -31,7 +33,10 @@ PROMISES = {
                   "sum plus the negative indeterminate adds and it plus the positive ones.",
     "unique-ids": "Maelstrom's unique-ids: no id is handed out twice.",
     "echo": "Maelstrom's echo: every echo_ok carries the payload that was sent.",
-    "txn-list-append": "Maelstrom's txn-list-append is not there yet.",
+    "txn-list-append": "Maelstrom's txn-list-append: every transaction of appends and reads "
+                       "takes effect atomically, in one order consistent with the consistency "
+                       "model (strict-serializable by default: that order also respects real "
+                       "time); checked Elle-style, by dependency cycles between transactions.",
 }
 
 
@@ -80,6 +85,18 @@ def render(section: dict[str, Any], run: Any) -> str:
         out.append(_table(["sent", "got", "node", "operation"], [
             [_e(x.get("sent")), _e(x.get("got")), _node(x.get("node"), ids), _e(x.get("op"))]
             for x in section.get("examples") or []]))
+    elif w == "txn-list-append":
+        txns = section.get("txns") or {}
+        out.append(_facts([
+            ("consistency model", section.get("consistency")),
+            ("transactions ok / fail / info",
+             f"{txns.get('ok')} / {txns.get('fail')} / {txns.get('info')}"),
+            ("txn_ok replies that do not echo their request", section.get("wrong_replies")),
+        ]))
+        out.append(_table(["anomaly", "found"], [
+            [_e(k), _e(v)] for k, v in (section.get("anomaly_kinds") or {}).items()]))
+        out.append(_table(["error", "transactions"], [
+            [_e(k), _e(v)] for k, v in (section.get("errors") or {}).items()]))
     elif w == "lin-kv":
         out.append(_facts([("reads of an absent key (code 20)", section.get("absent_reads"))]))
         out.append(_table(["error", "operations"], [
