@@ -121,6 +121,7 @@ class Clocks:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.specs: dict[str, str] = {}
         self.base: dict[str, float] = {n: 0.0 for n in node_ids}  # seconds ahead, unfaulted
+        self.drifting: dict[str, tuple[float, float]] = {}  # node -> (rate, t1) of its drift
         self._strobes: dict[str, tuple[threading.Event, threading.Thread]] = {}
         self._closed = False
         for node in node_ids:
@@ -148,12 +149,25 @@ class Clocks:
     def drift(self, node: str, rate: float, t1: float, started: float) -> None:
         """From ``t1`` on, ``node``'s clock runs at ``rate`` with no jump, for a
         process whose libfaketime started at ``started`` (epoch seconds)."""
+        self.drifting[node] = (rate, t1)
         self.set(node, spec_of(self.base.get(node, 0.0) + (1.0 - rate) * (t1 - started), rate))
+
+    def before_start(self, node: str) -> None:
+        """``node`` is about to be (re)started: a drift under way goes on in the new
+        process from where the machine's clock is (the spec is relative to each
+        process's own libfaketime start, guessed as now + START_GUESS_S)."""
+        held = self.drifting.get(node)
+        if held is not None:
+            rate, t1 = held
+            started = time.time() + START_GUESS_S
+            self.set(node, spec_of(self.base.get(node, 0.0) + (1.0 - rate) * (t1 - started),
+                                   rate))
 
     def end_drift(self, node: str, rate: float, t1: float) -> float:
         """Back to rate 1 where the drift took the clock (the new base); the base."""
         b = self.base.get(node, 0.0) + (rate - 1.0) * (time.time() - t1)
         self.base[node] = b
+        self.drifting.pop(node, None)
         self.offset(node)
         return b
 

@@ -191,7 +191,10 @@ class LocalCluster:
                 return
             self.prepare_disks()
             argv = self.command + ["--id", node, "--cluster", str(self.cluster_json)]
-            env = self.clocks.env(node) if self.clocks is not None else None
+            env = None
+            if self.clocks is not None:
+                self.clocks.before_start(node)  # a drift under way goes on in the new process
+                env = self.clocks.env(node)
             self._procs[node] = self._spawn(argv, node, env)
             self._paused.discard(node)
 

@@ -213,3 +213,29 @@ def test_a_slowed_leader_clock_costs_its_leadership(clocked: LocalCluster) -> No
     assert moved is not None, "a leader at 1/20 clock rate kept the others from electing"
     ev = ctx.events[-1][2]["evidence"]
     assert ev["effective"] is True and ev["rate"] < 0.2, ev
+
+
+def test_a_node_restarted_during_a_drift_keeps_the_drifting_clock(clocked: LocalCluster) -> None:
+    lc = clocked
+    ctx = Ctx(lc)
+    fault = clock.ClockFaults(ctx, ctx.record)
+    value = {"node": "n3", "mode": "drift", "rate": 3.0}
+
+    async def go() -> float:
+        await fault.begin(value, {})
+        t1 = fault._t1["n3"]
+        await asyncio.sleep(1.0)
+        lc.kill("n3")
+        lc.start("n3")
+        deadline = time.monotonic() + 20
+        st = None
+        while st is None and time.monotonic() < deadline:
+            st = await ctx.status("n3")
+        assert st is not None, "n3 did not come back"
+        ahead = st["wall_ns"] / 1e9 - time.time()
+        want = 2.0 * (time.time() - t1)  # (rate - 1) x the drift so far
+        await fault.end(value, {})
+        return ahead - want
+
+    error = asyncio.run(go())
+    assert abs(error) < 0.8, f"the restarted node's clock is {error:+.2f} s off the drift"
