@@ -17,7 +17,10 @@ interpreter calls its ``kill``/``restart``, ``pause``/``resume``,
 ``set_grudge``/``set_links``/``heal`` and ``counters``, and schedules itself
 with ``world.at``. Every fault kind of real runs exists with its name: kill,
 pause, partition (every shape, one-way too), net (loss, delay, duplicate,
-reorder). ``SIM_ONLY``: the kinds no real network can produce (none so
+reorder), and of issue 17 ``lose-unsynced`` (power loss: the page cache's
+unsynced writes are dropped, nodes/sim/disk.py) and ``clock`` (offset, bump,
+strobe, drift of one node's clock: its ticks); ``corrupt`` is not modelled
+(harness/simrun.py refuses it). ``SIM_ONLY``: the kinds no real network can produce (none so
 far); a run that uses one lists it in results.json ``sim_only_faults`` and
 the report says so.
 
@@ -50,7 +53,7 @@ NETWORK_KINDS = ("partition", "net")
 
 
 class _Active:
-    __slots__ = ("before", "op", "pids", "probe", "seq", "since")
+    __slots__ = ("before", "lost", "op", "pids", "probe", "seq", "since", "strobe")
 
     def __init__(self, op: FaultOp, seq: int) -> None:
         self.op = op
@@ -59,6 +62,8 @@ class _Active:
         self.pids: dict[str, int | None] = {}  # kill/pause: the process ids at the start
         self.since = 0  # world time the fault took effect
         self.probe: list[str] | None = None  # pause: the nodes that answered the probe
+        self.lost: dict[str, Any] = {}  # lose-unsynced: what each node's power loss dropped
+        self.strobe = -1  # clock strobe: the jumps so far (-1: not strobing)
 
 
 class SimInterpreter:
@@ -219,8 +224,54 @@ class SimInterpreter:
             act.before = w.counters()["links"]
             self._apply_network()
             self.record(f, value, **fields)
+        elif f == "lose-unsynced":
+            nodes = sorted(value)
+            act.pids = {n: w.nodes[n].pid if w.nodes[n].up else None for n in nodes}
+            act.lost = {}
+            for n in nodes:
+                # a torn write: a prefix of the unsynced writes survives (the disk stream)
+                dirty = len(w.nodes[n].disk.dirty)
+                keep = w.disk_rng.randrange(dirty + 1) if op.get("torn") and dirty else 0
+                act.lost[n] = w.lose_unsynced(n, keep)
+                if n not in self.killed:
+                    self.killed.append(n)
+            self.record("lose-unsynced", nodes, **fields)
+        elif f == "clock":
+            self._clock(act, start=True)
+            self.record("clock", value, **fields)
         else:
             raise ValueError(f"the simulator cannot carry out fault kind {f!r}")
+
+    def _clock(self, act: _Active, *, start: bool) -> None:
+        """A clock fault on the node's clock (docs/disk-and-clock.md "clock"):
+        offset and bump jump it (and back at the end), strobe jumps it back and
+        forth every ``period_ms`` while it holds, drift runs it at ``rate`` (the
+        time it gained stays at the end)."""
+        w = self.world
+        value = act.op["value"]
+        node, mode = value["node"], value.get("mode", "offset")
+        offset = int(float(value.get("offset_s", 0.0)) * 1e9)
+        if mode in ("offset", "bump"):
+            w.clock_jump(node, offset if start else -offset)
+        elif mode == "drift":
+            w.set_clock(node, rate=float(value.get("rate", 1.0)) if start else 1.0)
+        elif mode == "strobe":
+            if start:
+                act.strobe = 0
+                self._strobe(act)
+            elif act.strobe % 2 == 1:
+                w.clock_jump(node, -offset)  # end in the true phase
+            act.strobe = -1
+
+    def _strobe(self, act: _Active) -> None:
+        if act.strobe < 0 or act.seq not in self.active:
+            return
+        w = self.world
+        value = act.op["value"]
+        offset = int(float(value.get("offset_s", 0.0)) * 1e9)
+        w.clock_jump(value["node"], offset if act.strobe % 2 == 0 else -offset)
+        act.strobe += 1
+        w.at(w.now + int(float(value.get("period_ms", 100)) * 1e6), self._strobe, act)
 
     def _probe(self, act: _Active) -> None:
         if act.seq in self.active:  # the probe's answer came while the pause held
@@ -230,7 +281,7 @@ class SimInterpreter:
         op = act.op
         f, value, fields = op["f"], op["value"], self._fields(op)
         w = self.world
-        if f == "kill":
+        if f in ("kill", "lose-unsynced"):
             nodes = sorted(value)
             for n in nodes:
                 if n in self.killed:
@@ -243,9 +294,17 @@ class SimInterpreter:
             ev: dict[str, Any] = {"pid_before": act.pids, "pid_after": after,
                                   "down_ms": round((w.now - act.since) / 1e6, 1),
                                   "effective": not why}
+            if f == "lose-unsynced":
+                ev["discarded"] = act.lost
             if why:
                 ev["why"] = "; ".join(why)
-            self.record("kill-end", nodes, **fields, evidence=ev)
+            self.record(f"{f}-end", nodes, **fields, evidence=ev)
+        elif f == "clock":
+            self._clock(act, start=False)
+            self.record("clock-end", value, **fields,
+                        evidence={"offset_ms_end": round(w.nodes[value["node"]].clock_offset_ns
+                                                         / 1e6, 1),
+                                  "rate": w.nodes[value["node"]].clock_rate, "effective": True})
         elif f == "pause":
             nodes = sorted(value)
             for n in nodes:

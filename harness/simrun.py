@@ -46,6 +46,8 @@ from harness import workload
 from harness.config import ConfigError, RunConfig
 
 SIM_SYSTEMS = ("raft", "paxos")
+#: Fault kinds of real runs the simulator does not carry out yet.
+NOT_SIMULATED = ("corrupt",)
 LEADER_WAIT_S = 10.0
 POLL_NS = 50_000_000
 METRICS_NS = 250_000_000
@@ -103,8 +105,14 @@ def prepare(config: RunConfig) -> RunConfig:
                      "real processes; --sim takes plain kinds (kill,pause,partition,net) or all")
     try:
         schedule.check_spec(cfg.nemesis, network=True)
+        kinds = () if mixes.mix_name(cfg.nemesis) is not None else \
+            schedule.parse_spec(cfg.nemesis, network=True)
     except ValueError as exc:
         raise _error(f"--nemesis: {exc}") from None
+    missing = [k for k in kinds if k in NOT_SIMULATED]
+    if missing:
+        raise _error(f"--nemesis {', '.join(missing)}: not modelled by the simulator yet "
+                     "(run it on real processes without --sim)")
     return cfg
 
 

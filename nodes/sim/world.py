@@ -22,14 +22,18 @@ The node (what the real driver does, docs/node-contract.md):
   drained in the driver's order when it is free: all peer messages then one
   flush, then the client requests as ONE ``requests`` batch and the due ticks
   (at most ``MAX_TICK_CATCHUP``), then one flush;
-- a flush is ``ready()``; if the Ready persists anything: early messages
-  leave now, the write is durable ``fsync_ns`` later (the disk rng draws it),
-  and only then are the committed entries applied, messages sent, replies
-  sent, ``advance`` and ``compact`` called. A kill between the two loses the
-  whole Ready from memory (the early messages are out; the disk has only
-  what was fsynced before): the crash inside a flush, at its natural rate;
-- kill: the core, its queues and its unsynced Ready are gone; messages to it
-  are lost (the proxy's ZMQ_IMMEDIATE drops them). restart: after
+- a flush is ``ready()``; if the Ready persists anything: its writes reach
+  the node's page cache (``Disk.write``), early messages leave, the fsync
+  completes ``fsync_ns`` later (the disk rng draws it: ``Disk.sync``), and
+  only then are the committed entries applied, messages sent, replies sent,
+  ``advance`` and ``compact`` called. A kill between the two answers nobody
+  (the early messages are out) but keeps what was written: the page cache
+  survives a process crash; only ``lose_unsynced`` (power loss) drops what
+  was not fsynced. Under the ``no-fsync`` bug the fsync does nothing: the
+  Ready is carried out at once and its writes stay in the page cache until
+  the kernel's writeback (nodes/sim/disk.py);
+- kill: the core, its queues and its unfinished Ready are gone; messages to
+  it are lost (the proxy's ZMQ_IMMEDIATE drops them). restart: after
   ``boot_ns`` (the process starting) a new core and applier are built from
   ``Disk.restored()``, as nodes/common/storage.py would read the directory;
 - pause: the node runs nothing (no tick, no input, no flush finish); its
@@ -55,8 +59,11 @@ seed): ``net`` (latencies, link-fault draws), ``disk`` (fsync times),
 ``core:ID:N`` (incarnation N's election timeouts), ``boot`` (tick phases);
 the clients and the fault plan bring their own.
 
-Hooks for clock faults (issue 17): ``Node.clock_rate`` (ticks come every
-``tick_ns / clock_rate``) and ``Node.clock_offset_ns``; ``set_clock``.
+Clocks (issue 17): ``set_clock(node, rate=)`` (its ticks come every
+``tick_ns / rate``) and ``clock_jump(node, delta_ns)`` (forward: the driver
+runs the ticks it believes it missed, at most ``MAX_TICK_CATCHUP``; back: no
+tick until its clock has caught up); ``Node.clock_offset_ns`` is the sum of
+the jumps. The cores read no clock but their ticks.
 """
 
 from __future__ import annotations
@@ -119,7 +126,7 @@ class Node:
 
     __slots__ = ("applier", "busy", "clock_offset_ns", "clock_rate", "core", "disk", "id",
                  "inbox", "incarnation", "paused", "pending", "pid", "reqs", "restarts",
-                 "synced", "tick_ns", "ticks_owed", "up")
+                 "synced", "tick_ns", "tick_token", "ticks_owed", "up")
 
     def __init__(self, node_id: str, tick_ns: int) -> None:
         self.id = node_id
@@ -138,6 +145,7 @@ class Node:
         self.restarts = 0
         self.pid: int | None = None  # a simulated process id (evidence of kills)
         self.tick_ns = tick_ns
+        self.tick_token = 0  # voids scheduled ticks (kill, restart, a clock jump)
         self.clock_rate = 1.0
         self.clock_offset_ns = 0
 
@@ -167,6 +175,8 @@ class World:
         self.timing = timing or Timing()
         self.options = dict(options or {})
         self.snapshot_entries = CoreOptions.parse(self.options).snapshot_entries
+        #: False under the no-fsync bug: the storage's fsync does nothing (storage.py)
+        self.sync = "no-fsync" not in (self.options.get("bugs") or ())
         self.seed = seed
         self.net_rng = random.Random(f"net:{seed}")
         self.disk_rng = random.Random(f"disk:{seed}")
@@ -239,7 +249,8 @@ class World:
         node.pid = next(self._pids)
         # The first tick comes at a random phase of the tick period.
         first = self.now + int(self.boot_rng.random() * node.tick_ns / node.clock_rate)
-        self.at(first, self._tick, (node, node.incarnation))
+        node.tick_token += 1
+        self.at(first, self._tick, (node, node.tick_token))
         self._flush(node)
 
     def kill(self, node_id: str) -> bool:
@@ -257,7 +268,8 @@ class World:
         node.inbox = []
         node.reqs = []
         node.pid = None
-        node.incarnation += 1  # voids its scheduled ticks and fsyncs
+        node.incarnation += 1  # voids its scheduled fsyncs
+        node.tick_token += 1  # and ticks
         return True
 
     def restart(self, node_id: str) -> None:
@@ -268,6 +280,12 @@ class World:
         node.restarts += 1
         inc = node.incarnation
         self.at(self.now + self.boot_ns, self._booted, (node, inc))
+
+    def lose_unsynced(self, node_id: str, keep: int = 0) -> dict[str, int]:
+        """Power loss of a node: kill it and drop its writes that are not durable
+        (``keep`` of the oldest survive: a torn write's prefix)."""
+        self.kill(node_id)
+        return self.nodes[node_id].disk.lose_unsynced(self.now, keep)
 
     def _booted(self, arg: tuple[Node, int]) -> None:
         node, inc = arg
@@ -306,9 +324,26 @@ class World:
 
     # --- inputs -------------------------------------------------------------------
 
+    def clock_jump(self, node_id: str, delta_ns: int) -> None:
+        """The node's clock jumps by ``delta_ns``: forward, the driver runs the
+        ticks it thinks it missed (at most MAX_TICK_CATCHUP) at once; back, it
+        runs none until its clock has caught up again."""
+        node = self.nodes[node_id]
+        node.clock_offset_ns += delta_ns
+        if not node.up:
+            return
+        period = int(node.tick_ns / node.clock_rate)
+        if delta_ns > 0:
+            node.ticks_owed = min(MAX_TICK_CATCHUP, node.ticks_owed + delta_ns // period)
+            if not node.busy and not node.paused:
+                self._drain(node)
+        elif delta_ns < 0:
+            node.tick_token += 1
+            self.at(self.now - delta_ns + period, self._tick, (node, node.tick_token))
+
     def _tick(self, arg: tuple[Node, int]) -> None:
-        node, inc = arg
-        if node.incarnation != inc:
+        node, token = arg
+        if node.tick_token != token:
             return
         heappush(self._heap, (self.now + int(node.tick_ns / node.clock_rate), next(self._seq),
                               self._tick, arg))
@@ -392,11 +427,15 @@ class World:
         self.flushes += 1
         if (rd.meta is not None or rd.truncate_from is not None or rd.entries
                 or rd.snapshot is not None):
+            node.disk.write(rd, self.now)  # the page cache has it: a kill keeps it
             early = rd.early_messages
             if early and rd.meta is None and rd.truncate_from is None:
                 self._send(node.id, early)
             elif early:
                 rd.messages = early + rd.messages  # with a meta change they wait for the fsync
+            if not self.sync:  # no-fsync: nothing to wait for, nothing made durable
+                self._carry_out(node, rd)
+                return
             node.busy = True
             node.pending = rd
             node.synced = False
@@ -411,8 +450,8 @@ class World:
     def _synced(self, arg: tuple[Node, int]) -> None:
         node, inc = arg
         if node.incarnation != inc or node.pending is None:
-            return  # killed inside the flush: the Ready never reached the disk
-        node.disk.persist(node.pending)
+            return  # killed inside the flush: written, never acknowledged
+        node.disk.sync()
         node.synced = True
         if not node.paused:
             self._finish(node)
