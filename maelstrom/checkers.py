@@ -395,6 +395,9 @@ def check_txn_list_append(events: list[dict[str, Any]], cfg: Any
         d = {"valid": None, "model": "list-append", "anomalies": [], "reason": str(exc)}
     assert d is not None
     valid = False if wrong else d.get("valid")
+    if valid and not counts["ok"]:  # nothing was judged: no verdict either way
+        valid = None
+        d["reason"] = "no transaction completed ok"
     d["valid"] = valid
     d["anomalies"] = anomalies + list(d.get("anomalies") or [])
     kinds: dict[str, int] = defaultdict(int)

@@ -85,6 +85,13 @@ def test_a_serial_history_is_valid_and_failed_txns_count_for_nothing() -> None:
     assert sec["consistency"] == "strict-serializable" and sec["wrong_replies"] == 0
 
 
+def test_a_history_without_an_ok_txn_has_no_verdict() -> None:
+    h = H()
+    _txn(h, 0, [["append", "k0", 1]], type_="info", error="13 crash")
+    verdict, d = checkers.check_txn_list_append(h.events, CFG)
+    assert verdict == "unknown" and d["reason"] == "no transaction completed ok"
+
+
 def test_a_read_of_a_failed_append_is_g1a() -> None:
     h = H()
     _txn(h, 1, [["append", "k0", 2]], type_="fail", error="30 txn-conflict")
