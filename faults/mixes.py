@@ -37,7 +37,10 @@ history. Moves:
   A leader that trusts a lease counted in its own ticks keeps answering
   reads long after a successor took writes (``lease-read``); a clock fault
   alone cannot show it (the successor's first message deposes it), nor a
-  partition alone (true clocks keep the lease shorter than an election).
+  partition alone (true clocks keep the lease shorter than an election);
+- ``lose-unsynced-leader`` / ``lose-unsynced-minority``: a power loss
+  (faults/disk.py: what was written and never synced is gone) of the leader
+  / a minority, restarted at the end of the window (``no-fsync``).
 
 Why scripted moves for ``forget-vote`` and ``forget-promise``: a forgotten
 vote only matters if a second candidate of the *same* term asks the
@@ -82,7 +85,8 @@ SPEC_PREFIX = "bug:"
 
 MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
          "kill-minority", "kill-majority", "pause-leader", "slow-net", "revote", "repromise",
-         "figure-8", "drift-then-isolate-leader")
+         "figure-8", "drift-then-isolate-leader", "lose-unsynced-leader",
+         "lose-unsynced-minority")
 #: Scripted moves: a coroutine ``script(nemesis, stop, hold)`` that drives its
 #: own sequence of faults for at most ``hold`` seconds (module, function).
 SCRIPTED = {"revote": ("faults.moves.revote", "revote"),
@@ -92,6 +96,7 @@ NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "sl
                  "drift-then-isolate-leader", *SCRIPTED)
 #: Moves that use a kind needing the cluster set up for it (faults/disk.py).
 CLOCK_MOVES = ("drift-then-isolate-leader",)
+LAZYFS_MOVES = ("lose-unsynced-leader", "lose-unsynced-minority")
 #: drift-then-isolate-leader: the leader's clock runs at this rate, and its
 #: partition starts this long into the drift and ends this share of the hold
 #: before the drift does.
@@ -118,7 +123,8 @@ class FaultMix:
 
     def kinds(self) -> tuple[str, ...]:
         """The disk and clock kinds its moves use (faults.disk.needs)."""
-        return ("clock",) if any(m in CLOCK_MOVES for m in self.moves) else ()
+        return ((("clock",) if any(m in CLOCK_MOVES for m in self.moves) else ())
+                + (("lose-unsynced",) if any(m in LAZYFS_MOVES for m in self.moves) else ()))
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,9 @@ MIXES: dict[str, Demo] = {
         FaultMix(("drift-then-isolate-leader",), hold=(0.55, 0.65)),
         {"nemesis_interval": 5.0, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
          **QUICK_CLIENTS}),
+    "no-fsync": Demo(
+        FaultMix(("lose-unsynced-leader", "lose-unsynced-minority"), hold=(0.15, 0.3)),
+        {"nemesis_interval": 2.0, "keys": 2, "rate": 500.0, "ops": ["read", "write"]}),
     "commit-old-term": Demo(
         FaultMix(("figure-8",), hold=(0.75, 0.9)),
         # One entry per AppendEntries, one in flight: a new leader re-sends
@@ -320,6 +329,10 @@ class MixPlayer(Player):
         elif kind == "isolate":
             yield from self.partition(make(target, nodes, rng,
                                            leader=leader if target == "leader" else None))
+        elif move in LAZYFS_MOVES:
+            yield from self.emit("lose-unsynced", target.removeprefix("unsynced-"),
+                                 pick_targets(target.removeprefix("unsynced-"), nodes, rng,
+                                              leader))
         elif kind in ("kill", "pause"):
             yield from self.emit(kind, target, pick_targets(target, nodes, rng, leader))
         elif move == "slow-net":
