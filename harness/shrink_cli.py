@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     best = result.candidate
     cfg = best.config(base)
-    out = simrun.run(cfg, replay_ops=list(best.faults), shrunk={
+    out = simrun.run(cfg, faults=list(best.faults), shrunk={
         "from": str(run_dir), "faults": list(best.faults),
         "client_ops": result.outcome.client_ops, "steps": result.steps})
     print()

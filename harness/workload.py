@@ -68,16 +68,14 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
          "UniqueIdsGenerator", "check_unique_ids", "final_none"),
         ("echo", "Maelstrom echo: every echo_ok carries the payload sent",
          "EchoGenerator", "check_echo", "final_none"),
-        ("txn-list-append", "Maelstrom txn-list-append: not there yet",
-         "NotThereYet", "check_not_there_yet", "final_none"),
+        ("txn-list-append", ("Maelstrom txn-list-append: txn requests of appends and reads; "
+         "Elle-style list-append checker under --consistency (strict-serializable)"),
+         "TxnListAppendGenerator", "check_txn_list_append", "final_none"),
     )),
 )}
 
 #: Workloads that exist in name only, with the one line that says so.
-NOT_THERE_YET = {
-    "txn-list-append": "--workload txn-list-append is not there yet: Maelstrom's txn messages "
-                       "are not mapped onto the list-append workload (issue 19) yet",
-}
+NOT_THERE_YET: dict[str, str] = {}
 
 
 def get(name: str) -> Workload:
@@ -151,6 +149,6 @@ def check_list_append(events: list[dict[str, Any]],
 
 def options(cfg: Any) -> dict[str, Any]:
     """The generator keyword options ``cfg`` gives its workload (beyond the common ones)."""
-    if getattr(cfg, "workload", "kv") == "list-append":
+    if getattr(cfg, "workload", "kv") in ("list-append", "txn-list-append"):
         return {"txn_length": cfg.txn_length}
     return {}
