@@ -418,10 +418,3 @@ class _Consistency:
         self.consistency = consistency
         self.check_time_limit = getattr(cfg, "check_time_limit", None)
 
-
-def check_not_there_yet(events: list[dict[str, Any]], cfg: Any) -> tuple[str, dict[str, Any]]:
-    """The old registry entry's checker, kept until the registry names
-    check_txn_list_append."""
-    from maelstrom.workloads import NOT_THERE_YET
-
-    return _result("txn-list-append", None, time.perf_counter(), [], {}, 0, NOT_THERE_YET)

@@ -231,13 +231,3 @@ class TxnListAppendGenerator(TxnGenerator):
         return MTxn("txn", None, mops, {"client": self.client, "type": "txn",
                                          "txn": to_maelstrom_txn(mops)})
 
-
-class NotThereYet(_Maelstrom):
-    """The old registry entry's generator (harness/workload.py), kept until the registry
-    names TxnListAppendGenerator; refuses to run."""
-
-    def __init__(self, seed: int, slot: int, **kw: Any) -> None:
-        raise ValueError(NOT_THERE_YET)
-
-
-NOT_THERE_YET = "txn-list-append: the registry still names the old placeholder"

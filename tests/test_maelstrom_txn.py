@@ -158,17 +158,6 @@ def test_the_section_renders() -> None:
 # --- whole runs of the test nodes -------------------------------------------------------
 
 
-def _registered() -> bool:
-    from harness import workload
-
-    return (workload.get("txn-list-append").check.endswith("check_txn_list_append")
-            and "txn-list-append" not in workload.NOT_THERE_YET)
-
-
-needs_registry = pytest.mark.skipif(not _registered(), reason="harness/workload.py does not "
-                                    "name the txn-list-append generator and checker yet")
-
-
 def go(tmp_path: Path, program: str, nemesis: str, nodes: int = 3, seed: int = 7) -> dict:
     from harness.config import RunConfig
     from harness.runner import run
@@ -194,7 +183,6 @@ def _named(anomalies: list[dict[str, Any]]) -> set[str]:
             for a in anomalies}
 
 
-@needs_registry
 @pytest.mark.process
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize(("nemesis", "nodes"), [("partition", 5), ("kill,pause", 3)])
@@ -206,7 +194,6 @@ def test_the_correct_node_is_valid(tmp_path: Path, no_leftovers: None, nemesis: 
     assert r["report"] is not None and r["report"].exists()
 
 
-@needs_registry
 @pytest.mark.process
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize(("program", "nemesis"), [
