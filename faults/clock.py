@@ -204,18 +204,16 @@ class Clocks:
 
 def cleanup_stale() -> list[str]:
     """Remove the timestamp folders of runs whose owner is provably gone."""
-    lines = []
-    for rec in owner.stale(KIND):
-        if not TAG.fullmatch(rec.name) or owner.read(KIND, rec.name) != rec:
-            continue
-        why = f"(left by run {rec.name}, whose process {rec.owner.pid} is gone)"
+    from faults.disk_mounts import sweep
+
+    def remove(rec: owner.Record) -> list[str]:
         folder = rec.data.get("dir")
         if folder and Path(folder).exists():
             shutil.rmtree(folder, ignore_errors=True)
-            lines.append(f"faketime folder {folder} {why}")
-        owner.release(KIND, rec.name)
-        lines.append(f"owner record {rec.path} {why}")
-    return lines
+            return [f"faketime folder {folder}"]
+        return []
+
+    return sweep(KIND, TAG, remove)
 
 
 def unowned() -> list[str]:

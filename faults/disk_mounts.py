@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -232,22 +233,34 @@ def _tail(path: Path) -> str:
 # --- leftovers of dead runs (faults/cleanup.py CLEANERS) -------------------------------------
 
 
+def sweep(kind: str, tag: re.Pattern[str], remove: Callable[[owner.Record], list[str]]) -> list[str]:
+    """For each record of ``kind`` whose owner is provably gone: ``remove`` what it
+    names (a description per thing removed), then drop the record. One line per
+    thing removed, saying whose it was. (The clock files' cleaner uses it too.)"""
+    lines = []
+    for rec in owner.stale(kind):
+        if not tag.fullmatch(rec.name) or owner.read(kind, rec.name) != rec:
+            continue  # not ours, or another cleaner got there first
+        why = f"(left by run {rec.name}, whose process {rec.owner.pid} is gone)"
+        lines += [f"{thing} {why}" for thing in remove(rec)]
+        owner.release(kind, rec.name)
+        lines.append(f"owner record {rec.path} {why}")
+    return lines
+
+
 def cleanup_stale() -> list[str]:
     """Unmount what runs whose owner is provably gone left mounted, and drop their
     records; one line per thing removed."""
-    lines = []
-    for rec in owner.stale(KIND):
-        if not TAG.fullmatch(rec.name) or owner.read(KIND, rec.name) != rec:
-            continue
-        live = mounted()
-        why = f"(left by run {rec.name}, whose process {rec.owner.pid} is gone)"
+
+    def unmount(rec: owner.Record) -> list[str]:
+        live, done = mounted(), []
         for point in rec.data.get("mounts") or []:
             if live.get(point) == f"lazyfs-{rec.name}":
                 _detach(point)
-                lines.append(f"lazyfs mount {point} {why}")
-        owner.release(KIND, rec.name)
-        lines.append(f"owner record {rec.path} {why}")
-    return lines
+                done.append(f"lazyfs mount {point}")
+        return done
+
+    return sweep(KIND, TAG, unmount)
 
 
 def unowned() -> list[str]:
