@@ -175,7 +175,11 @@ class ChaosResult:
 
     def first_anomaly(self) -> str | None:
         for anomaly in self.run.anomalies:
-            return f"anomaly on key {anomaly.get('key')}: {anomaly.get('sentence')}"
+            # A transaction anomaly's cycle may span keys: its kind says what it is.
+            kind = anomaly.get("kind")
+            where = f" on key {anomaly['key']}" if anomaly.get("key") is not None else ""
+            what = kind if kind and kind != "non-linearizable" else "anomaly"
+            return f"{what}{where}: {anomaly.get('sentence')}"
         return None
 
     def __repr__(self) -> str:
