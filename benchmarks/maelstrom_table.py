@@ -31,6 +31,7 @@ PROGRAMS = {
     "pn-counter": "counter.py",
     "unique-ids": "unique_ids.py",
     "echo": "echo.py",
+    "txn-list-append": "txn_list_append.py",
 }
 FAULTS = {"partitions": "partition", "kill/pause": "kill,pause"}
 
