@@ -48,6 +48,8 @@ from harness.config import ConfigError, RunConfig
 SIM_SYSTEMS = ("raft", "paxos")
 #: Fault kinds of real runs the simulator does not carry out yet.
 NOT_SIMULATED = ("corrupt",)
+#: The disk and clock kinds the simulated cluster always offers (build_plan's kinds_available).
+SIMULATED_DISK_KINDS = ("lose-unsynced", "clock")
 LEADER_WAIT_S = 10.0
 POLL_NS = 50_000_000
 METRICS_NS = 250_000_000
@@ -100,9 +102,6 @@ def prepare(config: RunConfig) -> RunConfig:
         raise _error(str(exc)) from None
     from faults import mixes, schedule
 
-    if mixes.mix_name(cfg.nemesis) is not None and not cfg.replay:
-        raise _error(f"--nemesis {cfg.nemesis}: the demonstration mixes run scripted moves on "
-                     "real processes; --sim takes plain kinds (kill,pause,partition,net) or all")
     try:
         schedule.check_spec(cfg.nemesis, network=True)
         kinds = () if mixes.mix_name(cfg.nemesis) is not None else \
@@ -140,7 +139,8 @@ def _plan(cfg: RunConfig, link_faults: tuple[str, ...],
         return ReplayPlan(_replay_ops(cfg))
     return schedule.build_plan(cfg.nemesis, interval_s=cfg.nemesis_interval,
                                rng=random.Random(f"nemesis:{cfg.seed}"),
-                               link_faults=link_faults, network=True, timing=cfg.timing)
+                               link_faults=link_faults, network=True, timing=cfg.timing,
+                               kinds_available=SIMULATED_DISK_KINDS)
 
 
 def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
