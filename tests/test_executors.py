@@ -3,6 +3,7 @@ Dask cluster (a scheduler and two worker processes on 127.0.0.1, ended by PID)."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,3 +79,28 @@ def test_a_killed_worker_loses_no_task(tmp_path: Path) -> None:
             assert sum(pid != victim for pid in done.values()) >= 12 - killed_after
         finally:
             ex.shutdown()
+
+
+@pytest.mark.timeout(240)
+def test_a_dask_sweep_with_a_killed_worker_counts_every_seed_once(tmp_path: Path) -> None:
+    from harness import sweep
+
+    with dask_cluster(tmp_path / "dask", workers=2) as cluster:
+        cfg = RunConfig(sim=True, system="raft", nodes=3, time_limit=2.0, seed=100,
+                        test_count=16, store=str(tmp_path / "store"), progress=False,
+                        scheduler=cluster.address)
+        seen: list[int] = []
+        dirs: set[str] = set()
+        for row in sweep.sweep(cfg):
+            seen.append(row.seed)
+            dirs.add(row.run_dir)
+            if len(seen) == 3:
+                cluster.kill_worker(0)  # its queued seeds must run on the other worker
+        assert seen == list(range(100, 116))  # each seed counted once, in order
+        assert len(dirs) == 16
+        assert cluster.workers[0].poll() is not None
+        # every seed left its results in the store (passing seeds keep results.json only);
+        # a seed the dead worker had finished but not reported may also have left a folder
+        kept = {int(json.loads(p.read_text())["seed"])
+                for p in (tmp_path / "store").rglob("results.json")}
+        assert kept == set(range(100, 116))
