@@ -490,15 +490,14 @@ def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
 
 
 def _fault_kinds(cfg: RunConfig, replay: list[dict[str, Any]] | None) -> tuple[str, ...]:
-    """The fault kinds the run may use: the replayed operations', a plain spec's,
-    none for a demonstration mix (faults/mixes.py)."""
-    from faults import mixes, schedule
+    """The fault kinds the run may use, so the cluster is set up for the disk and
+    clock kinds: the replayed operations', else faults.schedule.fault_kinds (a
+    plain spec's, the hunting plan's where available, a mix's)."""
+    from faults import schedule
 
     if replay is not None:
         return tuple(dict.fromkeys(str(op.get("f")) for op in replay))
-    if mixes.mix_name(cfg.nemesis) is not None:
-        return ()
-    return schedule.parse_spec(cfg.nemesis, network=cfg.net != "direct")
+    return schedule.fault_kinds(cfg.nemesis, network=cfg.net != "direct")
 
 
 def _replay_ops(cfg: RunConfig) -> list[dict[str, Any]]:
