@@ -36,7 +36,8 @@ Invariants:
 - Process faults never aim at a node another active process fault of this
   plan holds, and one episode holds at most a minority of the nodes with
   process faults, except ``crash`` (a majority or all, restarted fast: the
-  durability of what nodes promised).
+  durability of what nodes promised) and ``lose-unsynced`` (a majority's
+  power loss is the only one that can lose what a quorum acknowledged).
 - An episode's last operation ends before the next episode starts, after a
   calm of 1 to 2.5 election timeouts (the history shows recovery).
 """
@@ -150,7 +151,7 @@ class Hunter(Player):
 
     def started(self, op: FaultOp) -> None:
         now, hold = op["at"], op["hold"] or 0.0
-        if op["f"] in ("kill", "pause", "lose-unsynced"):
+        if op["f"] in ("kill", "pause", "lose-unsynced"):  # process-like: held nodes
             for n in op["value"]:
                 self.held[n] = now + hold
         self.busy_until = max(self.busy_until, now + hold)
@@ -372,16 +373,25 @@ class Hunter(Player):
                              {"links": links, **faults}, self.dur())
 
     def lose_unsynced(self) -> Steps:
-        """A power loss: the leader, the leader and one more, or a minority lose
-        what they wrote and never synced, and start again soon after."""
+        """A power loss that can lose an acknowledged write: two times in three
+        a majority loses what it wrote and never synced (the leader and enough
+        followers to make one, or any majority); else the leader or a minority
+        (a minority cannot lose what a quorum holds, but its recovery runs).
+        All restart together soon after."""
         rng = self.rng
+        n = len(self.view.node_ids)
         leader = self.leader()
+        free = self.free()
         pick = rng.random()
-        if leader is not None and pick < 0.4:
+        if pick < 2 / 3 and len(free) >= n // 2 + 1:
+            if leader is not None and rng.random() < 0.5:
+                others = [x for x in free if x != leader]
+                nodes = sorted([leader, *rng.sample(others, n // 2)])
+                target = "leader+majority"
+            else:
+                nodes, target = self.some(n // 2 + 1), "majority"
+        elif leader is not None and pick < 5 / 6:
             nodes, target = [leader], "leader"
-        elif leader is not None and pick < 0.7 and self.minority() > 1:
-            nodes, target = sorted([leader, *self.some(1, [n for n in self.free()
-                                                          if n != leader])]), "leader+one"
         else:
             nodes, target = self.some(rng.randint(1, self.minority())), "minority"
         if nodes:

@@ -38,9 +38,10 @@ history. Moves:
   reads long after a successor took writes (``lease-read``); a clock fault
   alone cannot show it (the successor's first message deposes it), nor a
   partition alone (true clocks keep the lease shorter than an election);
-- ``lose-unsynced-leader`` / ``lose-unsynced-minority``: a power loss
-  (faults/disk.py: what was written and never synced is gone) of the leader
-  / a minority, restarted at the end of the window (``no-fsync``).
+- ``lose-unsynced-majority`` / ``-leader`` / ``-minority``: a power loss
+  (faults/disk.py: what was written and never synced is gone) of a majority
+  / the leader / a minority, restarted together at the end of the window
+  (``no-fsync``: only a majority's loss can lose what a quorum acknowledged).
 
 Why scripted moves for ``forget-vote`` and ``forget-promise``: a forgotten
 vote only matters if a second candidate of the *same* term asks the
@@ -86,7 +87,7 @@ SPEC_PREFIX = "bug:"
 MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
          "kill-minority", "kill-majority", "pause-leader", "slow-net", "revote", "repromise",
          "figure-8", "drift-then-isolate-leader", "lose-unsynced-leader",
-         "lose-unsynced-minority")
+         "lose-unsynced-minority", "lose-unsynced-majority")
 #: Scripted moves: a coroutine ``script(nemesis, stop, hold)`` that drives its
 #: own sequence of faults for at most ``hold`` seconds (module, function).
 SCRIPTED = {"revote": ("faults.moves.revote", "revote"),
@@ -96,7 +97,7 @@ NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "sl
                  "drift-then-isolate-leader", *SCRIPTED)
 #: Moves that use a kind needing the cluster set up for it (faults/disk.py).
 CLOCK_MOVES = ("drift-then-isolate-leader",)
-LAZYFS_MOVES = ("lose-unsynced-leader", "lose-unsynced-minority")
+LAZYFS_MOVES = ("lose-unsynced-leader", "lose-unsynced-minority", "lose-unsynced-majority")
 #: drift-then-isolate-leader: the leader's clock runs at this rate, and its
 #: partition starts this long into the drift and ends this share of the hold
 #: before the drift does.
@@ -191,8 +192,20 @@ MIXES: dict[str, Demo] = {
         {"nemesis_interval": 5.0, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
          **QUICK_CLIENTS}),
     "no-fsync": Demo(
-        FaultMix(("lose-unsynced-leader", "lose-unsynced-minority"), hold=(0.15, 0.3)),
+        FaultMix(("lose-unsynced-majority", "lose-unsynced-majority", "lose-unsynced-leader"),
+                 hold=(0.15, 0.3)),
         {"nemesis_interval": 2.0, "keys": 2, "rate": 500.0, "ops": ["read", "write"]}),
+    # The transaction bugs (workload list-append): fault-free runs already show
+    # txn-split; a cut-off leader keeps answering read-only transactions from
+    # its own log until check-quorum (txn-dirty-read).
+    "txn-split": Demo(
+        FaultMix(("isolate-leader",), hold=(0.4, 0.6)),
+        {"workload": "list-append", "nemesis_interval": 3.0, "keys": 4, "rate": 400.0,
+         "concurrency": 10}),
+    "txn-dirty-read": Demo(
+        FaultMix(("isolate-leader",), hold=(0.6, 0.7)),
+        {"workload": "list-append", "nemesis_interval": 2.2, "keys": 4, "rate": 500.0,
+         "timing": SLOW_STEP_DOWN, **QUICK_CLIENTS}),
     "commit-old-term": Demo(
         FaultMix(("figure-8",), hold=(0.75, 0.9)),
         # One entry per AppendEntries, one in flight: a new leader re-sends

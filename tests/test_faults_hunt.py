@@ -94,6 +94,8 @@ def test_disk_and_clock_kinds_only_where_the_cluster_has_them() -> None:
     assert "corrupt" not in {op["f"] for op in both}, "corrupt stays named-only"
     lost = [op for op in both if op["f"] == "lose-unsynced"]
     assert all(op["hold"] < 0.3 and op["value"] for op in lost), "restarted soon after"
+    big = [op for op in lost if len(op["value"]) >= 3]
+    assert len(big) >= len(lost) / 2, "a majority's power loss is the common case"
     clocks = [op["value"] for op in both if op["f"] == "clock"]
     assert all(v["node"] in NODES and v["mode"] for v in clocks)
 
