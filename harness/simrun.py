@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,50 @@ def _plan(cfg: RunConfig, link_faults: tuple[str, ...],
                                kinds_available=SIMULATED_DISK_KINDS)
 
 
+#: Peer messages one simulated second may carry before the run counts as a message
+#: storm: 50x a default run's ~1,200/s and 5x `--rate 0 --concurrency 64`'s ~12,000/s.
+#: Simulated time is not charged for CPU, so a livelock of the cores (an endless
+#: exchange) would otherwise keep a run from ever reaching its end.
+STORM_MESSAGES_PER_S = 60_000
+#: The slices (simulated ns) between two looks at the message count.
+SLICE_NS = 100_000_000
+
+
+class _Storm(Exception):
+    """The cores exchange messages without end; the run is cut short."""
+
+
+class _StormWatch:
+    """Counts peer messages per simulated second (a window that restarts every
+    second); deterministic: it counts messages, never wall time."""
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+        self.t, self.n = world.now, world.messages
+
+    def look(self) -> None:
+        w = self.world
+        span = max(1.0, (w.now - self.t) / 1e9)
+        sent = w.messages - self.n
+        if sent > STORM_MESSAGES_PER_S * span:
+            raise _Storm(f"message storm: {sent:,} peer messages in {(w.now - self.t) / 1e9:.3f} "
+                         f"simulated s before {w.now / 1e9:.3f} s (the budget is "
+                         f"{STORM_MESSAGES_PER_S:,}/s): the cores exchange messages without end "
+                         "(a livelock), so the run was cut short there")
+        if w.now - self.t >= 1_000_000_000:
+            self.t, self.n = w.now, w.messages
+
+
+def _run(watch: _StormWatch, t_end: int, stop: Callable[[], bool] | None = None) -> None:
+    """``world.run_until(t_end, stop)`` in slices, raising ``_Storm`` (see _StormWatch)."""
+    world = watch.world
+    while world.now < t_end:
+        world.run_until(min(t_end, world.now + SLICE_NS), stop)
+        watch.look()
+        if stop is not None and stop():
+            return
+
+
 def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
              wire: bool = False, metrics: bool = True, check: bool = True) -> SimOutcome:
     """Run the resolved ``cfg`` on the simulated cluster (see the module header);
@@ -152,10 +197,9 @@ def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
     peer message crosses the codec and msgpack (same history, ~1.6x the time:
     docs/simulation.md); ``check``: fill in ``verdict`` and ``checker``."""
     from faults.simulate import SimInterpreter
-    from harness.generator import key_names
     from nodes.__main__ import load_protocol
     from nodes.common.clusterfile import node_ids
-    from nodes.sim.load import FinalReads, SimLoad
+    from nodes.sim.load import SimLoad
     from nodes.sim.world import LINK_FAULTS, World
 
     wall0 = time.perf_counter()
@@ -192,33 +236,25 @@ def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
     if nemesis is not None:
         nemesis.start()
     load.go()
-    world.run_until(start + int(cfg.time_limit * 1e9))
+    storm = None
+    watch = _StormWatch(world)
+    try:
+        _run(watch, start + int(cfg.time_limit * 1e9))
+    except _Storm as exc:
+        storm = str(exc)
     load_seconds = (world.now - start) / 1e9
+    try:
+        if storm is not None:
+            raise _Storm(storm)
+        _after_load(cfg, watch, load, nemesis, notes)
+    except _Storm as exc:
+        storm = str(exc)
+        notes.append(storm)
+        load.stop()
+        if nemesis is not None:
+            nemesis.stop()
+    recovered = storm is None and world.all_up() and world.leader() is not None
 
-    # 3. stop the load, heal, recover, read back
-    load.stop()
-    world.run_until(world.now + int((cfg.request_timeout * 3 + 2) * 1e9),
-                    lambda: load.active == 0)
-    if load.active:
-        notes.append(f"{load.active} client slots did not stop")
-    if nemesis is not None:
-        nemesis.stop()
-        nemesis.heal()
-    recover_end = world.now + int(cfg.recovery_timeout * 1e9)
-    while not (world.all_up() and world.leader() is not None) and world.now < recover_end:
-        world.run_until(world.now + POLL_NS)
-    recovered = world.all_up() and world.leader() is not None
-    final = workload.get(cfg.workload).final
-    if final == "harness.workload:final_kv_reads":
-        reads = FinalReads(load, key_names(cfg.keys), cfg.request_timeout,
-                           world.now + int(cfg.recovery_timeout * 1e9))
-        world.run_until(world.now + int((cfg.recovery_timeout + 2 * cfg.request_timeout) * 1e9),
-                        lambda: reads.done)
-        if not all(reads.ok.values()):
-            notes.append("final reads failed for " +
-                         ", ".join(k for k, good in reads.ok.items() if not good))
-    elif final is not None:
-        notes.append(f"the simulator has no final step for workload {cfg.workload!r}; skipped")
     for i, e in enumerate(events):
         e["index"] = i  # written first (see write_history)
     out = SimOutcome(cfg, events, samples, dict(load.counts), load_seconds, world.now / 1e9,
@@ -227,7 +263,40 @@ def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
                      messages=world.messages, ops=list(load.ops))
     if check:
         out.verdict, out.checker = _checked(out)
+        if storm is not None and out.verdict == "valid":
+            out.verdict = "unknown"  # a cut run proves nothing valid; an anomaly still counts
     return out
+
+
+def _after_load(cfg: RunConfig, watch: _StormWatch, load: Any, nemesis: Any,
+                notes: list[str]) -> None:
+    """Stop the load, heal, wait for recovery and read back (_Storm may cut it short)."""
+    world = watch.world
+    from harness.generator import key_names
+    from nodes.sim.load import FinalReads
+
+    # 3. stop the load, heal, recover, read back
+    load.stop()
+    _run(watch, world.now + int((cfg.request_timeout * 3 + 2) * 1e9), lambda: load.active == 0)
+    if load.active:
+        notes.append(f"{load.active} client slots did not stop")
+    if nemesis is not None:
+        nemesis.stop()
+        nemesis.heal()
+    recover_end = world.now + int(cfg.recovery_timeout * 1e9)
+    while not (world.all_up() and world.leader() is not None) and world.now < recover_end:
+        _run(watch, world.now + POLL_NS)
+    final = workload.get(cfg.workload).final
+    if final == "harness.workload:final_kv_reads":
+        reads = FinalReads(load, key_names(cfg.keys), cfg.request_timeout,
+                           world.now + int(cfg.recovery_timeout * 1e9))
+        _run(watch, world.now + int((cfg.recovery_timeout + 2 * cfg.request_timeout) * 1e9),
+             lambda: reads.done)
+        if not all(reads.ok.values()):
+            notes.append("final reads failed for " +
+                         ", ".join(k for k, good in reads.ok.items() if not good))
+    elif final is not None:
+        notes.append(f"the simulator has no final step for workload {cfg.workload!r}; skipped")
 
 
 def _sample(arg: tuple[Any, list[dict[str, Any]]]) -> None:
