@@ -42,8 +42,9 @@ def go(tmp_path: Path, workload: str, program: str, nemesis: str, seed: int = 7)
 
 @pytest.mark.parametrize(("workload", "program"), [
     ("broadcast", "gossip_set.py --workload broadcast"),
-    ("g-counter", "counter.py"),
-    ("lin-kv", "lin_kv.py"),
+    # the suite stays under 10 minutes; the others run with -m slow (and in the table)
+    pytest.param("g-counter", "counter.py", marks=pytest.mark.slow),
+    pytest.param("lin-kv", "lin_kv.py", marks=pytest.mark.slow),
 ])
 def test_correct_nodes_pass_under_partitions(tmp_path: Path, no_leftovers: None,
                                              workload: str, program: str) -> None:
@@ -69,6 +70,7 @@ def test_buggy_nodes_are_caught_under_partitions(tmp_path: Path, no_leftovers: N
         assert "Lost values" in page
 
 
+@pytest.mark.slow
 def test_a_double_counting_counter_is_caught_under_pauses(tmp_path: Path,
                                                           no_leftovers: None) -> None:
     r = go(tmp_path, "g-counter", "counter.py --bug", "pause")
@@ -76,6 +78,7 @@ def test_a_double_counting_counter_is_caught_under_pauses(tmp_path: Path,
     assert any(not row["ok"] for row in r["section"]["final_reads"])
 
 
+@pytest.mark.slow
 def test_a_correct_broadcast_survives_kill_and_pause(tmp_path: Path, no_leftovers: None) -> None:
     r = go(tmp_path, "broadcast", "gossip_set.py --workload broadcast", "kill,pause")
     assert r["verdict"] == "valid", r

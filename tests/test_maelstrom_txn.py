@@ -185,7 +185,10 @@ def _named(anomalies: list[dict[str, Any]]) -> set[str]:
 
 @pytest.mark.process
 @pytest.mark.timeout(150)
-@pytest.mark.parametrize(("nemesis", "nodes"), [("partition", 5), ("kill,pause", 3)])
+@pytest.mark.parametrize(("nemesis", "nodes"), [
+    ("partition", 5),
+    pytest.param("kill,pause", 3, marks=pytest.mark.slow),  # the suite stays under 10 minutes
+])
 def test_the_correct_node_is_valid(tmp_path: Path, no_leftovers: None, nemesis: str,
                                    nodes: int) -> None:
     r = go(tmp_path, "txn_list_append.py", nemesis, nodes=nodes)
@@ -198,7 +201,7 @@ def test_the_correct_node_is_valid(tmp_path: Path, no_leftovers: None, nemesis: 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize(("program", "nemesis"), [
     ("txn_list_append.py --bug", "partition"),
-    ("txn_list_append.py --stale", "kill,pause"),
+    pytest.param("txn_list_append.py --stale", "kill,pause", marks=pytest.mark.slow),
 ])
 def test_the_buggy_nodes_are_caught(tmp_path: Path, no_leftovers: None, program: str,
                                     nemesis: str) -> None:

@@ -1,0 +1,104 @@
+"""Shrinking the zoo's failing simulated seeds: how small the story gets, how fast (issue 16).
+
+    .venv/bin/python benchmarks/shrink_table.py [--per-bug 3] [--budget 60] [--bugs a,b]
+
+For every bug/system pair of harness/bugs.py: the generic simulated search of
+benchmarks/sim_zoo.py (default options but --bug, under the bug's workload)
+finds ``--per-bug`` failing seeds; each is shrunk by harness/shrink.py with a
+wall-clock ``--budget`` (no bug-specific settings anywhere). Per bug it prints
+the medians of the shrunk story's fault operations and client operations and
+the seconds each shrink took, beside the originals. The target: median at
+most 5 fault operations and 40 client operations, each found within 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import bugs, shrink, simrun, workload
+from harness.config import RunConfig
+
+
+def pairs() -> list[tuple[str, str]]:
+    return [(b.name, s) for b in bugs.BUGS.values() for s in b.systems]
+
+
+def failing_seeds(bug: str, system: str, want: int, max_seeds: int) -> list[int]:
+    """The first ``want`` seeds (from 0) whose default simulated run with ``bug`` fails."""
+    found = []
+    for seed in range(max_seeds):
+        cfg = simrun.prepare(RunConfig(sim=True, system=system, bugs=[bug], seed=seed,
+                                       workload=bugs.BUGS[bug].workload, progress=False))
+        out = simrun.simulate(cfg, metrics=False)
+        if workload.check(out.events, cfg)[0] == "invalid":
+            found.append(seed)
+            if len(found) == want:
+                break
+    return found
+
+
+def shrink_one(bug: str, system: str, seed: int, budget: float) -> dict:
+    """Shrink one failing seed; its original and shrunk sizes and the seconds taken."""
+    from faults.plan import recorded_ops
+
+    cfg = simrun.prepare(RunConfig(sim=True, system=system, bugs=[bug], seed=seed,
+                                   workload=bugs.BUGS[bug].workload, progress=False))
+    out = simrun.simulate(cfg, metrics=False)
+    faults = recorded_ops(out.events)
+    t0 = time.monotonic()
+    s = shrink.Shrinker(dataclasses.replace(cfg), shrink.Candidate(cfg.time_limit, tuple(faults)),
+                        shrink.simulate, budget_s=budget)
+    r = s.run()
+    return {"seed": seed, "faults0": len(r.original.faults),
+            "ops0": r.original_outcome.client_ops, "faults": len(r.candidate.faults),
+            "ops": r.outcome.client_ops, "seconds": time.monotonic() - t0,
+            "runs": r.attempts, "out_of_budget": r.out_of_budget}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--per-bug", type=int, default=3, help="failing seeds shrunk per bug")
+    p.add_argument("--max-seeds", type=int, default=60, help="seeds searched per bug")
+    p.add_argument("--budget", type=float, default=60.0, help="wall-clock s per shrink")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--bugs", default="", help="comma-separated bug names (default: all)")
+    args = p.parse_args(argv)
+    chosen = [x for x in pairs() if not args.bugs or x[0] in args.bugs.split(",")]
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+          f"{args.per_bug} failing seeds per bug, budget {args.budget:g} s per shrink",
+          flush=True)
+    print(f"{'bug':16} {'system':6} {'seeds':>5} {'faults':>13} {'client ops':>15} "
+          f"{'median s':>9} {'max s':>6}")
+    met = 0
+    with ProcessPoolExecutor(args.workers) as pool:
+        seeds = {x: pool.submit(failing_seeds, *x, args.per_bug, args.max_seeds) for x in chosen}
+        jobs = {x: [pool.submit(shrink_one, *x, s, args.budget) for s in seeds[x].result()]
+                for x in chosen}
+        for (bug, system), futs in jobs.items():
+            rows = [f.result() for f in futs]
+            if not rows:
+                print(f"{bug:16} {system:6} {0:>5}  no failing seed in {args.max_seeds}")
+                continue
+            med = {k: statistics.median(r[k] for r in rows)
+                   for k in ("faults0", "faults", "ops0", "ops", "seconds")}
+            ok = med["faults"] <= 5 and med["ops"] <= 40 and max(r["seconds"] for r in rows) <= 60
+            met += ok
+            print(f"{bug:16} {system:6} {len(rows):>5} {med['faults0']:>5g} -> {med['faults']:<5g} "
+                  f"{med['ops0']:>6g} -> {med['ops']:<6g} {med['seconds']:>9.1f} "
+                  f"{max(r['seconds'] for r in rows):>6.1f}" + ("" if ok else "  (misses target)"))
+    print(f"{met} of {len(chosen)} bugs meet the target (median <= 5 faults, <= 40 client ops, "
+          "each shrink <= 60 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
