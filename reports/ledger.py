@@ -177,7 +177,17 @@ def _number(v: Any) -> float | None:
 def _connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=BUSY_MS / 1000, isolation_level=None)
     con.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-    con.execute("PRAGMA journal_mode = WAL")
+    # Switching to WAL may answer "locked" at once, without the busy handler, while
+    # another process holds the file: retry it (it is persistent once set).
+    deadline = time.monotonic() + BUSY_MS / 1000
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
     con.execute("PRAGMA synchronous = NORMAL")
     return con
 

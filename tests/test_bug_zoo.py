@@ -327,6 +327,7 @@ def test_raft_early_ack_is_caught_in_seconds(tmp_path: Path, no_leftovers: None)
 
 @pytest.mark.process
 @pytest.mark.timeout(150)
+@pytest.mark.slow  # the suite stays under 10 minutes
 def test_paxos_stale_read_is_caught_in_seconds(tmp_path: Path, no_leftovers: None) -> None:
     assert_caught(bug_run(tmp_path, "paxos", "stale-read", 10, seed=1), "stale-read")
 
@@ -343,6 +344,7 @@ def test_raft_forget_vote_is_caught_by_the_revote_script(tmp_path: Path,
 
 @pytest.mark.process
 @pytest.mark.timeout(150)
+@pytest.mark.slow  # the suite stays under 10 minutes
 def test_paxos_forget_promise_is_caught_by_the_repromise_script(tmp_path: Path,
                                                                 no_leftovers: None) -> None:
     assert_caught(bug_run(tmp_path, "paxos", "forget-promise", 15, seed=1), "forget-promise")
@@ -350,6 +352,7 @@ def test_paxos_forget_promise_is_caught_by_the_repromise_script(tmp_path: Path,
 
 @pytest.mark.process
 @pytest.mark.timeout(150)
+@pytest.mark.slow  # the suite stays under 10 minutes
 def test_correct_raft_under_the_early_ack_mix_is_valid(tmp_path: Path,
                                                        no_leftovers: None) -> None:
     result = bug_run(tmp_path, "raft", None, 10, seed=1, mix="early-ack")

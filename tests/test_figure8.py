@@ -185,6 +185,7 @@ def test_raft_commit_old_term_is_caught_by_the_figure8_move(tmp_path: Path) -> N
 @pytest.mark.process
 @pytest.mark.timeout(150)
 @pytest.mark.usefixtures("no_leftovers")
+@pytest.mark.slow  # the suite stays under 10 minutes
 def test_correct_raft_under_the_figure8_move_is_valid(tmp_path: Path) -> None:
     result = bug_run(tmp_path, "raft", None, SECONDS, seed=1, mix="commit-old-term")
     assert result.config.bugs == [] and result.config.nemesis == "bug:commit-old-term"

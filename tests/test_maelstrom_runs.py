@@ -55,7 +55,8 @@ def test_correct_nodes_pass_under_partitions(tmp_path: Path, no_leftovers: None,
 
 
 @pytest.mark.parametrize(("workload", "program", "found"), [
-    ("broadcast", "gossip_set.py --workload broadcast --bug", "lost"),
+    pytest.param("broadcast", "gossip_set.py --workload broadcast --bug", "lost",
+                 marks=pytest.mark.slow),
     ("lin-kv", "lin_kv.py --bug", "non-linearizable"),
 ])
 def test_buggy_nodes_are_caught_under_partitions(tmp_path: Path, no_leftovers: None,

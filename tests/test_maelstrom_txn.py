@@ -186,7 +186,7 @@ def _named(anomalies: list[dict[str, Any]]) -> set[str]:
 @pytest.mark.process
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize(("nemesis", "nodes"), [
-    ("partition", 5),
+    pytest.param("partition", 5, marks=pytest.mark.slow),
     pytest.param("kill,pause", 3, marks=pytest.mark.slow),  # the suite stays under 10 minutes
 ])
 def test_the_correct_node_is_valid(tmp_path: Path, no_leftovers: None, nemesis: str,

@@ -377,6 +377,7 @@ def test_harness_serve_prints_its_address_and_serves_the_store(tmp_path: Path):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow  # the suite stays under 10 minutes
 def test_a_100k_operation_history_renders_in_seconds_and_stays_small(tmp_path: Path):
     run = write_synthetic_run(tmp_path / "big", ops=100_000, clients=10, violation=True, net=False)
     began = time.process_time()  # CPU time: the machine is shared, wall time is noise
