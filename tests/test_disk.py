@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.requests import ok_reply
 
 from faults import disk_mounts, owner
 from faults.disk import DiskActions
@@ -58,19 +58,8 @@ def _cluster(tmp_path: Path, bugs: list[str], lazyfs: bool) -> LocalCluster:
     return LocalCluster(cj, NODE, tmp_path / "logs", lazyfs=lazyfs, writeback_s=0)
 
 
-_ids = iter(range(1, 10**9))
-
-
 def _request(lc: LocalCluster, req: dict, within: float = 10.0) -> dict | None:
-    """Send ``req`` to whoever leads, until it is answered ok (or ``within`` s pass)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for node in lc.node_ids:
-            reply = call(lc.client_addrs[node], {"id": next(_ids), **req}, 0.5)
-            if reply and reply.get("ok"):
-                return reply
-        time.sleep(0.05)
-    return None
+    return ok_reply(lc, req, within)
 
 
 def _write_keys(lc: LocalCluster, n: int) -> None:

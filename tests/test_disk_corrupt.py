@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.requests import ok_reply
 
 from faults import corrupt
 from faults.disk import DiskActions, plan_fields, resolve_value
@@ -97,18 +97,8 @@ class Ctx:
     status = None
 
 
-_ids = iter(range(1, 10**9))
-
-
 def _ok(lc: LocalCluster, req: dict, within: float = 15.0) -> dict | None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for node in lc.node_ids:
-            reply = call(lc.client_addrs[node], {"id": next(_ids), **req}, 0.5)
-            if reply and reply.get("ok"):
-                return reply
-        time.sleep(0.05)
-    return None
+    return ok_reply(lc, req, within)
 
 
 @pytest.mark.parametrize("mode", corrupt.MODES)
