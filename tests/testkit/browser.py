@@ -198,6 +198,9 @@ def open_page(
         stderr=subprocess.DEVNULL,
         preexec_fn=fds,  # noqa: PLW1509 - only dup2 calls, and the tests start it from one thread
         close_fds=False,
+        # Chromium puts its singleton socket in $TMPDIR/org.chromium.Chromium.*; inside the
+        # profile it goes away with the profile instead of piling up in /tmp.
+        env={**os.environ, "TMPDIR": profile},
     )
     os.close(to_r)
     os.close(from_w)
