@@ -8,7 +8,10 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
 1. a shorter run (a binary search on the time limit; faults after it go);
 2. fewer fault operations (delta debugging, Zeller's ddmin);
 3. shorter fault windows (each hold halved while it still fails);
-4. fewer clients (ddmin over the client slots), then fewer client operations
+4. only the anomaly's client operations: first only the operations on its
+   key, then only the operations the checker named (the anomaly's own and the
+   prefix it was checked against);
+5. fewer clients (ddmin over the client slots), then fewer client operations
    (ddmin over the (slot, n) operations the last failing candidate invoked).
 
 Each candidate is one deterministic simulated run (harness/simrun.py): the
@@ -81,6 +84,10 @@ class Outcome:
     ops: tuple[tuple[int, int], ...]
     #: Seconds into the history when the first anomaly's last operation ended (None: unknown).
     anomaly_end_s: float | None = None
+    #: The key of each of ``ops`` (None for a multi-key transaction).
+    keys: tuple[Any, ...] = ()
+    #: Positions in ``ops`` of the operations the first anomaly names (its own and its prefix).
+    anomaly_ops: tuple[int, ...] = ()
 
 
 #: Runs one candidate: (config, faults) -> Outcome.
@@ -226,6 +233,25 @@ class Shrinker:
                     break
         self._note("shorter windows")
 
+    def focus(self) -> None:
+        """Keep only the first anomaly's key, then only the operations it names."""
+        out = self.best_outcome
+        ops = list(out.ops)
+        named = [ops[i] for i in out.anomaly_ops if i < len(ops)]
+        keys = {out.keys[i] for i in out.anomaly_ops if i < len(out.keys)} - {None}
+        keeps = []
+        if keys and len(out.keys) == len(ops):
+            keeps.append([o for o, k in zip(ops, out.keys, strict=True) if k in keys])
+        if named:
+            keeps.append(named)
+        for keep in keeps:
+            if self.out_of_time() or len(keep) >= len(self.best_outcome.ops):
+                continue
+            drop = set(ops) - set(keep)
+            self.fails(dataclasses.replace(self.best,
+                                           skip_ops=frozenset(self.best.skip_ops | drop)))
+        self._note("only the anomaly's operations")
+
     def fewer_clients(self) -> None:
         slots = [s for s in range(self.base.concurrency or 1) if s not in self.best.drop_slots]
         every = set(range(self.base.concurrency or 1))
@@ -242,7 +268,7 @@ class Shrinker:
         self._note("fewer client ops")
 
     def run(self) -> Shrunk:
-        for step in (self.shorter_run, self.fewer_faults, self.shorter_windows,
+        for step in (self.shorter_run, self.fewer_faults, self.shorter_windows, self.focus,
                      self.fewer_clients, self.fewer_ops, self.fewer_faults):
             if self.out_of_time():
                 break
@@ -264,8 +290,26 @@ def simulate(cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
     from harness import simrun
 
     out = simrun.simulate(simrun.prepare(cfg), faults=faults, metrics=False)
-    return Outcome(out.verdict, out.checker, out.client_ops, tuple(tuple(o) for o in out.ops),
-                   anomaly_end(out.events, out.checker))
+    ops = tuple(tuple(o) for o in out.ops)
+    # The checker's operation ids are positions among the client invokes (checker.history.pair),
+    # and the load's invokes come first, in the order of ``out.ops``.
+    keys = tuple(_hashable(e.get("key")) for e in out.events
+                 if e["type"] == "invoke" and e["process"] != "nemesis")[:len(ops)]
+    return Outcome(out.verdict, out.checker, out.client_ops, ops,
+                   anomaly_end(out.events, out.checker), keys, anomaly_ids(out.checker))
+
+
+def _hashable(key: Any) -> Any:
+    return key if isinstance(key, (str, int)) else None
+
+
+def anomaly_ids(checker: dict[str, Any] | None) -> tuple[int, ...]:
+    """The operation ids the first anomaly names: its own and the prefix it was checked
+    against (the kv checker's ``prefix``), sorted."""
+    anomalies = (checker or {}).get("anomalies") or []
+    first = anomalies[0] if anomalies and isinstance(anomalies[0], dict) else {}
+    ids = [*(first.get("ops") or ()), *(first.get("prefix") or ())]
+    return tuple(sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)}))
 
 
 def anomaly_end(events: list[dict[str, Any]], checker: dict[str, Any] | None) -> float | None:

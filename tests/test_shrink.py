@@ -72,8 +72,8 @@ def test_shrinker_finds_the_story() -> None:
     assert out.outcome.ops == ((2, 5),) and out.outcome.client_ops == 1
     assert out.attempts == sim.runs and not out.out_of_budget
     assert [line.split(":")[0] for line in out.steps] == [
-        "shorter run", "fewer faults", "shorter windows", "fewer clients", "fewer client ops",
-        "fewer faults"]
+        "shorter run", "fewer faults", "shorter windows", "only the anomaly's operations",
+        "fewer clients", "fewer client ops", "fewer faults"]
 
 
 def test_a_budget_stops_with_the_best_seen_so_far() -> None:
@@ -93,3 +93,30 @@ def test_a_run_that_does_not_fail_in_simulation_is_refused() -> None:
     with pytest.raises(ShrinkError, match="does not fail in simulation"):
         Shrinker(RunConfig(sim=True, time_limit=3.0, concurrency=6, seed=1),
                  Candidate(3.0, ()), FakeSim())
+
+
+class KeyedSim(FakeSim):
+    """FakeSim whose failure needs every invoked op on key k2 (each slot's op n is on key
+    k{(slot + n) % 4}) and names them: the focus pass alone must cut the load to them."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        self.runs += 1
+        mask = cfg.client_mask or {}
+        skipped = {tuple(o) for o in mask.get("skip_ops", ())}
+        every = [(s, n) for n in range(int(cfg.time_limit)) for s in range(cfg.concurrency)]
+        ops = tuple(o for o in every if o not in skipped)
+        keys = tuple(f"k{(s + n) % 4}" for s, n in ops)
+        need = {o for o in every if (o[0] + o[1]) % 4 == 2}
+        if not need <= set(ops):
+            return Outcome("valid", None, len(ops), ops, None, keys)
+        named = tuple(i for i, k in enumerate(keys) if k == "k2")
+        return Outcome("invalid", G_SINGLE, len(ops), ops, None, keys, named)
+
+
+def test_the_focus_pass_keeps_only_the_anomalys_operations() -> None:
+    base = RunConfig(sim=True, time_limit=8.0, concurrency=4, seed=1)
+    sim = KeyedSim()
+    s = Shrinker(base, Candidate(8.0, ()), sim, budget_s=60)
+    s.focus()
+    assert s.best_outcome.client_ops == 8 and set(s.best_outcome.keys) == {"k2"}
+    assert sim.runs == 2  # the original, then only k2's operations; the named ones are the same
