@@ -201,21 +201,9 @@ class SimInterpreter:
         w = self.world
         act.since = w.now
         if f == "kill":
-            nodes = sorted(value)
-            act.pids = {n: w.nodes[n].pid if w.nodes[n].up else None for n in nodes}
-            for n in nodes:
-                w.kill(n)
-                if n not in self.killed:
-                    self.killed.append(n)
-            self.record("kill", nodes, **fields)
+            self.record("kill", self._hold(act, w.kill, self.killed), **fields)
         elif f == "pause":
-            nodes = sorted(value)
-            act.pids = {n: w.nodes[n].pid if w.nodes[n].up else None for n in nodes}
-            for n in nodes:
-                w.pause(n)
-                if n not in self.paused:
-                    self.paused.append(n)
-            self.record("pause", nodes, **fields)
+            self.record("pause", self._hold(act, w.pause, self.paused), **fields)
             wait = min(PROBE_MAX_S, float(op.get("hold") or 0.0) * PROBE_SHARE)
             if op.get("hold") is None:
                 wait = PROBE_MAX_S
@@ -225,22 +213,32 @@ class SimInterpreter:
             self._apply_network()
             self.record(f, value, **fields)
         elif f == "lose-unsynced":
-            nodes = sorted(value)
-            act.pids = {n: w.nodes[n].pid if w.nodes[n].up else None for n in nodes}
             act.lost = {}
-            for n in nodes:
+
+            def lose(n: str) -> None:
                 # a torn write: a prefix of the unsynced writes survives (the disk stream)
                 dirty = len(w.nodes[n].disk.dirty)
                 keep = w.disk_rng.randrange(dirty + 1) if op.get("torn") and dirty else 0
                 act.lost[n] = w.lose_unsynced(n, keep)
-                if n not in self.killed:
-                    self.killed.append(n)
-            self.record("lose-unsynced", nodes, **fields)
+
+            self.record("lose-unsynced", self._hold(act, lose, self.killed), **fields)
         elif f == "clock":
             self._clock(act, start=True)
             self.record("clock", value, **fields)
         else:
             raise ValueError(f"the simulator cannot carry out fault kind {f!r}")
+
+    def _hold(self, act: _Active, do: Callable[[str], Any], held: list[str]) -> list[str]:
+        """Stop ``act``'s nodes with ``do`` (kill, pause, a power loss), remembering
+        their process ids first and each node as ``held`` by the nemesis."""
+        w = self.world
+        nodes = sorted(act.op["value"])
+        act.pids = {n: w.nodes[n].pid if w.nodes[n].up else None for n in nodes}
+        for n in nodes:
+            do(n)
+            if n not in held:
+                held.append(n)
+        return nodes
 
     def _clock(self, act: _Active, *, start: bool) -> None:
         """A clock fault on the node's clock (docs/disk-and-clock.md "clock"):

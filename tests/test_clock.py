@@ -27,9 +27,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from testkit.nemesis import NemesisCtx
 
 from faults import clock, owner
 from faults.plan import ClusterView
@@ -115,19 +115,6 @@ def test_monotonic_and_zmq_poll_timeouts_follow_the_rate(state_dir: Path,
 # --- live nodes -----------------------------------------------------------------------------
 
 
-class Ctx:
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.events: list[tuple[str, Any, dict]] = []
-
-    def record(self, f: str, value: Any, **fields: Any) -> None:
-        self.events.append((f, value, fields))
-
-    async def status(self, node: str) -> dict | None:
-        return await asyncio.to_thread(call, self.cluster.client_addrs[node], {"op": "status"},
-                                       0.3)
-
-
 @pytest.fixture
 def clocked(tmp_path: Path, state_dir: Path, faketime_usable: None,
             no_leftovers: None) -> Iterator[LocalCluster]:
@@ -169,7 +156,7 @@ def _run(fault: clock.ClockFaults, value: dict, seconds: float) -> dict:
 
 def test_the_node_clock_moves_and_the_evidence_says_so(clocked: LocalCluster) -> None:
     lc = clocked
-    ctx = Ctx(lc)
+    ctx = NemesisCtx(lc)
     fault = clock.ClockFaults(ctx, ctx.record)
     ev = _run(fault, {"node": "n1", "mode": "offset", "offset_s": 5.0}, 0.5)
     assert ev["effective"] is True and 4500 < ev["offset_ms_start"] < 5500, ev
@@ -192,7 +179,7 @@ def test_a_slowed_leader_clock_costs_its_leadership(clocked: LocalCluster) -> No
     leader, term = _leader(lc)
     time.sleep(2.0)
     assert _status(lc, leader)["term"] == term, "the term moved without any fault"
-    ctx = Ctx(lc)
+    ctx = NemesisCtx(lc)
     fault = clock.ClockFaults(ctx, ctx.record)
     value = {"node": leader, "mode": "drift", "rate": 0.05}
     moved = None
@@ -217,7 +204,7 @@ def test_a_slowed_leader_clock_costs_its_leadership(clocked: LocalCluster) -> No
 
 def test_a_node_restarted_during_a_drift_keeps_the_drifting_clock(clocked: LocalCluster) -> None:
     lc = clocked
-    ctx = Ctx(lc)
+    ctx = NemesisCtx(lc)
     fault = clock.ClockFaults(ctx, ctx.record)
     value = {"node": "n3", "mode": "drift", "rate": 3.0}
 

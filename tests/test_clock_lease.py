@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.nemesis import NemesisCtx
 
 from faults import clock, owner
 from faults.proxyctl import ProxyControl
@@ -30,19 +31,6 @@ from nodes.common.wire import call
 pytestmark = pytest.mark.timeout(180)
 TIMING = {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]}
 _ids = iter(range(1, 10**9))
-
-
-class Ctx:
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.events: list[tuple[str, Any, dict]] = []
-
-    def record(self, f: str, value: Any, **fields: Any) -> None:
-        self.events.append((f, value, fields))
-
-    async def status(self, node: str) -> dict | None:
-        return await asyncio.to_thread(call, self.cluster.client_addrs[node], {"op": "status"},
-                                       0.3)
 
 
 def _req(lc: LocalCluster, node: str, req: dict, timeout: float = 0.3) -> dict | None:
@@ -69,7 +57,7 @@ def _stale_answers(lc: LocalCluster, slowed: bool) -> list[Any]:
     deadline = time.monotonic() + 10
     while not ((r := _req(lc, old, {"op": "write", "key": "k", "value": 1})) and r.get("ok")):
         assert time.monotonic() < deadline, "first write not acknowledged"
-    ctx = Ctx(lc)
+    ctx = NemesisCtx(lc)
     fault = clock.ClockFaults(ctx, ctx.record)
     value = {"node": old, "mode": "drift", "rate": 0.05}
     others = [n for n in lc.node_ids if n != old]

@@ -11,13 +11,13 @@ is not usable.
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.nemesis import NemesisCtx
 from testkit.requests import ok_reply
 
 from faults import disk_mounts, owner
@@ -25,32 +25,10 @@ from faults.disk import DiskActions
 from faults.lazyfs import unavailable_reason
 from harness.cluster import LocalCluster
 from nodes.common.clusterfile import write_cluster
-from nodes.common.wire import call
 
 pytestmark = pytest.mark.timeout(120)
 NODE = [sys.executable, "-m", "nodes", "raft"]
 TIMING = {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]}
-
-
-class Ctx:
-    """The part of a NemesisContext DiskActions uses; events kept in a list."""
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.rng = random.Random(7)
-        self.events: list[tuple[str, Any, dict]] = []
-
-    def record(self, f: str, value: Any, **fields: Any) -> None:
-        self.events.append((f, value, fields))
-
-    async def answers(self, node: str, timeout: float) -> bool:
-        return await asyncio.to_thread(self._status, node, timeout) is not None
-
-    async def status(self, node: str) -> dict | None:
-        return await asyncio.to_thread(self._status, node, 0.3)
-
-    def _status(self, node: str, timeout: float) -> dict | None:
-        return call(self.cluster.client_addrs[node], {"op": "status"}, timeout)
 
 
 def _cluster(tmp_path: Path, bugs: list[str], lazyfs: bool) -> LocalCluster:
@@ -99,8 +77,8 @@ def lazy_cluster(request: pytest.FixtureRequest, tmp_path: Path, state_dir: Path
     assert not owner.names(disk_mounts.KIND)
 
 
-def _lose_all(lc: LocalCluster) -> Ctx:
-    ctx = Ctx(lc)
+def _lose_all(lc: LocalCluster) -> NemesisCtx:
+    ctx = NemesisCtx(lc)
     actions = DiskActions(ctx, ctx.record)
     op = {"f": "lose-unsynced", "value": list(lc.node_ids)}
 
@@ -202,7 +180,7 @@ class FakeCluster:
 
 def test_heal_brings_back_what_lose_unsynced_holds() -> None:
     cluster = FakeCluster()
-    ctx = Ctx(cluster)  # type: ignore[arg-type]
+    ctx = NemesisCtx(cluster)
     actions = DiskActions(ctx, ctx.record)
 
     async def go() -> None:

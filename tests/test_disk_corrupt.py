@@ -13,9 +13,9 @@ import asyncio
 import random
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from testkit.nemesis import NemesisCtx
 from testkit.requests import ok_reply
 
 from faults import corrupt
@@ -25,7 +25,6 @@ from harness.cluster import LocalCluster
 from nodes.common.clusterfile import write_cluster
 from nodes.common.core_api import Entry, Ready
 from nodes.common.storage import Storage, StorageError
-from nodes.common.wire import call
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,22 +80,6 @@ def test_plans_aim_corruption_at_one_node() -> None:
     assert value["file"] in corrupt.WHICH
 
 
-class Ctx:
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.rng = random.Random(11)
-        self.events: list[tuple[str, Any, dict]] = []
-
-    def record(self, f: str, value: Any, **fields: Any) -> None:
-        self.events.append((f, value, fields))
-
-    async def answers(self, node: str, timeout: float) -> bool:
-        return await asyncio.to_thread(call, self.cluster.client_addrs[node], {"op": "status"},
-                                       timeout) is not None
-
-    status = None
-
-
 def _ok(lc: LocalCluster, req: dict, within: float = 15.0) -> dict | None:
     return ok_reply(lc, req, within)
 
@@ -112,7 +95,7 @@ def test_a_corrupted_node_recovers_or_refuses_in_one_line(
         lc.wait_ready(30)
         for i in range(30):
             assert _ok(lc, {"op": "write", "key": f"k{i % 5}", "value": i})
-        ctx = Ctx(lc)
+        ctx = NemesisCtx(lc, 11)
         actions = DiskActions(ctx, ctx.record)
         value = {"nodes": ["n1"], "mode": mode, "file": "newest"}
 

@@ -1,0 +1,35 @@
+"""The part of a nemesis context the disk and clock actions use, for process tests.
+
+``NemesisCtx(cluster, seed)`` stands in for the interpreter's context
+(faults/interpret.py) where a test drives ``DiskActions`` or ``ClockFaults``
+directly: ``cluster``, a seeded ``rng``, ``record`` (the nemesis events, kept
+in ``events`` in order), and ``answers``/``status`` (a node's ``status``
+reply over its client socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from nodes.common.wire import call
+
+
+class NemesisCtx:
+    def __init__(self, cluster: Any, seed: int = 7) -> None:
+        self.cluster = cluster
+        self.rng = random.Random(seed)
+        self.events: list[tuple[str, Any, dict]] = []
+
+    def record(self, f: str, value: Any, **fields: Any) -> None:
+        self.events.append((f, value, fields))
+
+    async def answers(self, node: str, timeout: float) -> bool:
+        return await asyncio.to_thread(self._status, node, timeout) is not None
+
+    async def status(self, node: str) -> dict | None:
+        return await asyncio.to_thread(self._status, node, 0.3)
+
+    def _status(self, node: str, timeout: float) -> dict | None:
+        return call(self.cluster.client_addrs[node], {"op": "status"}, timeout)
