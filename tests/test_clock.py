@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testkit.nemesis import NemesisCtx
+from testkit.nemesis import NemesisCtx, owner_state_dir  # noqa: F401 (the state_dir fixture)
 
 from faults import clock, owner
 from faults.plan import ClusterView
@@ -40,13 +40,6 @@ from nodes.common.wire import call
 pytestmark = pytest.mark.timeout(120)
 NODE = [sys.executable, "-m", "nodes", "raft"]
 TIMING = {"heartbeat_ms": 50, "election_timeout_ms": [300, 600]}
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv(owner.STATE_DIR_ENV, str(d))
-    return d
 
 
 @pytest.fixture

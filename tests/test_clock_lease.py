@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.nemesis import NemesisCtx
+from testkit.nemesis import NemesisCtx, owner_state_dir  # noqa: F401 (the state_dir fixture)
 
-from faults import clock, owner
+from faults import clock
 from faults.proxyctl import ProxyControl
 from harness.cluster import LocalCluster
 from nodes.common.clusterfile import write_cluster
@@ -89,13 +89,6 @@ def _stale_answers(lc: LocalCluster, slowed: bool) -> list[Any]:
 
     asyncio.run(go())
     return answers
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv(owner.STATE_DIR_ENV, str(d))
-    return d
 
 
 @pytest.mark.parametrize("system", ["raft", "paxos"])

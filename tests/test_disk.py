@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.nemesis import NemesisCtx
+from testkit.nemesis import NemesisCtx, owner_state_dir  # noqa: F401 (the state_dir fixture)
 from testkit.requests import ok_reply
 
 from faults import disk_mounts, owner
@@ -51,13 +51,6 @@ def _read_keys(lc: LocalCluster, n: int) -> dict[str, Any]:
         reply = _request(lc, {"op": "read", "key": f"k{i}"}, within=20.0)
         got[f"k{i}"] = reply.get("value") if reply else "unavailable"
     return got
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv(owner.STATE_DIR_ENV, str(d))
-    return d
 
 
 @pytest.fixture

@@ -18,18 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testkit.nemesis import owner_state_dir  # noqa: F401 (the state_dir fixture)
 
 from faults import disk_mounts, owner
 from faults.lazyfs import LazyState, control, unavailable_reason
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv(owner.STATE_DIR_ENV, str(d))
-    return d
 
 
 @pytest.fixture

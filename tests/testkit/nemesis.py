@@ -4,15 +4,21 @@
 (faults/interpret.py) where a test drives ``DiskActions`` or ``ClockFaults``
 directly: ``cluster``, a seeded ``rng``, ``record`` (the nemesis events, kept
 in ``events`` in order), and ``answers``/``status`` (a node's ``status``
-reply over its client socket).
+reply over its client socket). ``owner_state_dir``: the fixture ``state_dir`` (import it), which gives a test
+its own owner-record folder (faults/owner.py), so mounts and clock files
+it leaves are its own to find.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from faults import owner
 from nodes.common.wire import call
 
 
@@ -33,3 +39,10 @@ class NemesisCtx:
 
     def _status(self, node: str, timeout: float) -> dict | None:
         return call(self.cluster.client_addrs[node], {"op": "status"}, timeout)
+
+
+@pytest.fixture(name="state_dir")
+def owner_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "state"
+    monkeypatch.setenv(owner.STATE_DIR_ENV, str(d))
+    return d
