@@ -10,10 +10,15 @@ progress line) and ``summary`` (the table).
   worker of ``executor`` (any ``concurrent.futures.Executor``; default
   ``harness.executors.executor_for(config)``: a process pool of
   ``config.workers`` or the machine's cores, or a Dask cluster's for
-  ``--scheduler``). Tasks take and return plain data; a seed whose task ran
-  twice (Dask after a worker died) is counted once. At most two tasks per worker are queued, so ``--stop-on-fail``
-  stops soon after the first run that is not valid (the runs in flight
-  finish and are kept).
+  ``--scheduler``). Tasks take and return plain data. At most two tasks per
+  worker are queued, so ``--stop-on-fail`` stops soon after the first run
+  that is not valid (the runs in flight finish and are kept).
+- A seed whose task ran twice (Dask runs a dead worker's tasks again, also
+  one that had ended but not reported) is counted once, and so is its folder:
+  at the end, every other folder of a counted seed that this sweep wrote (the
+  same config.json, made since the sweep began) is marked superseded
+  (``reports.ledger.mark_superseded``: kept, but neither the ledger nor a
+  rebuild of it counts it).
 - A failing seed keeps its whole run folder; a passing one keeps only
   config.json and results.json (``reports/ledger.py`` counts those folders)
   unless ``keep_all``. The store index is redrawn once, at the end.
@@ -108,6 +113,9 @@ def sweep(config: RunConfig, executor: Executor | None = None) -> Iterator[Row]:
     next_out = int(base.seed or 0)
     done = failed = 0
     stop = False
+    began = time.time()
+    counted: dict[int, str] = {}  # seed -> the run folder this sweep counts for it
+    extra: list[tuple[int, str]] = []  # results that came back for a seed already counted
 
     def submit() -> None:
         while not stop and len(inflight) < 2 * workers:
@@ -122,8 +130,10 @@ def sweep(config: RunConfig, executor: Executor | None = None) -> Iterator[Row]:
         while inflight:
             seed = min(inflight)
             row = inflight.pop(seed).result()
-            if row.seed in ready or row.seed < next_out:
-                continue  # a second result for a seed (Dask reran a task): counted once
+            if row.seed in counted:
+                extra.append((row.seed, row.run_dir))  # Dask reran a task: counted once
+                continue
+            counted[row.seed] = row.run_dir
             ready[row.seed] = row
             done += 1
             if row.exit_code != 0:
@@ -143,10 +153,51 @@ def sweep(config: RunConfig, executor: Executor | None = None) -> Iterator[Row]:
             f.cancel()
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
+        supersede_orphans(Path(base.store), str(base.name), counted, began, extra)
         from reports import store_index
 
         with contextlib.suppress(Exception):
             store_index.write_store_index(Path(base.store))
+
+
+def supersede_orphans(store: Path, name: str, counted: dict[int, str], began: float,
+                      extra: list[tuple[int, str]] = ()) -> list[Path]:
+    """Mark superseded every folder of ``store/name`` that holds a second run of a
+    counted seed: one in ``extra``, or one made since ``began`` (a Unix time) whose
+    config.json is the counted folder's. Returns the folders marked. Best effort:
+    a folder that cannot be read or marked is left as it is."""
+    from reports import ledger, runfolder
+
+    if not counted:
+        return []
+    counted_paths = {str(Path(p).resolve()) for p in counted.values()}
+    configs: dict[int, Any] = {}
+    suspects = [(seed, Path(p)) for seed, p in extra]
+    with contextlib.suppress(OSError):
+        for d in (store / name).iterdir():
+            stamp = runfolder.stamp_time(d.name)
+            if d.is_symlink() or not d.is_dir() or stamp is None \
+                    or stamp.timestamp() < began - 1:  # stamps have whole seconds
+                continue
+            cfg = runfolder.read_json(d / "config.json") or {}
+            if isinstance(cfg.get("seed"), int) and cfg["seed"] in counted:
+                suspects.append((cfg["seed"], d))
+    marked = []
+    for seed, d in suspects:
+        if str(d.resolve()) in counted_paths or (d / ledger.SUPERSEDED).exists():
+            continue
+        mine = configs.get(seed)
+        if mine is None:
+            mine = configs[seed] = runfolder.read_json(Path(counted[seed]) / "config.json")
+        if not mine or runfolder.read_json(d / "config.json") != mine:
+            continue
+        with contextlib.suppress(ledger.LedgerError):
+            ledger.mark_superseded(store, d, counted[seed],
+                                   f"seed {seed} ran twice in one sweep (a Dask worker died "
+                                   "after this run ended and before it reported, or a task "
+                                   "was retried); the sweep counts the other folder")
+            marked.append(d)
+    return marked
 
 
 def _prepare(config: RunConfig) -> RunConfig:

@@ -15,6 +15,10 @@ Invariants:
   damaged one (not a database, or failing SQLite's integrity check) is moved
   aside as ``ledger.sqlite.damaged`` and rebuilt. A folder that keeps only
   config.json and results.json (a sweep's passing seed) is a run too.
+- A folder marked ``superseded.json`` is not a run: a sweep marks the second
+  folder of a seed that ran twice (a Dask worker died after the run ended and
+  before it reported, and the task ran again), so every seed counts once. The
+  folder stays (nothing recorded is lost); its row goes, also on a rebuild.
 - Any number of processes may record into one store at once: every write is
   one short ``BEGIN IMMEDIATE`` transaction in WAL mode with a busy timeout,
   and a row is keyed by the run's path relative to the store, so a run
@@ -48,6 +52,8 @@ from reports.runfolder import (
 )
 
 LEDGER = "ledger.sqlite"
+#: The marker of a run folder that another counts for (``mark_superseded``).
+SUPERSEDED = "superseded.json"
 #: How long a writer waits for another process's transaction, in ms.
 BUSY_MS = 30_000
 _SCHEMA = 1
@@ -258,6 +264,10 @@ class Ledger:
         run without results.json is a crashed or running one: listed as unknown).
         Returns how many rows were written."""
         known = dict(self.con.execute("SELECT path, results_mtime FROM runs").fetchall())
+        gone = [rel for rel in (p.relative_to(self.store).as_posix()
+                                for p in superseded_runs(self.store)) if rel in known]
+        if gone:
+            self.forget(gone)
         rows = []
         for run in ledger_runs(self.store):
             rel = run.relative_to(self.store).as_posix()
@@ -266,6 +276,11 @@ class Ledger:
                 continue
             rows.append(folder_row(self.store, run, mtime))
         return self.put(rows)
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop the rows of these run paths (relative to the store)."""
+        with _write(self.con) as con:
+            con.executemany("DELETE FROM runs WHERE path = ?", [(p,) for p in paths])
 
     # --- reading
 
@@ -329,6 +344,8 @@ def record(store: Path | str, run_dir: Path | str) -> None:
     root, run = Path(store).resolve(), Path(run_dir).resolve()
     if not run.is_relative_to(root):
         raise LedgerError(f"{run_dir} is not a run folder of the store {store}")
+    if (run / SUPERSEDED).exists():
+        return
     row = folder_row(root, run)
     try:
         con = _connect(root / LEDGER)
@@ -344,17 +361,51 @@ def record(store: Path | str, run_dir: Path | str) -> None:
 
 def ledger_runs(store: Path) -> list[Path]:
     """The run folders (reports.runfolder.find_runs) and the folders at the same
-    depths that keep only results.json (a sweep's passing seeds)."""
-    runs = set(find_runs(store))
-    if store.is_dir():
-        for first in store.iterdir():
-            if first.is_symlink() or not first.is_dir():
-                continue
-            for d in (first, *(s for s in first.iterdir()
-                               if s.is_dir() and not s.is_symlink())):
-                if (d / RESULTS).exists():
-                    runs.add(d)
-    return sorted(runs)
+    depths that keep only results.json (a sweep's passing seeds), without the
+    superseded ones."""
+    runs = set(find_runs(store)) | set(_results_folders(store))
+    return sorted(r for r in runs if not (r / SUPERSEDED).exists())
+
+
+def superseded_runs(store: Path) -> list[Path]:
+    """The folders at run depths marked superseded (``mark_superseded``)."""
+    return sorted(r for r in set(find_runs(store)) | set(_results_folders(store))
+                  if (r / SUPERSEDED).exists())
+
+
+def _results_folders(store: Path) -> Iterator[Path]:
+    if not store.is_dir():
+        return
+    for first in store.iterdir():
+        if first.is_symlink() or not first.is_dir():
+            continue
+        for d in (first, *(s for s in first.iterdir() if s.is_dir() and not s.is_symlink())):
+            if (d / RESULTS).exists():
+                yield d
+
+
+def mark_superseded(store: Path | str, run_dir: Path | str, counted: Path | str,
+                    why: str) -> None:
+    """Mark ``run_dir`` as not a run of its own: ``counted`` (the folder the sweep counted
+    for the same seed) stands for it. The folder is kept; the ledger drops its row
+    now and skips it on every rebuild. LedgerError (one line) when it cannot."""
+    root, run = Path(store).resolve(), Path(run_dir).resolve()
+    marker = {"counted": os.path.relpath(Path(counted).resolve(), run), "why": why}
+    tmp = run / f".{SUPERSEDED}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, run / SUPERSEDED)
+    except OSError as exc:
+        raise LedgerError(f"cannot mark {run} superseded: {exc.strerror or exc}") from None
+    if (root / LEDGER).exists() and run.is_relative_to(root):
+        try:
+            con = _connect(root / LEDGER)
+            try:
+                Ledger(root, con).forget([run.relative_to(root).as_posix()])
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write the ledger {root / LEDGER}: {exc}") from None
 
 
 # --- summaries ---------------------------------------------------------------------------

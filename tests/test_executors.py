@@ -100,7 +100,16 @@ def test_a_dask_sweep_with_a_killed_worker_counts_every_seed_once(tmp_path: Path
         assert len(dirs) == 16
         assert cluster.workers[0].poll() is not None
         # every seed left its results in the store (passing seeds keep results.json only);
-        # a seed the dead worker had finished but not reported may also have left a folder
-        kept = {int(json.loads(p.read_text())["seed"])
-                for p in (tmp_path / "store").rglob("results.json")}
-        assert kept == set(range(100, 116))
+        # a seed the dead worker had finished but not reported left a second folder, marked
+        # superseded, so the ledger, also rebuilt, counts every seed once
+        from reports import ledger
+
+        store = tmp_path / "store"
+        live = [p for p in store.rglob("results.json") if not (p.parent / ledger.SUPERSEDED).exists()]
+        assert sorted(int(json.loads(p.read_text())["seed"]) for p in live) == list(range(100, 116))
+        (store / ledger.LEDGER).unlink(missing_ok=True)
+        with ledger.open_ledger(store) as led:
+            assert sorted(r.seed for r in led.rows()) == list(range(100, 116))
+        orphans = ledger.superseded_runs(store)
+        print(f"killed worker: 16 seeds counted once; {len(orphans)} orphan folder(s) marked "
+              f"superseded: {[p.name for p in orphans]}")

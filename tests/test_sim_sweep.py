@@ -55,3 +55,37 @@ def test_run_series_takes_any_executor_and_gives_run_results(tmp_path: Path) -> 
         results = list(run_series(_cfg(tmp_path, seed=2, test_count=2), executor=pool))
     assert [r.config.seed for r in results] == [2, 3]
     assert all(r.results["simulated"] is True for r in results)
+
+
+class RerunsOneSeed(ThreadPoolExecutor):
+    """Runs seed ``twice`` two times and reports only the second: what Dask does when a
+    worker dies after a task ended and before it reported (the first folder is an orphan)."""
+
+    def __init__(self, twice: int) -> None:
+        super().__init__(1)
+        self.twice = twice
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        if args and args[0].get("seed") == self.twice:
+            fn(*args, **kwargs)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_seed_run_twice_counts_once_in_the_sweep_and_the_ledger(tmp_path: Path) -> None:
+    from reports import ledger
+
+    cfg = _cfg(tmp_path, seed=0, test_count=3, time_limit=1.0)
+    with RerunsOneSeed(1) as pool:
+        rows = list(sweep.sweep(cfg, executor=pool))
+    assert [r.seed for r in rows] == [0, 1, 2]
+    runs = Path(cfg.store) / "raft"
+    folders = sorted(p for p in runs.iterdir() if p.is_dir())
+    assert len(folders) == 4  # the orphan is kept, marked
+    orphan = [p for p in folders if (p / ledger.SUPERSEDED).exists()]
+    assert len(orphan) == 1 and str(orphan[0]) != rows[1].run_dir
+    with ledger.open_ledger(cfg.store) as led:
+        assert sorted(r.seed for r in led.rows()) == [0, 1, 2]
+    (Path(cfg.store) / ledger.LEDGER).unlink()  # a rebuild skips it too
+    with ledger.open_ledger(cfg.store) as led:
+        assert sorted((r.seed, r.path) for r in led.rows()) == sorted(
+            (r.seed, Path(r.run_dir).relative_to(cfg.store).as_posix()) for r in rows)
