@@ -50,6 +50,7 @@ LOGS = "nodes"
 #: Logs in nodes/ that are no node's: the proxy's and the client workers' (the runner's).
 PROXY_LOG = "proxy"
 WORKERS_LOG = "workers"
+SUPERSEDED = "superseded.json"  # a sweep seed's second run (reports/ledger.py): skipped by readers
 #: store/latest: a relative symlink to the newest run folder.
 LATEST = "latest"
 #: store/index.html: every run of the store.
@@ -234,7 +235,10 @@ def point_latest(store: Path, run_dir: Path) -> None:
 
 
 def find_runs(store: Path) -> list[Path]:
-    """Run folders (they hold history.jsonl) at depth 1 or 2 under the store, symlinks skipped."""
+    """Run folders (they hold history.jsonl) at depth 1 or 2 under the store, symlinks skipped.
+
+    A folder marked superseded.json (a sweep's seed that ran twice, reports/ledger.py) is left
+    out, so the index, the ledger and `harness report` count every seed once."""
     store = Path(store)
     runs: list[Path] = []
     if not store.is_dir():
@@ -243,10 +247,16 @@ def find_runs(store: Path) -> list[Path]:
         if first.is_symlink() or not first.is_dir():
             continue
         if (first / HISTORY).exists():
-            runs.append(first)
+            if not (first / SUPERSEDED).exists():
+                runs.append(first)
             continue
         for second in sorted(first.iterdir()):
-            if not second.is_symlink() and second.is_dir() and (second / HISTORY).exists():
+            if (
+                not second.is_symlink()
+                and second.is_dir()
+                and (second / HISTORY).exists()
+                and not (second / SUPERSEDED).exists()
+            ):
                 runs.append(second)
     return runs
 
