@@ -23,6 +23,15 @@ recorded faults are re-simulated with its workload seed first; if that does
 not fail, ``ShrinkError`` says so (the real failure hung on timing the
 simulation did not reproduce).
 
+A run of a node command (``--system COMMAND``, or a Maelstrom program) cannot
+be simulated: ``RealProcesses`` runs each candidate on real processes instead
+(its faults replayed as ``--replay`` does, in a scratch store), with the
+passes that need no client mask: a shorter run, fewer faults, shorter
+windows, fewer clients (a lower concurrency), fewer faults. Real runs are not
+deterministic, so a candidate counts as failing when it failed once, the
+original is not run again (its folder says it failed), and the result is
+labelled best effort.
+
 Invariants: the original run folder is only read; the search stops when its
 wall-clock budget runs out and returns the smallest failing candidate found so
 far (never one that was not seen to fail); the result is written as a new run
@@ -64,6 +73,8 @@ class Candidate:
     faults: tuple[dict[str, Any], ...]
     drop_slots: frozenset[int] = frozenset()
     skip_ops: frozenset[tuple[int, int]] = frozenset()
+    #: Client slots (None: the base config's); the real-process pass lowers it.
+    concurrency: int | None = None
 
     def config(self, base: RunConfig) -> RunConfig:
         mask = None
@@ -71,7 +82,8 @@ class Candidate:
             mask = {"drop_slots": sorted(self.drop_slots),
                     "skip_ops": [list(o) for o in sorted(self.skip_ops)]}
         return dataclasses.replace(base, time_limit=self.time_limit, client_mask=mask,
-                                   test_count=1, sim=True, replay=None)
+                                   test_count=1, sim=True, replay=None,
+                                   concurrency=self.concurrency or base.concurrency)
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,8 @@ class Outcome:
     keys: tuple[Any, ...] = ()
     #: Positions in ``ops`` of the operations the first anomaly names (its own and its prefix).
     anomaly_ops: tuple[int, ...] = ()
+    #: The run folder the attempt left (real processes only; None when nothing was kept).
+    run_dir: str | None = None
 
 
 #: Runs one candidate: (config, faults) -> Outcome.
@@ -148,17 +162,28 @@ def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
 class Shrinker:
     """One shrinking search; see the module header."""
 
+    #: The passes of a simulated search, in order.
+    PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "focus", "fewer_clients",
+              "fewer_ops", "fewer_faults")
+    #: The passes on real processes: none needs a client mask.
+    REAL_PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "lower_concurrency",
+                   "fewer_faults")
+
     def __init__(self, base: RunConfig, original: Candidate, simulate: Simulate, *,
                  any_anomaly: bool = False, budget_s: float = 60.0,
-                 log: Callable[[str], None] = lambda s: None) -> None:
+                 log: Callable[[str], None] = lambda s: None,
+                 known: Outcome | None = None, passes: Sequence[str] = PASSES) -> None:
+        """``known``: the original's outcome, taken as is instead of running it again
+        (a real run's folder says how it failed)."""
         self.base = base
         self.simulate = simulate
         self.any_anomaly = any_anomaly
         self.deadline = time.monotonic() + budget_s
         self.log = log
+        self.passes = tuple(passes)
         self.attempts = 0
         self.started = time.monotonic()
-        out = self._run(original)
+        out = known if known is not None else self._run(original)
         if out.verdict != "invalid":
             raise ShrinkError("the run does not fail in simulation: its failure hung on "
                               "timing the simulation did not reproduce")
@@ -259,6 +284,17 @@ class Shrinker:
             self.best, drop_slots=frozenset(every - set(keep)))), self.out_of_time)
         self._note("fewer clients")
 
+    def lower_concurrency(self) -> None:
+        """Fewer clients without a mask: the smallest of 1, a quarter, a half of the
+        client slots that still fails."""
+        n = self.best.concurrency or self.base.concurrency or 1
+        for k in sorted({1, n // 4, n // 2} - {0, n}):
+            if self.out_of_time():
+                break
+            if self.fails(dataclasses.replace(self.best, concurrency=k)):
+                break
+        self._note("fewer clients")
+
     def fewer_ops(self) -> None:
         invoked = list(self.best_outcome.ops)
         skipped = set(self.best.skip_ops)
@@ -268,11 +304,10 @@ class Shrinker:
         self._note("fewer client ops")
 
     def run(self) -> Shrunk:
-        for step in (self.shorter_run, self.fewer_faults, self.shorter_windows, self.focus,
-                     self.fewer_clients, self.fewer_ops, self.fewer_faults):
+        for name in self.passes:
             if self.out_of_time():
                 break
-            step()
+            getattr(self, name)()
         return Shrunk(self.best, self.best_outcome, self.original, self.original_outcome,
                       self.steps, self.attempts, round(time.monotonic() - self.started, 3),
                       self.out_of_time())
@@ -282,6 +317,75 @@ def _size(c: Candidate, out: Outcome) -> tuple[int, int, float, float]:
     """Smaller is better: fewer faults, then fewer client ops, a shorter run, shorter windows."""
     return (len(c.faults), out.client_ops, c.time_limit,
             sum(f.get("hold") or 0.0 for f in c.faults))
+
+
+class RealProcesses:
+    """Runs a candidate on real processes (harness.runner.run): its faults replayed from a
+    scratch folder (none: ``--nemesis none``), its run folder kept in ``scratch``; a
+    ``Simulate`` for ``Shrinker`` (see the module header)."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = Path(scratch)
+        self.n = 0
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        from checker.history import HistoryError, read_history
+        from harness import runner
+        from reports import runfolder
+
+        self.n += 1
+        replay = None
+        if faults:
+            src = self.scratch / "plans" / f"c{self.n}"
+            src.mkdir(parents=True)
+            runfolder.write_atomic(src / runfolder.HISTORY, plan_history(faults))
+            replay = str(src)
+        cfg = dataclasses.replace(cfg, sim=False, client_mask=None, replay=replay,
+                                  nemesis=cfg.nemesis if faults else "none",
+                                  store=str(self.scratch / "runs"), progress=False, test_count=1)
+        res = runner.run(cfg)
+        checker = res.results.get("checker") if isinstance(res.results, dict) else None
+        try:
+            events = read_history(runfolder.RunFolder(res.run_dir).history)
+        except (OSError, HistoryError):
+            events = []
+        counts = res.results.get("counts") or {}
+        return Outcome(res.verdict, checker, int(counts.get("invoke") or 0), (),
+                       anomaly_end(events, checker), run_dir=str(res.run_dir))
+
+
+def plan_history(faults: list[dict[str, Any]]) -> str:
+    """A history holding only ``faults`` as nemesis events (a start and its ``-end``),
+    which faults.plan.recorded_ops reads back as the same operations: what a real
+    ``--replay`` of a candidate reads."""
+    events = []
+    for f in faults:
+        extra = {"target": f["target"]} if "target" in f else {}
+        events.append({"at": float(f["at"]), "f": f["f"], "value": f.get("value"), **extra})
+        events.append({"at": float(f["at"]) + float(f.get("hold") or 0.0), "f": f"{f['f']}-end",
+                       "value": f.get("value")})
+    events.sort(key=lambda e: e["at"])  # stable: a start stays before its own end
+    import json
+
+    return "".join(json.dumps({"index": i, "time": int(e["at"] * 1e9), "process": "nemesis",
+                               "type": "info", **e}) + "\n" for i, e in enumerate(events))
+
+
+def known_outcome(run_dir: Path) -> Outcome:
+    """A real run's outcome as its folder recorded it (it is not run again)."""
+    from checker.history import HistoryError, read_history
+    from reports import runfolder
+
+    results = runfolder.read_results(Path(run_dir)) or {}
+    checker = results.get("checker") if isinstance(results.get("checker"), dict) else None
+    try:
+        events = read_history(runfolder.RunFolder(Path(run_dir)).history)
+    except (OSError, HistoryError):
+        events = []
+    counts = results.get("counts") or {}
+    return Outcome(str(results.get("verdict") or "unknown"), checker,
+                   int(counts.get("invoke") or 0), (), anomaly_end(events, checker),
+                   run_dir=str(run_dir))
 
 
 def simulate(cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
@@ -347,9 +451,6 @@ def load(run_dir: Path) -> tuple[RunConfig, Candidate]:
     if results and results.get("verdict") != "invalid":
         raise ShrinkError(f"{run_dir}: the run is {results.get('verdict')}, not failing: "
                           "nothing to shrink")
-    if cfg.system not in ("raft", "paxos"):
-        raise ShrinkError(f"{run_dir}: --system {cfg.system!r} cannot be simulated; "
-                          "shrinking it on real processes is not built yet")
     try:
         faults = recorded_ops(read_history(folder.history))
     except (OSError, HistoryError) as exc:
@@ -357,4 +458,9 @@ def load(run_dir: Path) -> tuple[RunConfig, Candidate]:
     mask = cfg.client_mask or {}
     return cfg, Candidate(
         cfg.time_limit, tuple(faults), frozenset(mask.get("drop_slots", ())),
-        frozenset(tuple(o) for o in mask.get("skip_ops", ())))
+        frozenset(tuple(o) for o in mask.get("skip_ops", ())), cfg.concurrency)
+
+
+def simulable(cfg: RunConfig) -> bool:
+    """Whether the run's system is one the simulator runs (our raft and paxos cores)."""
+    return cfg.system in ("raft", "paxos")

@@ -4,8 +4,13 @@ Thin on purpose: the search is harness/shrink.py's, each attempt a simulated
 run (harness/simrun.py). Prints each pass as it ends, then the minimal fault
 list, the number of client operations, the new run folder (marked "shrunk
 from RUN" with its steps) and the commands that replay it in simulation and on
-real processes. Exit 0 when a shrunk run was written, 2 with one line when the
-run cannot be shrunk (not failing, not simulable, does not fail in simulation).
+real processes. A run of a node command (``--system COMMAND``, a Maelstrom
+program) is shrunk on real processes when ``--budget`` is given (each
+candidate is a whole real run, so its time is the user's choice); that result
+is labelled best effort. Exit 0 when a shrunk run was written (or nothing
+smaller failed within the budget: one line), 2 with one line when the run
+cannot be shrunk (not failing, does not fail in simulation, a command run
+without --budget).
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the failing run folder")
     p.add_argument("--any-anomaly", action="store_true",
                    help="keep a candidate that fails with any anomaly, not only the same kind")
-    p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
-                   help="wall-clock seconds the search may take (default: %(default)g)")
+    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock seconds the search may take (default: 60 for a simulated "
+                   "search; a --system COMMAND run is shrunk on real processes only with it)")
     p.add_argument("--store", default=None, metavar="DIR",
                    help="where the shrunk run goes (default: the run's own store)")
     p.set_defaults(func=main)
@@ -62,8 +68,15 @@ def main(args: argparse.Namespace) -> int:
         base, original = shrink.load(run_dir)
         store = Path(args.store) if args.store else _store_of(run_dir, base)
         base = dataclasses.replace(base, store=str(store), name=f"{base.name or base.system}-shrunk")
+        if not shrink.simulable(base):
+            if args.budget is None:
+                raise shrink.ShrinkError(
+                    f"--system {base.system!r} cannot be simulated: shrinking it runs every "
+                    "candidate on real processes; give it a time, e.g. --budget 600")
+            return _real(args, run_dir, base, original, store)
         s = shrink.Shrinker(base, original, shrink.simulate, any_anomaly=args.any_anomaly,
-                            budget_s=args.budget, log=lambda line: print(line, flush=True))
+                            budget_s=60.0 if args.budget is None else args.budget,
+                            log=lambda line: print(line, flush=True))
         result = s.run()
     except shrink.ShrinkError as exc:
         print(f"harness shrink: error: {exc}", file=sys.stderr)
@@ -84,11 +97,90 @@ def main(args: argparse.Namespace) -> int:
     print(f"run folder: {out.run_dir}")
     if getattr(out, "report", None):
         print(f"report: {out.report}")
-    print("replay in simulation:   harness run --sim --replay " + shlex.quote(str(out.run_dir)))
-    print("replay on real nodes:   harness run --replay " + shlex.quote(str(out.run_dir)))
+    for line in _replays(cfg, out.run_dir, best.faults, sim=True):
+        print(line)
     with contextlib.suppress(Exception):
         from reports import ledger
         ledger.record(store, out.run_dir)
+    return 0
+
+
+def _replays(cfg: Any, run_dir: Path, faults: Any, *, sim: bool) -> list[str]:
+    """The commands that replay the shrunk run: ``--replay`` of its folder, or, with no
+    fault left to replay, its own command line with ``--nemesis none``."""
+    import dataclasses
+
+    lines = []
+    if faults:
+        if sim:
+            lines.append("replay in simulation:   harness run --sim --replay "
+                         + shlex.quote(str(run_dir)))
+        lines.append("replay on real nodes:   harness run --replay " + shlex.quote(str(run_dir)))
+        return lines
+    bare = dataclasses.replace(cfg, nemesis="none", replay=None, test_count=1)
+    if sim:
+        lines.append("replay in simulation:   " + " ".join(bare.argv()))
+    real = dataclasses.replace(bare, sim=False, client_mask=None)
+    lines.append("replay on real nodes:   " + " ".join(real.argv())
+                 + ("   (no fault left: the same load)" if not sim else
+                    "   (no fault left; real clients do not take the mask)"))
+    return lines
+
+
+BEST_EFFORT = ("best effort: shrunk on real processes (not deterministic): each candidate "
+               "was one real run, kept when it failed once")
+
+
+def _real(args: argparse.Namespace, run_dir: Path, base: Any, original: Any, store: Path) -> int:
+    """Shrink a node command's run on real processes (see the module header)."""
+    import shutil
+    import tempfile
+
+    from harness import shrink
+    from reports import runfolder
+
+    print(f"{BEST_EFFORT}; budget {args.budget:g} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="harness-shrink-") as scratch:
+        s = shrink.Shrinker(base, original, shrink.RealProcesses(Path(scratch)),
+                            any_anomaly=args.any_anomaly, budget_s=args.budget,
+                            log=lambda line: print(line, flush=True),
+                            known=shrink.known_outcome(run_dir), passes=shrink.Shrinker.REAL_PASSES)
+        result = s.run()
+        best = result.candidate
+        print()
+        print(f"shrunk {run_dir} in {result.seconds:g} s ({result.attempts} real runs"
+              + (", out of budget" if result.out_of_budget else "") + "), best effort:")
+        if result.outcome.run_dir is None or best == original:
+            print("nothing smaller failed within the budget; the original run stands")
+            return 0
+        try:
+            folder = runfolder.new_run_folder(store, str(base.name))
+            folder.root.rmdir()
+            shutil.move(result.outcome.run_dir, folder.root)
+            results = runfolder.read_results(folder.root) or {}
+            results = runfolder.write_results(folder.root, {**results, "replay": None, "shrunk": {
+                "from": str(run_dir), "faults": list(best.faults),
+                "client_ops": result.outcome.client_ops, "best_effort": True,
+                "steps": [BEST_EFFORT, *result.steps]}})
+            from reports import write_report
+
+            report = write_report(folder.root)
+        except (runfolder.StoreError, runfolder.ReportError, OSError) as exc:
+            print(f"harness shrink: error: cannot keep the shrunk run: {exc}", file=sys.stderr)
+            return 2
+    print(f"{len(best.faults)} fault operations (from {len(original.faults)}), "
+          f"{result.outcome.client_ops} client operations "
+          f"(from {result.original_outcome.client_ops}), {best.time_limit:g} s of load, "
+          f"{best.concurrency or base.concurrency} clients")
+    for f in best.faults:
+        print(_fault_line(f))
+    print(f"run folder: {folder.root}")
+    print(f"report: {report}")
+    for line in _replays(base, folder.root, best.faults, sim=False):
+        print(line)
+    with contextlib.suppress(Exception):
+        from reports import ledger
+        ledger.record(store, folder.root)
     return 0
 
 
