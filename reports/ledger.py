@@ -43,6 +43,7 @@ from reports.runfolder import (
     HISTORY,
     REPORT,
     RESULTS,
+    SUPERSEDED,
     SchemaError,
     find_runs,
     read_config,
@@ -52,8 +53,6 @@ from reports.runfolder import (
 )
 
 LEDGER = "ledger.sqlite"
-#: The marker of a run folder that another counts for (``mark_superseded``).
-SUPERSEDED = "superseded.json"
 #: How long a writer waits for another process's transaction, in ms.
 BUSY_MS = 30_000
 _SCHEMA = 1
