@@ -68,10 +68,11 @@ at or past its index.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from nodes.common.options import CoreOptions
 
@@ -95,6 +96,41 @@ Waiter = tuple[bytes, Any, "int | None", Any]
 ConfirmedRead = tuple[bytes, Any, str]
 
 
+_C = TypeVar("_C", bound=type)
+
+
+def fast_init(cls: _C) -> _C:
+    """Give a frozen, slotted dataclass without defaults a faster ``__init__``.
+
+    The generated one of a frozen dataclass sets each field through
+    ``object.__setattr__`` (a lookup and a generic call per field), which made
+    constructing a message several times dearer than the work done with it on
+    the hot path. This one sets the slots through their member descriptors:
+    same signature, same result, still frozen afterwards (assignment raises
+    ``FrozenInstanceError`` as before). Apply it above ``@dataclass``."""
+    params = getattr(cls, "__dataclass_params__", None)
+    fields = dataclasses.fields(cls)
+    if (params is None or not params.frozen or "__slots__" not in cls.__dict__
+            or hasattr(cls, "__post_init__")
+            or any(f.default is not dataclasses.MISSING
+                   or f.default_factory is not dataclasses.MISSING or not f.init
+                   for f in fields)):
+        raise TypeError(f"fast_init: {cls.__name__} is not a frozen slotted dataclass "
+                        "without defaults")
+    names = [f.name for f in fields]
+    env = {f"_s{k}": cls.__dict__[name].__set__ for k, name in enumerate(names)}
+    body = "".join(f"    _s{k}(self, {name})\n" for k, name in enumerate(names)) or "    pass\n"
+    src = f"def __init__(self, {', '.join(names)}):\n{body}"
+    exec(compile(src, f"<fast_init {cls.__name__}>", "exec"), env)  # noqa: S102 -- our fields
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
+
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One durable log record. Raft: (index, term, command). Paxos: (slot,
@@ -106,6 +142,7 @@ class Entry:
     data: Any
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """State machine state as of ``index`` (inclusive). ``term`` is the term
@@ -117,6 +154,7 @@ class Snapshot:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SoftState:
     """Who this node thinks it is: not durable, reported when it changes.

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nodes.common.core_api import Snapshot
+from nodes.common.core_api import Snapshot, fast_init
 
 Ballot = tuple[int, str]
 ZERO_BALLOT: Ballot = (0, "")
@@ -34,6 +34,7 @@ ZERO_BALLOT: Ballot = (0, "")
 Value = Any
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Prepare:
     """Phase 1a: promise me ``ballot`` for every slot from ``from_slot`` on."""
@@ -44,6 +45,7 @@ class Prepare:
     from_slot: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PromiseEntry:
     """One acceptor record reported in a promise. ``chosen``: the acceptor
@@ -55,6 +57,7 @@ class PromiseEntry:
     chosen: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Promise:
     """Phase 1b. ``ok`` False: refused, ``promised`` is the higher ballot.
@@ -71,6 +74,7 @@ class Promise:
     snapshot: Snapshot | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Accept:
     """Phase 2a for a batch of slots (empty batch = heartbeat). ``commit``: every
@@ -85,6 +89,7 @@ class Accept:
     seq: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """Phase 2b. ``ok`` False: refused, ``promised`` is the higher ballot.
@@ -102,6 +107,7 @@ class Accepted:
     stuck: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Learn:
     """Chosen values for a lagging node: ``snapshot`` first (if any), then

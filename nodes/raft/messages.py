@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nodes.common.core_api import Entry, Snapshot
+from nodes.common.core_api import Entry, Snapshot, fast_init
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PreVote:
     """"Would you vote for me at ``term``?" (thesis 9.6). Changes no one's term."""
@@ -33,6 +34,7 @@ class PreVote:
     last_term: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PreVoteReply:
     src: str
@@ -41,6 +43,7 @@ class PreVoteReply:
     granted: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RequestVote:
     src: str
@@ -50,6 +53,7 @@ class RequestVote:
     last_term: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RequestVoteReply:
     src: str
@@ -58,6 +62,7 @@ class RequestVoteReply:
     granted: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AppendEntries:
     src: str
@@ -70,6 +75,7 @@ class AppendEntries:
     ctx: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AppendReply:
     """On success ``index`` is the last index known to match the leader; on
@@ -86,6 +92,7 @@ class AppendReply:
     ctx: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Leader liveness and commit news; ``commit`` is capped at the follower's match."""
@@ -97,6 +104,7 @@ class Heartbeat:
     ctx: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HeartbeatReply:
     src: str
@@ -105,6 +113,7 @@ class HeartbeatReply:
     ctx: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class InstallSnapshot:
     src: str
@@ -114,6 +123,7 @@ class InstallSnapshot:
     ctx: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SnapshotReply:
     """``index``: the follower's commit index after handling the snapshot."""
