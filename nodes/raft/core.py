@@ -506,7 +506,7 @@ class RaftCore(Outbox):
             pr = self.progress.get(msg.src)
             # The reply may have freed room (or asked for a resend, or a probe).
             if pr is not None and (pr.state != REPLICATE or pr.resend
-                                   or pr.next <= self.last_index):
+                                   or pr.next <= self.snap_index + len(self.log)):
                 self._send_appends(msg.src, pr)
 
     # -------------------------------------------------------------- elections
@@ -578,7 +578,7 @@ class RaftCore(Outbox):
         entries = msg.entries
         last_new = prev + len(entries)
         if entries:
-            if prev == self.last_index:
+            if prev == self.snap_index + len(self.log):
                 self._append(entries)  # the common case: a pure extension
             else:
                 for k, e in enumerate(entries):
@@ -598,7 +598,7 @@ class RaftCore(Outbox):
             return
         self._heard_leader(msg.src)
         # The leader caps ``commit`` at what it knows we store, so it is safe.
-        commit = min(msg.commit, self.last_index)
+        commit = min(msg.commit, self.snap_index + len(self.log))
         if commit > self.commit_index:
             self._commit_to(commit)
         self.out_messages.append(HeartbeatReply(self.id, msg.src, self.term, msg.ctx))
@@ -647,7 +647,7 @@ class RaftCore(Outbox):
         pr.active = True
         if msg.success:
             index = msg.index
-            if index > self.last_index:
+            if index > self.snap_index + len(self.log):
                 return  # acks what we never sent: not from a sane peer of this term
             if index > pr.match:
                 pr.match = index
@@ -681,7 +681,7 @@ class RaftCore(Outbox):
         if pr is None:
             return
         pr.active = True
-        if pr.match < self.last_index:
+        if pr.match < self.snap_index + len(self.log):
             if pr.state == PROBE:
                 pr.paused = False
             elif pr.state == REPLICATE:
@@ -708,8 +708,8 @@ class RaftCore(Outbox):
 
     def _maybe_commit(self) -> None:
         # Our own log counts at once (see "Durability").
-        n = quorum_value(self.last_index, [pr.match for pr in self.progress.values()],
-                         self.quorum)
+        n = quorum_value(self.snap_index + len(self.log),
+                         [pr.match for pr in self.progress.values()], self.quorum)
         if n <= self.commit_index:
             return
         # Paper 5.4.2: only an entry of our own term commits by counting replicas.
@@ -791,7 +791,7 @@ class RaftCore(Outbox):
             self.out_messages.append(InstallSnapshot(self.id, peer, self.term, self.snapshot,
                                               self.reads.seq))
             return True
-        last = self.last_index
+        last = self.snap_index + len(self.log)
         if pr.state == PROBE:
             if pr.paused or (pr.next > last and pr.match >= last):
                 return False
@@ -818,8 +818,9 @@ class RaftCore(Outbox):
         end = min(last, start + self.max_batch - 1)
         base = self.snap_index + 1
         prev = start - 1
-        prev_term = self.term_at(prev)
-        assert prev_term is not None
+        # term_at(prev), inlined: _send_appends sends only from past the snapshot
+        assert self.snap_index <= prev <= self.snap_index + len(self.log)
+        prev_term = self.snap_term if prev < base else self.log[prev - base].term
         return AppendEntries(self.id, peer, self.term, prev, prev_term,
                              self.log[start - base:end - base + 1], self.commit_index,
                              self.reads.seq)
