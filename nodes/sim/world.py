@@ -71,6 +71,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from operator import attrgetter
 from collections.abc import Callable, Iterable
 from heapq import heappush
 from typing import Any
@@ -79,6 +80,7 @@ from faults.netproxy import LinkFaults  # the proxy's link faults, drawn the sam
 from nodes.common import wire
 from nodes.common.applier import Applier
 from nodes.common.core_api import Core, CoreConfig, ProtocolSpec, Ready, Timing
+from nodes.common.msgcodec import DerivedCodec
 from nodes.common.options import CoreOptions
 from nodes.sim.disk import Disk
 
@@ -125,8 +127,8 @@ class Node:
     """One simulated node process and its data directory."""
 
     __slots__ = ("applier", "busy", "clock_offset_ns", "clock_rate", "core", "disk", "id",
-                 "inbox", "incarnation", "paused", "pending", "pid", "reqs", "restarts",
-                 "synced", "tick_ns", "tick_token", "ticks_owed", "up")
+                 "inbox", "incarnation", "paused", "pending", "period", "pid", "reqs",
+                 "restarts", "synced", "tick_ns", "tick_token", "ticks_owed", "up")
 
     def __init__(self, node_id: str, tick_ns: int) -> None:
         self.id = node_id
@@ -147,6 +149,7 @@ class Node:
         self.tick_ns = tick_ns
         self.tick_token = 0  # voids scheduled ticks (kill, restart, a clock jump)
         self.clock_rate = 1.0
+        self.period = int(tick_ns / self.clock_rate)  # ns between ticks at this clock rate
         self.clock_offset_ns = 0
 
 
@@ -171,6 +174,10 @@ class World:
     ) -> None:
         self.spec = spec
         self.codec = spec.codec
+        # The shared codec's dest is the message's ``dest`` field: read it in C.
+        self._dest_of: Callable[[Any], str] = (
+            attrgetter("dest") if getattr(type(spec.codec), "dest", None) is DerivedCodec.dest
+            else spec.codec.dest)
         self.ids = tuple(sorted(node_ids))
         self.timing = timing or Timing()
         self.options = dict(options or {})
@@ -208,26 +215,35 @@ class World:
 
     def at(self, t: int, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` at simulated time ``t`` (ns; not before now)."""
-        heapq.heappush(self._heap, (max(self.now, t), next(self._seq), fn, arg))
+        now = self.now
+        heappush(self._heap, (t if t > now else now, next(self._seq), fn, arg))
 
     def run_until(self, t_end: int, stop: Callable[[], bool] | None = None) -> None:
         """Run every event before ``t_end`` (and then set the time to it), or
         until ``stop()`` is true after an event."""
         heap = self._heap
         pop = heapq.heappop
+        # Pop first and put back the one event past the end: one heap access per event.
         if stop is None:
-            while heap and heap[0][0] < t_end:
-                t, _, fn, arg = pop(heap)
+            while heap:
+                t, seq, fn, arg = pop(heap)
+                if t >= t_end:
+                    heappush(heap, (t, seq, fn, arg))
+                    break
                 self.now = t
                 fn(arg)
         else:
-            while heap and heap[0][0] < t_end:
-                t, _, fn, arg = pop(heap)
+            while heap:
+                t, seq, fn, arg = pop(heap)
+                if t >= t_end:
+                    heappush(heap, (t, seq, fn, arg))
+                    break
                 self.now = t
                 fn(arg)
                 if stop():
                     return
-        self.now = max(self.now, t_end)
+        if t_end > self.now:
+            self.now = t_end
 
     # --- node lifecycle -----------------------------------------------------------
 
@@ -319,6 +335,7 @@ class World:
             if rate <= 0:
                 raise ValueError(f"clock rate must be > 0, not {rate}")
             node.clock_rate = rate
+            node.period = int(node.tick_ns / rate)
         if offset_ns is not None:
             node.clock_offset_ns = offset_ns
 
@@ -332,7 +349,7 @@ class World:
         node.clock_offset_ns += delta_ns
         if not node.up:
             return
-        period = int(node.tick_ns / node.clock_rate)
+        period = node.period
         if delta_ns > 0:
             node.ticks_owed = min(MAX_TICK_CATCHUP, node.ticks_owed + delta_ns // period)
             if not node.busy and not node.paused:
@@ -345,8 +362,7 @@ class World:
         node, token = arg
         if node.tick_token != token:
             return
-        heappush(self._heap, (self.now + int(node.tick_ns / node.clock_rate), next(self._seq),
-                              self._tick, arg))
+        heappush(self._heap, (self.now + node.period, next(self._seq), self._tick, arg))
         if node.paused or node.busy:
             if node.ticks_owed < MAX_TICK_CATCHUP:
                 node.ticks_owed += 1
@@ -378,10 +394,10 @@ class World:
 
     def client_send(self, node_id: str, client: bytes, req: dict[str, Any]) -> None:
         """A client request leaves now (the caller checked ``reachable``)."""
-        lo, span = CLIENT_LATENCY_NS
-        t = self.now + lo + int(self.net_rng.random() * span)
-        self.at(t, self._request, (self.nodes[node_id], self.nodes[node_id].incarnation,
-                                   client, req))
+        node = self.nodes[node_id]
+        t = self.now + CLIENT_LATENCY_NS[0] + int(self.net_rng.random() * CLIENT_LATENCY_NS[1])
+        heappush(self._heap, (t, next(self._seq), self._request,
+                              (node, node.incarnation, client, req)))
 
     def _request(self, arg: tuple[Node, int, bytes, dict[str, Any]]) -> None:
         node, inc, client, req = arg
@@ -419,20 +435,19 @@ class World:
     # --- the flush (the driver's step 5) ------------------------------------------
 
     def _flush(self, node: Node) -> None:
-        core = node.core
-        assert core is not None
-        rd = core.ready()
+        rd = node.core.ready()  # type: ignore[union-attr]
         if rd is None:
             return
         self.flushes += 1
-        if (rd.meta is not None or rd.truncate_from is not None or rd.entries
-                or rd.snapshot is not None):
+        meta, truncate = rd.meta, rd.truncate_from
+        early = rd.early_messages
+        if meta is not None or truncate is not None or rd.entries or rd.snapshot is not None:
             node.disk.write(rd, self.now)  # the page cache has it: a kill keeps it
-            early = rd.early_messages
-            if early and rd.meta is None and rd.truncate_from is None:
-                self._send(node.id, early)
-            elif early:
-                rd.messages = early + rd.messages  # with a meta change they wait for the fsync
+            if early:
+                if meta is None and truncate is None:
+                    self._send(node.id, early)
+                else:
+                    rd.messages = early + rd.messages  # with a meta change they wait for the fsync
             if not self.sync:  # no-fsync: nothing to wait for, nothing made durable
                 self._carry_out(node, rd)
                 return
@@ -443,8 +458,8 @@ class World:
             heappush(self._heap, (self.now + lo + int(self.disk_rng.random() * (hi - lo)),
                                   next(self._seq), self._synced, (node, node.incarnation)))
             return
-        if rd.early_messages:
-            self._send(node.id, rd.early_messages)
+        if early:
+            self._send(node.id, early)
         self._carry_out(node, rd)
 
     def _synced(self, arg: tuple[Node, int]) -> None:
@@ -468,21 +483,26 @@ class World:
     def _carry_out(self, node: Node, rd: Ready) -> None:
         """Apply, send, reply, advance, compact (after any fsync)."""
         core = node.core
-        assert core is not None and node.applier is not None
-        snap = node.applier.apply(rd)
+        # The applier has nothing to do for a Ready without committed entries,
+        # reads, a soft state or a restore (Applier.apply would return None).
+        if rd.committed or rd.reads or rd.soft_state is not None or rd.restore:
+            snap = node.applier.apply(rd)  # type: ignore[union-attr]
+        else:
+            snap = None
         if rd.messages:
             self._send(node.id, rd.messages)
-        if rd.replies and self.reply_sink is not None:
+        replies = rd.replies
+        if replies and self.reply_sink is not None:
             lo, span = CLIENT_LATENCY_NS
             rand = self.net_rng.random
-            now = self.now
+            now = self.now + lo
             heap, seq, reply = self._heap, self._seq, self._reply
-            for client, body in rd.replies:
-                heappush(heap, (now + lo + int(rand() * span), next(seq), reply,
-                                (client, body, node.id)))
-        core.advance(rd)
+            nid = node.id
+            for client, body in replies:
+                heappush(heap, (now + int(rand() * span), next(seq), reply, (client, body, nid)))
+        core.advance(rd)  # type: ignore[union-attr]
         if snap is not None:
-            core.compact(snap)
+            core.compact(snap)  # type: ignore[union-attr]
 
     def _reply(self, arg: tuple[bytes, dict[str, Any], str]) -> None:
         client, reply, node_id = arg
@@ -492,17 +512,15 @@ class World:
     # --- the network --------------------------------------------------------------
 
     def _send(self, src: str, msgs: list[Any]) -> None:
-        dest_of = self.codec.dest
-        encode = self.codec.encode
+        if self.wire:
+            encode, packb = self.codec.encode, wire.packb
+            self._send_data(src, msgs, [packb(encode(m)) for m in msgs])
+            return
+        dest_of = self._dest_of
         out = self.out[src]
         rand = self.net_rng.random
-        base, span = PEER_LATENCY_NS
-        now = self.now
-        use_wire = self.wire
-        packb = wire.packb
-        heap = self._heap
-        seq = self._seq
-        arrive = self._arrive
+        now = self.now + PEER_LATENCY_NS[0]
+        span = PEER_LATENCY_NS[1]
         for m in msgs:
             link = out.get(dest_of(m))
             if link is None:
@@ -511,13 +529,34 @@ class World:
                 link.dropped += 1
                 link.cut += 1
                 continue
-            data = packb(encode(m)) if use_wire else m
-            t = now + base + int(rand() * span)
-            t = max(t, link.last)  # TCP: in order on one link
+            t = now + int(rand() * span)
+            if t < link.last:
+                t = link.last  # TCP: in order on one link
             link.last = t
             if link.faults is None:
                 link.delivered += 1
-                heappush(heap, (t, next(seq), arrive, (link, data)))
+                heappush(self._heap, (t, next(self._seq), self._arrive, (link, m)))
+            else:
+                self._faulty(link, m, t)
+
+    def _send_data(self, src: str, msgs: list[Any], datas: list[Any]) -> None:
+        """``_send`` with each message's wire bytes (``datas``) as what travels."""
+        out = self.out[src]
+        rand = self.net_rng.random
+        base, span = PEER_LATENCY_NS
+        for m, data in zip(msgs, datas):
+            link = out.get(self._dest_of(m))
+            if link is None:
+                continue
+            if link.deaf:
+                link.dropped += 1
+                link.cut += 1
+                continue
+            t = max(self.now + base + int(rand() * span), link.last)  # TCP: in order on one link
+            link.last = t
+            if link.faults is None:
+                link.delivered += 1
+                heappush(self._heap, (t, next(self._seq), self._arrive, (link, data)))
             else:
                 self._faulty(link, data, t)
 
