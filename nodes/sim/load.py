@@ -179,8 +179,9 @@ class SimLoad:
 
     ``drop_slots``: slots that invoke nothing; ``skip_ops``: (slot, n) pairs
     whose n-th generated operation (0-based) is drawn but not invoked, the
-    slot going on at once with its next one (the shrinker's client mask:
-    every other operation stays what it was, each slot's rng being its own).
+    slot waiting that operation's gap, so later operations keep their times
+    (the shrinker's client mask: every other operation stays what it was,
+    each slot's rng being its own).
     ``ops``: the (slot, n) of every invoked operation, in invoke order."""
 
     def __init__(self, world: World, node_ids: list[str], gens: list[Any],
@@ -227,11 +228,12 @@ class SimLoad:
         op = s.op = s.gen.next_op()
         n = s.drawn
         s.drawn += 1
-        if self.skip_ops:
-            while (s.slot, n) in self.skip_ops:  # drawn, not invoked: on to the next at once
-                op = s.op = s.gen.next_op()
-                n = s.drawn
-                s.drawn += 1
+        if self.skip_ops and (s.slot, n) in self.skip_ops:
+            # Drawn, not invoked: its time stays empty (its gap drawn as if it had
+            # run), so the slot's later operations keep their times and draws.
+            s.next_at += int(s.gen.gap() * 1e9)
+            self.world.at(max(s.next_at, self.world.now), self._begin, s)
+            return
         self.ops.append((s.slot, n))
         self.events.append({"time": self.world.now, "process": s.process, "type": "invoke",
                             "f": op.f, "key": op.key, "value": op.value})
