@@ -128,6 +128,9 @@ class PaxosCore(Outbox):
         self.check_quorum_ticks = 2 * self.el_hi
         # BUG lease-read: reads under a lease counted in our own ticks (nodes/common/lease.py).
         self.lease = Lease(max(1, self.el_lo - 2)) if "lease-read" in bugs else None
+        # ... and their read index: what is chosen, at least what this ballot adopted
+        # (as raft's max(commit_index, term_start_index)), never its own open proposals.
+        self.lease_base = 0
 
         # Acceptor + learner state.
         self.promised: Ballot = ZERO_BALLOT
@@ -261,7 +264,8 @@ class PaxosCore(Outbox):
         if op == "read":
             if self.lease is not None and self.lease.holds(self.now):
                 # BUG lease-read: answered without a round while our lease holds.
-                self.reads.confirmed.append((client, req["id"], req["key"], self.next_slot - 1))
+                self.reads.confirmed.append((client, req["id"], req["key"],
+                                             max(self.commit, self.lease_base)))
                 self.reads.release(self.applied, self.out_reads)
                 return
             # The read index: everything we proposed before it.
@@ -601,6 +605,7 @@ class PaxosCore(Outbox):
             else:
                 self._propose(s, None)
         self.next_slot = top + 1
+        self.lease_base = top
         self._advance_commit()
         for client, req in queued:
             self._request(client, req)
