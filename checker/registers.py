@@ -110,6 +110,10 @@ class CasRegister(Model):
             key, part, stuck, prefix, state)
 
     def compile(self, ops: list[Op]) -> Compiled:
+        """Integer-coded columns of the considered operations, with the
+        reductions of the module header. Columns, not rows, and each pass
+        does what it can: at a million operations every pass over them costs
+        a good part of a second (measured: 6.4 s -> see docs/checker.md)."""
         key = self.partition_key(ops)
         init_v = self.initial_for(key)
         codes: dict[Any, int] = {}
@@ -124,17 +128,28 @@ class CasRegister(Model):
             return c
 
         init_c = code(init_v)
-        # [op, kind, a, b, ret, call]: kind 0 read(a), 1 write(b), 2 cas(a->b), 3 failed cas
-        # observed (!= a). ret and call are copied out of the op once: the passes below
-        # read them many times, and a row's list index is cheaper than an Op attribute.
-        rows: list[list[Any]] = []
-        add = rows.append
+        # Columns: O op, K kind (0 read(a), 1 write(b), 2 cas(a->b), 3 failed cas observed
+        # (!= a)), A, B, R ret, C call. Built in one pass, which also collects the values
+        # seen (reads and cas from a value) and each seen value's earliest definite return.
+        O: list[Op] = []
+        K: list[int] = []
+        A: list[int] = []
+        B: list[int] = []
+        R: list[float] = []
+        C: list[int] = []
+        o_add, k_add, a_add, b_add, r_add, c_add = (O.append, K.append, A.append, B.append,
+                                                    R.append, C.append)
         observed_fail = self.fail_cas == "observed"
         wildcard = self.nil_read == "wildcard"
         get_code = codes.get
+        deadline: dict[int, float] = {}  # value -> earliest definite return of an op seeing it
+        get_deadline = deadline.get
+        negative = False
+        optional_cas = False  # an optional cas is kept: the drop below may need a fixpoint
         for op in ops:
             f = op.f
             st = op.type
+            ret = op.ret
             if f == "read":
                 if st != "ok":
                     continue  # an indeterminate or failed read changes nothing
@@ -144,14 +159,17 @@ class CasRegister(Model):
                 c = get_code(out) if type(out) is int or type(out) is str else None
                 if c is None:
                     c = code(out)
-                add([op, 0, c, c, op.ret, op.call])
+                o_add(op); k_add(0); a_add(c); b_add(c); r_add(ret); c_add(op.call)
+                d = get_deadline(c)
+                if d is None or ret < d:
+                    deadline[c] = ret
             elif f == "write":
                 if st != "fail":
                     v = op.value
                     c = get_code(v) if type(v) is int or type(v) is str else None
                     if c is None:
                         c = code(v)
-                    add([op, 1, -1, c, op.ret, op.call])
+                    o_add(op); k_add(1); a_add(-1); b_add(c); r_add(ret); c_add(op.call)
             elif f == "cas":
                 v = op.value
                 if type(v) is list and len(v) == 2:
@@ -161,59 +179,61 @@ class CasRegister(Model):
                 if st == "fail":
                     if observed_fail:
                         c = code(exp)
-                        add([op, 3, c, c, op.ret, op.call])
-                else:
-                    add([op, 2, code(exp), code(new), op.ret, op.call])
+                        o_add(op); k_add(3); a_add(c); b_add(c); r_add(ret); c_add(op.call)
+                        negative = True
+                    continue
+                a, b = code(exp), code(new)
+                if ret == INF:
+                    if a == b:
+                        continue  # optional and cannot change the state: dropped
+                    optional_cas = True
+                o_add(op); k_add(2); a_add(a); b_add(b); r_add(ret); c_add(op.call)
+                if ret != INF:
+                    d = get_deadline(a)
+                    if d is None or ret < d:
+                        deadline[a] = ret
             else:
                 raise ValueError(f"{self.name} model has no operation {f!r}")
         n_in = len(ops)
-        # optional ops that cannot change the state: dropped
-        rows = [r for r in rows
-                if not (r[4] == INF and (r[1] in (0, 3) or (r[1] == 2 and r[2] == r[3])))]
-        negative = any(r[1] == 3 for r in rows)
         notes: list[str] = []
-        # optional mutations whose value nobody can observe: dropped (to a fixpoint)
-        if not negative:
+        # Optional mutations whose value nobody can observe: dropped (to a fixpoint: dropping
+        # an optional cas may leave the value it saw unobserved). Without failed cas read as
+        # observations only.
+        if not negative and INF in R:
+            cols = (O, K, A, B, R, C)
             while True:
-                observed: set[int] = set()
-                for r in rows:
-                    if r[1] in (0, 2):
-                        observed.add(r[2])
-                keep = [r for r in rows if not (r[4] == INF and r[3] not in observed)]
-                if len(keep) == len(rows):
+                seen = {a for a, k in zip(A, K) if k == 0 or k == 2}
+                keep = [x for x in range(len(K))
+                        if not (R[x] == INF and B[x] not in seen)]
+                if len(keep) == len(K):
                     break
-                rows = keep
+                O, K, A, B, R, C = ([col[x] for x in keep] for col in cols)
+                cols = (O, K, A, B, R, C)
+                if not optional_cas:
+                    break  # only writes dropped: what is seen did not change
+        n = len(K)
         # unique producer of an observed value: definite, deadline = first observer's return
         producers: dict[int, int] = {}
-        for idx, r in enumerate(rows):
-            if r[1] in (1, 2):
-                producers[r[3]] = -2 if r[3] in producers else idx
-        deadline: dict[int, float] = {}
-        for r in rows:
-            if r[1] in (0, 2) and r[4] != INF:
-                d = deadline.get(r[2])
-                if d is None or r[4] < d:
-                    deadline[r[2]] = r[4]
-        rets: list[float] = []
+        rets = list(R)
         promoted = 0
-        for idx, r in enumerate(rows):
-            ret = r[4]
-            if ret == INF and r[1] in (1, 2) and r[3] != init_c and producers.get(r[3]) == idx:
-                d = deadline.get(r[3])
-                if d is not None:
-                    ret = d - 0.5
-                    promoted += 1
-            rets.append(ret)
+        if INF in R:
+            for x in range(n):
+                if K[x] == 1 or K[x] == 2:
+                    b = B[x]
+                    producers[b] = -2 if b in producers else x
+            for x in range(n):
+                if R[x] == INF and (K[x] == 1 or K[x] == 2) and B[x] != init_c \
+                        and producers.get(B[x]) == x:
+                    d = deadline.get(B[x])
+                    if d is not None:
+                        rets[x] = d - 0.5
+                        promoted += 1
         if promoted:
             notes.append(f"{promoted} indeterminate writes made definite by unique values")
-        stale = _stale_observers(rows, rets, init_c)
-        kept = [r[0] for r in rows]
-        kinds = [r[1] for r in rows]
-        A = [r[2] for r in rows]
-        B = [r[3] for r in rows]
+        stale = _stale_observers(K, A, B, C, rets, init_c)
 
         def step(s: int, i: int) -> Any:
-            k = kinds[i]
+            k = K[i]
             if k == 1:
                 return B[i]
             if k == 3:
@@ -224,37 +244,38 @@ class CasRegister(Model):
         # sees its value (a read of it, a cas from it, or a failed cas from
         # another value when failures are observed): otherwise drop it from
         # the linearization or let the next write overwrite it.
-        optional = [r == INF for r in rets]
-        # identical optional ops (same kind and coded values) in call order only
-        pred = [-1] * len(rows)
-        last_same: dict[tuple[int, int, int], int] = {}
-        for idx, r in enumerate(rows):
-            if optional[idx]:
-                sig = (r[1], r[2], r[3])
+        pred = [-1] * n
+        needs: list[list[int] | None] = [None] * n
+        opt_rows = [x for x in range(n) if rets[x] == INF]
+        if opt_rows:
+            # identical optional ops (same kind and coded values) in call order only
+            last_same: dict[tuple[int, int, int], int] = {}
+            for x in opt_rows:
+                sig = (K[x], A[x], B[x])
                 j = last_same.get(sig)
                 if j is not None:
-                    pred[idx] = j
-                last_same[sig] = idx
-        seers: dict[int, list[int]] = {}
-        for idx, r in enumerate(rows):
-            if r[1] in (0, 2):
-                seers.setdefault(r[2], []).append(idx)
-        neg = [(idx, r[2]) for idx, r in enumerate(rows) if r[1] == 3]
-        needs: list[list[int] | None] = [None] * len(rows)
-        for idx, r in enumerate(rows):
-            if optional[idx] and r[1] in (1, 2):
-                lst = [j for j in seers.get(r[3], ()) if j != idx]
-                lst += [j for j, a in neg if a != r[3]]
-                lst.sort()  # call order (rows are): the search stops at the frontier
-                needs[idx] = lst
+                    pred[x] = j
+                last_same[sig] = x
+            seers: dict[int, list[int]] = {}
+            for x in range(n):
+                if K[x] == 0 or K[x] == 2:
+                    seers.setdefault(A[x], []).append(x)
+            neg = [(x, A[x]) for x in range(n) if K[x] == 3]
+            for x in opt_rows:
+                if K[x] == 1 or K[x] == 2:
+                    lst = [j for j in seers.get(B[x], ()) if j != x]
+                    lst += [j for j, a in neg if a != B[x]]
+                    lst.sort()  # call order (rows are): the search stops at the frontier
+                    needs[x] = lst
         return Compiled(
-            kept, [r[5] for r in rows], rets, pred, init_c, step,
-            decode=lambda c: values[c], dropped=n_in - len(kept), notes=notes, needs=needs,
+            O, C, rets, pred, init_c, step,
+            decode=lambda c: values[c], dropped=n_in - len(O), notes=notes, needs=needs,
             stale=stale,
         )
 
 
-def _stale_observers(rows: list[list[Any]], rets: list[float], init_c: int) -> list[int]:
+def _stale_observers(K: list[int], A: list[int], B: list[int], C: list[int],
+                     rets: list[float], init_c: int) -> list[int]:
     """Ops that provably see an overwritten value (Gibbons & Korach style).
 
     An op observing v (ok read, ok cas from v) is stale when some definite
@@ -262,31 +283,46 @@ def _stale_observers(rows: list[list[Any]], rets: list[float], init_c: int) -> l
     value counts as produced at -inf) and X completed before the op began:
     every linearization puts a producer of v, then X, then the op, with
     nothing that writes v in between. No search needed, and exact.
+
+    Columns as ``CasRegister.compile`` builds them (K kind, A seen, B
+    written, C call, rets after promotion).
     """
     INF_ = INF
     last_prod: dict[int, float] = {init_c: -INF_}
-    for idx, r in enumerate(rows):
-        if r[1] in (1, 2):
-            ret = rets[idx]
-            if ret > last_prod.get(r[3], -INF_):
-                last_prod[r[3]] = ret
-    muts = sorted((r[5], rets[idx]) for idx, r in enumerate(rows)
-                  if r[1] in (1, 2) and rets[idx] != INF_)
-    if not muts:
+    get_last = last_prod.get
+    mcalls: list[int] = []  # definite mutations: calls and returns, by call
+    mrets: list[float] = []
+    for x, k in enumerate(K):
+        if k == 1 or k == 2:
+            ret = rets[x]
+            b = B[x]
+            if ret > get_last(b, -INF_):
+                last_prod[b] = ret
+            if ret != INF_:
+                mcalls.append(C[x])
+                mrets.append(ret)
+    if not mcalls:
         return []
+    if any(mcalls[x] > mcalls[x + 1] for x in range(len(mcalls) - 1)):
+        order = sorted(range(len(mcalls)), key=lambda x: (mcalls[x], mrets[x]))
+        mcalls = [mcalls[x] for x in order]
+        mrets = [mrets[x] for x in order]
     # suffix minimum of completion over mutations ordered by invocation
-    mcalls = [c for c, _ in muts]
-    suffix = [INF_] * (len(muts) + 1)
-    for x in range(len(muts) - 1, -1, -1):
-        suffix[x] = min(suffix[x + 1], muts[x][1])
+    suffix = [INF_] * (len(mcalls) + 1)
+    low = INF_
+    for x in range(len(mcalls) - 1, -1, -1):
+        r = mrets[x]
+        if r < low:  # noqa: PLR1730 - a compare, not a call, in a loop over every mutation
+            low = r
+        suffix[x] = low
     out = []
-    for idx, r in enumerate(rows):
-        if r[1] in (0, 2) and rets[idx] != INF_:
-            lp = last_prod.get(r[2])
+    for x, k in enumerate(K):
+        if (k == 0 or k == 2) and rets[x] != INF_:
+            lp = get_last(A[x])
             if lp is None or lp == INF_:
                 continue  # never produced (the search explains it) or maybe later
-            if suffix[bisect_right(mcalls, lp)] < r[5]:
-                out.append(idx)
+            if suffix[bisect_right(mcalls, lp)] < C[x]:
+                out.append(x)
     return out
 
 
