@@ -47,7 +47,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,24 @@ def _array_head(n: int) -> bytes:
     return b"\xdd" + struct.pack(">I", n)
 
 
+def atomic_bytes(obj: Any) -> bytes:
+    """The whole content ``write_atomic`` gives a meta or snapshot file holding ``obj``."""
+    return _frame(_packb(obj))
+
+
+def snapshot_record(snap: Snapshot) -> list[Any]:
+    return [snap.index, snap.term, snap.data]
+
+
+def log_frame(cut: int | None, entries: Sequence[Entry]) -> bytes:
+    """The log frame one ``persist`` appends: "truncate from ``cut``" (if not
+    None), then the entries. With ``cut`` None and the live entries in index
+    order it is also the one frame a compaction writes (the same bytes)."""
+    records: list[list[Any]] = [[REC_TRUNCATE, cut]] if cut is not None else []
+    records.extend([REC_ENTRY, e.index, e.term, e.data] for e in entries)
+    return _frame(_packb(records))
+
+
 def write_atomic(path: Path, payload: bytes, sync: bool = True) -> None:
     """Replace ``path`` with a checksummed frame holding ``payload``, durably
     (``sync=False``: the ``no-fsync`` bug, not durably)."""
@@ -133,17 +152,138 @@ def read_atomic(path: Path, label: str) -> Any | None:
         return None
     except OSError as exc:
         raise StorageError(f"{label} file {path} is unreadable: {exc.strerror or exc}") from None
+    return decode_atomic(blob, f"{label} file {path}")
+
+
+def decode_atomic(blob: bytes, what: str) -> Any:
+    """The object in a ``write_atomic`` file's content; ``what`` names it in errors."""
     if len(blob) < HEADER.size:
-        raise StorageError(f"{label} file {path} is corrupt: only {len(blob)} bytes")
+        raise StorageError(f"{what} is corrupt: only {len(blob)} bytes")
     magic, length, crc, head_crc = HEADER.unpack_from(blob)
     payload = blob[HEADER.size :]
     bad_head = magic != MAGIC or _crc32(blob[:HEAD_CRC_SPAN]) != head_crc
     if bad_head or length != len(payload) or _crc32(payload) != crc:
-        raise StorageError(f"{label} file {path} is corrupt: header or checksum mismatch")
+        raise StorageError(f"{what} is corrupt: header or checksum mismatch")
     try:
         return _unpack(payload)
     except Exception as exc:  # noqa: BLE001 -- any decode failure is corruption
-        raise StorageError(f"{label} file {path} is corrupt: {exc}") from None
+        raise StorageError(f"{what} is corrupt: {exc}") from None
+
+
+@dataclass
+class Recovered:
+    """What ``recover`` reads from a data directory's files."""
+
+    restored: Restored
+    #: index -> decoded log record, past the snapshot (Storage._live)
+    live: dict[int, Any]
+    #: bytes of the log that are good; a longer log has a torn tail to drop
+    log_good_end: int
+    log_size: int
+
+
+def recover(meta: bytes | None, snapshot: bytes | None, log: bytes | None,
+            node_id: str, data_dir: Path) -> Recovered:
+    """What a starting node restores from these file contents (None: the file
+    is absent), as ``Storage.open`` does; ``StorageError`` if they are damaged.
+    Pure: the simulated disk (nodes/sim/disk.py) restores through it too."""
+    meta_obj = None if meta is None else decode_atomic(
+        meta, f"{node_id}: meta file {data_dir / 'meta'}")
+    if meta_obj is not None and not isinstance(meta_obj, dict):
+        raise StorageError(f"{node_id}: meta file {data_dir / 'meta'} is not a map")
+    snap_raw = None if snapshot is None else decode_atomic(
+        snapshot, f"{node_id}: snapshot file {data_dir / 'snapshot'}")
+    snap: Snapshot | None = None
+    if snap_raw is not None:
+        try:
+            index, term, data = snap_raw
+            snap = Snapshot(index=int(index), term=int(term), data=bytes(data))
+        except (TypeError, ValueError):
+            raise StorageError(
+                f"{node_id}: snapshot file {data_dir / 'snapshot'} has a bad layout") from None
+    snap_index = snap.index if snap else 0
+    blob = log or b""
+    live, entries, good_end = _replay(blob, snap_index, node_id, data_dir / "log")
+    return Recovered(Restored(meta=meta_obj, snapshot=snap, entries=entries), live, good_end,
+                     len(blob))
+
+
+def _replay(blob: bytes, snap: int, node_id: str, log_path: Path
+            ) -> tuple[dict[int, Any], list[Entry], int]:
+    """Replay a log's frames: (live records past ``snap``, their entries in
+    index order, the end of the good prefix)."""
+    live: dict[int, Any] = {}
+    decoded: dict[int, Entry] = {}
+    size = len(blob)
+    pos = 0
+    frame_no = 0
+    good_end = 0
+    while pos < size:
+        problem = _check_frame(blob, pos, size)
+        if problem is not None:
+            torn, why = problem
+            if torn:
+                break
+            raise StorageError(
+                f"{node_id}: log record {frame_no} at byte {pos} of {log_path} "
+                f"is corrupt: {why}; refusing to start with a damaged log"
+            )
+        length = HEADER.unpack_from(blob, pos)[1]
+        payload = blob[pos + HEADER.size : pos + HEADER.size + length]
+        try:
+            records = _unpack(payload)
+            _apply_records(records, live, decoded)
+        except (ValueError, TypeError, IndexError, msgpack.ExtraData) as exc:
+            raise StorageError(
+                f"{node_id}: log record {frame_no} at byte {pos} of {log_path} "
+                f"has a valid checksum but an unreadable body: {exc}"
+            ) from None
+        pos += HEADER.size + length
+        good_end = pos
+        frame_no += 1
+    return ({i: rec for i, rec in live.items() if i > snap},
+            [decoded[i] for i in sorted(decoded) if i > snap], good_end)
+
+
+def _check_frame(blob: bytes, pos: int, size: int) -> tuple[bool, str] | None:
+    """None if the frame at ``pos`` is whole; else (is_torn_tail, why)."""
+    rest = blob[pos:]
+    if len(rest) < HEADER.size:
+        return True, "partial header"
+    magic, length, crc, head_crc = HEADER.unpack_from(blob, pos)
+    end = pos + HEADER.size + length
+    if magic != MAGIC or _crc32(blob[pos : pos + HEAD_CRC_SPAN]) != head_crc:
+        # A zero-filled tail is a torn write whose size reached the disk
+        # before its data; other garbage there is damage (we cannot know
+        # where the next frame starts, so we cannot prove it is the tail).
+        if not rest.strip(b"\0"):
+            return True, "zero-filled tail"
+        return False, f"bad frame header (magic {magic:#06x}, length {length})"
+    if end > size:
+        return True, "frame runs past the end of the file"
+    if _crc32(blob[pos + HEADER.size : end]) != crc:
+        if end == size:
+            return True, "checksum mismatch in the last frame"
+        return False, "checksum mismatch"
+    return None
+
+
+def _apply_records(records: Any, live: dict[int, Any], decoded: dict[int, Entry]) -> None:
+    if not isinstance(records, list):
+        raise TypeError("frame body is not a list of records")
+    for rec in records:
+        kind = rec[0]
+        if kind == REC_ENTRY:
+            index = int(rec[1])
+            decoded[index] = Entry(index=index, term=int(rec[2]), data=rec[3])
+            live[index] = rec
+        elif kind == REC_TRUNCATE:
+            cut = int(rec[1])
+            for i in [i for i in decoded if i >= cut]:
+                del decoded[i]
+                live.pop(i, None)
+        else:
+            raise ValueError(f"unknown record kind {kind!r}")
 
 
 class Storage:
@@ -180,113 +320,30 @@ class Storage:
                 stale = self.dir / (name + leftover)
                 if stale.exists():
                     stale.unlink()  # an interrupted atomic write: the old file is still whole
-        meta = read_atomic(self.meta_path, f"{self.node_id}: meta")
-        if meta is not None and not isinstance(meta, dict):
-            raise StorageError(f"{self.node_id}: meta file {self.meta_path} is not a map")
-        snap_raw = read_atomic(self.snapshot_path, f"{self.node_id}: snapshot")
-        snapshot: Snapshot | None = None
-        if snap_raw is not None:
-            try:
-                index, term, data = snap_raw
-                snapshot = Snapshot(index=int(index), term=int(term), data=bytes(data))
-            except (TypeError, ValueError):
-                raise StorageError(
-                    f"{self.node_id}: snapshot file {self.snapshot_path} has a bad layout"
-                ) from None
-        self._meta = meta
-        self._snapshot_index = snapshot.index if snapshot else 0
-        entries = self._replay_log()
-        self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        return Restored(meta=meta, snapshot=snapshot, entries=entries)
-
-    def _replay_log(self) -> list[Entry]:
-        try:
-            blob = self.log_path.read_bytes()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise StorageError(
-                f"{self.node_id}: log {self.log_path} is unreadable: {exc.strerror or exc}"
-            ) from None
-        live: dict[int, Any] = {}
-        decoded: dict[int, Entry] = {}
-        size = len(blob)
-        pos = 0
-        frame_no = 0
-        good_end = 0
-        while pos < size:
-            problem = self._check_frame(blob, pos, size)
-            if problem is not None:
-                torn, why = problem
-                if torn:
-                    break
-                raise StorageError(
-                    f"{self.node_id}: log record {frame_no} at byte {pos} of {self.log_path} "
-                    f"is corrupt: {why}; refusing to start with a damaged log"
-                )
-            length = HEADER.unpack_from(blob, pos)[1]
-            payload = blob[pos + HEADER.size : pos + HEADER.size + length]
-            try:
-                records = _unpack(payload)
-                self._apply_records(records, live, decoded)
-            except (ValueError, TypeError, IndexError, msgpack.ExtraData) as exc:
-                raise StorageError(
-                    f"{self.node_id}: log record {frame_no} at byte {pos} of {self.log_path} "
-                    f"has a valid checksum but an unreadable body: {exc}"
-                ) from None
-            pos += HEADER.size + length
-            good_end = pos
-            frame_no += 1
-        if good_end < size:
-            self.dropped_tail_bytes = size - good_end
+        got = recover(self._read(self.meta_path), self._read(self.snapshot_path),
+                      self._read(self.log_path), self.node_id, self.dir)
+        restored = got.restored
+        self._meta = restored.meta
+        self._snapshot_index = restored.snapshot.index if restored.snapshot else 0
+        self._live = got.live
+        if got.log_good_end < got.log_size:
+            self.dropped_tail_bytes = got.log_size - got.log_good_end
             with open(self.log_path, "r+b") as f:
-                f.truncate(good_end)
+                f.truncate(got.log_good_end)
                 f.flush()
                 os.fsync(f.fileno())
-        snap = self._snapshot_index
-        self._live = {i: rec for i, rec in live.items() if i > snap}
-        return [decoded[i] for i in sorted(decoded) if i > snap]
+        self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        return restored
 
-    @staticmethod
-    def _check_frame(blob: bytes, pos: int, size: int) -> tuple[bool, str] | None:
-        """None if the frame at ``pos`` is whole; else (is_torn_tail, why)."""
-        rest = blob[pos:]
-        if len(rest) < HEADER.size:
-            return True, "partial header"
-        magic, length, crc, head_crc = HEADER.unpack_from(blob, pos)
-        end = pos + HEADER.size + length
-        if magic != MAGIC or _crc32(blob[pos : pos + HEAD_CRC_SPAN]) != head_crc:
-            # A zero-filled tail is a torn write whose size reached the disk
-            # before its data; other garbage there is damage (we cannot know
-            # where the next frame starts, so we cannot prove it is the tail).
-            if not rest.strip(b"\0"):
-                return True, "zero-filled tail"
-            return False, f"bad frame header (magic {magic:#06x}, length {length})"
-        if end > size:
-            return True, "frame runs past the end of the file"
-        if _crc32(blob[pos + HEADER.size : end]) != crc:
-            if end == size:
-                return True, "checksum mismatch in the last frame"
-            return False, "checksum mismatch"
-        return None
-
-    @staticmethod
-    def _apply_records(records: Any, live: dict[int, Any], decoded: dict[int, Entry]) -> None:
-        if not isinstance(records, list):
-            raise TypeError("frame body is not a list of records")
-        for rec in records:
-            kind = rec[0]
-            if kind == REC_ENTRY:
-                index = int(rec[1])
-                decoded[index] = Entry(index=index, term=int(rec[2]), data=rec[3])
-                live[index] = rec
-            elif kind == REC_TRUNCATE:
-                cut = int(rec[1])
-                for i in [i for i in decoded if i >= cut]:
-                    del decoded[i]
-                    live.pop(i, None)
-            else:
-                raise ValueError(f"unknown record kind {kind!r}")
+    def _read(self, path: Path) -> bytes | None:
+        """A data file's content; None if absent."""
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"{self.node_id}: {path.name} file {path} is unreadable: "
+                               f"{exc.strerror or exc}") from None
 
     # -- saving ---------------------------------------------------------------
 
@@ -308,16 +365,13 @@ class Storage:
         entries = ready.entries
         if cut is not None or entries:
             live = self._live
-            # One pack call for the whole frame: cheaper than one per record.
-            records: list[list[Any]] = []
             if cut is not None:
-                records.append([REC_TRUNCATE, cut])
                 for i in [i for i in live if i >= cut]:
                     del live[i]
             for e in entries:
                 live[e.index] = e
-                records.append([REC_ENTRY, e.index, e.term, e.data])
-            self._append_frame(_packb(records), early)
+            # One pack call for the whole frame: cheaper than one per record.
+            self._append_frame(log_frame(cut, entries), early)
             ran = early is not None
         else:
             ran = False
@@ -326,10 +380,10 @@ class Storage:
         if before_sync is not None and not ran:
             before_sync()
 
-    def _append_frame(self, payload: bytes, before_sync: Callable[[], None] | None) -> None:
+    def _append_frame(self, frame: bytes, before_sync: Callable[[], None] | None) -> None:
         fd = self._fd
         assert fd is not None, "storage not open"
-        os.write(fd, _frame(payload))
+        os.write(fd, frame)
         if before_sync is not None:
             before_sync()
         self._fdatasync(fd)
@@ -338,7 +392,7 @@ class Storage:
     def _save_snapshot(self, snap: Snapshot) -> None:
         if snap.index < self._snapshot_index:
             return  # an older snapshot than the one on disk: nothing to gain
-        write_atomic(self.snapshot_path, _packb([snap.index, snap.term, snap.data]), self.sync)
+        write_atomic(self.snapshot_path, _packb(snapshot_record(snap)), self.sync)
         self._snapshot_index = snap.index
         self.fsyncs += 2
         self._compact()
