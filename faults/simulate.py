@@ -19,8 +19,12 @@ with ``world.at``. Every fault kind of real runs exists with its name: kill,
 pause, partition (every shape, one-way too), net (loss, delay, duplicate,
 reorder), and of issue 17 ``lose-unsynced`` (power loss: the page cache's
 unsynced writes are dropped, nodes/sim/disk.py) and ``clock`` (offset, bump,
-strobe, drift of one node's clock: its ticks); ``corrupt`` is not modelled
-(harness/simrun.py refuses it). ``SIM_ONLY``: the kinds no real network can produce (none so
+strobe, drift of one node's clock: its ticks) and ``corrupt`` (faults/corrupt.py's
+damage to a stopped node's file; at the end the node restarts if storage.py's
+recovery accepts its files, else it refuses as a real node exits 2, and is
+repaired from the copy of the file taken before the damage and started
+again, as faults/disk.py does; a node whose files a power loss left
+unreadable stays down, as a real one does). ``SIM_ONLY``: the kinds no real network can produce (none so
 far); a run that uses one lists it in results.json ``sim_only_faults`` and
 the report says so.
 
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import heapq
 import inspect
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +58,8 @@ NETWORK_KINDS = ("partition", "net")
 
 
 class _Active:
-    __slots__ = ("before", "lost", "op", "pids", "probe", "seq", "since", "strobe")
+    __slots__ = ("before", "damage", "lost", "op", "pids", "probe", "saved", "seq", "since",
+                 "strobe")
 
     def __init__(self, op: FaultOp, seq: int) -> None:
         self.op = op
@@ -64,6 +70,8 @@ class _Active:
         self.probe: list[str] | None = None  # pause: the nodes that answered the probe
         self.lost: dict[str, Any] = {}  # lose-unsynced: what each node's power loss dropped
         self.strobe = -1  # clock strobe: the jumps so far (-1: not strobing)
+        self.damage: dict[str, Any] | None = None  # corrupt: what was done
+        self.saved: bytes | None = None  # corrupt: the file before the damage (the repair)
 
 
 class SimInterpreter:
@@ -91,6 +99,9 @@ class SimInterpreter:
         self.paused: list[str] = []
         self.used_kinds: list[str] = []
         self._pass_view = _takes_view(plan)
+        for n, node in world.nodes.items():  # (until the world tells its disks itself)
+            node.disk.node_id = n
+            node.disk.fsyncs = world.sync
 
     # --- the schedule ------------------------------------------------------------
 
@@ -216,15 +227,24 @@ class SimInterpreter:
             act.lost = {}
 
             def lose(n: str) -> None:
-                # a torn write: a prefix of the unsynced writes survives (the disk stream)
-                dirty = len(w.nodes[n].disk.dirty)
-                keep = w.disk_rng.randrange(dirty + 1) if op.get("torn") and dirty else 0
-                act.lost[n] = w.lose_unsynced(n, keep)
+                # torn: a prefix of each file's unsynced bytes reached the disk
+                w.kill(n)
+                torn = random.Random(w.disk_rng.randrange(2**31)) if op.get("torn") else None
+                act.lost[n] = w.nodes[n].disk.lose_unsynced(w.now, torn)
 
             self.record("lose-unsynced", self._hold(act, lose, self.killed), **fields)
         elif f == "clock":
             self._clock(act, start=True)
             self.record("clock", value, **fields)
+        elif f == "corrupt":
+            node = value["nodes"][0]
+            act.pids = {node: w.nodes[node].pid if w.nodes[node].up else None}
+            w.kill(node)
+            if node not in self.killed:
+                self.killed.append(node)
+            act.damage, act.saved = w.nodes[node].disk.corrupt(
+                w.disk_rng, value["mode"], value["file"])
+            self.record("corrupt", value, **fields)
         else:
             raise ValueError(f"the simulator cannot carry out fault kind {f!r}")
 
@@ -281,10 +301,13 @@ class SimInterpreter:
         w = self.world
         if f in ("kill", "lose-unsynced"):
             nodes = sorted(value)
+            refused = {}
             for n in nodes:
                 if n in self.killed:
                     self.killed.remove(n)
-                w.restart(n)
+                line = self._start(n)
+                if line is not None:
+                    refused[n] = line
             after = {n: w.nodes[n].pid for n in nodes}
             why = [f"{n} was not running" for n, pid in act.pids.items() if pid is None]
             why += [f"{n} kept PID {pid}" for n, pid in act.pids.items()
@@ -294,9 +317,13 @@ class SimInterpreter:
                                   "effective": not why}
             if f == "lose-unsynced":
                 ev["discarded"] = act.lost
+            if refused:  # the node exits 2 at once, as a real one does, and stays down
+                ev["refused"] = refused
             if why:
                 ev["why"] = "; ".join(why)
             self.record(f"{f}-end", nodes, **fields, evidence=ev)
+        elif f == "corrupt":
+            self._end_corrupt(act, fields)
         elif f == "clock":
             self._clock(act, start=False)
             self.record("clock-end", value, **fields,
@@ -322,6 +349,46 @@ class SimInterpreter:
             after = w.counters()["links"]
             self.record(f"{f}-end", value, **fields,
                         evidence=_network_evidence(op, act.before, after))
+
+    def _start(self, node: str) -> str | None:
+        """Start ``node`` if its files let it (storage.py's recovery); else the line a
+        real node exits 2 with (it stays down)."""
+        line = self.world.nodes[node].disk.refusal()
+        if line is None:
+            self.world.restart(node)
+        return line
+
+    def _end_corrupt(self, act: _Active, fields: dict[str, Any]) -> None:
+        """Start the corrupted node and record what it did; a refusal is repaired
+        from the saved copy and the node started again (faults/disk.py)."""
+        w = self.world
+        value = act.op["value"]
+        node = value["nodes"][0]
+        if node in self.killed:
+            self.killed.remove(node)
+        damage = act.damage or {}
+        ev: dict[str, Any] = {"damage": act.damage, "pid_before": act.pids.get(node),
+                              "repair": None}
+        line = self._start(node)
+        ev.update(outcome="recovered" if line is None else "refused",
+                  exit_code=None if line is None else 2, line=line or "")
+        if line is not None and damage.get("file") and act.saved is not None:
+            disk = w.nodes[node].disk
+            disk.repair(damage["file"], act.saved)
+            ev["repair"] = "restored"
+            again = self._start(node)
+            if again is not None:
+                ev["repair"] = f"restored, but it still did not start (exit 2: {again})"
+        ev["pid_after"] = w.nodes[node].pid
+        why = None
+        if damage.get("file") is None:
+            why = f"{node} had no data file to corrupt"
+        if act.pids.get(node) is None:
+            why = f"{node} was not running"
+        ev["effective"] = why is None
+        if why:
+            ev["why"] = why
+        self.record("corrupt-end", value, **fields, evidence=ev)
 
     def _apply_network(self) -> None:
         """The union of the active partitions and the active link faults, in start order."""
@@ -357,7 +424,7 @@ class SimInterpreter:
         for n in list(self.paused):
             w.resume(n)
         for n in list(self.killed):
-            w.restart(n)
+            self._start(n)
         self.paused = []
         self.killed = []
 
