@@ -44,6 +44,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -71,6 +72,10 @@ CLI_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
      "seconds between fault windows in every chaos run"),
     ("--chaos-rate", "rate", float, "total operations per second in every chaos run"),
     ("--chaos-net", "net", str, "proxy, direct or netns for every chaos run"),
+    ("--chaos-workers", "workers", int,
+     "runs at once in a chaos_runner.sweep (default: the cores for sim, else one at a time)"),
+    ("--chaos-scheduler", "scheduler", str,
+     "a Dask scheduler address: chaos_runner.sweep sends its seeds there (pip install '.[dask]')"),
 )
 
 #: Marker/parameter spellings that are not RunConfig fields.
@@ -274,6 +279,31 @@ class ChaosRunner:
         if result.interrupted:
             raise KeyboardInterrupt  # Ctrl-C during a run ends the session, as elsewhere
         return result
+
+    def sweep(self, count: int, executor: Any = None, **overrides: Any) -> list[ChaosResult]:
+        """Run seeds seed .. seed+count-1, as ``harness run --test-count`` does, and return
+        every result in seed order (each attached to the test's report).
+
+        ``executor`` is any ``concurrent.futures.Executor`` (a Dask client's executor
+        included); without one, ``--chaos-workers`` / ``--chaos-scheduler`` or the markers'
+        ``workers`` / ``scheduler`` choose, as on the command line (harness/sweep.py)."""
+        __tracebackhide__ = True
+        from harness.runner import RunError, run_series
+
+        if count < 1:
+            raise ValueError(f"sweep needs at least one seed, not {count}")
+        cfg = dataclasses.replace(self._config_or_fail(overrides), test_count=count)
+        results: list[ChaosResult] = []
+        try:
+            for run in run_series(cfg, executor=executor):
+                result = ChaosResult(run, self.item.nodeid)
+                self._record(result)
+                results.append(result)
+                if result.interrupted:
+                    raise KeyboardInterrupt
+        except RunError as exc:
+            pytest.fail(f"chaos sweep could not start: {exc}", pytrace=False)
+        return results
 
     def find_anomaly(self, attempts: int = 3, **overrides: Any) -> ChaosResult:
         """Run with seeds seed, seed+1, ... until the checker finds an anomaly.

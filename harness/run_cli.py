@@ -94,7 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
       help="simulate the cluster in one process (the same cores, faults, checker and report; "
       "deterministic from --seed; raft and paxos only) (default: real processes)")
     a("--workers", type=int, default=None, metavar="N",
-      help="runs of a --test-count sweep at once (default: the machine's cores)")
+      help="runs of a --test-count sweep at once, each real one with its own cluster and ports "
+      "(default: the machine's cores for --sim; real runs one after another)")
     a("--scheduler", default=None, metavar="ADDRESS",
       help="run a --test-count sweep's seeds on a running Dask distributed scheduler "
       "(e.g. tcp://127.0.0.1:8786; needs pip install '.[dask]'); each task runs its own "
@@ -206,7 +207,7 @@ def main(args: argparse.Namespace) -> int:
             result = run(config)
             print(summary(result))
             return result.exit_code
-        if config.sim or config.scheduler:
+        if config.sim or config.scheduler or config.workers:
             from harness import sweep  # one table, seeds over a pool (harness/sweep.py)
 
             return sweep.main(config)

@@ -739,9 +739,13 @@ def _record_ledger(store: Path, run_dir: Path) -> None:
 
 def run_series(config: RunConfig, executor: Any = None) -> Iterator[RunResult]:
     """``config.test_count`` runs with seeds seed, seed+1, ...; yields each result.
-    Simulated runs go over a pool of processes (harness/sweep.py; ``executor``:
-    any ``concurrent.futures.Executor``), real ones one after another."""
-    if config.sim:
+
+    Simulated runs, and real ones given an ``executor`` (any
+    ``concurrent.futures.Executor``, a Dask client's included), ``workers`` or a
+    ``scheduler``, go over a pool (harness/sweep.py; each real task starts its own
+    cluster on its own free ports). Otherwise real runs go one after another, so
+    they do not share the machine's cores."""
+    if config.sim or executor is not None or config.scheduler or config.workers:
         from harness import sweep
 
         yield from sweep.run_series(config, executor)

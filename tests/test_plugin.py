@@ -188,6 +188,17 @@ def test_correct_raft_is_valid_in_simulation(chaos):
 def test_a_bug_is_found_in_simulation(chaos_runner):
     found = chaos_runner.find_anomaly(attempts=10)
     print("FOUND", found.results.get("simulated"), found.verdict)
+
+@pytest.mark.chaos(nodes=3, time_limit=3, seed=10, workers=2)
+def test_a_sweep_runs_every_seed_once(chaos_runner):
+    runs = chaos_runner.sweep(4)
+    print("SWEEP", [r.config.seed for r in runs], sorted({r.verdict for r in runs}))
+
+def test_a_sweep_takes_any_executor(chaos_runner):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        runs = chaos_runner.sweep(3, executor=pool, nodes=3, time_limit=3, seed=20)
+    print("EXECUTOR", [r.config.seed for r in runs], sorted({r.verdict for r in runs}))
 """
 
 
@@ -203,5 +214,7 @@ def test_chaos_runs_can_be_simulated(tmp_path: Path) -> None:
     assert done.returncode == 0, out
     assert "SIMULATED True" in out
     assert "FOUND True invalid" in out  # --chaos-sim made the unmarked test simulated too
+    assert "SWEEP [10, 11, 12, 13] ['valid']" in out  # each seed once, in seed order
+    assert "EXECUTOR [20, 21, 22] ['valid']" in out
     runs = [p.parent for p in (tmp_path / "runs").rglob("results.json")]
     assert runs and all(json.loads((r / "results.json").read_text())["simulated"] for r in runs)

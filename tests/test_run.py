@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -210,6 +211,30 @@ def test_test_count_repeats_with_consecutive_seeds_and_prints_one_table(
     seeds = sorted(json.loads(p.read_text())["seed"]
                    for p in (tmp_path / "store").glob("raft/*/config.json"))
     assert seeds == [40, 41]
+
+
+@pytest.mark.timeout(150)
+def test_a_real_sweep_over_two_workers_runs_two_clusters_at_once_on_their_own_ports(
+        tmp_path: Path, no_leftovers) -> None:
+    proc = subprocess.run(
+        harness_cmd("--nodes", "3", "--time-limit", "3", "--nemesis", "none", "--seed", "60",
+                    "--test-count", "2", "--workers", "2", "--keep-all",
+                    "--store", str(tmp_path / "store"), "--no-progress"),
+        cwd=REPO, capture_output=True, text=True, timeout=140, check=False)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    runs = sorted((tmp_path / "store").glob("raft/*/config.json"))
+    assert sorted(json.loads(p.read_text())["seed"] for p in runs) == [60, 61]
+    ports = [{addr for n in json.loads((p.parent / "cluster.json").read_text())["nodes"].values()
+              for addr in (n["peer_bind"], n["client_bind"])} for p in runs]
+    assert not ports[0] & ports[1]  # each task picked its own free ports
+    spans = []
+    for p in runs:
+        r = json.loads((p.parent / "results.json").read_text())
+        assert r["verdict"] == "valid" and r["counts"]["ok"] > 0, r
+        began = datetime.fromisoformat(r["started"]).timestamp()
+        spans.append((began, began + r["duration_s"]))  # started is to the second
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert b0 < a1, spans  # the second cluster started before the first run ended
 
 
 @pytest.mark.timeout(120)
