@@ -134,6 +134,9 @@ class PaxosCore(Outbox):
 
         # Acceptor + learner state.
         self.promised: Ballot = ZERO_BALLOT
+        #: The promised ballot's round: Paxos's term, in soft states and status (kept
+        #: with ``promised``, not a property: Outbox.ready reads it every flush).
+        self.term = 0
         self.log: dict[int, Slot] = {}
         self.snapshot: Snapshot | None = None
         self.snap_index = 0
@@ -174,11 +177,6 @@ class PaxosCore(Outbox):
 
         self._restore(restored)
 
-    @property
-    def term(self) -> int:
-        """The promised ballot's round: Paxos's term, in soft states and status."""
-        return self.promised[0]
-
     # ------------------------------------------------------------------ restart
 
     def _restore(self, restored: Restored) -> None:
@@ -192,6 +190,7 @@ class PaxosCore(Outbox):
                 raise ValueError(f"meta holds no Paxos ballot: {meta!r}"[:200]) from None
             if not self.bug_forget_promise:
                 self.promised = promised
+                self.term = promised[0]
         if restored.snapshot is not None:
             snap = restored.snapshot
             self.snapshot = snap
@@ -323,6 +322,7 @@ class PaxosCore(Outbox):
 
     def _set_promised(self, ballot: Ballot) -> None:
         self.promised = ballot
+        self.term = ballot[0]
         self.max_round = max(self.max_round, ballot[0])
         if not self.bug_forget_promise:
             self.out_meta = {"promised": [ballot[0], ballot[1]]}
@@ -467,7 +467,8 @@ class PaxosCore(Outbox):
                     self._propose_part(client, rid, rest)
             if due and self.role == LEADER:
                 self._flush_leader()
-        if self.reads:
+        reads = self.reads
+        if reads.unstarted or reads.rounds or reads.confirmed:  # bool(reads), without the call
             self._serve_reads()
 
     def _reply_lost(self, client: bytes, req_id: int) -> None:
@@ -508,7 +509,10 @@ class PaxosCore(Outbox):
     # ------------------------------------------------------------------ proposer
 
     def _random_timeout(self) -> int:
-        return self.rng.randint(self.el_lo, self.el_hi)
+        # rng.randint(el_lo, el_hi), drawn the same way (randrange's own path for a
+        # positive width) without its two layers of argument checks: this runs for
+        # every Accept a follower takes.
+        return self.el_lo + self.rng._randbelow(self.el_hi - self.el_lo + 1)
 
     def _reset_election_timer(self) -> None:
         self.election_elapsed = 0
@@ -696,7 +700,8 @@ class PaxosCore(Outbox):
             self._advance_commit()
         if m.stuck:
             self._catch_up(src, m.commit)
-        if self.reads:
+        reads = self.reads
+        if reads.unstarted or reads.rounds or reads.confirmed:  # bool(reads), without the call
             self._serve_reads()
 
     def _catch_up(self, peer: str, peer_commit: int) -> None:
