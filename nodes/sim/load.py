@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 from nodes.sim.world import World
@@ -69,6 +70,11 @@ class SimPipeline:
         self._rids = itertools.count(1)
         self._seqs = itertools.count(1)
         self.pending: dict[int, SimCall] = {}
+        # The deadlines, as the real Pipeline keeps them: a heap of (deadline, seq, call)
+        # apart from the world's events, with ONE world event at the earliest deadline
+        # of a call still running (most calls end long before theirs: no event each).
+        self._deadlines: list[tuple[int, int, SimCall]] = []
+        self._wake_at: int | None = None
         world.reply_sink = self._on_reply_raw
 
     def start(self, c: SimCall, body: dict[str, Any], timeout_ns: int) -> None:
@@ -77,13 +83,32 @@ class SimPipeline:
         c.deadline = now + timeout_ns
         c.last = c.last_node = None
         c.seq = seq = next(self._seqs)
-        self.world.at(c.deadline, self._expire, (c, seq))
+        heappush(self._deadlines, (c.deadline, seq, c))
+        if self._wake_at is None or c.deadline < self._wake_at:
+            self._arm()
         self._attempt(c, c.home, now)
 
-    def _expire(self, arg: tuple[SimCall, int]) -> None:
-        c, seq = arg
-        if c.seq == seq and self.pending.pop(c.rid, None) is c:
-            self._finish(c, "info", None, c.node, "timeout", self.world.now)
+    def _arm(self) -> None:
+        """One world event at the earliest deadline of a running call (if sooner
+        than the one armed); the calls that ended are dropped from the top."""
+        dl = self._deadlines
+        while dl and dl[0][2].seq != dl[0][1]:
+            heappop(dl)
+        if dl and (self._wake_at is None or dl[0][0] < self._wake_at):
+            self._wake_at = dl[0][0]
+            self.world.at(self._wake_at, self._expire, self._wake_at)
+
+    def _expire(self, at: int) -> None:
+        """The calls whose deadline has come end ``info`` (timeout), each at its deadline."""
+        if self._wake_at == at:
+            self._wake_at = None
+        now = self.world.now
+        dl = self._deadlines
+        while dl and dl[0][0] <= now:
+            _, seq, c = heappop(dl)
+            if c.seq == seq and self.pending.pop(c.rid, None) is c:
+                self._finish(c, "info", None, c.node, "timeout", now)
+        self._arm()
 
     def _finish(self, c: SimCall, type_: str, reply: dict[str, Any] | None, node: str | None,
                 error: str | None, t: int) -> None:
