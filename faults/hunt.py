@@ -22,12 +22,29 @@ about (docs/faults.md "The hunting plan"):
   minority rejoins as the leader is cut off); link faults under a kill.
 - *Fast restarts*: a node killed again soon after it answers, before it can
   have caught up.
+- *Quorum intersection rests on what the shared node kept*: any two
+  majorities share a node, and a protocol is safe only if that node's
+  votes, promises and entries survive its crash. ``shared-voter`` cuts the
+  cluster so two majorities share exactly one node and crash-restarts it
+  again and again (soon after each vote); ``cross-voter`` moves a node that
+  just voted in a new term, through a crash, to the side that never heard
+  of that term; ``lose-unsynced`` takes a whole site's power a third of the
+  time.
+- *Leader churn* (the Raft paper's Figure 8 is one such story): ``chase``
+  cuts off each new leader in turn, so entries that reached only some
+  nodes in one term meet leaders of later terms that lack them.
+- *Weather*: in some epochs (``WEATHER_P``) every link is slow (a share of
+  the election timeout) under whatever the epoch's families do, so votes,
+  promises and a new leader's first entries are still in flight when a
+  crash or a cut lands.
 
 Families: ``isolate-leader``, ``partition``, ``shift``, ``kill-leader``,
 ``pause-leader``, ``kill``, ``pause``, ``crash``, ``flap``, ``kill-voter``,
-``overlap``, ``net`` (those needing a network only with one),
-``lose-unsynced`` and ``clock`` (only when the cluster was set up for them:
-``kinds_available``).
+``shared-voter``, ``cross-voter``, ``chase``, ``overlap``, ``net`` (those
+needing a network only with one), ``lose-unsynced`` and ``clock`` (only
+when the cluster was set up for them: ``kinds_available``). The settings a
+run's cluster uses (timing, replication shape) are the caller's; the
+simulated search swarms them per seed (harness/swarm.py).
 
 Invariants:
 - Everything random comes from ``rng``; every decision reads only the views
@@ -39,7 +56,8 @@ Invariants:
   durability of what nodes promised) and ``lose-unsynced`` (a majority's
   power loss is the only one that can lose what a quorum acknowledged).
 - An episode's last operation ends before the next episode starts, after a
-  calm of 1 to 2.5 election timeouts (the history shows recovery).
+  calm of 1 to 2.5 election timeouts (the history shows recovery); an
+  epoch's weather ends before the next epoch starts.
 """
 
 from __future__ import annotations
@@ -63,14 +81,18 @@ from faults.plan import (
 
 #: Every family, and which need a network backend or a disk or clock kind.
 FAMILIES = ("isolate-leader", "partition", "shift", "kill-leader", "pause-leader", "kill",
-            "pause", "crash", "flap", "kill-voter", "overlap", "net", "lose-unsynced", "clock")
-NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "net")
+            "pause", "crash", "flap", "kill-voter", "shared-voter", "cross-voter", "chase", "overlap",
+            "net",
+            "lose-unsynced", "clock")
+NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "shared-voter", "cross-voter",
+                    "chase", "net")
 #: The disk and clock kinds the hunt may use when the cluster offers them
 #: (``corrupt`` stays named-only: a replica that rejoins empty can vote twice,
 #: which breaks correct Raft and Paxos too).
 DISK_FAMILIES = ("lose-unsynced", "clock")
 #: The families aimed at the leader, drawn this many times as often as the others.
-LEADER_FAMILIES = ("isolate-leader", "shift", "kill-leader", "pause-leader", "kill-voter")
+LEADER_FAMILIES = ("isolate-leader", "shift", "kill-leader", "pause-leader", "kill-voter",
+                   "chase")
 LEADER_WEIGHT = 3
 #: Episodes per swarm epoch (uniform, inclusive).
 EPOCH = (2, 4)
@@ -79,6 +101,12 @@ DEFAULT_ELECTION_MS = (300, 600)
 DEFAULT_HEARTBEAT_MS = 50
 #: Share of one-way partitions.
 ONEWAY_P = 0.2
+#: Share of epochs with *weather*: one link-fault profile on every link, held
+#: for the whole epoch under whatever its families do, its delay a share of
+#: the election timeout (``WEATHER_DELAY``), so votes, promises and a new
+#: leader's first entries are still in flight when a kill or a cut lands.
+WEATHER_P = 0.35
+WEATHER_DELAY = (0.02, 0.05, 0.15, 0.3)
 
 
 def hunt_plan(rng: random.Random, *, interval_s: float, network: bool,
@@ -127,13 +155,16 @@ class Hunter(Player):
         rng = self.rng
         t = view.now + self.interval_s / 2
         left = 0
+        weather: int | None = None
         while True:
             yield from self.until(t)
             if not self.view.node_ids:
                 return
             if left == 0:
+                yield from self.end(weather)
                 self.enabled = self.swarm()
                 left = rng.randint(*EPOCH)
+                weather = yield from self.weather()
             left -= 1
             start = self.view.now
             family = rng.choices(self.enabled, [LEADER_WEIGHT if f in LEADER_FAMILIES else 1
@@ -141,6 +172,25 @@ class Hunter(Player):
             yield from getattr(self, family.replace("-", "_"))()
             calm = rng.uniform(1.0, 2.5) * self.hi
             t = max(start + self.interval_s * rng.uniform(0.2, 0.6), self.busy_until + calm)
+
+    def weather(self) -> Steps:
+        """Maybe (``WEATHER_P``) start this epoch's weather: a delay (with some
+        loss and reordering where the network has them) on every link, held
+        until the epoch ends; returns its id or None."""
+        rng = self.rng
+        if "delay" not in self.link_faults or rng.random() >= WEATHER_P:
+            return None
+        mean_ms = max(1, round(rng.choice(WEATHER_DELAY) * self.lo * 1000))
+        faults: dict[str, Any] = {"delay_ms": mean_ms,
+                                  "delay_dist": rng.choice(("exponential", "uniform"))}
+        if faults["delay_dist"] == "uniform":
+            faults["delay_max_ms"] = mean_ms * 3
+        if "loss" in self.link_faults and rng.random() < 0.5:
+            faults["loss"] = rng.choice((0.02, 0.05, 0.1))
+        if "reorder" in self.link_faults and rng.random() < 0.5:
+            faults["reorder"] = rng.choice((0.1, 0.3))
+        ref = yield from self.emit("net", "all", {"links": "all", **faults})
+        return ref
 
     def swarm(self) -> list[str]:
         """A random non-empty subset of the families (each in with p = 1/2)."""
@@ -192,10 +242,11 @@ class Hunter(Player):
 
     # --- partitions ----------------------------------------------------------------
 
-    def leader_cut(self) -> dict[str, Any] | None:
-        """The leader, alone or with up to a minority's worth of others, cut off."""
+    def leader_cut(self, leader: str | None = None) -> dict[str, Any] | None:
+        """The leader (or ``leader``), alone or with up to a minority's worth of
+        others, cut off."""
         rng, nodes = self.rng, list(self.view.node_ids)
-        leader = leader_of(self.view) or rng.choice(nodes)
+        leader = leader or leader_of(self.view) or rng.choice(nodes)
         others = [n for n in nodes if n != leader]
         side = [leader, *rng.sample(others, rng.randrange(self.minority()))]
         rest = [n for n in nodes if n not in side]
@@ -249,6 +300,42 @@ class Hunter(Player):
         yield from self.until(self.view.now + h1)
         second = self.rng.choice((self.leader_cut, self.random_cut))()
         yield from self.emit("partition", second["shape"], second, self.dur(), replaces=ref)
+
+    def chase(self) -> Steps:
+        """Leader churn (the Raft paper's Figure 8 is one such story): the
+        leader is cut off with up to a minority; each time a leader of a newer
+        term shows up, it is cut off in turn, in one step (the previous cut
+        ends as the new one starts), either at once (its first entries still
+        in flight) or after a while (it got part of its backlog out); two to
+        four rounds. Entries that reached only some nodes in one term meet
+        leaders of later terms that lack them."""
+        rng = self.rng
+        first = self.leader_cut()
+        if first is None:
+            return
+        ref = yield from self.emit("partition", "chase", first, None)
+        cut_leader = leader_of(self.view)
+        term = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
+        for _ in range(rng.randint(2, 4)):
+            deadline = self.view.now + 4 * self.hi
+            new = None
+            while self.view.now < deadline:
+                yield from self.until(self.view.now + max(0.005, self.hb / 4))
+                new = leader_of(self.view)
+                st = self.view.statuses.get(new) if new is not None else None
+                if st and new != cut_leader and term_of(st) > term:
+                    break
+                new = None
+            if new is None:
+                break
+            if rng.random() >= 0.4:
+                yield from self.until(self.view.now + rng.uniform(0.1, 2.0) * self.lo)
+            term = max([term_of(s) for s in self.view.statuses.values() if s] or [term])
+            cut_leader = new
+            nxt = self.leader_cut(new)
+            ref = yield from self.emit("partition", "chase", nxt, None, replaces=ref)
+        yield from self.until(self.view.now + rng.uniform(1.0, 3.0) * self.hi)
+        yield from self.end(ref)
 
     def kill_leader(self) -> Steps:
         leader = self.leader() or self.rng.choice(self.free() or [None])
@@ -328,6 +415,120 @@ class Hunter(Player):
                 yield from self.emit("kill", "voter", [victim], self.restart_after())
                 return
 
+    def shared_voter(self) -> Steps:
+        """Two majorities that share one node S: the leader's side and a side
+        without it are cut from each other, both hear S. S then crashes
+        (or, where the cluster offers it, loses power) and restarts fast,
+        two to four times: first at a random moment (S forgets whom it
+        followed, so the other side can win it), then each time soon after
+        it voted or promised in a newer term. Whether both majorities can
+        decide at once rests only on what S kept (quorum intersection)."""
+        rng = self.rng
+        nodes = list(self.view.node_ids)
+        n = len(nodes)
+        leader = leader_of(self.view) or rng.choice(nodes)
+        pool = [x for x in self.free() if x != leader]
+        if n < 3 or not pool:
+            return
+        s = rng.choice(pool)
+        others = [x for x in nodes if x not in (leader, s)]
+        rng.shuffle(others)
+        mine = [leader, *others[: n // 2 - 1]]
+        theirs = [x for x in others if x not in mine]
+        hold = rng.uniform(4.0, 10.0) * self.hi
+        ref = yield from self.emit("partition", "shared-voter", _sides("bridge", mine, theirs),
+                                   None)
+        end = self.view.now + hold
+        power = "lose-unsynced" in self.families and rng.random() < 0.5
+        for i in range(rng.randint(2, 4)):
+            if i == 0:
+                yield from self.until(self.view.now + rng.uniform(0.0, 1.0) * self.lo)
+            else:
+                yield from self.back(s, end)
+                t0 = term_of(self.view.statuses.get(s) or {})
+                voted = (self.view.statuses.get(s) or {}).get("voted_for")
+                while self.view.now < end:
+                    st = self.view.statuses.get(s)
+                    if st and (term_of(st) > t0 or st.get("voted_for") not in (None, voted)):
+                        break
+                    yield from self.until(self.view.now + max(0.005, self.hb / 4))
+            if self.view.now >= end or s not in self.free():
+                break
+            down = rng.uniform(0.02, 0.3) * self.lo
+            yield from self.emit("lose-unsynced" if power else "kill", "shared", [s], down)
+            yield from self.until(self.view.now + down)
+        yield from self.until(end)
+        yield from self.end(ref)
+
+    def cross_voter(self) -> Steps:
+        """A voter crosses over. The leader is cut off with as many others as
+        still leave the other side a majority; once that side elects a leader
+        of a newer term, one of its voters is moved to the old side in one
+        step, crashing (or, where the cluster offers it, losing power) on the
+        way and restarting fast; half the time it then becomes the bridge
+        both sides hear. The old side is now a majority that never heard of
+        the new term, with one member that voted (or promised) in it: whether
+        it can be won again in that same term rests only on what that member
+        kept on disk."""
+        rng = self.rng
+        nodes = list(self.view.node_ids)
+        n = len(nodes)
+        leader = self.leader()
+        if leader is None or n < 3:
+            return
+        others = [x for x in nodes if x != leader]
+        rng.shuffle(others)
+        old = sorted([leader, *others[: n - (n // 2 + 1) - 1]])
+        new = sorted(x for x in nodes if x not in old)  # exactly a majority
+        t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
+        ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
+        slow = None
+        if "delay" in self.link_faults and rng.random() < 0.5:
+            # the new side elects over slow links: the voter leaves with the
+            # winner's first messages still in flight
+            ms = max(1, round(rng.choice(WEATHER_DELAY[1:3]) * self.lo * 1000))
+            slow = yield from self.emit("net", "cross-voter", {
+                "links": [[a, b] for a in new for b in new if a != b], "delay_ms": ms,
+                "delay_dist": "fixed"}, None)
+        deadline = self.view.now + 4 * self.hi
+        winner = None
+        while winner is None and self.view.now < deadline:
+            yield from self.until(self.view.now + max(0.005, self.hb / 4))
+            winner = next((x for x in new if (self.view.statuses.get(x) or {}).get("role")
+                           == "leader" and term_of(self.view.statuses[x] or {}) > t0), None)
+        voters = []
+        if winner is not None:
+            tw = term_of(self.view.statuses.get(winner) or {})
+            for x in self.free(new):
+                st = self.view.statuses.get(x)
+                if x != winner and st and term_of(st) == tw and st.get("voted_for") == winner:
+                    voters.append(x)
+        if not voters:
+            yield from self.end(slow)
+            yield from self.end(ref)
+            return
+        v = rng.choice(sorted(voters))
+        side = sorted([*old, v])
+        rest = [x for x in nodes if x not in side]
+        ref = yield from self.emit("partition", "cross-voter", _sides("cut", side, rest), None,
+                                   replaces=ref)
+        power = "lose-unsynced" in self.families and rng.random() < 0.5
+        down = rng.uniform(0.02, 0.3) * self.lo
+        yield from self.emit("lose-unsynced" if power else "kill", "crossed", [v], down)
+        yield from self.until(self.view.now + down + rng.uniform(1.0, 4.0) * self.hi)
+        if rng.random() < 0.5:  # the crossed voter becomes the bridge of both sides
+            ref = yield from self.emit("partition", "cross-voter",
+                                       _sides("bridge", old, [x for x in new if x != v]), None,
+                                       replaces=ref)
+            yield from self.until(self.view.now + rng.uniform(1.0, 4.0) * self.hi)
+        yield from self.end(slow)
+        yield from self.end(ref)
+
+    def back(self, node: str, deadline: float) -> Steps:
+        """Wait until ``node`` answers status again (or ``deadline``)."""
+        while self.view.statuses.get(node) is None and self.view.now < deadline:
+            yield from self.until(self.view.now + max(0.005, self.hb / 4))
+
     def voter(self, old: str, t0: int, candidate: bool) -> str | None:
         """A free node other than ``old`` that voted for another node in a
         term above ``t0`` and does not lead (or, with ``candidate``, one that
@@ -373,17 +574,21 @@ class Hunter(Player):
                              {"links": links, **faults}, self.dur())
 
     def lose_unsynced(self) -> Steps:
-        """A power loss that can lose an acknowledged write: two times in three
-        a majority loses what it wrote and never synced (the leader and enough
-        followers to make one, or any majority); else the leader or a minority
-        (a minority cannot lose what a quorum holds, but its recovery runs).
+        """A power loss that can lose an acknowledged write: a third of the
+        time every node (a whole site loses power: nothing that was only in
+        page caches survives anywhere), a third a majority (the leader and
+        enough followers to make one, or any majority: the nodes that answered
+        first may be exactly those), else the leader or a minority (a
+        minority cannot lose what a quorum holds, but its recovery runs).
         All restart together soon after."""
         rng = self.rng
         n = len(self.view.node_ids)
         leader = self.leader()
         free = self.free()
         pick = rng.random()
-        if pick < 2 / 3 and len(free) >= n // 2 + 1:
+        if pick < 1 / 3 and len(free) == n:
+            nodes, target = sorted(free), "all"
+        elif pick < 2 / 3 and len(free) >= n // 2 + 1:
             if leader is not None and rng.random() < 0.5:
                 others = [x for x in free if x != leader]
                 nodes = sorted([leader, *rng.sample(others, n // 2)])
@@ -398,16 +603,26 @@ class Hunter(Player):
             yield from self.emit("lose-unsynced", target, nodes, self.restart_after())
 
     def clock(self) -> Steps:
-        """A node's clock (the leader's half the time) jumps, strobes or drifts;
-        half the time the leader is cut off while it does."""
+        """A node's clock (the leader's half the time) jumps, strobes or drifts
+        for 3 to 8 election timeouts; half the time the leader is cut off for
+        most of it (long enough for the others to elect and serve: a node
+        whose clock is wrong believes what its own ticks say meanwhile)."""
         rng = self.rng
         fields = clock.plan_fields(rng)
         leader = self.leader()
         fields["target"] = "leader" if leader is not None and rng.random() < 0.5 else "one"
         value = clock.resolve_value(fields, list(self.view.node_ids), rng, leader)
-        hold = rng.uniform(2.0, 6.0) * self.hi
+        hold = rng.uniform(3.0, 8.0) * self.hi
         yield from self.emit("clock", fields["target"], value, hold)
         if self.network and rng.random() < 0.5:
-            yield from self.until(self.view.now + rng.uniform(0.1, 0.5) * hold)
+            into = rng.uniform(0.05, 0.3) * hold
+            yield from self.until(self.view.now + into)
             cut = self.leader_cut()
-            yield from self.emit("partition", cut["shape"], cut, rng.uniform(1.0, 3.0) * self.hi)
+            yield from self.emit("partition", cut["shape"], cut,
+                                 rng.uniform(0.5, 0.9) * (hold - into))
+
+
+def _sides(shape: str, a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:
+    """A symmetric partition value: ``a`` and ``b`` cannot hear each other
+    (nodes in neither hear both: a bridge)."""
+    return Partition(shape, False, {k: g for k, g in cut(a, b).items() if g}).value()

@@ -332,8 +332,25 @@ def test_paxos_stale_read_is_caught_in_seconds(tmp_path: Path, no_leftovers: Non
     assert_caught(bug_run(tmp_path, "paxos", "stale-read", 10, seed=1), "stale-read")
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("bugs", [["forget-vote"], []], ids=["forget-vote", "correct"])
+def test_the_revote_script_catches_forget_vote_in_simulation(bugs: list[str]) -> None:
+    """The same bug:forget-vote mix on the simulated cluster: deterministic, a
+    few CPU-seconds; correct nodes under exactly the same faults stay valid."""
+    from harness import simrun
+
+    cfg = simrun.prepare(RunConfig(sim=True, system="raft", bugs=bugs, seed=2, time_limit=15,
+                                   nemesis="bug:forget-vote", progress=False))
+    out = simrun.simulate(cfg, metrics=False)
+    assert out.verdict == ("invalid" if bugs else "valid"), (out.checker or {}).get("anomalies")
+    shapes = [e["value"].get("shape") for e in out.events
+              if e["process"] == "nemesis" and e["f"] == "partition"]
+    assert "revote-move" in shapes
+
+
 @pytest.mark.process
 @pytest.mark.timeout(150)
+@pytest.mark.slow  # real time: flakes under load; the simulated twin above is the default
 def test_raft_forget_vote_is_caught_by_the_revote_script(tmp_path: Path,
                                                          no_leftovers: None) -> None:
     result = bug_run(tmp_path, "raft", "forget-vote", 15, seed=1)
