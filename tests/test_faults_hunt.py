@@ -101,7 +101,8 @@ def test_it_hunts_with_every_family_and_time_scale() -> None:
     assert any("replaces" in op for op in ops), "a partition switched in one step"
     assert len(FAMILIES) == 17
     # weather: a delay on every link, held until its epoch ends, under other faults
-    weather = [op for op in ops if op["f"] == "net" and op["hold"] is None]
+    weather = [op for op in ops if op["f"] == "net" and op["hold"] is None
+               and op["target"] == "all"]
     assert weather and all(op["value"]["links"] == "all" and op["until"] < float("inf")
                            for op in weather if op["at"] < 500)  # the horizon is 600 s
     assert any(o["at"] > w["at"] and o["until"] <= w["until"] and o["f"] == "kill"
@@ -116,6 +117,9 @@ def test_it_hunts_with_every_family_and_time_scale() -> None:
             assert all(o["value"] == [shared] for o in kills), (seed, b, kills)
             most = max(most, len(kills))
     assert most >= 2
+    # cross-voter: the crossing node is one that voted for the other side's new leader
+    crossed = [op for op in ops if op["target"] == "crossed"]
+    assert crossed and all(len(op["value"]) == 1 and op["hold"] < 0.3 for op in crossed)
     # chase: a leader's cut replaced by the next leader's, at least twice in a row
     chained = {op["replaces"] for op in ops if "replaces" in op}
     assert any(op.get("replaces") in chained for op in ops)
