@@ -92,7 +92,7 @@ NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "shared-voter", "cro
 DISK_FAMILIES = ("lose-unsynced", "clock")
 #: The families aimed at the leader, drawn this many times as often as the others.
 LEADER_FAMILIES = ("isolate-leader", "shift", "kill-leader", "pause-leader", "kill-voter",
-                   "chase")
+                   "cross-voter", "chase")
 LEADER_WEIGHT = 3
 #: Episodes per swarm epoch (uniform, inclusive).
 EPOCH = (2, 4)
