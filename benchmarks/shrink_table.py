@@ -60,6 +60,8 @@ def shrink_one(bug: str, system: str, seed: int, budget: float) -> dict:
                                    workload=bugs.BUGS[bug].workload, progress=False))
     out = simrun.simulate(cfg, metrics=False)
     faults = recorded_ops(out.events)
+    if out.verdict != "invalid":  # the tree changed since the search (--seeds-in)
+        return {"seed": seed, "stale": True}
     t0 = time.monotonic()
     s = shrink.Shrinker(dataclasses.replace(cfg), shrink.Candidate(cfg.time_limit, tuple(faults)),
                         shrink.simulate, budget_s=budget)
@@ -81,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds-in", default=None, help="only shrink the seeds this file lists")
     args = p.parse_args(argv)
     chosen = [x for x in pairs() if not args.bugs or x[0] in args.bugs.split(",")]
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+    import subprocess
+
+    head = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse",
+                           "--short", "HEAD"], capture_output=True, text=True, check=False)
+    print(f"tree {head.stdout.strip() or '?'}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{args.per_bug} failing seeds per bug, budget {args.budget:g} s per shrink",
           flush=True)
     with ProcessPoolExecutor(args.workers) as pool:
@@ -106,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         met = shown = 0
         for (bug, system), futs in jobs.items():
             rows = [f.result() for f in futs]
+            stale = [r["seed"] for r in rows if r.get("stale")]
+            rows = [r for r in rows if not r.get("stale")]
+            if stale:
+                print(f"{bug:16} {system:6} seeds {stale} no longer fail (the tree changed since "
+                      "the search)")
             if not rows:
                 print(f"{bug:16} {system:6} {0:>5}  not found yet by the simulated search "
                       f"(no failing seed in {args.max_seeds})")
