@@ -465,11 +465,15 @@ class Hunter(Player):
         still leave the other side a majority; once that side elects a leader
         of a newer term, one of its voters is moved to the old side in one
         step, crashing (or, where the cluster offers it, losing power) on the
-        way and restarting fast; half the time it then becomes the bridge
-        both sides hear. The old side is now a majority that never heard of
-        the new term, with one member that voted (or promised) in it: whether
-        it can be won again in that same term rests only on what that member
-        kept on disk."""
+        way and restarting fast. The old side is now a majority that never
+        heard of the new term, with one member that voted (or promised) in
+        it: whether it can be won again in that same term rests only on what
+        that member kept on disk. Then, a third of the time each, the node
+        stays, becomes the bridge both sides hear, or goes back (no crash)
+        while the old side's new leader is still catching it up: what it
+        took from one side meets the other side's later term. Half the time
+        every link is slow meanwhile, so the crossing node leaves with
+        messages in flight and catching it up takes round trips."""
         rng = self.rng
         nodes = list(self.view.node_ids)
         n = len(nodes)
@@ -484,12 +488,10 @@ class Hunter(Player):
         ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
         slow = None
         if "delay" in self.link_faults and rng.random() < 0.5:
-            # the new side elects over slow links: the voter leaves with the
-            # winner's first messages still in flight
+            # slow links: the voter leaves with the winner's first messages in flight
             ms = max(1, round(rng.choice(WEATHER_DELAY[1:3]) * self.lo * 1000))
             slow = yield from self.emit("net", "cross-voter", {
-                "links": [[a, b] for a in new for b in new if a != b], "delay_ms": ms,
-                "delay_dist": "fixed"}, None)
+                "links": "all", "delay_ms": ms, "delay_dist": "fixed"}, None)
         deadline = self.view.now + 4 * self.hi
         winner = None
         while winner is None and self.view.now < deadline:
@@ -515,11 +517,19 @@ class Hunter(Player):
         power = "lose-unsynced" in self.families and rng.random() < 0.5
         down = rng.uniform(0.02, 0.3) * self.lo
         yield from self.emit("lose-unsynced" if power else "kill", "crossed", [v], down)
-        yield from self.until(self.view.now + down + rng.uniform(1.0, 4.0) * self.hi)
-        if rng.random() < 0.5:  # the crossed voter becomes the bridge of both sides
+        ending = rng.choice(("stay", "bridge", "back"))
+        if ending == "back":  # back while the old side's new leader catches it up
+            yield from self.back(v, self.view.now + 4 * self.hi)
+            yield from self.until(self.view.now + rng.uniform(0.5, 2.5) * self.lo)
+            ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None,
+                                       replaces=ref)
+        else:
+            yield from self.until(self.view.now + down + rng.uniform(1.0, 4.0) * self.hi)
+        if ending == "bridge":  # the crossed voter becomes the bridge of both sides
             ref = yield from self.emit("partition", "cross-voter",
                                        _sides("bridge", old, [x for x in new if x != v]), None,
                                        replaces=ref)
+        if ending != "stay":
             yield from self.until(self.view.now + rng.uniform(1.0, 4.0) * self.hi)
         yield from self.end(slow)
         yield from self.end(ref)
