@@ -563,7 +563,11 @@ class RaftCore(Outbox):
     def _on_append(self, msg: AppendEntries) -> None:
         if self.role == LEADER:
             return  # cannot happen: one leader per term
-        self._heard_leader(msg.src)
+        # _heard_leader(msg.src), inlined on the two messages every follower gets most
+        if self.role != FOLLOWER:
+            self._become_follower(self.term, msg.src)
+        self.leader = msg.src
+        self.election_elapsed = 0
         prev = msg.prev_index
         if prev < self.snap_index:
             # A delayed duplicate from before our snapshot: all that is settled.
@@ -596,7 +600,10 @@ class RaftCore(Outbox):
     def _on_heartbeat(self, msg: Heartbeat) -> None:
         if self.role == LEADER:
             return
-        self._heard_leader(msg.src)
+        if self.role != FOLLOWER:  # _heard_leader(msg.src), inlined (see _on_append)
+            self._become_follower(self.term, msg.src)
+        self.leader = msg.src
+        self.election_elapsed = 0
         # The leader caps ``commit`` at what it knows we store, so it is safe.
         commit = min(msg.commit, self.snap_index + len(self.log))
         if commit > self.commit_index:

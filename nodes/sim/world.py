@@ -99,6 +99,9 @@ BOOT_NS = 250_000_000
 LINK_FAULTS = ("loss", "delay", "duplicate", "reorder")
 
 
+_DEST = attrgetter("dest")
+
+
 class SimWorldError(AssertionError):
     """A core broke a rule the simulation checks (with context)."""
 
@@ -174,9 +177,9 @@ class World:
     ) -> None:
         self.spec = spec
         self.codec = spec.codec
-        # The shared codec's dest is the message's ``dest`` field: read it in C.
+        # The shared codec's dest is the message's ``dest`` field: _send reads it directly.
         self._dest_of: Callable[[Any], str] = (
-            attrgetter("dest") if getattr(type(spec.codec), "dest", None) is DerivedCodec.dest
+            _DEST if getattr(type(spec.codec), "dest", None) is DerivedCodec.dest
             else spec.codec.dest)
         self.ids = tuple(sorted(node_ids))
         self.timing = timing or Timing()
@@ -512,17 +515,16 @@ class World:
     # --- the network --------------------------------------------------------------
 
     def _send(self, src: str, msgs: list[Any]) -> None:
-        if self.wire:
+        if self.wire or self._dest_of is not _DEST:
             encode, packb = self.codec.encode, wire.packb
-            self._send_data(src, msgs, [packb(encode(m)) for m in msgs])
+            self._send_data(src, msgs, [packb(encode(m)) for m in msgs] if self.wire else msgs)
             return
-        dest_of = self._dest_of
         out = self.out[src]
         rand = self.net_rng.random
         now = self.now + PEER_LATENCY_NS[0]
         span = PEER_LATENCY_NS[1]
         for m in msgs:
-            link = out.get(dest_of(m))
+            link = out.get(m.dest)  # the shared codec's dest (see _dest_of)
             if link is None:
                 continue
             if link.deaf:
@@ -540,7 +542,8 @@ class World:
                 self._faulty(link, m, t)
 
     def _send_data(self, src: str, msgs: list[Any], datas: list[Any]) -> None:
-        """``_send`` with each message's wire bytes (``datas``) as what travels."""
+        """``_send`` with what travels of each message given (``datas``: its wire
+        bytes, or the message itself), for any codec's ``dest``."""
         out = self.out[src]
         rand = self.net_rng.random
         base, span = PEER_LATENCY_NS
