@@ -20,6 +20,9 @@ module know nothing about any particular model.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ from checker.history import (
     no_gc,
     pair,
     read_history,
+    read_ops,
     unwrap_independent,
 )
 from checker.listappend import (
@@ -165,20 +169,32 @@ def check_file(
     every_key: bool = False,
     memory_limit: float | None = MEMORY_LIMIT_MB,
     consistency: str | None = None,
+    workers: int | None = None,
     **semantics: Any,
 ) -> CheckResult:
     """Check a history file (JSON Lines or EDN). Raises HistoryError if unreadable.
 
     ``independent``: Jepsen independent-key history (value ``[key value]``).
-    ``every_key``: see ``check_ops``. ``consistency``: see ``check_events``."""
+    ``every_key``, ``workers``: see ``check_ops``. ``consistency``: see ``check_events``."""
     if (model == "list-append" or isinstance(model, ListAppend)) and not independent \
             and not semantics:
         return _check_list_append_file(path, consistency)
+    if not independent and not (model == "list-append" or isinstance(model, ListAppend)) \
+            and consistency is None:
+        t0 = time.perf_counter()
+        with no_gc():
+            ops = read_ops(path)  # the fast reading of a plain JSON Lines file, else None
+            if ops is not None:
+                res = _check_paired(ops, model, time_limit, t0, every_key, memory_limit,
+                                    workers, semantics, str(path))
+                res.path = str(path)
+                return res
     events = read_history(path)
     if independent:
         events = unwrap_independent(events)
     return check_events(events, model, time_limit, path=str(path), every_key=every_key,
-                        memory_limit=memory_limit, consistency=consistency, **semantics)
+                        memory_limit=memory_limit, consistency=consistency, workers=workers,
+                        **semantics)
 
 
 def _check_list_append_file(path: str | Path, consistency: str | None) -> CheckResult:
@@ -217,6 +233,7 @@ def check_events(
     every_key: bool = False,
     memory_limit: float | None = MEMORY_LIMIT_MB,
     consistency: str | None = None,
+    workers: int | None = None,
     **semantics: Any,
 ) -> CheckResult:
     """Check a list of history events. ``semantics``: initial, fail_cas
@@ -248,14 +265,21 @@ def check_events(
         raise ValueError("--consistency applies to the list-append model only")
     with no_gc():  # millions of tuples, no cycles (checker/history.py no_gc)
         ops = pair(events, path or "<events>")
-        m = make_model(model, **semantics)
-        try:
-            res = check_ops(ops, m, time_limit, start=t0, every_key=every_key,
-                            memory_limit=memory_limit)
-        except HistoryError as exc:
-            raise HistoryError(path or "<events>", None, exc.message) from None
+        res = _check_paired(ops, model, time_limit, t0, every_key, memory_limit, workers,
+                            semantics, path or "<events>")
     res.path = path
     return res
+
+
+def _check_paired(ops: list[Op], model: str | Model, time_limit: float | None, t0: float,
+                  every_key: bool, memory_limit: float | None, workers: int | None,
+                  semantics: dict[str, Any], where: str) -> CheckResult:
+    m = make_model(model, **semantics)
+    try:
+        return check_ops(ops, m, time_limit, start=t0, every_key=every_key,
+                         memory_limit=memory_limit, workers=workers)
+    except HistoryError as exc:
+        raise HistoryError(where, None, exc.message) from None
 
 
 def check_list_append_ops(ops: list[Op], consistency: str = CONSISTENCY[0], *,
@@ -280,9 +304,13 @@ def _list_append_result(table: TxnTable, consistency: str, t0: float) -> CheckRe
     return res
 
 
+PARALLEL_MIN_OPS = 100_000  # below this a second process costs more than it saves
+
+
 def check_ops(
     ops: list[Op], model: Model, time_limit: float | None = None, *, start: float | None = None,
     every_key: bool = False, memory_limit: float | None = MEMORY_LIMIT_MB,
+    workers: int | None = None,
 ) -> CheckResult:
     """Check paired operations against a model object. The check stops at the
     first invalid partition (key) unless ``every_key``: then each invalid key
@@ -291,31 +319,45 @@ def check_ops(
     ``memory_limit`` (MB; None = no cap) bounds what one key's search holds
     (memo and stack entries, ``BYTES_PER_ENTRY`` each). A key that would pass
     it is unknown (``res.unknown`` names its window of operations); the
-    other keys still get their verdicts."""
+    other keys still get their verdicts.
+
+    ``workers``: processes deciding keys (None: two when the history has at
+    least ``PARALLEL_MIN_OPS`` operations, the machine two cores and this
+    process no other thread, else one; see ``_parallel_valid``)."""
     if isinstance(model, ListAppend):
         return check_list_append_ops(ops, start=start)
     t0 = time.perf_counter() if start is None else start
     deadline = None if time_limit is None else time.monotonic() + time_limit
     max_held = None if memory_limit is None else max(1, int(memory_limit * 2**20 / BYTES_PER_ENTRY))
     parts = [p for p in model.partition(ops) if p]
-    compiled: list[tuple[list[Op], Compiled]] = []
-    try:
+    res = CheckResult(True, 0.0, model.name, ops=len(ops), partitions=len(parts), history=ops)
+    compiled: list[tuple[list[Op], Compiled | None]] = []
+    if _workers(workers, len(ops), len(parts)) > 1:
+        settled, first = _parallel_valid(parts, model, deadline, max_held, every_key)
+        res.steps += sum(settled.values())
+        res.checked += len(settled)
+        # What the workers did not settle, compiled as the loop reaches it: the
+        # keys they stopped at first (invalid or undecided), then the rest, if
+        # a worker died, smallest first.
+        rest = sorted((x for x in range(len(parts)) if x not in settled and x not in first),
+                      key=lambda x: len(parts[x]))
+        compiled = [(parts[x], None) for x in first + rest]
+    else:
         for p in parts:
-            c = model.compile(p)
+            c = _compile(model, p)
             compiled.append((p, c))
             if c.stale and not every_key:
                 break  # proven invalid: searched first and the check stops there
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
-    # Partitions with a proven stale read first, then smallest first: a
-    # violating key is found after little work.
-    compiled.sort(key=lambda pc: (not pc[1].stale, len(pc[1].ops)))
-    res = CheckResult(True, 0.0, model.name, ops=len(ops), partitions=len(parts), history=ops)
+        # Partitions with a proven stale read first, then smallest first: a
+        # violating key is found after little work.
+        compiled.sort(key=lambda pc: (not pc[1].stale, len(pc[1].ops)))  # type: ignore[union-attr]
     unknown = False
     # keys already proven invalid share one budget for their prefix searches,
     # so every_key costs at most PROVEN_BUDGET_S more than a valid history
     proven_until = time.monotonic() + PROVEN_BUDGET_S
     for part, c in compiled:
+        if c is None:
+            c = _compile(model, part)
         if min(c.rets, default=INF) == INF:
             res.checked += 1
             continue  # only optional operations: never taking effect is fine
@@ -326,11 +368,7 @@ def check_ops(
             budget = max(proven_until, time.monotonic() + 0.05) if every_key else \
                 time.monotonic() + PROVEN_BUDGET_S
             limit = budget if deadline is None else min(deadline, budget)
-        try:
-            out = linearize(c.calls, c.rets, c.step, c.init, c.pred, limit, c.needs, c.viable,
-                            max_held)
-        except (ValueError, TypeError, IndexError, KeyError) as exc:
-            raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
+        out = _search(c, limit, max_held, model)
         res.steps += out.steps
         key = model.partition_key(part)
         if out.valid is None and c.stale:
@@ -366,6 +404,116 @@ def check_ops(
         res.anomalies.sort(key=lambda a: a.ops[0])  # earliest stuck invocation first
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _compile(model: Model, part: list[Op]) -> Compiled:
+    try:
+        return model.compile(part)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
+
+
+def _search(c: Compiled, limit: float | None, max_held: int | None, model: Model) -> Any:
+    try:
+        return linearize(c.calls, c.rets, c.step, c.init, c.pred, limit, c.needs, c.viable,
+                         max_held)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
+
+
+def _workers(asked: int | None, n_ops: int, n_parts: int) -> int:
+    if n_parts < 2 or not hasattr(os, "fork"):
+        return 1
+    if asked is not None:
+        return max(1, asked)
+    if n_ops < PARALLEL_MIN_OPS or threading.active_count() > 1:
+        return 1  # a fork beside other threads is not safe (a lock one of them holds)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
+def _parallel_valid(parts: list[list[Op]], model: Model, deadline: float | None,
+                    max_held: int | None, every_key: bool) -> tuple[dict[int, int], list[int]]:
+    """Half of the partitions decided by a forked worker, the other half by
+    this process meanwhile: ``({partition index: steps} of the keys found
+    plainly valid, [the keys either process stopped at])``. Every other key (invalid,
+    unknown, a stale proof, or one the worker never reached because it
+    stopped or died) is left to the caller, which decides it in this
+    process through the one loop of ``check_ops``: the verdicts, sentences
+    and windows are the same as without the worker.
+
+    The worker takes every second partition by size (so both halves hold
+    about as many operations) and reports one line per key through a pipe;
+    without ``every_key`` each process stops at its first key that is not
+    plainly valid (the check stops at the first invalid key anyway, and a
+    stale proof found there is the caller's first compile). Forked, so the
+    worker reads the paired operations without a copy."""
+    by_size = sorted(range(len(parts)), key=lambda x: len(parts[x]))
+    theirs = by_size[1::2]
+    ours = by_size[0::2]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 0
+        try:
+            os.close(r)
+            with os.fdopen(w, "w") as out:
+                for x in theirs:
+                    steps = _valid_steps(parts[x], model, deadline, max_held)
+                    out.write(f"{x} {-1 if steps is None else steps}\n")
+                    out.flush()
+                    if steps is None and not every_key:
+                        break
+        except BaseException:  # noqa: BLE001 - the parent decides whatever is missing
+            code = 1
+        os._exit(code)
+    os.close(w)
+    settled: dict[int, int] = {}
+    first: list[int] = []
+    try:
+        for x in ours:
+            steps = _valid_steps(parts[x], model, deadline, max_held)
+            if steps is None:
+                first.append(x)  # the caller decides it itself
+                if not every_key:
+                    break
+            else:
+                settled[x] = steps
+        else:
+            with os.fdopen(r, "r") as inp:
+                r = -1
+                for line in inp:
+                    x, steps = map(int, line.split())
+                    if steps < 0:
+                        first.append(x)
+                    else:
+                        settled[x] = steps
+    finally:
+        if r >= 0:
+            os.close(r)
+            os.kill(pid, signal.SIGKILL)  # its results are not needed: this half has a verdict
+        os.waitpid(pid, 0)
+    return settled, first
+
+
+def _valid_steps(part: list[Op], model: Model, deadline: float | None,
+                 max_held: int | None) -> int | None:
+    """The search steps of a partition that is plainly valid (no stale proof,
+    a linearization found), else None."""
+    try:
+        c = model.compile(part)
+        if c.stale:
+            return None
+        if min(c.rets, default=INF) == INF:
+            return 0
+        out = linearize(c.calls, c.rets, c.step, c.init, c.pred, deadline, c.needs, c.viable,
+                        max_held)
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None  # the caller's own compile names the problem
+    return out.steps if out.valid is True else None
 
 
 def _unsettled(key: Any, c: Compiled, out: Any, memory_limit: float | None) -> Unsettled:

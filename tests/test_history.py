@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from checker import check_events, check_file
-from checker.history import HistoryError, pair, parse_edn, read_history
+from checker.history import HistoryError, pair, parse_edn, read_history, read_ops
 from harness.cli import main
 
 INF = float("inf")
@@ -301,3 +301,55 @@ def test_a_torn_last_line_is_dropped_but_a_complete_bad_line_is_an_error(tmp_pat
     whole.write_text(good + '{"index": 1, "time": 2, "proc\n')
     with pytest.raises(HistoryError):
         read_history(whole)
+
+
+def _write_jsonl(path: Path, events: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def test_read_ops_pairs_as_pair_does_over_generated_histories(tmp_path):
+    """The fast reading (typed structs, its own pairing loop) gives the very
+    operations of pair(read_history(...)): ids, fields, event indices, over
+    histories with info, fails, unfinished invokes (completions dropped, so a
+    second invoke on a process turns the first into info) and nemesis events."""
+    import random
+
+    from testkit.histories import generate
+
+    for seed in range(60):
+        rng = random.Random(seed)
+        ev = generate(rng, rng.choice([10, 50, 200]), processes=rng.choice([2, 5]),
+                      keys=rng.choice([1, 3]), info_rate=0.2, fail_rate=0.1)
+        ev = [e for e in ev if e["type"] == "invoke" or rng.random() > 0.05]
+        ev.insert(len(ev) // 2, {"process": "nemesis", "type": "info", "f": "start",
+                                 "value": None})
+        p = _write_jsonl(tmp_path / f"h{seed}.jsonl", ev)
+        fast, full = read_ops(p), pair(read_history(p))
+        assert fast is not None
+        assert fast == full
+        assert [(o.invoke_index, o.complete_index, o.start, o.end) for o in fast] == \
+            [(o.invoke_index, o.complete_index, o.start, o.end) for o in full]
+
+
+@pytest.mark.parametrize("lines", [
+    ['{"process": 0, "type": "ok", "f": "read", "value": 1}'],  # ok without invoke
+    ['{"process": 0, "type": "invoke", "f": "read"}', '{"process": 0, "type": "ok", "f": "write"}'],
+    ['{"process": 0, "type": "nope", "f": "read"}'],
+    ['{"process": 0, "type": "invoke"}'],  # no f
+    ['{"process": 0, "type": "invoke", "f": "read"}', '', '{"process": 0, "type": "ok", "f": "read"}'],
+    ['[1, 2]'],
+])
+def test_read_ops_leaves_anything_unusual_to_the_full_reading(tmp_path, lines):
+    """None, so check_file reads it with read_history/pair, which name the line."""
+    p = tmp_path / "h.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    assert read_ops(p) is None
+
+
+def test_check_file_fast_path_names_a_bad_line_as_before(tmp_path):
+    p = tmp_path / "h.jsonl"
+    p.write_text('{"process": 0, "type": "invoke", "f": "read", "key": "a"}\n'
+                 '{"process": 0, "type": "ok", "f": "write", "key": "a"}\n')
+    with pytest.raises(HistoryError, match=r"h.jsonl:2: completion f"):
+        check_file(p)
