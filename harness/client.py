@@ -1,28 +1,39 @@
 """Talking to nodes: the pipelined operation engine the workers use, and status calls.
 
 Wire format (docs/node-contract.md, "Client requests and replies"): a DEALER
-socket sends one msgpack map per request and gets one map back, matched by
-``id``. The framing and the synchronous ``call`` live in nodes/common/wire.py
-(the system under test owns its wire; the tester imports it), re-exported here.
+sends one msgpack map per request and gets one map back, matched by ``id``.
+The framing and the synchronous ``call`` live in nodes/common/wire.py (the
+system under test owns its wire; the tester imports it), re-exported here.
 
-``Pipeline`` runs many operations at once over ONE DEALER socket per node
+``Pipeline`` runs many operations at once over ONE connection per node
 (replies are matched to operations by request id), in one thread, with no
-asyncio and no task per operation: a timer heap, a deadline heap and a
-zmq poll. ``NodeClient`` is the small asyncio client of ``status`` polls.
+asyncio and no task per operation: a timer heap, a deadline heap and an
+epoll. Its connections are harness/zmtp.py's DEALERs in plain sockets: the
+requests queued during one pass of the loop leave in one ``send`` per node,
+and the replies waiting are read with one ``recv``. What an operation does
+after each reply or failed send is harness/retry_rules.py's (the simulated
+clients follow the same rules). ``NodeClient`` is the small asyncio client
+of ``status`` polls (libzmq).
 
 Invariants:
 - A request is re-sent only after a *definite* refusal (``definite: true``,
   e.g. ``not_leader``) or when it provably never left this process; after a
   timeout its outcome is unknown and it is never sent again, since a second
   copy could take effect later than the first and fake an anomaly.
-- Sockets set ZMQ_IMMEDIATE, so a message is queued only on a completed
-  connection: a node that is down makes ``send`` fail at once (definite)
+- A request is queued only on a connection whose handshake completed (as
+  ZMQ_IMMEDIATE): a node that is down makes ``send`` fail at once (definite)
   instead of queueing the request for delivery after a restart.
+- Nothing queued waits: every ``step`` sends what is queued before it polls
+  and again before it returns. Just before those sends it calls ``on_send(t)``
+  with ``t`` read from the clock, so an owner can stamp the invocations of
+  the requests about to leave: an invoke time is then at most one ``send``
+  before its request leaves.
 - Replies with an unknown ``id`` (to a request that already timed out, or
   garbled) are dropped; request ids are never reused by a Pipeline, so a late
   reply cannot complete a newer operation.
-- Completion times are read right after the reply's ``recv`` (or when the
-  deadline passes), before any other work, so a latency is what the wire saw.
+- Completion times are read right after the ``recv`` that brought the reply
+  (or when the deadline passes), before any other work, so a latency is what
+  the wire saw.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import select
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,15 +50,18 @@ import msgpack
 import zmq
 import zmq.asyncio
 
+from harness import retry_rules as rules
+from harness.zmtp import Connection
 from nodes.common.wire import call, decode_reply, pack_request
 
 __all__ = ["Call", "NodeClient", "Pipeline", "call"]
 
 _ids = itertools.count(1)
 
-SEND_WAIT_NS = 250_000_000  # how long one node may refuse to take a request (down)
-SEND_RETRY_NS = 10_000_000
-REFUSED_PAUSE_NS = 50_000_000  # after a definite refusal without a usable leader hint
+#: Bytes queued on one connection beyond which it takes no more requests (a paused
+#: node whose kernel buffers are full): they are refused as if it were down.
+MAX_QUEUED_BYTES = 8 << 20
+_IN, _OUT = select.EPOLLIN, select.EPOLLOUT
 
 
 class Call:
@@ -84,29 +99,27 @@ class Call:
 
 
 class Pipeline:
-    """Operations to a cluster, many in flight, one socket per node; see the header.
+    """Operations to a cluster, many in flight, one connection per node; see the header.
 
     Not thread-safe: one thread calls ``start``, ``at`` and ``step``."""
 
-    def __init__(self, addrs: dict[str, str], *, ctx: zmq.Context | None = None,
-                 follow_leader: bool = True) -> None:
+    def __init__(self, addrs: dict[str, str], *, follow_leader: bool = True,
+                 on_send: Callable[[int], None] | None = None) -> None:
         self.addrs = dict(addrs)
         self.nodes = list(addrs)
         self.follow_leader = follow_leader
-        self._ctx = ctx or zmq.Context.instance()
-        self._socks: dict[str, zmq.Socket] = {}
-        self._node_of: dict[zmq.Socket, str] = {}
-        self._poller = zmq.Poller()
+        #: Called with the clock's time just before queued requests are sent.
+        self.on_send = on_send
+        self._epoll = select.epoll()
+        self._conns: dict[str, Connection] = {}
+        self._by_fd: dict[int, tuple[str, Connection]] = {}
+        self._masks: dict[int, int] = {}
+        now = time.monotonic_ns()
         for node, addr in self.addrs.items():
-            sock = self._ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.SNDHWM, 100_000)
-            sock.setsockopt(zmq.RCVHWM, 100_000)
-            sock.connect(addr)
-            self._socks[node] = sock
-            self._node_of[sock] = node
-            self._poller.register(sock, zmq.POLLIN)
+            conn = Connection(addr)
+            conn.on_socket = self._socket_changed
+            self._conns[node] = conn
+            conn.service(now)
         self._next_node = {n: self.nodes[(i + 1) % len(self.nodes)]
                            for i, n in enumerate(self.nodes)}
         self._rids = itertools.count(1)
@@ -114,22 +127,25 @@ class Pipeline:
         self.pending: dict[int, Call] = {}
         self._timers: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._deadlines: list[tuple[int, int, Call]] = []
+        self._queued: set[Connection] = set()  # connections with requests not yet sent
         self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
     # --- public -----------------------------------------------------------------
 
     def wait_connected(self, timeout: float) -> bool:
-        """Wait until every socket has a completed connection (or ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        for sock in self._socks.values():
-            left = deadline - time.monotonic()
-            if left <= 0 or not sock.poll(int(left * 1000) + 1, zmq.POLLOUT):
+        """Wait until every connection completed its handshake (or ``timeout``)."""
+        deadline = time.monotonic_ns() + int(timeout * 1e9)
+        while not all(c.ready for c in self._conns.values()):
+            left = deadline - time.monotonic_ns()
+            if left <= 0:
                 return False
+            self._io(min(left, 5_000_000))
         return True
 
     def start(self, c: Call, body: dict[str, Any], timeout_ns: int,
               now: int | None = None) -> None:
-        """Begin operation ``body`` on ``c`` (which has none in flight)."""
+        """Begin operation ``body`` on ``c`` (which has none in flight). Its request
+        leaves at the next send (``step``)."""
         now = time.monotonic_ns() if now is None else now
         c.body = body
         c.deadline = now + timeout_ns
@@ -148,39 +164,105 @@ class Pipeline:
             c.seq == s for _, s, c in self._deadlines)
 
     def step(self, max_wait_ns: int) -> None:
-        """Wait up to ``max_wait_ns`` for replies; handle replies, timers, deadlines."""
+        """Send what is queued, wait up to ``max_wait_ns`` for replies; handle replies,
+        timers and deadlines; send what that queued."""
         now = time.monotonic_ns()
         self._fire(now)
+        self._send_queued()
         wake = now + max_wait_ns
         if self._timers and self._timers[0][0] < wake:
             wake = self._timers[0][0]
         if self._deadlines and self._deadlines[0][0] < wake:
             wake = self._deadlines[0][0]
-        wait_ms = max(0, -((now - wake) // 1_000_000))  # ceil, so a timer is never early
-        ready = self._poller.poll(wait_ms)
-        if ready:
-            pending = self.pending
-            monotonic_ns = time.monotonic_ns
-            for sock, _ in ready:
-                node = self._node_of[sock]
-                while True:
-                    try:
-                        data = sock.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    t = monotonic_ns()
+        self._io(wake - now)
+        self._fire(time.monotonic_ns())
+        self._send_queued()
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.on_socket = None
+            conn.close()
+        self._conns.clear()
+        self._epoll.close()
+
+    # --- sockets ------------------------------------------------------------------
+
+    def _socket_changed(self, conn: Connection, old_fd: int | None = None) -> None:
+        if old_fd is not None:
+            self._by_fd.pop(old_fd, None)
+            if self._masks.pop(old_fd, None) is not None:
+                self._epoll.unregister(old_fd)
+            self._queued.discard(conn)
+            return
+        fd = conn.fileno()
+        node = next(n for n, c in self._conns.items() if c is conn)
+        self._by_fd[fd] = (node, conn)
+        self._masks[fd] = _IN | _OUT
+        self._epoll.register(fd, _IN | _OUT)
+
+    def _watch(self, conn: Connection) -> None:
+        """Watch for writability only while it is needed."""
+        fd = conn.fileno()
+        if fd < 0:
+            return
+        mask = _IN | _OUT if conn.want_write else _IN
+        if self._masks.get(fd) != mask:
+            self._masks[fd] = mask
+            self._epoll.modify(fd, mask)
+
+    def _send_queued(self) -> None:
+        queued = self._queued
+        if not queued:
+            return
+        if self.on_send is not None:
+            self.on_send(time.monotonic_ns())
+        for conn in queued:
+            conn.flush()
+            if conn.want_write:
+                self._watch(conn)
+        queued.clear()
+
+    def _io(self, wait_ns: int) -> None:
+        """Poll the connections for up to ``wait_ns``; read replies, finish handshakes."""
+        now = time.monotonic_ns()
+        for conn in self._conns.values():
+            retry = conn.next_retry()
+            if retry is not None:
+                if retry <= now:
+                    conn.service(now)
+                else:
+                    wait_ns = min(wait_ns, retry - now)
+        timeout = max(0, -(-wait_ns // 1_000_000)) / 1000  # ceil ms, so never early
+        try:
+            events = self._epoll.poll(timeout)
+        except InterruptedError:
+            return
+        if not events:
+            return
+        pending = self.pending
+        monotonic_ns = time.monotonic_ns
+        for fd, ev in events:
+            entry = self._by_fd.get(fd)
+            if entry is None:
+                continue
+            node, conn = entry
+            if ev & _OUT:
+                conn.on_writable(monotonic_ns())
+                self._watch(conn)
+            if ev & ~_OUT:
+                frames = conn.read_frames()
+                t = monotonic_ns()
+                if conn.want_write:
+                    self._watch(conn)
+                if not frames:
+                    continue
+                for data in frames:
                     reply = decode_reply(data)
                     if reply is None:
                         continue
                     c = pending.pop(reply.get("id"), None)  # type: ignore[arg-type]
                     if c is not None:
                         self._on_reply(c, node, reply, t)
-        self._fire(time.monotonic_ns())
-
-    def close(self) -> None:
-        for sock in self._socks.values():
-            sock.close(linger=0)
-        self._socks.clear()
 
     # --- the operation's life -------------------------------------------------
 
@@ -193,7 +275,7 @@ class Pipeline:
         while deadlines and deadlines[0][0] <= now:
             _, seq, c = heapq.heappop(deadlines)
             if c.seq == seq and self.pending.pop(c.rid, None) is c:
-                self._finish(c, "info", None, c.node, "timeout", now)
+                self._finish(c, rules.INFO, None, c.node, "timeout", now)
 
     def _finish(self, c: Call, type_: str, reply: dict[str, Any] | None, node: str | None,
                 error: str | None, t: int) -> None:
@@ -201,34 +283,32 @@ class Pipeline:
         c.done(c, type_, reply, node, error, t)
 
     def _attempt(self, c: Call, node: str, now: int) -> None:
-        left = c.deadline - now
-        if left <= 0:
-            last = c.last
-            self._finish(c, "fail", last, c.last_node,
-                         (last or {}).get("error", "unavailable"), now)
+        if c.deadline <= now:
+            self._finish(c, rules.FAIL, c.last, c.last_node, rules.expired_error(c.last), now)
             return
         c.node = node
         c.rid = rid = next(self._rids)
         body = c.body
         body["id"] = rid
         c.frame = self._pack(body)
-        c.send_deadline = now + min(left, SEND_WAIT_NS)
+        c.send_deadline = rules.send_deadline(now, c.deadline)
         self._send(c, now)
 
     def _send(self, c: Call, now: int) -> None:
-        try:
-            self._socks[c.node].send(c.frame, zmq.NOBLOCK)
-        except zmq.Again:  # no completed connection (node down or still connecting)
-            if now + SEND_RETRY_NS <= c.send_deadline:
-                self.at(now + SEND_RETRY_NS, self._resend, c)
-            else:  # never sent: try the next node
-                c.last_node = c.node
-                if c.deadline - now > SEND_RETRY_NS:
-                    self._attempt(c, self._next_node[c.node], now)
-                else:
-                    c.node = self._next_node[c.node]
-                    self.at(c.deadline, self._retry_at_node, c)
+        conn = self._conns[c.node]
+        if conn.pending_bytes > MAX_QUEUED_BYTES or not conn.send(c.frame):
+            next_node, when = rules.after_unsent(now, c.send_deadline, c.deadline)
+            if not next_node:
+                self.at(when, self._resend, c)
+                return
+            c.last_node = c.node
+            if when <= now:
+                self._attempt(c, self._next_node[c.node], now)
+            else:
+                c.node = self._next_node[c.node]
+                self.at(when, self._retry_at_node, c)
             return
+        self._queued.add(conn)
         self.pending[c.rid] = c
 
     def _resend(self, c: Call) -> None:
@@ -241,22 +321,20 @@ class Pipeline:
         self._attempt(c, c.home, time.monotonic_ns())
 
     def _on_reply(self, c: Call, node: str, reply: dict[str, Any], t: int) -> None:
-        if reply.get("ok"):
-            self._finish(c, "ok", reply, node, None, t)
+        kind = rules.outcome(reply)
+        if kind is rules.OK:
+            self._finish(c, kind, reply, node, None, t)
             return
         c.last, c.last_node = reply, node
-        error = reply.get("error")
-        if not reply.get("definite"):
-            self._finish(c, "info", reply, node, error, t)
+        if kind is not rules.REFUSED:  # info: may take effect; fail: a real answer
+            self._finish(c, kind, reply, node, reply.get("error"), t)
             return
-        if error not in ("not_leader", "unavailable"):
-            self._finish(c, "fail", reply, node, error, t)  # e.g. cas_mismatch: a real answer
-            return
-        hint = reply.get("leader")
-        if self.follow_leader and hint in self.addrs and hint != node:
-            self._attempt(c, hint, t)
+        target, when = rules.after_refusal(reply, node, self.addrs, self.follow_leader, t,
+                                           c.deadline)
+        if target is not None:
+            self._attempt(c, target, t)
         else:
-            self.at(t + min(REFUSED_PAUSE_NS, max(0, c.deadline - t)), self._retry_home, c)
+            self.at(when, self._retry_home, c)
 
 
 class NodeClient:
