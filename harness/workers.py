@@ -18,9 +18,19 @@ Invariants:
 - Each slot has at most one operation in flight, from its OpGenerator
   (harness/generator.py: the same seed gives each slot the same sequence of
   invocations as before; ``seen`` is shared by the slots of one process).
-- An invoke is stamped before its request is sent, a completion right after
-  its reply is received (or its deadline passes); batches are time-sorted and
-  every later event of the process has a time >= the batch's horizon.
+- An invoke is stamped just before its request is sent (the Pipeline's
+  ``on_send``: the requests begun in one pass of the loop are stamped together,
+  then leave in one ``send`` per node), or, if no request of it could be sent
+  at all, just before its completion; a completion is stamped right after the
+  ``recv`` that brought its reply (or when its deadline passes). Batches are
+  time-sorted and every later event of the process has a time >= the batch's
+  horizon.
+- The client mask (``RunConfig.client_mask``, a shrunk run) is honoured as
+  the simulated clients honour it (nodes/sim/load.py): a slot of
+  ``drop_slots`` invokes nothing; a slot's n-th drawn operation (0-based) in
+  ``skip_ops`` is drawn but not invoked, its gap is drawn too and the slot
+  waits for its next start, so every other operation keeps its draws and its
+  time.
 - A slot whose operation ended ``info`` continues under a fresh process
   number (its old operation may still take effect); a late reply to the old
   request has a request id the Pipeline no longer knows, so it is dropped.
@@ -49,6 +59,7 @@ from typing import IO, Any
 from harness.client import Call, Pipeline
 from harness.generator import Invocation, OpGenerator
 from harness.recorder import Recorder, frame, json_value, op_text
+from harness.retry_rules import completion_value
 from harness.workload import generator_class
 
 #: Seconds between a worker's batches: the history lags the clients by about this
@@ -69,19 +80,6 @@ def default_worker_count(concurrency: int) -> int:
 
 
 # --- inside a worker process ---------------------------------------------------------
-
-
-def completion_value(op: Any, type_: str, reply: dict[str, Any] | None) -> Any:
-    """The value ``op``'s completion records: its ``completion_value`` (an
-    invocation's own rule: harness/generator.py, harness/txnload.py); for an
-    invocation without one, the reply's value on ok when it invoked none
-    (a read, Maelstrom's generate or echo), else its own value."""
-    own = getattr(op, "completion_value", None)
-    if own is not None:
-        return own(type_, reply)
-    if op.f == "read" or op.value is None:
-        return (reply or {}).get("value") if type_ == "ok" else None
-    return op.value
 
 
 class _Batch:
@@ -106,17 +104,21 @@ class _Batch:
 class _Slot(Call):
     """One logical process: its generator, its process number, its operation."""
 
-    __slots__ = ("ended", "gen", "next_at", "op", "process", "sticky")
+    __slots__ = ("drawn", "ended", "gen", "next_at", "op", "process", "slot", "sticky",
+                 "unstamped")
 
     def __init__(self, home: str, done: Any, gen: OpGenerator, process: int,
                  sticky: bool = False) -> None:
         super().__init__(home, done)
         self.sticky = sticky  # follows the leader: home = the node that last answered ok
         self.gen = gen
+        self.slot = process  # its number in the run (the client mask's), as its first process
         self.process = process
+        self.drawn = 0  # operations drawn from gen so far
         self.op: Invocation | None = None
         self.next_at = 0
         self.ended = False
+        self.unstamped = False  # its operation's invoke is not recorded yet
 
 
 class _Runner:
@@ -125,7 +127,8 @@ class _Runner:
     def __init__(self, spec: dict[str, Any], out_fd: int) -> None:
         self.t0 = spec["t0_ns"]
         self.timeout_ns = int(spec["request_timeout"] * 1e9)
-        self.pipe = Pipeline(spec["addrs"])
+        self.pipe = Pipeline(spec["addrs"], on_send=self._stamp)
+        self._unstamped: list[_Slot] = []  # begun, invoke not recorded yet (in begin order)
         self.batch = _Batch(out_fd, self.t0)
         self.stopping = False
         self.active = 0
@@ -135,12 +138,16 @@ class _Runner:
         seen: dict[str, Any] = {}  # newest value observed per key, for cas expectations
         gen = generator_class(spec.get("workload", "kv"))
         options = spec.get("options") or {}
+        # The client mask (RunConfig.client_mask, a shrunk run): dropped slots invoke
+        # nothing; a skipped (slot, n) is drawn but not invoked, so the rest are unchanged.
+        drop = set(spec.get("drop_slots") or ())
+        self.skip_ops = {(a, b) for a, b in spec.get("skip_ops") or ()}
         self.slots = [
             _Slot(node_ids[slot % len(node_ids)], self._done,
                   gen(spec["seed"], slot, keys=spec["keys"], ops=spec["ops"],
                       concurrency=concurrency, rate=spec["rate"], seen=seen, **options), slot,
                   sticky=(slot // len(node_ids)) % 2 == 1)
-            for slot in spec["slots"]]
+            for slot in spec["slots"] if slot not in drop]
         self._key_json: dict[str, str] = {}
         self._node_json = {n: json_value(n) for n in node_ids}
 
@@ -165,17 +172,43 @@ class _Runner:
             self._end(s)
             return
         op = s.op = s.gen.next_op()
-        t = now - self.t0
-        b = self.batch
-        b.times.append(t)
-        b.texts.append(op_text(t, s.process, "invoke", op.f, self._key(op.key), op.value))
-        b.counts[0] += 1
+        s.drawn += 1
+        while self.skip_ops and (s.slot, s.drawn - 1) in self.skip_ops:
+            # Drawn, not invoked: its time stays empty (its gap drawn as if it had run),
+            # so the slot's later operations keep their times and draws.
+            s.next_at += int(s.gen.gap() * 1e9)
+            if s.next_at > now:
+                self.pipe.at(s.next_at, self._begin_later, s)
+                return
+            op = s.op = s.gen.next_op()
+            s.drawn += 1
+        s.unstamped = True
+        self._unstamped.append(s)
         self.pipe.start(s, op.request(), self.timeout_ns, now)
+
+    def _stamp(self, t_abs: int) -> None:
+        """Record the invokes of the operations begun since the last call, at ``t_abs``:
+        the Pipeline calls it just before it sends their requests."""
+        waiting = self._unstamped
+        if not waiting:
+            return
+        t = t_abs - self.t0
+        b = self.batch
+        times, texts, key = b.times, b.texts, self._key
+        for s in waiting:
+            op = s.op
+            times.append(t)
+            texts.append(op_text(t, s.process, "invoke", op.f, key(op.key), op.value))
+            s.unstamped = False
+        b.counts[0] += len(waiting)
+        waiting.clear()
 
     def _done(self, s: _Slot, type_: str, reply: dict[str, Any] | None, node: str | None,
               error: str | None, t_abs: int) -> None:
         op = s.op
         assert op is not None
+        if s.unstamped:  # ended before any request left (none could be sent): invoked now
+            self._stamp(t_abs)
         value = completion_value(op, type_, reply)
         t = t_abs - self.t0
         b = self.batch
@@ -273,8 +306,10 @@ class WorkerPool:
     def __init__(self, *, settings: WorkerSettings, recorder: Recorder, seed: int, keys: int,
                  ops: list[str], concurrency: int, rate: float, log: Path,
                  workers: int | None = None, workload: str = "kv",
-                 options: dict[str, Any] | None = None) -> None:
+                 options: dict[str, Any] | None = None,
+                 client_mask: dict[str, Any] | None = None) -> None:
         self.recorder = recorder
+        mask = client_mask or {}
         count = workers or default_worker_count(concurrency)
         self.count = count
         self._procs: list[subprocess.Popen] = []
@@ -287,7 +322,9 @@ class WorkerPool:
                     "request_timeout": settings.request_timeout, "seed": seed, "keys": keys,
                     "ops": list(ops), "concurrency": concurrency, "rate": rate,
                     "workload": workload, "options": dict(options or {}),
-                    "worker": w, "workers": count, "slots": list(range(w, concurrency, count))}
+                    "worker": w, "workers": count, "slots": list(range(w, concurrency, count)),
+                    "drop_slots": list(mask.get("drop_slots", ())),
+                    "skip_ops": [list(o) for o in mask.get("skip_ops", ()) if o[0] % count == w]}
             proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.workers"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=self._log, close_fds=True,

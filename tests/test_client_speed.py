@@ -5,7 +5,8 @@
 - History times bracket what a node saw: every invoke is stamped before the
   node received the request and every completion after the node replied.
 - The merged file is in time order, with the workers' events interleaved.
-- A seed gives each logical process the same invocations as OpGenerator.
+- A seed gives each logical process the same invocations as OpGenerator, and
+  the client mask leaves out exactly the slots and operations it names.
 """
 
 from __future__ import annotations
@@ -85,14 +86,14 @@ class FakeNode:
 
 def run_pool(tmp_path: Path, addrs: dict[str, str], *, seconds: float, seed: int = 5,
              ops: list[str] | None = None, concurrency: int = 8,
-             workers: int = 2) -> tuple[Path, Clock]:
+             workers: int = 2, client_mask: dict | None = None) -> tuple[Path, Clock]:
     """Workers against ``addrs`` for ``seconds``, as `harness run` drives them."""
     path = tmp_path / "history.jsonl"
     clock = Clock()
     rec = Recorder(path, clock)
     pool = WorkerPool(settings=WorkerSettings(addrs, 1.0), recorder=rec, seed=seed, keys=4,
                       ops=ops or ["read", "write"], concurrency=concurrency, rate=0,
-                      log=tmp_path / "workers.log", workers=workers)
+                      log=tmp_path / "workers.log", workers=workers, client_mask=client_mask)
 
     async def drive() -> None:
         assert await pool.ready(30)
@@ -140,26 +141,45 @@ def test_history_times_bracket_what_the_node_saw_and_the_file_is_in_time_order(
     assert any(t % 1000 for t in latencies), "times are nanoseconds, not rounded"
 
 
-def test_a_seed_gives_each_process_the_generators_invocations(tmp_path: Path) -> None:
+def invocations(tmp_path: Path, client_mask: dict | None = None
+                ) -> tuple[dict[int, list[tuple]], list[list[tuple]]]:
+    """Six slots of seed 42 against a fake node for a second: each process's invokes
+    (f, key, value), and each slot's first draws from its own OpGenerator."""
     node = FakeNode(delay_s=0.0005)
     try:
         path, _ = run_pool(tmp_path, {"n1": node.addr}, seconds=1.0, seed=42, concurrency=6,
-                           ops=["read", "write"])
+                           ops=["read", "write"], client_mask=client_mask)
     finally:
         node.close()
     by_process: dict[int, list[tuple]] = {}
     for e in read_history(path):
         if e["type"] == "invoke":
             by_process.setdefault(e["process"], []).append((e["f"], e["key"], e["value"]))
-    assert sorted(by_process) == list(range(6)), "no info, so no process was renamed"
-    for slot, invoked in by_process.items():
+    draws = []
+    for slot in range(6):
         gen = OpGenerator(42, slot, keys=4, ops=["read", "write"], concurrency=6, rate=0)
         gen.first_delay()  # the worker draws it first, as before
-        expected = []
-        for _ in invoked:
-            op = gen.next_op()
-            expected.append((op.f, op.key, op.value))
-        assert invoked == expected
+        n = max(len(v) for v in by_process.values()) + 10
+        draws.append([(op.f, op.key, op.value) for op in (gen.next_op() for _ in range(n))])
+    return by_process, draws
+
+
+def test_a_seed_gives_each_process_the_generators_invocations(tmp_path: Path) -> None:
+    by_process, draws = invocations(tmp_path)
+    assert sorted(by_process) == list(range(6)), "no info, so no process was renamed"
+    for slot, invoked in by_process.items():
+        assert invoked == draws[slot][:len(invoked)]
+        assert len(invoked) > 20
+
+
+def test_the_client_mask_drops_slots_and_skips_operations_leaving_the_rest_unchanged(
+        tmp_path: Path) -> None:
+    skips = [[0, 1], [0, 2], [3, 0], [5, 4]]  # slots 0 and 3 in worker 0, slot 5 in worker 1
+    by_process, draws = invocations(tmp_path, {"drop_slots": [1, 4], "skip_ops": skips})
+    assert sorted(by_process) == [0, 2, 3, 5], "dropped slots invoke nothing"
+    for slot, invoked in by_process.items():
+        kept = [op for n, op in enumerate(draws[slot]) if [slot, n] not in skips]
+        assert invoked == kept[:len(invoked)]
         assert len(invoked) > 20
 
 
