@@ -271,7 +271,8 @@ async def _drive(live: _Live) -> None:
         pool = WorkerPool(settings=settings, recorder=live.recorder, seed=cfg.seed,
                           keys=cfg.keys, ops=cfg.ops, concurrency=cfg.concurrency,
                           workload=cfg.workload, options=workload.options(cfg),
-                          rate=cfg.rate, log=live.cluster.log_dir / "workers.log")
+                          rate=cfg.rate, log=live.cluster.log_dir / "workers.log",
+                          client_mask=cfg.client_mask)
         live.closers.append(pool.close)
         await pool.ready(30.0)
         start = loop.time()
