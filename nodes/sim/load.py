@@ -1,21 +1,22 @@
 """Simulated clients: the real workers' and Pipeline's behaviour in simulated time.
 
-Owns ``SimPipeline`` (harness/client.py ``Pipeline``'s rules, over a
-``World``) and ``SimLoad`` (harness/workers.py's slots), recording events in
-the history format of docs/history.md with simulated-ns times. The generators
-are handed in (built by the caller from ``harness.workload``), so this module
-imports nothing of the harness.
+Owns ``SimPipeline`` (harness/client.py ``Pipeline`` over a ``World``) and
+``SimLoad`` (harness/workers.py's slots), recording events in the history
+format of docs/history.md with simulated-ns times. The generators are handed
+in (built by the caller from ``harness.workload``); what a request does after
+each reply or failed send, and what a completion records, are
+harness/retry_rules.py's, the same pure decisions the real Pipeline and
+workers carry out, so the simulated clients retry exactly as the real ones.
 
 The rules kept from the real clients:
 - one operation in flight per slot; its next start ``gap()`` after the last
   start (or at its completion if later), the first ``first_delay()`` after
   the load starts; slot ``s``'s home node is ``nodes[s % n]``;
 - a request to a node whose process is not running cannot be sent (the real
-  sockets set ZMQ_IMMEDIATE): retried every 10 ms for up to 250 ms, then the
-  next node; a definite ``not_leader``/``unavailable`` follows a usable
-  leader hint at once, else retries home 50 ms later; any other definite
-  refusal is ``fail``; a reply that is not definite, or no reply by the
-  request timeout, is ``info`` (never re-sent);
+  sockets set ZMQ_IMMEDIATE): ``retry_rules.after_unsent``; a reply:
+  ``retry_rules.outcome`` and, for a refusal, ``after_refusal`` (the sim's
+  clients always follow leader hints, as the workers' do); no reply by the
+  request timeout is ``info`` (never re-sent);
 - a request id is never reused, so a late reply to a timed-out request is
   dropped;
 - after an ``info`` a slot continues under a fresh process number. The sim
@@ -32,11 +33,12 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
 
+from harness import retry_rules as rules
+from harness.retry_rules import completion_value
 from nodes.sim.world import World
 
-SEND_WAIT_NS = 250_000_000
-SEND_RETRY_NS = 10_000_000
-REFUSED_PAUSE_NS = 50_000_000
+__all__ = ["FinalReads", "SimCall", "SimLoad", "SimPipeline", "completion_value"]
+
 CLIENT_ID = b"sim-client"
 
 
@@ -107,7 +109,7 @@ class SimPipeline:
         while dl and dl[0][0] <= now:
             _, seq, c = heappop(dl)
             if c.seq == seq and self.pending.pop(c.rid, None) is c:
-                self._finish(c, "info", None, c.node, "timeout", now)
+                self._finish(c, rules.INFO, None, c.node, "timeout", now)
         self._arm()
 
     def _finish(self, c: SimCall, type_: str, reply: dict[str, Any] | None, node: str | None,
@@ -116,30 +118,28 @@ class SimPipeline:
         c.done(c, type_, reply, node, error, t)
 
     def _attempt(self, c: SimCall, node: str, now: int) -> None:
-        left = c.deadline - now
-        if left <= 0:
-            last = c.last
-            self._finish(c, "fail", last, c.last_node,
-                         (last or {}).get("error", "unavailable"), now)
+        if c.deadline - now <= 0:
+            self._finish(c, rules.FAIL, c.last, c.last_node, rules.expired_error(c.last), now)
             return
         c.node = node
         c.rid = rid = next(self._rids)
         c.body["id"] = rid
-        c.send_deadline = now + min(left, SEND_WAIT_NS)
+        c.send_deadline = rules.send_deadline(now, c.deadline)
         self._send(c, now)
 
     def _send(self, c: SimCall, now: int) -> None:
         world = self.world
         if not world.reachable(c.node):
-            if now + SEND_RETRY_NS <= c.send_deadline:
-                world.at(now + SEND_RETRY_NS, self._resend, (c, c.seq))
+            next_node, when = rules.after_unsent(now, c.send_deadline, c.deadline)
+            if not next_node:
+                world.at(when, self._resend, (c, c.seq))
+                return
+            c.last_node = c.node
+            if when <= now:
+                self._attempt(c, self._next_node[c.node], now)
             else:
-                c.last_node = c.node
-                if c.deadline - now > SEND_RETRY_NS:
-                    self._attempt(c, self._next_node[c.node], now)
-                else:
-                    c.node = self._next_node[c.node]
-                    world.at(c.deadline, self._retry_at_node, (c, c.seq))
+                c.node = self._next_node[c.node]
+                world.at(when, self._retry_at_node, (c, c.seq))
             return
         # The request crosses the wire: the node gets its own copy.
         world.client_send(c.node, CLIENT_ID, dict(c.body))
@@ -164,39 +164,23 @@ class SimPipeline:
         c = self.pending.pop(reply.get("id"), None)  # type: ignore[arg-type]
         if c is None:
             return  # a late reply to a request that already ended
-        if reply.get("ok"):
-            self._finish(c, "ok", reply, node, None, t)
+        kind = rules.outcome(reply)
+        if kind is rules.OK:
+            self._finish(c, kind, reply, node, None, t)
             return
         c.last, c.last_node = reply, node
-        error = reply.get("error")
-        if not reply.get("definite"):
-            self._finish(c, "info", reply, node, error, t)
+        if kind is not rules.REFUSED:  # info: may take effect; fail: a real answer
+            self._finish(c, kind, reply, node, reply.get("error"), t)
             return
-        if error not in ("not_leader", "unavailable"):
-            self._finish(c, "fail", reply, node, error, t)
-            return
-        hint = reply.get("leader")
-        if hint in self._next_node and hint != node:
-            self._attempt(c, hint, t)
+        target, when = rules.after_refusal(reply, node, self._next_node, True, t, c.deadline)
+        if target is not None:
+            self._attempt(c, target, t)
         else:
-            self.world.at(t + min(REFUSED_PAUSE_NS, max(0, c.deadline - t)), self._retry_home,
-                          (c, c.seq))
+            self.world.at(when, self._retry_home, (c, c.seq))
 
 
 class _Slot(SimCall):
     __slots__ = ("drawn", "ended", "gen", "next_at", "op", "process", "slot")
-
-
-def completion_value(op: Any, type_: str, reply: dict[str, Any] | None) -> Any:
-    """The value an operation's completion records (harness/workers.py's rule):
-    the invocation's own ``completion_value`` when it has one, else the reply's
-    value on ok for a read or an invocation without a value, else its own."""
-    own = getattr(op, "completion_value", None)
-    if own is not None:
-        return own(type_, reply)
-    if op.f == "read" or op.value is None:
-        return (reply or {}).get("value") if type_ == "ok" else None
-    return op.value
 
 
 class SimLoad:
