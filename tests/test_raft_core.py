@@ -130,3 +130,29 @@ TestRaftMachine.settings = settings(
     max_examples=40, stateful_step_count=60, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_fast_init_messages_equal_their_dataclass_twins_and_stay_frozen() -> None:
+    import dataclasses
+
+    from nodes.common.core_api import Entry, SoftState, fast_init
+    from nodes.paxos.messages import WIRE_TYPES as PAXOS_TYPES
+    from nodes.raft.messages import WIRE_TYPES as RAFT_TYPES
+
+    for cls in [*RAFT_TYPES.values(), *PAXOS_TYPES.values(), Entry, SoftState]:
+        names = [f.name for f in dataclasses.fields(cls)]
+        m = cls(*range(len(names)))
+        assert [getattr(m, n) for n in names] == list(range(len(names)))
+        assert m == cls(**dict(zip(names, range(len(names)), strict=True)))
+        assert dataclasses.replace(m, **{names[0]: -1}) != m
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(m, names[0], 99)
+        with pytest.raises(TypeError):
+            cls(*range(len(names) - 1))
+
+    @dataclasses.dataclass(slots=True)
+    class Loose:
+        a: int
+
+    with pytest.raises(TypeError, match="not a frozen slotted dataclass"):
+        fast_init(Loose)

@@ -216,3 +216,27 @@ def test_corrupt_is_refused_in_simulation() -> None:
 
     with pytest.raises(RunError, match="not modelled by the simulator"):
         run(RunConfig(sim=True, nemesis="kill,corrupt", progress=False))
+
+
+def test_each_timeout_fires_at_its_own_deadline_from_the_clients_deadline_heap() -> None:
+    from nodes.sim.load import SimCall, SimPipeline
+
+    w = _world()
+    pipe = SimPipeline(w, list(w.ids))
+    ended: list[tuple[str, str, int]] = []
+    for n in w.ids:
+        w.pause(n)  # nobody answers: every call must end by its timeout
+    calls = []
+    for k, timeout in enumerate((300 * MS, 100 * MS, 200 * MS, 100 * MS)):
+        c = SimCall(w.ids[k % len(w.ids)], lambda c, t, r, n, e, at: ended.append((t, e, at)))
+        pipe.start(c, {"op": "read", "key": f"k{k}"}, timeout)
+        calls.append((c, w.now + timeout))
+        w.run_until(w.now + 7 * MS)
+    quick = calls[3][0]  # ends before its deadline: its deadline must do nothing
+    pipe.pending.pop(quick.rid)  # as if its reply had come
+    pipe._finish(quick, "ok", {"ok": True}, quick.node, None, w.now)
+    w.run_until(w.now + 400 * MS)
+    timeouts = sorted(at for t, e, at in ended if t == "info")
+    assert timeouts == sorted(deadline for c, deadline in calls[:3])
+    assert all(e == "timeout" for t, e, _ in ended if t == "info")
+    assert len(ended) == 4 and not pipe.pending
