@@ -354,53 +354,53 @@ class ClockFaults:
                 clocks.offset(node)
         fields = dict(fields)
         base = self._base.pop(node, 0.0)
-        fields.setdefault("evidence", self._evidence(value, self._first.pop(node, None), last,
-                                                     clocks is not None, base))
+        fields.setdefault("evidence", evidence(value, self._first.pop(node, None), last,
+                                               clocks is not None, base))
         self.record("clock-end", value, **fields)
 
     async def heal(self) -> None:
         for node, value in list(self.active.items()):
             await self.end(value, {})
 
-    @staticmethod
-    def _evidence(value: dict[str, Any], first: tuple[int, int, int] | None,
-                  last: tuple[int, int, int] | None, preloaded: bool,
-                  base_s: float = 0.0) -> dict[str, Any]:
-        if not preloaded:
-            return {"effective": False, "why": "the nodes run without libfaketime "
-                    "(the cluster was started without clock faults)"}
-        ev: dict[str, Any] = {}
-        if first is not None:
-            ev["offset_ms_start"] = round((first[1] - first[0]) / 1e6, 1)
-        if last is not None:
-            ev["offset_ms_end"] = round((last[1] - last[0]) / 1e6, 1)
-        if first is not None and last is not None and last[0] > first[0]:
-            ev["rate"] = round((last[2] - first[2]) / (last[0] - first[0]), 3)
-        if not ev:
+
+def evidence(value: dict[str, Any], first: tuple[int, int, int] | None,
+              last: tuple[int, int, int] | None, preloaded: bool,
+              base_s: float = 0.0) -> dict[str, Any]:
+    if not preloaded:
+        return {"effective": False, "why": "the nodes run without libfaketime "
+                "(the cluster was started without clock faults)"}
+    ev: dict[str, Any] = {}
+    if first is not None:
+        ev["offset_ms_start"] = round((first[1] - first[0]) / 1e6, 1)
+    if last is not None:
+        ev["offset_ms_end"] = round((last[1] - last[0]) / 1e6, 1)
+    if first is not None and last is not None and last[0] > first[0]:
+        ev["rate"] = round((last[2] - first[2]) / (last[0] - first[0]), 3)
+    if not ev:
+        ev["effective"] = None
+        return ev
+    mode = value["mode"]
+    if mode == "drift":
+        want = float(value.get("rate", 1.0))
+        got = ev.get("rate")
+        ok = got is not None and abs(got - want) <= 0.25 * max(abs(want - 1.0), 0.1) + 0.05
+        if "rate" not in ev:
             ev["effective"] = None
             return ev
-        mode = value["mode"]
-        if mode == "drift":
-            want = float(value.get("rate", 1.0))
-            got = ev.get("rate")
-            ok = got is not None and abs(got - want) <= 0.25 * max(abs(want - 1.0), 0.1) + 0.05
-            if "rate" not in ev:
-                ev["effective"] = None
-                return ev
-        elif mode == "strobe":
-            offs = [abs(ev[k] - base_s * 1000.0) for k in ("offset_ms_start", "offset_ms_end")
-                    if k in ev]
-            ok = any(o > 50.0 for o in offs) or (ev.get("rate") not in (None,) and
-                                                 abs(ev["rate"] - 1.0) > 0.02)
-            if not ok:  # both samples may fall in the true phase: not provable
-                ev["effective"] = None
-                return ev
-        else:
-            want_ms = (base_s + float(value.get("offset_s", 0.0))) * 1000.0
-            offs = [ev[k] for k in ("offset_ms_start", "offset_ms_end") if k in ev]
-            ok = any(abs(o - want_ms) < max(100.0, 0.2 * abs(want_ms)) for o in offs)
-        ev["effective"] = bool(ok)
-        if not ok:
-            ev["why"] = f"the node's clock did not move as asked ({mode})"
-        return ev
+    elif mode == "strobe":
+        offs = [abs(ev[k] - base_s * 1000.0) for k in ("offset_ms_start", "offset_ms_end")
+                if k in ev]
+        ok = any(o > 50.0 for o in offs) or (ev.get("rate") not in (None,) and
+                                             abs(ev["rate"] - 1.0) > 0.02)
+        if not ok:  # both samples may fall in the true phase: not provable
+            ev["effective"] = None
+            return ev
+    else:
+        want_ms = (base_s + float(value.get("offset_s", 0.0))) * 1000.0
+        offs = [ev[k] for k in ("offset_ms_start", "offset_ms_end") if k in ev]
+        ok = any(abs(o - want_ms) < max(100.0, 0.2 * abs(want_ms)) for o in offs)
+    ev["effective"] = bool(ok)
+    if not ok:
+        ev["why"] = f"the node's clock did not move as asked ({mode})"
+    return ev
 

@@ -49,6 +49,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from faults import clock
 from faults.interpret import PROBE_MAX_S, PROBE_SHARE, _network_evidence
 from faults.plan import ClusterView, FaultOp, Plan
 
@@ -58,8 +59,8 @@ NETWORK_KINDS = ("partition", "net")
 
 
 class _Active:
-    __slots__ = ("before", "damage", "lost", "op", "pids", "probe", "saved", "seq", "since",
-                 "strobe")
+    __slots__ = ("base", "before", "damage", "first", "lost", "op", "pids", "probe", "saved",
+                 "seq", "since", "strobe")
 
     def __init__(self, op: FaultOp, seq: int) -> None:
         self.op = op
@@ -72,6 +73,8 @@ class _Active:
         self.strobe = -1  # clock strobe: the jumps so far (-1: not strobing)
         self.damage: dict[str, Any] | None = None  # corrupt: what was done
         self.saved: bytes | None = None  # corrupt: the file before the damage (the repair)
+        self.first: tuple[int, int, int] | None = None  # clock: the node's clock after the start
+        self.base = 0.0  # clock: the node's offset before it (s)
 
 
 class SimInterpreter:
@@ -96,6 +99,9 @@ class SimInterpreter:
         self._stopped = False
         self._wake_token = 0
         self.killed: list[str] = []
+        #: clock: each node's lasting gain from drifts (ns), and its drift in course (since, rate)
+        self.gain: dict[str, int] = {}
+        self.drift: dict[str, tuple[int, float]] = {}
         self.paused: list[str] = []
         self.used_kinds: list[str] = []
         self._pass_view = _takes_view(plan)
@@ -234,8 +240,10 @@ class SimInterpreter:
 
             self.record("lose-unsynced", self._hold(act, lose, self.killed), **fields)
         elif f == "clock":
+            act.base = (self.clock_ns(value["node"]) - w.now) / 1e9
             self._clock(act, start=True)
             self.record("clock", value, **fields)
+            act.first = self._sample(value["node"])
         elif f == "corrupt":
             node = value["nodes"][0]
             act.pids = {node: w.nodes[node].pid if w.nodes[node].up else None}
@@ -272,7 +280,13 @@ class SimInterpreter:
         if mode in ("offset", "bump"):
             w.clock_jump(node, offset if start else -offset)
         elif mode == "drift":
-            w.set_clock(node, rate=float(value.get("rate", 1.0)) if start else 1.0)
+            rate = float(value.get("rate", 1.0))
+            w.set_clock(node, rate=rate if start else 1.0)
+            if start:
+                self.drift[node] = (w.now, rate)
+            elif node in self.drift:  # the time it gained stays
+                since, rate = self.drift.pop(node)
+                self.gain[node] = self.gain.get(node, 0) + int((w.now - since) * (rate - 1.0))
         elif mode == "strobe":
             if start:
                 act.strobe = 0
@@ -280,6 +294,21 @@ class SimInterpreter:
             elif act.strobe % 2 == 1:
                 w.clock_jump(node, -offset)  # end in the true phase
             act.strobe = -1
+
+    def clock_ns(self, node: str) -> int:
+        """The node's clock now (wall and monotonic alike): true time, its jumps,
+        and what drifts made it gain or lose."""
+        w = self.world
+        t = w.now + w.nodes[node].clock_offset_ns + self.gain.get(node, 0)
+        if node in self.drift:
+            since, rate = self.drift[node]
+            t += int((w.now - since) * (rate - 1.0))
+        return t
+
+    def _sample(self, node: str) -> tuple[int, int, int]:
+        """What the real interpreter reads from a node's status: (true ns, wall, mono)."""
+        t = self.clock_ns(node)
+        return self.world.now, t, t
 
     def _strobe(self, act: _Active) -> None:
         if act.strobe < 0 or act.seq not in self.active:
@@ -325,11 +354,10 @@ class SimInterpreter:
         elif f == "corrupt":
             self._end_corrupt(act, fields)
         elif f == "clock":
+            last = self._sample(value["node"])
             self._clock(act, start=False)
             self.record("clock-end", value, **fields,
-                        evidence={"offset_ms_end": round(w.nodes[value["node"]].clock_offset_ns
-                                                         / 1e6, 1),
-                                  "rate": w.nodes[value["node"]].clock_rate, "effective": True})
+                        evidence=clock.evidence(value, act.first, last, True, act.base))
         elif f == "pause":
             nodes = sorted(value)
             for n in nodes:
