@@ -420,84 +420,92 @@ def _atom(tok: str, path: str, line: int) -> Any:
 
 
 # The EDN fast path (``_edn_via_json``): EDN whose strings hold no separator
-# or bracket is rewritten into JSON by a few whole-text substitutions and
-# parsed by orjson, maps as ``[MARK, k, v, ...]`` lists made dicts after.
+# or bracket is rewritten into JSON objects by a few whole-text substitutions
+# and parsed by orjson.
 _EDN_STRING = re.compile(r'"[^"\\]*"')
 _EDN_UNSAFE_IN_STRING = re.compile(r'[\s,:\[\](){}#;]')
 _EDN_NUMBER = re.compile(r'\d[NM]\b|\d/\d')
 _EDN_TAG = re.compile(r'#[A-Za-z][\w.\-/]*(?=[\[{(])')
 _EDN_KEYWORD = re.compile(r':([A-Za-z_*+!?<>=\-][\w*+!?<>=.\-/]*)(?![\w*+!?<>=.\-/])')
-_EDN_MARK = "\u0001m"
+_EDN_MAP_KEY = re.compile(r'(?:\{|, ):([A-Za-z_*+!?<>=\-][\w*+!?<>=.\-/]*) ')
 
 
 def _edn_via_json(text: str) -> list[dict] | None:
     """Jepsen-printed EDN (one map per line, plain strings) at JSON speed;
     None when the text is not that simple (the tokenizer then reads it).
 
-    Every rewrite is a C-speed ``str.replace``; anything it does not cover
-    (a tab, two spaces, a bare symbol, ...) leaves text orjson rejects, so
-    the tokenizer reads the file instead: never a different reading."""
+    Every rewrite is a C-speed ``str.replace`` and the result is JSON
+    objects orjson reads into the event dicts themselves (no per-event
+    Python work but the defaults). A map's keys are the keywords right
+    after ``{`` or ``, `` and before one space (Jepsen prints maps so);
+    they become ``"key":``, other keywords plain strings, other spaces
+    commas. Anything the rewrites do not cover (a tab, two spaces, a map
+    without commas, a key that is not a keyword, a bare symbol, ...) leaves
+    text orjson rejects, so the tokenizer reads the file instead: never a
+    different reading (tests/test_history.py compares the two)."""
     if _orjson is None or "\\" in text or "#_" in text or "#{" in text or ";" in text:
         return None
     if ("N" in text or "M" in text or "/" in text) and _EDN_NUMBER.search(text):
         return None  # 1N, 2M, 1/3: EDN numbers JSON has not
-    if _EDN_UNSAFE_IN_STRING.search("".join(_EDN_STRING.findall(text))):
+    if '"' in text and _EDN_UNSAFE_IN_STRING.search("".join(_EDN_STRING.findall(text))):
         return None
     body = text.strip()
     t = _EDN_TAG.sub("", body) if "#" in body else body
     # The keywords of the first 256 KB (a history repeats the same few); one
     # missed stays ':name', orjson rejects it, and the full set is tried.
-    forms = _edn_json(t, set(_EDN_KEYWORD.findall(t, 0, 1 << 18)))
-    if forms is None and len(t) > 1 << 18:
-        forms = _edn_json(t, set(_EDN_KEYWORD.findall(t)))
-    if forms is None:
+    events = _edn_json(t, *_edn_keywords(t[:1 << 18]))
+    if events is None and len(t) > 1 << 18:
+        events = _edn_json(t, *_edn_keywords(t))
+    if events is None:
         return None
-    if len(forms) == 1 and type(forms[0]) is list and (not forms[0] or forms[0][0] != _EDN_MARK):
-        forms = forms[0]  # one vector of maps
-    if len(forms) != body.count("\n") + 1:
+    if len(events) == 1 and type(events[0]) is list:
+        events = events[0]  # one vector of maps
+    if len(events) != body.count("\n") + 1:
         return None  # not one map per line: the tokenizer knows the lines
-    events = []
-    add = events.append
-    mark = _EDN_MARK
-    for f in forms:
-        if type(f) is not list or not f or f[0] != mark or not len(f) & 1:
+    for ev in events:
+        if type(ev) is not dict:
             return None
-        ev = dict(zip(f[1::2], f[2::2]))
-        for k, v in ev.items():
-            if type(v) is list:
-                ev[k] = _edn_lists(v)
         if "key" not in ev:
             ev["key"] = None
         if "value" not in ev:
             ev["value"] = None
-        add(ev)
     return events if _well_formed(events) else None
 
 
-def _edn_json(t: str, keywords: set[str]) -> list | None:
-    """The rewritten text parsed (see ``_edn_via_json``), or None."""
-    # keywords -> strings, longest first (so :f does not cut into :foo;
-    # strings hold no ':' here)
-    for kw in sorted(keywords, key=len, reverse=True):
+def _edn_keywords(t: str) -> tuple[list[str], list[str]]:
+    """The keywords of ``t`` in a map key's place (after ``{`` or ``, ``,
+    before a space) and the others, each longest first (so :f does not cut
+    into :foo)."""
+    keys = set(_EDN_MAP_KEY.findall(t))
+    rest = _edn_keys_opened(t)
+    for kw in keys:
+        rest = rest.replace('"' + kw + " ", "")
+    values = set(_EDN_KEYWORD.findall(rest))
+    return sorted(keys, key=len, reverse=True), sorted(values, key=len, reverse=True)
+
+
+def _edn_keys_opened(t: str) -> str:
+    return t.replace("{:", '{"').replace(", :", ',"')
+
+
+def _edn_json(t: str, keys: list[str], values: list[str]) -> list | None:
+    """The rewritten text parsed (see ``_edn_via_json``), or None. Map keys
+    first: ``, :key `` becomes ``,"key":`` (a value keyword after it keeps its
+    colon for the next step), then value keywords become strings (strings
+    hold no ':' here). A keyword missed, or one in a key's place that was
+    not a key, is left invalid JSON."""
+    t = _edn_keys_opened(t)
+    for kw in keys:
+        t = t.replace('"' + kw + " ", '"' + kw + '":')
+    for kw in values:
         t = t.replace(":" + kw, '"' + kw + '"')
-    t = t.replace(" nil", " null").replace("[nil", "[null").replace(",nil", ",null")
-    # maps become marked lists ("\\u0001m" is the JSON escape of _EDN_MARK)
-    t = t.replace("{", '["\\u0001m" ').replace("}", "]").replace("(", "[").replace(")", "]")
-    t = t.replace(", ", ",").replace(" ", ",").replace("\n", ",")
-    t = t.replace("[,", "[").replace(",]", "]")
+    t = t.replace(", ", ",").replace(" ", ",")
+    t = t.replace(":nil", ":null").replace("[nil", "[null").replace(",nil", ",null")
+    t = t.replace("(", "[").replace(")", "]").replace("\n", ",")
     try:
         return _orjson.loads("[" + t + "]")
     except _orjson.JSONDecodeError:
         return None
-
-
-def _edn_lists(v: list) -> Any:
-    """A value of the fast path: a marked list is a map, others stay lists."""
-    if v and v[0] == _EDN_MARK:
-        if not len(v) & 1:
-            raise HistoryError("<edn>", None, "map with an odd number of forms")
-        return {k: _edn_lists(x) if type(x) is list else x for k, x in zip(v[1::2], v[2::2])}
-    return [_edn_lists(x) if type(x) is list else x for x in v]
 
 
 def parse_edn(text: str, path: str = "<history>") -> list[dict]:
