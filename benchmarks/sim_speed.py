@@ -26,6 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import simrun, workload
 from harness.config import RunConfig
 
+#: Issue 15: a 60 s simulated run of 5 raft nodes in at most this many wall seconds.
+TARGET_WALL_S = 1.2
+
 
 def cell(system: str, nodes: int, time_limit: float, seed: int, wire: bool) -> tuple[float, ...]:
     cfg = simrun.prepare(RunConfig(sim=True, system=system, nodes=nodes, time_limit=time_limit,
@@ -53,6 +56,9 @@ def main() -> int:
           f"wire codec {'on' if args.wire else 'off'}")
     print(f"{'system':7} {'nodes':>5} {'ok ops':>7} {'wall s':>7} {'sim/wall':>9} "
           f"{'+check s':>9} {'sim/wall':>9} {'CPU s':>6} {'+check':>7}")
+    for system in args.systems.split(","):  # warm-up: imports and first-call costs untimed
+        cell(system, 3, 0.5, 1, args.wire)
+    target: tuple[float, float] | None = None  # (wall s, sim/wall) of raft at 5 nodes
     for system in args.systems.split(","):
         for n in (int(x) for x in args.nodes.split(",")):
             cells = [cell(system, n, args.time_limit, 1000 + i, args.wire)
@@ -65,6 +71,15 @@ def main() -> int:
             cpu_full = statistics.median(c[5] for c in cells)
             print(f"{system:7} {n:>5} {ok:>7.0f} {wall:>7.2f} {sim / wall:>8.1f}x "
                   f"{full:>9.2f} {sim / full:>8.1f}x {cpu:>6.2f} {cpu_full:>7.2f}", flush=True)
+            if system == "raft" and n == 5:
+                target = (wall, sim / wall)
+    if target is not None:
+        wall, speed = target
+        scale = args.time_limit / 60.0
+        verdict = "met" if wall <= TARGET_WALL_S * scale else "missed"
+        print(f"target: raft, 5 nodes, {args.time_limit:g} s simulated in <= "
+              f"{TARGET_WALL_S * scale:.2f} s wall (>= {60 / TARGET_WALL_S:.0f}x): {verdict} "
+              f"({wall:.2f} s, {speed:.1f}x)")
     return 0
 
 
