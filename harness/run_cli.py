@@ -7,6 +7,7 @@ RunConfig and the runner, which the library API and pytest plugin share.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from harness.bugs import names as bug_names
@@ -132,40 +133,23 @@ def _json_object(text: str) -> dict:
     return value
 
 
+#: RunConfig fields that are not a flag of the same name (they are built below), and
+#: --replay, which replay_config reads instead.
+_NOT_PLAIN = frozenset({"ops", "bugs", "progress", "follow", "replay"})
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig of ``harness run``'s flags: each flag named like a field goes in as
+    it is, so a new option needs only its field and its flag."""
+    given = vars(args)
+    plain = {f.name: given[f.name] for f in dataclasses.fields(RunConfig)
+             if f.name in given and f.name not in _NOT_PLAIN}
     return RunConfig(
-        system=args.system,
-        nodes=args.nodes,
-        time_limit=args.time_limit,
-        concurrency=args.concurrency,
-        rate=args.rate,
-        keys=args.keys,
+        **plain,
         ops=[op.strip() for op in args.ops.split(",") if op.strip()],
-        nemesis=args.nemesis,
-        nemesis_interval=args.nemesis_interval,
-        seed=args.seed,
-        test_count=args.test_count,
-        store=args.store,
-        name=args.name,
         bugs=list(args.bug),
-        net=args.net,
-        journal=args.journal,
-        read_mode=args.read_mode,
-        request_timeout=args.request_timeout,
-        recovery_timeout=args.recovery_timeout,
-        check_time_limit=args.check_time_limit,
         progress=not args.no_progress,
         follow=not args.no_follow,
-        stop_on_anomaly=args.stop_on_anomaly,
-        sim=args.sim,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        client_mask=args.client_mask,
-        stop_on_fail=args.stop_on_fail,
-        keep_all=args.keep_all,
-        workload=args.workload,
-        txn_length=args.txn_length,
-        consistency=args.consistency,
     )
 
 
