@@ -54,13 +54,12 @@ from harness import retry_rules as rules
 from harness.zmtp import Connection
 from nodes.common.wire import call, decode_reply, pack_request
 
+unpackb = msgpack.unpackb
+
 __all__ = ["Call", "NodeClient", "Pipeline", "call"]
 
 _ids = itertools.count(1)
 
-#: Bytes queued on one connection beyond which it takes no more requests (a paused
-#: node whose kernel buffers are full): they are refused as if it were down.
-MAX_QUEUED_BYTES = 8 << 20
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
 
 
@@ -114,6 +113,7 @@ class Pipeline:
         self._conns: dict[str, Connection] = {}
         self._by_fd: dict[int, tuple[str, Connection]] = {}
         self._masks: dict[int, int] = {}
+        self._queued: set[Connection] = set()  # connections with requests not yet sent
         now = time.monotonic_ns()
         for node, addr in self.addrs.items():
             conn = Connection(addr)
@@ -127,7 +127,6 @@ class Pipeline:
         self.pending: dict[int, Call] = {}
         self._timers: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._deadlines: list[tuple[int, int, Call]] = []
-        self._queued: set[Connection] = set()  # connections with requests not yet sent
         self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
     # --- public -----------------------------------------------------------------
@@ -257,8 +256,11 @@ class Pipeline:
                 if not frames:
                     continue
                 for data in frames:
-                    reply = decode_reply(data)
-                    if reply is None:
+                    try:  # nodes/common/wire.py decode_reply, without its two calls
+                        reply = unpackb(data, raw=False, strict_map_key=False)
+                    except (ValueError, TypeError, msgpack.UnpackException):
+                        continue
+                    if type(reply) is not dict:
                         continue
                     c = pending.pop(reply.get("id"), None)  # type: ignore[arg-type]
                     if c is not None:
@@ -267,15 +269,17 @@ class Pipeline:
     # --- the operation's life -------------------------------------------------
 
     def _fire(self, now: int) -> None:
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            _, _, fn, arg = heapq.heappop(timers)
-            fn(arg)
+        # Deadlines first: they complete at ``now``, and the timers' callbacks read the
+        # clock again, so the completions they make come later in time too.
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             _, seq, c = heapq.heappop(deadlines)
             if c.seq == seq and self.pending.pop(c.rid, None) is c:
                 self._finish(c, rules.INFO, None, c.node, "timeout", now)
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, fn, arg = heapq.heappop(timers)
+            fn(arg)
 
     def _finish(self, c: Call, type_: str, reply: dict[str, Any] | None, node: str | None,
                 error: str | None, t: int) -> None:
@@ -290,26 +294,35 @@ class Pipeline:
         c.rid = rid = next(self._rids)
         body = c.body
         body["id"] = rid
-        c.frame = self._pack(body)
+        c.frame = frame = self._pack(body)
         c.send_deadline = rules.send_deadline(now, c.deadline)
-        self._send(c, now)
+        conn = self._conns[node]
+        if conn.send(frame):  # the common case, without _send's call
+            self._queued.add(conn)
+            self.pending[rid] = c
+        else:
+            self._unsent(c, now)
 
     def _send(self, c: Call, now: int) -> None:
         conn = self._conns[c.node]
-        if conn.pending_bytes > MAX_QUEUED_BYTES or not conn.send(c.frame):
-            next_node, when = rules.after_unsent(now, c.send_deadline, c.deadline)
-            if not next_node:
-                self.at(when, self._resend, c)
-                return
-            c.last_node = c.node
-            if when <= now:
-                self._attempt(c, self._next_node[c.node], now)
-            else:
-                c.node = self._next_node[c.node]
-                self.at(when, self._retry_at_node, c)
+        if conn.send(c.frame):
+            self._queued.add(conn)
+            self.pending[c.rid] = c
+        else:
+            self._unsent(c, now)
+
+    def _unsent(self, c: Call, now: int) -> None:
+        """The request could not be queued (no connection, or a full backlog)."""
+        next_node, when = rules.after_unsent(now, c.send_deadline, c.deadline)
+        if not next_node:
+            self.at(when, self._resend, c)
             return
-        self._queued.add(conn)
-        self.pending[c.rid] = c
+        c.last_node = c.node
+        if when <= now:
+            self._attempt(c, self._next_node[c.node], now)
+        else:
+            c.node = self._next_node[c.node]
+            self.at(when, self._retry_at_node, c)
 
     def _resend(self, c: Call) -> None:
         self._send(c, time.monotonic_ns())
@@ -323,7 +336,8 @@ class Pipeline:
     def _on_reply(self, c: Call, node: str, reply: dict[str, Any], t: int) -> None:
         kind = rules.outcome(reply)
         if kind is rules.OK:
-            self._finish(c, kind, reply, node, None, t)
+            c.seq = 0  # as _finish does
+            c.done(c, kind, reply, node, None, t)
             return
         c.last, c.last_node = reply, node
         if kind is not rules.REFUSED:  # info: may take effect; fail: a real answer

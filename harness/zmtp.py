@@ -12,7 +12,8 @@ arrived come in with one ``recv``.
 
 Invariants:
 - ``send`` queues a frame only on a connection whose handshake completed (the
-  peer's READY was read), as ZMQ_IMMEDIATE does: otherwise it returns False and
+  peer's READY was read), as ZMQ_IMMEDIATE does, and whose backlog is under
+  ``MAX_QUEUED_BYTES`` (as a high-water mark): otherwise it returns False and
   the frame provably never left this process.
 - Queued bytes leave in order on ``flush``; what the kernel does not take stays
   queued (``pending_bytes``) and goes out when the socket is writable again. A
@@ -39,6 +40,9 @@ __all__ = ["Connection", "parse_address"]
 RECONNECT_NS = 20_000_000  # a restarted node is reached again within tens of ms
 RECONNECT_MAX_NS = 200_000_000
 RECV_BYTES = 1 << 18
+#: Bytes queued on one connection beyond which it takes no more (a paused peer
+#: whose kernel buffers are full): ``send`` refuses as if it were down.
+MAX_QUEUED_BYTES = 8 << 20
 
 #: Signature, version 3.0, mechanism NULL, as-server 0, filler (rfc 23, "Greeting").
 GREETING = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00")
@@ -53,6 +57,7 @@ def _command(name: bytes, props: dict[bytes, bytes]) -> bytes:
 
 
 READY = _command(b"READY", {b"Socket-Type": b"DEALER"})
+_SHORT = [bytes((0, n)) for n in range(256)]  # the head of a short, final message frame
 
 _DOWN, _CONNECTING, _GREETING, _HANDSHAKE, _READY = range(5)
 
@@ -84,8 +89,13 @@ class Connection:
         self.sock: socket.socket | None = None
         self.state = _DOWN
         self._out: list[bytes] = []  # frames queued since the last flush
+        self._out_bytes = 0
         self._unsent = b""  # what the kernel did not take at the last flush
         self._inbuf = b""
+        # One receive buffer, reused: a fresh 256 kB bytes per recv is an mmap and a
+        # munmap each time (that was a third of a worker's CPU).
+        self._rbuf = bytearray(RECV_BYTES)
+        self._rview = memoryview(self._rbuf)
         self._more = False  # inside a multi-part message (dropped whole)
         self._retry_at = 0
         self._backoff = RECONNECT_NS
@@ -109,7 +119,8 @@ class Connection:
 
     @property
     def pending_bytes(self) -> int:
-        return len(self._unsent) + sum(len(f) for f in self._out)
+        """Bytes queued or left unsent by the kernel (a paused peer's backlog)."""
+        return len(self._unsent) + self._out_bytes
 
     def service(self, now: int) -> None:
         """Start a connection attempt if it is down and its retry time has come."""
@@ -149,6 +160,7 @@ class Connection:
         was_ready = self.state == _READY
         self.state = _DOWN
         self._out.clear()
+        self._out_bytes = 0
         self._unsent = b""
         self._inbuf = b""
         if sock is not None:
@@ -163,12 +175,13 @@ class Connection:
     # --- bytes ---------------------------------------------------------------------
 
     def send(self, frame: bytes) -> bool:
-        """Queue one single-frame message; False (nothing queued) unless connected."""
-        if self.state != _READY:
+        """Queue one single-frame message; False (nothing queued) unless connected
+        with fewer than ``MAX_QUEUED_BYTES`` waiting."""
+        if self.state != _READY or self._out_bytes + len(self._unsent) > MAX_QUEUED_BYTES:
             return False
         n = len(frame)
-        self._out.append((b"\x00" + bytes((n,)) if n < 256
-                          else b"\x02" + n.to_bytes(8, "big")) + frame)
+        self._out.append((_SHORT[n] if n < 256 else b"\x02" + n.to_bytes(8, "big")) + frame)
+        self._out_bytes += n
         return True
 
     def flush(self) -> None:
@@ -177,6 +190,7 @@ class Connection:
             return
         data = b"".join(self._out)
         self._out.clear()
+        self._out_bytes = 0
         self._write(data)
 
     def _write(self, data: bytes) -> None:
@@ -210,16 +224,18 @@ class Connection:
         if sock is None:
             return None
         frames: list[bytes] = []
+        buf = self._rbuf
         while True:
             try:
-                chunk = sock.recv(RECV_BYTES)
+                got = sock.recv_into(buf)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                chunk = b""
-            if not chunk:
+                got = 0
+            if not got:
                 self.close()
                 return None
+            chunk = self._rview[:got].tobytes()
             data = self._inbuf + chunk if self._inbuf else chunk
             if self.state == _READY and not self._more:
                 data = self._frames(data, frames)
@@ -228,7 +244,7 @@ class Connection:
                 if data is None:
                     return None
             self._inbuf = data
-            if len(chunk) < RECV_BYTES:
+            if got < RECV_BYTES:
                 break
         return frames
 
