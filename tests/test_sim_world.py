@@ -211,11 +211,15 @@ def test_clock_faults_change_the_nodes_ticks() -> None:
     assert ev["effective"] is True and n in ev["discarded"]
 
 
-def test_corrupt_is_refused_in_simulation() -> None:
-    from harness.runner import RunError, run
+def test_corrupt_runs_in_simulation_and_is_recorded_as_in_real_runs() -> None:
+    from harness import simrun
 
-    with pytest.raises(RunError, match="not modelled by the simulator"):
-        run(RunConfig(sim=True, nemesis="kill,corrupt", progress=False))
+    cfg = simrun.prepare(RunConfig(sim=True, nemesis="corrupt", time_limit=8, seed=1,
+                                   progress=False))
+    out = simrun.simulate(cfg, check=False)
+    kinds = [e["f"] for e in out.events if e["process"] == "nemesis"]
+    assert "corrupt" in kinds and "corrupt-end" in kinds
+    assert out.recovered
 
 
 def test_each_timeout_fires_at_its_own_deadline_from_the_clients_deadline_heap() -> None:

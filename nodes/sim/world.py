@@ -82,6 +82,7 @@ from nodes.common.applier import Applier
 from nodes.common.core_api import Core, CoreConfig, ProtocolSpec, Ready, Timing
 from nodes.common.msgcodec import DerivedCodec
 from nodes.common.options import CoreOptions
+from nodes.common.storage import StorageError
 from nodes.sim.disk import Disk
 
 MAX_TICK_CATCHUP = 50  # as nodes/common/driver.py
@@ -133,11 +134,12 @@ class Node:
                  "inbox", "incarnation", "paused", "pending", "period", "pid", "reqs",
                  "restarts", "synced", "tick_ns", "tick_token", "ticks_owed", "up")
 
-    def __init__(self, node_id: str, tick_ns: int) -> None:
+    def __init__(self, node_id: str, tick_ns: int, fsyncs: bool = True) -> None:
         self.id = node_id
         self.core: Core | None = None
         self.applier: Applier | None = None
-        self.disk = Disk()
+        # fsyncs False: the no-fsync bug (renames reach the disk, their data does not)
+        self.disk = Disk(fsyncs=fsyncs, node_id=node_id)
         self.up = False  # the process runs (and, once booted, listens)
         self.paused = False
         self.busy = False  # inside an fsync
@@ -198,7 +200,7 @@ class World:
         self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = itertools.count()
         tick_ns = self.timing.tick_ms * 1_000_000
-        self.nodes: dict[str, Node] = {i: Node(i, tick_ns) for i in self.ids}
+        self.nodes: dict[str, Node] = {i: Node(i, tick_ns, self.sync) for i in self.ids}
         self.links: dict[tuple[str, str], Link] = {
             (a, b): Link(a, b, self.nodes[b]) for a in self.ids for b in self.ids if a != b}
         #: src -> dest -> link: the send path's one lookup per message.
@@ -256,7 +258,14 @@ class World:
         rng = random.Random(f"core:{self.seed}:{node.id}:{node.incarnation}")
         cfg = CoreConfig(node_id=node.id, peers=tuple(p for p in self.ids if p != node.id),
                          timing=self.timing, options=self.options, rng=rng)
-        restored = node.disk.restored()
+        try:
+            restored = node.disk.restored()
+        except StorageError:
+            # Damaged files: the real node refuses to start (exit 2), so this one stays down.
+            node.up = False
+            node.core = node.applier = None
+            node.pid = None
+            return
         node.core = self.spec.make_core(cfg, restored)
         node.applier = Applier(node.id, restored.snapshot, self.snapshot_entries)
         node.up = True
@@ -300,11 +309,12 @@ class World:
         inc = node.incarnation
         self.at(self.now + self.boot_ns, self._booted, (node, inc))
 
-    def lose_unsynced(self, node_id: str, keep: int = 0) -> dict[str, int]:
+    def lose_unsynced(self, node_id: str,
+                      torn_rng: random.Random | None = None) -> dict[str, int]:
         """Power loss of a node: kill it and drop its writes that are not durable
-        (``keep`` of the oldest survive: a torn write's prefix)."""
+        (with ``torn_rng``, a prefix of each file's unsynced bytes reached the disk)."""
         self.kill(node_id)
-        return self.nodes[node_id].disk.lose_unsynced(self.now, keep)
+        return self.nodes[node_id].disk.lose_unsynced(self.now, torn_rng)
 
     def _booted(self, arg: tuple[Node, int]) -> None:
         node, inc = arg
