@@ -225,6 +225,7 @@ class SimLoad:
         now = self.world.now
         for s in self.slots:
             if s.slot in self.drop_slots:
+                s.ended = True  # never started: stop() must not end it again
                 continue
             self.active += 1
             s.next_at = now + int(s.gen.first_delay() * 1e9)
