@@ -644,12 +644,13 @@ class World:
             return None
         return node.core.status()
 
-    def leader(self) -> str | None:
+    def leader(self, statuses: dict[str, dict[str, Any] | None] | None = None) -> str | None:
         """The node that says it leads in the highest term (as the harness's
-        poller decides), or None."""
+        poller decides), or None; from ``statuses`` (node -> ``status``) when
+        the caller has just asked every node anyway."""
         best: tuple[int, str] | None = None
         for i in self.ids:
-            s = self.status(i)
+            s = self.status(i) if statuses is None else statuses.get(i)
             if not s or s.get("role") != "leader":
                 continue
             term = s.get("term", s.get("ballot"))
