@@ -31,9 +31,9 @@ Invariants:
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import time
+from collections.abc import Callable
 
 __all__ = ["Connection", "parse_address"]
 
@@ -99,9 +99,10 @@ class Connection:
         self._more = False  # inside a multi-part message (dropped whole)
         self._retry_at = 0
         self._backoff = RECONNECT_NS
-        #: Set by the owner: called with (fd or None) whenever the socket changes,
-        #: so it can (un)register it with its poller.
-        self.on_socket = None
+        #: Set by the owner, so it can (un)register the socket with its poller: called
+        #: as ``on_socket(conn)`` for a new socket, ``on_socket(conn, old_fd)`` before
+        #: one is closed.
+        self.on_socket: Callable[..., None] | None = None
 
     # --- state -------------------------------------------------------------------
 
@@ -322,36 +323,3 @@ class Connection:
             return True
         self.close()  # ERROR, or a handshake out of order
         return False
-
-
-def _selftest() -> None:  # pragma: no cover - a manual check against libzmq
-    import zmq
-
-    ctx = zmq.Context.instance()
-    router = ctx.socket(zmq.ROUTER)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    c = Connection(f"tcp://127.0.0.1:{port}")
-    deadline = time.monotonic() + 2
-    while not c.ready and time.monotonic() < deadline:
-        c.service(time.monotonic_ns())
-        if c.want_write:
-            c.on_writable(time.monotonic_ns())
-        c.read_frames()
-        time.sleep(0.001)
-    assert c.ready
-    for i in range(1000):
-        c.send(b"x" * (i % 300))
-    c.flush()
-    got = [router.recv_multipart() for _ in range(1000)]
-    assert [len(m[1]) for m in got] == [i % 300 for i in range(1000)]
-    for m in got:
-        router.send_multipart(m)
-    frames: list[bytes] = []
-    while len(frames) < 1000 and time.monotonic() < deadline + 2:
-        frames += c.read_frames() or []
-    assert [len(f) for f in frames] == [i % 300 for i in range(1000)], len(frames)
-    print("ok", os.getpid())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _selftest()
