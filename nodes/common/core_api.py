@@ -110,13 +110,21 @@ def fast_init(cls: _C) -> _C:
     ``FrozenInstanceError`` as before). Apply it above ``@dataclass``."""
     params = getattr(cls, "__dataclass_params__", None)
     fields = dataclasses.fields(cls)
-    if (params is None or not params.frozen or "__slots__" not in cls.__dict__
-            or hasattr(cls, "__post_init__")
-            or any(f.default is not dataclasses.MISSING
-                   or f.default_factory is not dataclasses.MISSING or not f.init
-                   for f in fields)):
-        raise TypeError(f"fast_init: {cls.__name__} is not a frozen slotted dataclass "
-                        "without defaults")
+    if (
+        params is None
+        or not params.frozen
+        or "__slots__" not in cls.__dict__
+        or hasattr(cls, "__post_init__")
+        or any(
+            f.default is not dataclasses.MISSING
+            or f.default_factory is not dataclasses.MISSING
+            or not f.init
+            for f in fields
+        )
+    ):
+        raise TypeError(
+            f"fast_init: {cls.__name__} is not a frozen slotted dataclass without defaults"
+        )
     names = [f.name for f in fields]
     env = {f"_s{k}": cls.__dict__[name].__set__ for k, name in enumerate(names)}
     body = "".join(f"    _s{k}(self, {name})\n" for k, name in enumerate(names)) or "    pass\n"
