@@ -70,8 +70,7 @@ def after_refusal(reply: dict[str, Any], node: str, nodes: Container[str],
 
 def send_deadline(now: int, deadline: int) -> int:
     """Until when an attempt starting at ``now`` keeps trying to send to one node."""
-    left = deadline - now
-    return now + (left if left < SEND_WAIT_NS else SEND_WAIT_NS)
+    return now + min(deadline - now, SEND_WAIT_NS)
 
 
 def after_unsent(now: int, send_until: int, deadline: int) -> tuple[bool, int]:
