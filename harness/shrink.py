@@ -10,7 +10,8 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
 3. shorter fault windows (each hold halved while it still fails);
 4. only the anomaly's client operations: first only the operations on its
    key, then only the operations the checker named (the anomaly's own and the
-   prefix it was checked against);
+   prefix it was checked against); if neither fails, a binary search for the
+   latest time before which every operation but the named ones can go;
 5. fewer clients (ddmin over the client slots), then fewer client operations
    (ddmin over the (slot, n) operations the last failing candidate invoked).
 
@@ -100,6 +101,8 @@ class Outcome:
     keys: tuple[Any, ...] = ()
     #: Positions in ``ops`` of the operations the first anomaly names (its own and its prefix).
     anomaly_ops: tuple[int, ...] = ()
+    #: When each of ``ops`` was invoked, in seconds of history time.
+    times: tuple[float, ...] = ()
     #: The run folder the attempt left (real processes only; None when nothing was kept).
     run_dir: str | None = None
 
@@ -259,11 +262,19 @@ class Shrinker:
         self._note("shorter windows")
 
     def focus(self) -> None:
-        """Keep only the first anomaly's key, then only the operations it names."""
+        """Keep only the first anomaly's key, then only the operations it names, then
+        (a binary search) only the operations invoked from some time on, besides the
+        named ones: what came long before the anomaly rarely matters."""
+        start = self.best
         out = self.best_outcome
         ops = list(out.ops)
         named = [ops[i] for i in out.anomaly_ops if i < len(ops)]
         keys = {out.keys[i] for i in out.anomaly_ops if i < len(out.keys)} - {None}
+
+        def keeping(keep: set[tuple[int, int]]) -> Candidate:
+            return dataclasses.replace(start, skip_ops=frozenset(
+                start.skip_ops | (set(ops) - keep)))
+
         keeps = []
         if keys and len(out.keys) == len(ops):
             keeps.append([o for o, k in zip(ops, out.keys, strict=True) if k in keys])
@@ -272,9 +283,23 @@ class Shrinker:
         for keep in keeps:
             if self.out_of_time() or len(keep) >= len(self.best_outcome.ops):
                 continue
-            drop = set(ops) - set(keep)
-            self.fails(dataclasses.replace(self.best,
-                                           skip_ops=frozenset(self.best.skip_ops | drop)))
+            if self.fails(keeping(set(keep))):
+                start, out = self.best, self.best_outcome
+                self._note("only the anomaly's operations")
+                return
+        times = list(out.times)
+        if len(times) == len(ops) and ops:
+            lo = times[0]
+            hi = min((times[i] for i in out.anomaly_ops if i < len(ops)), default=times[-1])
+            for _ in range(TIME_STEPS):
+                if hi - lo < 0.05 or self.out_of_time():
+                    break
+                mid = (lo + hi) / 2
+                keep = {o for o, t in zip(ops, times, strict=True) if t >= mid} | set(named)
+                if self.fails(keeping(keep)):
+                    lo = mid
+                else:
+                    hi = mid
         self._note("only the anomaly's operations")
 
     def fewer_clients(self) -> None:
@@ -397,10 +422,12 @@ def simulate(cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
     ops = tuple(tuple(o) for o in out.ops)
     # The checker's operation ids are positions among the client invokes (checker.history.pair),
     # and the load's invokes come first, in the order of ``out.ops``.
-    keys = tuple(_hashable(e.get("key")) for e in out.events
-                 if e["type"] == "invoke" and e["process"] != "nemesis")[:len(ops)]
+    invokes = [e for e in out.events if e["type"] == "invoke" and e["process"] != "nemesis"]
+    invokes = invokes[:len(ops)]
     return Outcome(out.verdict, out.checker, out.client_ops, ops,
-                   anomaly_end(out.events, out.checker), keys, anomaly_ids(out.checker))
+                   anomaly_end(out.events, out.checker),
+                   tuple(_hashable(e.get("key")) for e in invokes), anomaly_ids(out.checker),
+                   times=tuple(e["time"] / 1e9 for e in invokes))
 
 
 def _hashable(key: Any) -> Any:
