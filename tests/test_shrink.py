@@ -120,3 +120,28 @@ def test_the_focus_pass_keeps_only_the_anomalys_operations() -> None:
     s.focus()
     assert s.best_outcome.client_ops == 8 and set(s.best_outcome.keys) == {"k2"}
     assert sim.runs == 2  # the original, then only k2's operations; the named ones are the same
+
+
+class LateSim(FakeSim):
+    """Fails iff slot 0's ops 20..30 (invoked at n/10 s) are all invoked; names only op 30:
+    the focus pass must find by its time cut that what came before 2 s can go."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        self.runs += 1
+        skipped = {tuple(o) for o in (cfg.client_mask or {}).get("skip_ops", ())}
+        ops = tuple(o for o in ((s, n) for n in range(40) for s in range(2)) if o not in skipped)
+        times = tuple(n / 10 for _, n in ops)
+        if not {(0, n) for n in range(20, 31)} <= set(ops):
+            return Outcome("valid", None, len(ops), ops, times=times)
+        return Outcome("invalid", G_SINGLE, len(ops), ops, None, (), (ops.index((0, 30)),),
+                       times=times)
+
+
+def test_the_focus_pass_cuts_what_came_long_before() -> None:
+    sim = LateSim()
+    s = Shrinker(RunConfig(sim=True, time_limit=4.0, concurrency=2, seed=1),
+                 Candidate(4.0, ()), sim, budget_s=60)
+    s.focus()
+    kept = s.best_outcome.ops
+    assert {(0, n) for n in range(20, 31)} <= set(kept)
+    assert min(n for _, n in kept) >= 15 and len(kept) < 45  # from 80
