@@ -179,14 +179,49 @@ class _StormWatch:
             self.t, self.n = w.now, w.messages
 
 
-def _run(watch: _StormWatch, t_end: int, stop: Callable[[], bool] | None = None) -> None:
-    """``world.run_until(t_end, stop)`` in slices, raising ``_Storm`` (see _StormWatch)."""
+def _run(watch: _StormWatch, t_end: int, stop: Callable[[], bool] | None = None,
+         each_slice: Callable[[], bool] | None = None) -> None:
+    """``world.run_until(t_end, stop)`` in slices, raising ``_Storm`` (see _StormWatch);
+    ``each_slice()`` true after a slice ends it too."""
     world = watch.world
     while world.now < t_end:
         world.run_until(min(t_end, world.now + SLICE_NS), stop)
         watch.look()
         if stop is not None and stop():
             return
+        if each_slice is not None and each_slice():
+            return
+
+
+class _Follower:
+    """--stop-on-anomaly in simulated time: the recorded events go through the
+    streaming checker (checker/stream.py) after every slice, as the real
+    runner's follower reads history.jsonl; the first anomaly it proves ends the
+    load (the rest of the run goes on as usual). Deterministic: slices are
+    simulated time."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        from checker.stream import StreamChecker
+
+        self.events = events
+        self.fed = 0
+        self.checker = StreamChecker()
+        self.first: Any = None
+
+    def look(self) -> bool:
+        new = self.events[self.fed:]
+        self.fed += len(new)
+        for a in self.checker.feed_many(new):
+            if self.first is None:
+                self.first = a
+        return self.first is not None
+
+    def note(self) -> str | None:
+        a = self.first
+        if a is None:
+            return None
+        return (f"streaming checker: anomaly on {a.key} at {(a.time or 0) / 1e9:.1f} s "
+                f"(--stop-on-anomaly ended the load): {a.sentence}")
 
 
 def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
@@ -239,11 +274,15 @@ def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
     load.go()
     storm = None
     watch = _StormWatch(world)
+    follower = _Follower(events) if cfg.stop_on_anomaly else None
     try:
-        _run(watch, start + int(cfg.time_limit * 1e9))
+        _run(watch, start + int(cfg.time_limit * 1e9),
+             each_slice=follower.look if follower is not None else None)
     except _Storm as exc:
         storm = str(exc)
     load_seconds = (world.now - start) / 1e9
+    if follower is not None and follower.note() is not None:
+        notes.append(follower.note())  # type: ignore[arg-type]
     try:
         if storm is not None:
             raise _Storm(storm)

@@ -122,3 +122,17 @@ def test_the_client_mask_drops_slots_and_skips_ops_leaving_the_rest_as_drawn() -
     # slot 2 is untouched: the same operations, in the same order
     n = min(len(a[2]), len(b[2]))
     assert n > 5 and a[2][:n] == b[2][:n]
+
+
+def test_stop_on_anomaly_ends_the_simulated_load_at_the_streaming_checkers_first_anomaly() -> None:
+    cfg = simrun.prepare(RunConfig(sim=True, bugs=["early-ack"], stop_on_anomaly=True,
+                                   time_limit=20, seed=1, progress=False))
+    a = simrun.simulate(cfg)
+    b = simrun.simulate(cfg)
+    assert a.verdict == "invalid" and a.load_seconds < 10
+    assert any("--stop-on-anomaly ended the load" in n for n in a.notes)
+    assert simrun.history_text(a.events) == simrun.history_text(b.events)
+    import dataclasses
+
+    full = simrun.simulate(dataclasses.replace(cfg, stop_on_anomaly=False), check=False)
+    assert full.load_seconds == 20 and not any("stop-on-anomaly" in n for n in full.notes)
