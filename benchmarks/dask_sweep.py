@@ -36,7 +36,12 @@ def timed_sweep(cfg: RunConfig) -> tuple[float, list[sweep.Row]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     from testkit.daskcluster import dask_cluster
+
+    # A SIGTERM (timeout, a killed job) unwinds the cluster's context: its processes end by PID.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=200)
