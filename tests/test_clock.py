@@ -100,9 +100,10 @@ def test_monotonic_and_zmq_poll_timeouts_follow_the_rate(state_dir: Path,
         real_s, mono_s = map(float, out.split())
     finally:
         c.close()
-    # ten 100 ms poll timeouts: 1 s of the node's monotonic clock, 0.25 s of real time
-    assert 0.9 <= mono_s <= 1.3, (real_s, mono_s)
-    assert real_s < 0.6, f"poll timeouts were not scaled: {real_s:.2f} s real for 1 s fake"
+    # the node's monotonic clock runs 4x (a loaded machine stretches both alike) ...
+    assert 3.0 <= mono_s / real_s <= 5.0, (real_s, mono_s)
+    # ... and its ten 100 ms poll timeouts take ~1 s of that clock, not ~4 s: they are scaled
+    assert 0.9 <= mono_s < 2.5, f"poll timeouts were not scaled: {mono_s:.2f} s of the node's clock"
 
 
 # --- live nodes -----------------------------------------------------------------------------
