@@ -257,7 +257,9 @@ def child_case(case: str, path: str, limit_mb: float | None) -> None:
         kw = {} if limit_mb is None else {"memory_limit": limit_mb}
         res = check_file(path, **kw)
         out.update(valid=res.valid, ops=res.ops,
-                   anomalies=[a.sentence for a in res.anomalies][:3])
+                   anomalies=[a.sentence for a in res.anomalies][:3],
+                   unknown=[u.sentence for u in res.unknown][:3],
+                   keys=res.partitions, decided=res.checked)
     out["wall"] = time.perf_counter() - t
     out["cpu"] = time.process_time() - c
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -331,8 +333,8 @@ def bench_scale(cache: Path, runs: int) -> None:
             print(f"memory cap ({what}): error {r['error']}")
             continue
         print(f"memory cap ({what}): {r['valid']} in {r['wall']:.2f} s, peak RSS "
-              f"{r['rss_mb']:.0f} MB")
-        for s_ in r.get("anomalies", [])[:1]:
+              f"{r['rss_mb']:.0f} MB; {r.get('decided')} of {r.get('keys')} keys decided")
+        for s_ in (r.get("anomalies", []) + r.get("unknown", []))[:2]:
             print(f"  {s_}")
 
 
