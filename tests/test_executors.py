@@ -57,7 +57,6 @@ def test_no_scheduler_there_is_one_line() -> None:
         dask_executor("tcp://127.0.0.1:9", timeout=2)
 
 
-@pytest.mark.slow  # the sweep test below kills a worker too, and checks every seed's count
 @pytest.mark.timeout(180)
 def test_a_killed_worker_loses_no_task(tmp_path: Path) -> None:
     with dask_cluster(tmp_path / "dask", workers=2) as cluster:

@@ -28,13 +28,17 @@ def harness(*args: str, timeout: float) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.slow  # ~15 s quiet; at load ~20 the buggy node may see too few reads to fail
+@pytest.mark.timeout(240)
 def test_a_command_run_shrinks_on_real_processes_best_effort(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     store = tmp_path / "store"
-    run = harness("run", "--system", NODE, "--workload", "lin-kv", "--nodes", "3",
-                  "--time-limit", "1.5", "--nemesis-interval", "0.5", "--seed", "1",
-                  "--store", str(store), "--no-progress", timeout=90)
+    for seed in ("1", "2", "3"):  # on a loaded machine a short run may see too few reads
+        run = harness("run", "--system", NODE, "--workload", "lin-kv", "--nodes", "3",
+                      "--time-limit", "1.5", "--nemesis-interval", "0.5", "--seed", seed,
+                      "--store", str(store), "--no-progress", timeout=90)
+        if run.returncode == 1:
+            break
     assert run.returncode == 1, run.stdout + run.stderr  # the stale reads are found
     original = folder_of(run)
     before = json.loads((original / "results.json").read_text())
@@ -45,7 +49,7 @@ def test_a_command_run_shrinks_on_real_processes_best_effort(
     err = capsys.readouterr().err
     assert "--budget" in err and len(err.strip().splitlines()) == 1
 
-    out = harness("shrink", str(original), "--budget", "5", timeout=90)
+    out = harness("shrink", str(original), "--budget", "12", timeout=90)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("best effort: shrunk on real processes")
     shrunk = folder_of(out)
