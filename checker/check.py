@@ -21,9 +21,11 @@ module know nothing about any particular model.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -461,8 +463,7 @@ def _parallel_valid(parts: list[list[Op]], model: Model, deadline: float | None,
         try:
             os.close(r)
             with os.fdopen(w, "w") as out:
-                for x in theirs:
-                    steps = _valid_steps(parts[x], model, deadline, max_held)
+                for x, steps in _decide(theirs, parts, model, deadline, max_held):
                     out.write(f"{x} {-1 if steps is None else steps}\n")
                     out.flush()
                     if steps is None and not every_key:
@@ -473,46 +474,79 @@ def _parallel_valid(parts: list[list[Op]], model: Model, deadline: float | None,
     os.close(w)
     settled: dict[int, int] = {}
     first: list[int] = []
+    inp = os.fdopen(r, "r")
+    done = False  # the worker's results are all in (or not needed)
+    stop = False
+
+    def take(line: str) -> bool:
+        """One line of the worker's; True when it stopped the check."""
+        x, steps = map(int, line.split())
+        if steps >= 0:
+            settled[x] = steps
+            return False
+        first.append(x)
+        return not every_key
+
     try:
-        for x in ours:
-            steps = _valid_steps(parts[x], model, deadline, max_held)
+        for x, steps in _decide(ours, parts, model, deadline, max_held):
             if steps is None:
                 first.append(x)  # the caller decides it itself
                 if not every_key:
+                    stop = True
                     break
             else:
                 settled[x] = steps
-        else:
-            with os.fdopen(r, "r") as inp:
-                r = -1
-                for line in inp:
-                    x, steps = map(int, line.split())
-                    if steps < 0:
-                        first.append(x)
-                    else:
-                        settled[x] = steps
+            # a key the worker could not settle may end the check before this half does
+            while not done and select.select([inp], [], [], 0)[0]:
+                line = inp.readline()
+                if not line:
+                    done = True
+                elif take(line):
+                    stop = True
+                    break
+            if stop:
+                break
+        if not stop and not done:
+            for line in inp:
+                if take(line):
+                    break
     finally:
-        if r >= 0:
-            os.close(r)
-            os.kill(pid, signal.SIGKILL)  # its results are not needed: this half has a verdict
+        inp.close()
+        os.kill(pid, signal.SIGKILL)  # a no-op on a worker that has finished
         os.waitpid(pid, 0)
     return settled, first
 
 
-def _valid_steps(part: list[Op], model: Model, deadline: float | None,
-                 max_held: int | None) -> int | None:
-    """The search steps of a partition that is plainly valid (no stale proof,
-    a linearization found), else None."""
-    try:
-        c = model.compile(part)
+def _decide(xs: list[int], parts: list[list[Op]], model: Model, deadline: float | None,
+            max_held: int | None) -> Iterator[tuple[int, int | None]]:
+    """(partition index, steps if plainly valid else None), for the keys xs:
+    all compiled first, so a stale proof (an invalid key found without
+    search) comes before any search, as in ``check_ops``'s own loop."""
+    compiled = []
+    for x in xs:
+        try:
+            c = model.compile(parts[x])
+        except (ValueError, TypeError, IndexError, KeyError):
+            yield x, None  # the caller's own compile names the problem
+            return
         if c.stale:
-            return None
-        if min(c.rets, default=INF) == INF:
-            return 0
+            yield x, None
+            return
+        compiled.append((x, c))
+    for x, c in compiled:
+        yield x, _valid_steps(c, deadline, max_held)
+
+
+def _valid_steps(c: Compiled, deadline: float | None, max_held: int | None) -> int | None:
+    """The search steps of a compiled partition that is plainly valid (a
+    linearization found), else None."""
+    if min(c.rets, default=INF) == INF:
+        return 0
+    try:
         out = linearize(c.calls, c.rets, c.step, c.init, c.pred, deadline, c.needs, c.viable,
                         max_held)
     except (ValueError, TypeError, IndexError, KeyError):
-        return None  # the caller's own compile names the problem
+        return None  # the caller's own search names the problem
     return out.steps if out.valid is True else None
 
 
