@@ -14,11 +14,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testkit.nemesis import owner_state_dir  # noqa: F401 (the state_dir fixture)
+from testkit.nemesis import lazy_mount_fixture, owner_state_dir  # noqa: F401 (fixtures)
 
 from faults import disk_mounts, owner
 from faults.lazyfs import LazyState, control, unavailable_reason
@@ -38,18 +37,8 @@ def _mine(tmp_path: Path) -> list[str]:
 
 
 @pytest.fixture
-def mounted(tmp_path: Path, state_dir: Path, fuse_usable: None,
-            no_leftovers: None) -> Iterator[tuple[disk_mounts.Mounts, Path]]:
-    data = tmp_path / "data" / "n1"
-    data.mkdir(parents=True)
-    m = disk_mounts.Mounts({"n1": data}, tmp_path, writeback_s=0)  # no flusher: exact losses
-    try:
-        m.mount_all()
-        yield m, data
-    finally:
-        m.close()
-    assert not _mine(tmp_path), "a lazy file system stayed mounted"
-    assert not owner.names(disk_mounts.KIND), "the owner record stayed behind"
+def mounted(lazy_mount: tuple[disk_mounts.Mounts, Path]) -> tuple[disk_mounts.Mounts, Path]:
+    return lazy_mount  # testkit/nemesis.py: mounted, unmounted, nothing left behind
 
 
 # --- the cache's rules, without FUSE ------------------------------------------------------

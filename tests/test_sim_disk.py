@@ -21,15 +21,13 @@ import copy
 import os
 import random
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.nemesis import owner_state_dir  # noqa: F401 (the state_dir fixture)
+from testkit.nemesis import lazy_mount_fixture, owner_state_dir  # noqa: F401 (fixtures)
 
 from faults import corrupt, disk_mounts
-from faults.lazyfs import unavailable_reason
 from faults.plan import ReplayPlan
 from faults.simulate import SimInterpreter
 from nodes.__main__ import load_protocol
@@ -168,25 +166,9 @@ def test_corruption_and_the_next_start_end_as_on_a_real_folder(
     assert seen == {"recovered", "refused"}
 
 
-@pytest.fixture
-def lazy_dir(tmp_path: Path, state_dir: Path, no_leftovers: None
-             ) -> Iterator[tuple[disk_mounts.Mounts, Path]]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    data = tmp_path / "data" / "n1"
-    data.mkdir(parents=True)
-    m = disk_mounts.Mounts({"n1": data}, tmp_path, writeback_s=0)  # no flusher: exact losses
-    try:
-        m.mount_all()
-        yield m, data
-    finally:
-        m.close()
-
-
 def test_a_power_loss_ends_as_on_the_lazy_file_system(
-        lazy_dir: tuple[disk_mounts.Mounts, Path]) -> None:
-    mounts, data = lazy_dir
+        lazy_mount: tuple[disk_mounts.Mounts, Path]) -> None:
+    mounts, data = lazy_mount
     outcomes = set()
     for seed, torn in [(1, None), (2, 11), (3, 12), (4, 13), (5, None), (6, 14)]:
         for p in data.iterdir():
