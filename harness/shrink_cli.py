@@ -92,16 +92,24 @@ def main(args: argparse.Namespace) -> int:
     print(f"{len(best.faults)} fault operations (from {len(original.faults)}), "
           f"{result.outcome.client_ops} client operations "
           f"(from {result.original_outcome.client_ops}), {best.time_limit:g} s of load")
-    for f in best.faults:
+    return _show_story(cfg, out.run_dir, getattr(out, "report", None), best.faults, store,
+                       sim=True)
+
+
+def _show_story(cfg: Any, run_dir: Path, report: Any, faults: Any, store: Path, *,
+                sim: bool) -> int:
+    """The shrunk story's tail, for both worlds: its faults, folder, report and replay
+    commands; then its ledger row (best effort: a full rebuild finds what is missed)."""
+    for f in faults:
         print(_fault_line(f))
-    print(f"run folder: {out.run_dir}")
-    if getattr(out, "report", None):
-        print(f"report: {out.report}")
-    for line in _replays(cfg, out.run_dir, best.faults, sim=True):
+    print(f"run folder: {run_dir}")
+    if report:
+        print(f"report: {report}")
+    for line in _replays(cfg, run_dir, faults, sim=sim):
         print(line)
     with contextlib.suppress(Exception):
         from reports import ledger
-        ledger.record(store, out.run_dir)
+        ledger.record(store, run_dir)
     return 0
 
 
@@ -172,16 +180,7 @@ def _real(args: argparse.Namespace, run_dir: Path, base: Any, original: Any, sto
           f"{result.outcome.client_ops} client operations "
           f"(from {result.original_outcome.client_ops}), {best.time_limit:g} s of load, "
           f"{best.concurrency or base.concurrency} clients")
-    for f in best.faults:
-        print(_fault_line(f))
-    print(f"run folder: {folder.root}")
-    print(f"report: {report}")
-    for line in _replays(base, folder.root, best.faults, sim=False):
-        print(line)
-    with contextlib.suppress(Exception):
-        from reports import ledger
-        ledger.record(store, folder.root)
-    return 0
+    return _show_story(base, folder.root, report, best.faults, store, sim=False)
 
 
 def _store_of(run_dir: Path, cfg: Any) -> Path:
