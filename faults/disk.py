@@ -18,7 +18,9 @@ What each does on real processes:
   a power loss of their disks); with ``torn`` (half the planned ones), a
   seeded prefix of each file's oldest unsynced write reaches the disk first
   (a torn write, which a correct node drops as a torn tail); the end starts
-  them again.
+  them again and watches them as ``corrupt`` does: a node that exits instead
+  of coming back is recorded (``refused``/``crashed``), a durability finding
+  (faults/findings.py).
 - ``corrupt`` (one node): SIGKILL it, damage one of its data files
   (faults/corrupt.py), start it at the end and record what it did: it
   recovered (answers ``status``), or refused to start (exit 2, one line), or
@@ -33,8 +35,10 @@ What each does on real processes:
 Evidence (on each ``-end``): ``lose-unsynced``: ``pid_before``,
 ``pid_after``, ``down_ms`` and ``discarded`` per node (``files``, ``bytes``,
 ``torn_bytes``: what the power loss threw away, and what of it reached the
-disk torn; 0 bytes is normal for a node that syncs before it acknowledges); no effect when a node was not running, kept its
-PID, or the run has no lazy file system. ``corrupt``: ``damage`` (file,
+disk torn; 0 bytes is normal for a node that syncs before it acknowledges),
+``refused`` (node -> its exit-2 line) and ``crashed`` (node -> exit code and
+line) for nodes that did not come back; no effect when a node was not running,
+kept its PID, or the run has no lazy file system. ``corrupt``: ``damage`` (file,
 mode, offset, length, sizes), ``outcome`` (``recovered``, ``refused``,
 ``crashed``), ``exit_code``, ``line`` (the node's last log line), ``repair``.
 
@@ -186,6 +190,10 @@ class DiskActions:
             if not cluster.is_running(node):
                 cluster.start(node)  # this thread: the main thread gives a parent-death signal
         held = {n: self.lost.pop(n) for n in nodes}
+        # Watch each restart: a node that fsyncs what it acknowledged and voted comes
+        # back from a power loss; one that exits instead has broken its own durability
+        # contract, and faults/findings.py counts that as an anomaly.
+        watched = await asyncio.gather(*(self._watch(n) for n in nodes))
         before = {n: h["pid"] for n, h in held.items()}
         after = {n: cluster.pid(n) for n in nodes}
         why = [f"{n} was not running" for n, p in before.items() if p is None]
@@ -196,6 +204,14 @@ class DiskActions:
             "down_ms": round(max(now - h.get("since", now) for h in held.values()) * 1000, 1),
             "discarded": {n: h["discarded"] for n, h in held.items()},
             "effective": not why}
+        refused = {n: line for n, (outcome, _, line) in zip(nodes, watched)
+                   if outcome == "refused"}
+        crashed = {n: {"exit_code": code, "line": line}
+                   for n, (outcome, code, line) in zip(nodes, watched) if outcome == "crashed"}
+        if refused:  # the same field as the simulator's (faults/simulate.py)
+            ev["refused"] = refused
+        if crashed:
+            ev["crashed"] = crashed
         if why:
             ev["why"] = "; ".join(why)
         fields = dict(fields)
@@ -275,6 +291,13 @@ class DiskActions:
         cluster = self.ctx.cluster
         if not cluster.is_running(node):
             cluster.start(node)
+        return await self._watch(node)
+
+    async def _watch(self, node: str) -> tuple[str, int | None, str]:
+        """What the just-started ``node`` does: it answers ``status`` (``recovered``),
+        exits 2 (``refused``), exits otherwise (``crashed``), or neither within
+        START_TIMEOUT_S (``silent``: a loaded machine, not a finding)."""
+        cluster = self.ctx.cluster
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
         exit_info = getattr(cluster, "exit_info", None)

@@ -103,8 +103,12 @@ def generator_class(name: str) -> Any:
 
 
 def check(events: list[dict[str, Any]], cfg: Any) -> tuple[str, dict[str, Any] | None]:
-    """(verdict, checker dict) of ``events`` under ``cfg.workload``'s checker."""
-    return _load(get(getattr(cfg, "workload", "kv")).check)(events, cfg)
+    """(verdict, checker dict) of ``events`` under ``cfg.workload``'s checker, with
+    what the faults' evidence proves on its own (faults/findings.py)."""
+    from faults import findings
+
+    verdict, checker = _load(get(getattr(cfg, "workload", "kv")).check)(events, cfg)
+    return findings.apply(verdict, checker, events)
 
 
 def final(name: str) -> Any:

@@ -20,7 +20,7 @@ import pytest
 from testkit.nemesis import NemesisCtx, owner_state_dir  # noqa: F401 (the state_dir fixture)
 from testkit.requests import ok_reply
 
-from faults import disk_mounts, owner
+from faults import disk_mounts, findings, owner
 from faults.disk import DiskActions
 from faults.lazyfs import unavailable_reason
 from harness.cluster import LocalCluster
@@ -93,6 +93,7 @@ def test_correct_raft_keeps_every_acknowledged_write_across_a_power_loss(
     assert (f0, f1) == ("lose-unsynced", "lose-unsynced-end") and v0 == v1 == lc.node_ids
     ev = fields["evidence"]
     assert ev["effective"] is True, ev
+    assert "refused" not in ev and "crashed" not in ev, ev  # every node came back
     assert all(ev["pid_before"][n] != ev["pid_after"][n] for n in lc.node_ids)
     assert _read_keys(lc, 20) == {f"k{i}": i for i in range(20)}
 
@@ -112,6 +113,18 @@ def test_no_fsync_loses_acknowledged_writes_across_a_power_loss(
     got = _read_keys(lc, 20)
     lost = [k for k, v in got.items() if v != int(k[1:])]
     assert lost, f"no-fsync kept every write across a power loss: {got}"
+    # The restart's election wrote every voter's new term and vote, unsynced: a
+    # second power loss empties those meta files, the nodes exit 2, and that
+    # refusal alone is a durability finding (faults/findings.py).
+    assert _request(lc, {"op": "write", "key": "k0", "value": -2})
+    ctx = _lose_all(lc)
+    ev = ctx.events[-1][2]["evidence"]
+    assert ev.get("refused"), ev
+    assert all("meta" in line for line in ev["refused"].values()), ev["refused"]
+    found = findings.durability([{"process": "nemesis", "f": f, "value": v, **k}
+                                 for f, v, k in ctx.events])
+    assert {a["node"] for a in found} == set(ev["refused"])
+    assert {a["kind"] for a in found} == {"refused-after-power-loss"}
 
 
 def test_lose_unsynced_without_a_lazy_file_system_is_ineffective(

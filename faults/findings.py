@@ -1,0 +1,96 @@
+"""Findings from fault evidence: what the nodes' own behaviour under a fault proves.
+
+Owns ``durability(events)`` (the anomalies the evidence of a run's faults
+proves, in results.json's anomaly form) and ``apply(verdict, checker, events)``
+(the verdict and checker dict with them added), which harness/workload.py's
+``check`` calls for every run, real or simulated, so the verdict, the report,
+the ledger's signature and the shrinker's "same kind" all see them.
+
+A finding is a proof, never a guess. The one kind today:
+
+- ``refused-after-power-loss`` / ``refused-after-crash``: a node that was
+  killed (``kill``) or lost its power (``lose-unsynced``) and, started again
+  on what its disk still held, exited instead of serving (``refused``: exit 2
+  with one line; ``crashed``: any other exit). ``kill`` loses nothing a
+  process wrote, and ``lose-unsynced`` loses only what was never fsynced, so a
+  node that syncs what it acknowledged and voted always comes back: its own
+  recovery rejecting its own files means it relied on data it never made
+  durable (or its recovery is wrong). No knowledge of any bug is needed.
+
+Invariant: a node damaged by ``corrupt`` whose repair did not bring it back
+is excluded from then on, since its refusal is the corruption's, not a
+broken durability contract. A node is reported once, at its first finding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The fault whose end carries the restart's outcome -> the finding's kind.
+KINDS = {"lose-unsynced-end": ("refused-after-power-loss", "losing power (lose-unsynced)"),
+         "kill-end": ("refused-after-crash", "being killed")}
+
+
+def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The durability anomalies ``events``' fault evidence proves, in order."""
+    found: list[dict[str, Any]] = []
+    done: set[str] = set()
+    for ev in events:
+        if ev.get("process") != "nemesis":
+            continue
+        f = ev.get("f")
+        evidence = ev.get("evidence")
+        if not isinstance(evidence, dict):
+            continue
+        if f == "corrupt-end":
+            repair = evidence.get("repair")
+            if evidence.get("outcome") != "recovered" and repair != "restored":
+                value = ev.get("value")
+                nodes = value.get("nodes") if isinstance(value, dict) else None
+                done.update(str(n) for n in nodes or [])
+            continue
+        if f not in KINDS:
+            continue
+        kind, how = KINDS[str(f)]
+        exits: dict[str, tuple[Any, str]] = {}
+        for node, line in (evidence.get("refused") or {}).items():
+            exits[str(node)] = (2, str(line))
+        for node, info in (evidence.get("crashed") or {}).items():
+            info = info if isinstance(info, dict) else {}
+            exits[str(node)] = (info.get("exit_code"), str(info.get("line") or ""))
+        for node in sorted(exits):
+            if node in done:
+                continue
+            done.add(node)
+            code, line = exits[node]
+            at = ev.get("time")
+            when = f" at {at / 1e9:.1f} s" if isinstance(at, (int, float)) else ""
+            found.append({
+                "kind": kind, "key": None, "node": node, "time": at,
+                "exit_code": code, "line": line, "ops": [], "prefix": [],
+                "sentence": (
+                    f"{node} {'refused' if code == 2 else 'failed'} to start after {how}{when}"
+                    + (f": \"{line}\"" if line else "")
+                    + f" (exit {code if code is not None else '?'}). That fault keeps "
+                    "everything a node fsynced, so a node that syncs what it acknowledged "
+                    "and voted always comes back; this one relied on data it never made "
+                    "durable."),
+            })
+    return found
+
+
+def apply(verdict: str, checker: dict[str, Any] | None,
+          events: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
+    """``verdict`` and ``checker`` with the durability findings of ``events`` added.
+
+    A finding makes the run invalid whatever the history's check said. It comes
+    after the checker's own anomalies (a witness in the history says more), and
+    first when the history alone passed or could not be decided."""
+    found = durability(events)
+    if not found:
+        return verdict, checker
+    out = dict(checker or {"model": "durability"})
+    out["anomalies"] = list(out.get("anomalies") or []) + found
+    out["valid"] = False
+    out["findings"] = len(found)
+    return "invalid", out
