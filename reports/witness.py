@@ -63,6 +63,8 @@ class Witness:
     kind: str = ""  # the checker's name for it (non-linearizable, G-single, G1c, ...)
     #: a list-append cycle's edges, as results.json has them ({"from", "to", "kind", ...})
     cycle: list[dict] = field(default_factory=list)
+    #: a durability finding's node (faults/findings.py): no operation is to blame
+    node: str = ""
 
 
 def witnesses(checker: dict, ops: Sequence[Op]) -> list[Witness]:
@@ -82,13 +84,15 @@ def witnesses(checker: dict, ops: Sequence[Op]) -> list[Witness]:
         if cycle:
             stuck = []  # no transaction of a cycle is to blame more than another
         moment = min((o.start for o in stuck), default=min((o.start for o in named), default=0))
+        if not named and isinstance(a.get("time"), int):
+            moment = a["time"]  # a finding names its moment, not operations
         sentence = str(
             a.get("sentence")
             or "the operations below cannot be put in any order "
             "consistent with a single copy of the data"
         )
         out.append(Witness(a.get("key"), sentence, named, prefix, stuck, moment,
-                           str(a.get("kind") or ""), cycle))
+                           str(a.get("kind") or ""), cycle, str(a.get("node") or "")))
     return out
 
 
@@ -683,6 +687,8 @@ def section(
 ) -> str:
     if w.cycle or w.kind in LIST_APPEND_KINDS or w.kind.startswith("G"):
         return list_append_section(w, i, all_ops, windows, metrics, logs, results, horizon)
+    if is_finding(w):
+        return finding_section(w, i, windows, metrics, logs, results, horizon)
     key = "" if w.key is None else f" on key <code>{esc(w.key)}</code>"
     parts = [
         f"<h3>Anomaly {i + 1}{key}</h3>",
@@ -706,6 +712,27 @@ def section(
             '<span class="key"><i class="sw mark-sw"></i>moment of the violation</span></div>'),
             md,
         ]
+    return f'<section class="anomaly">{"".join(parts)}</section>'
+
+
+def is_finding(w: Witness) -> bool:
+    """A durability finding (faults/findings.py), not a history anomaly."""
+    return w.kind.startswith("refused-after-")
+
+
+def finding_section(w: Witness, i: int, windows: Sequence[FaultWindow], metrics: Sequence[dict],
+                    logs: dict[str, list[str]], results: dict, horizon: int) -> str:
+    """A durability finding: the node, the fault that ended at that moment, and the
+    node's own log (its last line is why it would not start)."""
+    parts = [
+        f"<h3>Anomaly {i + 1}: <code>{esc(w.node)}</code> did not come back</h3>",
+        f'<p class="sentence">{esc(w.sentence)}</p>',
+        '<p class="muted">No client operation is to blame: the evidence is the node\'s restart, '
+        "recorded with the fault window below.</p>",
+        moment_panel(w, windows, metrics, horizon),
+        "<h4>Node logs around the restart</h4>",
+        log_excerpt(logs, results, w.moment, {w.node} if w.node else None),
+    ]
     return f'<section class="anomaly">{"".join(parts)}</section>'
 
 
