@@ -68,12 +68,18 @@ def test_a_finding_makes_any_verdict_invalid_and_names_its_kind_for_the_ledger()
     assert findings.apply("valid", {"valid": True}, []) == ("valid", {"valid": True})
 
 
+POWER_LOSS = [{"f": "lose-unsynced", "at": 2.0, "hold": 0.3, "value": ["n1", "n2", "n3"]}]
+
+
+def _config(system: str, bugs: tuple[str, ...], store: Path) -> RunConfig:
+    return RunConfig(system=system, nodes=3, time_limit=4.0, seed=7, bugs=bugs,
+                     store=str(store), sim=True)
+
+
 def _power_loss_run(system: str, bugs: tuple[str, ...], store: Path) -> simrun.SimOutcome:
     """Every node loses power 2 s into the load, after its first election and votes."""
-    cfg = simrun.prepare(RunConfig(system=system, nodes=3, time_limit=4.0, seed=7,
-                                   bugs=bugs, store=str(store), sim=True))
-    ops = [{"f": "lose-unsynced", "at": 2.0, "hold": 0.3, "value": ["n1", "n2", "n3"]}]
-    return simrun.simulate(cfg, faults=ops, metrics=False)
+    cfg = simrun.prepare(_config(system, bugs, store))
+    return simrun.simulate(cfg, faults=POWER_LOSS, metrics=False)
 
 
 @pytest.mark.parametrize("system", ["raft", "paxos"])
@@ -88,3 +94,17 @@ def test_only_the_node_that_never_synced_is_found_after_a_simulated_power_loss(
     assert bad.verdict == "invalid"
     assert anomaly_kind(bad.checker) in ("refused-after-power-loss", "non-linearizable")
     assert findings.durability(bad.events), "a no-fsync node came back from a power loss"
+
+
+def test_the_run_folder_of_a_finding_says_not_durable_in_results_report_and_ledger(
+        tmp_path: Path) -> None:
+    from reports import ledger
+
+    result = simrun.run(_config("raft", ("no-fsync",), tmp_path), faults=POWER_LOSS)
+    assert result.verdict == "invalid" and result.exit_code == 1
+    assert result.results["checker"]["anomalies"][0]["kind"] == "refused-after-power-loss"
+    assert result.report is not None
+    page = Path(result.report).read_text()
+    assert "NOT DURABLE" in page and "did not come back" in page
+    row = ledger.folder_row(tmp_path, Path(result.run_dir))
+    assert row.anomaly == "refused-after-power-loss" and "refused-after-power-loss" in row.signature
