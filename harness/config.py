@@ -116,8 +116,10 @@ class RunConfig:
     #: A sweep keeps every run folder, not only the failing ones (simulated sweeps).
     keep_all: bool = False
     #: Client operations left out (a shrunk run, `harness shrink`): ``{"drop_slots":
-    #: [slot, ...], "skip_ops": [[slot, n], ...]}``: those slots invoke nothing; a slot's
-    #: n-th generated operation (0-based) is drawn but not invoked, so the rest are unchanged.
+    #: [slot, ...], "skip_ops": [[slot, n], ...], "keep_ops": [[slot, n], ...]}``: those
+    #: slots invoke nothing; a slot's n-th generated operation (0-based) is drawn but not
+    #: invoked, so the rest are unchanged; with ``keep_ops``, only the listed operations
+    #: are invoked (every other one is skipped, and a slot ends after its last listed one).
     client_mask: dict | None = None
     #: What the clients do and which checker judges it (harness/workload.py): ``kv``
     #: (read, write, cas; linearizability) or ``list-append`` (transactions; Elle-style).
@@ -224,7 +226,8 @@ class RunConfig:
         need(self.scheduler is None or bool(self.scheduler.strip()),
              "--scheduler must be a Dask scheduler address such as tcp://127.0.0.1:8786")
         need(self.client_mask is None or _mask_ok(self.client_mask),
-             "--client-mask must be {\"drop_slots\": [slot, ...], \"skip_ops\": [[slot, n], ...]}")
+             "--client-mask must be {\"drop_slots\": [slot, ...], \"skip_ops\": [[slot, n], ...], "
+             "\"keep_ops\": [[slot, n], ...]}")
         need(self.txn_length >= 1, f"--txn-length must be at least 1, not {self.txn_length}")
         need(self.consistency in CONSISTENCY,
              f"--consistency must be one of {', '.join(CONSISTENCY)}, not {self.consistency!r}")
@@ -323,11 +326,14 @@ class RunConfig:
 
 
 def _mask_ok(mask: Any) -> bool:
-    if not isinstance(mask, dict) or set(mask) - {"drop_slots", "skip_ops"}:
+    if not isinstance(mask, dict) or set(mask) - {"drop_slots", "skip_ops", "keep_ops"}:
         return False
     slots = mask.get("drop_slots", [])
-    ops = mask.get("skip_ops", [])
     return (isinstance(slots, list) and all(isinstance(s, int) for s in slots)
-            and isinstance(ops, list)
-            and all(isinstance(o, list) and len(o) == 2 and all(isinstance(x, int) for x in o)
-                    for o in ops))
+            and all(_pairs_ok(mask.get(k, [])) for k in ("skip_ops", "keep_ops")))
+
+
+def _pairs_ok(ops: Any) -> bool:
+    """A list of [slot, n] int pairs."""
+    return isinstance(ops, list) and all(
+        isinstance(o, list) and len(o) == 2 and all(isinstance(x, int) for x in o) for o in ops)
