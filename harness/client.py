@@ -257,14 +257,16 @@ class Pipeline:
                     continue
                 for data in frames:
                     try:  # nodes/common/wire.py decode_reply, without its two calls
-                        reply = unpackb(data, raw=False, strict_map_key=False)
+                        got = unpackb(data, raw=False, strict_map_key=False)
                     except (ValueError, TypeError, msgpack.UnpackException):
                         continue
-                    if type(reply) is not dict:
-                        continue
-                    c = pending.pop(reply.get("id"), None)  # type: ignore[arg-type]
-                    if c is not None:
-                        self._on_reply(c, node, reply, t)
+                    # A batching node sends arrays of replies (zmtp.py, "Batches").
+                    for reply in got if type(got) is list else (got,):
+                        if type(reply) is not dict:
+                            continue
+                        c = pending.pop(reply.get("id"), None)  # type: ignore[arg-type]
+                        if c is not None:
+                            self._on_reply(c, node, reply, t)
 
     # --- the operation's life -------------------------------------------------
 

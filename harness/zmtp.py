@@ -22,6 +22,11 @@ Invariants:
 - A broken or refused connection is retried after ``RECONNECT_NS`` (doubling to
   ``RECONNECT_MAX_NS`` while it keeps failing), from ``service``; nothing here
   blocks, sleeps or starts a thread.
+- Batches (docs/node-contract.md, "Batches"): when the node's READY carries
+  ``X-Batch: 1`` (``batch``), the messages queued between two flushes leave as
+  ONE message, the msgpack array of them (so each must be one msgpack value),
+  and the node answers with arrays of replies. Without it every message goes
+  alone, as sent.
 - Only single-frame messages are delivered (the node contract's one msgpack map
   per message); a multi-part message is dropped whole. ZMTP 3.1 PINGs are
   answered with PONG; an ERROR command or a malformed frame breaks the
@@ -57,9 +62,33 @@ def _command(name: bytes, props: dict[bytes, bytes]) -> bytes:
 
 
 READY = _command(b"READY", {b"Socket-Type": b"DEALER"})
+BATCH_PROPERTY = b"X-Batch"  # nodes/common/wire.py BATCH_PROPERTY (the tester keeps its own copy)
 _SHORT = [bytes((0, n)) for n in range(256)]  # the head of a short, final message frame
 
 _DOWN, _CONNECTING, _GREETING, _HANDSHAKE, _READY = range(5)
+
+
+def _properties(body: bytes) -> dict[bytes, bytes]:
+    """The metadata of a command frame's body (rfc 23: name, then name/value pairs)."""
+    props: dict[bytes, bytes] = {}
+    i = 1 + body[0]
+    n = len(body)
+    while i < n:
+        k = body[i + 1:i + 1 + body[i]]
+        i += 1 + body[i]
+        size = int.from_bytes(body[i:i + 4], "big")
+        props[k] = body[i + 4:i + 4 + size]
+        i += 4 + size
+    return props
+
+
+def _array_head(n: int) -> bytes:
+    """msgpack's head of an array of ``n`` values."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def parse_address(addr: str) -> tuple[int, object]:
@@ -89,6 +118,9 @@ class Connection:
         self.sock: socket.socket | None = None
         self.state = _DOWN
         self._out: list[bytes] = []  # frames queued since the last flush
+        #: The node takes arrays of messages (its READY said so): ``send`` queues the
+        #: bare values in ``_out`` and ``flush`` sends them as one array.
+        self.batch = False
         self._out_bytes = 0
         self._unsent = b""  # what the kernel did not take at the last flush
         self._inbuf = b""
@@ -160,6 +192,7 @@ class Connection:
         sock, self.sock = self.sock, None
         was_ready = self.state == _READY
         self.state = _DOWN
+        self.batch = False  # learnt again from the next handshake (a restart may change it)
         self._out.clear()
         self._out_bytes = 0
         self._unsent = b""
@@ -181,16 +214,25 @@ class Connection:
         if self.state != _READY or self._out_bytes + len(self._unsent) > MAX_QUEUED_BYTES:
             return False
         n = len(frame)
-        self._out.append((_SHORT[n] if n < 256 else b"\x02" + n.to_bytes(8, "big")) + frame)
+        if self.batch:
+            self._out.append(frame)
+        else:
+            self._out.append((_SHORT[n] if n < 256 else b"\x02" + n.to_bytes(8, "big")) + frame)
         self._out_bytes += n
         return True
 
     def flush(self) -> None:
         """Hand everything queued to the kernel, as far as it takes it."""
-        if not self._out or self.sock is None:
+        out = self._out
+        if not out or self.sock is None:
             return
-        data = b"".join(self._out)
-        self._out.clear()
+        if self.batch:
+            body = _array_head(len(out)) + b"".join(out)
+            n = len(body)
+            data = (_SHORT[n] if n < 256 else b"\x02" + n.to_bytes(8, "big")) + body
+        else:
+            data = b"".join(out)
+        out.clear()
         self._out_bytes = 0
         self._write(data)
 
@@ -311,6 +353,11 @@ class Connection:
         """Handle one command frame; False if it broke the connection."""
         name = body[1:1 + body[0]] if body else b""
         if name == b"READY" and self.state == _HANDSHAKE:
+            try:
+                self.batch = _properties(body).get(BATCH_PROPERTY) == b"1"
+            except IndexError:  # a READY whose metadata is cut short: not a ZMTP peer
+                self.close()
+                return False
             self.state = _READY
             self._backoff = RECONNECT_NS
             return True

@@ -7,10 +7,12 @@ import socket
 import threading
 import time
 
+import msgpack
 import pytest
 import zmq
 
 from harness.zmtp import Connection, parse_address
+from nodes.common import wire
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,6 +67,35 @@ def test_frames_of_every_size_cross_in_order_both_ways(router: zmq.Socket) -> No
         router.send_multipart(m)
     back = drive(conn, time.monotonic() + 5, want=len(sizes))
     assert back == [m[1] for m in got]
+    conn.close()
+
+
+def test_a_router_that_advertises_batches_gets_one_array_per_flush(router: zmq.Socket) -> None:
+    router.setsockopt(zmq.METADATA, wire.BATCH_METADATA)
+    conn = connected(router)
+    assert conn.batch, "the READY's X-Batch property was read"
+    values = [{"id": i, "pad": "x" * (i * 40)} for i in range(20)]  # the array is a long frame
+    for v in values:
+        assert conn.send(msgpack.packb(v))
+    conn.flush()
+    assert conn.send(msgpack.packb({"id": 99}))
+    conn.flush()
+    router.setsockopt(zmq.RCVTIMEO, 5000)
+    first, second = router.recv_multipart(), router.recv_multipart()
+    assert msgpack.unpackb(first[1]) == values
+    assert msgpack.unpackb(second[1]) == [{"id": 99}]
+    conn.close()
+    assert not conn.batch, "learnt again at the next handshake"
+
+
+def test_a_plain_router_gets_every_message_alone(router: zmq.Socket) -> None:
+    conn = connected(router)
+    assert not conn.batch
+    conn.send(b"one")
+    conn.send(b"two")
+    conn.flush()
+    router.setsockopt(zmq.RCVTIMEO, 5000)
+    assert [router.recv_multipart()[1] for _ in range(2)] == [b"one", b"two"]
     conn.close()
 
 

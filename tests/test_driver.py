@@ -53,18 +53,19 @@ class ScriptedCore:
         self.stepped.append(msg)
 
     def requests(self, batch: list[tuple[bytes, dict]]) -> None:
+        rd = self.pending or Ready()
+        if not rd.entries:
+            rd = self.pending = Ready(soft_state=rd.soft_state, entries=[], early_messages=[],
+                                      messages=[], committed=[], waiters=[])
         for client, req in batch:
             self.requests_seen.append(req)
             n = len(self.requests_seen)
             entry = Entry(n, 1, {"op": "write", "key": req["key"], "value": req["value"]})
-            self.pending = Ready(
-                soft_state=self.pending.soft_state if self.pending else None,
-                entries=[entry],
-                early_messages=[{"type": "m", "dest": "n2", "what": f"early{n}"}],
-                messages=[{"type": "m", "dest": "n2", "what": f"late{n}"}],
-                committed=[entry],
-                waiters=[(0, (client, req["id"], 1, None))],
-            )
+            rd.entries.append(entry)
+            rd.early_messages.append({"type": "m", "dest": "n2", "what": f"early{n}"})
+            rd.messages.append({"type": "m", "dest": "n2", "what": f"late{n}"})
+            rd.waiters.append((len(rd.committed), (client, req["id"], 1, None)))
+            rd.committed.append(entry)
 
     def request(self, client: bytes, req: dict) -> None:
         self.requests([(client, req)])
@@ -203,3 +204,39 @@ def test_status_malformed_and_garbage_never_reach_the_core(running) -> None:
         c.close()
         peer.close()
     assert "dropped malformed input" in log.read_text()
+
+
+@pytest.mark.timeout(60)
+def test_a_client_that_sends_an_array_gets_its_replies_in_arrays(running) -> None:
+    cluster, _events, cores, _log = running
+    c = client(cluster.nodes["n1"].client_bind)
+    plain = client(cluster.nodes["n1"].client_bind)
+    try:
+        # The handshake advertises batches (wire.BATCH_METADATA).
+        c.send(msgpack.packb({"id": 1, "op": "status"}))
+        recv(c)
+        # One array frame: two writes for the core, a status and a malformed request
+        # answered by the driver; every reply comes back, each at most once.
+        c.send(msgpack.packb([{"id": 2, "op": "write", "key": "a", "value": 1},
+                              {"id": 3, "op": "status"},
+                              {"id": 4, "op": "write", "key": 5, "value": 1},
+                              {"id": 5, "op": "write", "key": "b", "value": 2}]))
+        got: dict[int, dict] = {}
+        while len(got) < 4:
+            assert c.poll(10_000), f"replies missing: have {sorted(got)}"
+            frame = msgpack.unpackb(c.recv())
+            for reply in frame if isinstance(frame, list) else [frame]:
+                assert reply["id"] not in got
+                got[reply["id"]] = reply
+        assert got[2] == {"id": 2, "ok": True} and got[5] == {"id": 5, "ok": True}
+        assert got[3]["role"] == "leader" and got[4]["error"] == "malformed"
+        assert [r["id"] for r in cores[0].requests_seen] == [2, 5]
+        # Replies from the core's Readies to a batching client come as arrays.
+        c.send(msgpack.packb([{"id": 6, "op": "write", "key": "c", "value": 3}]))
+        assert recv(c) == [{"id": 6, "ok": True}]
+        # A client that never sent an array still gets maps.
+        plain.send(msgpack.packb({"id": 1, "op": "write", "key": "d", "value": 4}))
+        assert recv(plain) == {"id": 1, "ok": True}
+    finally:
+        c.close()
+        plain.close()

@@ -10,14 +10,16 @@ docs/node-contract.md, "The core and the driver". The loop, in order:
    ``codec.decode`` into ``core.step``, then flush (step 5): a leader's
    commits from these acks reach clients without waiting for the fsync of
    the next batch of writes;
-3. drain every readable client request (up to ``MAX_BATCH``), validated,
+3. drain every readable client request (up to ``MAX_BATCH`` frames; a frame
+   may be an array of requests, docs/node-contract.md "Batches"), validated,
    into ONE ``core.requests(batch)``; ``status`` is answered here at once;
 4. call ``core.tick()`` once per ``Timing.tick_ms`` of monotonic time that
    has passed (timers come from poll timeouts, never from threads);
 5. flush: ``rd = core.ready()`` once, carried out in order -- persist and
    fsync (storage; ``early_messages`` go out between the log write and its
    fsync), the applier applies ``rd.committed`` and answers ``rd.reads``,
-   peer messages, client replies -- then ``core.advance(rd)`` once, and a
+   peer messages, client replies (one frame per batching client, holding all
+   its replies of the Ready) -- then ``core.advance(rd)`` once, and a
    snapshot the applier took goes to ``core.compact``.
 
 So each batch of inputs (the peer messages of step 2; the client requests and
@@ -71,6 +73,7 @@ MAX_BATCH = 1024  # messages drained per socket before the core gets to act
 MAX_TICK_CATCHUP = 50  # after a long stall (SIGSTOP), do not replay more ticks than this
 PARENT_CHECK_S = 0.2
 BIND_RETRY_S = 2.0  # a restarted node may briefly race its predecessor's socket close
+MAX_BATCHED_CLIENTS = 4096  # routing ids remembered as taking arrays of replies
 
 
 class NodeExit(Exception):
@@ -152,11 +155,12 @@ class Driver:
             raise NodeExit(2, f"{self.id}: data dir {d} is in use by another process") from None
         return fd
 
-    def _bind(self, ctx: zmq.Context, addr: str, what: str, hwm: int) -> zmq.Socket:
+    def _bind(self, ctx: zmq.Context, addr: str, what: str, hwm: int,
+              metadata: bytes | None = None) -> zmq.Socket:
         deadline = time.monotonic() + BIND_RETRY_S
         while True:
             try:
-                return wire.bind_router(ctx, addr, hwm)
+                return wire.bind_router(ctx, addr, hwm, metadata)
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
                     raise NodeExit(2, f"{self.id}: cannot bind {what} {addr}: {exc}") from None
@@ -202,7 +206,8 @@ class Driver:
         try:
             peer_sock = self._bind(ctx, self.me.peer_bind, "peer_bind", wire.PEER_HWM)
             socks.append(peer_sock)
-            client_sock = self._bind(ctx, self.me.client_bind, "client_bind", wire.CLIENT_HWM)
+            client_sock = self._bind(ctx, self.me.client_bind, "client_bind", wire.CLIENT_HWM,
+                                     wire.BATCH_METADATA)
             socks.append(client_sock)
             dealers: dict[str, zmq.Socket] = {}
             for peer in self.peers:
@@ -286,6 +291,34 @@ class Driver:
                 except Again:
                     self.dropped_sends += 1
 
+        # Routing ids of the clients that sent an array of requests: they take their
+        # replies as arrays (wire.py, "Batches"). A routing id is never reused by the
+        # ROUTER; the set is cleared when large, which only costs those clients maps.
+        batched: set[bytes] = set()
+
+        def send_replies(replies: list[tuple[bytes, dict[str, Any]]]) -> None:
+            """One frame per batching client (all its replies of this Ready), else one per reply."""
+            groups: dict[bytes, list[dict[str, Any]]] = {}
+            for client, reply in replies:
+                if client in batched:
+                    group = groups.get(client)
+                    if group is None:
+                        groups[client] = [reply]
+                    else:
+                        group.append(reply)
+                    continue
+                try:
+                    client_send(client, NOBLOCK_MORE)
+                    client_send(packb(reply), NOBLOCK)
+                except zmq.ZMQError:
+                    pass  # client gone or flooded: it will time out
+            for client, group in groups.items():
+                try:
+                    client_send(client, NOBLOCK_MORE)
+                    client_send(packb(group), NOBLOCK)
+                except zmq.ZMQError:
+                    pass
+
         def flush() -> None:
             """Carry out the core's one Ready, then advance it (module header, step 5)."""
             rd = ready()
@@ -309,15 +342,28 @@ class Driver:
             snap = apply(rd)
             if rd.messages:
                 send_all(rd.messages)
-            for client, reply in rd.replies:
-                try:
-                    client_send(client, NOBLOCK_MORE)
-                    client_send(packb(reply), NOBLOCK)
-                except zmq.ZMQError:
-                    pass  # client gone or flooded: it will time out
+            if rd.replies:
+                send_replies(rd.replies)
             advance(rd)
             if snap is not None:
                 compact(snap)  # saved with the next Ready
+
+        def take(client: bytes, obj: Any, batch: list[tuple[bytes, dict[str, Any]]]) -> None:
+            """One decoded client request: into ``batch`` for the core, or answered here."""
+            req, why = validate(obj)
+            if req is None:
+                self.warn_malformed(f"client request: {why}")
+                rid = obj.get("id") if isinstance(obj, dict) else None
+                self._reply(client_send, client, wire.malformed(rid, why))
+            elif req["op"] == "status":
+                body = core.status()
+                # the node's own clocks: the evidence of clock faults (faults/clock.py)
+                self._reply(client_send, client, {"id": req["id"], "ok": True,
+                                                  "node": node_id, "pid": pid,
+                                                  "wall_ns": time.time_ns(),
+                                                  "mono_ns": time.monotonic_ns(), **body})
+            else:
+                batch.append((client, req))
 
         while not self._stop:
             wait_ms = (next_tick - monotonic()) * 1000.0
@@ -364,20 +410,14 @@ class Driver:
                     self.warn_malformed(f"undecodable client request: {exc!r}"[:200])
                     self._reply(client_send, client, wire.malformed(None, "not msgpack"))
                     continue
-                req, why = validate(obj)
-                if req is None:
-                    self.warn_malformed(f"client request: {why}")
-                    rid = obj.get("id") if isinstance(obj, dict) else None
-                    self._reply(client_send, client, wire.malformed(rid, why))
-                elif req["op"] == "status":
-                    body = core.status()
-                    # the node's own clocks: the evidence of clock faults (faults/clock.py)
-                    self._reply(client_send, client, {"id": req["id"], "ok": True,
-                                                      "node": node_id, "pid": pid,
-                                                      "wall_ns": time.time_ns(),
-                                                      "mono_ns": time.monotonic_ns(), **body})
+                if type(obj) is list:  # an array of requests (wire.py, "Batches")
+                    if len(batched) >= MAX_BATCHED_CLIENTS:
+                        batched.clear()
+                    batched.add(client)
+                    for one in obj:
+                        take(client, one, batch)
                 else:
-                    batch.append((client, req))
+                    take(client, obj, batch)
             if batch:
                 requests(batch)
 

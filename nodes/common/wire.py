@@ -13,6 +13,12 @@ the tests use to ask a node one thing.
   would. Consensus retransmits; a node that blocks on a dead peer would stall.
 - Client traffic: a ROUTER bound at ``client_bind``; a request is
   ``[client routing id, map]`` and its reply goes back to the same id.
+  Batches (docs/node-contract.md, "Batches"): the driver's client ROUTER
+  advertises ``X-Batch: 1`` in its ZMTP handshake (``BATCH_METADATA``); a
+  client that saw it may send a msgpack *array* of request maps as one frame,
+  and from then on gets its replies as arrays of reply maps, one frame per
+  node loop pass instead of one per reply. Clients that never send an array
+  see only maps.
 - ``LINGER 0`` everywhere: on exit nothing unsent is worth waiting for (all
   durable state is already fsynced).
 - ``MAXMSGSIZE`` bounds what a stranger can make us allocate.
@@ -41,6 +47,11 @@ HEARTBEAT_IVL_MS = 500
 HEARTBEAT_TIMEOUT_MS = 2000
 
 CLIENT_OPS = ("read", "write", "cas", "txn", "status")
+
+#: ZMTP READY property of a client ROUTER whose node takes arrays of requests
+#: (module header); libzmq's ZMQ_METADATA form, "name:value".
+BATCH_PROPERTY = b"X-Batch"
+BATCH_METADATA = BATCH_PROPERTY + b":1"
 
 packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
@@ -95,7 +106,10 @@ def call(addr: str, req: dict[str, Any], timeout: float) -> dict[str, Any] | Non
         sock.close()
 
 
-def bind_router(ctx: zmq.Context, addr: str, hwm: int) -> zmq.Socket:
+def bind_router(ctx: zmq.Context, addr: str, hwm: int,
+                metadata: bytes | None = None) -> zmq.Socket:
+    """A ROUTER bound at ``addr``; ``metadata`` (``name:value``) goes into its
+    handshake with every peer (``BATCH_METADATA`` for the driver's clients)."""
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     # A restarted peer reconnects with the same routing id while its old
@@ -105,6 +119,8 @@ def bind_router(ctx: zmq.Context, addr: str, hwm: int) -> zmq.Socket:
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    if metadata is not None:
+        sock.setsockopt(zmq.METADATA, metadata)
     try:
         sock.bind(addr)
     except zmq.ZMQError:
