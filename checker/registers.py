@@ -21,7 +21,9 @@ the same; docs/checker.md "Models"):
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from itertools import compress
 from typing import Any
 
 from checker.explain import fmt, when
@@ -145,7 +147,10 @@ class CasRegister(Model):
         deadline: dict[int, float] = {}  # value -> earliest definite return of an op seeing it
         get_deadline = deadline.get
         negative = False
-        optional_cas = False  # an optional cas is kept: the drop below may need a fixpoint
+        opt: list[int] = []  # rows of the optional writes and cas, in row order
+        ocas_seen: dict[int, int] = {}  # value -> optional cas rows expecting it
+        MB: list[int] = []  # the value each write and cas writes (producers, counted)
+        mb_add = MB.append
         for op in ops:
             f = op.f
             st = op.type
@@ -170,6 +175,9 @@ class CasRegister(Model):
                     if c is None:
                         c = code(v)
                     o_add(op); k_add(1); a_add(-1); b_add(c); r_add(ret); c_add(op.call)
+                    mb_add(c)
+                    if ret == INF:
+                        opt.append(len(O) - 1)
             elif f == "cas":
                 v = op.value
                 if type(v) is list and len(v) == 2:
@@ -186,45 +194,65 @@ class CasRegister(Model):
                 if ret == INF:
                     if a == b:
                         continue  # optional and cannot change the state: dropped
-                    optional_cas = True
+                    o_add(op); k_add(2); a_add(a); b_add(b); r_add(ret); c_add(op.call)
+                    mb_add(b)
+                    opt.append(len(O) - 1)
+                    ocas_seen[a] = ocas_seen.get(a, 0) + 1
+                    continue
                 o_add(op); k_add(2); a_add(a); b_add(b); r_add(ret); c_add(op.call)
-                if ret != INF:
-                    d = get_deadline(a)
-                    if d is None or ret < d:
-                        deadline[a] = ret
+                mb_add(b)
+                d = get_deadline(a)
+                if d is None or ret < d:
+                    deadline[a] = ret
             else:
                 raise ValueError(f"{self.name} model has no operation {f!r}")
         n_in = len(ops)
         notes: list[str] = []
         # Optional mutations whose value nobody can observe: dropped (to a fixpoint: dropping
-        # an optional cas may leave the value it saw unobserved). Without failed cas read as
-        # observations only.
-        if not negative and INF in R:
-            cols = (O, K, A, B, R, C)
-            while True:
-                seen = {a for a, k in zip(A, K) if k == 0 or k == 2}
-                keep = [x for x in range(len(K))
-                        if not (R[x] == INF and B[x] not in seen)]
-                if len(keep) == len(K):
-                    break
-                O, K, A, B, R, C = ([col[x] for x in keep] for col in cols)
-                cols = (O, K, A, B, R, C)
-                if not optional_cas:
-                    break  # only writes dropped: what is seen did not change
+        # an optional cas may leave the value it expected unobserved). Without failed cas read
+        # as observations only. A value is observed by a read or a definite cas (the keys of
+        # ``deadline``) or by an optional cas still kept (``ocas_seen``); only the optional
+        # rows are visited, and the columns are rebuilt once.
+        if opt and not negative:
+            dropped = [x for x in opt if B[x] not in deadline and not ocas_seen.get(B[x])]
+            if dropped and ocas_seen:
+                gone = set(dropped)
+                by_value: dict[int, list[int]] = {}
+                for x in opt:
+                    by_value.setdefault(B[x], []).append(x)
+                work = list(dropped)
+                while work:
+                    x = work.pop()
+                    if K[x] != 2:
+                        continue
+                    a = A[x]
+                    left = ocas_seen[a] - 1
+                    ocas_seen[a] = left
+                    if left or a in deadline:
+                        continue
+                    for y in by_value.get(a, ()):
+                        if y not in gone:
+                            gone.add(y)
+                            work.append(y)
+                dropped = sorted(gone)
+            if dropped:
+                mask = bytearray(b"\x01") * len(K)
+                for x in dropped:
+                    mask[x] = 0
+                O, K, A, B, R, C = (list(compress(col, mask)) for col in (O, K, A, B, R, C))
+                opt = [x - bisect_left(dropped, x) for x in opt if mask[x]]
         n = len(K)
         # unique producer of an observed value: definite, deadline = first observer's return
-        producers: dict[int, int] = {}
-        rets = list(R)
+        # (a dropped row's value is observed by nobody, so counting the producers before
+        # the drop gives the same answer for every value with a deadline)
+        rets = R
         promoted = 0
-        if INF in R:
-            for x in range(n):
-                if K[x] == 1 or K[x] == 2:
-                    b = B[x]
-                    producers[b] = -2 if b in producers else x
-            for x in range(n):
-                if R[x] == INF and (K[x] == 1 or K[x] == 2) and B[x] != init_c \
-                        and producers.get(B[x]) == x:
-                    d = deadline.get(B[x])
+        if opt:
+            producers = Counter(MB)
+            for x in opt:
+                b = B[x]
+                if b != init_c and producers[b] == 1:
+                    d = deadline.get(b)
                     if d is not None:
                         rets[x] = d - 0.5
                         promoted += 1
@@ -246,7 +274,7 @@ class CasRegister(Model):
         # the linearization or let the next write overwrite it.
         pred = [-1] * n
         needs: list[list[int] | None] = [None] * n
-        opt_rows = [x for x in range(n) if rets[x] == INF]
+        opt_rows = [x for x in opt if rets[x] == INF]
         if opt_rows:
             # identical optional ops (same kind and coded values) in call order only
             last_same: dict[tuple[int, int, int], int] = {}
@@ -256,17 +284,25 @@ class CasRegister(Model):
                 if j is not None:
                     pred[x] = j
                 last_same[sig] = x
+            # the rows seeing each value an optional row writes (reads and cas from
+            # it), found in one pass over the seen column
+            wanted = {B[x] for x in opt_rows}
             seers: dict[int, list[int]] = {}
-            for x in range(n):
-                if K[x] == 0 or K[x] == 2:
+            for x in [x for x, a in enumerate(A) if a in wanted]:
+                if K[x] != 3:
                     seers.setdefault(A[x], []).append(x)
-            neg = [(x, A[x]) for x in range(n) if K[x] == 3]
+            neg = [(x, A[x]) for x, k in enumerate(K) if k == 3] if negative else []
+            neg_other: dict[int, list[int]] = {}  # value -> failed cas rows from another
             for x in opt_rows:
-                if K[x] == 1 or K[x] == 2:
-                    lst = [j for j in seers.get(B[x], ()) if j != x]
-                    lst += [j for j, a in neg if a != B[x]]
+                b = B[x]
+                lst = [j for j in seers.get(b, ()) if j != x]
+                if neg:
+                    other = neg_other.get(b)
+                    if other is None:
+                        other = neg_other[b] = [j for j, a in neg if a != b]
+                    lst += other
                     lst.sort()  # call order (rows are): the search stops at the frontier
-                    needs[x] = lst
+                needs[x] = lst
         return Compiled(
             O, C, rets, pred, init_c, step,
             decode=lambda c: values[c], dropped=n_in - len(O), notes=notes, needs=needs,

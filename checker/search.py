@@ -51,6 +51,7 @@ Invariants:
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,6 +218,13 @@ def linearize(
         needs = [None] * n
     for rank, i in enumerate(oops):
         opos[i] = rank
+    # Each filtered optional op's seers, split when first tested: the optional
+    # ones by call, and the definite ones as sorted ranks (with their calls),
+    # so the test at a node starts at rank ``base`` (bisect) instead of walking
+    # every seer already linearized.
+    nopt: dict[int, list[int]] = {}
+    ndp: dict[int, list[int]] = {}
+    ndc: dict[int, list[float]] = {}
     early = [calls[i] < rets[i] for i in range(n)]  # may take effect before its deadline
     seen_sets: dict = {}  # (base, rel, state) -> optional bitset(s) used
     get = seen_sets.get
@@ -237,6 +245,7 @@ def linearize(
     while kind[fr] == 0:
         fr = nxt[fr]
     best_stack: list = []
+    kept = 0  # best_stack[:kept] == stack[:kept]
     held = 0  # memo entries (optional sets) held; with the stack, what max_held bounds
     cap = INF if max_held is None else max_held
     low = n  # the lowest settled base a backtrack went back to (the window's start)
@@ -310,23 +319,36 @@ def linearize(
                     o = oop[j]
                     q = pred[o]
                     if q < 0 or (ol >> opos[q]) & 1:
-                        nd = needs[o]
-                        if nd is None:
+                        if needs[o] is None:
                             break
-                        # placed only right before a pending op that sees it
+                        # placed only right before a pending op that sees it: an
+                        # optional seer not placed, or a definite one not
+                        # linearized (rank >= base), called before the frontier
                         seen_by = False
-                        for o2 in nd:
+                        so = nopt.get(o)
+                        if so is None:
+                            seers = needs[o]
+                            so = nopt[o] = [o2 for o2 in seers if rets[o2] == INF]
+                            ds = sorted([(dpos[o2], calls[o2]) for o2 in seers
+                                         if rets[o2] != INF])
+                            ndp[o] = [d for d, _ in ds]
+                            ndc[o] = [c for _, c in ds]
+                        for o2 in so:
                             if calls[o2] >= frontier:
                                 break
-                            if rets[o2] == INF:
-                                if not (ol >> opos[o2]) & 1:
+                            if not (ol >> opos[o2]) & 1:
+                                seen_by = True
+                                break
+                        if not seen_by:
+                            dl = ndp[o]
+                            dc = ndc[o]
+                            x = bisect_left(dl, base)
+                            nx = len(dl)
+                            while x < nx and dc[x] < frontier:
+                                if not (rel >> (dl[x] - base)) & 1:
                                     seen_by = True
                                     break
-                            else:
-                                d = dpos[o2] - base
-                                if d >= 0 and not (rel >> d) & 1:
-                                    seen_by = True
-                                    break
+                                x += 1
                         if seen_by:
                             break
                     j = onxt[j]
@@ -334,7 +356,11 @@ def linearize(
                     # no candidate left at this node: backtrack
                     if len(stack) > best:
                         best = len(stack)
-                        best_stack = stack[:]
+                        # only what changed since the last copy: the entries
+                        # below ``kept`` were never popped (a whole copy per
+                        # new best was quadratic on long partitions)
+                        best_stack[kept:] = stack[kept:]
+                        kept = best
                         out.prefix_state = state
                         out.stuck = eop[k]
                         conc = []
@@ -351,6 +377,8 @@ def linearize(
                         out.prefix = [e[0] for e in best_stack]
                         return out
                     i, state, slot, fr, urgent, base, rel = pop()
+                    if len(stack) < kept:
+                        kept = len(stack)
                     if base < low:  # noqa: PLR1730 - a compare, not a call: backtracks are hot
                         low = base
                     steps += 1
