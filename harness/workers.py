@@ -30,7 +30,9 @@ Invariants:
   ``drop_slots`` invokes nothing; a slot's n-th drawn operation (0-based) in
   ``skip_ops`` is drawn but not invoked, its gap is drawn too and the slot
   waits for its next start, so every other operation keeps its draws and its
-  time.
+  time. With ``keep_ops`` a slot invokes only its listed (slot, n) operations
+  (the others are skipped so), and once it has drawn past its last listed one
+  it invokes nothing more; a slot with none listed starts nothing.
 - A slot whose operation ended ``info`` continues under a fresh process
   number (its old operation may still take effect); a late reply to the old
   request has a request id the Pipeline no longer knows, so it is dropped.
@@ -148,6 +150,12 @@ class _Runner:
         # nothing; a skipped (slot, n) is drawn but not invoked, so the rest are unchanged.
         drop = set(spec.get("drop_slots") or ())
         self.skip_ops = {(a, b) for a, b in spec.get("skip_ops") or ()}
+        # keep_ops: only these (slot, n) are invoked; past its last one a slot ends.
+        keep = spec.get("keep_ops")
+        self.keep_ops = None if keep is None else {(a, b) for a, b in keep}
+        self.last_kept: dict[int, int] = {}
+        for a, b in self.keep_ops or ():
+            self.last_kept[a] = max(b, self.last_kept.get(a, -1))
         self.slots = [
             _Slot(node_ids[slot % len(node_ids)], self._done,
                   gen(spec["seed"], slot, keys=spec["keys"], ops=spec["ops"],
@@ -160,6 +168,9 @@ class _Runner:
     def go(self) -> None:
         now = time.monotonic_ns()
         for s in self.slots:
+            if self.keep_ops is not None and s.slot not in self.last_kept:
+                s.ended = True  # no operation of it is kept: it starts nothing, as if dropped
+                continue
             self.active += 1
             s.next_at = now + int(s.gen.first_delay() * 1e9)
             self.pipe.at(s.next_at, self._begin_later, s)
@@ -179,7 +190,7 @@ class _Runner:
             return
         op = s.op = s.gen.next_op()
         s.drawn += 1
-        while self.skip_ops and (s.slot, s.drawn - 1) in self.skip_ops:
+        while self._skipped(s):
             # Drawn, not invoked: its time stays empty (its gap drawn as if it had run),
             # so the slot's later operations keep their times and draws.
             s.next_at += int(s.gen.gap() * 1e9)
@@ -188,9 +199,23 @@ class _Runner:
                 return
             op = s.op = s.gen.next_op()
             s.drawn += 1
+        if s.ended:
+            return
         s.unstamped = True
         self._unstamped.append(s)
         self.pipe.start(s, op.request(), self.timeout_ns, now)
+
+    def _skipped(self, s: _Slot) -> bool:
+        """The slot's newest draw is not invoked (the client mask); past its last kept
+        operation the slot ends (and this says so, with ``s.ended``)."""
+        n = s.drawn - 1
+        if self.keep_ops is not None:
+            if n > self.last_kept.get(s.slot, -1):
+                self._end(s)
+                return False
+            if (s.slot, n) not in self.keep_ops:
+                return True
+        return bool(self.skip_ops) and (s.slot, n) in self.skip_ops
 
     def _stamp(self, t_abs: int) -> None:
         """Record the invokes of the operations begun since the last call, at ``t_abs``:
@@ -336,6 +361,8 @@ class WorkerPool:
                     "worker": w, "workers": count, "slots": list(range(w, concurrency, count)),
                     "drop_slots": list(mask.get("drop_slots", ())),
                     "skip_ops": [list(o) for o in mask.get("skip_ops", ()) if o[0] % count == w]}
+            if mask.get("keep_ops") is not None:
+                spec["keep_ops"] = [list(o) for o in mask["keep_ops"] if o[0] % count == w]
             proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.workers"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=self._log, close_fds=True,

@@ -141,13 +141,13 @@ def test_history_times_bracket_what_the_node_saw_and_the_file_is_in_time_order(
     assert any(t % 1000 for t in latencies), "times are nanoseconds, not rounded"
 
 
-def invocations(tmp_path: Path, client_mask: dict | None = None
+def invocations(tmp_path: Path, client_mask: dict | None = None, seconds: float = 1.0
                 ) -> tuple[dict[int, list[tuple]], list[list[tuple]]]:
-    """Six slots of seed 42 against a fake node for a second: each process's invokes
+    """Six slots of seed 42 against a fake node for ``seconds``: each process's invokes
     (f, key, value), and each slot's first draws from its own OpGenerator."""
     node = FakeNode(delay_s=0.0005)
     try:
-        path, _ = run_pool(tmp_path, {"n1": node.addr}, seconds=1.0, seed=42, concurrency=6,
+        path, _ = run_pool(tmp_path, {"n1": node.addr}, seconds=seconds, seed=42, concurrency=6,
                            ops=["read", "write"], client_mask=client_mask)
     finally:
         node.close()
@@ -164,16 +164,10 @@ def invocations(tmp_path: Path, client_mask: dict | None = None
     return by_process, draws
 
 
-def test_a_seed_gives_each_process_the_generators_invocations(tmp_path: Path) -> None:
-    by_process, draws = invocations(tmp_path)
-    assert sorted(by_process) == list(range(6)), "no info, so no process was renamed"
-    for slot, invoked in by_process.items():
-        assert invoked == draws[slot][:len(invoked)]
-        assert len(invoked) > 20
-
-
 def test_the_client_mask_drops_slots_and_skips_operations_leaving_the_rest_unchanged(
         tmp_path: Path) -> None:
+    # Slot 2 has no mask: a seed gives each process its generator's invocations (and
+    # no info, so no process was renamed).
     skips = [[0, 1], [0, 2], [3, 0], [5, 4]]  # slots 0 and 3 in worker 0, slot 5 in worker 1
     by_process, draws = invocations(tmp_path, {"drop_slots": [1, 4], "skip_ops": skips})
     assert sorted(by_process) == [0, 2, 3, 5], "dropped slots invoke nothing"
@@ -181,6 +175,15 @@ def test_the_client_mask_drops_slots_and_skips_operations_leaving_the_rest_uncha
         kept = [op for n, op in enumerate(draws[slot]) if [slot, n] not in skips]
         assert invoked == kept[:len(invoked)]
         assert len(invoked) > 20
+
+
+def test_keep_ops_invokes_only_the_listed_operations_and_the_other_slots_nothing(
+        tmp_path: Path) -> None:
+    keep = [[0, 0], [0, 3], [2, 1], [2, 4], [5, 2]]  # slot 0 and 2: worker 0, slot 5: worker 1
+    by_process, draws = invocations(tmp_path, {"keep_ops": keep, "skip_ops": [[0, 3]]},
+                                    seconds=0.4)
+    # A pair listed in both is skipped; past its last listed draw a slot invokes nothing.
+    assert by_process == {0: [draws[0][0]], 2: [draws[2][1], draws[2][4]], 5: [draws[5][2]]}
 
 
 def test_a_sigkilled_run_leaves_a_checkable_history_up_to_the_last_second(
