@@ -187,6 +187,11 @@ class FakeCluster:
 def test_heal_brings_back_what_lose_unsynced_holds() -> None:
     cluster = FakeCluster()
     ctx = NemesisCtx(cluster)
+
+    async def answers(node: str, timeout: float) -> bool:  # a started fake node answers
+        return cluster.is_running(node)
+
+    ctx.answers = answers  # type: ignore[method-assign]
     actions = DiskActions(ctx, ctx.record)
 
     async def go() -> None:
