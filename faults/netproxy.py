@@ -54,6 +54,7 @@ import zmq
 
 from nodes.common.clusterfile import ConfigError, load_cluster
 
+_NOBLOCK = int(zmq.NOBLOCK)  # a plain int: pyzmq's enum flags cost per call
 #: Messages taken from one socket before looking at the others (fairness).
 BATCH = 256
 #: Longest poll wait, so SIGTERM and parent death are noticed quickly.
@@ -297,18 +298,27 @@ class Proxy:
 
     def _pump(self, sock: zmq.Socket, dest: str) -> None:
         table = self.routes[dest]
-        recv = sock.recv_multipart
+        # Single-frame recv calls and a Frame's plain ``more`` attribute: pyzmq's
+        # recv_multipart costs two getsockopt(RCVMORE) calls and flag arithmetic
+        # per message, on the path of every peer message.
+        recv = sock.recv
         journal = self.journal is not None
+        NOBLOCK = _NOBLOCK
         for _ in range(BATCH):
             try:
-                frames = recv(zmq.NOBLOCK)
+                head = recv(NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            link = table.get(frames[0])
+            body: list[bytes] = []
+            more = head.more
+            while more:  # the rest of a message is there once its first frame is
+                part = recv(NOBLOCK, copy=False)
+                body.append(part.bytes)
+                more = part.more
+            link = table.get(head.bytes)
             if link is None:
                 self.unknown_src += 1
                 continue
-            body = frames[1:]
             if link.deaf:
                 link.dropped += 1
                 link.cut += 1
@@ -321,7 +331,10 @@ class Proxy:
 
     def _send(self, link: Link, body: list[bytes], journal: bool, dup: bool = False) -> None:
         try:
-            link.sock.send_multipart(body, zmq.NOBLOCK)
+            if len(body) == 1:  # a node's message: one frame, without send_multipart's cost
+                link.sock.send(body[0], _NOBLOCK)
+            else:
+                link.sock.send_multipart(body, zmq.NOBLOCK)
         except zmq.Again:
             link.dropped += 1
             if journal:
