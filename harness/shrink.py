@@ -5,15 +5,30 @@ candidates that keep less of it, and keeps a candidate when it still fails
 with an anomaly of the same *kind* (same model, same kind of violation, as
 reports.ledger names it; ``any_anomaly`` accepts any anomaly):
 
-1. a shorter run (a binary search on the time limit; faults after it go);
-2. fewer fault operations (delta debugging, Zeller's ddmin);
-3. shorter fault windows (each hold halved while it still fails);
-4. only the anomaly's client operations: first only the operations on its
-   key, then only the operations the checker named (the anomaly's own and the
-   prefix it was checked against); if neither fails, a binary search for the
-   latest time before which every operation but the named ones can go;
+1. a shorter run: the load ended at the streaming checker's first proven
+   anomaly (``--stop-on-anomaly``, kept when it still fails the same way), then
+   a binary search on the time limit (faults after it go);
+2. only the anomaly's client operations: first none at all, then only the
+   operations on its key, then only the operations the checker named (the
+   anomaly's own and the prefix it was checked against); if none fails, a
+   binary search for the latest time before which every operation but the
+   named ones can go;
+3. fewer fault operations (delta debugging, Zeller's ddmin);
+4. shorter fault windows (each hold halved while it still fails);
 5. fewer clients (ddmin over the client slots), then fewer client operations
-   (ddmin over the (slot, n) operations the last failing candidate invoked).
+   (ddmin over the (slot, n) operations the last failing candidate invoked);
+   then fewer faults once more.
+
+The load is cut before the faults because client operations are most of what
+a simulated run costs (a run without clients takes a tenth of one with them).
+
+A candidate is kept only when it fails the same way and is no larger than the
+best so far in any measure its own run took (faults, client operations, run
+length, windows): a candidate that drops a fault may let the clients do more
+work, so "fewer faults" alone could end larger than it began. Candidates keep
+their client operations as ``keep_ops`` (only the operations the best invoked
+may be invoked), so dropping a fault does not let a slot draw new ones. A
+candidate met again is answered from a cache, not run again.
 
 Each candidate is one deterministic simulated run (harness/simrun.py): the
 faults are replayed from the candidate's list, and the client operations left
@@ -42,6 +57,8 @@ folder through the simulator, marked ``shrunk`` in results.json.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,15 +93,84 @@ class Candidate:
     skip_ops: frozenset[tuple[int, int]] = frozenset()
     #: Client slots (None: the base config's); the real-process pass lowers it.
     concurrency: int | None = None
+    #: Only these (slot, n) operations may be invoked (None: every one not skipped or
+    #: dropped): a candidate can then invoke no operation the run it came from did not.
+    keep_ops: frozenset[tuple[int, int]] | None = None
+    #: End the load at the streaming checker's first anomaly (None: as the base config).
+    stop_on_anomaly: bool | None = None
+
+    def mask(self, base: RunConfig) -> dict[str, Any] | None:
+        """The client mask (``RunConfig.client_mask``) of this candidate over ``base``."""
+        drop, skip = set(self.drop_slots), set(self.skip_ops)
+        keep = None
+        if self.keep_ops is not None:
+            keep = {o for o in self.keep_ops if o[0] not in drop and o not in skip}
+            if not _keep_ops_supported():
+                drop, skip = _emulated_keep(keep, drop, skip, self.concurrency or
+                                            base.concurrency or 1, _draws(base, self.time_limit))
+                keep = None
+        if not (drop or skip or keep is not None):
+            return None
+        mask: dict[str, Any] = {"drop_slots": sorted(drop),
+                                "skip_ops": [list(o) for o in sorted(skip)]}
+        if keep is not None:
+            mask["keep_ops"] = [list(o) for o in sorted(keep)]
+        return mask
 
     def config(self, base: RunConfig) -> RunConfig:
-        mask = None
-        if self.drop_slots or self.skip_ops:
-            mask = {"drop_slots": sorted(self.drop_slots),
-                    "skip_ops": [list(o) for o in sorted(self.skip_ops)]}
-        return dataclasses.replace(base, time_limit=self.time_limit, client_mask=mask,
+        concurrency = self.concurrency or base.concurrency
+        soa = base.stop_on_anomaly if self.stop_on_anomaly is None else self.stop_on_anomaly
+        return dataclasses.replace(base, time_limit=self.time_limit,
+                                   client_mask=self.mask(base),
                                    test_count=1, sim=True, replay=None,
-                                   concurrency=self.concurrency or base.concurrency)
+                                   concurrency=concurrency, stop_on_anomaly=soa,
+                                   follow=base.follow or soa)
+
+    def key(self) -> tuple[Any, ...]:
+        """What decides the attempt's run (the verdict cache's key)."""
+        return (self.time_limit, tuple(json.dumps(f, sort_keys=True) for f in self.faults),
+                self.drop_slots, self.skip_ops, self.concurrency, self.keep_ops,
+                self.stop_on_anomaly)
+
+
+#: Operations an emulated ``keep_ops`` skips past a slot's draws (see ``_draws``).
+EMULATED_HORIZON = 64
+
+
+def _draws(base: RunConfig, time_limit: float) -> int:
+    """About twice the operations a slot can draw in ``time_limit`` when none waits for an
+    answer (a skipped one does not): its mean gap is concurrency / rate (harness/generator.py);
+    0 with an unlimited rate, where nothing bounds them."""
+    if not base.rate:
+        return 0
+    return int(2 * time_limit * base.rate / (base.concurrency or 1))
+
+
+@functools.cache
+def _keep_ops_supported() -> bool:
+    """Whether the client mask takes ``keep_ops`` (harness/config.py and the simulated load)."""
+    import inspect
+
+    from harness.config import _mask_ok
+    from nodes.sim.load import SimLoad
+
+    return (_mask_ok({"keep_ops": [[0, 0]]})
+            and "keep_ops" in inspect.signature(SimLoad).parameters)
+
+
+def _emulated_keep(keep: set[tuple[int, int]], drop: set[int], skip: set[tuple[int, int]],
+                   concurrency: int, draws: int) -> tuple[set[int], set[tuple[int, int]]]:
+    """``keep_ops`` with only drop_slots and skip_ops: a slot with no kept operation is
+    dropped, the others skip every operation but the kept ones up to a horizon past the
+    draws a slot can make (beyond it a slot would invoke again; the size check then
+    refuses the candidate)."""
+    last: dict[int, int] = {}
+    for slot, n in keep:
+        last[slot] = max(n, last.get(slot, -1))
+    drop = drop | (set(range(concurrency)) - set(last))
+    skip = skip | {(slot, n) for slot, top in last.items()
+                   for n in range(max(top, draws) + EMULATED_HORIZON) if (slot, n) not in keep}
+    return drop, skip
 
 
 @dataclass(frozen=True)
@@ -105,6 +191,8 @@ class Outcome:
     times: tuple[float, ...] = ()
     #: The run folder the attempt left (real processes only; None when nothing was kept).
     run_dir: str | None = None
+    #: Seconds of load the run had (less than its time limit when --stop-on-anomaly ended it).
+    load_s: float | None = None
 
 
 #: Runs one candidate: (config, faults) -> Outcome.
@@ -123,6 +211,8 @@ class Shrunk:
     attempts: int = 0
     seconds: float = 0.0
     out_of_budget: bool = False
+    #: Candidates met again and answered from the verdict cache (not run).
+    cached: int = 0
 
 
 def kind_of(checker: dict[str, Any] | None) -> tuple[str, str]:
@@ -165,8 +255,10 @@ def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
 class Shrinker:
     """One shrinking search; see the module header."""
 
-    #: The passes of a simulated search, in order.
-    PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "focus", "fewer_clients",
+    #: The passes of a simulated search, in order: the cheap cuts of the load first, since
+    #: client operations are most of what a simulated run costs (a 20 s run without clients
+    #: takes a tenth of one with them), then the faults over the cheap runs.
+    PASSES = ("shorter_run", "focus", "fewer_faults", "shorter_windows", "fewer_clients",
               "fewer_ops", "fewer_faults")
     #: The passes on real processes: none needs a client mask.
     REAL_PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "lower_concurrency",
@@ -175,16 +267,22 @@ class Shrinker:
     def __init__(self, base: RunConfig, original: Candidate, simulate: Simulate, *,
                  any_anomaly: bool = False, budget_s: float = 60.0,
                  log: Callable[[str], None] = lambda s: None,
-                 known: Outcome | None = None, passes: Sequence[str] = PASSES) -> None:
+                 known: Outcome | None = None, passes: Sequence[str] = PASSES,
+                 stop_on_anomaly: bool = True) -> None:
         """``known``: the original's outcome, taken as is instead of running it again
-        (a real run's folder says how it failed)."""
+        (a real run's folder says how it failed). ``stop_on_anomaly``: try the original
+        with the load ended at its first proven anomaly first (kept when it still fails
+        the same way)."""
         self.base = base
         self.simulate = simulate
         self.any_anomaly = any_anomaly
         self.deadline = time.monotonic() + budget_s
         self.log = log
         self.passes = tuple(passes)
+        self.try_stop = stop_on_anomaly
         self.attempts = 0
+        self.cached = 0
+        self._seen: dict[tuple[Any, ...], Outcome] = {}
         self.started = time.monotonic()
         out = known if known is not None else self._run(original)
         if out.verdict != "invalid":
@@ -199,18 +297,33 @@ class Shrinker:
         return time.monotonic() >= self.deadline
 
     def _run(self, c: Candidate) -> Outcome:
+        """``c``'s outcome; a candidate tried before is not run again (runs are deterministic)."""
+        key = c.key()
+        out = self._seen.get(key)
+        if out is not None:
+            self.cached += 1
+            return out
         self.attempts += 1
-        return self.simulate(c.config(self.base), [dict(f) for f in c.faults])
+        out = self.simulate(c.config(self.base), [dict(f) for f in c.faults])
+        self._seen[key] = out
+        return out
 
     def fails(self, c: Candidate) -> bool:
-        """Run ``c``; keep it as the best when it fails the same way and is smaller."""
+        """Run ``c``; take it as the best, and say True, when it fails the same way and is
+        no larger than the best in any measure (faults, client ops, run, windows), as its
+        run measured them: a candidate that drops a fault may let the clients do more
+        work, and a shrinker must never end larger than it began."""
         if self.out_of_time():
             return False
         out = self._run(c)
         same = out.verdict == "invalid" and (self.any_anomaly or kind_of(out.checker) == self.want)
-        if same and _size(c, out) < _size(self.best, self.best_outcome):
-            self.best, self.best_outcome = c, out
-        return same
+        if not same:
+            return False
+        new, old = _size(c, out), _size(self.best, self.best_outcome)
+        if any(a > b for a, b in zip(new, old, strict=True)):
+            return False
+        self.best, self.best_outcome = c, out
+        return True
 
     def _note(self, what: str) -> None:
         b, o = self.best, self.best_outcome
@@ -221,11 +334,20 @@ class Shrinker:
 
     # --- the passes
 
-    def _until(self, t: float) -> Candidate:
-        return dataclasses.replace(self.best, time_limit=t,
-                                   faults=tuple(f for f in self.best.faults if f["at"] < t))
+    def _until(self, t: float, c: Candidate | None = None) -> Candidate:
+        c = c or self.best
+        return dataclasses.replace(c, time_limit=t, faults=tuple(f for f in c.faults if f["at"] < t))
 
     def shorter_run(self) -> None:
+        """End the load at the first proven anomaly (when the workload's streaming checker
+        can prove one), then a binary search on the time limit."""
+        if self.try_stop and not self.best.stop_on_anomaly:
+            stopped = dataclasses.replace(self.best, stop_on_anomaly=True)
+            if self.fails(stopped):
+                load = self.best_outcome.load_s
+                if load is not None and load + 0.1 < self.best.time_limit:
+                    # the load ended there: the faults after it never happened
+                    self.fails(self._until(round(load + 0.1, 3)))
         lo, hi = MIN_TIME_S, self.best.time_limit
         # First guess: the run can end once the anomaly's operations have (plus slack).
         end = self.best_outcome.anomaly_end_s
@@ -244,8 +366,7 @@ class Shrinker:
         self._note("shorter run")
 
     def fewer_faults(self) -> None:
-        best = self.best
-        ddmin(list(best.faults),
+        ddmin(list(self.best.faults),
               lambda fs: self.fails(dataclasses.replace(self.best, faults=tuple(fs))),
               self.out_of_time)
         self._note("fewer faults")
@@ -261,21 +382,22 @@ class Shrinker:
                     break
         self._note("shorter windows")
 
+    def _keeping(self, keep: Sequence[tuple[int, int]] | set[tuple[int, int]]) -> Candidate:
+        """The best with only ``keep`` of its client operations left to invoke."""
+        return dataclasses.replace(self.best, keep_ops=frozenset(keep))
+
     def focus(self) -> None:
-        """Keep only the first anomaly's key, then only the operations it names, then
+        """Keep no client operation, then only the first anomaly's key, then only the
+        operations it names, then
         (a binary search) only the operations invoked from some time on, besides the
         named ones: what came long before the anomaly rarely matters."""
-        start = self.best
         out = self.best_outcome
         ops = list(out.ops)
         named = [ops[i] for i in out.anomaly_ops if i < len(ops)]
         keys = {out.keys[i] for i in out.anomaly_ops if i < len(out.keys)} - {None}
-
-        def keeping(keep: set[tuple[int, int]]) -> Candidate:
-            return dataclasses.replace(start, skip_ops=frozenset(
-                start.skip_ops | (set(ops) - keep)))
-
-        keeps = []
+        # No client operation at all first: a run without clients costs a tenth of one with
+        # them, and a failure the nodes show alone (a node that refuses to restart) needs none.
+        keeps: list[list[tuple[int, int]]] = [[]]
         if keys and len(out.keys) == len(ops):
             keeps.append([o for o, k in zip(ops, out.keys, strict=True) if k in keys])
         if named:
@@ -283,8 +405,7 @@ class Shrinker:
         for keep in keeps:
             if self.out_of_time() or len(keep) >= len(self.best_outcome.ops):
                 continue
-            if self.fails(keeping(set(keep))):
-                start, out = self.best, self.best_outcome
+            if self.fails(self._keeping(keep)):
                 self._note("only the anomaly's operations")
                 return
         times = list(out.times)
@@ -296,17 +417,19 @@ class Shrinker:
                     break
                 mid = (lo + hi) / 2
                 keep = {o for o, t in zip(ops, times, strict=True) if t >= mid} | set(named)
-                if self.fails(keeping(keep)):
+                if self.fails(self._keeping(keep)):
                     lo = mid
                 else:
                     hi = mid
         self._note("only the anomaly's operations")
 
     def fewer_clients(self) -> None:
-        slots = [s for s in range(self.base.concurrency or 1) if s not in self.best.drop_slots]
+        """ddmin over the slots that still invoke something (halves first)."""
         every = set(range(self.base.concurrency or 1))
-        ddmin(slots, lambda keep: self.fails(dataclasses.replace(
-            self.best, drop_slots=frozenset(every - set(keep)))), self.out_of_time)
+        active = sorted({s for s, _ in self.best_outcome.ops} - set(self.best.drop_slots))
+        gone = every - set(active)
+        ddmin(active, lambda keep: self.fails(dataclasses.replace(
+            self.best, drop_slots=frozenset(gone | (set(active) - set(keep))))), self.out_of_time)
         self._note("fewer clients")
 
     def lower_concurrency(self) -> None:
@@ -322,10 +445,7 @@ class Shrinker:
 
     def fewer_ops(self) -> None:
         invoked = list(self.best_outcome.ops)
-        skipped = set(self.best.skip_ops)
-        ddmin(invoked, lambda keep: self.fails(dataclasses.replace(
-            self.best, skip_ops=frozenset(skipped | (set(invoked) - set(keep))))),
-            self.out_of_time)
+        ddmin(invoked, lambda keep: self.fails(self._keeping(keep)), self.out_of_time)
         self._note("fewer client ops")
 
     def run(self) -> Shrunk:
@@ -335,7 +455,7 @@ class Shrinker:
             getattr(self, name)()
         return Shrunk(self.best, self.best_outcome, self.original, self.original_outcome,
                       self.steps, self.attempts, round(time.monotonic() - self.started, 3),
-                      self.out_of_time())
+                      self.out_of_time(), self.cached)
 
 
 def _size(c: Candidate, out: Outcome) -> tuple[int, int, float, float]:
@@ -418,7 +538,12 @@ def simulate(cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
     ``cfg.client_mask`` honoured, nothing written; checked by the workload's checker."""
     from harness import simrun
 
-    out = simrun.simulate(simrun.prepare(cfg), faults=faults, metrics=False)
+    return outcome_of(simrun.simulate(simrun.prepare(cfg), faults=faults, metrics=False))
+
+
+def outcome_of(out: Any) -> Outcome:
+    """A simulated run's outcome (harness/simrun.py's ``SimOutcome``, checked) as the search
+    uses it; a caller that has simulated the original gives it as ``Shrinker(known=...)``."""
     ops = tuple(tuple(o) for o in out.ops)
     # The checker's operation ids are positions among the client invokes (checker.history.pair),
     # and the load's invokes come first, in the order of ``out.ops``.
@@ -427,7 +552,7 @@ def simulate(cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
     return Outcome(out.verdict, out.checker, out.client_ops, ops,
                    anomaly_end(out.events, out.checker),
                    tuple(_hashable(e.get("key")) for e in invokes), anomaly_ids(out.checker),
-                   times=tuple(e["time"] / 1e9 for e in invokes))
+                   times=tuple(e["time"] / 1e9 for e in invokes), load_s=out.load_seconds)
 
 
 def _hashable(key: Any) -> Any:

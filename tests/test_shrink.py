@@ -34,6 +34,16 @@ def test_ddmin_keeps_order() -> None:
     assert ddmin([5, 3, 9, 1], lambda xs: {9, 3} <= set(xs)) == [3, 9]
 
 
+def invoked(cfg: RunConfig, every: Any) -> tuple[tuple[int, int], ...]:
+    """The (slot, n) of ``every`` that ``cfg.client_mask`` lets a run invoke."""
+    mask = cfg.client_mask or {}
+    dropped = set(mask.get("drop_slots", ()))
+    skipped = {tuple(o) for o in mask.get("skip_ops", ())}
+    kept = None if "keep_ops" not in mask else {tuple(o) for o in mask["keep_ops"]}
+    return tuple(o for o in every if o[0] not in dropped and o not in skipped
+                 and (kept is None or o in kept))
+
+
 class FakeSim:
     """Fails (stale read) iff the run lasts past 7 s, holds the kill at 4 s with a hold of
     at least 0.5 s, and slot 2's op 5 is invoked; with the kill's hold below 0.5 s it
@@ -42,13 +52,13 @@ class FakeSim:
     def __init__(self) -> None:
         self.runs = 0
 
+    def per_slot(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> int:
+        return int(cfg.time_limit * 2)
+
     def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
         self.runs += 1
-        mask = cfg.client_mask or {}
-        dropped = set(mask.get("drop_slots", ()))
-        skipped = {tuple(o) for o in mask.get("skip_ops", ())}
-        ops = tuple((s, n) for n in range(int(cfg.time_limit * 2)) for s in range(cfg.concurrency)
-                    if s not in dropped and (s, n) not in skipped)
+        ops = invoked(cfg, ((s, n) for n in range(self.per_slot(cfg, faults))
+                            for s in range(cfg.concurrency)))
         kill = [f for f in faults if f["f"] == "kill" and f["at"] == 4.0]
         bad = cfg.time_limit > 7 and kill and (2, 5) in ops
         checker = None
@@ -72,8 +82,54 @@ def test_shrinker_finds_the_story() -> None:
     assert out.outcome.ops == ((2, 5),) and out.outcome.client_ops == 1
     assert out.attempts == sim.runs and not out.out_of_budget
     assert [line.split(":")[0] for line in out.steps] == [
-        "shorter run", "fewer faults", "shorter windows", "only the anomaly's operations",
+        "shorter run", "only the anomaly's operations", "fewer faults", "shorter windows",
         "fewer clients", "fewer client ops", "fewer faults"]
+    assert best.stop_on_anomaly  # tried first; it changed nothing here, so it stayed
+
+
+class EagerSim(FakeSim):
+    """FakeSim whose slots draw more operations the fewer faults there are (a healthier
+    cluster answers sooner): what let a shrink end with more operations than it began."""
+
+    def per_slot(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> int:
+        return int(cfg.time_limit * 2) + 4 * (10 - len(faults))
+
+
+def test_a_shrink_never_ends_larger_in_any_measure() -> None:
+    faults = tuple({"f": f, "at": float(at), "hold": 3.0, "value": ["n1"]}
+                   for at, f in zip(range(1, 30, 3), itertools.cycle(["pause", "kill", "partition"])))
+    sizes = []
+
+    class Watched(EagerSim):
+        def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+            return super().__call__(cfg, faults)
+
+    s = Shrinker(RunConfig(sim=True, time_limit=30.0, concurrency=6, seed=1),
+                 Candidate(30.0, faults), Watched(), budget_s=60)
+    real_fails = s.fails
+
+    def fails(c: Candidate) -> bool:
+        ok = real_fails(c)
+        sizes.append((len(s.best.faults), s.best_outcome.client_ops))
+        return ok
+
+    s.fails = fails  # type: ignore[method-assign]
+    out = s.run()
+    assert [f["at"] for f in out.candidate.faults] == [4.0]
+    assert out.outcome.ops == ((2, 5),)
+    # the best never grew in either measure, step by step
+    assert all(a[0] >= b[0] and a[1] >= b[1] for a, b in itertools.pairwise(sizes))
+    assert out.outcome.client_ops <= out.original_outcome.client_ops
+
+
+def test_a_candidate_met_again_is_not_run_again() -> None:
+    faults = ({"f": "kill", "at": 4.0, "hold": 3.0, "value": ["n1"]},)
+    sim = FakeSim()
+    s = Shrinker(RunConfig(sim=True, time_limit=30.0, concurrency=6, seed=1),
+                 Candidate(30.0, faults), sim, budget_s=60)
+    c = Candidate(20.0, faults)
+    assert s.fails(c) and s.fails(c)
+    assert sim.runs == 2 and s.attempts == 2 and s.cached == 1
 
 
 def test_a_budget_stops_with_the_best_seen_so_far() -> None:
@@ -101,10 +157,8 @@ class KeyedSim(FakeSim):
 
     def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
         self.runs += 1
-        mask = cfg.client_mask or {}
-        skipped = {tuple(o) for o in mask.get("skip_ops", ())}
         every = [(s, n) for n in range(int(cfg.time_limit)) for s in range(cfg.concurrency)]
-        ops = tuple(o for o in every if o not in skipped)
+        ops = invoked(cfg, every)
         keys = tuple(f"k{(s + n) % 4}" for s, n in ops)
         need = {o for o in every if (o[0] + o[1]) % 4 == 2}
         if not need <= set(ops):
@@ -119,7 +173,7 @@ def test_the_focus_pass_keeps_only_the_anomalys_operations() -> None:
     s = Shrinker(base, Candidate(8.0, ()), sim, budget_s=60)
     s.focus()
     assert s.best_outcome.client_ops == 8 and set(s.best_outcome.keys) == {"k2"}
-    assert sim.runs == 2  # the original, then only k2's operations; the named ones are the same
+    assert sim.runs == 3  # the original, no operation, then only k2's (the named ones are the same)
 
 
 class LateSim(FakeSim):
@@ -128,8 +182,7 @@ class LateSim(FakeSim):
 
     def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
         self.runs += 1
-        skipped = {tuple(o) for o in (cfg.client_mask or {}).get("skip_ops", ())}
-        ops = tuple(o for o in ((s, n) for n in range(40) for s in range(2)) if o not in skipped)
+        ops = invoked(cfg, ((s, n) for n in range(40) for s in range(2)))
         times = tuple(n / 10 for _, n in ops)
         if not {(0, n) for n in range(20, 31)} <= set(ops):
             return Outcome("valid", None, len(ops), ops, times=times)
