@@ -38,10 +38,11 @@ history. Moves:
   reads long after a successor took writes (``lease-read``); a clock fault
   alone cannot show it (the successor's first message deposes it), nor a
   partition alone (true clocks keep the lease shorter than an election);
-- ``lose-unsynced-majority`` / ``-leader`` / ``-minority``: a power loss
-  (faults/disk.py: what was written and never synced is gone) of a majority
-  / the leader / a minority, restarted together at the end of the window
-  (``no-fsync``: only a majority's loss can lose what a quorum acknowledged).
+- ``lose-unsynced-all`` / ``-majority`` / ``-leader`` / ``-minority``: a
+  power loss (faults/disk.py: what was written and never synced is gone) of
+  every node / a majority / the leader / a minority, restarted together at
+  the end of the window (``no-fsync``: only a majority's loss can lose what a
+  quorum acknowledged, and a whole site's loses it for sure).
 
 Why scripted moves for ``forget-vote`` and ``forget-promise``: a forgotten
 vote only matters if a second candidate of the *same* term asks the
@@ -87,7 +88,7 @@ SPEC_PREFIX = "bug:"
 MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "kill-leader", "kill-one",
          "kill-minority", "kill-majority", "pause-leader", "slow-net", "revote", "repromise",
          "figure-8", "drift-then-isolate-leader", "lose-unsynced-leader",
-         "lose-unsynced-minority", "lose-unsynced-majority")
+         "lose-unsynced-minority", "lose-unsynced-majority", "lose-unsynced-all")
 #: Scripted moves: a coroutine ``script(nemesis, stop, hold)`` that drives its
 #: own sequence of faults for at most ``hold`` seconds (module, function).
 SCRIPTED = {"revote": ("faults.moves.revote", "revote"),
@@ -97,7 +98,8 @@ NETWORK_MOVES = ("isolate-leader", "isolate-one", "lag-then-isolate-leader", "sl
                  "drift-then-isolate-leader", *SCRIPTED)
 #: Moves that use a kind needing the cluster set up for it (faults/disk.py).
 CLOCK_MOVES = ("drift-then-isolate-leader",)
-LAZYFS_MOVES = ("lose-unsynced-leader", "lose-unsynced-minority", "lose-unsynced-majority")
+LAZYFS_MOVES = ("lose-unsynced-leader", "lose-unsynced-minority", "lose-unsynced-majority",
+                "lose-unsynced-all")
 #: drift-then-isolate-leader: the leader's clock runs at this rate, and its
 #: partition starts this long into the drift and ends this share of the hold
 #: before the drift does.
@@ -192,14 +194,14 @@ MIXES: dict[str, Demo] = {
         {"nemesis_interval": 5.0, "keys": 2, "rate": 500.0, "ops": READ_HEAVY,
          **QUICK_CLIENTS}),
     "no-fsync": Demo(
-        # Power losses 6 s apart, each short: the vote the election after a loss
-        # wrote is renamed at once but written back only by the flusher 3-3.75 s
-        # later (faults/lazyfs.py), and a loss before that leaves an empty meta
-        # that the node refuses to start with (exit 2), as real no-fsync nodes
-        # did every 2 s: a dead cluster then hides the lost writes.
-        FaultMix(("lose-unsynced-majority", "lose-unsynced-majority", "lose-unsynced-leader"),
-                 hold=(0.05, 0.1)),
-        {"nemesis_interval": 6.0, "keys": 2, "rate": 500.0, "ops": ["read", "write"]}),
+        # Short power losses of the whole site or a majority, 3 s apart: the
+        # flusher writes data back 3-3.75 s after it got dirty (faults/lazyfs.py),
+        # so each loss throws away what the last seconds acknowledged, and the
+        # vote an election after the previous loss wrote; a node that then finds
+        # an empty meta and refuses to start is itself the finding
+        # (faults/findings.py), and the lost writes are read back otherwise.
+        FaultMix(("lose-unsynced-all", "lose-unsynced-majority"), hold=(0.05, 0.1)),
+        {"nemesis_interval": 3.0, "keys": 2, "rate": 500.0, "ops": ["read", "write"]}),
     # The transaction bugs (workload list-append): fault-free runs already show
     # txn-split; a cut-off leader keeps answering read-only transactions from
     # its own log until check-quorum (txn-dirty-read).
