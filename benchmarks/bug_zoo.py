@@ -75,8 +75,12 @@ class Row:
 def first_anomaly_s(result: RunResult) -> float | None:
     """Seconds from the run's start to the earliest operation of any anomaly.
     The run's own check stops at the first invalid key it looks at, which
-    need not be the earliest, so the history is checked again, every key."""
+    need not be the earliest, so the history is checked again, every key. A
+    durability finding (faults/findings.py: no operations, an int ``time``
+    in ns since the run's start) counts at its own time."""
     anomalies = result.anomalies
+    found = [a["time"] for a in anomalies
+             if not a.get("ops") and isinstance(a.get("time"), int)]
     if result.verdict == "invalid":
         try:
             again = check_file(result.run_dir / "history.jsonl", time_limit=120.0,
@@ -88,10 +92,10 @@ def first_anomaly_s(result: RunResult) -> float | None:
     try:
         ops = result.operations
     except HistoryError:
-        return None
+        return min(found) / 1e9 if found else None
     # An op's time is its completion's (its invoke's when it never completed).
-    times = [ops[i].start if ops[i].end is None else ops[i].end
-             for a in anomalies for i in a.get("ops") or [] if 0 <= i < len(ops)]
+    times = found + [ops[i].start if ops[i].end is None else ops[i].end
+                     for a in anomalies for i in a.get("ops") or [] if 0 <= i < len(ops)]
     return min(times) / 1e9 if times else None
 
 

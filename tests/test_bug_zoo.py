@@ -412,3 +412,23 @@ def test_lease_read_mix_cuts_the_leader_off_while_its_clock_drifts() -> None:
     assert mixes.get_mix("bug:lease-read").kinds() == ("clock",), "the runner sets faketime up"
     balanced(events)
     assert net.grudge == {}
+
+
+def test_zoo_first_anomaly_counts_a_durability_finding_at_its_time() -> None:
+    """A run caught only by a durability finding (no operations, an int time in
+    ns) still has a first-anomaly time; with an op's anomaly too, the earlier wins."""
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bug_zoo import first_anomaly_s
+
+    finding = {"kind": "refused-after-power-loss", "key": None, "node": "n2",
+               "time": 7_500_000_000, "ops": [], "sentence": "n2 refused to start"}
+    run = SimpleNamespace(verdict="valid", anomalies=[finding], operations=[])
+    assert first_anomaly_s(run) == 7.5  # type: ignore[arg-type]
+    op = SimpleNamespace(start=1_000_000_000, end=2_000_000_000)
+    both = SimpleNamespace(verdict="valid", anomalies=[finding, {"key": "k", "ops": [0]}],
+                           operations=[op])
+    assert first_anomaly_s(both) == 2.0  # type: ignore[arg-type]
+    none = SimpleNamespace(verdict="valid", anomalies=[], operations=[op])
+    assert first_anomaly_s(none) is None  # type: ignore[arg-type]
