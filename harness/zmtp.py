@@ -40,6 +40,9 @@ import socket
 import time
 from collections.abc import Callable
 
+from nodes.common.wire import BATCH_PROPERTY
+from nodes.common.zmtp import GREETING, array_head, command, parse_address, properties
+
 __all__ = ["Connection", "parse_address"]
 
 RECONNECT_NS = 20_000_000  # a restarted node is reached again within tens of ms
@@ -49,60 +52,10 @@ RECV_BYTES = 1 << 18
 #: whose kernel buffers are full): ``send`` refuses as if it were down.
 MAX_QUEUED_BYTES = 8 << 20
 
-#: Signature, version 3.0, mechanism NULL, as-server 0, filler (rfc 23, "Greeting").
-GREETING = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00")
-            + b"\x00" + b"\x00" * 31)
-
-
-def _command(name: bytes, props: dict[bytes, bytes]) -> bytes:
-    body = bytes([len(name)]) + name + b"".join(
-        bytes([len(k)]) + k + len(v).to_bytes(4, "big") + v for k, v in props.items())
-    return (b"\x04" + bytes([len(body)]) if len(body) < 256
-            else b"\x06" + len(body).to_bytes(8, "big")) + body
-
-
-READY = _command(b"READY", {b"Socket-Type": b"DEALER"})
-BATCH_PROPERTY = b"X-Batch"  # nodes/common/wire.py BATCH_PROPERTY (the tester keeps its own copy)
+READY = command(b"READY", {b"Socket-Type": b"DEALER"})
 _SHORT = [bytes((0, n)) for n in range(256)]  # the head of a short, final message frame
 
 _DOWN, _CONNECTING, _GREETING, _HANDSHAKE, _READY = range(5)
-
-
-def _properties(body: bytes) -> dict[bytes, bytes]:
-    """The metadata of a command frame's body (rfc 23: name, then name/value pairs)."""
-    props: dict[bytes, bytes] = {}
-    i = 1 + body[0]
-    n = len(body)
-    while i < n:
-        k = body[i + 1:i + 1 + body[i]]
-        i += 1 + body[i]
-        size = int.from_bytes(body[i:i + 4], "big")
-        props[k] = body[i + 4:i + 4 + size]
-        i += 4 + size
-    return props
-
-
-def _array_head(n: int) -> bytes:
-    """msgpack's head of an array of ``n`` values."""
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
-def parse_address(addr: str) -> tuple[int, object]:
-    """(address family, sockaddr) of a ZeroMQ ``tcp://host:port`` or ``ipc://path``."""
-    if addr.startswith("ipc://"):
-        return socket.AF_UNIX, addr[len("ipc://"):]
-    if addr.startswith("tcp://"):
-        host, sep, port = addr[len("tcp://"):].rpartition(":")
-        if sep and port.isdigit():
-            host = host.strip("[]")
-            family, _, _, _, sockaddr = socket.getaddrinfo(
-                host, int(port), type=socket.SOCK_STREAM)[0]
-            return family, sockaddr
-    raise ValueError(f"not a tcp:// or ipc:// ZeroMQ address: {addr!r}")
 
 
 class Connection:
@@ -227,7 +180,7 @@ class Connection:
         if not out or self.sock is None:
             return
         if self.batch:
-            body = _array_head(len(out)) + b"".join(out)
+            body = array_head(len(out)) + b"".join(out)
             n = len(body)
             data = (_SHORT[n] if n < 256 else b"\x02" + n.to_bytes(8, "big")) + body
         else:
@@ -354,7 +307,7 @@ class Connection:
         name = body[1:1 + body[0]] if body else b""
         if name == b"READY" and self.state == _HANDSHAKE:
             try:
-                self.batch = _properties(body).get(BATCH_PROPERTY) == b"1"
+                self.batch = properties(body).get(BATCH_PROPERTY) == b"1"
             except IndexError:  # a READY whose metadata is cut short: not a ZMTP peer
                 self.close()
                 return False

@@ -1,31 +1,34 @@
 """The node driver: one ZeroMQ poll loop that gives a pure core its I/O.
 
 Owns the process side of a node for any protocol (``core_api.ProtocolSpec``):
-sockets, the data directory, time, signals, log lines and the state machine
-(``nodes/common/applier.py``). The contract it keeps with the core is
+sockets (libzmq for peers, nodes/common/zmtp.py's ``ClientRouter`` for
+clients, all in one poll), the data directory, time, signals, log lines and
+the state machine (``nodes/common/applier.py``). The contract it keeps with the core is
 docs/node-contract.md, "The core and the driver". The loop, in order:
 
-1. poll the peer and client ROUTERs, at most until the next tick is due;
-   only the sockets it saw readable are drained in this pass;
+1. poll the peer ROUTER and the client sockets, at most until the next tick
+   is due; the client requests that arrived are read here, and the peer
+   socket is drained only if the poll saw it readable;
 2. drain every readable peer message (up to ``MAX_BATCH``) through
    ``codec.decode`` into ``core.step``, then flush (step 5): a leader's
    commits from these acks reach clients without waiting for the fsync of
    the next batch of writes;
-3. drain every readable client request (up to ``MAX_BATCH`` frames; a frame
-   may be an array of requests, docs/node-contract.md "Batches"), validated,
-   into ONE ``core.requests(batch)``; ``status`` is answered here at once;
+3. take every client request read in step 1 (a frame may be an array of
+   requests, docs/node-contract.md "Batches"), validated, into ONE
+   ``core.requests(batch)``; ``status`` is answered here at once;
 4. call ``core.tick()`` once per ``Timing.tick_ms`` of monotonic time that
    has passed (timers come from poll timeouts, never from threads);
 5. flush: ``rd = core.ready()`` once, carried out in order -- persist and
    fsync (storage; ``early_messages`` go out between the log write and its
    fsync), the applier applies ``rd.committed`` and answers ``rd.reads``,
    peer messages, client replies (one frame per batching client, holding all
-   its replies of the Ready) -- then ``core.advance(rd)`` once, and a
+   its replies of the Ready; one ``send`` per client connection) -- then
+   ``core.advance(rd)`` once, and a
    snapshot the applier took goes to ``core.compact``.
 
 So each batch of inputs (the peer messages of step 2; the client requests and
 ticks of steps 3-4) is followed by exactly one ready()/advance() pair.
-Because step 3 drains everything that queued up while the previous fsync ran,
+Because step 1 reads everything that queued up while the previous fsync ran,
 many client writes share one Ready and one fsync (group commit), and the batch
 grows with load by itself.
 
@@ -51,6 +54,7 @@ that value for a reproducible node. The seed is logged at start.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -69,6 +73,7 @@ from nodes.common.clusterfile import ClusterConfig
 from nodes.common.core_api import CoreConfig, ProtocolSpec, SoftState
 from nodes.common.options import CoreOptions
 from nodes.common.storage import Storage, StorageError
+from nodes.common.zmtp import POLLIN, ClientRouter
 
 MAX_BATCH = 1024  # messages drained per socket before the core gets to act
 MAX_TICK_CATCHUP = 50  # after a long stall (SIGSTOP), do not replay more ticks than this
@@ -207,15 +212,16 @@ class Driver:
         try:
             peer_sock = self._bind(ctx, self.me.peer_bind, "peer_bind", wire.PEER_HWM)
             socks.append(peer_sock)
-            client_sock = self._bind(ctx, self.me.client_bind, "client_bind", wire.CLIENT_HWM,
-                                     wire.BATCH_METADATA)
-            socks.append(client_sock)
+            clients = self._bind_clients(self.me.client_bind)
             dealers: dict[str, zmq.Socket] = {}
             for peer in self.peers:
                 dealers[peer] = wire.connect_dealer(ctx, self.cluster.routes[self.id][peer], self.id)
                 socks.append(dealers[peer])
             self.log(f"listening: peers at {self.me.peer_bind}, clients at {self.me.client_bind}")
-            self._loop(core, applier, storage, peer_sock, client_sock, dealers)
+            try:
+                self._loop(core, applier, storage, peer_sock, clients, dealers)
+            finally:
+                clients.close()
         finally:
             for s in socks:
                 s.close(linger=0)
@@ -224,6 +230,20 @@ class Driver:
             os.close(lock_fd)
         self.log(f"stopped ({self._stop_reason})")
         return 0
+
+    def _bind_clients(self, addr: str) -> ClientRouter:
+        """The client ROUTER (nodes/common/zmtp.py), advertising batches (wire.py)."""
+        deadline = time.monotonic() + BIND_RETRY_S
+        while True:
+            try:
+                return ClientRouter(addr, {wire.BATCH_PROPERTY: b"1"})
+            except ValueError as exc:
+                raise NodeExit(2, f"{self.id}: cannot bind client_bind {addr}: {exc}") from None
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise NodeExit(2, f"{self.id}: cannot bind client_bind {addr}: "
+                                      f"{exc.strerror or exc}") from None
+                time.sleep(0.05)
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -246,7 +266,7 @@ class Driver:
         applier: Applier,
         storage: Storage,
         peer_sock: zmq.Socket,
-        client_sock: zmq.Socket,
+        clients: ClientRouter,
         dealers: dict[str, zmq.Socket],
     ) -> None:
         # Locals, not attributes, on the hot path.
@@ -261,17 +281,19 @@ class Driver:
         # send_multipart/recv_multipart cost several microseconds per message
         # in Python-level flag arithmetic, on the hottest path of the node.
         NOBLOCK = int(zmq.NOBLOCK)
-        NOBLOCK_MORE = NOBLOCK | int(zmq.SNDMORE)
         Again = zmq.Again
         monotonic = time.monotonic
         # zmq_poll itself (Poller.poll is a Python wrapper around it), on a fixed list.
         zmq_poll = zmq.zmq_poll
-        polled = [(peer_sock, zmq.POLLIN), (client_sock, zmq.POLLIN)]
+        polled: list[tuple[Any, int]] = []
+        polled_version = -1  # clients.version the list was built for
         # recv(copy=False) gives a Frame whose ``more`` is a plain attribute read;
         # getsockopt(RCVMORE) costs more than the receive itself.
         peer_recv = peer_sock.recv
-        client_recv = client_sock.recv
-        client_send = client_sock.send
+        client_send = clients.send
+        client_event = clients.event
+        take_requests = clients.take
+        flush_clients = clients.flush
         persist = storage.persist
         node_id = self.id
         pid = os.getpid()  # in status replies, so a person can `kill -9` the leader by hand
@@ -308,17 +330,9 @@ class Driver:
                     else:
                         group.append(reply)
                     continue
-                try:
-                    client_send(client, NOBLOCK_MORE)
-                    client_send(packb(reply), NOBLOCK)
-                except zmq.ZMQError:
-                    pass  # client gone or flooded: it will time out
+                client_send(client, packb(reply))  # dropped if gone or flooded: it times out
             for client, group in groups.items():
-                try:
-                    client_send(client, NOBLOCK_MORE)
-                    client_send(packb(group), NOBLOCK)
-                except zmq.ZMQError:
-                    pass
+                client_send(client, packb(group))
 
         def flush() -> None:
             """Carry out the core's one Ready, then advance it (module header, step 5)."""
@@ -345,6 +359,7 @@ class Driver:
                 send_all(rd.messages)
             if rd.replies:
                 send_replies(rd.replies)
+                flush_clients()
             advance(rd)
             if snap is not None:
                 compact(snap)  # saved with the next Ready
@@ -355,25 +370,27 @@ class Driver:
             if req is None:
                 self.warn_malformed(f"client request: {why}")
                 rid = obj.get("id") if isinstance(obj, dict) else None
-                self._reply(client_send, client, wire.malformed(rid, why))
+                client_send(client, packb(wire.malformed(rid, why)))
             elif req["op"] == "status":
                 body = core.status()
                 # the node's own clocks: the evidence of clock faults (faults/clock.py)
-                self._reply(client_send, client, {"id": req["id"], "ok": True,
-                                                  "node": node_id, "pid": pid,
-                                                  "wall_ns": time.time_ns(),
-                                                  "mono_ns": time.monotonic_ns(), **body})
+                client_send(client, packb({"id": req["id"], "ok": True, "node": node_id,
+                                           "pid": pid, "wall_ns": time.time_ns(),
+                                           "mono_ns": time.monotonic_ns(), **body}))
             else:
                 batch.append((client, req))
 
         while not self._stop:
             wait_ms = (next_tick - monotonic()) * 1000.0
-            peer_in = client_in = False
-            for sock, _ev in zmq_poll(polled, max(0, int(wait_ms) + 1) if wait_ms > 0 else 0):
+            if polled_version != clients.version:
+                polled = [(peer_sock, POLLIN), *clients.poll_items]
+                polled_version = clients.version
+            peer_in = False
+            for sock, ev in zmq_poll(polled, max(0, int(wait_ms) + 1) if wait_ms > 0 else 0):
                 if sock is peer_sock:
                     peer_in = True
                 else:
-                    client_in = True
+                    client_event(sock, ev)  # reads the requests that arrived
             # Drain the peer socket, act on it (commits release client replies
             # without waiting for the next fsync), then drain the client socket.
             # Only sockets the poll saw readable: a recv that finds nothing raises
@@ -402,22 +419,15 @@ class Driver:
             if got_peer:
                 flush()
             batch: list[tuple[bytes, dict[str, Any]]] = []
-            for _ in range(MAX_BATCH if client_in else 0):
-                try:
-                    head = client_recv(NOBLOCK, copy=False)
-                except Again:
-                    break
-                client = head.bytes
-                frame = client_recv(NOBLOCK, copy=False) if head.more else None
-                if frame is None or frame.more:
-                    self._drop_rest(client_sock, frame or head)
+            for client, data in take_requests():
+                if data is None:
                     self.warn_malformed("client message that is not one frame")
                     continue
                 try:
-                    obj = unpackb(frame.buffer)
+                    obj = unpackb(data)
                 except Exception as exc:  # noqa: BLE001
                     self.warn_malformed(f"undecodable client request: {exc!r}"[:200])
-                    self._reply(client_send, client, wire.malformed(None, "not msgpack"))
+                    client_send(client, packb(wire.malformed(None, "not msgpack")))
                     continue
                 if type(obj) is list:  # an array of requests (wire.py, "Batches")
                     if len(batched) >= MAX_BATCHED_CLIENTS:
@@ -446,14 +456,7 @@ class Driver:
                         self._stop = True
                         self._stop_reason = f"parent process {parent} died"
             flush()
-
-    @staticmethod
-    def _reply(send: Any, client: bytes, body: dict[str, Any]) -> None:
-        try:
-            send(client, zmq.NOBLOCK | zmq.SNDMORE)
-            send(wire.packb(body), zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass
+            flush_clients()  # status and malformed answers of this pass
 
     @staticmethod
     def _drop_rest(sock: zmq.Socket, last: zmq.Frame) -> None:

@@ -11,7 +11,9 @@ the tests use to ask a node one thing.
   a peer with no completed connection fail at once, and a full queue (HWM)
   fails the same way; either way the message is dropped, as a lossy network
   would. Consensus retransmits; a node that blocks on a dead peer would stall.
-- Client traffic: a ROUTER bound at ``client_bind``; a request is
+- Client traffic: a ROUTER bound at ``client_bind`` (the driver's is
+  nodes/common/zmtp.py ``ClientRouter``, ZMTP on a plain socket; ``bind_router``
+  makes libzmq ones, for peers and other hosts); a request is
   ``[client routing id, map]`` and its reply goes back to the same id.
   Batches (docs/node-contract.md, "Batches"): the driver's client ROUTER
   advertises ``X-Batch: 1`` in its ZMTP handshake (``BATCH_METADATA``); a
