@@ -91,13 +91,29 @@ class ScriptedCore:
 
 
 class RecordingDealer:
+    """A peer DEALER (nodes/common/zmtp.py Dealer) that records what it was given."""
+
+    sock = None
+    want_write = False
+    version = 0
+
     def __init__(self, events: list[str]) -> None:
         self.events = events
 
-    def send(self, data: bytes, flags: int = 0) -> None:
+    def send(self, data: bytes) -> bool:
         self.events.append("send:" + msgpack.unpackb(data)["what"])
+        return True
 
-    def close(self, linger: int = 0) -> None:
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+    def service(self, now: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -112,8 +128,7 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         events.append("fsync")
 
     monkeypatch.setattr(storage_mod.os, "fdatasync", slow_sync)
-    monkeypatch.setattr(driver_mod.wire, "connect_dealer",
-                        lambda ctx, addr, own: RecordingDealer(events))
+    monkeypatch.setattr(driver_mod, "make_dealer", lambda addr, own: RecordingDealer(events))
     cluster = load_cluster(write_cluster(tmp_path, 2))
     cores: list[ScriptedCore] = []
 

@@ -1,6 +1,7 @@
-"""nodes/common/zmtp.py's ClientRouter against libzmq DEALERs and harness/zmtp.py: the
+"""nodes/common/zmtp.py's Router against libzmq DEALERs and harness/zmtp.py: the
 handshake and its metadata, frames of every size both ways, multi-part messages,
-heartbeats, strangers, clients that go away, ipc."""
+heartbeats, strangers, clients that go away, ipc; its Dealer as a node's peer
+socket: identity, heartbeats, a silent peer given up and reconnected."""
 
 from __future__ import annotations
 
@@ -12,22 +13,22 @@ import pytest
 import zmq
 
 from harness.zmtp import Connection
-from nodes.common.zmtp import ClientRouter
+from nodes.common.zmtp import Dealer, Router
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def router() -> Iterator[ClientRouter]:
+def router() -> Iterator[Router]:
     with socket.socket() as s:  # a free port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = ClientRouter(f"tcp://127.0.0.1:{port}", {b"X-Batch": b"1"})
+    r = Router(f"tcp://127.0.0.1:{port}", {b"X-Batch": b"1"})
     yield r
     r.close()
 
 
-def pump(r: ClientRouter, until: float, want: int = 0) -> list[tuple[bytes, bytes | None]]:
+def pump(r: Router, until: float, want: int = 0) -> list[tuple[bytes, bytes | None]]:
     """Run the router's side of a node loop until ``want`` messages came (or ``until``)."""
     got: list[tuple[bytes, bytes | None]] = []
     while time.monotonic() < until and (not want or len(got) < want):
@@ -38,7 +39,7 @@ def pump(r: ClientRouter, until: float, want: int = 0) -> list[tuple[bytes, byte
     return got
 
 
-def dealer(r: ClientRouter, **opts: int) -> zmq.Socket:
+def dealer(r: Router, **opts: int) -> zmq.Socket:
     s = zmq.Context.instance().socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     for k, v in opts.items():
@@ -47,7 +48,7 @@ def dealer(r: ClientRouter, **opts: int) -> zmq.Socket:
     return s
 
 
-def test_libzmq_dealers_talk_to_it_as_to_a_router(router: ClientRouter) -> None:
+def test_libzmq_dealers_talk_to_it_as_to_a_router(router: Router) -> None:
     a, b = dealer(router), dealer(router)
     try:
         sizes = [0, 1, 254, 255, 256, 70_000, 3]
@@ -78,7 +79,7 @@ def test_libzmq_dealers_talk_to_it_as_to_a_router(router: ClientRouter) -> None:
         b.close()
 
 
-def test_the_harness_connection_sees_the_batch_property(router: ClientRouter) -> None:
+def test_the_harness_connection_sees_the_batch_property(router: Router) -> None:
     conn = Connection(router.addr)
     try:
         deadline = time.monotonic() + 5
@@ -97,7 +98,7 @@ def test_the_harness_connection_sees_the_batch_property(router: ClientRouter) ->
 
 
 def test_heartbeats_are_answered_and_strangers_and_leavers_cost_only_their_connection(
-        router: ClientRouter) -> None:
+        router: Router) -> None:
     hb = dealer(router, HEARTBEAT_IVL=20, HEARTBEAT_TIMEOUT=100, HEARTBEAT_TTL=200)
     stranger = socket.create_connection(("127.0.0.1", int(router.addr.rsplit(":", 1)[1])))
     try:
@@ -127,7 +128,7 @@ def test_heartbeats_are_answered_and_strangers_and_leavers_cost_only_their_conne
 
 def test_ipc(tmp_path: object) -> None:
     path = f"/tmp/node-zmtp-test-{time.monotonic_ns()}.sock"
-    r = ClientRouter(f"ipc://{path}", {})
+    r = Router(f"ipc://{path}", {})
     s = zmq.Context.instance().socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     try:
@@ -141,4 +142,56 @@ def test_ipc(tmp_path: object) -> None:
         assert s.recv() == b"back"
     finally:
         s.close()
+        r.close()
+
+
+def spin(d: Dealer, until: float) -> None:
+    """Run a Dealer's side of a loop (as the driver does) until ``until``."""
+    while time.monotonic() < until:
+        now = time.monotonic_ns()
+        d.service(now)
+        if d.want_write:
+            d.on_writable(now)
+        if d.sock is not None:
+            d.read_frames()
+        d.flush()
+        time.sleep(0.002)
+
+
+def test_a_peer_dealer_names_itself_and_gives_up_on_a_peer_that_stopped_answering() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = Router(f"tcp://127.0.0.1:{port}", {}, identities=True)
+    d = Dealer(r.addr, identity=b"n2", heartbeat_ns=50_000_000, heartbeat_timeout_ns=200_000_000)
+    try:
+        deadline = time.monotonic() + 5
+        while not d.ready:
+            assert time.monotonic() < deadline, "no handshake"
+            spin(d, time.monotonic() + 0.005)
+            pump(r, time.monotonic() + 0.005)
+        assert d.send(b"one")
+        d.flush()
+        (who, msg), = pump(r, time.monotonic() + 5, want=1)
+        assert (who, msg) == (b"n2", b"one"), "the routing id is the DEALER's identity"
+        # Answered PINGs keep it up for many timeouts...
+        t_end = time.monotonic() + 0.6
+        while time.monotonic() < t_end:
+            spin(d, time.monotonic() + 0.01)
+            pump(r, time.monotonic() + 0.01)
+        assert d.ready and d.version == 2, "the connection was never dropped"
+        # ...and a peer that stops answering (paused) is given up: sends fail at once.
+        spin(d, time.monotonic() + 0.5)
+        assert not d.ready and not d.send(b"lost"), "a silent peer's connection is closed"
+        # When it answers again, a new connection replaces the old one (handover).
+        deadline = time.monotonic() + 5
+        while not d.ready:
+            assert time.monotonic() < deadline, "never reconnected"
+            spin(d, time.monotonic() + 0.01)
+            pump(r, time.monotonic() + 0.01)
+        assert d.send(b"two")
+        d.flush()
+        assert pump(r, time.monotonic() + 5, want=1) == [(b"n2", b"two")]
+    finally:
+        d.close()
         r.close()

@@ -1,23 +1,23 @@
-"""The node driver: one ZeroMQ poll loop that gives a pure core its I/O.
+"""The node driver: one poll loop that gives a pure core its I/O.
 
 Owns the process side of a node for any protocol (``core_api.ProtocolSpec``):
-sockets (libzmq for peers, nodes/common/zmtp.py's ``ClientRouter`` for
-clients, all in one poll), the data directory, time, signals, log lines and
-the state machine (``nodes/common/applier.py``). The contract it keeps with the core is
+sockets (nodes/common/zmtp.py's ZMTP ``Router`` for peers and for clients, a
+``Dealer`` per peer, all plain sockets in one poll), the data directory,
+time, signals, log lines and the state machine (``nodes/common/applier.py``). The contract it keeps with the core is
 docs/node-contract.md, "The core and the driver". The loop, in order:
 
-1. poll the peer ROUTER and the client sockets, at most until the next tick
-   is due; the client requests that arrived are read here, and the peer
-   socket is drained only if the poll saw it readable;
-2. drain every readable peer message (up to ``MAX_BATCH``) through
-   ``codec.decode`` into ``core.step``, then flush (step 5): a leader's
+1. poll every socket, at most until the next tick is due; the peer messages
+   and client requests that arrived are read here;
+2. feed the peer messages read through ``codec.decode`` into ``core.step``,
+   then flush (step 5): a leader's
    commits from these acks reach clients without waiting for the fsync of
    the next batch of writes;
 3. take every client request read in step 1 (a frame may be an array of
    requests, docs/node-contract.md "Batches"), validated, into ONE
    ``core.requests(batch)``; ``status`` is answered here at once;
 4. call ``core.tick()`` once per ``Timing.tick_ms`` of monotonic time that
-   has passed (timers come from poll timeouts, never from threads);
+   has passed (timers come from poll timeouts, never from threads); the
+   peer DEALERs reconnect and send heartbeats at the same granularity;
 5. flush: ``rd = core.ready()`` once, carried out in order -- persist and
    fsync (storage; ``early_messages`` go out between the log write and its
    fsync), the applier applies ``rd.committed`` and answers ``rd.reads``,
@@ -73,9 +73,8 @@ from nodes.common.clusterfile import ClusterConfig
 from nodes.common.core_api import CoreConfig, ProtocolSpec, SoftState
 from nodes.common.options import CoreOptions
 from nodes.common.storage import Storage, StorageError
-from nodes.common.zmtp import POLLIN, ClientRouter
+from nodes.common.zmtp import POLLIN, POLLOUT, Dealer, Router
 
-MAX_BATCH = 1024  # messages drained per socket before the core gets to act
 MAX_TICK_CATCHUP = 50  # after a long stall (SIGSTOP), do not replay more ticks than this
 PARENT_CHECK_S = 0.2
 BIND_RETRY_S = 2.0  # a restarted node may briefly race its predecessor's socket close
@@ -88,6 +87,17 @@ class NodeExit(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def make_dealer(addr: str, node_id: str) -> Dealer:
+    """A DEALER to one peer (docs/node-contract.md, "Sockets"): routing id = own id;
+    a send to a peer with no completed handshake or a full backlog fails at once
+    (ZMQ_IMMEDIATE); ZMTP heartbeats close a connection to a peer that stopped
+    answering, so sends fail fast instead of queueing a stale burst."""
+    return Dealer(addr, identity=node_id.encode(),
+                  heartbeat_ns=wire.HEARTBEAT_IVL_MS * 1_000_000,
+                  heartbeat_timeout_ns=wire.HEARTBEAT_TIMEOUT_MS * 1_000_000,
+                  max_queued=wire.MAX_MESSAGE_BYTES)
 
 
 def make_seed(node_id: str) -> int:
@@ -161,17 +171,6 @@ class Driver:
             raise NodeExit(2, f"{self.id}: data dir {d} is in use by another process") from None
         return fd
 
-    def _bind(self, ctx: zmq.Context, addr: str, what: str, hwm: int,
-              metadata: bytes | None = None) -> zmq.Socket:
-        deadline = time.monotonic() + BIND_RETRY_S
-        while True:
-            try:
-                return wire.bind_router(ctx, addr, hwm, metadata)
-            except zmq.ZMQError as exc:
-                if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
-                    raise NodeExit(2, f"{self.id}: cannot bind {what} {addr}: {exc}") from None
-                time.sleep(0.05)
-
     # -- the loop -------------------------------------------------------------
 
     def run(self) -> int:
@@ -207,41 +206,42 @@ class Driver:
             + (f"; dropped a torn log tail of {storage.dropped_tail_bytes} bytes"
                if storage.dropped_tail_bytes else "")
         )
-        ctx = zmq.Context(io_threads=1)
-        socks: list[zmq.Socket] = []
+        routers: list[Router] = []
+        dealers: dict[str, Dealer] = {}
         try:
-            peer_sock = self._bind(ctx, self.me.peer_bind, "peer_bind", wire.PEER_HWM)
-            socks.append(peer_sock)
-            clients = self._bind_clients(self.me.client_bind)
-            dealers: dict[str, zmq.Socket] = {}
+            peer_in = self._bind_router(self.me.peer_bind, "peer_bind", {}, identities=True)
+            routers.append(peer_in)
+            clients = self._bind_router(self.me.client_bind, "client_bind",
+                                        {wire.BATCH_PROPERTY: b"1"})
+            routers.append(clients)
             for peer in self.peers:
-                dealers[peer] = wire.connect_dealer(ctx, self.cluster.routes[self.id][peer], self.id)
-                socks.append(dealers[peer])
+                dealers[peer] = make_dealer(self.cluster.routes[self.id][peer], self.id)
+                dealers[peer].service(time.monotonic_ns())  # connect now
             self.log(f"listening: peers at {self.me.peer_bind}, clients at {self.me.client_bind}")
-            try:
-                self._loop(core, applier, storage, peer_sock, clients, dealers)
-            finally:
-                clients.close()
+            self._loop(core, applier, storage, peer_in, clients, dealers)
         finally:
-            for s in socks:
-                s.close(linger=0)
-            ctx.term()
+            for d in dealers.values():
+                d.close()
+            for r in routers:
+                r.close()
             storage.close()
             os.close(lock_fd)
         self.log(f"stopped ({self._stop_reason})")
         return 0
 
-    def _bind_clients(self, addr: str) -> ClientRouter:
-        """The client ROUTER (nodes/common/zmtp.py), advertising batches (wire.py)."""
+    def _bind_router(self, addr: str, what: str, metadata: dict[bytes, bytes],
+                     identities: bool = False) -> Router:
+        """A ROUTER of nodes/common/zmtp.py bound at ``addr`` (retried while a
+        restarted node races its predecessor's close)."""
         deadline = time.monotonic() + BIND_RETRY_S
         while True:
             try:
-                return ClientRouter(addr, {wire.BATCH_PROPERTY: b"1"})
+                return Router(addr, metadata, identities=identities)
             except ValueError as exc:
-                raise NodeExit(2, f"{self.id}: cannot bind client_bind {addr}: {exc}") from None
+                raise NodeExit(2, f"{self.id}: cannot bind {what} {addr}: {exc}") from None
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    raise NodeExit(2, f"{self.id}: cannot bind client_bind {addr}: "
+                    raise NodeExit(2, f"{self.id}: cannot bind {what} {addr}: "
                                       f"{exc.strerror or exc}") from None
                 time.sleep(0.05)
 
@@ -265,9 +265,9 @@ class Driver:
         core: Any,
         applier: Applier,
         storage: Storage,
-        peer_sock: zmq.Socket,
-        clients: ClientRouter,
-        dealers: dict[str, zmq.Socket],
+        peer_in: Router,
+        clients: Router,
+        dealers: dict[str, Dealer],
     ) -> None:
         # Locals, not attributes, on the hot path.
         codec = self.spec.codec
@@ -277,21 +277,17 @@ class Driver:
         apply = applier.apply
         unpackb, packb = wire.unpackb, wire.packb
         validate = wire.validate_request
-        # Plain ints, not pyzmq's enum flags, and single-frame send/recv calls:
-        # send_multipart/recv_multipart cost several microseconds per message
-        # in Python-level flag arithmetic, on the hottest path of the node.
-        NOBLOCK = int(zmq.NOBLOCK)
-        Again = zmq.Again
         monotonic = time.monotonic
-        # zmq_poll itself (Poller.poll is a Python wrapper around it), on a fixed list.
+        monotonic_ns = time.monotonic_ns
+        # zmq_poll (poll(2) on plain descriptors), on a list rebuilt only when a
+        # socket or what it waits for changed (the versions).
         zmq_poll = zmq.zmq_poll
         polled: list[tuple[Any, int]] = []
-        polled_version = -1  # clients.version the list was built for
-        # recv(copy=False) gives a Frame whose ``more`` is a plain attribute read;
-        # getsockopt(RCVMORE) costs more than the receive itself.
-        peer_recv = peer_sock.recv
+        handlers: dict[int, Any] = {}  # fd -> its event handler
+        polled_key: tuple[int, ...] = ()
+        dealer_list = list(dealers.values())
+        take_peer = peer_in.take
         client_send = clients.send
-        client_event = clients.event
         take_requests = clients.take
         flush_clients = clients.flush
         persist = storage.persist
@@ -305,14 +301,26 @@ class Driver:
         shown: list[SoftState | None] = [None]  # the soft state last logged
 
         def send_all(msgs: list[Any]) -> None:
+            """Queue each message on its peer's DEALER, then one ``send`` per peer:
+            they leave now (early messages must, before the fsync)."""
+            used: list[Dealer] = []
             for m in msgs:
-                sock = dealers.get(dest_of(m))
-                if sock is None:
+                d = dealers.get(dest_of(m))
+                if d is None:
                     continue
-                try:
-                    sock.send(packb(encode(m)), NOBLOCK)
-                except Again:
+                if d.send(packb(encode(m))):
+                    if d not in used:
+                        used.append(d)
+                else:  # no connection or a full backlog: lost, as on a lossy network
                     self.dropped_sends += 1
+            for d in used:
+                d.flush()
+
+        def dealer_event(d: Dealer, ev: int) -> None:
+            if ev & POLLOUT:
+                d.on_writable(monotonic_ns())
+            if ev & ~POLLOUT and d.sock is not None:
+                d.read_frames()  # PONGs; a peer sends nothing else on our DEALER
 
         # Routing ids of the clients that sent an array of requests: they take their
         # replies as arrays (wire.py, "Batches"). A routing id is never reused by the
@@ -382,37 +390,34 @@ class Driver:
 
         while not self._stop:
             wait_ms = (next_tick - monotonic()) * 1000.0
-            if polled_version != clients.version:
-                polled = [(peer_sock, POLLIN), *clients.poll_items]
-                polled_version = clients.version
-            peer_in = False
-            for sock, ev in zmq_poll(polled, max(0, int(wait_ms) + 1) if wait_ms > 0 else 0):
-                if sock is peer_sock:
-                    peer_in = True
-                else:
-                    client_event(sock, ev)  # reads the requests that arrived
-            # Drain the peer socket, act on it (commits release client replies
-            # without waiting for the next fsync), then drain the client socket.
-            # Only sockets the poll saw readable: a recv that finds nothing raises
-            # zmq.Again, which costs more than the poll (what arrives later is seen
-            # by the next poll at once).
+            key = (peer_in.version, clients.version, *[d.version for d in dealer_list])
+            if key != polled_key:
+                polled_key = key
+                polled = [*peer_in.poll_items, *clients.poll_items]
+                handlers = {fd: peer_in.event for fd, _ in peer_in.poll_items}
+                handlers.update({fd: clients.event for fd, _ in clients.poll_items})
+                for d in dealer_list:
+                    fd = d.fileno()
+                    if fd >= 0:
+                        polled.append((fd, POLLIN | POLLOUT if d.want_write else POLLIN))
+                        handlers[fd] = (lambda fd, ev, d=d: dealer_event(d, ev))
+            # Every socket's input is read here: the peer messages and client
+            # requests that arrived (taken below), handshakes, PONGs.
+            for fd, ev in zmq_poll(polled, max(0, int(wait_ms) + 1) if wait_ms > 0 else 0):
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler(fd, ev)
+            # Act on the peer messages (commits release client replies without
+            # waiting for the next fsync), then on the client requests.
             got_peer = False
-            for _ in range(MAX_BATCH if peer_in else 0):
-                try:
-                    sender = peer_recv(NOBLOCK, copy=False)
-                except Again:
-                    break
-                # The rest of a multipart message is there once its first frame is.
-                frame = peer_recv(NOBLOCK, copy=False) if sender.more else None
-                if frame is None or frame.more:
-                    self._drop_rest(peer_sock, frame or sender)
+            for sender, data in take_peer():
+                if data is None:
                     self.warn_malformed("peer message that is not [routing id, one frame]")
                     continue
                 try:
-                    msg = decode(unpackb(frame.buffer))
+                    msg = decode(unpackb(data))
                 except Exception as exc:  # noqa: BLE001 -- garbage from the network
-                    who = sender.bytes[:32]
-                    self.warn_malformed(f"peer message from {who!r}: {exc!r}"[:200])
+                    self.warn_malformed(f"peer message from {sender[:32]!r}: {exc!r}"[:200])
                     continue
                 step(msg)
                 got_peer = True
@@ -450,6 +455,9 @@ class Driver:
                     if n >= MAX_TICK_CATCHUP:
                         next_tick = now + tick_s
                         break
+                now_ns = monotonic_ns()
+                for d in dealer_list:
+                    d.service(now_ns)  # reconnects and heartbeats, at tick granularity
                 if now >= next_parent_check:
                     next_parent_check = now + PARENT_CHECK_S
                     if os.getppid() != parent:
@@ -457,12 +465,6 @@ class Driver:
                         self._stop_reason = f"parent process {parent} died"
             flush()
             flush_clients()  # status and malformed answers of this pass
-
-    @staticmethod
-    def _drop_rest(sock: zmq.Socket, last: zmq.Frame) -> None:
-        """Discard the remaining frames of a malformed multipart message."""
-        while last.more:
-            last = sock.recv(zmq.NOBLOCK, copy=False)
 
     def _log_soft_state(self, soft: SoftState, last: SoftState | None) -> SoftState:
         """One log line when the role or the known leader changed (a term

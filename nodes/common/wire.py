@@ -7,23 +7,26 @@ the tests use to ask a node one thing.
 
 - Peer traffic: a ROUTER bound at ``peer_bind`` receives ``[routing id, map]``;
   one DEALER per peer, connected to ``routes[self][peer]`` with routing id =
-  own id, sends ``[map]``. Sends never block: ``ZMQ_IMMEDIATE`` makes a send to
-  a peer with no completed connection fail at once, and a full queue (HWM)
-  fails the same way; either way the message is dropped, as a lossy network
-  would. Consensus retransmits; a node that blocks on a dead peer would stall.
-- Client traffic: a ROUTER bound at ``client_bind`` (the driver's is
-  nodes/common/zmtp.py ``ClientRouter``, ZMTP on a plain socket; ``bind_router``
-  makes libzmq ones, for peers and other hosts); a request is
+  own id, sends ``[map]``. Sends never block: a send to a peer with no
+  completed connection fails at once, and a full queue fails the same way;
+  either way the message is dropped, as a lossy network would. Consensus
+  retransmits; a node that blocks on a dead peer would stall. ZMTP heartbeats
+  (``HEARTBEAT_IVL_MS``, ``HEARTBEAT_TIMEOUT_MS``) give up on a silent peer.
+- Client traffic: a ROUTER bound at ``client_bind``; a request is
   ``[client routing id, map]`` and its reply goes back to the same id.
   Batches (docs/node-contract.md, "Batches"): the driver's client ROUTER
-  advertises ``X-Batch: 1`` in its ZMTP handshake (``BATCH_METADATA``); a
+  advertises ``X-Batch: 1`` in its ZMTP handshake (``BATCH_PROPERTY``); a
   client that saw it may send a msgpack *array* of request maps as one frame,
   and from then on gets its replies as arrays of reply maps, one frame per
   node loop pass instead of one per reply. Clients that never send an array
   see only maps.
-- ``LINGER 0`` everywhere: on exit nothing unsent is worth waiting for (all
-  durable state is already fsynced).
-- ``MAXMSGSIZE`` bounds what a stranger can make us allocate.
+- The driver's sockets are nodes/common/zmtp.py's (ZMTP on plain sockets in
+  its own poll); ``bind_router`` and ``connect_dealer`` make the libzmq
+  equivalents, for maelstrom/host.py and tests. ``LINGER 0``: on
+  exit nothing unsent is worth waiting for (all durable state is already
+  fsynced).
+- ``MAX_MESSAGE_BYTES`` (libzmq's MAXMSGSIZE) bounds what a stranger can make
+  us allocate.
 - ``packb`` (a shared Packer) is for the node's one loop thread only; code that
   may run on several threads (``call``, the harness's clients) uses
   ``pack_request``, which allocates its own.
