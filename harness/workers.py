@@ -46,6 +46,8 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import select
@@ -67,6 +69,7 @@ from harness.workload import generator_class
 #: Seconds between a worker's batches: the history lags the clients by about this
 #: plus the recorder's flush interval.
 BATCH_S = 0.02
+PIPE_BYTES = 1 << 20  # the worker's pipe to the harness (worker_main)
 _TYPE_SLOT = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
 
 
@@ -304,6 +307,11 @@ def worker_main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out_fd = os.dup(1)
     os.dup2(2, 1)  # a stray print must not corrupt the batch stream
+    # A pipe holds 64 kB: one 20 ms batch at ~15k operations a second. A batch must
+    # not wait for the harness's reader (a thread sharing the GIL with the streaming
+    # checker), or the operations in flight wait with it; 1 MB is the default limit.
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(out_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     spec = json.loads(_read_command(0, 60.0) or "{}")
     runner = _Runner(spec, out_fd)
     runner.pipe.wait_connected(5.0)
