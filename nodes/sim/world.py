@@ -165,6 +165,14 @@ ReplySink = Callable[[bytes, dict[str, Any], str, int], None]
 class World:
     """The simulated cluster; see the module header."""
 
+    # Slots: every ``self.x`` of the event paths is a slot read (past 30 attributes an
+    # instance dict stops sharing its keys and each read becomes a hashed lookup).
+    __slots__ = ("_arrive_fn", "_dest_of", "_heap", "_pids", "_reply_fn", "_request_fn", "_seq",
+                 "_synced_fn", "_tick_fn", "boot_ns", "boot_rng", "codec", "default_faults",
+                 "disk_rng", "flushes", "fsync_ns", "grudge", "ids", "link_faults", "links",
+                 "messages", "net_rng", "nodes", "now", "options", "out", "reply_sink", "seed",
+                 "snapshot_entries", "spec", "sync", "timing", "wire")
+
     def __init__(
         self,
         spec: ProtocolSpec,
@@ -213,6 +221,13 @@ class World:
         self.flushes = 0
         self.messages = 0
         self._pids = itertools.count(1000)
+        # The event callbacks as bound methods made once: ``self._arrive`` used as a
+        # value (not called) builds a new bound-method object every time.
+        self._arrive_fn = self._arrive
+        self._tick_fn = self._tick
+        self._synced_fn = self._synced
+        self._request_fn = self._request
+        self._reply_fn = self._reply
         for i in self.ids:
             self._boot(self.nodes[i])
 
@@ -375,13 +390,16 @@ class World:
         node, token = arg
         if node.tick_token != token:
             return
-        heappush(self._heap, (self.now + node.period, next(self._seq), self._tick, arg))
+        heappush(self._heap, (self.now + node.period, next(self._seq), self._tick_fn, arg))
         if node.paused or node.busy:
             if node.ticks_owed < MAX_TICK_CATCHUP:
                 node.ticks_owed += 1
             return
-        node.core.tick()  # type: ignore[union-attr]
-        self._flush(node)
+        core = node.core
+        core.tick()  # type: ignore[union-attr]
+        rd = core.ready()  # type: ignore[union-attr]  # _flush, inlined: most ticks change nothing
+        if rd is not None:
+            self._carry(node, rd)
 
     def _arrive(self, arg: tuple[Link, Any]) -> None:
         link, data = arg
@@ -389,16 +407,20 @@ class World:
         if not node.up:
             link.dropped += 1  # the proxy cannot reach it: dropped (ZMQ_IMMEDIATE)
             return
-        msg = self.codec.decode(wire.unpackb(data)) if self.wire else data
+        if self.wire:
+            data = self.codec.decode(wire.unpackb(data))
         if node.paused or node.busy:
             if len(node.inbox) >= PEER_HWM:
                 link.dropped += 1
                 return
-            node.inbox.append(msg)
+            node.inbox.append(data)
             return
         self.messages += 1
-        node.core.step(msg)  # type: ignore[union-attr]
-        self._flush(node)
+        core = node.core
+        core.step(data)  # type: ignore[union-attr]
+        rd = core.ready()  # type: ignore[union-attr]  # _flush, inlined
+        if rd is not None:
+            self._carry(node, rd)
 
     def reachable(self, node_id: str) -> bool:
         """A client's send to the node can succeed: its process runs (paused
@@ -409,7 +431,7 @@ class World:
         """A client request leaves now (the caller checked ``reachable``)."""
         node = self.nodes[node_id]
         t = self.now + CLIENT_LATENCY_NS[0] + int(self.net_rng.random() * CLIENT_LATENCY_NS[1])
-        heappush(self._heap, (t, next(self._seq), self._request,
+        heappush(self._heap, (t, next(self._seq), self._request_fn,
                               (node, node.incarnation, client, req)))
 
     def _request(self, arg: tuple[Node, int, bytes, dict[str, Any]]) -> None:
@@ -449,31 +471,59 @@ class World:
 
     def _flush(self, node: Node) -> None:
         rd = node.core.ready()  # type: ignore[union-attr]
-        if rd is None:
-            return
-        self.flushes += 1
-        meta, truncate = rd.meta, rd.truncate_from
-        early = rd.early_messages
-        if meta is not None or truncate is not None or rd.entries or rd.snapshot is not None:
-            node.disk.write(rd, self.now)  # the page cache has it: a kill keeps it
-            if early:
-                if meta is None and truncate is None:
-                    self._send(node.id, early)
-                else:
-                    rd.messages = early + rd.messages  # with a meta change they wait for the fsync
-            if not self.sync:  # no-fsync: nothing to wait for, nothing made durable
-                self._carry_out(node, rd)
-                return
-            node.busy = True
-            node.pending = rd
-            node.synced = False
-            lo, hi = self.fsync_ns
-            heappush(self._heap, (self.now + lo + int(self.disk_rng.random() * (hi - lo)),
-                                  next(self._seq), self._synced, (node, node.incarnation)))
-            return
-        if early:
-            self._send(node.id, early)
-        self._carry_out(node, rd)
+        if rd is not None:
+            self._carry(node, rd)
+
+    def _carry(self, node: Node, rd: Ready, synced: bool = False) -> None:
+        """Carry out a Ready: its flush (the write reaches the page cache, the early
+        messages leave, the fsync starts), then -- at once when it persists nothing
+        or nothing is fsynced, else when ``_finish`` calls again with ``synced``
+        after the fsync -- apply, send, reply, advance, compact. One method for
+        both halves: most Readys persist nothing, and a call per flush costs."""
+        if not synced:
+            self.flushes += 1
+            early = rd.early_messages
+            if (rd.meta is not None or rd.truncate_from is not None or rd.entries
+                    or rd.snapshot is not None):
+                node.disk.write(rd, self.now)  # the page cache has it: a kill keeps it
+                if early:
+                    if rd.meta is None and rd.truncate_from is None:
+                        self._send(node.id, early)
+                    else:
+                        rd.messages = early + rd.messages  # a meta change: after the fsync
+                if self.sync:
+                    node.busy = True
+                    node.pending = rd
+                    node.synced = False
+                    lo, hi = self.fsync_ns
+                    heappush(self._heap, (self.now + lo + int(self.disk_rng.random() * (hi - lo)),
+                                          next(self._seq), self._synced_fn,
+                                          (node, node.incarnation)))
+                    return
+                # no-fsync: nothing to wait for (nothing is made durable): on at once
+            elif early:
+                self._send(node.id, early)
+        core = node.core
+        # The applier has nothing to do for a Ready without committed entries,
+        # reads, a soft state or a restore (Applier.apply would return None).
+        if rd.committed or rd.reads or rd.soft_state is not None or rd.restore:
+            snap = node.applier.apply(rd)  # type: ignore[union-attr]
+        else:
+            snap = None
+        if rd.messages:
+            self._send(node.id, rd.messages)
+        replies = rd.replies
+        if replies and self.reply_sink is not None:
+            lo, span = CLIENT_LATENCY_NS
+            rand = self.net_rng.random
+            now = self.now + lo
+            heap, seq, reply = self._heap, self._seq, self._reply_fn
+            nid = node.id
+            for client, body in replies:
+                heappush(heap, (now + int(rand() * span), next(seq), reply, (client, body, nid)))
+        core.advance(rd)  # type: ignore[union-attr]
+        if snap is not None:
+            core.compact(snap)  # type: ignore[union-attr]
 
     def _synced(self, arg: tuple[Node, int]) -> None:
         node, inc = arg
@@ -491,31 +541,7 @@ class World:
         node.pending = None
         node.busy = False
         node.synced = False
-        self._carry_out(node, rd)
-
-    def _carry_out(self, node: Node, rd: Ready) -> None:
-        """Apply, send, reply, advance, compact (after any fsync)."""
-        core = node.core
-        # The applier has nothing to do for a Ready without committed entries,
-        # reads, a soft state or a restore (Applier.apply would return None).
-        if rd.committed or rd.reads or rd.soft_state is not None or rd.restore:
-            snap = node.applier.apply(rd)  # type: ignore[union-attr]
-        else:
-            snap = None
-        if rd.messages:
-            self._send(node.id, rd.messages)
-        replies = rd.replies
-        if replies and self.reply_sink is not None:
-            lo, span = CLIENT_LATENCY_NS
-            rand = self.net_rng.random
-            now = self.now + lo
-            heap, seq, reply = self._heap, self._seq, self._reply
-            nid = node.id
-            for client, body in replies:
-                heappush(heap, (now + int(rand() * span), next(seq), reply, (client, body, nid)))
-        core.advance(rd)  # type: ignore[union-attr]
-        if snap is not None:
-            core.compact(snap)  # type: ignore[union-attr]
+        self._carry(node, rd, True)
 
     def _reply(self, arg: tuple[bytes, dict[str, Any], str]) -> None:
         client, reply, node_id = arg
@@ -533,6 +559,7 @@ class World:
         rand = self.net_rng.random
         now = self.now + PEER_LATENCY_NS[0]
         span = PEER_LATENCY_NS[1]
+        heap, seq, arrive = self._heap, self._seq, self._arrive_fn
         for m in msgs:
             link = out.get(m.dest)  # the shared codec's dest (see _dest_of)
             if link is None:
@@ -547,7 +574,7 @@ class World:
             link.last = t
             if link.faults is None:
                 link.delivered += 1
-                heappush(self._heap, (t, next(self._seq), self._arrive, (link, m)))
+                heappush(heap, (t, next(seq), arrive, (link, m)))
             else:
                 self._faulty(link, m, t)
 
@@ -569,7 +596,7 @@ class World:
             link.last = t
             if link.faults is None:
                 link.delivered += 1
-                heappush(self._heap, (t, next(self._seq), self._arrive, (link, data)))
+                heappush(self._heap, (t, next(self._seq), self._arrive_fn, (link, data)))
             else:
                 self._faulty(link, data, t)
 
