@@ -261,7 +261,9 @@ def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
     mask = cfg.client_mask or {}
     load = SimLoad(world, ids, gens, cfg.request_timeout, events,
                    drop_slots=frozenset(int(x) for x in mask.get("drop_slots") or ()),
-                   skip_ops=frozenset((int(a), int(b)) for a, b in mask.get("skip_ops") or ()))
+                   skip_ops=frozenset((int(a), int(b)) for a, b in mask.get("skip_ops") or ()),
+                   keep_ops=(frozenset((int(a), int(b)) for a, b in mask["keep_ops"])
+                             if mask.get("keep_ops") is not None else None))
 
     def record(f: str, value: Any, **fields: Any) -> None:
         events.append({"time": world.now, "process": "nemesis", "type": "info", "f": f,

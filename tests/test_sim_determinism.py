@@ -124,6 +124,32 @@ def test_the_client_mask_drops_slots_and_skips_ops_leaving_the_rest_as_drawn() -
     assert n > 5 and a[2][:n] == b[2][:n]
 
 
+def test_keep_ops_invokes_only_the_listed_operations_as_drawn() -> None:
+    import dataclasses
+
+    cfg = simrun.prepare(RunConfig(sim=True, seed=3, nodes=3, time_limit=3, nemesis="none",
+                                   progress=False))
+    full = simrun.simulate(cfg, check=False)
+    keep = [[1, 0], [1, 2], [1, 5], [2, 1], [2, 3]]
+    masked = simrun.simulate(dataclasses.replace(
+        cfg, client_mask={"keep_ops": keep, "skip_ops": [[2, 3]]}), check=False)
+    # only the kept ones (the one also in skip_ops is skipped), never more
+    assert sorted(masked.ops) == [(1, 0), (1, 2), (1, 5), (2, 1)]
+    # each kept operation is the one the unmasked run drew at that place
+    # (cas's expected value may differ: it comes from what the slots saw)
+    def drawn(out: simrun.SimOutcome) -> dict[tuple[int, int], tuple]:
+        invokes = [e for e in out.events if e["type"] == "invoke"][:len(out.ops)]
+        return {op: (e["f"], e["key"], e["value"] if e["f"] == "write" else None)
+                for op, e in zip(out.ops, invokes)}
+    a, b = drawn(full), drawn(masked)
+    assert b == {op: a[op] for op in b}
+    # an empty list keeps nothing at all; no keep_ops is no such mask
+    none = simrun.simulate(dataclasses.replace(cfg, client_mask={"keep_ops": []}), check=False)
+    assert none.ops == [] and none.client_ops == 0
+    same = simrun.simulate(dataclasses.replace(cfg, client_mask={"drop_slots": []}), check=False)
+    assert simrun.history_text(same.events) == simrun.history_text(full.events)
+
+
 def test_stop_on_anomaly_ends_the_simulated_load_at_the_streaming_checkers_first_anomaly() -> None:
     cfg = simrun.prepare(RunConfig(sim=True, bugs=["early-ack"], stop_on_anomaly=True,
                                    time_limit=20, seed=1, progress=False))

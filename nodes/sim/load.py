@@ -190,13 +190,18 @@ class SimLoad:
     whose n-th generated operation (0-based) is drawn but not invoked, the
     slot waiting that operation's gap, so later operations keep their times
     (the shrinker's client mask: every other operation stays what it was,
-    each slot's rng being its own).
+    each slot's rng being its own). ``keep_ops`` (None: no such mask): a slot
+    invokes only its listed (slot, n) operations, every other one drawn and
+    skipped as a ``skip_ops`` one (a pair in both is skipped); past its last
+    listed one it ends, and a slot with none listed starts nothing (so a
+    shrink candidate invokes a subset of what it was given, never more).
     ``ops``: the (slot, n) of every invoked operation, in invoke order."""
 
     def __init__(self, world: World, node_ids: list[str], gens: list[Any],
                  request_timeout_s: float, events: list[dict[str, Any]], *,
                  drop_slots: frozenset[int] = frozenset(),
-                 skip_ops: frozenset[tuple[int, int]] = frozenset()) -> None:
+                 skip_ops: frozenset[tuple[int, int]] = frozenset(),
+                 keep_ops: frozenset[tuple[int, int]] | None = None) -> None:
         self.world = world
         self.pipe = SimPipeline(world, node_ids)
         self.events = events
@@ -208,6 +213,11 @@ class SimLoad:
         self._fresh = itertools.count(concurrency)
         self.drop_slots = drop_slots
         self.skip_ops = skip_ops
+        self.keep_ops = keep_ops
+        #: slot -> the number of its last kept operation (keep_ops only)
+        self._last_kept: dict[int, int] = {}
+        for slot, n in keep_ops or ():
+            self._last_kept[slot] = max(n, self._last_kept.get(slot, n))
         self.ops: list[tuple[int, int]] = []
         self.slots: list[_Slot] = []
         for slot, gen in enumerate(gens):
@@ -224,7 +234,8 @@ class SimLoad:
     def go(self) -> None:
         now = self.world.now
         for s in self.slots:
-            if s.slot in self.drop_slots:
+            if s.slot in self.drop_slots or (
+                    self.keep_ops is not None and s.slot not in self._last_kept):
                 s.ended = True  # never started: stop() must not end it again
                 continue
             self.active += 1
@@ -235,10 +246,15 @@ class SimLoad:
         if self.stopping or s.ended:
             self._end(s)
             return
-        op = s.op = s.gen.next_op()
         n = s.drawn
+        keep = self.keep_ops
+        if keep is not None and n > self._last_kept[s.slot]:
+            self._end(s)  # past its last kept operation: as a dropped slot, it is done
+            return
+        op = s.op = s.gen.next_op()
         s.drawn += 1
-        if self.skip_ops and (s.slot, n) in self.skip_ops:
+        if (self.skip_ops and (s.slot, n) in self.skip_ops) or (
+                keep is not None and (s.slot, n) not in keep):
             # Drawn, not invoked: its time stays empty (its gap drawn as if it had
             # run), so the slot's later operations keep their times and draws.
             s.next_at += int(s.gen.gap() * 1e9)
