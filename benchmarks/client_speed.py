@@ -12,8 +12,11 @@ operation of the client side (the worker processes and the harness
 process) and of the nodes (with the proxy). CPU figures are rates over the
 steady part of the load (after its first second): CPU s per s / ops per s.
 Beside them: the nodes' capacity, the closed-loop writer of
-benchmarks/raft_throughput.py (writes only, all sent to the leader) at 64
-and at 128 writes in flight on the same machine, median of ``--repeats``.
+benchmarks/raft_throughput.py (writes only, all sent to the leader, from
+libzmq DEALERs with one map per request, so without the client wire's
+batches, docs/node-contract.md) at 64 and at 128 writes in flight on the same
+machine, median of ``--repeats``. The harness's client batches, so it may
+record more than that writer gets.
 With ``--base DIR`` every run is repeated with the tree at DIR (run from DIR
 with PYTHONPATH=DIR), side by side, alternating after/before.
 
