@@ -171,7 +171,9 @@ def linearize(
     # on a 1M-op history).
     dops = [i for i in range(n) if rets[i] != INF]
     nd = len(dops)
-    times = [calls[i] for i in dops] + [rets[i] for i in dops]
+    # as floats: a sort whose keys are all floats compares them natively (times
+    # are event positions, or half-way between two, so exact)
+    times = [calls[i] + 0.0 for i in dops] + [rets[i] + 0.0 for i in dops]
     m = len(times)
     order = sorted(range(m), key=times.__getitem__)
     # main list: definite call/return entries 1..m in time order, 0 = head/end
@@ -179,31 +181,27 @@ def linearize(
     nxt[m] = 0
     prv = list(range(-1, m))
     prv[0] = m
-    eop = [0] * (m + 1)
-    etime = [INF] * (m + 1)
-    kind = [2] * (m + 1)  # 0 call, 1 return, 2 end of list (entry 0)
-    ce = [0] * n
-    re_ = [0] * n
+    both = dops + dops
+    eop = [0] + [both[e] for e in order]
+    etime = [INF] + [times[e] for e in order]
+    kind = [2] + [0 if e < nd else 1 for e in order]  # 0 call, 1 return, 2 end (entry 0)
     # Bit positions: definite ops by call rank, optional ops by call rank.
     # The definite set is kept as (base, rel): every definite op ranked below
     # base is linearized, rel holds the rest shifted by base. Ops are mostly
     # linearized in call order, so rel stays small however long the history
     # is, and memo keys stay cheap to build and hash.
+    entry = [0] * m  # entry[e]: e's place in the main list
+    for k, e in enumerate(order, 1):
+        entry[e] = k
+    ce = [0] * n
+    re_ = [0] * n
+    for x, i in enumerate(dops):
+        ce[i] = entry[x]
+        re_[i] = entry[x + nd]
     dpos = [0] * n
     opos = [0] * n
-    rank = 0
-    for k, e in enumerate(order, 1):
-        i = dops[e - nd] if e >= nd else dops[e]
-        eop[k] = i
-        etime[k] = times[e]
-        if e >= nd:
-            re_[i] = k
-            kind[k] = 1
-        else:
-            ce[i] = k
-            kind[k] = 0
-            dpos[i] = rank
-            rank += 1
+    for rank, e in enumerate([e for e in order if e < nd]):
+        dpos[dops[e]] = rank
     # optional list: slots 1..q by call time, 0 = head/end
     oops = [i for i in range(n) if rets[i] == INF]
     oops.sort(key=calls.__getitem__)  # stable: equal calls by op, as a tuple sort would
@@ -250,6 +248,7 @@ def linearize(
     cap = INF if max_held is None else max_held
     low = n  # the lowest settled base a backtrack went back to (the window's start)
     fresh_node = True
+    pending = False  # the fast path's step result s2 awaits the memo test below
     dead = False
     urgent = -1
     k = 0  # phase 0 cursor: the next definite call entry to try at this node
@@ -278,11 +277,50 @@ def linearize(
                 out.prefix_state = state
                 return out
             urgent = eop[x]
+            pending = False
+            if viable is None and early[urgent]:
+                # Fast path, most nodes: the frontier op placed at once when legal
+                # and its configuration new, by the same memo test and
+                # bookkeeping as the block below, which takes every other case
+                # (a configuration seen, the cap) with this step's result.
+                s2 = step(state, urgent)
+                steps += 1
+                if s2 is not NO:
+                    d = dpos[urgent] - base
+                    rel2 = rel | (1 << d)
+                    base2 = base
+                    if d == 0:
+                        t = (~rel2 & (rel2 + 1)).bit_length() - 1
+                        rel2 >>= t
+                        base2 += t
+                    key = (base2, rel2, s2)
+                    if key not in seen_sets and held + 1 + len(stack) <= cap:
+                        seen_sets[key] = ol
+                        held += 1
+                        push((urgent, state, 0, x, urgent, base, rel))
+                        state = s2
+                        base = base2
+                        rel = rel2
+                        c = ce[urgent]
+                        a, b = prv[c], nxt[c]
+                        nxt[a] = b
+                        prv[b] = a
+                        a, b = prv[x], nxt[x]  # x == re_[urgent], the frontier
+                        nxt[a] = b
+                        prv[b] = a
+                        while kind[b] == 0:
+                            b = nxt[b]
+                        fr = b
+                        continue
+                    pending = True
             k = nxt[0]
             phase = 0
             fresh_node = False
             dead = False
-            if viable is not None:
+            if pending:
+                i = urgent
+                slot = 0
+            elif viable is not None:
                 # the model may know this state cannot meet the next deadlines
                 due = [urgent]
                 y = nxt[x]
@@ -295,8 +333,10 @@ def linearize(
                 if not viable(state, _placed_test(base, rel, ol, dpos, opos, rets), due):
                     dead = True
                     k = x
-            i = urgent if not dead and early[urgent] else -1
-            slot = 0
+                i = urgent if not dead and early[urgent] else -1
+                slot = 0
+            else:
+                i = -1  # tried above: not legal here
         else:
             i = -1
         if i < 0:
@@ -407,10 +447,13 @@ def linearize(
                 slot = j
                 j = onxt[j]
         # place candidate i (definite, or optional in ``slot``) if legal and new
-        s2 = step(state, i)
-        steps += 1
-        if s2 is NO:
-            continue
+        if pending:
+            pending = False  # the fast path's step, already counted
+        else:
+            s2 = step(state, i)
+            steps += 1
+            if s2 is NO:
+                continue
         if slot:
             ol2 = ol | (1 << opos[i])
             base2 = base
