@@ -3,7 +3,10 @@
 Issue 20's table (``--scale``, part of the default run; ``--quick`` skips it):
 - 1M operations (50 processes, 64 keys, 2% info), valid and with one stale
   read: wall time of ``check_file`` (parsing included) and peak RSS, each in
-  a child process of its own so the RSS is that case's; target 10 s, 2 GB;
+  a child process of its own so the RSS is that case's; target 10 s, 2 GB.
+  Then a memory run of each (``--no-pss`` skips it): the same check with the
+  PSS of the child and its forked worker sampled from outside, summed at each
+  instant: the real combined peak, which the two peak RSS only bound;
 - the same 1M history as Jepsen EDN against JSON Lines: read time; target 2x;
 - the memory cap: a history built to blow up one key's search (many
   concurrent info writes) beside ordinary keys, checked with
@@ -271,6 +274,76 @@ def child_case(case: str, path: str, limit_mb: float | None) -> None:
 
 
 BASE: Path | None = None  # --base: a pre-change tree measured beside ours
+PSS = True  # --no-pss: skip the memory runs
+PSS_EVERY_S = 0.1  # how often the memory run samples the check's processes
+
+
+def _pss_kb(pid: int) -> int:
+    """The proportional set size of a process (kB; 0 once it is gone): its
+    private pages plus its share of those it shares (a forked worker's pages
+    still shared with its parent count half to each), so the PSS of parent and
+    worker add up to what both hold together."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a scan of /proc/*/stat: this
+    kernel has no /proc/PID/task/PID/children)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        if int(st[st.rindex(b")") + 2:].split()[1]) == pid:
+            kids.append(int(d))
+    return kids
+
+
+def run_child_pss(case: str, path: Path, tree: Path | None = None) -> dict:
+    """One check in a child process, its memory sampled from here every
+    ``PSS_EVERY_S``: the peak of the child's PSS plus its forked worker's at
+    the same instant (``pss_mb``, with the two parts), the real combined figure
+    rather than the sum of the two peak RSS (an upper bound: the fork shares
+    pages until one side writes them). A run of its own, so the sampling does
+    not slow the timed runs."""
+    cmd = [sys.executable, __file__, "--child", case, str(path)]
+    env = dict(os.environ)
+    if tree is not None:
+        env["CHECKER_TREE"] = str(tree)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    peak = (0, 0, 0)  # total, parent, worker (kB)
+    samples = 0
+    try:
+        while proc.poll() is None:
+            parent = _pss_kb(proc.pid)
+            worker = sum(_pss_kb(k) for k in _children(proc.pid))
+            samples += 1
+            if parent + worker > peak[0]:
+                peak = (parent + worker, parent, worker)
+            time.sleep(PSS_EVERY_S)
+        out, err = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        return {"error": (err.strip().splitlines() or ["?"])[-1]}
+    r = json.loads(out.strip().splitlines()[-1])
+    r.update(pss_mb=peak[0] / 1024, pss_parent_mb=peak[1] / 1024, pss_worker_mb=peak[2] / 1024,
+             pss_samples=samples)
+    return r
 
 
 def run_child(case: str, path: Path, limit_mb: float | None = None,
@@ -318,6 +391,15 @@ def bench_scale(cache: Path, runs: int) -> None:
                   f"peak RSS {r['rss_mb']:.0f} MB{worker}; target 10 s, 2048 MB")
             if r.get("anomalies"):
                 print(f"  {r['anomalies'][0]}")
+            if PSS:
+                p = run_child_pss("check", files[name], tree)
+                if "error" in p:
+                    print(f"  memory run: error {p['error']}")
+                else:
+                    print(f"  memory run (PSS sampled every {PSS_EVERY_S:g} s, {p['pss_samples']} "
+                          f"samples): peak parent + worker {p['pss_mb']:.0f} MB "
+                          f"({p['pss_parent_mb']:.0f} + {p['pss_worker_mb']:.0f}) at one "
+                          f"instant; target 2048 MB")
         j = best("read", files["valid"], None, tree)
         e = best("read", files["edn"], None, tree)
         if "error" in j or "error" in e:
@@ -355,13 +437,16 @@ def main() -> None:
     ap.add_argument("--scale-runs", type=int, default=1, help="child runs per scale case (median)")
     ap.add_argument("--base", type=Path, default=None, metavar="TREE",
                     help="also measure the 1M cases with the checker of TREE (before/after)")
+    ap.add_argument("--no-pss", action="store_true",
+                    help="skip the 1M cases' memory runs (PSS of parent and worker, sampled)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/checker-bench-cache"),
                     help="where the generated scale histories are kept")
     ap.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                     help=f"the corpus folder (default {CORPUS})")
     a = ap.parse_args()
-    global BASE
+    global BASE, PSS
     BASE = a.base
+    PSS = not a.no_pss
     if a.corpus is not None:
         CORPUS = a.corpus
     if a.scale_only:
