@@ -167,7 +167,8 @@ class World:
 
     # Slots: every ``self.x`` of the event paths is a slot read (past 30 attributes an
     # instance dict stops sharing its keys and each read becomes a hashed lookup).
-    __slots__ = ("_arrive_fn", "_dest_of", "_heap", "_pids", "_reply_fn", "_request_fn", "_seq",
+    __slots__ = ("_arrive_fn", "_dest_of", "_heap", "_pids", "_release_fn", "_reply_fn",
+                 "_request_fn", "_seq",
                  "_synced_fn", "_tick_fn", "boot_ns", "boot_rng", "codec", "default_faults",
                  "disk_rng", "flushes", "fsync_ns", "grudge", "ids", "link_faults", "links",
                  "messages", "net_rng", "nodes", "now", "options", "out", "reply_sink", "seed",
@@ -228,6 +229,7 @@ class World:
         self._synced_fn = self._synced
         self._request_fn = self._request
         self._reply_fn = self._reply
+        self._release_fn = self._release
         for i in self.ids:
             self._boot(self.nodes[i])
 
@@ -441,8 +443,11 @@ class World:
         if node.paused or node.busy:
             node.reqs.append((client, req))
             return
-        node.core.requests([(client, req)])  # type: ignore[union-attr]
-        self._flush(node)
+        core = node.core
+        core.requests([(client, req)])  # type: ignore[union-attr]
+        rd = core.ready()  # type: ignore[union-attr]  # _flush, inlined
+        if rd is not None:
+            self._carry(node, rd)
 
     def _drain(self, node: Node) -> None:
         """Work the queues of a node that just became free, in the driver's order."""
@@ -455,7 +460,9 @@ class World:
                 for m in msgs:
                     step(m)
                 self.messages += len(msgs)
-                self._flush(node)
+                rd = core.ready()  # _flush, inlined
+                if rd is not None:
+                    self._carry(node, rd)
                 continue
             if not node.reqs and not node.ticks_owed:
                 return
@@ -465,7 +472,9 @@ class World:
             owed, node.ticks_owed = node.ticks_owed, 0
             for _ in range(owed):
                 core.tick()
-            self._flush(node)
+            rd = core.ready()
+            if rd is not None:
+                self._carry(node, rd)
 
     # --- the flush (the driver's step 5) ------------------------------------------
 
@@ -610,14 +619,17 @@ class World:
         copies = 2 if faults.duplicate and rng.random() < faults.duplicate else 1
         if copies == 2:
             link.duplicated += 1
+        arg = (link, data)
+        heap, seq = self._heap, self._seq
         for _ in range(copies):
             delay = int(faults.delay_s(rng) * 1e9)
+            # pushed as at() would (t is past now, so at()'s clamp never applies)
             if delay <= 0:
                 link.delivered += 1
-                self.at(t, self._arrive, (link, data))
+                heappush(heap, (t, next(seq), self._arrive_fn, arg))
             else:
                 link.delayed += 1
-                self.at(t + delay, self._release, (link, data))
+                heappush(heap, (t + delay, next(seq), self._release_fn, arg))
 
     def _release(self, arg: tuple[Link, Any]) -> None:
         link, _data = arg
