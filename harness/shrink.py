@@ -13,11 +13,12 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
    anomaly's own and the prefix it was checked against); if none fails, a
    binary search for the latest time before which every operation but the
    named ones can go;
-3. fewer fault operations (delta debugging, Zeller's ddmin);
-4. shorter fault windows (each hold halved while it still fails);
-5. fewer clients (ddmin over the client slots), then fewer client operations
-   (ddmin over the (slot, n) operations the last failing candidate invoked);
-   then fewer faults once more.
+3. fewer clients (ddmin over the client slots), then fewer client operations
+   (random halves of the (slot, n) operations the best invoked, then ddmin);
+4. fewer fault operations (random halves, then delta debugging: Zeller's
+   ddmin);
+5. shorter fault windows (each hold halved while it still fails);
+6. fewer client operations and fewer faults once more.
 
 The load is cut before the faults because client operations are most of what
 a simulated run costs (a run without clients takes a tenth of one with them).
@@ -27,8 +28,9 @@ best so far in any measure its own run took (faults, client operations, run
 length, windows): a candidate that drops a fault may let the clients do more
 work, so "fewer faults" alone could end larger than it began. Candidates keep
 their client operations as ``keep_ops`` (only the operations the best invoked
-may be invoked), so dropping a fault does not let a slot draw new ones. A
-candidate met again is answered from a cache, not run again.
+may be invoked, and a slot ends after its last one), so dropping a fault does
+not let a slot draw new ones. A candidate met again is answered from a cache,
+not run again.
 
 Each candidate is one deterministic simulated run (harness/simrun.py): the
 faults are replayed from the candidate's list, and the client operations left
@@ -57,8 +59,8 @@ folder through the simulator, marked ``shrunk`` in results.json.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -99,29 +101,22 @@ class Candidate:
     #: End the load at the streaming checker's first anomaly (None: as the base config).
     stop_on_anomaly: bool | None = None
 
-    def mask(self, base: RunConfig) -> dict[str, Any] | None:
-        """The client mask (``RunConfig.client_mask``) of this candidate over ``base``."""
-        drop, skip = set(self.drop_slots), set(self.skip_ops)
-        keep = None
-        if self.keep_ops is not None:
-            keep = {o for o in self.keep_ops if o[0] not in drop and o not in skip}
-            if not _keep_ops_supported():
-                drop, skip = _emulated_keep(keep, drop, skip, self.concurrency or
-                                            base.concurrency or 1, _draws(base, self.time_limit))
-                keep = None
-        if not (drop or skip or keep is not None):
+    def mask(self) -> dict[str, Any] | None:
+        """The client mask (``RunConfig.client_mask``) of this candidate."""
+        if not (self.drop_slots or self.skip_ops or self.keep_ops is not None):
             return None
-        mask: dict[str, Any] = {"drop_slots": sorted(drop),
-                                "skip_ops": [list(o) for o in sorted(skip)]}
-        if keep is not None:
-            mask["keep_ops"] = [list(o) for o in sorted(keep)]
+        mask: dict[str, Any] = {"drop_slots": sorted(self.drop_slots),
+                                "skip_ops": [list(o) for o in sorted(self.skip_ops)]}
+        if self.keep_ops is not None:
+            mask["keep_ops"] = [list(o) for o in sorted(self.keep_ops)
+                                if o[0] not in self.drop_slots and o not in self.skip_ops]
         return mask
 
     def config(self, base: RunConfig) -> RunConfig:
         concurrency = self.concurrency or base.concurrency
         soa = base.stop_on_anomaly if self.stop_on_anomaly is None else self.stop_on_anomaly
         return dataclasses.replace(base, time_limit=self.time_limit,
-                                   client_mask=self.mask(base),
+                                   client_mask=self.mask(),
                                    test_count=1, sim=True, replay=None,
                                    concurrency=concurrency, stop_on_anomaly=soa,
                                    follow=base.follow or soa)
@@ -131,46 +126,6 @@ class Candidate:
         return (self.time_limit, tuple(json.dumps(f, sort_keys=True) for f in self.faults),
                 self.drop_slots, self.skip_ops, self.concurrency, self.keep_ops,
                 self.stop_on_anomaly)
-
-
-#: Operations an emulated ``keep_ops`` skips past a slot's draws (see ``_draws``).
-EMULATED_HORIZON = 64
-
-
-def _draws(base: RunConfig, time_limit: float) -> int:
-    """About twice the operations a slot can draw in ``time_limit`` when none waits for an
-    answer (a skipped one does not): its mean gap is concurrency / rate (harness/generator.py);
-    0 with an unlimited rate, where nothing bounds them."""
-    if not base.rate:
-        return 0
-    return int(2 * time_limit * base.rate / (base.concurrency or 1))
-
-
-@functools.cache
-def _keep_ops_supported() -> bool:
-    """Whether the client mask takes ``keep_ops`` (harness/config.py and the simulated load)."""
-    import inspect
-
-    from harness.config import _mask_ok
-    from nodes.sim.load import SimLoad
-
-    return (_mask_ok({"keep_ops": [[0, 0]]})
-            and "keep_ops" in inspect.signature(SimLoad).parameters)
-
-
-def _emulated_keep(keep: set[tuple[int, int]], drop: set[int], skip: set[tuple[int, int]],
-                   concurrency: int, draws: int) -> tuple[set[int], set[tuple[int, int]]]:
-    """``keep_ops`` with only drop_slots and skip_ops: a slot with no kept operation is
-    dropped, the others skip every operation but the kept ones up to a horizon past the
-    draws a slot can make (beyond it a slot would invoke again; the size check then
-    refuses the candidate)."""
-    last: dict[int, int] = {}
-    for slot, n in keep:
-        last[slot] = max(n, last.get(slot, -1))
-    drop = drop | (set(range(concurrency)) - set(last))
-    skip = skip | {(slot, n) for slot, top in last.items()
-                   for n in range(max(top, draws) + EMULATED_HORIZON) if (slot, n) not in keep}
-    return drop, skip
 
 
 @dataclass(frozen=True)
@@ -252,14 +207,41 @@ def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
     return items
 
 
+#: Random halves tried per size before ``halves`` gives up at that size.
+HALF_TRIES = 6
+
+
+def halves(items: Sequence[T], fails: Callable[[list[T]], bool], rng: random.Random,
+           out_of_time: Callable[[], bool] = lambda: False,
+           tries: int = HALF_TRIES) -> list[T]:
+    """A sublist of ``items`` (order kept) for which ``fails`` holds, by halving: keep a
+    random half of what is left, up to ``tries`` different halves per size, while one
+    fails. ``ddmin``'s fixed chunks suit a failure that needs a few parts; when leaving
+    anything out moves the timing of all the rest (one network rng stream), each smaller
+    candidate fails about as often as a fresh one, and random halves get small faster."""
+    items = list(items)
+    while len(items) >= 2 and not out_of_time():
+        for _ in range(tries):
+            if out_of_time():
+                break
+            keep = sorted(rng.sample(range(len(items)), len(items) // 2))
+            half = [items[i] for i in keep]
+            if fails(half):
+                items = half
+                break
+        else:
+            break
+    return items
+
+
 class Shrinker:
     """One shrinking search; see the module header."""
 
     #: The passes of a simulated search, in order: the cheap cuts of the load first, since
     #: client operations are most of what a simulated run costs (a 20 s run without clients
     #: takes a tenth of one with them), then the faults over the cheap runs.
-    PASSES = ("shorter_run", "focus", "fewer_faults", "shorter_windows", "fewer_clients",
-              "fewer_ops", "fewer_faults")
+    PASSES = ("shorter_run", "focus", "fewer_clients", "fewer_ops", "fewer_faults",
+              "shorter_windows", "fewer_ops", "fewer_faults")
     #: The passes on real processes: none needs a client mask.
     REAL_PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "lower_concurrency",
                    "fewer_faults")
@@ -286,6 +268,8 @@ class Shrinker:
         self.attempts = 0
         self.cached = 0
         self._seen: dict[tuple[Any, ...], Outcome] = {}
+        # The halving passes' draws: deterministic per run (its seed), apart from its streams.
+        self.rng = random.Random(f"shrink:{base.seed}")
         self.started = clock()
         out = known if known is not None else self._run(original)
         if out.verdict != "invalid":
@@ -369,8 +353,11 @@ class Shrinker:
         self._note("shorter run")
 
     def fewer_faults(self) -> None:
-        ddmin(list(self.best.faults),
-              lambda fs: self.fails(dataclasses.replace(self.best, faults=tuple(fs))),
+        """Random halves of the faults, then ddmin over what is left."""
+        def fails(fs: list[dict[str, Any]]) -> bool:
+            return self.fails(dataclasses.replace(self.best, faults=tuple(fs)))
+
+        ddmin(halves(list(self.best.faults), fails, self.rng, self.out_of_time), fails,
               self.out_of_time)
         self._note("fewer faults")
 
@@ -447,8 +434,12 @@ class Shrinker:
         self._note("fewer clients")
 
     def fewer_ops(self) -> None:
-        invoked = list(self.best_outcome.ops)
-        ddmin(invoked, lambda keep: self.fails(self._keeping(keep)), self.out_of_time)
+        """Random halves of the invoked operations, then ddmin over what is left."""
+        def fails(keep: list[tuple[int, int]]) -> bool:
+            return self.fails(self._keeping(keep))
+
+        ddmin(halves(list(self.best_outcome.ops), fails, self.rng, self.out_of_time), fails,
+              self.out_of_time)
         self._note("fewer client ops")
 
     def run(self) -> Shrunk:

@@ -30,6 +30,24 @@ def test_ddmin_finds_exactly_the_needed_items(needed: set[int], n: int) -> None:
     assert next(calls) < 40 + 8 * max(1, len(needed)) * n.bit_length() ** 2
 
 
+@given(st.integers(0, 63), st.integers(0, 2**32))
+@settings(max_examples=100, deadline=None)
+def test_halves_keeps_a_failing_sublist_in_order(needed: int, seed: int) -> None:
+    import random
+
+    from harness.shrink import halves
+
+    tried = []
+
+    def fails(xs: list[int]) -> bool:
+        tried.append(len(xs))
+        return needed in xs
+
+    out = halves(list(range(64)), fails, random.Random(seed))
+    assert needed in out and out == sorted(out)
+    assert all(n == 64 // 2 ** (i + 1) for i, n in enumerate(sorted(set(tried), reverse=True)))
+
+
 def test_ddmin_keeps_order() -> None:
     assert ddmin([5, 3, 9, 1], lambda xs: {9, 3} <= set(xs)) == [3, 9]
 
@@ -82,8 +100,8 @@ def test_shrinker_finds_the_story() -> None:
     assert out.outcome.ops == ((2, 5),) and out.outcome.client_ops == 1
     assert out.attempts == sim.runs and not out.out_of_budget
     assert [line.split(":")[0] for line in out.steps] == [
-        "shorter run", "only the anomaly's operations", "fewer faults", "shorter windows",
-        "fewer clients", "fewer client ops", "fewer faults"]
+        "shorter run", "only the anomaly's operations", "fewer clients", "fewer client ops",
+        "fewer faults", "shorter windows", "fewer client ops", "fewer faults"]
     assert best.stop_on_anomaly  # tried first; it changed nothing here, so it stayed
 
 
