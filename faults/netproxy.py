@@ -10,6 +10,10 @@ Owns the message-level network of a ``--net proxy`` run (docs/faults.md):
 - one DEALER per (src, dest), routing id = src, connected to
   ``nodes[dest].peer_bind``: the destination sees the same routing id it
   would see without the proxy, so nodes cannot tell the modes apart;
+- those ROUTERs and DEALERs are nodes/common/zmtp.py's (ZMTP on plain
+  sockets in the proxy's one poll, as the nodes' own), not libzmq's: a
+  message does not cross an I/O thread twice on its way through, and the
+  messages of one pass to one destination leave in one ``send``;
 - the grudge (``dest`` cannot hear from ``src``) and link faults (loss,
   delay fixed/uniform/exponential, duplication, reordering; per link or for
   all) applied to each message;
@@ -20,10 +24,11 @@ Owns the message-level network of a ``--net proxy`` run (docs/faults.md):
   type, result) only when ``--journal`` is given.
 
 Invariants:
-- The message loop is one thread polling all sockets. It drains each ready
-  socket in batches and does nothing per message beyond two attribute reads,
-  a counter increment and a non-blocking send unless a fault or the journal
-  is on for that link. No logging in the loop.
+- The message loop is one thread polling all sockets. It takes what each
+  ready socket brought and does nothing per message beyond a lookup, two
+  attribute reads, a counter increment and a queued send unless a fault or
+  the journal is on for that link; the queued sends leave at the end of the
+  pass. No logging in the loop.
 - A message that cannot be sent at once (destination down or its queue full)
   is dropped and counted: the proxy never blocks and never hoards a burst
   of stale messages for a node that comes back (ZMQ_IMMEDIATE).
@@ -53,12 +58,17 @@ import msgpack
 import zmq
 
 from nodes.common.clusterfile import ConfigError, load_cluster
+from nodes.common.zmtp import POLLOUT, Dealer, Router
 
-_NOBLOCK = int(zmq.NOBLOCK)  # a plain int: pyzmq's enum flags cost per call
-#: Messages taken from one socket before looking at the others (fairness).
+#: Control requests taken per pass.
 BATCH = 256
 #: Longest poll wait, so SIGTERM and parent death are noticed quickly.
 IDLE_POLL_MS = 100
+SERVICE_NS = 10_000_000  # how often the DEALERs are looked after (reconnects)
+#: Bytes queued on one link (a paused destination) past which it drops, as libzmq's
+#: default high-water mark of 1000 messages did: a node that resumes gets no
+#: bigger burst of stale messages than it did.
+MAX_LINK_BACKLOG = 1 << 20
 DELAY_DISTS = ("fixed", "uniform", "exponential")
 
 
@@ -149,7 +159,7 @@ class Link:
         "src",
     )
 
-    def __init__(self, src: str, dest: str, sock: zmq.Socket) -> None:
+    def __init__(self, src: str, dest: str, sock: Dealer) -> None:
         self.src = src
         self.dest = dest
         self.sock = sock
@@ -224,46 +234,70 @@ class Proxy:
         self.default_faults: LinkFaults | None = None
         self.link_faults: dict[tuple[str, str], LinkFaults] = {}
         self.grudge: dict[str, set[str]] = {}
-        self._pending: list[tuple[float, int, Link, list[bytes]]] = []  # delay heap
+        self._pending: list[tuple[float, int, Link, bytes]] = []  # delay heap
         self._seq = 0
         self._journal_buf: list[str] = []
         self._sockets: list[zmq.Socket] = []
+        self._routers: list[Router] = []
+        self._dirty: set[Link] = set()  # links with messages queued in this pass
 
-        self.control = self._socket(zmq.ROUTER)
-        self.control.bind(spec.control)
-        # routes[dest][src routing id] -> Link
-        self.routes: dict[str, dict[bytes, Link]] = {}
-        self.listeners: dict[zmq.Socket, str] = {}
-        self.links: dict[tuple[str, str], Link] = {}
-        for dest in self.node_ids:
-            router = self._socket(zmq.ROUTER)
-            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted node takes its id back
-            router.bind(spec.listen[dest])
-            self.listeners[router] = dest
-            table: dict[bytes, Link] = {}
-            for src in self.node_ids:
-                if src == dest:
-                    continue
-                out = self._socket(zmq.DEALER)
-                out.setsockopt(zmq.ROUTING_ID, src.encode())
-                out.setsockopt(zmq.IMMEDIATE, 1)
-                out.setsockopt(zmq.RECONNECT_IVL, 50)
-                out.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
-                out.connect(spec.peer_bind[dest])
-                link = Link(src, dest, out)
-                table[src.encode()] = link
-                self.links[(src, dest)] = link
-            self.routes[dest] = table
-        self.poller = zmq.Poller()
-        self.poller.register(self.control, zmq.POLLIN)
-        for router in self.listeners:
-            self.poller.register(router, zmq.POLLIN)
+        try:
+            self.control = self._socket(zmq.ROUTER)
+            self.control.bind(spec.control)
+            # routes[dest][src routing id] -> Link
+            self.routes: dict[str, dict[bytes, Link]] = {}
+            self.listeners: dict[Router, str] = {}
+            self.links: dict[tuple[str, str], Link] = {}
+            for dest in self.node_ids:
+                # A restarted node takes its routing id back (handover).
+                router = Router(spec.listen[dest], {}, identities=True)
+                self._routers.append(router)
+                self.listeners[router] = dest
+                table: dict[bytes, Link] = {}
+                for src in self.node_ids:
+                    if src == dest:
+                        continue
+                    # A send before its handshake completed, or past its backlog,
+                    # fails at once (as ZMQ_IMMEDIATE): dropped and counted.
+                    out = Dealer(spec.peer_bind[dest], identity=src.encode(),
+                                 max_queued=MAX_LINK_BACKLOG)
+                    out.service(time.monotonic_ns())
+                    link = Link(src, dest, out)
+                    table[src.encode()] = link
+                    self.links[(src, dest)] = link
+                self.routes[dest] = table
+        except BaseException:
+            self.close()
+            raise
 
     def _socket(self, kind: int) -> zmq.Socket:
         s = self.ctx.socket(kind)
         s.setsockopt(zmq.LINGER, 0)
         self._sockets.append(s)
         return s
+
+    def _poll_items(self) -> tuple[list[tuple[Any, int]], dict[Any, Any]]:
+        """What to poll, and each item's handler (rebuilt when a socket changed)."""
+        items: list[tuple[Any, int]] = [(self.control, zmq.POLLIN)]
+        handlers: dict[Any, Any] = {self.control: lambda _fd, _ev: self._serve_control()}
+        for router in self.listeners:
+            items += router.poll_items
+            for fd, _ in router.poll_items:
+                handlers[fd] = router.event
+        for link in self.links.values():
+            d = link.sock
+            fd = d.fileno()
+            if fd >= 0:
+                items.append((fd, zmq.POLLIN | zmq.POLLOUT if d.want_write else zmq.POLLIN))
+                handlers[fd] = lambda _fd, ev, d=d: self._dealer_event(d, ev)
+        return items, handlers
+
+    @staticmethod
+    def _dealer_event(d: Dealer, ev: int) -> None:
+        if ev & POLLOUT:
+            d.on_writable(time.monotonic_ns())
+        if ev & ~POLLOUT and d.sock is not None:
+            d.read_frames()  # a node sends nothing back on these; this sees it close
 
     # --- the message loop -------------------------------------------------------
 
@@ -272,21 +306,45 @@ class Proxy:
 
     def run(self, parent_pid: int | None = None) -> None:
         next_parent_check = time.monotonic() + 0.5
-        poll = self.poller.poll
-        listeners = self.listeners
-        control = self.control
+        zmq_poll = zmq.zmq_poll
+        listeners = list(self.listeners.items())
+        dealers = [link.sock for link in self.links.values()]
+        key: tuple[int, ...] = ()
+        items: list[tuple[Any, int]] = []
+        handlers: dict[Any, Any] = {}
+        next_service = 0
         while self.running:
+            now_key = (*[r.version for r, _ in listeners], *[d.version for d in dealers])
+            if now_key != key:
+                key = now_key
+                items, handlers = self._poll_items()
             timeout = IDLE_POLL_MS
             if self._pending:
                 wait_ms = (self._pending[0][0] - time.monotonic()) * 1000.0
                 timeout = max(0, min(timeout, int(wait_ms) + 1))
-            for sock, _ in poll(timeout):
-                if sock is control:
-                    self._serve_control()
-                else:
-                    self._pump(sock, listeners[sock])
+            retries = [t for d in dealers if (t := d.next_retry()) is not None]
+            if retries:
+                wait_ms = (min(retries) - time.monotonic_ns()) / 1e6
+                timeout = max(0, min(timeout, int(wait_ms) + 1))
+            for sock, ev in zmq_poll(items, timeout):
+                handler = handlers.get(sock)
+                if handler is not None:
+                    handler(sock, ev)
+            for router, dest in listeners:
+                got = router.take()
+                if got:
+                    self._pump(got, dest)
             if self._pending:
                 self._release_due()
+            if self._dirty:
+                for link in self._dirty:
+                    link.sock.flush()
+                self._dirty.clear()
+            now_ns = time.monotonic_ns()
+            if retries or now_ns >= next_service:
+                next_service = now_ns + SERVICE_NS
+                for d in dealers:
+                    d.service(now_ns)  # reconnects
             if self._journal_buf:
                 self._flush_journal()
             if parent_pid is not None:
@@ -296,29 +354,16 @@ class Proxy:
                     if os.getppid() != parent_pid:
                         self.running = False
 
-    def _pump(self, sock: zmq.Socket, dest: str) -> None:
+    def _pump(self, got: list[tuple[bytes, bytes | None]], dest: str) -> None:
+        """The messages to ``dest`` that one pass read: (routing id = src, frame)."""
         table = self.routes[dest]
-        # Single-frame recv calls and a Frame's plain ``more`` attribute: pyzmq's
-        # recv_multipart costs two getsockopt(RCVMORE) calls and flag arithmetic
-        # per message, on the path of every peer message.
-        recv = sock.recv
         journal = self.journal is not None
-        NOBLOCK = _NOBLOCK
-        for _ in range(BATCH):
-            try:
-                head = recv(NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            body: list[bytes] = []
-            more = head.more
-            while more:  # the rest of a message is there once its first frame is
-                part = recv(NOBLOCK, copy=False)
-                body.append(part.bytes)
-                more = part.more
-            link = table.get(head.bytes)
-            if link is None:
+        for src, frame in got:
+            link = table.get(src)
+            if link is None or frame is None:  # a stranger, or not one frame: not a node's
                 self.unknown_src += 1
                 continue
+            body = frame
             if link.deaf:
                 link.dropped += 1
                 link.cut += 1
@@ -329,13 +374,10 @@ class Proxy:
             else:
                 self._faulty(link, body, journal)
 
-    def _send(self, link: Link, body: list[bytes], journal: bool, dup: bool = False) -> None:
-        try:
-            if len(body) == 1:  # a node's message: one frame, without send_multipart's cost
-                link.sock.send(body[0], _NOBLOCK)
-            else:
-                link.sock.send_multipart(body, zmq.NOBLOCK)
-        except zmq.Again:
+    def _send(self, link: Link, body: bytes, journal: bool, dup: bool = False) -> None:
+        if link.sock.send(body):
+            self._dirty.add(link)  # flushed at the end of the pass
+        else:  # the destination is down or its backlog is full
             link.dropped += 1
             if journal:
                 self._journal(link, body, "dropped", unreachable=True)
@@ -344,7 +386,7 @@ class Proxy:
         if journal:
             self._journal(link, body, "delivered", dup=dup)
 
-    def _faulty(self, link: Link, body: list[bytes], journal: bool) -> None:
+    def _faulty(self, link: Link, body: bytes, journal: bool) -> None:
         faults = link.faults
         assert faults is not None
         rng = self.rng
@@ -384,10 +426,10 @@ class Proxy:
 
     # --- journal -------------------------------------------------------------------
 
-    def _journal(self, link: Link, body: list[bytes], result: str, **extra: bool) -> None:
+    def _journal(self, link: Link, body: bytes, result: str, **extra: bool) -> None:
         kind: Any = None
         try:
-            msg = msgpack.unpackb(body[-1], raw=False, strict_map_key=False)
+            msg = msgpack.unpackb(body, raw=False, strict_map_key=False)
             if isinstance(msg, dict):
                 kind = msg.get("type")
         except (ValueError, TypeError, msgpack.UnpackException):  # still journaled
@@ -543,6 +585,11 @@ class Proxy:
         for s in self._sockets:
             s.close(linger=0)
         self._sockets.clear()
+        for link in getattr(self, "links", {}).values():
+            link.sock.close()
+        for router in self._routers:
+            router.close()
+        self._routers.clear()
 
 
 # --- command line ------------------------------------------------------------------
@@ -589,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
         try:
             proxy = Proxy(spec, journal=journal, seed=args.seed, t0_ns=args.t0_ns)
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, OSError, ValueError) as exc:
             print(f"netproxy: error: cannot bind: {exc}", file=sys.stderr)
             return 2
         stack.callback(proxy.close)  # before the journal closes: it flushes into it

@@ -126,6 +126,22 @@ def test_forwards_with_the_source_as_routing_id(net: Net) -> None:
     assert counters["n1->n2"]["dropped"] == 0
 
 
+def test_a_restarted_destination_is_reached_again_and_a_restarted_source_keeps_its_id(
+        net: Net) -> None:
+    net.connect_link("n1", "n2")
+    net.routers["n2"].close(linger=0)  # n2 dies: the proxy's connection to it breaks
+    r = net.ctx.socket(zmq.ROUTER)
+    r.setsockopt(zmq.LINGER, 0)
+    r.bind(net.cluster.nodes["n2"].peer_bind)  # ... and comes back at the same address
+    net.routers["n2"] = r
+    net.connect_link("n1", "n2")
+    old = net.dealers.pop(("n1", "n2"))
+    old.close(linger=0)  # n1 restarts: a new connection with the same routing id
+    net.connect_link("n1", "n2")
+    net.send("n1", "n2", {"type": "append", "i": 7})
+    assert [(src, m["i"]) for src, m in net.recv_all("n2")] == [("n1", 7)]
+
+
 def test_grudge_drops_one_direction_and_state_matches(net: Net) -> None:
     for a, b in [("n1", "n2"), ("n2", "n1"), ("n3", "n2")]:
         net.connect_link(a, b)
