@@ -16,6 +16,11 @@ verdict depends only on what the command was given. ``--model``,
 ``--model list-append`` checks list-append transaction histories (ours, or
 Jepsen/Elle EDN with ``:f :txn``) for dependency cycles; ``--consistency``
 says which anomalies count (docs/checker.md "list-append").
+
+A run's history.jsonl also carries its faults' evidence (nemesis events):
+the durability findings it proves (faults/findings.py, e.g. a node that
+refused to start after a power loss) make the file invalid as they make the
+run's own results.json invalid, one line each, counted in the exit code.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from checker import MODELS, CheckResult, HistoryError, check_file
 from checker.check import MEMORY_LIMIT_MB
 from checker.listappend import CONSISTENCY
 from checker.manifest import Manifest, ManifestError, load_manifest
+from faults.findings import durability
 
 HISTORY_NAMES = ("history.jsonl", "history.edn")
 
@@ -140,14 +146,21 @@ def run(args: argparse.Namespace) -> int:
             total += res.seconds
             row.update(res.to_dict(res.history))
             verdict = _verdict(res)
+            found = durability(_nemesis_events(file))
+            if found:  # as faults.findings.apply does for the run's results.json
+                verdict = "invalid"
+                row.update(valid=False, findings=len(found),
+                           anomalies=list(row.get("anomalies") or []) + found)
             counts[verdict] += 1
             if entry is not None and entry.expected is not None:
                 row["expected"] = entry.expected
-                if res.valid != "unknown" and res.valid != entry.expected:
+                if verdict != "unknown" and (verdict == "valid") != entry.expected:
                     mismatches.append(str(file))
             rows.append(row)
             if not args.json:
                 _print_row(file, res, verdict, row.get("expected"))
+                for a in found:
+                    print(f"         {a['kind']}: {a['sentence']}")
     summary = {**counts, "files": len(rows), "seconds": round(total, 3),
                "mismatches": mismatches}
     if args.json:
@@ -168,6 +181,32 @@ def run(args: argparse.Namespace) -> int:
     if counts["unknown"]:
         return 3
     return 0
+
+
+def _nemesis_events(file: Path) -> list[dict[str, Any]]:
+    """The nemesis events of a JSON Lines history (where a run's fault evidence
+    is), for its durability findings; [] for EDN or a file without any. The
+    lines are found by a bytes search first, so a history without faults
+    costs one scan; a line that is not JSON was named by the check already."""
+    if file.suffix == ".edn":
+        return []
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return []
+    if b"nemesis" not in data:
+        return []
+    out = []
+    for line in data.splitlines():
+        if b"nemesis" not in line:
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict) and ev.get("process") == "nemesis":
+            out.append(ev)
+    return out
 
 
 def _verdict(res: CheckResult) -> str:

@@ -179,6 +179,32 @@ def test_cli_json_and_folder(tmp_path, capsys):
     assert f["path"].endswith("history.jsonl") and f["valid"] is True and f["seconds"] >= 0
 
 
+def test_cli_counts_a_run_folders_durability_finding(tmp_path, capsys):
+    """A run's history.jsonl whose fault evidence shows a node refusing to
+    start after a power loss is invalid for `harness check` too, as for the
+    run's results.json, although its operations are linearizable; a fault
+    with nothing refused leaves it valid."""
+    quiet = {"process": "nemesis", "type": "info", "f": "lose-unsynced-end", "time": 4_000_000_000,
+             "value": {"nodes": ["n1"]}, "evidence": {"recovered": ["n1"]}}
+    refused = {"process": "nemesis", "type": "info", "f": "lose-unsynced-end",
+               "time": 5_000_000_000, "value": {"nodes": ["n2"]},
+               "evidence": {"refused": {"n2": "meta file is corrupt: only 0 bytes"}}}
+    ok_run = tmp_path / "ok"
+    ok_run.mkdir()
+    _write(ok_run, "history.jsonl", _jsonl([*GOOD, quiet]))
+    assert main(["check", str(ok_run)]) == 0
+    bad_run = tmp_path / "bad"
+    bad_run.mkdir()
+    _write(bad_run, "history.jsonl", _jsonl([*GOOD[:3], refused, *GOOD[3:]]))
+    assert main(["check", str(bad_run)]) == 1
+    out = capsys.readouterr().out
+    assert "refused-after-power-loss: n2 refused to start after losing power" in out, out
+    assert main(["check", str(bad_run), "--json"]) == 1
+    f = json.loads(capsys.readouterr().out)["files"][0]
+    assert f["valid"] is False and f["findings"] == 1
+    assert f["anomalies"][-1]["kind"] == "refused-after-power-loss"
+
+
 def test_cli_time_limit_gives_unknown(tmp_path, capsys):
     # A hard invalid history: many concurrent writes, one impossible read at the end.
     events = []
