@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
         "client_ops": result.outcome.client_ops, "steps": result.steps})
     print()
     print(f"shrunk {run_dir} in {result.seconds:g} s ({result.attempts} simulated runs"
+          + (f", {result.cached} candidates met again" if result.cached else "")
           + (", out of budget" if result.out_of_budget else "") + "):")
     print(f"{len(best.faults)} fault operations (from {len(original.faults)}), "
           f"{result.outcome.client_ops} client operations "
