@@ -5,8 +5,8 @@
 For every bug/system pair of harness/bugs.py, a *generic* search: simulated
 runs of ``RunConfig(sim=True, system=SYSTEM, bugs=[BUG], seed=S,
 time_limit=swarm.SEARCH_S)`` with every other option at its default (the hunting
-plan, 5 nodes) and swarmed per seed by harness/swarm.py (timing, replication
-shape, contention: the same draw for every bug, nothing chosen for one),
+plan) and swarmed per seed by harness/swarm.py (timing, replication
+shape, contention, 3 or 5 nodes: the same draw for every bug, nothing chosen for one),
 seeds S = start, start+1, ... until the checker finds an anomaly. Many short
 runs: each seed brings its own settings and its own start-up, and the
 hunting plan's episodes are what find bugs, not a run's length. Its cost is the CPU-seconds of the

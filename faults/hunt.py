@@ -107,6 +107,12 @@ ONEWAY_P = 0.2
 #: leader's first entries are still in flight when a kill or a cut lands.
 WEATHER_P = 0.35
 WEATHER_DELAY = (0.02, 0.05, 0.15, 0.3)
+#: The slow links some families bring along (``Hunter.slow_links``), as a
+#: share of the election timeout: long enough that a message is still in
+#: flight when a status poll (a quarter heartbeat) notices what it caused,
+#: short enough that elections still finish (a round trip well under one
+#: timeout).
+SLOW_DELAY = (0.05, 0.15)
 
 
 def hunt_plan(rng: random.Random, *, interval_s: float, network: bool,
@@ -306,17 +312,23 @@ class Hunter(Player):
         leader is cut off with up to a minority; each time a leader of a newer
         term shows up, it is cut off in turn, in one step (the previous cut
         ends as the new one starts), either at once (its first entries still
-        in flight) or after a while (it got part of its backlog out); two to
-        four rounds. Entries that reached only some nodes in one term meet
-        leaders of later terms that lack them."""
+        in flight) or after a while (it got part of its backlog out).
+        Entries that reached only some nodes in one term meet leaders of
+        later terms that lack them. Half the time every link is
+        slow meanwhile (``slow_links``), and each new leader is cut off after
+        zero to four round trips: churn faster than a leader replicates, so
+        it is replaced while its first entries (and, with small batches, the
+        older ones it re-sends) are still in flight. Two to six rounds: the
+        Figure-8 story takes three leader changes after the first cut."""
         rng = self.rng
         first = self.leader_cut()
         if first is None:
             return
+        slow, rtt = yield from self.slow_links("chase")
         ref = yield from self.emit("partition", "chase", first, None)
         cut_leader = leader_of(self.view)
         term = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
-        for _ in range(rng.randint(2, 4)):
+        for _ in range(rng.randint(2, 6)):
             deadline = self.view.now + 4 * self.hi
             new = None
             while self.view.now < deadline:
@@ -328,7 +340,9 @@ class Hunter(Player):
                 new = None
             if new is None:
                 break
-            if rng.random() >= 0.4:
+            if rtt:
+                yield from self.until(self.view.now + rng.uniform(0.0, 4.0) * rtt)
+            elif rng.random() >= 0.4:
                 yield from self.until(self.view.now + rng.uniform(0.1, 2.0) * self.lo)
             term = max([term_of(s) for s in self.view.statuses.values() if s] or [term])
             cut_leader = new
@@ -336,6 +350,7 @@ class Hunter(Player):
             ref = yield from self.emit("partition", "chase", nxt, None, replaces=ref)
         yield from self.until(self.view.now + rng.uniform(1.0, 3.0) * self.hi)
         yield from self.end(ref)
+        yield from self.end(slow)
 
     def kill_leader(self) -> Steps:
         leader = self.leader() or self.rng.choice(self.free() or [None])
@@ -422,7 +437,9 @@ class Hunter(Player):
         two to four times: first at a random moment (S forgets whom it
         followed, so the other side can win it), then each time soon after
         it voted or promised in a newer term. Whether both majorities can
-        decide at once rests only on what S kept (quorum intersection)."""
+        decide at once rests only on what S kept (quorum intersection).
+        Half the time every link is slow meanwhile (``slow_links``), so S's
+        crash lands before the winner's first entry reaches it."""
         rng = self.rng
         nodes = list(self.view.node_ids)
         n = len(nodes)
@@ -436,6 +453,7 @@ class Hunter(Player):
         mine = [leader, *others[: n // 2 - 1]]
         theirs = [x for x in others if x not in mine]
         hold = rng.uniform(4.0, 10.0) * self.hi
+        slow, _rtt = yield from self.slow_links("shared-voter")
         ref = yield from self.emit("partition", "shared-voter", _sides("bridge", mine, theirs),
                                    None)
         end = self.view.now + hold
@@ -459,6 +477,7 @@ class Hunter(Player):
             yield from self.until(self.view.now + down)
         yield from self.until(end)
         yield from self.end(ref)
+        yield from self.end(slow)
 
     def cross_voter(self) -> Steps:
         """A voter crosses over. The leader is cut off with as many others as
@@ -486,12 +505,8 @@ class Hunter(Player):
         new = sorted(x for x in nodes if x not in old)  # exactly a majority
         t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
         ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
-        slow = None
-        if "delay" in self.link_faults and rng.random() < 0.5:
-            # slow links: the voter leaves with the winner's first messages in flight
-            ms = max(1, round(rng.choice(WEATHER_DELAY[1:3]) * self.lo * 1000))
-            slow = yield from self.emit("net", "cross-voter", {
-                "links": "all", "delay_ms": ms, "delay_dist": "fixed"}, None)
+        # slow links: the voter leaves with the winner's first messages in flight
+        slow, _rtt = yield from self.slow_links("cross-voter")
         deadline = self.view.now + 4 * self.hi
         winner = None
         while winner is None and self.view.now < deadline:
@@ -533,6 +548,20 @@ class Hunter(Player):
             yield from self.until(self.view.now + rng.uniform(1.0, 4.0) * self.hi)
         yield from self.end(slow)
         yield from self.end(ref)
+
+    def slow_links(self, target: str) -> Steps:
+        """Half the time (where the network can delay), every link slowed by a
+        fixed ``SLOW_DELAY`` share of the election timeout until the caller
+        ends it: a new leader's first entries, votes and acks then take that
+        long, longer than the plan takes to notice and react (a status poll),
+        so a cut or crash lands while they are still in flight. Returns (its
+        id or None, the round trip it makes, s)."""
+        if "delay" not in self.link_faults or self.rng.random() >= 0.5:
+            return None, 0.0
+        ms = max(1, round(self.rng.choice(SLOW_DELAY) * self.lo * 1000))
+        ref = yield from self.emit("net", target, {"links": "all", "delay_ms": ms,
+                                                   "delay_dist": "fixed"}, None)
+        return ref, 2 * ms / 1000
 
     def back(self, node: str, deadline: float) -> Steps:
         """Wait until ``node`` answers status again (or ``deadline``)."""

@@ -14,7 +14,12 @@ leader's own, many at once hide that) and the *workload's contention*
 (clients that give up soon or wait long for an answer; the workload's own
 hot keys, harness/generator.py, already concentrate operations, and more
 contention than that makes the linearizability check, not the search, the
-cost).
+cost), and its *size*: in three nodes every two majorities share exactly
+one node, so a race that quorum intersection must stop (a vote or a
+promise given twice, an entry counted on a majority that a later leader
+lacks) needs one node to be in the wrong place at the wrong moment where
+five nodes need two; three nodes also cost half the CPU per simulated
+second, so the search runs twice the seeds.
 Every value drawn is a legal, documented option of a correct cluster
 (docs/cluster-json.md), so a correct node must stay valid under each draw
 (tests/test_sim_correct.py sweeps them); none is chosen for any bug, and
@@ -22,7 +27,7 @@ Every value drawn is a legal, documented option of a correct cluster
 
 ``search_config(system, seed, bug=None)`` is one seed of the generic
 simulated search: ``SEARCH_S`` simulated seconds of the default (the hunting
-plan, 5 nodes), swarmed. Used by benchmarks/sim_zoo.py and
+plan), swarmed (3 or 5 nodes). Used by benchmarks/sim_zoo.py and
 tests/test_sim_correct.py. Real runs keep the user's settings: ``harness
 run`` never calls it.
 
@@ -54,6 +59,8 @@ MAX_INFLIGHT = (1, 4, 64)
 #: How long clients wait for an answer.
 REQUEST_TIMEOUT_S = (0.3, 1.0, 2.0)
 NEMESIS_INTERVAL_S = (2.0, 3.5, 5.0)
+#: Cluster sizes (the default, 5, half the time).
+NODES = (3, 5)
 TICK_MS = 10
 
 
@@ -69,6 +76,7 @@ def draw(seed: int) -> dict[str, Any]:
                          "max_inflight": rng.choice(MAX_INFLIGHT)},
         "request_timeout": rng.choice(REQUEST_TIMEOUT_S),
         "nemesis_interval": rng.choice(NEMESIS_INTERVAL_S),
+        "nodes": rng.choice(NODES),
     }
 
 

@@ -28,6 +28,7 @@ def test_the_draws_span_every_corner_and_are_legal_clusters() -> None:
     assert min(spreads) < 1.2 and max(spreads) > 2.5
     assert {d["node_options"]["max_batch"] for d in draws} == set(swarm.MAX_BATCH)
     assert {d["node_options"]["max_inflight"] for d in draws} == set(swarm.MAX_INFLIGHT)
+    assert {d["nodes"] for d in draws} == set(swarm.NODES) and min(swarm.NODES) >= 3
     for d in draws:
         lo, hi = d["timing"]["election_timeout_ms"]
         assert swarm.TICK_MS <= d["timing"]["heartbeat_ms"] < lo < hi

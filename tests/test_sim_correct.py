@@ -2,7 +2,7 @@
 
 The default test: 500 simulated seeds, 250 of raft and 250 of paxos, of the
 generic search's own runs (harness/swarm.py ``search_config``: the hunting
-plan, 5 nodes, each seed's timing, replication shape and contention swarmed)
+plan, each seed's timing, replication shape, contention and size (3 or 5 nodes) swarmed)
 but shorter: 3 simulated seconds per seed with an episode every second, over
 a process pool. The search that benchmarks/sim_zoo.py measures against the
 zoo must never flag these. The ``slow`` test is the nightly size: 10,000
