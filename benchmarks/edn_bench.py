@@ -7,8 +7,8 @@ peak RSS, and each EDN case's ratio to JSON Lines (target 2x):
 
 - ``JSON Lines``: ``read_history`` of the .jsonl file;
 - ``EDN, read_history``: what the checker does with the .edn file today;
-- ``EDN, checker.edn``: the file's text through ``checker.edn.parse_edn``
-  (what ``read_history`` does: bytes, decode, parse, the collector paused);
+- ``EDN, checker.edn``: the file's bytes through ``checker.edn.parse_edn``,
+  the collector paused (as ``read_history`` reads);
 - ``edn_format`` (only with ``--edn-format``, when that package imports): the
   maintained pure-Python EDN library on the first 20,000 lines, scaled to
   the whole file (its figure is an extrapolation, and says so).
@@ -50,7 +50,7 @@ def child(case: str, path: str) -> None:
         from checker.edn import parse_edn
 
         with no_gc():
-            n = len(parse_edn(Path(path).read_bytes().decode("utf-8"), path))
+            n = len(parse_edn(Path(path).read_bytes(), path))
     elif case == "edn_format":
         import edn_format
 

@@ -23,9 +23,11 @@ Invariant: the translation never reads a different value from the
 tokenizer; it answers the same events or None. Why that holds:
 
 - it runs only on text without the constructs it does not translate (``\\``,
-  ``;``, tabs, ``#`` but known tags, ``1N``/``1M``/``1/2``, integers past 64
-  bits, the bare symbol ``null``), and only where every string holds no
-  separator, bracket, colon, ``#`` or ``;`` (so no pass can touch one);
+  ``;``, tabs, ``#`` but known tags, integers past 64 bits, which orjson
+  would read as floats, the bare symbol ``null``), and only where every
+  string holds no separator, bracket, colon, ``#`` or ``;`` (so no pass can
+  touch one); what else EDN has and JSON has not (``1N``, ``1/2``, ``\\a``,
+  symbols) is left as it is, and orjson rejects it;
 - each atom is translated on its own: ``:kw`` becomes ``"kw"`` (the tokenizer
   also ends as a plain string), ``nil`` becomes ``null``, numbers, strings,
   ``true`` and ``false`` stay; a keyword pass that cuts into a longer atom
@@ -229,9 +231,9 @@ _TAG_AT = re.compile(rb"#[A-Za-z][\w.\-/]*")
 _BETWEEN_VALUES = re.compile(
     rb'"[^"]*"|(?<=[\s,\[{(])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?=[\s,\]})]|$)')
 _MAX_FRAGMENTS = 64
+_AFTER_KEYWORD_VALUE = re.compile(rb"(?<=[^\s,\[\](){}\"\\;])(?=, :)")
 # a string the passes cannot touch: no separator, bracket, colon, #, ; or escape
 _ALL_SAFE = re.compile(rb'(?:[^"]*+"[^"\s,:\[\](){}#;\\]*+")*+[^"]*+')
-_EDN_NUMBER = re.compile(rb"\d[NM]|\d/\d")
 _DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 _LONG_INT = b"0" * 19  # 19+ digits in a row: past what orjson keeps as an int
 _TO_JSON = bytes.maketrans(b", ()\n", b" ,[],")
@@ -288,6 +290,14 @@ class _Passes:
         for piece in _BETWEEN_VALUES.split(c):
             if b":" in piece or b"#" in piece:
                 counts[piece] = counts.get(piece, 0) + 1
+        # cut after each keyword value (", :type :invoke" | ", :f :read"): the
+        # needles grow as the sum of the values a key takes, not their product
+        entries: dict[bytes, int] = {}
+        for piece, n in counts.items():
+            for part in _AFTER_KEYWORD_VALUE.split(piece):
+                if part:
+                    entries[part] = entries.get(part, 0) + n
+        counts = entries
         known = {f for f, _ in self.fragments}
         least = max(2, (c.count(b"\n") + 1) // 2000)
         added = False
@@ -329,8 +339,6 @@ def _fast_chunk(c: bytes, passes: _Passes) -> list | None:
     if not passes.usable or b"\\" in c or b";" in c or b"\t" in c:
         return None
     if b'"' in c and _ALL_SAFE.fullmatch(c) is None:
-        return None
-    if (b"N" in c or b"M" in c or b"/" in c) and _EDN_NUMBER.search(c):
         return None
     if b"null" in c or _LONG_INT in c.translate(_DIGITS):
         return None
@@ -377,12 +385,10 @@ def _well_formed(events: list) -> bool:
 
 def _vector_body(data: bytes) -> tuple[int, int] | None:
     """Where the maps of a history written as one vector ``[{...}\\n{...}]``
-    lie in ``data`` (after the ``[``, before the ``]``), or None."""
+    (or list) lie in ``data`` (after the ``[``, before the ``]``), or None."""
     i = len(data) - len(data.lstrip())
-    if not data.startswith(b"[", i):
-        return None
     j = len(data.rstrip())
-    if not data.endswith(b"]", 0, j):
+    if j - i < 2 or data[i:i + 1] + data[j - 1:j] not in (b"[]", b"()"):
         return None
     return i + 1, j - 1
 
@@ -446,10 +452,10 @@ def _read_runs(src: _Source, start: int, end: int, vector: bool) -> list[dict] |
         cut = end if end - pos <= _CHUNK else data.find(b"\n", pos + _CHUNK, end)
         if cut < 0:
             cut = end
-        lines = data.count(b"\n", pos, cut) + 1
         stop = cut
         while stop > pos and data[stop - 1] == 10:  # the history's trailing newlines
             stop -= 1
+        lines = data.count(b"\n", pos, stop) + 1  # those of the maps: one each
         # "}\n" ahead of the run (the previous line's end, or added), so its
         # first line's start matches the fragment that joins two lines
         if pos - start >= 2 and data[pos - 2:pos] == b"}\n":
@@ -462,8 +468,7 @@ def _read_runs(src: _Source, start: int, end: int, vector: bool) -> list[dict] |
         evs = _fast_chunk(c, passes)
         if evs is None and passes.learn(c):
             evs = _fast_chunk(c, passes)
-        if evs is not None and (len(evs) != data.count(b"\n", pos, stop) + 1
-                                or not _well_formed(evs)):
+        if evs is not None and (len(evs) != lines or not _well_formed(evs)):
             evs = None
         if evs is not None:
             if line != len(events) + 1:
@@ -482,6 +487,6 @@ def _read_runs(src: _Source, start: int, end: int, vector: bool) -> list[dict] |
                 events += _read_slowly(src.text(pos, end), path, line, len(events))
                 return events
             events += evs
-        line += lines
+        line += lines + cut - stop
         pos = cut + 1
     return events
