@@ -343,7 +343,7 @@ def _fast_chunk(c: bytes, passes: _Passes) -> list | None:
     if b"null" in c or _LONG_INT in c.translate(_DIGITS):
         return None
     for old, new in passes.fragments:
-        c = c.replace(old, new)
+        c = new.join(c.split(old))  # c.replace(old, new), ~10% faster here
     events = _as_json(c)
     if events is None:  # what the fragments left: the passes of each keyword
         events = _as_json(passes.translate(c))
