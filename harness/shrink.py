@@ -207,6 +207,8 @@ def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
     return items
 
 
+#: The share of the budget left that a pass run again later may take the first time.
+PASS_SHARE = {"fewer_ops": 0.5}
 #: Random halves tried per size before ``halves`` gives up at that size.
 HALF_TRIES = 6
 
@@ -443,10 +445,18 @@ class Shrinker:
         self._note("fewer client ops")
 
     def run(self) -> Shrunk:
-        for name in self.passes:
-            if self.out_of_time():
+        end = self.deadline
+        for i, name in enumerate(self.passes):
+            if self.clock() >= end:
                 break
+            # The first cut of the operations may take half of what is left at most: on a
+            # run whose every smaller load moves its timing it could take it all, and the
+            # faults would never be cut.
+            later = name in self.passes[i + 1:]
+            share = PASS_SHARE.get(name, 1.0) if later else 1.0
+            self.deadline = min(end, self.clock() + share * (end - self.clock()))
             getattr(self, name)()
+            self.deadline = end
         return Shrunk(self.best, self.best_outcome, self.original, self.original_outcome,
                       self.steps, self.attempts, round(self.clock() - self.started, 3),
                       self.out_of_time(), self.cached)
