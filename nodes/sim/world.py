@@ -103,10 +103,6 @@ LINK_FAULTS = ("loss", "delay", "duplicate", "reorder")
 _DEST = attrgetter("dest")
 
 
-class SimWorldError(AssertionError):
-    """A core broke a rule the simulation checks (with context)."""
-
-
 class Link:
     """One directed peer link src -> dest: its FIFO horizon, faults and counters."""
 
