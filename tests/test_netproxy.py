@@ -132,8 +132,15 @@ def test_a_restarted_destination_is_reached_again_and_a_restarted_source_keeps_i
     net.routers["n2"].close(linger=0)  # n2 dies: the proxy's connection to it breaks
     r = net.ctx.socket(zmq.ROUTER)
     r.setsockopt(zmq.LINGER, 0)
-    r.bind(net.cluster.nodes["n2"].peer_bind)  # ... and comes back at the same address
-    net.routers["n2"] = r
+    net.routers["n2"] = r  # closed by net.close() whatever happens below
+    deadline = time.monotonic() + 10
+    while True:  # ... and comes back at the same address
+        try:
+            r.bind(net.cluster.nodes["n2"].peer_bind)
+            break
+        except zmq.ZMQError:  # libzmq closes the old listener in its I/O thread, later
+            assert time.monotonic() < deadline, "the old listener never went away"
+            time.sleep(0.05)
     net.connect_link("n1", "n2")
     old = net.dealers.pop(("n1", "n2"))
     old.close(linger=0)  # n1 restarts: a new connection with the same routing id
