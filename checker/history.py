@@ -156,6 +156,8 @@ def read_history(path: str | Path) -> list[dict]:
             events = _parse_jsonl_bytes(data, str(path))
             if events is not None:
                 return events
+        if _looks_like_edn(p, data[:400].decode("utf-8", "ignore")):
+            return parse_edn(data, str(path))  # names bad UTF-8 as below
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -375,222 +377,12 @@ def _validate(ev: dict, path: str, lineno: int) -> None:
 # --------------------------------------------------------------------------- EDN
 
 
-class Keyword(str):
-    """An EDN keyword; behaves as its name without the colon."""
+def parse_edn(text: str | bytes, path: str = "<history>") -> list[dict]:
+    """Events of an EDN history (checker/edn.py reads it; the bytes of a file
+    are read without a decoded copy)."""
+    from checker.edn import parse_edn as read  # it imports this module
 
-
-_TOKEN = re.compile(
-    r"""(?P<ws>[\s,]+|;[^\n]*)
-      |(?P<str>"(?:[^"\\]|\\.)*")
-      |(?P<open>\#\{|[\[\({])
-      |(?P<close>[\]\)}])
-      |(?P<tag>\#[A-Za-z][\w.\-/]*)
-      |(?P<discard>\#_)
-      |(?P<char>\\(?:newline|space|tab|return|.))
-      |(?P<atom>[^\s,\[\](){}"\;]+)""",
-    re.VERBOSE,
-)
-_NUM = re.compile(r"^[+-]?\d+(N|M)?$|^[+-]?\d+\.\d*([eE][+-]?\d+)?M?$|^[+-]?\d+[eE][+-]?\d+M?$")
-_RATIO = re.compile(r"^([+-]?\d+)/(\d+)$")
-_CHARS = {"newline": "\n", "space": " ", "tab": "\t", "return": "\r"}
-
-
-def _tokens(text: str, path: str) -> Iterator[tuple[str, str, int]]:
-    pos, line, n = 0, 1, len(text)
-    match = _TOKEN.match
-    while pos < n:
-        m = match(text, pos)
-        if m is None:
-            raise HistoryError(path, line, f"cannot read EDN near {text[pos:pos + 20]!r}")
-        kind = m.lastgroup
-        tok = m.group()
-        if kind != "ws":
-            yield kind, tok, line  # type: ignore[misc]
-        line += tok.count("\n")
-        pos = m.end()
-
-
-def _atom(tok: str, path: str, line: int) -> Any:
-    if tok == "nil":
-        return None
-    if tok == "true":
-        return True
-    if tok == "false":
-        return False
-    if tok.startswith(":"):
-        return Keyword(tok[1:])
-    if _NUM.match(tok):
-        t = tok.rstrip("NM")
-        return float(t) if any(c in t for c in ".eE") else int(t)
-    m = _RATIO.match(tok)
-    if m:
-        return int(m.group(1)) / int(m.group(2))
-    return tok  # a symbol: keep its name
-
-
-# The EDN fast path (``_edn_via_json``): EDN whose strings hold no separator
-# or bracket is rewritten into JSON objects by a few whole-text substitutions
-# and parsed by orjson.
-_EDN_STRING = re.compile(r'"[^"\\]*"')
-_EDN_UNSAFE_IN_STRING = re.compile(r'[\s,:\[\](){}#;]')
-_EDN_NUMBER = re.compile(r'\d[NM]\b|\d/\d')
-_EDN_TAG = re.compile(r'#[A-Za-z][\w.\-/]*(?=[\[{(])')
-_EDN_KEYWORD = re.compile(r':([A-Za-z_*+!?<>=\-][\w*+!?<>=.\-/]*)(?![\w*+!?<>=.\-/])')
-_EDN_MAP_KEY = re.compile(r'(?:\{|, ):([A-Za-z_*+!?<>=\-][\w*+!?<>=.\-/]*) ')
-
-
-def _edn_via_json(text: str) -> list[dict] | None:
-    """Jepsen-printed EDN (one map per line, plain strings) at JSON speed;
-    None when the text is not that simple (the tokenizer then reads it).
-
-    Every rewrite is a C-speed ``str.replace`` and the result is JSON
-    objects orjson reads into the event dicts themselves (no per-event
-    Python work but the defaults). A map's keys are the keywords right
-    after ``{`` or ``, `` and before one space (Jepsen prints maps so);
-    they become ``"key":``, other keywords plain strings, other spaces
-    commas. Anything the rewrites do not cover (a tab, two spaces, a map
-    without commas, a key that is not a keyword, a bare symbol, ...) leaves
-    text orjson rejects, so the tokenizer reads the file instead: never a
-    different reading (tests/test_history.py compares the two)."""
-    if _orjson is None or "\\" in text or "#_" in text or "#{" in text or ";" in text:
-        return None
-    if ("N" in text or "M" in text or "/" in text) and _EDN_NUMBER.search(text):
-        return None  # 1N, 2M, 1/3: EDN numbers JSON has not
-    if '"' in text and _EDN_UNSAFE_IN_STRING.search("".join(_EDN_STRING.findall(text))):
-        return None
-    body = text.strip()
-    t = _EDN_TAG.sub("", body) if "#" in body else body
-    # The keywords of the first 256 KB (a history repeats the same few); one
-    # missed stays ':name', orjson rejects it, and the full set is tried.
-    events = _edn_json(t, *_edn_keywords(t[:1 << 18]))
-    if events is None and len(t) > 1 << 18:
-        events = _edn_json(t, *_edn_keywords(t))
-    if events is None:
-        return None
-    if len(events) == 1 and type(events[0]) is list:
-        events = events[0]  # one vector of maps
-    if len(events) != body.count("\n") + 1:
-        return None  # not one map per line: the tokenizer knows the lines
-    for ev in events:
-        if type(ev) is not dict:
-            return None
-        if "key" not in ev:
-            ev["key"] = None
-        if "value" not in ev:
-            ev["value"] = None
-    return events if _well_formed(events) else None
-
-
-def _edn_keywords(t: str) -> tuple[list[str], list[str]]:
-    """The keywords of ``t`` in a map key's place (after ``{`` or ``, ``,
-    before a space) and the others, each longest first (so :f does not cut
-    into :foo)."""
-    keys = set(_EDN_MAP_KEY.findall(t))
-    rest = _edn_keys_opened(t)
-    for kw in keys:
-        rest = rest.replace('"' + kw + " ", "")
-    values = set(_EDN_KEYWORD.findall(rest))
-    return sorted(keys, key=len, reverse=True), sorted(values, key=len, reverse=True)
-
-
-def _edn_keys_opened(t: str) -> str:
-    return t.replace("{:", '{"').replace(", :", ',"')
-
-
-def _edn_json(t: str, keys: list[str], values: list[str]) -> list | None:
-    """The rewritten text parsed (see ``_edn_via_json``), or None. Map keys
-    first: ``, :key `` becomes ``,"key":`` (a value keyword after it keeps its
-    colon for the next step), then value keywords become strings (strings
-    hold no ':' here). A keyword missed, or one in a key's place that was
-    not a key, is left invalid JSON."""
-    t = _edn_keys_opened(t)
-    for kw in keys:
-        t = t.replace('"' + kw + " ", '"' + kw + '":')
-    for kw in values:
-        t = t.replace(":" + kw, '"' + kw + '"')
-    t = t.replace(", ", ",").replace(" ", ",")
-    t = t.replace(":nil", ":null").replace("[nil", "[null").replace(",nil", ",null")
-    t = t.replace("(", "[").replace(")", "]").replace("\n", ",")
-    try:
-        return _orjson.loads("[" + t + "]")
-    except _orjson.JSONDecodeError:
-        return None
-
-
-def parse_edn(text: str, path: str = "<history>") -> list[dict]:
-    """Events of an EDN history: top-level maps, or one vector/list of maps."""
-    try:
-        fast = _edn_via_json(text)
-    except HistoryError:
-        fast = None
-    if fast is not None:
-        return fast
-    toks = _tokens(text, path)
-    stack: list[tuple[str, list, int, str | None]] = []  # (closer, items, line, tag)
-    top: list[tuple[Any, int]] = []
-    pending_tag: str | None = None
-    discards: list[int] = []  # stack depths at which a #_ waits for its form
-
-    def emit(value: Any, line: int) -> None:
-        if discards and discards[-1] == len(stack):
-            discards.pop()
-            return
-        if stack:
-            stack[-1][1].append(value)
-        else:
-            top.append((value, line))
-
-    closers = {"[": "]", "(": ")", "{": "}", "#{": "}"}
-    for kind, tok, line in toks:
-        if kind == "tag":
-            pending_tag = tok
-            continue
-        if kind == "discard":
-            discards.append(len(stack))
-            continue
-        if kind == "open":
-            stack.append((tok, [], line, pending_tag))
-            pending_tag = None
-            continue
-        if kind == "close":
-            if not stack or closers[stack[-1][0]] != tok:
-                raise HistoryError(path, line, f"unbalanced {tok!r}")
-            opener, items, start, _tag = stack.pop()
-            if opener == "{":
-                if len(items) % 2:
-                    raise HistoryError(path, start, "map with an odd number of forms")
-                value: Any = {_plain_key(items[i]): items[i + 1] for i in range(0, len(items), 2)}
-            else:
-                value = list(items)
-            emit(value, start)
-            continue
-        pending_tag = None
-        if kind == "str":
-            try:
-                value = json.loads(tok)
-            except ValueError:
-                value = tok[1:-1]
-        elif kind == "char":
-            value = _CHARS.get(tok[1:], tok[1:])
-        else:
-            value = _atom(tok, path, line)
-        emit(value, line)
-    if stack:
-        raise HistoryError(path, stack[-1][2], f"{stack[-1][0]!r} is never closed")
-
-    if len(top) == 1 and isinstance(top[0][0], list):
-        forms = [(v, top[0][1]) for v in top[0][0]]
-    else:
-        forms = top
-    events: list[dict] = []
-    for value, line in forms:
-        if not isinstance(value, dict):
-            raise HistoryError(path, line, "expected an operation map like {:type :invoke ...}")
-        ev = _edn_event(value)
-        _validate(ev, path, line)
-        ev["_line"] = line
-        events.append(ev)
-    return events
+    return read(text, path)
 
 
 def unwrap_independent(events: list[dict]) -> list[dict]:
@@ -608,27 +400,6 @@ def unwrap_independent(events: list[dict]) -> list[dict]:
             ev = {**ev, "key": v[0], "value": v[1]}
         out.append(ev)
     return out
-
-
-def _plain_key(k: Any) -> Any:
-    return str(k) if isinstance(k, Keyword) else k
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Keyword):
-        return str(v)
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k) if isinstance(k, Keyword) else k: _plain(x) for k, x in v.items()}
-    return v
-
-
-def _edn_event(m: dict) -> dict:
-    ev = {k: _plain(v) for k, v in m.items()}
-    ev.setdefault("key", None)
-    ev.setdefault("value", None)
-    return ev
 
 
 # --------------------------------------------------------------------------- pairing

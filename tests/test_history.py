@@ -297,36 +297,6 @@ def test_a_bad_manifest_is_one_line_and_exit_2(tmp_path, capsys, text, says):
     assert err.startswith(f"harness check: error: --manifest {m}: ") and says in err, err
 
 
-def test_edn_fast_path_reads_what_the_tokenizer_reads(monkeypatch) -> None:
-    import checker.history as h
-
-    texts = [
-        ('{:process 8, :type :invoke, :f :read, :key "k8", :value nil, :index 0, :time 2}\n'
-         '{:process 8, :type :ok, :f :read, :key "k8", :value [1 2], :index 1, :time 3}'),
-        '#jepsen.history.Op{:type :invoke, :f :read, :process :nemesis, :value {:a 1 :b [:x "y"]}}',
-        '{:type :info, :f :write, :process 1, :value 3.5, :x true, :y false, :nilx nil}',
-        '{:type :invoke, :f :read, :process 0, :error "timed out"}',  # tokenizer only
-        '[{:type :invoke :f :cas :value [1 nil] :process 0}\n {:type :ok, :f :cas, :process 0}]',
-        # the rewrite into JSON objects: maps without commas, nested maps and vectors,
-        # keywords and strings inside vectors (which it leaves to the tokenizer), string keys
-        '{:type :invoke :f :txn :process 3 :value [[:r 1 nil] [:append 1 2]]}',  # tokenizer
-        '{:type :ok, :f :read, :process 2, :value {:a [1 2], :b {:c nil}}, :key "k1"}',
-        '{:type :ok, :f :read, :process 2, :value ["a" "b"]}',
-        '{:type :ok, :f :read, :process 2, :value {"s" 1, "t" [nil nil]}}',
-        '{:type :ok, :f :read, :process 2, :value "x" }',
-        '{:type :ok :f :read :process 2 :value "x" :key "y"}',
-        '{:type :ok, :f :txn, :process 2, :value [[:r :x [1 2]] [:append "y" 3]]}',
-    ]
-    for text in texts:
-        fast = h._edn_via_json(text)
-        with monkeypatch.context() as m:
-            m.setattr(h, "_orjson", None)
-            slow = [{k: v for k, v in e.items() if k != "_line"} for e in h.parse_edn(text)]
-        assert fast is None or fast == slow, text
-    assert h._edn_via_json(texts[0]) is not None and h._edn_via_json(texts[3]) is None
-    assert all(h._edn_via_json(texts[i]) is not None for i in (6, 7, 11))
-
-
 def test_a_torn_last_line_is_dropped_but_a_complete_bad_line_is_an_error(tmp_path):
     # A SIGKILLed recorder can leave half a line at the end; nothing else is forgiven.
     good = '{"index": 0, "time": 1, "process": 0, "type": "invoke", "f": "read", "key": "k"}\n'
