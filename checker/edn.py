@@ -13,11 +13,14 @@ Two readers, one reading:
   bad line of a malformed file. It is the reference, and slow (a Python loop
   per token).
 - **The translation into JSON** (``_fast_chunk``) reads a run of whole lines,
-  about ``_CHUNK`` bytes, with a few C-speed ``bytes.replace`` passes (one per
-  distinct keyword) and one ``bytes.translate`` into JSON that orjson parses
-  into the event dicts. It covers what Clojure prints (one map per line,
-  ``, `` between entries, tagged records such as ``#jepsen.history.Op{...}``)
-  and answers None for anything else, so that run is read by the tokenizer.
+  about ``_CHUNK`` bytes: C-speed literal replacements of the history's
+  frequent *fragments* (the text between two numbers or strings, cut after
+  each keyword value, such as ``, :type :invoke`` or ``}\\n{:process ``,
+  learnt from the text), then, for what they leave, one pass per distinct
+  keyword, then one ``bytes.translate`` into JSON that orjson parses into the
+  event dicts. It covers what Clojure prints (one map per line, ``, ``
+  between entries, tagged records such as ``#jepsen.history.Op{...}``) and
+  answers None for anything else, so that run is read by the tokenizer.
 
 Invariant: the translation never reads a different value from the
 tokenizer; it answers the same events or None. Why that holds:
@@ -33,8 +36,8 @@ tokenizer; it answers the same events or None. Why that holds:
   ``true`` and ``false`` stay; a keyword pass that cuts into a longer atom
   leaves text JSON rejects (``"kw"x``), and an atom no pass knows (a symbol,
   a keyword never seen) stays invalid JSON;
-- a key pass turns ``:key `` into ``"key":\\t``, the only way a colon reaches
-  the JSON: the text must hold as many ``:`` as tabs, so a keyword left
+- a key pass (or a fragment) turns ``:key `` into ``"key":\\t``, the only way
+  a colon reaches the JSON: the text must hold as many ``:`` as tabs, so a keyword left
   unconverted or a colon of the input is caught;
 - separators become ``,`` (``, `` and `` `` both; the translate swaps comma
   and space so ``, `` becomes `` ,``), brackets stay brackets; JSON then only
