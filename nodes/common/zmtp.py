@@ -124,6 +124,41 @@ def frame(body: bytes) -> bytes:
     return (_SHORT[n] if n < 256 else b"\x02" + n.to_bytes(8, "big")) + body
 
 
+def greeting(data: bytes, i: int) -> int:
+    """The peer's greeting at ``data[i:]``: 1 a ZMTP 3 NULL one (64 bytes), 0 not all
+    there yet, -1 anything else (judged from its first 11 bytes, so a stranger
+    that sends less than 64 is turned away at once)."""
+    g = data[i:i + 64]
+    if len(g) < 11:
+        return 0
+    if g[0] != 0xFF or g[9] != 0x7F or g[10] < 3:
+        return -1  # not ZMTP 3 (libzmq peers all are)
+    if len(g) < 64:
+        return 0
+    return 1 if g[12:32].rstrip(b"\x00") == b"NULL" else -1
+
+
+def next_frame(data: bytes, i: int) -> tuple[int, bytes, int] | None:
+    """The frame at ``data[i:]``: (flags, body, where the next one starts); None if it
+    is not all there yet; flags -1 if it is longer than ``MAX_MESSAGE_BYTES``."""
+    n = len(data)
+    if n - i < 2:
+        return None
+    flags = data[i]
+    if flags & 0x02:
+        if n - i < 9:
+            return None
+        size, head = int.from_bytes(data[i + 1:i + 9], "big"), 9
+    else:
+        size, head = data[i + 1], 2
+    if size > MAX_MESSAGE_BYTES:
+        return -1, b"", i
+    end = i + head + size
+    if end > n:
+        return None
+    return flags, data[i + head:end], end
+
+
 def array_head(n: int) -> bytes:
     """msgpack's head of an array of ``n`` values."""
     if n < 16:
@@ -318,37 +353,21 @@ class Router:
     def _slow(self, conn: _Conn, data: bytes) -> bytes | None:
         """Every kind of frame (greeting, handshake, long, multi-part, commands); the
         incomplete rest, or None if the connection must be closed."""
-        i, n = 0, len(data)
+        i = 0
         while True:
             if conn.state == _GREETING:
-                if n - i < 11:
-                    return data[i:]
-                g = data[i:i + 64]
-                if g[0] != 0xFF or g[9] != 0x7F or g[10] < 3:
-                    return None  # not ZMTP 3 (libzmq clients all are)
-                if len(g) < 64:
-                    return data[i:]
-                if g[12:32].rstrip(b"\x00") != b"NULL":
-                    return None
+                ok = greeting(data, i)
+                if ok <= 0:
+                    return data[i:] if ok == 0 else None
                 i += 64
                 conn.state = _HANDSHAKE
                 continue
-            if n - i < 2:
+            got = next_frame(data, i)
+            if got is None:
                 return data[i:]
-            flags = data[i]
-            if flags & 0x02:
-                if n - i < 9:
-                    return data[i:]
-                size, head = int.from_bytes(data[i + 1:i + 9], "big"), 9
-            else:
-                size, head = data[i + 1], 2
-            if size > MAX_MESSAGE_BYTES:
-                return None
-            end = i + head + size
-            if end > n:
-                return data[i:]
-            body = data[i + head:end]
-            i = end
+            flags, body, i = got
+            if flags < 0:
+                return None  # over MAX_MESSAGE_BYTES
             if flags & 0x04:
                 if not self._command(conn, body):
                     return None
@@ -683,14 +702,13 @@ class Dealer:
     def _slow(self, data: bytes, out: list[bytes]) -> bytes | None:
         """Every kind of frame (greeting, handshake, long, multi-part, commands); the
         incomplete rest, or None if the connection broke."""
-        i, n = 0, len(data)
+        i = 0
         while True:
             if self.state == _GREETING:
-                if n - i < 64:
-                    return data[i:]
-                g = data[i:i + 64]
-                if (g[0] != 0xFF or g[9] != 0x7F or g[10] < 3
-                        or g[12:32].rstrip(b"\x00") != b"NULL"):
+                ok = greeting(data, i)
+                if ok <= 0:
+                    if ok == 0:
+                        return data[i:]
                     self.close()
                     return None
                 i += 64
@@ -699,20 +717,13 @@ class Dealer:
                 if self.sock is None:
                     return None
                 continue
-            if n - i < 2:
+            got = next_frame(data, i)
+            if got is None:
                 return data[i:]
-            flags = data[i]
-            if flags & 0x02:
-                if n - i < 9:
-                    return data[i:]
-                size, head = int.from_bytes(data[i + 1:i + 9], "big"), 9
-            else:
-                size, head = data[i + 1], 2
-            end = i + head + size
-            if end > n:
-                return data[i:]
-            body = data[i + head:end]
-            i = end
+            flags, body, i = got
+            if flags < 0:
+                self.close()  # over MAX_MESSAGE_BYTES
+                return None
             if flags & 0x04:
                 if not self._command(body):
                     return None
