@@ -336,8 +336,9 @@ def _well_formed(events: list) -> bool:
     for ev in events:
         if type(ev) is not dict:
             return False
-        if ev.get("type") not in typeset or "process" not in ev:
-            return False
+        t = ev.get("type")
+        if type(t) is not str or t not in typeset or "process" not in ev:
+            return False  # an unhashable type is named by the slow path, not a TypeError
         if type(ev.get("f")) is not str and ev.get("process") != "nemesis":
             return False
     return True

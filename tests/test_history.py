@@ -359,3 +359,10 @@ def test_check_file_fast_path_names_a_bad_line_as_before(tmp_path):
                  '{"process": 0, "type": "ok", "f": "write", "key": "a"}\n')
     with pytest.raises(HistoryError, match=r"h.jsonl:2: completion f"):
         check_file(p)
+
+
+def test_an_unhashable_type_is_named_with_its_line_not_a_crash(tmp_path):
+    p = tmp_path / "h.jsonl"
+    p.write_text('{"index": 0, "time": 1, "process": 0, "type": [1], "f": "read", "key": "k"}\n')
+    with pytest.raises(HistoryError, match=r"h.jsonl:1: 'type' must be one of"):
+        read_history(p)
