@@ -40,7 +40,7 @@ def router() -> zmq.Socket:
     sock.setsockopt(zmq.LINGER, 0)
     yield sock
     sock.close()
-    ctx.term()
+    ctx.destroy(linger=0)
 
 
 def connected(router: zmq.Socket) -> Connection:
@@ -188,4 +188,4 @@ def test_ipc(tmp_path: object) -> None:
     finally:
         conn.close()
         router.close()
-        ctx.term()
+        ctx.destroy(linger=0)

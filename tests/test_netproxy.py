@@ -102,7 +102,7 @@ class Net:
             self.proc.wait(10)
         for s in [*self.routers.values(), *self.dealers.values()]:
             s.close(linger=0)
-        self.ctx.term()
+        self.ctx.destroy(linger=0)  # closes any socket a failed test left open: never hangs
         self.log.close()
 
 
