@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-#: The fault whose end carries the restart's outcome -> the finding's kind.
+#: The fault whose end carries the restart's outcome -> the finding's kind. Every
+#: kind begins ``refused-after-``: reports/witness.py knows a finding by that
+#: prefix in results.json, since reports may not import faults/.
 KINDS = {"lose-unsynced-end": ("refused-after-power-loss", "losing power (lose-unsynced)"),
          "kill-end": ("refused-after-crash", "being killed")}
 
