@@ -186,7 +186,7 @@ def header(
     )
     if verdict == "invalid":
         big, why = (
-            "NOT DURABLE" if ws and witness.is_finding(ws[0]) else "NOT LINEARIZABLE",
+            ws[0].finding.upper() if ws and witness.is_finding(ws[0]) else "NOT LINEARIZABLE",
             (ws[0].sentence if ws else "The history has no valid linearization."),
         )
     elif verdict == "valid":

@@ -63,8 +63,13 @@ class Witness:
     kind: str = ""  # the checker's name for it (non-linearizable, G-single, G1c, ...)
     #: a list-append cycle's edges, as results.json has them ({"from", "to", "kind", ...})
     cycle: list[dict] = field(default_factory=list)
-    #: a durability finding's node (faults/findings.py): no operation is to blame
+    #: a finding's first node (faults/findings.py): no operation is to blame
     node: str = ""
+    #: a finding's headline in lower case ("not durable", "replicas diverged"); "" for
+    #: an anomaly of the history
+    finding: str = ""
+    #: every node a finding concerns (``node`` first)
+    nodes: list[str] = field(default_factory=list)
 
 
 def witnesses(checker: dict, ops: Sequence[Op]) -> list[Witness]:
@@ -91,8 +96,17 @@ def witnesses(checker: dict, ops: Sequence[Op]) -> list[Witness]:
             or "the operations below cannot be put in any order "
             "consistent with a single copy of the data"
         )
+        kind = str(a.get("kind") or "")
+        node = str(a.get("node") or "")
+        # Run folders written before findings named themselves carry only the kind.
+        finding = str(a.get("finding") or ("not durable" if kind.startswith("refused-after-")
+                                           else ""))
+        nodes = [str(n) for n in a.get("nodes") or [] if n is not None] if isinstance(
+            a.get("nodes"), list) else []
+        if node and node not in nodes:
+            nodes.insert(0, node)
         out.append(Witness(a.get("key"), sentence, named, prefix, stuck, moment,
-                           str(a.get("kind") or ""), cycle, str(a.get("node") or "")))
+                           kind, cycle, node, finding, nodes))
     return out
 
 
@@ -716,22 +730,27 @@ def section(
 
 
 def is_finding(w: Witness) -> bool:
-    """A durability finding (faults/findings.py), not a history anomaly."""
-    return w.kind.startswith("refused-after-")
+    """A finding of the nodes' own behaviour (faults/findings.py), not a history anomaly."""
+    return bool(w.finding)
 
 
 def finding_section(w: Witness, i: int, windows: Sequence[FaultWindow], metrics: Sequence[dict],
                     logs: dict[str, list[str]], results: dict, horizon: int) -> str:
-    """A durability finding: the node, the fault that ended at that moment, and the
-    node's own log (its last line is why it would not start)."""
+    """A finding: its nodes, the fault windows around its moment, and the nodes' own
+    logs (for a durability finding, the last line is why the node would not start)."""
+    who = ", ".join(f"<code>{esc(n)}</code>" for n in w.nodes) or "the cluster"
+    durable = w.kind.startswith("refused-after-")
+    title = f"{who} did not come back" if durable else f"{esc(w.finding)}: {who}"
+    evidence = ("the node's restart, recorded with the fault window below" if durable
+                else "the nodes' own status, sampled during the run")
     parts = [
-        f"<h3>Anomaly {i + 1}: <code>{esc(w.node)}</code> did not come back</h3>",
+        f"<h3>Anomaly {i + 1}: {title}</h3>",
         f'<p class="sentence">{esc(w.sentence)}</p>',
-        '<p class="muted">No client operation is to blame: the evidence is the node\'s restart, '
-        "recorded with the fault window below.</p>",
+        f'<p class="muted">No client operation is to blame: the evidence is {evidence}.</p>',
         moment_panel(w, windows, metrics, horizon),
-        "<h4>Node logs around the restart</h4>",
-        log_excerpt(logs, results, w.moment, {w.node} if w.node else None),
+        "<h4>Node logs around that moment</h4>" if not durable
+        else "<h4>Node logs around the restart</h4>",
+        log_excerpt(logs, results, w.moment, set(w.nodes) or None),
     ]
     return f'<section class="anomaly">{"".join(parts)}</section>'
 

@@ -562,3 +562,31 @@ def test_the_workers_log_is_no_node_log(tmp_path: Path):
     assert Run(tmp_path, [], logs=logs).node_ids == ["n1"]
     html = log_excerpt(logs, {"started": "2026-01-01T00:00:00+00:00"}, 1_000_000_000)
     assert "n1 up" in html and "worker 0 up" not in html
+
+
+# -- findings: what the nodes' own behaviour proves, with no operation to blame --------------------
+
+
+@pytest.mark.parametrize("anomaly, headline, title", [
+    ({"kind": "replicas-diverged", "finding": "replicas diverged", "node": "n2",
+      "nodes": ["n2", "n4"], "time": 900 * MS, "ops": [],
+      "sentence": "n2 and n4 applied different commands at index 17."},
+     "REPLICAS DIVERGED", "replicas diverged: <code>n2</code>, <code>n4</code>"),
+    # A run folder from before findings named themselves: the kind alone says durability.
+    ({"kind": "refused-after-crash", "node": "n3", "time": 900 * MS, "ops": [],
+      "sentence": "n3 refused to start after being killed."},
+     "NOT DURABLE", "<code>n3</code> did not come back"),
+])
+def test_a_finding_is_headlined_by_its_own_name_and_names_its_nodes(
+        tmp_path: Path, anomaly: dict, headline: str, title: str) -> None:
+    d = write_synthetic_run(tmp_path / "store" / "finding" / "20260102T030405", ops=300)
+    results = json.loads((d / "results.json").read_text())
+    results["verdict"] = "invalid"
+    results["checker"] = {"valid": False, "anomalies": [anomaly]}
+    (d / "results.json").write_text(json.dumps(results))
+    write_report(d)
+    html = page(d)
+    assert 'class="banner invalid"' in html and headline in html
+    assert "NOT LINEARIZABLE" not in html
+    assert title in html and "No client operation is to blame" in html
+    assert html.count(anomaly["sentence"]) >= 2  # in the banner and in the finding's section
