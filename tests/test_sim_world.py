@@ -244,3 +244,44 @@ def test_each_timeout_fires_at_its_own_deadline_from_the_clients_deadline_heap()
     assert timeouts == sorted(deadline for c, deadline in calls[:3])
     assert all(e == "timeout" for t, e, _ in ended if t == "info")
     assert len(ended) == 4 and not pipe.pending
+
+
+def _arrivals(w: World, link: tuple[str, str], msgs: list[Any]) -> list[int]:
+    """The scheduled arrival times of ``msgs`` on ``link`` (from the event heap)."""
+    mine = {id(m) for m in msgs}
+    return sorted(t for t, _seq, _fn, arg in w._heap
+                  if isinstance(arg, tuple) and len(arg) == 2 and arg[0] is w.links[link]
+                  and id(arg[1]) in mine)
+
+
+def test_each_link_and_each_nodes_clients_draw_from_their_own_stream() -> None:
+    """Traffic on one link (or to one node's clients) moves no other link's
+    latencies: leaving a message or an operation out (shrinking) keeps the
+    rest of the network's timing (issue 16)."""
+    from types import SimpleNamespace
+
+    ids = ["n1", "n2", "n3"]
+    quiet = World(load_protocol("raft"), ids, seed=5, wire_codec=False)
+    busy = World(load_protocol("raft"), ids, seed=5, wire_codec=False)
+    to_n3 = [SimpleNamespace(dest="n3") for _ in range(20)]
+    to_n2 = [SimpleNamespace(dest="n2") for _ in range(20)]
+    quiet._send("n1", to_n3)
+    busy._send("n1", [m for pair in zip(to_n2, to_n3) for m in pair])
+    assert len(_arrivals(busy, ("n1", "n2"), to_n2)) == 20
+    assert _arrivals(quiet, ("n1", "n3"), to_n3) == _arrivals(busy, ("n1", "n3"), to_n3)
+    # The link's fault draws are its own too: loss on n1 -> n2 moves nothing on n1 -> n3.
+    busy.set_links({"loss": 0.5}, [["n1", "n2"]])
+    more = [SimpleNamespace(dest="n3") for _ in range(5)]
+    quiet._send("n1", more)
+    busy._send("n1", [SimpleNamespace(dest="n2") for _ in range(9)] + more)
+    assert _arrivals(quiet, ("n1", "n3"), more) == _arrivals(busy, ("n1", "n3"), more)
+
+    def request_times(w: World, extra: int) -> list[int]:
+        for i in range(extra):  # requests to n2 first: they must not move n1's
+            w.client_send("n2", b"c", {"id": -1 - i, "op": "read", "key": "k"})
+        for i in range(10):
+            w.client_send("n1", b"c", {"id": i, "op": "read", "key": "k"})
+        return sorted(t for t, _s, _f, arg in w._heap
+                      if isinstance(arg, tuple) and len(arg) == 4 and arg[0].id == "n1")
+
+    assert request_times(quiet, 0) == request_times(busy, 7)

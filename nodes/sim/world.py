@@ -24,7 +24,7 @@ The node (what the real driver does, docs/node-contract.md):
   (at most ``MAX_TICK_CATCHUP``), then one flush;
 - a flush is ``ready()``; if the Ready persists anything: its writes reach
   the node's page cache (``Disk.write``), early messages leave, the fsync
-  completes ``fsync_ns`` later (the disk rng draws it: ``Disk.sync``), and
+  completes ``fsync_ns`` later (drawn by the node's disk stream; ``Disk.sync``), and
   only then are the committed entries applied, messages sent, replies sent,
   ``advance`` and ``compact`` called. A kill between the two answers nobody
   (the early messages are out) but keeps what was written: the page cache
@@ -42,7 +42,7 @@ The node (what the real driver does, docs/node-contract.md):
   An fsync already issued still completes on the disk.
 
 The network (the proxy's semantics, docs/faults.md): every peer message gets
-a latency from the network rng, FIFO per link (TCP) unless a link fault
+a latency from its link's stream, FIFO per link (TCP) unless a link fault
 delays it; ``grudge[dest]`` is the set of sources ``dest`` cannot hear (a
 message is cut when it enters the proxy, and again when a delayed one is
 released); link faults per link or for all links: loss, delay
@@ -55,9 +55,15 @@ directly, not through the proxy: partitions do not cut them). With
 wire.
 
 Random streams (each its own ``random.Random``, seeded by name from the
-seed): ``net`` (latencies, link-fault draws), ``disk`` (fsync times),
-``core:ID:N`` (incarnation N's election timeouts), ``boot`` (tick phases);
-the clients and the fault plan bring their own.
+seed; docs/simulation.md): ``net:SEED:SRC>DEST`` per directed peer link
+(its latencies and link-fault draws), ``client:SEED:>NODE`` and
+``client:SEED:NODE>`` per node (request and reply latencies), ``disk:SEED:NODE``
+(fsync times), ``boot:SEED:NODE`` (tick phases), ``core:SEED:ID:N``
+(incarnation N's election timeouts); the clients and the fault plan bring
+their own. One stream per consumer, so leaving out a message, a client
+operation or a fault moves only the draws of the links and nodes it touched,
+not everyone's later timing (what shrinking needs, issue 16). ``disk_rng``
+(``disk:SEED``) is the fault interpreter's, for torn writes and corruption.
 
 Clocks (issue 17): ``set_clock(node, rate=)`` (its ticks come every
 ``tick_ns / rate``) and ``clock_jump(node, delta_ns)`` (forward: the driver
@@ -107,12 +113,15 @@ class Link:
     """One directed peer link src -> dest: its FIFO horizon, faults and counters."""
 
     __slots__ = ("cut", "deaf", "delayed", "delivered", "dest", "dropped", "duplicated",
-                 "faults", "last", "node", "src")
+                 "faults", "last", "node", "rand", "rng", "src")
 
-    def __init__(self, src: str, dest: str, node: Node) -> None:
+    def __init__(self, src: str, dest: str, node: Node, seed: int) -> None:
         self.src = src
         self.dest = dest
         self.node = node  # the destination
+        # The link's own stream: its latencies and fault draws move only with its traffic.
+        self.rng = random.Random(f"net:{seed}:{src}>{dest}")
+        self.rand = self.rng.random  # bound once: the send path calls it per message
         self.deaf = False
         self.faults: LinkFaults | None = None
         self.last = 0  # delivery time of the newest message through the FIFO path
@@ -126,12 +135,19 @@ class Link:
 class Node:
     """One simulated node process and its data directory."""
 
-    __slots__ = ("applier", "busy", "clock_offset_ns", "clock_rate", "core", "disk", "id",
-                 "inbox", "incarnation", "paused", "pending", "period", "pid", "reqs",
-                 "restarts", "synced", "tick_ns", "tick_token", "ticks_owed", "up")
+    __slots__ = ("applier", "boot_rand", "busy", "clock_offset_ns", "clock_rate", "core",
+                 "disk", "fsync_rand", "id", "inbox", "incarnation", "paused", "pending",
+                 "period", "pid", "reply_rand", "reqs", "request_rand", "restarts", "synced",
+                 "tick_ns", "tick_token", "ticks_owed", "up")
 
-    def __init__(self, node_id: str, tick_ns: int, fsyncs: bool = True) -> None:
+    def __init__(self, node_id: str, tick_ns: int, fsyncs: bool = True, seed: int = 0) -> None:
         self.id = node_id
+        # The node's own streams (bound methods): client request and reply latencies,
+        # fsync times, each start's tick phase.
+        self.request_rand = random.Random(f"client:{seed}:>{node_id}").random
+        self.reply_rand = random.Random(f"client:{seed}:{node_id}>").random
+        self.fsync_rand = random.Random(f"disk:{seed}:{node_id}").random
+        self.boot_rand = random.Random(f"boot:{seed}:{node_id}").random
         self.core: Core | None = None
         self.applier: Applier | None = None
         # fsyncs False: the no-fsync bug (renames reach the disk, their data does not)
@@ -165,9 +181,9 @@ class World:
     # instance dict stops sharing its keys and each read becomes a hashed lookup).
     __slots__ = ("_arrive_fn", "_dest_of", "_heap", "_pids", "_release_fn", "_reply_fn",
                  "_request_fn", "_seq",
-                 "_synced_fn", "_tick_fn", "boot_ns", "boot_rng", "codec", "default_faults",
+                 "_synced_fn", "_tick_fn", "boot_ns", "codec", "default_faults",
                  "disk_rng", "flushes", "fsync_ns", "grudge", "ids", "link_faults", "links",
-                 "messages", "net_rng", "nodes", "now", "options", "out", "reply_sink", "seed",
+                 "messages", "nodes", "now", "options", "out", "reply_sink", "seed",
                  "snapshot_entries", "spec", "sync", "timing", "wire")
 
     def __init__(
@@ -195,9 +211,9 @@ class World:
         #: False under the no-fsync bug: the storage's fsync does nothing (storage.py)
         self.sync = "no-fsync" not in (self.options.get("bugs") or ())
         self.seed = seed
-        self.net_rng = random.Random(f"net:{seed}")
+        #: the fault interpreter's disk stream (torn writes, corruption); fsync times
+        #: are each node's own (Node.fsync_rand)
         self.disk_rng = random.Random(f"disk:{seed}")
-        self.boot_rng = random.Random(f"boot:{seed}")
         self.wire = wire_codec
         self.fsync_ns = fsync_ns
         self.boot_ns = boot_ns
@@ -205,9 +221,9 @@ class World:
         self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = itertools.count()
         tick_ns = self.timing.tick_ms * 1_000_000
-        self.nodes: dict[str, Node] = {i: Node(i, tick_ns, self.sync) for i in self.ids}
+        self.nodes: dict[str, Node] = {i: Node(i, tick_ns, self.sync, seed) for i in self.ids}
         self.links: dict[tuple[str, str], Link] = {
-            (a, b): Link(a, b, self.nodes[b]) for a in self.ids for b in self.ids if a != b}
+            (a, b): Link(a, b, self.nodes[b], seed) for a in self.ids for b in self.ids if a != b}
         #: src -> dest -> link: the send path's one lookup per message.
         self.out: dict[str, dict[str, Link]] = {
             a: {b: self.links[(a, b)] for b in self.ids if b != a} for a in self.ids}
@@ -289,7 +305,7 @@ class World:
         node.ticks_owed = 0
         node.pid = next(self._pids)
         # The first tick comes at a random phase of the tick period.
-        first = self.now + int(self.boot_rng.random() * node.tick_ns / node.clock_rate)
+        first = self.now + int(node.boot_rand() * node.tick_ns / node.clock_rate)
         node.tick_token += 1
         self.at(first, self._tick, (node, node.tick_token))
         self._flush(node)
@@ -428,7 +444,7 @@ class World:
     def client_send(self, node_id: str, client: bytes, req: dict[str, Any]) -> None:
         """A client request leaves now (the caller checked ``reachable``)."""
         node = self.nodes[node_id]
-        t = self.now + CLIENT_LATENCY_NS[0] + int(self.net_rng.random() * CLIENT_LATENCY_NS[1])
+        t = self.now + CLIENT_LATENCY_NS[0] + int(node.request_rand() * CLIENT_LATENCY_NS[1])
         heappush(self._heap, (t, next(self._seq), self._request_fn,
                               (node, node.incarnation, client, req)))
 
@@ -501,7 +517,7 @@ class World:
                     node.pending = rd
                     node.synced = False
                     lo, hi = self.fsync_ns
-                    heappush(self._heap, (self.now + lo + int(self.disk_rng.random() * (hi - lo)),
+                    heappush(self._heap, (self.now + lo + int(node.fsync_rand() * (hi - lo)),
                                           next(self._seq), self._synced_fn,
                                           (node, node.incarnation)))
                     return
@@ -520,7 +536,7 @@ class World:
         replies = rd.replies
         if replies and self.reply_sink is not None:
             lo, span = CLIENT_LATENCY_NS
-            rand = self.net_rng.random
+            rand = node.reply_rand
             now = self.now + lo
             heap, seq, reply = self._heap, self._seq, self._reply_fn
             nid = node.id
@@ -561,7 +577,6 @@ class World:
             self._send_data(src, msgs, [packb(encode(m)) for m in msgs] if self.wire else msgs)
             return
         out = self.out[src]
-        rand = self.net_rng.random
         now = self.now + PEER_LATENCY_NS[0]
         span = PEER_LATENCY_NS[1]
         heap, seq, arrive = self._heap, self._seq, self._arrive_fn
@@ -573,7 +588,7 @@ class World:
                 link.dropped += 1
                 link.cut += 1
                 continue
-            t = now + int(rand() * span)
+            t = now + int(link.rand() * span)
             if t < link.last:  # noqa: PLR1730 -- not max(): a builtin call per message
                 t = link.last  # TCP: in order on one link
             link.last = t
@@ -587,7 +602,6 @@ class World:
         """``_send`` with what travels of each message given (``datas``: its wire
         bytes, or the message itself), for any codec's ``dest``."""
         out = self.out[src]
-        rand = self.net_rng.random
         base, span = PEER_LATENCY_NS
         for m, data in zip(msgs, datas):
             link = out.get(self._dest_of(m))
@@ -597,7 +611,7 @@ class World:
                 link.dropped += 1
                 link.cut += 1
                 continue
-            t = max(self.now + base + int(rand() * span), link.last)  # TCP: in order on one link
+            t = max(self.now + base + int(link.rand() * span), link.last)  # TCP: in order on one link
             link.last = t
             if link.faults is None:
                 link.delivered += 1
@@ -608,7 +622,7 @@ class World:
     def _faulty(self, link: Link, data: Any, t: int) -> None:
         faults = link.faults
         assert faults is not None
-        rng = self.net_rng
+        rng = link.rng
         if faults.loss and rng.random() < faults.loss:
             link.dropped += 1
             return
