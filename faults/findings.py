@@ -6,7 +6,10 @@ proves, in results.json's anomaly form) and ``apply(verdict, checker, events)``
 ``check`` calls for every run, real or simulated, so the verdict, the report,
 the ledger's signature and the shrinker's "same kind" all see them.
 
-A finding is a proof, never a guess. The one kind today:
+A finding is a proof, never a guess. Each carries ``finding``, the short
+lower-case headline the report shows ("not durable", "replicas diverged"),
+``kind``, ``sentence``, ``time``, ``node`` (the first node concerned),
+optionally ``nodes``, and ``ops: []``. The kinds:
 
 - ``refused-after-power-loss`` / ``refused-after-crash``: a node that was
   killed (``kill``) or lost its power (``lose-unsynced``) and, started again
@@ -16,6 +19,12 @@ A finding is a proof, never a guess. The one kind today:
   node that syncs what it acknowledged and voted always comes back: its own
   recovery rejecting its own files means it relied on data it never made
   durable (or its recovery is wrong). No knowledge of any bug is needed.
+- ``replicas-diverged``: an ``agreement-end`` event (faults/agreement.py):
+  two nodes, or two incarnations of one node, reported different agreement
+  hashes for one log index or slot, i.e. they applied different commands by
+  that index. Correct replicas never do (state machine safety), whatever
+  the faults; the history cannot always show it (a lost write on a hot key
+  is explained by any timed-out write of the same value).
 
 Invariant: a node damaged by ``corrupt`` whose repair did not bring it back
 is excluded from then on, since its refusal is the corruption's, not a
@@ -26,9 +35,11 @@ from __future__ import annotations
 
 from typing import Any
 
-#: The fault whose end carries the restart's outcome -> the finding's kind. Every
-#: kind begins ``refused-after-``: reports/witness.py knows a finding by that
-#: prefix in results.json, since reports may not import faults/.
+from faults.agreement import EVENT as AGREEMENT_EVENT
+
+#: The fault whose end carries the restart's outcome -> the finding's kind. These
+#: kinds begin ``refused-after-``, the prefix older reports/witness.py knew a
+#: finding by; it reads ``finding`` now (reports may not import faults/).
 KINDS = {"lose-unsynced-end": ("refused-after-power-loss", "losing power (lose-unsynced)"),
          "kill-end": ("refused-after-crash", "being killed")}
 
@@ -68,7 +79,7 @@ def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             at = ev.get("time")
             when = f" at {at / 1e9:.1f} s" if isinstance(at, (int, float)) else ""
             found.append({
-                "kind": kind, "key": None, "node": node, "time": at,
+                "finding": "not durable", "kind": kind, "key": None, "node": node, "time": at,
                 "exit_code": code, "line": line, "ops": [], "prefix": [],
                 "sentence": (
                     f"{node} {'refused' if code == 2 else 'failed'} to start after {how}{when}"
@@ -81,6 +92,37 @@ def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
+def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The replicas-diverged anomalies of ``events``' agreement events, in order."""
+    found: list[dict[str, Any]] = []
+    for ev in events:
+        if ev.get("process") != "nemesis" or ev.get("f") != AGREEMENT_EVENT:
+            continue
+        value, evidence = ev.get("value"), ev.get("evidence")
+        if not isinstance(value, dict) or not isinstance(evidence, dict):
+            continue
+        reports = [r for r in evidence.get("reports") or [] if isinstance(r, dict)]
+        if len(reports) != 2:
+            continue
+        index = value.get("index")
+        a, b = reports
+        at = ev.get("time")
+        when = f" (seen at {at / 1e9:.1f} s)" if isinstance(at, (int, float)) else ""
+        who = (f"{a.get('node')} (pid {a.get('pid')}) and {b.get('node')} (pid {b.get('pid')})"
+               if a.get("node") == b.get("node") else f"{a.get('node')} and {b.get('node')}")
+        found.append({
+            "finding": "replicas diverged", "kind": "replicas-diverged", "key": None,
+            "node": str(a.get("node")), "nodes": [str(a.get("node")), str(b.get("node"))],
+            "index": index, "time": at, "ops": [], "prefix": [],
+            "sentence": (
+                f"{who} applied different commands by log index {index}{when}: their "
+                f"agreement hashes there are {a.get('hash')} and {b.get('hash')}. Correct "
+                "replicas apply the same command at every index whatever the faults, so one "
+                "of them applied an entry that was never committed, or lost one that was."),
+        })
+    return found
+
+
 def apply(verdict: str, checker: dict[str, Any] | None,
           events: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
     """``verdict`` and ``checker`` with the durability findings of ``events`` added.
@@ -88,10 +130,10 @@ def apply(verdict: str, checker: dict[str, Any] | None,
     A finding makes the run invalid whatever the history's check said. It comes
     after the checker's own anomalies (a witness in the history says more), and
     first when the history alone passed or could not be decided."""
-    found = durability(events)
+    found = durability(events) + diverged(events)
     if not found:
         return verdict, checker
-    out = dict(checker or {"model": "durability"})
+    out = dict(checker or {"model": "findings"})
     out["anomalies"] = list(out.get("anomalies") or []) + found
     out["valid"] = False
     out["findings"] = len(found)

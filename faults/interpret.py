@@ -26,6 +26,11 @@ Invariants:
 - Steps run in time order, ends before starts at the same instant; once
   ``stop`` is set no step starts, and ``heal()`` ends every active operation
   (with its evidence), then anything an interrupted start left.
+- Replica agreement (faults/agreement.py): every ``status`` the
+  interpreter asks for (each view, a sampler every ``AGREE_EVERY_S`` while
+  it runs, and a last round in ``heal()`` once the nodes have applied the
+  same index or ``AGREE_SETTLE_S`` passed) feeds one ``AgreementWatch``; a
+  divergence it proves is recorded at once as its ``agreement-end`` event.
 - Evidence is measured, never assumed: a kill compares PIDs and times the
   node's absence, a pause asks the node for ``status`` while it is stopped
   (both in faults.process); a partition or link fault reads the network's
@@ -43,6 +48,8 @@ from collections.abc import Callable
 from typing import Any
 
 from faults import disk
+from faults.agreement import EVENT as AGREEMENT_EVENT
+from faults.agreement import AgreementWatch
 from faults.api import NemesisContext, NetworkControl, link_faults_of
 from faults.plan import ClusterView, FaultOp, Plan
 from faults.process import ProcessFaults, current_leader
@@ -53,6 +60,11 @@ log = logging.getLogger(__name__)
 #: this share of the hold, at most PROBE_MAX_S after the start.
 PROBE_SHARE = 0.5
 PROBE_MAX_S = 0.3
+#: How often the agreement sampler asks every node for ``status``, and how long
+#: ``heal()`` waits at most for the nodes to apply the same index before its
+#: last round (faults/agreement.py).
+AGREE_EVERY_S = 0.5
+AGREE_SETTLE_S = 5.0
 
 
 def network_of(ctx: NemesisContext) -> NetworkControl | None:
@@ -113,15 +125,28 @@ class Interpreter:
         self._ids: dict[Any, int] = {}  # plan-given op id -> seq of the active op
         self._seq = 0
         self._link_sets: list[Any] = []  # the ``links`` the network has faults on now
+        self.agree = AgreementWatch()
 
     async def view(self) -> ClusterView:
         """The cluster now: node ids, the leader, the link faults the network
         can apply, and every node's fresh ``status`` (asked in parallel)."""
         nodes = tuple(self.ctx.cluster.node_ids)
-        status = self.ctx.status if getattr(self.plan, "reads_statuses", True) else None
         leader_task = current_leader(self.ctx.leader)
-        if status is None:
+        if self.ctx.status is None or not getattr(self.plan, "reads_statuses", True):
             return ClusterView(nodes, await leader_task, link_faults_of(self.net), now=self.now())
+        leader, statuses = await asyncio.gather(leader_task, self.statuses())
+        self._observe(statuses)
+        return ClusterView(nodes, leader, link_faults_of(self.net), statuses, now=self.now())
+
+    # --- replica agreement (faults/agreement.py) ----------------------------------
+
+    async def statuses(self) -> dict[str, dict[str, Any] | None]:
+        """Every node's fresh ``status`` (None: dead, paused, silent, or no
+        ``ctx.status``), asked in parallel."""
+        status = self.ctx.status
+        nodes = tuple(self.ctx.cluster.node_ids)
+        if status is None:
+            return dict.fromkeys(nodes)
 
         async def one(node: str) -> dict[str, Any] | None:
             try:
@@ -129,11 +154,47 @@ class Interpreter:
             except (OSError, TimeoutError):
                 return None
 
-        leader, *found = await asyncio.gather(leader_task, *(one(n) for n in nodes))
-        return ClusterView(nodes, leader, link_faults_of(self.net), dict(zip(nodes, found)),
-                           now=self.now())
+        return dict(zip(nodes, await asyncio.gather(*(one(n) for n in nodes))))
+
+    def _observe(self, statuses: dict[str, dict[str, Any] | None]) -> None:
+        """Feed the watch; record each divergence it proves (without ``at``: the
+        replay plan reads ``at`` as the nemesis's own steps)."""
+        for node, st in statuses.items():
+            if st:
+                for d in self.agree.observe(node, st.get("pid"), st.get("agree")):
+                    self.ctx.record(AGREEMENT_EVENT, d["value"], evidence=d["evidence"])
+
+    async def _sample_agreement(self, stop: asyncio.Event) -> None:
+        while await sleep_unless(stop, AGREE_EVERY_S):
+            self._observe(await self.statuses())
+
+    async def _settle_agreement(self) -> None:
+        """After the heal: wait (at most AGREE_SETTLE_S) until every node that
+        answers reports the same applied index twice in a row, observing each round."""
+        if self.ctx.status is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + AGREE_SETTLE_S
+        last: set[Any] | None = None
+        while True:
+            statuses = await self.statuses()
+            self._observe(statuses)
+            applied = {(st.get("agree") or {}).get("applied") for st in statuses.values()
+                       if st and isinstance(st.get("agree"), dict)}
+            if (len(applied) == 1 and applied == last) or loop.time() >= deadline:
+                return
+            last = applied
+            await asyncio.sleep(0.25)
 
     async def run(self, stop: asyncio.Event) -> None:
+        sampler = asyncio.create_task(self._sample_agreement(stop))
+        try:
+            await self._run(stop)
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self.t0 = loop.time()
         ends: list[tuple[float, int]] = []  # (when, seq) of active operations with a hold
@@ -218,6 +279,10 @@ class Interpreter:
                     errors.append(exc)
             if errors:
                 raise errors[0]
+        try:
+            await self._settle_agreement()
+        except Exception as exc:  # noqa: BLE001 -- a last look, never a failed heal
+            log.error("heal: the agreement check failed: %s", exc)
 
     # --- one operation ------------------------------------------------------------
 

@@ -18,6 +18,11 @@ and the benchmarks call it). The phases are the real runner's
 4. the same checker path (``harness.workload.check``), results.json, report,
    store index and ledger as a real run (``runner.finish_run``).
 
+Replica agreement (faults/agreement.py) is sampled from the nodes' appliers
+every 0.5 s of simulated time during and after the load and once at the end,
+as the real interpreter asks for it; a divergence becomes a nemesis event of
+the history, so the findings, the shrinker and ``harness check`` see it.
+
 Random streams, each its own ``random.Random`` named from the seed: the
 clients' (``ops:SEED:SLOT``, the generator's own), the faults'
 (``nemesis:SEED``, the real runner's name, so a sim and a real run of one
@@ -152,19 +157,63 @@ def _plan(cfg: RunConfig, link_faults: tuple[str, ...],
 STORM_MESSAGES_PER_S = 60_000
 #: The slices (simulated ns) between two looks at the message count.
 SLICE_NS = 100_000_000
+#: How often the replicas' agreement chains are compared (faults/interpret.py's AGREE_EVERY_S).
+AGREE_EVERY_NS = 500_000_000
 
 
 class _Storm(Exception):
     """The cores exchange messages without end; the run is cut short."""
 
 
+class _AgreementSampler:
+    """Replica agreement in simulated time (faults/agreement.py), as the real
+    interpreter samples it: every ``AGREE_EVERY_NS`` of simulated time (looked
+    at after each slice) and once at the end, each running, unpaused node's
+    applier reports its agreement chain (the ``agree`` of its ``status``);
+    a divergence is recorded at once as its nemesis event. Deterministic: it
+    reads the appliers and changes nothing."""
+
+    def __init__(self, world: Any, record: Callable[..., None]) -> None:
+        from faults.agreement import EVENT, AgreementWatch
+
+        self.world = world
+        self.record = record
+        self.event = EVENT
+        self.watch = AgreementWatch()
+        self.next = world.now + AGREE_EVERY_NS
+        self.since: dict[str, tuple[Any, int]] = {}  # node -> (pid, its newest mark seen)
+
+    def look(self, final: bool = False) -> None:
+        world = self.world
+        if world.now < self.next and not final:
+            return
+        self.next = world.now + AGREE_EVERY_NS
+        for n in world.ids:
+            node = world.nodes[n]
+            if not node.up or node.paused or node.applier is None:
+                continue
+            pid, since = self.since.get(n, (None, 0))
+            if pid != node.pid:
+                since = 0
+            agree = node.applier.agreement(since)
+            if agree is None:
+                continue
+            if agree["marks"]:
+                since = agree["marks"][-1][0]
+            self.since[n] = (node.pid, since)
+            for d in self.watch.observe(n, node.pid, agree):
+                self.record(self.event, d["value"], evidence=d["evidence"])
+
+
 class _StormWatch:
     """Counts peer messages per simulated second (a window that restarts every
-    second); deterministic: it counts messages, never wall time."""
+    second); deterministic: it counts messages, never wall time. ``agree``:
+    the agreement sampler, looked at after every slice too."""
 
     def __init__(self, world: Any) -> None:
         self.world = world
         self.t, self.n = world.now, world.messages
+        self.agree: _AgreementSampler | None = None
 
     def look(self) -> None:
         w = self.world
@@ -187,6 +236,8 @@ def _run(watch: _StormWatch, t_end: int, stop: Callable[[], bool] | None = None,
     while world.now < t_end:
         world.run_until(min(t_end, world.now + SLICE_NS), stop)
         watch.look()
+        if watch.agree is not None:
+            watch.agree.look()
         if stop is not None and stop():
             return
         if each_slice is not None and each_slice():
@@ -276,6 +327,7 @@ def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
     load.go()
     storm = None
     watch = _StormWatch(world)
+    watch.agree = _AgreementSampler(world, record)
     follower = _Follower(events) if cfg.stop_on_anomaly else None
     try:
         _run(watch, start + int(cfg.time_limit * 1e9),
@@ -295,6 +347,7 @@ def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,
         load.stop()
         if nemesis is not None:
             nemesis.stop()
+    watch.agree.look(final=True)  # after the final reads: the nodes have converged
     recovered = storm is None and world.all_up() and world.leader() is not None
 
     for i, e in enumerate(events):

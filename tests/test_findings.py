@@ -1,5 +1,6 @@
-"""Durability findings (faults/findings.py): a node that will not start again after a
-kill or a power loss is an anomaly, in the verdict, the report and the ledger.
+"""Findings (faults/findings.py): a node that will not start again after a
+kill or a power loss, and replicas whose agreement chains differ at one index
+(faults/agreement.py), are anomalies, in the verdict, the report and the ledger.
 
 The unit tests feed recorded nemesis events; the simulated ones run the same
 power loss on correct and on no-fsync nodes (harness/simrun.py) and check that
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from faults import findings
+from faults.agreement import EVENT, LIMIT, AgreementWatch
 from harness import simrun
 from harness.config import RunConfig
 from reports.ledger import anomaly_kind
@@ -108,3 +110,111 @@ def test_the_run_folder_of_a_finding_says_not_durable_in_results_report_and_ledg
     assert "NOT DURABLE" in page and "did not come back" in page
     row = ledger.folder_row(tmp_path, Path(result.run_dir))
     assert row.anomaly == "refused-after-power-loss" and "refused-after-power-loss" in row.signature
+
+
+# -- replicas diverged (faults/agreement.py) -----------------------------------------
+
+def _applier_reports(plant: int | None) -> list[tuple[str, int, dict[str, Any] | None]]:
+    """(node, pid, agree) as three replicas' statuses would give them over a run of 300
+    entries, sampled every 40; with ``plant``, n2 applies another command at that index,
+    and n3 restarts (a new pid) from a snapshot halfway."""
+    from nodes.common.applier import Applier
+    from nodes.common.core_api import Entry, Ready
+
+    es = [Entry(i, 1, {"op": "write", "key": f"k{i % 2}", "value": i}) for i in range(1, 301)]
+    bent = [Entry(e.index, e.term, {"op": "write", "key": "k0", "value": -1})
+            if e.index == plant else e for e in es]
+    nodes = {"n1": Applier("n1", None, 10_000), "n2": Applier("n2", None, 10_000),
+             "n3": Applier("n3", None, 100)}
+    pids = {"n1": 11, "n2": 12, "n3": 13}
+    out: list[tuple[str, int, dict[str, Any] | None]] = []
+    snap = None
+    for i in range(0, 300, 40):
+        for n, a in nodes.items():
+            got = a.apply(Ready(committed=(bent if n == "n2" else es)[i:i + 40]))
+            snap = got if n == "n3" and got is not None else snap
+            out.append((n, pids[n], a.agreement()))
+        if i == 160 and snap is not None:  # n3 is killed and starts from its snapshot
+            nodes["n3"] = Applier("n3", snap, 100)
+            nodes["n3"].apply(Ready(committed=es[snap.index:i + 40]))
+            pids["n3"] = 23
+    return out
+
+
+def _watch(reports: list[tuple[str, int, dict[str, Any] | None]]) -> list[dict[str, Any]]:
+    watch = AgreementWatch()
+    events = []
+    for t, (node, pid, agree) in enumerate(reports):
+        for d in watch.observe(node, pid, agree):
+            events.append({"process": "nemesis", "type": "info", "f": EVENT, "time": t * 10**8,
+                           "value": d["value"], "evidence": d["evidence"]})
+    assert watch.compared > 10
+    return events
+
+
+def test_identical_replicas_across_restarts_and_snapshots_are_no_finding() -> None:
+    assert _watch(_applier_reports(None)) == []
+    assert findings.diverged([]) == []
+
+
+def test_a_planted_divergence_is_one_finding_per_pair_with_its_nodes_and_index() -> None:
+    events = _watch(_applier_reports(plant=70))
+    # each report meets the first one of its index: n2 against n1 (n3 agrees with n1)
+    assert [e["value"]["nodes"] for e in events] == [["n1", "n2"]]
+    found = findings.diverged(events)
+    first = found[0]
+    assert first["finding"] == "replicas diverged" and first["kind"] == "replicas-diverged"
+    assert (first["node"], first["nodes"], first["ops"]) == ("n1", ["n1", "n2"], [])
+    assert 70 <= first["index"] <= 128 and first["time"] is not None
+    assert f"by log index {first['index']}" in first["sentence"]
+    v, c = findings.apply("valid", {"valid": True, "model": "kv", "anomalies": []}, events)
+    assert v == "invalid" and anomaly_kind(c) == "replicas-diverged" and c["findings"] == 1
+
+
+def test_two_incarnations_of_one_node_that_disagree_are_a_finding() -> None:
+    watch = AgreementWatch()
+    assert watch.observe("n1", 5, {"applied": 64, "hash": "aa" * 8, "marks": [[64, "aa" * 8]]}) == []
+    assert watch.observe("n1", 5, {"applied": 64, "hash": "aa" * 8, "marks": []}) == []
+    (d,) = watch.observe("n1", 9, {"applied": 70, "hash": "cc" * 8, "marks": [[64, "bb" * 8]]})
+    assert d["value"] == {"index": 64, "nodes": ["n1"]}
+    (a,) = findings.diverged([{"process": "nemesis", "type": "info", "f": EVENT, "time": 1,
+                               **d}])
+    assert "n1 (pid 5) and n1 (pid 9) applied different commands by log index 64" in a["sentence"]
+    # no agree field (a --system COMMAND node), or a malformed one: nothing, no error
+    assert watch.observe("n2", 1, None) == watch.observe("n2", 1, {"marks": [["x"]]}) == []
+    for k in range(LIMIT + 3):  # once diverged, every index differs: a bounded record
+        watch.observe(f"m{k}", k, {"applied": 64, "hash": f"{k:016x}", "marks": []})
+    assert watch.events == LIMIT
+
+
+def _plant(monkeypatch: pytest.MonkeyPatch, node: str, index: int) -> None:
+    """``node``'s applier applies another value at ``index`` (a replica gone astray)."""
+    from nodes.common.applier import Applier
+    from nodes.common.core_api import Entry, Ready
+    from nodes.sim import world
+
+    class Astray(Applier):
+        __slots__ = ()
+
+        def apply(self, rd: Ready) -> Any:
+            if self.node_id == node and any(e.index == index and e.data for e in rd.committed):
+                rd.committed = [Entry(e.index, e.term, {"op": "write", "key": "astray",
+                                                        "value": 1})
+                                if e.index == index else e for e in rd.committed]
+            return super().apply(rd)
+
+    monkeypatch.setattr(world, "Applier", Astray)
+
+
+def test_a_simulated_replica_that_applies_another_command_is_found(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = simrun.prepare(RunConfig(system="raft", nodes=3, time_limit=3.0, seed=3,
+                                   store=str(tmp_path), sim=True))
+    good = simrun.simulate(cfg, metrics=False)
+    assert good.verdict == "valid" and not findings.diverged(good.events)
+    _plant(monkeypatch, "n2", 40)
+    bad = simrun.simulate(cfg, metrics=False)
+    assert bad.verdict == "invalid"
+    (first, *_rest) = findings.diverged(bad.events)
+    assert "n2" in first["nodes"] and first["index"] >= 40
+    assert anomaly_kind(bad.checker) in ("replicas-diverged", "non-linearizable")

@@ -125,3 +125,71 @@ def test_applier_takes_a_snapshot_every_snapshot_entries() -> None:
     assert snap is not None and snap.index == 3
     assert KVStore.restore(snap.data).data == {"x": 2, "y": 3}
     assert a.apply(Ready(committed=[w(4, 1, "y", 4)])) is None  # counted from the snapshot
+
+
+# -- the agreement chain (nodes/common/applier.py; compared by faults/agreement.py) --
+
+def _writes(n: int, first: int = 1) -> list[Entry]:
+    return [w(i, 1 + i // 50, f"k{i % 3}", i) if i % 17 else Entry(i, 1, None)
+            for i in range(first, first + n)]
+
+
+def test_a_snapshot_carries_an_extra_beside_the_map_and_restore_reads_both_forms() -> None:
+    kv = KVStore({"x": [1, 2], "y": 3})
+    assert KVStore.restore(kv.snapshot()) == kv
+    assert KVStore.restore_with_extra(kv.snapshot()) == (kv, None)
+    assert KVStore.restore_with_extra(kv.snapshot([64, b"h" * 8, []])) == (kv, [64, b"h" * 8, []])
+    with pytest.raises(ValueError, match="not a map"):
+        KVStore.restore(b"\x92\x01\x02")  # [1, 2]: an array, but no map in it
+
+
+def test_the_chain_depends_only_on_the_commands_at_each_index() -> None:
+    es = _writes(300)
+    one = Applier("n1", None, 10_000)
+    one.apply(Ready(committed=es))
+    # other batches, other terms, and snapshots taken (and restarted from) on the way
+    two = Applier("n2", None, 45)
+    snaps = []
+    for i in range(0, 300, 7):
+        got = two.apply(Ready(committed=[Entry(e.index, 99, e.data) for e in es[i:i + 7]]))
+        snaps += [got] if got is not None else []
+    snap = next(s for s in snaps if 130 < s.index < 192)
+    assert snap.index % 64  # a snapshot between two marks
+    three = Applier("n3", snap, 10_000)  # a restart: the snapshot, then the log after it
+    three.apply(Ready(committed=es[snap.index:]))
+    a, b, c = one.agreement(), two.agreement(), three.agreement()
+    assert a is not None and a == b and a["applied"] == 300 and c is not None
+    assert c["hash"] == a["hash"] and c["marks"] == a["marks"][-2:]  # sealed after the restart
+    assert [m[0] for m in a["marks"]] == [64, 128, 192, 256]
+    assert one.agreement(since=128)["marks"] == a["marks"][2:]  # type: ignore[index]
+    # a peer's snapshot (restore) carries the chain to a follower that lagged
+    four = Applier("n4", None, 10_000)
+    four.apply(Ready(committed=es[:10]))
+    four.apply(Ready(committed=es[snap.index:], snapshot=snap, restore=True))
+    assert four.agreement()["hash"] == a["hash"]  # type: ignore[index]
+
+
+def test_one_different_command_changes_the_hash_at_its_index_and_every_later_one() -> None:
+    es = _writes(200)
+    planted = list(es)
+    planted[69] = w(70, 1, "k0", "other")
+    a, b = Applier("n1", None, 10_000), Applier("n2", None, 10_000)
+    a.apply(Ready(committed=es[:69]))
+    b.apply(Ready(committed=planted[:69]))
+    assert a.agreement() == b.agreement()
+    a.apply(Ready(committed=es[69:]))
+    b.apply(Ready(committed=planted[69:]))
+    ma, mb = a.agreement()["marks"], b.agreement()["marks"]  # type: ignore[index]
+    assert ma[0] == mb[0] and all(x[1] != y[1] for x, y in zip(ma[1:], mb[1:]))
+    assert a.agreement()["hash"] != b.agreement()["hash"]  # type: ignore[index]
+
+
+def test_a_gap_or_a_snapshot_without_the_chain_makes_it_unknown_never_wrong() -> None:
+    a = Applier("n1", None, 10_000)
+    a.apply(Ready(committed=_writes(5)))
+    a.apply(Ready(committed=_writes(3, first=8)))  # 6 and 7 never applied
+    assert a.agreement() is None
+    old = Snapshot(5, 1, KVStore({"x": 1}).snapshot())  # an older node's snapshot
+    assert Applier("n2", old, 10_000).agreement() is None
+    assert Applier("n3", None, 10_000).agreement() == {"applied": 0, "hash": "00" * 8,
+                                                       "marks": []}

@@ -24,27 +24,71 @@ Invariants:
 - With ``restore``, committed entries at or below the snapshot's index are
   applied first (their waiters get their results), then the store becomes the
   snapshot, then the entries after it are applied.
+
+The agreement chain (``agreement()``, in the node's ``status`` as ``agree``;
+faults/agreement.py compares the replicas' reports): a rolling 64-bit hash
+(blake2b) over the commands applied at indexes 1, 2, ..., sealed every
+``BLOCK`` indexes into a mark ``(index, hash)``; the newest ``MARKS`` marks
+are kept. Replicas that applied the same commands at the same indexes report
+the same hash at every index, so two reports that differ at one index prove
+that the replicas diverged there (or one lost an applied entry). Invariants:
+- the chain at index i depends only on the commands at 1..i (not on batching,
+  terms, snapshots or restarts): marks fall on multiples of ``BLOCK``, and the
+  hash of an index between marks is the last mark's hash over the commands
+  after it, the same formula a mark is sealed with;
+- it survives restarts and peer snapshots: a snapshot carries the chain's
+  state (``KVStore.snapshot(extra)``), and a restart applies the log after
+  the snapshot again; a snapshot without it (an older node's), or a batch
+  that does not follow the last applied index, makes the chain unknown for
+  this incarnation (``agreement()`` None), never wrong;
+- the hot path pays one list ``extend`` per Ready and one msgpack + hash per
+  ``BLOCK`` entries; nothing per entry.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from hashlib import blake2b
 from typing import Any
+
+from msgpack import packb
 
 from nodes.common.core_api import ClientReply, Entry, Ready, Snapshot, Waiter
 from nodes.common.kv import KVStore
 
 
+#: Indexes per sealed mark of the agreement chain, and how many marks are kept.
+BLOCK = 64
+MARKS = 32
+#: The chain's hash at index 0.
+ORIGIN = bytes(8)
+
+
+def chain_hash(prev: bytes, commands: list[Any]) -> bytes:
+    """The chain after ``commands`` (the next indexes in order) from ``prev``."""
+    return blake2b(packb(commands, use_bin_type=True), digest_size=8, key=prev).digest()
+
+
 class Applier:
     """The key-value state machine of one node."""
 
-    __slots__ = ("applied", "kv", "leader", "node_id", "parts", "snap_index",
-                 "snapshot_entries")
+    __slots__ = ("applied", "chain", "kv", "leader", "mark", "marks", "node_id", "parts",
+                 "pend", "snap_index", "snapshot_entries")
 
     def __init__(self, node_id: str, snapshot: Snapshot | None, snapshot_entries: int) -> None:
         """Start from ``snapshot`` (the restored one) or empty. ValueError if
         the snapshot's data is not a key-value map."""
         self.node_id = node_id
-        self.kv = KVStore.restore(snapshot.data) if snapshot is not None else KVStore()
+        #: the agreement chain (module header): its hash at index ``mark``, the
+        #: entries applied after ``mark``, the newest sealed marks
+        self.chain: bytes | None = ORIGIN
+        self.mark = 0
+        self.pend: list[Entry] = []
+        self.marks: deque[tuple[int, bytes]] = deque(maxlen=MARKS)
+        if snapshot is not None:
+            self.kv = self._restore(snapshot)
+        else:
+            self.kv = KVStore()
         self.applied = snapshot.index if snapshot is not None else 0
         self.snap_index = self.applied
         self.snapshot_entries = snapshot_entries
@@ -73,6 +117,8 @@ class Applier:
                     cmd = entry.data
                     if cmd is not None:
                         kv_apply(cmd)
+            if self.chain is not None:
+                self._chain(committed, 0, len(committed))
             self.applied = committed[-1].index
         if rd.reads:
             data = self.kv.data
@@ -81,8 +127,64 @@ class Applier:
                 replies.append((client, {"ok": True, "value": data.get(key), "id": rid}))
         if self.applied - self.snap_index >= self.snapshot_entries:
             self.snap_index = self.applied
-            return Snapshot(self.applied, 0, self.kv.snapshot())  # the core fills in the term
+            extra = None if self.chain is None else \
+                [self.mark, self.chain, [e.data for e in self.pend]]
+            # the core fills in the term
+            return Snapshot(self.applied, 0, self.kv.snapshot(extra))
         return None
+
+    # --- the agreement chain (module header) -------------------------------------
+
+    def agreement(self, since: int = 0) -> dict[str, Any] | None:
+        """``{"applied", "hash", "marks": [[index, hash], ...]}`` (hashes in hex;
+        the kept marks past index ``since``), or None when this incarnation's
+        chain is unknown."""
+        chain = self.chain
+        if chain is None:
+            return None
+        if self.pend:
+            chain = chain_hash(chain, [e.data for e in self.pend])
+        return {"applied": self.applied, "hash": chain.hex(),
+                "marks": [[i, h.hex()] for i, h in self.marks if i > since]}
+
+    def _chain(self, committed: list[Entry], start: int, end: int) -> None:
+        """Add ``committed[start:end]`` (applied just now, after ``self.applied``)."""
+        if end <= start:
+            return
+        first = committed[start].index
+        if first != self.mark + len(self.pend) + 1 or committed[end - 1].index != first + end - start - 1:
+            self.chain = None  # not the next indexes: unknown, never wrong
+            self.pend = []
+            return
+        pend = self.pend
+        pend.extend(committed[start:end] if start or end < len(committed) else committed)
+        if len(pend) >= BLOCK:
+            k = 0
+            chain, mark = self.chain, self.mark
+            while len(pend) - k >= BLOCK:
+                chain = chain_hash(chain, [e.data for e in pend[k:k + BLOCK]])  # type: ignore[arg-type]
+                k += BLOCK
+                mark += BLOCK
+                self.marks.append((mark, chain))
+            del pend[:k]
+            self.chain, self.mark = chain, mark
+
+    def _restore(self, snap: Snapshot) -> KVStore:
+        """The store of ``snap``, taking the chain's state from it (unknown if it has none)."""
+        kv, extra = KVStore.restore_with_extra(snap.data)
+        self.marks.clear()
+        try:
+            mark, chain, cmds = extra  # type: ignore[misc]
+            ok = (type(mark) is int and type(chain) is bytes and len(chain) == 8
+                  and type(cmds) is list and mark + len(cmds) == snap.index)
+        except (TypeError, ValueError):
+            ok = False
+        if ok:
+            self.chain, self.mark = chain, mark
+            self.pend = [Entry(mark + 1 + k, 0, c) for k, c in enumerate(cmds)]
+        else:
+            self.chain, self.mark, self.pend = None, snap.index, []
+        return kv
 
     def _apply_around(self, rd: Ready, snap: Snapshot) -> None:
         """Committed entries at or below ``snap.index``, then the snapshot, then the rest."""
@@ -91,9 +193,13 @@ class Applier:
         while k < len(committed) and committed[k].index <= snap.index:
             k += 1
         self._apply_with_waiters(committed, rd.waiters, 0, k, rd.replies)
-        self.kv = KVStore.restore(snap.data)
+        if self.chain is not None:
+            self._chain(committed, 0, k)
+        self.kv = self._restore(snap)
         self.applied = self.snap_index = snap.index
         self._apply_with_waiters(committed, rd.waiters, k, len(committed), rd.replies)
+        if self.chain is not None:
+            self._chain(committed, k, len(committed))
         if committed:
             self.applied = max(self.applied, committed[-1].index)
 

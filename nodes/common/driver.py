@@ -275,6 +275,7 @@ class Driver:
         step, requests, tick = core.step, core.requests, core.tick
         ready, advance, compact = core.ready, core.advance, core.compact
         apply = applier.apply
+        agreement = applier.agreement  # status: the replicas' agreement chain
         unpackb, packb = wire.unpackb, wire.packb
         validate = wire.validate_request
         monotonic = time.monotonic
@@ -384,7 +385,8 @@ class Driver:
                 # the node's own clocks: the evidence of clock faults (faults/clock.py)
                 client_send(client, packb({"id": req["id"], "ok": True, "node": node_id,
                                            "pid": pid, "wall_ns": time.time_ns(),
-                                           "mono_ns": time.monotonic_ns(), **body}))
+                                           "mono_ns": time.monotonic_ns(),
+                                           "agree": agreement(), **body}))
             else:
                 batch.append((client, req))
 

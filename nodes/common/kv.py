@@ -12,7 +12,9 @@ Invariants:
 - ``apply`` never raises on a well-formed command and never mutates ``cmd``.
 - A failed ``cas`` (absent key or wrong expected value) changes nothing and is
   ``definite`` (it certainly did not take effect).
-- ``restore(snapshot())`` equals the original store.
+- ``restore(snapshot())`` equals the original store; ``snapshot(extra)``
+  carries ``extra`` beside the map (``restore_with_extra``), and ``restore``
+  reads both forms.
 - A ``txn`` is all or nothing: it is checked whole before any micro-operation
   changes the store, and its reads see the transaction's own earlier appends.
   Stored lists are never handed out: a read returns a copy, so a reply is not
@@ -148,20 +150,33 @@ class KVStore:
         """A read without going through ``apply`` (read-index serves reads this way)."""
         return {"ok": True, "value": self.data.get(key)}
 
-    def snapshot(self) -> bytes:
-        """The whole state as msgpack bytes: a map from key to value."""
-        return msgpack.packb(self.data, use_bin_type=True)
+    def snapshot(self, extra: Any = None) -> bytes:
+        """The whole state as msgpack bytes: a map from key to value, or, with
+        ``extra`` (the applier's agreement chain, nodes/common/applier.py),
+        the array ``[map, extra]``."""
+        if extra is None:
+            return msgpack.packb(self.data, use_bin_type=True)
+        return msgpack.packb([self.data, extra], use_bin_type=True)
 
     @classmethod
     def restore(cls, data: bytes) -> KVStore:
         """The store a ``snapshot()`` was taken of. Raises ``ValueError`` on garbage."""
+        return cls.restore_with_extra(data)[0]
+
+    @classmethod
+    def restore_with_extra(cls, data: bytes) -> tuple[KVStore, Any]:
+        """(the store, the ``extra`` it was taken with or None) of a ``snapshot()``.
+        Raises ``ValueError`` on garbage."""
         try:
             obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
         except Exception as exc:  # msgpack raises several unrelated types
             raise ValueError(f"bad key-value snapshot: {exc}") from exc
+        extra = None
+        if type(obj) is list and len(obj) == 2:
+            obj, extra = obj
         if not isinstance(obj, dict):  # bad data, not a caller's type error
             raise ValueError("bad key-value snapshot: not a map")  # noqa: TRY004
-        return cls(obj)
+        return cls(obj), extra
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KVStore) and self.data == other.data
