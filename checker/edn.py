@@ -5,7 +5,7 @@ EDN text here; the events come back as ``parse_jsonl`` gives them for JSON
 Lines: plain dicts, keywords as plain strings, ``key``/``value`` defaulted to
 None, and ``_line`` only where an event's line is not its position + 1.
 
-Two readers, one reading:
+Three readers, one reading:
 
 - **The tokenizer** (``_read_forms``) reads any EDN the checker accepts:
   maps, vectors, lists, sets (as lists), strings, characters, tags (ignored),
@@ -22,8 +22,17 @@ Two readers, one reading:
   between entries, tagged records such as ``#jepsen.history.Op{...}``) and
   answers None for anything else, so that run is read by the tokenizer.
 
-Invariant: the translation never reads a different value from the
-tokenizer; it answers the same events or None. Why that holds:
+- **The compiled translation** (``checker/_edn_json.c``, built by setup.py
+  at install, optional): the same run in one pass of C, a state machine
+  that writes the JSON of every form it can translate exactly and answers
+  None otherwise (its header lists what). Where it is built, it replaces
+  the pure-Python translation (about 8x less CPU than its ~15 passes); it is
+  used only while its source has the hash the build recorded
+  (``_compiled``), so an edited .c never runs as a stale build.
+
+Invariant: the translations never read a different value from the
+tokenizer; they answer the same events or None. Why that holds (for the
+pure-Python one; the C one tokenizes as ``_TOKEN`` does and checks each atom):
 
 - it runs only on text without the constructs it does not translate (``\\``,
   ``;``, tabs, ``#`` but known tags, integers past 64 bits, which orjson
@@ -50,8 +59,12 @@ Memory: a run of lines at a time, so the extra memory is a few copies of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from checker.history import TYPES, HistoryError, _validate
@@ -62,6 +75,33 @@ except ImportError:  # pragma: no cover - orjson is in pyproject's dependencies
     _orjson = None
 
 __all__ = ["Keyword", "parse_edn"]
+
+_Translate = Callable[[bytes, int, int], "bytes | None"]
+
+
+def _compiled(module: Any, source: Path) -> _Translate | None:
+    """``module.translate`` (checker/_edn_json.c built) if it was built from
+    ``source`` as it is now; None (the pure-Python translation) if the source
+    changed since. An installed copy without its source is trusted: it was
+    built with the package."""
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    except OSError:
+        return module.translate
+    if digest != getattr(module, "SOURCE_SHA256", None):
+        warnings.warn(f"{source} changed since its build: EDN is read in pure Python "
+                      "(about 2x slower) until `pip install -e .` builds it again",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    return module.translate
+
+
+try:  # the compiled translation, built by setup.py at install (optional)
+    from checker import _edn_json
+except ImportError:
+    _translate: _Translate | None = None
+else:
+    _translate = _compiled(_edn_json, Path(__file__).with_name("_edn_json.c"))
 
 
 class Keyword(str):
@@ -149,7 +189,12 @@ def _read_forms(text: str, path: str, line: int = 1,
             if opener == "{":
                 if len(items) % 2:
                     raise HistoryError(path, start, "map with an odd number of forms")
-                value: Any = {_plain_key(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+                try:
+                    value: Any = {_plain_key(items[i]): items[i + 1]
+                                  for i in range(0, len(items), 2)}
+                except TypeError:  # a vector, map or set as a key
+                    raise HistoryError(path, start, "a map key that is a vector, map or set "
+                                       "(the checker's events cannot hold it)") from None
             else:
                 value = items
         else:
@@ -448,6 +493,7 @@ def _read_runs(src: _Source, start: int, end: int, vector: bool) -> list[dict] |
     data, path = src.data, src.path
     events: list[dict] = []
     passes = _Passes()
+    translate, loads = _translate, _orjson.loads
     line = data.count(b"\n", 0, start) + 1
     learnt = False
     pos = start
@@ -461,16 +507,25 @@ def _read_runs(src: _Source, start: int, end: int, vector: bool) -> list[dict] |
         lines = data.count(b"\n", pos, stop) + 1  # those of the maps: one each
         # "}\n" ahead of the run (the previous line's end, or added), so its
         # first line's start matches the fragment that joins two lines
-        if pos - start >= 2 and data[pos - 2:pos] == b"}\n":
+        if translate is not None:
+            pass
+        elif pos - start >= 2 and data[pos - 2:pos] == b"}\n":
             c = data[pos - 2:stop]
         else:
             c = b"}\n" + data[pos:stop]
-        if not learnt:
-            passes.learn(c)
-            learnt = True
-        evs = _fast_chunk(c, passes)
-        if evs is None and passes.learn(c):
+        if translate is not None:
+            out = translate(data, pos, stop)
+            try:
+                evs = None if out is None else loads(out)
+            except _orjson.JSONDecodeError:
+                evs = None
+        else:
+            if not learnt:
+                passes.learn(c)
+                learnt = True
             evs = _fast_chunk(c, passes)
+            if evs is None and passes.learn(c):
+                evs = _fast_chunk(c, passes)
         if evs is not None and (len(evs) != lines or not _well_formed(evs)):
             evs = None
         if evs is not None:

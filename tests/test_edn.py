@@ -23,6 +23,17 @@ from checker.history import HistoryError, read_history
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
+@pytest.fixture(autouse=True, params=["compiled", "pure"])
+def translation(request, monkeypatch) -> str:
+    """Every test on both translations into JSON: the compiled one
+    (checker/_edn_json.c, built at install) and the pure-Python one."""
+    if request.param == "pure":
+        monkeypatch.setattr(edn, "_translate", None)
+    elif edn._translate is None:
+        pytest.skip("checker/_edn_json.c is not built (or changed since its build)")
+    return request.param
+
+
 def _slow(text: str, path: str = "x.edn") -> list[dict]:
     return edn._read_slowly(text, path, 1, 0)
 
@@ -183,6 +194,19 @@ _OP = "{:type :ok, :f :read, :process 0, :value %s}"
     "1/3", "1.5M", "01", "+1", "1.", ".5", '"a b"', '"a\\"b"', '"a\\nb"', '"line\nbreak"',
     "\\a", "#{1 2}", '#inst "2020-01-01"', "#_ 1 2", "(1 2)", "[1, 2]", "[1,2]", "{:a 1 :b 2}",
     "{}", "[]", "sym", "true", "false", '"é"', "-0", "-0.0", "1E5", "[[:r 1 nil] [:append 2 3]]",
+    # strings holding delimiters and escapes
+    '"a, b {c} [d] (e) ;f #g :h"', '"\\u00e9\\t\\/"', '"\\ud800"', '"\\x"', '"a\\\\"',
+    '"tab\there"', '";"', '"}"', '"\\""',
+    # nesting, tags, sets
+    "{:a {:b {:c [1 #{2 (3)}]}}}", "#foo/bar {:a 1}", "#jepsen.history.Op{:a 1}", "#{}", "#t",
+    "[#t]", "{#t :a 1}", "{:a #t 1}", "{:a}", "{1 2}", "{nil 1}", "{[1] 2}", "{:a 1 :b 2 :a 3}",
+    '{"a" 1 :a 2}', "[" * 70 + "]" * 70, "#t/é 1", "#_1", "##Inf", '#"re"', "#:ns{:a 1}",
+    "#{#{}}", "[:a :a]",
+    # odd whitespace, comments, keywords and numbers at the edges
+    "[1\t2\r3]", "[1\x0b2]", "[1\x0c2]", "[1\x1c2]", "[1\u00a02]", "[1\u20282]", "[1\x002]",
+    ":é", ":a\\b", ":", "::a", ":a#b", ":a'b", "\\newline", "[1 ; c ] 2]", "1e-400", "1e308",
+    "1e309", "1.5e10", "0.1000000000000000055511151231257827", "1234567890123456789", "-", "-a",
+    "1.5e+3", "00", "0.5", "-.5", "1e", "1e+", "[1 2]x", '"a"b', '"a":b', "nil,", "truex",
 ])
 def test_values_the_translation_must_not_misread(monkeypatch, value: str) -> None:
     for chunk in (64, 1 << 20):
@@ -292,3 +316,37 @@ def test_keywords_are_strings_named_without_the_colon() -> None:
     assert isinstance(kw, edn.Keyword) and kw == "ns/k" and isinstance(forms[2][0], str)
     assert not isinstance(forms[2][0], edn.Keyword)
     assert forms[0][0] == {"type": "invoke"} and type(next(iter(forms[0][0]))) is str
+
+
+# --------------------------------------------------------------------------- the compiled build
+
+def test_a_build_is_used_only_while_its_source_is_unchanged(tmp_path: Path) -> None:
+    import hashlib
+    import types
+
+    src = tmp_path / "_edn_json.c"
+    src.write_bytes(b"/* v1 */")
+    built = types.SimpleNamespace(translate=len, SOURCE_SHA256=hashlib.sha256(b"/* v1 */").hexdigest())
+    assert edn._compiled(built, src) is len
+    src.write_bytes(b"/* v2: edited after the build */")
+    with pytest.warns(RuntimeWarning, match="changed since its build"):
+        assert edn._compiled(built, src) is None
+    src.unlink()  # an installed copy without its source
+    assert edn._compiled(built, src) is len
+
+
+def test_the_compiled_translation_is_the_build_of_the_source_beside_it(translation) -> None:
+    if translation == "pure":
+        pytest.skip("the compiled build only")
+    import hashlib
+
+    from checker import _edn_json
+
+    source = Path(edn.__file__).with_name("_edn_json.c")
+    assert _edn_json.SOURCE_SHA256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    data = b'xx{:type :ok, :f :read, :process 0, :value #{nil}}\n[1 "a b"]yy'
+    assert _edn_json.translate(data, 2, len(data) - 2) == (
+        b'[{"type":"ok","f":"read","process":0,"value":[null]},[1,"a b"]]')
+    assert _edn_json.translate(data, 2, 20) is None  # ends inside a map
+    with pytest.raises(ValueError):
+        _edn_json.translate(data, 2, len(data) + 1)
