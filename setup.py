@@ -1,11 +1,13 @@
-"""The one compiled part of the package: checker/_edn_json.c, EDN to JSON in
-one pass (issue 20). Everything else is in pyproject.toml.
+"""The compiled parts of the package; everything else is in pyproject.toml.
 
-The extension is optional: where it cannot be compiled (no C compiler or no
-Python headers) the install still succeeds and checker/edn.py reads EDN in
-pure Python. The build records the SHA-256 of the C source in the module, and
-checker/edn.py uses the module only while the source beside it still has that
-hash, so an edited .c never runs as an old build (re-run ``pip install -e .``).
+Each is an optional C extension with a pure-Python twin: where it cannot be
+compiled (no C compiler or no Python headers) the install still succeeds and
+the package runs in pure Python. Each build records the SHA-256 of its C
+source in the module (``SOURCE_SHA256``); the Python side uses the module only
+while the source beside it still has that hash, so an edited .c never runs as
+an old build (re-run ``pip install -e .``).
+
+- checker/_edn_json.c: EDN to JSON in one pass (checker/edn.py, issue 20).
 """
 
 import hashlib
@@ -13,11 +15,16 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
-SOURCE = "checker/_edn_json.c"
-digest = hashlib.sha256((Path(__file__).parent / SOURCE).read_bytes()).hexdigest()
+ROOT = Path(__file__).parent
 
-setup(ext_modules=[Extension(
-    "checker._edn_json", [SOURCE], optional=True,
-    define_macros=[("SOURCE_SHA256", f'"{digest}"')],
-    extra_compile_args=["-O2"],
-)])
+
+def extension(name: str, source: str) -> Extension:
+    """``name`` built from the C file ``source``, optional, with its hash."""
+    digest = hashlib.sha256((ROOT / source).read_bytes()).hexdigest()
+    return Extension(name, [source], optional=True, extra_compile_args=["-O2"],
+                     define_macros=[("SOURCE_SHA256", f'"{digest}"')])
+
+
+setup(ext_modules=[
+    extension("checker._edn_json", "checker/_edn_json.c"),
+])
