@@ -320,3 +320,42 @@ def test_overlapping_operations_are_carried_together_and_healed() -> None:
     assert [t for t, *_x in plan.seen] == sorted(t for t, *_x in plan.seen), "time order"
     assert net.grudge == {} and net.links is None
     assert set(cluster.state.values()) == {"running"}, "heal ends what the plan left"
+
+
+def test_the_interpreter_compares_the_nodes_agreement_chains_and_records_a_divergence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each view's statuses, the sampler's and the heal's last round feed the
+    agreement watch (faults/agreement.py); n3 reports another hash at index 64."""
+    import dataclasses
+
+    from faults import interpret
+    from faults.agreement import EVENT
+    from faults.interpret import Interpreter
+
+    monkeypatch.setattr(interpret, "AGREE_EVERY_S", 0.05)
+    ctx, _ = context(seed=1)
+    recorded: list[tuple[str, Any, dict[str, Any]]] = []
+    asked: list[str] = []
+
+    async def status(node: str) -> dict[str, Any] | None:
+        asked.append(node)
+        h = "bb" * 8 if node == "n3" and len(asked) > 12 else "aa" * 8
+        return {"pid": 100, "agree": {"applied": 64, "hash": h, "marks": [[64, h]]}}
+
+    ctx = dataclasses.replace(ctx, status=status,
+                              record=lambda f, v, **kw: recorded.append((f, v, kw)))
+    nem = Interpreter(ScriptedPlan([{"f": "wait", "at": 5.0}], ctx.network), ctx, ctx.network)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(nem.run(stop))
+        await asyncio.sleep(0.3)
+        stop.set()
+        await task
+        await nem.heal()
+
+    asyncio.run(go())
+    assert len(asked) > 5 * 4  # the first view, the sampler's rounds, the heal's
+    (f, value, fields), = [r for r in recorded if r[0] == EVENT]
+    assert value == {"index": 64, "nodes": ["n1", "n3"]} and "at" not in fields
+    assert [r["hash"] for r in fields["evidence"]["reports"]] == ["aa" * 8, "bb" * 8]
