@@ -356,6 +356,6 @@ def test_the_interpreter_compares_the_nodes_agreement_chains_and_records_a_diver
 
     asyncio.run(go())
     assert len(asked) > 5 * 4  # the first view, the sampler's rounds, the heal's
-    (f, value, fields), = [r for r in recorded if r[0] == EVENT]
+    (_f, value, fields), = [r for r in recorded if r[0] == EVENT]
     assert value == {"index": 64, "nodes": ["n1", "n3"]} and "at" not in fields
     assert [r["hash"] for r in fields["evidence"]["reports"]] == ["aa" * 8, "bb" * 8]
