@@ -2,13 +2,16 @@
 JSON Lines twin, read into the checker's events.
 
 Each case runs in a child process of its own (so its peak RSS is its own),
-several times; the table prints the median wall time, its CPU time and the
-peak RSS, and each EDN case's ratio to JSON Lines (target 2x):
+several times, the cases in turn (so load drift hits all alike); the table
+prints the median wall and CPU time, the peak RSS, and each EDN case's ratio
+to JSON Lines, of wall (the target: 2x) and of CPU time:
 
 - ``JSON Lines``: ``read_history`` of the .jsonl file;
 - ``EDN, read_history``: what the checker does with the .edn file today;
 - ``EDN, checker.edn``: the file's bytes through ``checker.edn.parse_edn``,
   the collector paused (as ``read_history`` reads);
+- ``EDN, pure Python``: the same without the compiled translation
+  (checker/_edn_json.c), what an install without a C compiler reads with;
 - ``edn_format`` (only with ``--edn-format``, when that package imports): the
   maintained pure-Python EDN library on the first 20,000 lines, scaled to
   the whole file (its figure is an extrapolation, and says so).
@@ -18,6 +21,7 @@ operations, 50 processes, 64 keys, 2% info, written by Jepsen's layout (one
 map per line, keywords for type and f).
 
 Usage: .venv/bin/python benchmarks/edn_bench.py [--runs N] [--cache DIR] [--edn-format]
+       [--edn-format-python PYTHON]   (a Python that has edn_format, if .venv has not)
 """
 
 from __future__ import annotations
@@ -46,11 +50,13 @@ def child(case: str, path: str) -> None:
     t = time.perf_counter()
     if case == "read_history":
         n = len(read_history(path))
-    elif case == "edn":
-        from checker.edn import parse_edn
+    elif case in ("edn", "edn_pure"):
+        from checker import edn
 
+        if case == "edn_pure":
+            edn._translate = None
         with no_gc():
-            n = len(parse_edn(Path(path).read_bytes(), path))
+            n = len(edn.parse_edn(Path(path).read_bytes(), path))
     elif case == "edn_format":
         import edn_format
 
@@ -64,10 +70,10 @@ def child(case: str, path: str) -> None:
     print(json.dumps(out))
 
 
-def run(case: str, path: Path, runs: int) -> dict:
+def run(case: str, path: Path, runs: int, python: str = sys.executable) -> dict:
     rs = []
     for _ in range(runs):
-        r = subprocess.run([sys.executable, __file__, "--child", case, str(path)],
+        r = subprocess.run([python, __file__, "--child", case, str(path)],
                            capture_output=True, text=True, check=False)
         if r.returncode != 0:
             return {"error": (r.stderr.strip().splitlines() or ["?"])[-1]}
@@ -77,6 +83,18 @@ def run(case: str, path: Path, runs: int) -> dict:
             "cpu": statistics.median(r["cpu"] for r in rs),
             "rss_mb": max(r["rss_mb"] for r in rs),
             "walls": [r["wall"] for r in rs]}
+
+
+def _merge(rs: list[dict]) -> dict:
+    """Single runs of one case as one row: medians, and every wall time."""
+    errors = [r for r in rs if "error" in r]
+    if errors:
+        return errors[0]
+    return {"events": rs[0]["events"],
+            "wall": statistics.median(r["wall"] for r in rs),
+            "cpu": statistics.median(r["cpu"] for r in rs),
+            "rss_mb": max(r["rss_mb"] for r in rs),
+            "walls": [w for r in rs for w in r["walls"]]}
 
 
 def main() -> None:
@@ -89,31 +107,46 @@ def main() -> None:
                     help="where checker_bench.py keeps its generated 1M histories")
     ap.add_argument("--edn-format", action="store_true",
                     help="also time the edn_format package on a sample (if installed)")
+    ap.add_argument("--edn-format-python", default=sys.executable,
+                    help="the Python to time edn_format with (one that has it installed)")
     a = ap.parse_args()
     from checker_bench import scale_files
+
+    from checker import edn
 
     files = scale_files(a.cache)
     cases = [("JSON Lines, read_history", "read_history", files["valid"]),
              ("EDN, read_history", "read_history", files["edn"]),
-             ("EDN, checker.edn", "edn", files["edn"])]
-    results = [(label, run(case, path, a.runs)) for label, case, path in cases]
-    json_wall = results[0][1].get("wall")
-    print(f"read 1M ops ({a.runs} runs each, median wall; "
-          f"load {open('/proc/loadavg').read().split()[0]} at the end)")
-    print(f"{'case':28s} {'events':>8s} {'wall s':>8s} {'cpu s':>8s} {'peak RSS':>9s} {'/JSON':>6s}")
+             ("EDN, checker.edn", "edn", files["edn"]),
+             ("EDN, pure Python", "edn_pure", files["edn"])]
+    # interleaved (one run of each case in turn), so load drift hits all alike
+    per: dict[str, list[dict]] = {label: [] for label, _, _ in cases}
+    for _ in range(a.runs):
+        for label, case, path in cases:
+            per[label].append(run(case, path, 1))
+    results = [(label, _merge(per[label])) for label, _, _ in cases]
+    json_wall, json_cpu = results[0][1].get("wall"), results[0][1].get("cpu")
+    compiled = "compiled (checker/_edn_json.c)" if edn._translate else "NOT built: pure Python"
+    print(f"read 1M ops ({a.runs} runs each, interleaved, median wall; translation {compiled}; "
+          f"load {Path('/proc/loadavg').read_text().split()[0]} at the end)")
+    print(f"{'case':28s} {'events':>8s} {'wall s':>8s} {'cpu s':>8s} {'peak RSS':>9s} {'/JSON':>6s}"
+          f" {'cpu/JSON':>8s}")
     for label, r in results:
         if "error" in r:
             print(f"{label:28s} error: {r['error']}")
             continue
         ratio = f"{r['wall'] / json_wall:5.2f}x" if json_wall else "?"
+        cpu_ratio = f"{r['cpu'] / json_cpu:5.2f}x" if json_cpu else "?"
         print(f"{label:28s} {r['events']:8d} {r['wall']:8.2f} {r['cpu']:8.2f} "
-              f"{r['rss_mb']:7.0f} MB {ratio:>6s}   walls {' '.join(f'{w:.2f}' for w in r['walls'])}")
+              f"{r['rss_mb']:7.0f} MB {ratio:>6s} {cpu_ratio:>8s}   "
+              f"walls {' '.join(f'{w:.2f}' for w in r['walls'])}")
     if a.edn_format:
-        r = run("edn_format", files["edn"], 1)
+        r = run("edn_format", files["edn"], 1, a.edn_format_python)
         if "error" in r:
             print(f"edn_format: not measured ({r['error']})")
         else:
-            lines = sum(1 for _ in open(files["edn"], "rb"))
+            with open(files["edn"], "rb") as f:
+                lines = sum(1 for _ in f)
             scale = lines / r["events"]
             print(f"edn_format (pure Python): {r['events']} lines in {r['wall']:.2f} s "
                   f"(cpu {r['cpu']:.2f} s); scaled to {lines} lines: ~{r['wall'] * scale:.0f} s, "
