@@ -108,6 +108,7 @@ class Applier:
         if rd.restore and rd.snapshot is not None:
             self._apply_around(rd, rd.snapshot)
         elif committed:
+            prev = self.applied
             waiters = rd.waiters
             if waiters:
                 self._apply_with_waiters(committed, waiters, 0, len(committed), rd.replies)
@@ -117,9 +118,15 @@ class Applier:
                     cmd = entry.data
                     if cmd is not None:
                         kv_apply(cmd)
-            if self.chain is not None:
-                self._chain(committed, 0, len(committed))
-            self.applied = committed[-1].index
+            last = self.applied = committed[-1].index
+            if self.chain is not None:  # inline: the chain's position is ``prev`` here
+                if committed[0].index == prev + 1 and last == prev + len(committed):
+                    pend = self.pend
+                    pend.extend(committed)
+                    if len(pend) >= BLOCK:
+                        self._seal()
+                else:
+                    self.chain, self.pend = None, []
         if rd.reads:
             data = self.kv.data
             replies = rd.replies
@@ -156,18 +163,23 @@ class Applier:
             self.chain = None  # not the next indexes: unknown, never wrong
             self.pend = []
             return
+        self.pend.extend(committed[start:end] if start or end < len(committed) else committed)
+        if len(self.pend) >= BLOCK:
+            self._seal()
+
+    def _seal(self) -> None:
+        """Seal every full ``BLOCK`` of ``pend`` into a mark."""
         pend = self.pend
-        pend.extend(committed[start:end] if start or end < len(committed) else committed)
-        if len(pend) >= BLOCK:
-            k = 0
-            chain, mark = self.chain, self.mark
-            while len(pend) - k >= BLOCK:
-                chain = chain_hash(chain, [e.data for e in pend[k:k + BLOCK]])  # type: ignore[arg-type]
-                k += BLOCK
-                mark += BLOCK
-                self.marks.append((mark, chain))
-            del pend[:k]
-            self.chain, self.mark = chain, mark
+        k = 0
+        chain, mark = self.chain, self.mark
+        assert chain is not None
+        while len(pend) - k >= BLOCK:
+            chain = chain_hash(chain, [e.data for e in pend[k:k + BLOCK]])
+            k += BLOCK
+            mark += BLOCK
+            self.marks.append((mark, chain))
+        del pend[:k]
+        self.chain, self.mark = chain, mark
 
     def _restore(self, snap: Snapshot) -> KVStore:
         """The store of ``snap``, taking the chain's state from it (unknown if it has none)."""
