@@ -56,7 +56,6 @@ from msgpack import packb
 from nodes.common.core_api import ClientReply, Entry, Ready, Snapshot, Waiter
 from nodes.common.kv import KVStore
 
-
 #: Indexes per sealed mark of the agreement chain, and how many marks are kept.
 BLOCK = 64
 MARKS = 32
