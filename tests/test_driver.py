@@ -252,6 +252,10 @@ def test_a_client_that_sends_an_array_gets_its_replies_in_arrays(running) -> Non
         # A client that never sent an array still gets maps.
         plain.send(msgpack.packb({"id": 1, "op": "write", "key": "d", "value": 4}))
         assert recv(plain) == {"id": 1, "ok": True}
+        # status carries the applier's agreement chain (nodes/common/applier.py)
+        plain.send(msgpack.packb({"id": 2, "op": "status"}))
+        agree = recv(plain)["agree"]
+        assert agree["applied"] == 4 and len(agree["hash"]) == 16 and agree["marks"] == []
     finally:
         c.close()
         plain.close()
