@@ -140,7 +140,9 @@ def run_schedule(seed: int, steps: int = 400, bugs: tuple[str, ...] = (),
     return net
 
 
-@pytest.mark.parametrize("chunk", range(10))
+# Four chunks in the default run (the suite's budget); all ten with -m slow.
+@pytest.mark.parametrize("chunk", [pytest.param(c, marks=pytest.mark.slow) if c >= 4 else c
+                                   for c in range(10)])
 def test_random_schedules_keep_agreement_and_liveness(chunk: int) -> None:
     per = DEFAULT_SCHEDULES // 10
     for seed in range(chunk * per, (chunk + 1) * per):
