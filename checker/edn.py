@@ -35,7 +35,7 @@ tokenizer; they answer the same events or None. Why that holds (for the
 pure-Python one; the C one tokenizes as ``_TOKEN`` does and checks each atom):
 
 - it runs only on text without the constructs it does not translate (``\\``,
-  ``;``, tabs, ``#`` but known tags, integers past 64 bits, which orjson
+  ``;``, tabs, ``#`` but known tags at the start of a token, integers past 64 bits, which orjson
   would read as floats, the bare symbol ``null``), and only where every
   string holds no separator, bracket, colon, ``#`` or ``;`` (so no pass can
   touch one); what else EDN has and JSON has not (``1N``, ``1/2``, ``\\a``,
@@ -275,6 +275,7 @@ _NAME = rb"[A-Za-z_*+!?<>=.\-][^\s,\[\](){}\"\\;:#]*"
 _KEY = re.compile(rb"(?:\{|, ):(" + _NAME + rb") ")
 _KEYWORD = re.compile(rb":(" + _NAME + rb")(?![^\s,\[\](){}\"\\;])")
 _TAG_AT = re.compile(rb"#[A-Za-z][\w.\-/]*")
+_TAG_STARTS = (b"\n#", b" #", b",#", b"[#", b"(#", b"{#")  # a '#' that starts a token
 # the numbers and strings between which a history's text repeats (fragments)
 _BETWEEN_VALUES = re.compile(
     rb'"[^"]*"|(?<=[\s,\[{(])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?=[\s,\]})]|$)')
@@ -390,6 +391,8 @@ def _fast_chunk(c: bytes, passes: _Passes) -> list | None:
         return None
     if b"null" in c or _LONG_INT in c.translate(_DIGITS):
         return None
+    if b"#" in c and c.count(b"#") != sum(c.count(p) for p in _TAG_STARTS):
+        return None  # a '#' inside an atom (:a#b), which no tag pass may cut
     for old, new in passes.fragments:
         c = new.join(c.split(old))  # c.replace(old, new), ~10% faster here
     events = _as_json(c)

@@ -209,7 +209,8 @@ _VALUES = [
     "#{#{}}", "[:a :a]",
     # odd whitespace, comments, keywords and numbers at the edges
     "[1\t2\r3]", "[1\x0b2]", "[1\x0c2]", "[1\x1c2]", "[1\u00a02]", "[1\u20282]", "[1\x002]",
-    ":é", ":a\\b", ":", "::a", ":a#b", ":a'b", "\\newline", "[1 ; c ] 2]", "1e-400", "1e308",
+    ":é", ":a\\b", ":", "::a", ":a#b", ":read#jepsen.history.Op", ":ok#t", ":a'b", "\\newline",
+    "[1 ; c ] 2]", "1e-400", "1e308",
     "1e309", "1.5e10", "0.1000000000000000055511151231257827", "1234567890123456789", "-", "-a",
     "1.5e+3", "00", "0.5", "-.5", "1e", "1e+", "[1 2]x", '"a"b', '"a":b', "nil,", "truex",
 ]
@@ -368,3 +369,29 @@ def test_the_compiled_translation_is_the_build_of_the_source_beside_it(translati
     assert _edn_json.translate(data, 2, 20) is None  # ends inside a map
     with pytest.raises(ValueError):
         _edn_json.translate(data, 2, len(data) + 1)
+
+
+_SOUP = ["{", "}", "[", "]", "(", ")", "#{", " ", ", ", ",", "\n", "\t", "\r", ":type", ":invoke",
+         ":ok", ":info", ":f", ":read", ":process", ":value", "0", "1", "-1", "1.5", "1e5", "nil",
+         "true", "false", '"k1"', '"a b"', '"x\\"y"', '"\\u00e9"', '"é"', '"\\\\"',
+         "#jepsen.history.Op", "#t ", "#_", ";c", ":", "::a", "sym", "null", "\\a", "1N", "0.1", "-0",
+         "007", "1/2", "#", '"', ":a:b", "\xa0", "\x0b", "12345678901234567890",
+         "9223372036854775807", ":k\\x", "'", "#inst", "}\n", "]\n", "{:a {:b [1 2]}}"]
+
+
+@pytest.mark.slow
+def test_random_token_soup_reads_as_the_tokenizer_reads_it(monkeypatch) -> None:
+    """Texts glued from EDN's delimiters, atoms and edge tokens, mostly as the
+    value of an op map between two plain ones: both translations answer what
+    the tokenizer answers (an event list or the same error)."""
+    r = random.Random(7)
+    for i in range(10_000):
+        t = "".join(r.choice(_SOUP) for _ in range(r.randint(1, 40)))
+        if r.random() < 0.7:
+            t = "\n".join(f"{{:type :ok, :f :read, :process {j}, :value {t if j == 1 else 1}}}"
+                          for j in range(3))
+        monkeypatch.setattr(edn, "_CHUNK", r.choice([16, 64, 1 << 20]))
+        try:
+            _same(t)
+        except AssertionError as exc:
+            raise AssertionError(f"text {i}: {t!r}: {exc}") from None
