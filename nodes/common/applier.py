@@ -42,7 +42,11 @@ that the replicas diverged there (or one lost an applied entry). Invariants:
   that does not follow the last applied index, makes the chain unknown for
   this incarnation (``agreement()`` None), never wrong;
 - the hot path pays one list ``extend`` per Ready and one msgpack + hash per
-  ``BLOCK`` entries; nothing per entry.
+  ``BLOCK`` entries; nothing per entry. ``BLOCK`` is small so that a node
+  seals a mark soon after any entry (at ~50 entries/s, within ~0.3 s): a
+  node killed soon after applying an entry the others never apply has
+  usually reported a mark past it by then (a tail hash is comparable only
+  with a report at exactly its index).
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ from nodes.common.core_api import ClientReply, Entry, Ready, Snapshot, Waiter
 from nodes.common.kv import KVStore
 
 #: Indexes per sealed mark of the agreement chain, and how many marks are kept.
-BLOCK = 64
-MARKS = 32
+BLOCK = 16
+MARKS = 64
 #: The chain's hash at index 0.
 ORIGIN = bytes(8)
 
