@@ -89,7 +89,8 @@ ClientReply = dict[str, Any]
 #: command). It is the client's own entry iff the committed entry holds a
 #: command and, where given (not None), has that ``term`` (Raft: Log
 #: Matching) and equals that ``command`` (Paxos: a slot is chosen with one value).
-Waiter = tuple[bytes, Any, "int | None", Any]
+#: The client is None when the core already answered it (BUG early-ack).
+Waiter = tuple["bytes | None", Any, "int | None", Any]
 
 #: A read the core confirmed: (client, request id, key). Its read index is
 #: at or below the entries committed so far, so the applier answers it at once.
@@ -187,7 +188,8 @@ class Ready:
     #: (after the committed entries at or below its index are applied).
     restore: bool = False
     messages: list[Any] = field(default_factory=list)
-    replies: list[tuple[bytes, ClientReply]] = field(default_factory=list)
+    #: (client, reply); client None: a waiter the core already answered (BUG early-ack).
+    replies: list[tuple[bytes | None, ClientReply]] = field(default_factory=list)
     #: Messages that claim nothing about this node's durable state (a
     #: leader's replication messages); see the module header, step 1.
     early_messages: list[Any] = field(default_factory=list)

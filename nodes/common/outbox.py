@@ -88,15 +88,16 @@ class Outbox:
         self.out_messages: list[Any] = []
         #: A leader's replication messages (Ready.early_messages).
         self.out_early: list[Any] = []
-        self.out_replies: list[tuple[bytes, ClientReply]] = []
+        self.out_replies: list[tuple[bytes | None, ClientReply]] = []
         self.out_committed: list[Entry] = []
         self.out_waiters: list[tuple[int, Waiter]] = []
         self.out_reads: list[ConfirmedRead] = []
 
     def ready(self) -> Ready | None:
         """Hand over the effects collected since the last ``ready()``, or None."""
-        soft = self._soft
-        if soft.role != self.role or soft.leader != self.leader or soft.term != self.term:
+        cur = self._soft
+        soft: SoftState | None
+        if cur.role != self.role or cur.leader != self.leader or cur.term != self.term:
             soft = self._soft = SoftState(self.role, self.leader, self.term)
         elif not (self.out_messages or self.out_early or self.out_entries or self.out_replies
                   or self.out_committed or self.out_meta is not None or self.out_reads

@@ -288,7 +288,7 @@ class PaxosCore(Outbox):
             # BUG early-ack: acknowledged once in our own log (fsynced with this
             # Ready), before any other acceptor has it.
             self.out_replies.append((client, {"id": req["id"], "ok": True}))
-            self.pending[slot] = (None, req["id"], None, cmd)  # type: ignore[assignment]
+            self.pending[slot] = (None, req["id"], None, cmd)
         else:
             self.pending[slot] = (client, req["id"], None, cmd)
         self._propose(slot, cmd)  # last: a one-node cluster applies it at once
@@ -512,7 +512,7 @@ class PaxosCore(Outbox):
         # rng.randint(el_lo, el_hi), drawn the same way (randrange's own path for a
         # positive width) without its two layers of argument checks: this runs for
         # every Accept a follower takes.
-        return self.el_lo + self.rng._randbelow(self.el_hi - self.el_lo + 1)
+        return self.el_lo + self.rng._randbelow(self.el_hi - self.el_lo + 1)  # type: ignore[attr-defined]
 
     def _reset_election_timer(self) -> None:
         self.election_elapsed = 0
@@ -589,16 +589,16 @@ class PaxosCore(Outbox):
         queued, self.queued = self.queued, []
         own_values = [q for q in queued if q[1]["op"] != "read"] if self.bug_no_adopt else []
         for s in range(base + 1, top + 1):
-            e = best.get(s)
-            if e is not None and e.chosen:
+            got = best.get(s)
+            if got is not None and got.chosen:
                 rec = self.log.get(s)
                 if rec is None or not rec.chosen:
-                    rec = Slot(e.ballot, e.value, True)
+                    rec = Slot(got.ballot, got.value, True)
                     self.log[s] = rec
                     self._persist(s, rec)
-            elif e is not None and e.value is not None and not self.bug_no_adopt:
-                self._propose(s, e.value)
-            elif e is not None and self.bug_no_adopt and own_values:
+            elif got is not None and got.value is not None and not self.bug_no_adopt:
+                self._propose(s, got.value)
+            elif got is not None and self.bug_no_adopt and own_values:
                 # BUG no-adopt: our own client's command replaces the value
                 # some acceptor reported for this slot.
                 client, req = own_values.pop(0)

@@ -193,7 +193,7 @@ class RaftCore(Outbox):
         # Effects for the next Ready (the leader's AppendEntries go in out_early).
         self._init_outbox(self.snap_index)
 
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], None]] = {
             PreVote: self._on_prevote,
             PreVoteReply: self._on_prevote_reply,
             RequestVote: self._on_vote,

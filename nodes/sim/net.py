@@ -312,7 +312,7 @@ class SimNet:
             if self.nodes[i].dirty:
                 self.flush(i)
 
-    def _record_reply(self, node_id: str, client: bytes, reply: dict[str, Any]) -> None:
+    def _record_reply(self, node_id: str, client: bytes | None, reply: dict[str, Any]) -> None:
         r = self.requests.get(client)
         if r is None:
             raise SimError(f"{node_id} replied to unknown client {client!r}: {reply}")

@@ -533,7 +533,8 @@ class World:
             snap = None
         if rd.messages:
             self._send(node.id, rd.messages)
-        replies = rd.replies
+        # Any: a waiter the core already answered has client None (BUG early-ack)
+        replies: list[Any] = rd.replies
         if replies and self.reply_sink is not None:
             lo, span = CLIENT_LATENCY_NS
             rand = node.reply_rand
