@@ -2,7 +2,9 @@
 
 Two processes with different PYTHONHASHSEED run the same simulated config;
 history.jsonl must be byte-identical and results.json identical once its
-wall-clock fields (reports.runfolder.WALL_CLOCK_FIELDS) are taken out. The
+wall-clock fields (reports.runfolder.WALL_CLOCK_FIELDS) are taken out; one of
+the two runs the compiled hot path when the install built it, the other pure
+Python (nodes/_native.py). The
 fault stream is separate from the clients': removing a fault operation leaves
 every slot's sequence of operations unchanged.
 """
@@ -32,21 +34,29 @@ print(r.run_dir)
 """
 
 
-def _run_in_process(system: str, where: Path, hashseed: str) -> Path:
+def _run_in_process(system: str, where: Path, hashseed: str, pure: bool = False) -> Path:
     """The run, in a fresh process under ``where`` (the store is ./store there,
-    so the recorded command line is the same)."""
+    so the recorded command line is the same); ``pure``: with the compiled hot
+    path off (nodes/_native.py), whether or not this install built it."""
     where.mkdir(parents=True)
     env = {**os.environ, "PYTHONHASHSEED": hashseed,
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("CHECKER_PURE", None)
+    env.pop("CONSENSUS_HARNESS_PURE", None)
+    if pure:
+        env["CONSENSUS_HARNESS_PURE"] = "1"
     out = subprocess.run([sys.executable, "-c", RUN, system, "store"], cwd=where, env=env,
                          capture_output=True, text=True, timeout=120, check=True)
     return where / out.stdout.strip().splitlines()[-1]
 
 
 def test_same_seed_same_bytes_across_processes_and_hash_seeds(tmp_path: Path) -> None:
+    """... and across the compiled and the pure-Python hot path: the second
+    process always runs pure Python; the first runs the mypyc build when this
+    install has one (nodes/_native.py)."""
     for system in ("raft", "paxos"):
         a = _run_in_process(system, tmp_path / f"a-{system}", "1")
-        b = _run_in_process(system, tmp_path / f"b-{system}", "4242")
+        b = _run_in_process(system, tmp_path / f"b-{system}", "4242", pure=True)
         ha = hashlib.sha256((a / "history.jsonl").read_bytes()).hexdigest()
         hb = hashlib.sha256((b / "history.jsonl").read_bytes()).hexdigest()
         assert ha == hb, system
