@@ -8,6 +8,8 @@ while the source beside it still has that hash, so an edited .c never runs as
 an old build (re-run ``pip install -e .``).
 
 - checker/_edn_json.c: EDN to JSON in one pass (checker/edn.py, issue 20).
+- checker/_search.c: the linearizability search for table steps
+  (checker/search.py, issue 20).
 - nodes/_native_build.py: mypyc's build of the simulator and the cores
   (issue 15), guarded the same way across the whole group by nodes/_native.py.
 """
@@ -51,5 +53,6 @@ def native_build() -> tuple[list[Any], type]:
 native_extensions, native_build_ext = native_build()
 setup(cmdclass={"build_ext": native_build_ext}, ext_modules=[
     extension("checker._edn_json", "checker/_edn_json.c"),
+    extension("checker._search", "checker/_search.c"),
     *native_extensions,
 ])

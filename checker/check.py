@@ -418,7 +418,7 @@ def _compile(model: Model, part: list[Op]) -> Compiled:
 def _search(c: Compiled, limit: float | None, max_held: int | None, model: Model) -> Any:
     try:
         return linearize(c.calls, c.rets, c.step, c.init, c.pred, limit, c.needs, c.viable,
-                         max_held)
+                         max_held, c.table)
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise HistoryError("<history>", None, f"not a {model.name} history: {exc}") from None
 
@@ -544,7 +544,7 @@ def _valid_steps(c: Compiled, deadline: float | None, max_held: int | None) -> i
         return 0
     try:
         out = linearize(c.calls, c.rets, c.step, c.init, c.pred, deadline, c.needs, c.viable,
-                        max_held)
+                        max_held, c.table)
     except (ValueError, TypeError, IndexError, KeyError):
         return None  # the caller's own search names the problem
     return out.steps if out.valid is True else None

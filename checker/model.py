@@ -39,7 +39,7 @@ from typing import Any
 
 from checker.explain import fmt, generic_sentence
 from checker.history import INF, Op
-from checker.search import NO
+from checker.search import NO, Table
 
 NIL_READ = ("absent", "wildcard")
 FAIL_CAS = ("noeffect", "observed")
@@ -59,6 +59,9 @@ class Compiled:
     needs: list[list[int] | None] | None = None
     viable: Callable[[Any, Callable[[int], bool], list[int]], bool] | None = None
     stale: list[int] = field(default_factory=list)  # ops proven to see an overwritten value
+    #: the step as a table (checker/search.py ``Table``) when it is one: the
+    #: compiled search runs it
+    table: Table | None = None
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
 

@@ -306,7 +306,7 @@ class CasRegister(Model):
         return Compiled(
             O, C, rets, pred, init_c, step,
             decode=lambda c: values[c], dropped=n_in - len(O), notes=notes, needs=needs,
-            stale=stale,
+            stale=stale, table=(K, A, B),
         )
 
 

@@ -46,6 +46,13 @@ Invariants:
   bounds what the search holds, memo entries (each optional set kept counts
   one) plus the stack; the test costs one add and one compare per new
   entry, so no RSS polling is needed (docs/checker.md "Memory limit").
+
+Compiled twin: when the model's step is a table (``Table``; the register
+compile gives one) and checker/_search.c is built and current
+(checker/native.py), ``linearize`` runs the same loop in C: the same
+``Outcome`` field for field, or None outside the bitset widths it keeps,
+and then the Python loop below runs (tests/test_checker_native.py holds
+the two equal). The loop here stays the specification.
 """
 
 from __future__ import annotations
@@ -57,8 +64,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.history import INF  # an optional op's return: never due
+from checker.native import load
 
 NO: Any = object()  # step result: the operation is illegal in this state
+
+#: A table step, ``(kinds, seen, writes)``: integer columns that say what
+#: ``step(s, i)`` does on integer states, exactly:
+#: kinds[i] == 1: writes[i]; kinds[i] == 3: s if s != seen[i] else NO;
+#: otherwise (read, cas): writes[i] if s == seen[i] else NO.
+#: A model whose step is a table passes it (``Compiled.table``), and the
+#: compiled search runs it (checker/_search.c, same Outcome).
+Table = tuple[Sequence[int], Sequence[int], Sequence[int]]
+
+#: checker/_search.c built and current (checker/native.py), else None; tests
+#: set it to None to run the Python loop.
+NATIVE = load("_search")
 
 
 @dataclass(slots=True)
@@ -159,10 +179,26 @@ def linearize(
     needs: Sequence[Sequence[int] | None] | None = None,
     viable: Callable[[Any, Callable[[int], bool], list[int]], bool] | None = None,
     max_held: int | None = None,
+    table: Table | None = None,
 ) -> Outcome:
     n = len(calls)
     if n == 0:
         return Outcome(True)
+    if table is not None and viable is None and NATIVE is not None:
+        # the compiled twin of the loop below (checker/_search.c): the same
+        # Outcome, or None outside the widths it keeps, then this loop runs
+        r = NATIVE.linearize_table(calls, rets, table[0], table[1], table[2], init, pred, needs,
+                                   deadline, max_held)
+        if r is not None:
+            return Outcome(*r)
+    return _linearize(calls, rets, step, init, pred, deadline, needs, viable, max_held, n)
+
+
+def _linearize(calls: Sequence[float], rets: Sequence[float], step: Callable[[Any, int], Any],
+               init: Any, pred: Sequence[int] | None, deadline: float | None,
+               needs: Sequence[Sequence[int] | None] | None,
+               viable: Callable[[Any, Callable[[int], bool], list[int]], bool] | None,
+               max_held: int | None, n: int) -> Outcome:
     if pred is None:
         pred = [-1] * n
     # Entries in time order, calls before returns at equal times, then by op:
@@ -417,7 +453,7 @@ def linearize(
                         out.prefix = [e[0] for e in best_stack]
                         return out
                     i, state, slot, fr, urgent, base, rel = pop()
-                    if len(stack) < kept:
+                    if len(stack) < kept:  # noqa: PLR1730 - a compare, not a call (hot)
                         kept = len(stack)
                     if base < low:  # noqa: PLR1730 - a compare, not a call: backtracks are hot
                         low = base

@@ -1,0 +1,61 @@
+"""The checker's compiled helpers, and the one rule for using them.
+
+Owns ``load(name)`` (and its hash test, ``compiled``): the C extension ``checker.<name>`` (built from
+``checker/<name>.c`` by setup.py at ``pip install -e .``; optional) if it
+was built from that source as it is now, else None, and then the caller
+runs its pure-Python twin. Each module records the SHA-256 of the .c it was
+built from (``SOURCE_SHA256``); when the file beside it has another hash,
+the build is stale and is not used (one warning line says so), so an
+edited source never runs as an old build. An installed copy without its
+source is trusted: it was built with the package.
+
+``CHECKER_PURE=1`` in the environment turns every compiled helper off (the
+tests run each case both ways; docs/checker.md "Compiled search").
+
+Invariant: a compiled helper answers what its Python twin answers, or None
+("not mine": the caller then runs the Python twin), never something else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pure() -> bool:
+    """Whether CHECKER_PURE asks for the pure-Python paths only."""
+    return os.environ.get("CHECKER_PURE", "") not in ("", "0")
+
+
+def load(name: str) -> ModuleType | None:
+    """``checker.<name>`` if built, current with ``checker/<name>.c`` and not
+    turned off by CHECKER_PURE; else None."""
+    if pure():
+        return None
+    try:
+        module = importlib.import_module(f"checker.{name}")
+    except ImportError:
+        return None  # not built (no compiler at install): the Python twin
+    return compiled(module, _HERE / f"{name}.c")
+
+
+def compiled(module: ModuleType, source: Path) -> ModuleType | None:
+    """``module`` if it was built from ``source`` as it is now (its
+    ``SOURCE_SHA256``), else None with one warning line; an installed copy
+    without its source is trusted."""
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    except OSError:
+        return module
+    if digest != getattr(module, "SOURCE_SHA256", None):
+        warnings.warn(f"{source} changed since its build: the checker uses its pure-Python "
+                      f"twin (slower) until `pip install -e .` builds it again",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return module
