@@ -1,7 +1,8 @@
 """Findings from fault evidence: what the nodes' own behaviour under a fault proves.
 
-Owns ``durability(events)`` (the anomalies the evidence of a run's faults
-proves, in results.json's anomaly form) and ``apply(verdict, checker, events)``
+Owns ``durability(events)`` and ``diverged(events)`` (the anomalies the
+evidence of a run's faults and the replicas' agreement reports prove, in
+results.json's anomaly form), ``found(events)`` (both) and ``apply(verdict, checker, events)``
 (the verdict and checker dict with them added), which harness/workload.py's
 ``check`` calls for every run, real or simulated, so the verdict, the report,
 the ledger's signature and the shrinker's "same kind" all see them.
@@ -46,7 +47,7 @@ KINDS = {"lose-unsynced-end": ("refused-after-power-loss", "losing power (lose-u
 
 def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The durability anomalies ``events``' fault evidence proves, in order."""
-    found: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     done: set[str] = set()
     for ev in events:
         if ev.get("process") != "nemesis":
@@ -78,7 +79,7 @@ def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             code, line = exits[node]
             at = ev.get("time")
             when = f" at {at / 1e9:.1f} s" if isinstance(at, (int, float)) else ""
-            found.append({
+            out.append({
                 "finding": "not durable", "kind": kind, "key": None, "node": node, "time": at,
                 "exit_code": code, "line": line, "ops": [], "prefix": [],
                 "sentence": (
@@ -89,12 +90,12 @@ def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "and voted always comes back; this one relied on data it never made "
                     "durable."),
             })
-    return found
+    return out
 
 
 def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The replicas-diverged anomalies of ``events``' agreement events, in order."""
-    found: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for ev in events:
         if ev.get("process") != "nemesis" or ev.get("f") != AGREEMENT_EVENT:
             continue
@@ -110,7 +111,7 @@ def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         when = f" (seen at {at / 1e9:.1f} s)" if isinstance(at, (int, float)) else ""
         who = (f"{a.get('node')} (pid {a.get('pid')}) and {b.get('node')} (pid {b.get('pid')})"
                if a.get("node") == b.get("node") else f"{a.get('node')} and {b.get('node')}")
-        found.append({
+        out.append({
             "finding": "replicas diverged", "kind": "replicas-diverged", "key": None,
             "node": str(a.get("node")), "nodes": [str(a.get("node")), str(b.get("node"))],
             "index": index, "time": at, "ops": [], "prefix": [],
@@ -120,7 +121,12 @@ def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "replicas apply the same command at every index whatever the faults, so one "
                 "of them applied an entry that was never committed, or lost one that was."),
         })
-    return found
+    return out
+
+
+def found(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every finding ``events`` prove: the durability ones, then the divergences."""
+    return durability(events) + diverged(events)
 
 
 def apply(verdict: str, checker: dict[str, Any] | None,
@@ -130,11 +136,11 @@ def apply(verdict: str, checker: dict[str, Any] | None,
     A finding makes the run invalid whatever the history's check said. It comes
     after the checker's own anomalies (a witness in the history says more), and
     first when the history alone passed or could not be decided."""
-    found = durability(events) + diverged(events)
-    if not found:
+    proved = found(events)
+    if not proved:
         return verdict, checker
     out = dict(checker or {"model": "findings"})
-    out["anomalies"] = list(out.get("anomalies") or []) + found
+    out["anomalies"] = list(out.get("anomalies") or []) + proved
     out["valid"] = False
-    out["findings"] = len(found)
+    out["findings"] = len(proved)
     return "invalid", out
