@@ -26,9 +26,10 @@ Three readers, one reading:
   at install, optional): the same run in one pass of C, a state machine
   that writes the JSON of every form it can translate exactly and answers
   None otherwise (its header lists what). Where it is built, it replaces
-  the pure-Python translation (about 8x less CPU than its ~15 passes); it is
-  used only while its source has the hash the build recorded
-  (``_compiled``), so an edited .c never runs as a stale build.
+  the pure-Python translation (about 6x less CPU than its ~15 passes); it is
+  used only while its source has the hash the build recorded, and not with
+  ``CHECKER_PURE=1`` (``checker.native.load``), so an edited .c never runs
+  as a stale build.
 
 Invariant: the translations never read a different value from the
 tokenizer; they answer the same events or None. Why that holds (for the
@@ -59,12 +60,9 @@ Memory: a run of lines at a time, so the extra memory is a few copies of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from checker.history import TYPES, HistoryError, _validate
@@ -79,29 +77,17 @@ __all__ = ["Keyword", "parse_edn"]
 _Translate = Callable[[bytes, int, int], "bytes | None"]
 
 
-def _compiled(module: Any, source: Path) -> _Translate | None:
-    """``module.translate`` (checker/_edn_json.c built) if it was built from
-    ``source`` as it is now; None (the pure-Python translation) if the source
-    changed since. An installed copy without its source is trusted: it was
-    built with the package."""
-    try:
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    except OSError:
-        return module.translate
-    if digest != getattr(module, "SOURCE_SHA256", None):
-        warnings.warn(f"{source} changed since its build: EDN is read in pure Python "
-                      "(about 2x slower) until `pip install -e .` builds it again",
-                      RuntimeWarning, stacklevel=2)
-        return None
-    return module.translate
+def _load_translate() -> _Translate | None:
+    """The compiled translation's ``translate`` (checker/_edn_json.c), or None
+    for the pure-Python one: checker/native.py decides (not built, built from
+    another source than the one beside it, or CHECKER_PURE=1)."""
+    from checker import native
+
+    module = native.load("_edn_json")
+    return None if module is None else module.translate
 
 
-try:  # the compiled translation, built by setup.py at install (optional)
-    from checker import _edn_json
-except ImportError:
-    _translate: _Translate | None = None
-else:
-    _translate = _compiled(_edn_json, Path(__file__).with_name("_edn_json.c"))
+_translate = _load_translate()
 
 
 class Keyword(str):

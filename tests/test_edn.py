@@ -339,19 +339,15 @@ def test_keywords_are_strings_named_without_the_colon() -> None:
 
 # --------------------------------------------------------------------------- the compiled build
 
-def test_a_build_is_used_only_while_its_source_is_unchanged(tmp_path: Path) -> None:
-    import hashlib
-    import types
+def test_checker_pure_and_a_stale_build_turn_the_compiled_translation_off(monkeypatch) -> None:
+    # the decision is checker.native's (its own tests cover the hash); edn must ask it
+    from checker import native
 
-    src = tmp_path / "_edn_json.c"
-    src.write_bytes(b"/* v1 */")
-    built = types.SimpleNamespace(translate=len, SOURCE_SHA256=hashlib.sha256(b"/* v1 */").hexdigest())
-    assert edn._compiled(built, src) is len
-    src.write_bytes(b"/* v2: edited after the build */")
-    with pytest.warns(RuntimeWarning, match="changed since its build"):
-        assert edn._compiled(built, src) is None
-    src.unlink()  # an installed copy without its source
-    assert edn._compiled(built, src) is len
+    monkeypatch.setenv("CHECKER_PURE", "1")
+    assert edn._load_translate() is None
+    monkeypatch.delenv("CHECKER_PURE")
+    monkeypatch.setattr(native, "load", lambda name: None if name == "_edn_json" else 1 / 0)
+    assert edn._load_translate() is None
 
 
 def test_the_compiled_translation_is_the_build_of_the_source_beside_it(translation) -> None:
