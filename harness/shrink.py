@@ -148,6 +148,9 @@ class Outcome:
     run_dir: str | None = None
     #: Seconds of load the run had (less than its time limit when --stop-on-anomaly ended it).
     load_s: float | None = None
+    #: (kind, end, ids) of the first anomaly of each kind, in the checker's order: its
+    #: ``anomaly_end_s`` and ``anomaly_ops`` as above (empty: only the first's are known).
+    by_kind: tuple[tuple[str, float | None, tuple[int, ...]], ...] = ()
 
 
 #: Runs one candidate: (config, faults) -> Outcome.
@@ -171,10 +174,21 @@ class Shrunk:
 
 
 def kind_of(checker: dict[str, Any] | None) -> tuple[str, str]:
-    """(model, anomaly kind) of a result: what "the same failure" means."""
+    """(model, anomaly kind) of a result's first anomaly: what "the same failure" means."""
     from reports.ledger import anomaly_kind
 
     return str((checker or {}).get("model") or ""), anomaly_kind(checker)
+
+
+def kinds_of(checker: dict[str, Any] | None) -> set[tuple[str, str]]:
+    """(model, kind) of every anomaly of a result: a candidate fails "the same way" when
+    one of them is the original's first. A finding (replicas-diverged, refused-after-...)
+    follows the history's own anomalies, so a candidate that shows the original's
+    finding and, besides it, a history anomaly still shows the same failure."""
+    from reports.ledger import anomaly_kinds
+
+    model = str((checker or {}).get("model") or "")
+    return {(model, k) for k in anomaly_kinds(checker)}
 
 
 def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
@@ -305,7 +319,7 @@ class Shrinker:
         if self.out_of_time():
             return False
         out = self._run(c)
-        same = out.verdict == "invalid" and (self.any_anomaly or kind_of(out.checker) == self.want)
+        same = out.verdict == "invalid" and (self.any_anomaly or self.want in kinds_of(out.checker))
         if not same:
             return False
         new, old = _size(c, out), _size(self.best, self.best_outcome)
@@ -313,6 +327,15 @@ class Shrinker:
             return False
         self.best, self.best_outcome = c, out
         return True
+
+    def _story(self, out: Outcome) -> tuple[float | None, tuple[int, ...]]:
+        """When the anomaly that makes ``out`` fail the same way ended, and the positions
+        in ``out.ops`` of the operations it names: the first of the wanted kind."""
+        if not self.any_anomaly:
+            for kind, end, ids in out.by_kind:
+                if kind == self.want[1]:
+                    return end, ids
+        return out.anomaly_end_s, out.anomaly_ops
 
     def _note(self, what: str) -> None:
         b, o = self.best, self.best_outcome
@@ -339,7 +362,7 @@ class Shrinker:
                     self.fails(self._until(round(load + 0.1, 3)))
         lo, hi = MIN_TIME_S, self.best.time_limit
         # First guess: the run can end once the anomaly's operations have (plus slack).
-        end = self.best_outcome.anomaly_end_s
+        end = self._story(self.best_outcome)[0]
         if end is not None and end + ANOMALY_SLACK_S < hi:
             guess = round(max(lo, end + ANOMALY_SLACK_S), 3)
             if self.fails(self._until(guess)):
@@ -385,8 +408,9 @@ class Shrinker:
         named ones: what came long before the anomaly rarely matters."""
         out = self.best_outcome
         ops = list(out.ops)
-        named = [ops[i] for i in out.anomaly_ops if i < len(ops)]
-        keys = {out.keys[i] for i in out.anomaly_ops if i < len(out.keys)} - {None}
+        story = self._story(out)[1]
+        named = [ops[i] for i in story if i < len(ops)]
+        keys = {out.keys[i] for i in story if i < len(out.keys)} - {None}
         # No client operation at all first: a run without clients costs a tenth of one with
         # them, and a failure the nodes show alone (a node that refuses to restart) needs none.
         keeps: list[list[tuple[int, int]]] = [[]]
@@ -403,7 +427,7 @@ class Shrinker:
         times = list(out.times)
         if len(times) == len(ops) and ops:
             lo = times[0]
-            hi = min((times[i] for i in out.anomaly_ops if i < len(ops)), default=times[-1])
+            hi = min((times[i] for i in story if i < len(ops)), default=times[-1])
             for _ in range(TIME_STEPS):
                 if hi - lo < 0.05 or self.out_of_time():
                     break
@@ -553,36 +577,63 @@ def outcome_of(out: Any) -> Outcome:
     # and the load's invokes come first, in the order of ``out.ops``.
     invokes = [e for e in out.events if e["type"] == "invoke" and e["process"] != "nemesis"]
     invokes = invokes[:len(ops)]
+    by_kind = firsts_by_kind(out.events, out.checker)
     return Outcome(out.verdict, out.checker, out.client_ops, ops,
-                   anomaly_end(out.events, out.checker),
-                   tuple(_hashable(e.get("key")) for e in invokes), anomaly_ids(out.checker),
-                   times=tuple(e["time"] / 1e9 for e in invokes), load_s=out.load_seconds)
+                   by_kind[0][1] if by_kind else None,
+                   tuple(_hashable(e.get("key")) for e in invokes),
+                   by_kind[0][2] if by_kind else (),
+                   times=tuple(e["time"] / 1e9 for e in invokes), load_s=out.load_seconds,
+                   by_kind=by_kind)
 
 
 def _hashable(key: Any) -> Any:
     return key if isinstance(key, (str, int)) else None
 
 
-def anomaly_ids(checker: dict[str, Any] | None) -> tuple[int, ...]:
-    """The operation ids the first anomaly names: its own and the prefix it was checked
-    against (the kv checker's ``prefix``), sorted."""
-    anomalies = (checker or {}).get("anomalies") or []
-    first = anomalies[0] if anomalies and isinstance(anomalies[0], dict) else {}
-    ids = [*(first.get("ops") or ()), *(first.get("prefix") or ())]
+def _ids(anomaly: dict[str, Any]) -> tuple[int, ...]:
+    """The operation ids an anomaly names: its own and the prefix it was checked against
+    (the kv checker's ``prefix``), sorted."""
+    ids = [*(anomaly.get("ops") or ()), *(anomaly.get("prefix") or ())]
     return tuple(sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)}))
 
 
 def anomaly_end(events: list[dict[str, Any]], checker: dict[str, Any] | None) -> float | None:
-    """When the first anomaly's operations had all ended, in seconds of history time."""
+    """When the first anomaly's operations had all ended (a finding, which names no
+    operation: when it was seen), in seconds of history time."""
+    by_kind = firsts_by_kind(events, checker, first_only=True)
+    return by_kind[0][1] if by_kind else None
+
+
+def firsts_by_kind(events: list[dict[str, Any]], checker: dict[str, Any] | None,
+                   first_only: bool = False
+                   ) -> tuple[tuple[str, float | None, tuple[int, ...]], ...]:
+    """(kind, end, ids) of the first anomaly of each kind (see ``Outcome.by_kind``): when
+    its operations had all ended, or for a finding (no operations) its ``time``, in
+    seconds of history time; and the operation ids it names (``_ids``)."""
     from checker.history import pair
+    from reports.ledger import anomaly_kinds
 
     anomalies = (checker or {}).get("anomalies") or []
-    ids = anomalies[0].get("ops") if anomalies and isinstance(anomalies[0], dict) else None
-    if not ids:
-        return None
-    ops = pair(events)
-    ends = [ops[i].end or ops[i].start for i in ids if isinstance(i, int) and i < len(ops)]
-    return max(ends) / 1e9 if ends else None
+    found: list[tuple[str, float | None, tuple[int, ...]]] = []
+    seen: set[str] = set()
+    paired: list[Any] | None = None
+    for kind, a in zip(anomaly_kinds(checker), anomalies, strict=True):
+        if kind in seen:
+            continue
+        seen.add(kind)
+        a = a if isinstance(a, dict) else {}
+        own = [i for i in a.get("ops") or () if isinstance(i, int) and not isinstance(i, bool)]
+        end: float | None = None
+        if own:
+            paired = pair(events) if paired is None else paired
+            ends = [paired[i].end or paired[i].start for i in own if i < len(paired)]
+            end = max(ends) / 1e9 if ends else None
+        elif isinstance(a.get("time"), (int, float)) and not isinstance(a.get("time"), bool):
+            end = a["time"] / 1e9
+        found.append((kind, end, _ids(a)))
+        if first_only:
+            break
+    return tuple(found)
 
 
 # --- from a run folder ------------------------------------------------------------------

@@ -97,11 +97,18 @@ class Row:
 def anomaly_kind(checker: dict[str, Any] | None) -> str:
     """The kind of the first anomaly: the checker's ``kind`` (G-single, G1c, ... or
     the kv checker's), else ``non-linearizable``; "" without an anomaly."""
-    anomalies = (checker or {}).get("anomalies") or []
-    if not anomalies:
-        return ""
-    first = anomalies[0] if isinstance(anomalies[0], dict) else {}
-    return str(first.get("kind") or first.get("type") or "non-linearizable")
+    kinds = anomaly_kinds(checker)
+    return kinds[0] if kinds else ""
+
+
+def anomaly_kinds(checker: dict[str, Any] | None) -> list[str]:
+    """The kind of every anomaly, in order (see ``anomaly_kind``): a run can show a
+    history anomaly and a finding (replicas-diverged, refused-after-crash) at once."""
+    kinds = []
+    for a in (checker or {}).get("anomalies") or []:
+        a = a if isinstance(a, dict) else {}
+        kinds.append(str(a.get("kind") or a.get("type") or "non-linearizable"))
+    return kinds
 
 
 def story_shape(results: dict[str, Any]) -> str:

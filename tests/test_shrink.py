@@ -216,3 +216,60 @@ def test_the_focus_pass_cuts_what_came_long_before() -> None:
     kept = s.best_outcome.ops
     assert {(0, n) for n in range(20, 31)} <= set(kept)
     assert min(n for _, n in kept) >= 15 and len(kept) < 45  # from 80
+
+
+DIVERGED = {"kind": "replicas-diverged", "finding": "replicas diverged", "ops": [], "prefix": [],
+            "time": 9_000_000_000}
+
+
+class FindingSim:
+    """Replicas diverge (a finding: no operations, seen at 9 s) iff the run lasts past 6 s
+    and the kill at 4 s stays; without the pause at 1 s the history shows a stale read too,
+    which the checker lists first: that candidate still shows the finding, so it fails the
+    same way. A run of at most 3 s shows only the stale read: another failure."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        from harness.shrink import firsts_by_kind
+
+        ops = tuple((s, n) for n in range(int(cfg.time_limit)) for s in range(2))
+        kill = any(f["f"] == "kill" and f["at"] == 4.0 for f in faults)
+        pause = any(f["f"] == "pause" for f in faults)
+        anomalies: list[dict[str, Any]] = []
+        if cfg.time_limit <= 3:
+            anomalies = [{"kind": "stale read", "ops": [0]}]
+        elif cfg.time_limit > 6 and kill:
+            anomalies = ([] if pause else [{"kind": "stale read", "ops": [0]}]) + [DIVERGED]
+        checker = {"model": "kv", "anomalies": anomalies}
+        events = [{"index": 0, "time": 0, "process": 0, "type": "invoke", "f": "read"},
+                  {"index": 1, "time": 10**8, "process": 0, "type": "ok", "f": "read"}]
+        by_kind = firsts_by_kind(events, checker)
+        return Outcome("invalid" if anomalies else "valid", checker, len(ops), ops,
+                       by_kind[0][1] if by_kind else None, by_kind=by_kind)
+
+
+def test_a_finding_is_the_same_failure_beside_a_history_anomaly_and_its_time_ends_the_run() -> None:
+    faults = ({"f": "pause", "at": 1.0, "hold": 1.0, "value": ["n1"]},
+              {"f": "kill", "at": 4.0, "hold": 1.0, "value": ["n2"]},
+              {"f": "partition", "at": 12.0, "hold": 1.0, "value": {"shape": "leader"}})
+    base = RunConfig(sim=True, time_limit=20.0, concurrency=2, seed=1)
+    s = Shrinker(base, Candidate(20.0, faults), FindingSim(), budget_s=60)
+    assert s.want == ("kv", "replicas-diverged")
+    out = s.run()
+    assert [f["f"] for f in out.candidate.faults] == ["kill"]  # the pause went, though a
+    # stale read then comes first: the finding is still there
+    kinds = [a["kind"] for a in out.outcome.checker["anomalies"]]
+    assert kinds[-1] == "replicas-diverged"
+    assert 6.0 < out.candidate.time_limit <= 10.0  # the finding's time (9 s) + 1 s first
+
+
+def test_firsts_by_kind_takes_a_findings_time_and_the_operations_end_otherwise() -> None:
+    from harness.shrink import firsts_by_kind
+
+    events = [{"index": 0, "time": 10**9, "process": 0, "type": "invoke", "f": "write"},
+              {"index": 1, "time": 2 * 10**9, "process": 1, "type": "invoke", "f": "read"},
+              {"index": 2, "time": 3 * 10**9, "process": 0, "type": "ok", "f": "write"},
+              {"index": 3, "time": 5 * 10**9, "process": 1, "type": "ok", "f": "read"}]
+    checker = {"anomalies": [{"kind": "stale read", "ops": [1], "prefix": [0]},
+                             {"kind": "stale read", "ops": [0]}, DIVERGED]}
+    assert firsts_by_kind(events, checker) == (("stale read", 5.0, (0, 1)),
+                                               ("replicas-diverged", 9.0, ()))
