@@ -10,6 +10,8 @@ Medians over ``--repeat`` seeds; the CPU-second columns (``time.process_time``)
 say what the wall time would be on an idle core. ``--wire``: every peer message crosses the
 codec and msgpack. The target row: 5 nodes, 60 s simulated, <= 1.2 s wall
 (>= 50x real time). Quote ``uptime`` beside the figures: the machine is shared.
+The first line says whether the compiled hot path runs (nodes/_native.py);
+``CONSENSUS_HARNESS_PURE=1`` times the pure-Python code of the same tree.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import simrun, workload
 from harness.config import RunConfig
+from nodes import _native
 
 #: Issue 15: a 60 s simulated run of 5 raft nodes in at most this many wall seconds.
 TARGET_WALL_S = 1.2
@@ -53,7 +56,7 @@ def main() -> int:
     args = p.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{args.time_limit:g} s simulated per run, median of {args.repeat}; "
-          f"wire codec {'on' if args.wire else 'off'}")
+          f"wire codec {'on' if args.wire else 'off'}; hot path: {_native.describe()}")
     print(f"{'system':7} {'nodes':>5} {'ok ops':>7} {'wall s':>7} {'sim/wall':>9} "
           f"{'+check s':>9} {'sim/wall':>9} {'CPU s':>6} {'+check':>7}")
     for system in args.systems.split(","):  # warm-up: imports and first-call costs untimed

@@ -181,6 +181,14 @@ class SimPipeline:
 
 class _Slot(SimCall):
     __slots__ = ("drawn", "ended", "gen", "next_at", "op", "process", "slot")
+    # declared for the type checker (and mypyc's native attributes); set in SimLoad
+    drawn: int
+    ended: bool
+    gen: Any
+    next_at: int
+    op: Any
+    process: int
+    slot: int
 
 
 class SimLoad:
@@ -363,3 +371,5 @@ class FinalReads:
 
 class _Read(SimCall):
     __slots__ = ("key", "process")
+    key: str
+    process: int
