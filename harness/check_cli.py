@@ -18,9 +18,10 @@ Jepsen/Elle EDN with ``:f :txn``) for dependency cycles; ``--consistency``
 says which anomalies count (docs/checker.md "list-append").
 
 A run's history.jsonl also carries its faults' evidence (nemesis events):
-the durability findings it proves (faults/findings.py, e.g. a node that
-refused to start after a power loss) make the file invalid as they make the
-run's own results.json invalid, one line each, counted in the exit code.
+the findings it proves (faults/findings.py ``found``: a node that refused to
+start after a power loss, replicas that applied different commands at one
+index) make the file invalid as they make the run's own results.json
+invalid, one line each, counted in the exit code.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from checker import MODELS, CheckResult, HistoryError, check_file
 from checker.check import MEMORY_LIMIT_MB
 from checker.listappend import CONSISTENCY
 from checker.manifest import Manifest, ManifestError, load_manifest
-from faults.findings import durability
+from faults.findings import found as findings_of
 
 HISTORY_NAMES = ("history.jsonl", "history.edn")
 
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             total += res.seconds
             row.update(res.to_dict(res.history))
             verdict = _verdict(res)
-            found = durability(_nemesis_events(file))
+            found = findings_of(_nemesis_events(file))
             if found:  # as faults.findings.apply does for the run's results.json
                 verdict = "invalid"
                 row.update(valid=False, findings=len(found),
@@ -185,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _nemesis_events(file: Path) -> list[dict[str, Any]]:
     """The nemesis events of a JSON Lines history (where a run's fault evidence
-    is), for its durability findings; [] for EDN or a file without any. The
+    is), for its findings; [] for EDN or a file without any. The
     lines are found by a bytes search first, so a history without faults
     costs one scan; a line that is not JSON was named by the check already."""
     if file.suffix == ".edn":

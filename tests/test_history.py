@@ -203,6 +203,17 @@ def test_cli_counts_a_run_folders_durability_finding(tmp_path, capsys):
     f = json.loads(capsys.readouterr().out)["files"][0]
     assert f["valid"] is False and f["findings"] == 1
     assert f["anomalies"][-1]["kind"] == "refused-after-power-loss"
+    # replicas that applied different commands at one index (faults/findings.py diverged)
+    split = {"process": "nemesis", "type": "info", "f": "agreement-end", "time": 6_000_000_000,
+             "value": {"index": 12, "nodes": ["n1", "n3"]},
+             "evidence": {"reports": [{"node": "n1", "pid": 1, "hash": "aa"},
+                                      {"node": "n3", "pid": 2, "hash": "bb"}]}}
+    split_run = tmp_path / "split"
+    split_run.mkdir()
+    _write(split_run, "history.jsonl", _jsonl([*GOOD, split]))
+    assert main(["check", str(split_run), "--json"]) == 1
+    f = json.loads(capsys.readouterr().out)["files"][0]
+    assert f["valid"] is False and f["anomalies"][-1]["kind"] == "replicas-diverged"
 
 
 def test_cli_time_limit_gives_unknown(tmp_path, capsys):
