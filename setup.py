@@ -10,6 +10,9 @@ an old build (re-run ``pip install -e .``).
 - checker/_edn_json.c: EDN to JSON in one pass (checker/edn.py, issue 20).
 - checker/_search.c: the linearizability search for table steps
   (checker/search.py, issue 20).
+- checker/_pair.c: pairing event dicts into operations (checker/history.py).
+- checker/_registers.c: the register compile's per-operation passes
+  (checker/registers.py).
 - nodes/_native_build.py: mypyc's build of the simulator and the cores
   (issue 15), guarded the same way across the whole group by nodes/_native.py.
 """
@@ -54,5 +57,7 @@ native_extensions, native_build_ext = native_build()
 setup(cmdclass={"build_ext": native_build_ext}, ext_modules=[
     extension("checker._edn_json", "checker/_edn_json.c"),
     extension("checker._search", "checker/_search.c"),
+    extension("checker._pair", "checker/_pair.c"),
+    extension("checker._registers", "checker/_registers.c"),
     *native_extensions,
 ])

@@ -84,10 +84,43 @@ def corpus_entries() -> dict[str, Entry]:
     return load_manifest(CORPUS / "manifest.json").entries
 
 
+# The compiled twins (checker/native.py) and where each is held; None = pure Python.
+TWINS = (("checker.search", "NATIVE"), ("checker.history", "PAIR_NATIVE"),
+         ("checker.registers", "COLUMNS_NATIVE"))
+
+
+def twins(value: dict | None = None) -> dict:
+    """The compiled twins in use ({where: module or None}); given ``value``,
+    set them to it first (None everywhere: the pure-Python checker)."""
+    import importlib
+
+    out = {}
+    for mod, attr in TWINS:
+        m = importlib.import_module(mod)
+        if value is not None:
+            setattr(m, attr, value.get(f"{mod}.{attr}"))
+        out[f"{mod}.{attr}"] = getattr(m, attr)
+    return out
+
+
 def bench_etcd(runs: int, per_file: bool) -> None:
     entries = corpus_entries()
     files = sorted(f for f in entries if f.startswith("porcupine/etcd/"))
     loaded = {f: read_history(CORPUS / f) for f in files}
+    built = twins()
+    on = [k for k, v in built.items() if v is not None]
+    print(f"compiled twins in use: {', '.join(on) if on else 'none (pure Python)'}")
+    pure_ms = None
+    if on:  # the pure-Python checker on the same files, in the same run
+        twins({})
+        total = 0.0
+        for f in files:
+            e = entries[f]
+            tc, _ = median_time(lambda f=f, e=e: check_events(loaded[f], e.model, **e.semantics),
+                                runs)
+            total += tc
+        pure_ms = total * 1000
+        twins(built)
     total_check = total_read = total_cpu = 0.0
     wrong = 0
     for f in files:
@@ -106,6 +139,9 @@ def bench_etcd(runs: int, per_file: bool) -> None:
           f"(cpu {total_cpu * 1000:.1f} ms; + read {total_read * 1000:.1f} ms = "
           f"{(total_check + total_read) * 1000:.1f} ms); target < 150 ms (issue 6), < 35 ms of "
           f"checking (issue 20); wrong verdicts: {wrong}")
+    if pure_ms is not None:
+        print(f"  the same 102 files in pure Python (CHECKER_PURE), this run: {pure_ms:.1f} ms: "
+              f"compiled twins {pure_ms / (total_check * 1000):.2f}x faster")
     if shutil.which("go") is None:
         print(f"  Porcupine v1.3.0 (Go): {PORCUPINE_ETCD_MS:.0f} ms, the figure measured side by "
               f"side on this machine last round (Go is not installed now): ours is "

@@ -201,13 +201,47 @@ typedef struct {
     int e;
 } TimeIdx;
 
-static int cmp_time_idx(const void *a, const void *b) {
-    const TimeIdx *x = a, *y = b;
-    if (x->t < y->t)
+static inline int before(const TimeIdx *x, const TimeIdx *y) {
+    return x->t < y->t || (x->t == y->t && x->e < y->e);
+}
+
+/* Sorts v[0..n) by (t, e), as search.py's stable sort by time of entries
+ * listed by e: insertion sort on short runs, then merges (no callback per
+ * compare; the entries come nearly sorted). -1 when out of memory. */
+static int sort_time_idx(TimeIdx *v, Py_ssize_t n) {
+    const Py_ssize_t RUN = 16;
+    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {
+        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;
+        for (Py_ssize_t x = lo + 1; x < hi; x++) {
+            TimeIdx t = v[x];
+            Py_ssize_t y = x;
+            while (y > lo && before(&t, &v[y - 1])) {
+                v[y] = v[y - 1];
+                y--;
+            }
+            v[y] = t;
+        }
+    }
+    if (n <= RUN)
+        return 0;
+    TimeIdx *tmp = malloc(sizeof(TimeIdx) * (size_t)n);
+    if (!tmp)
         return -1;
-    if (x->t > y->t)
-        return 1;
-    return (x->e > y->e) - (x->e < y->e);
+    for (Py_ssize_t w = RUN; w < n; w *= 2) {
+        for (Py_ssize_t lo = 0; lo + w < n; lo += 2 * w) {
+            Py_ssize_t mid = lo + w, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            if (!before(&v[mid], &v[mid - 1]))
+                continue; /* already in order */
+            Py_ssize_t a = lo, b = mid, k = 0;
+            while (a < mid && b < hi)
+                tmp[k++] = before(&v[b], &v[a]) ? v[b++] : v[a++];
+            while (a < mid)
+                tmp[k++] = v[a++];
+            memcpy(v + lo, tmp, sizeof(TimeIdx) * (size_t)k);
+        }
+    }
+    free(tmp);
+    return 0;
 }
 
 static PyObject *int_list(const int *v, Py_ssize_t n) {
@@ -323,10 +357,6 @@ static void search_free(Search *s) {
     free(s->so_len); free(s->so); free(s->dl_start); free(s->dl_len); free(s->dl); free(s->dc);
 }
 
-static int cmp_rank(const void *a, const void *b) {
-    const TimeIdx *x = a, *y = b; /* t: dpos, e: the op */
-    return (x->t > y->t) - (x->t < y->t);
-}
 
 /* The optional ops after ``conc``, called before ``frontier``, in call
  * order (search.py _with_optional_calls). */
@@ -477,7 +507,8 @@ static PyObject *linearize_table(PyObject *self, PyObject *args) {
         ti[e].t = (e < nd ? s.calls[i] : s.rets[i]) + 0.0;
         ti[e].e = e;
     }
-    qsort(ti, (size_t)m, sizeof *ti, cmp_time_idx);
+    if (sort_time_idx(ti, m) < 0)
+        goto nomem;
     ALLOC(s.nxt, m + 1); ALLOC(s.prv, m + 1); ALLOC(s.eop, m + 1); ALLOC(s.kind, m + 1);
     ALLOC(s.etime, m + 1); ALLOC(s.ce, n); ALLOC(s.re_, n); ALLOC(s.dpos, n); ALLOC(s.opos, n);
     for (int k = 0; k <= m; k++) {
@@ -526,7 +557,8 @@ static PyObject *linearize_table(PyObject *self, PyObject *args) {
                 ti[x].e = (int)i;
                 x++;
             }
-        qsort(ti, (size_t)q, sizeof *ti, cmp_time_idx);
+        if (sort_time_idx(ti, q) < 0)
+            goto nomem;
     }
     ALLOC(s.onxt, q + 1); ALLOC(s.oprv, q + 1); ALLOC(s.ocall, q + 1); ALLOC(s.oop, q + 1);
     for (int k = 0; k <= q; k++) {
@@ -622,7 +654,11 @@ static PyObject *linearize_table(PyObject *self, PyObject *args) {
                     buf[x].t = (double)s.dpos[s.dl[d0 + x]];
                     buf[x].e = s.dl[d0 + x];
                 }
-                qsort(buf, (size_t)cnt, sizeof *buf, cmp_rank);
+                if (sort_time_idx(buf, cnt) < 0) { /* by rank (t); ranks are unique */
+                    free(buf);
+                    Py_DECREF(nf);
+                    goto nomem;
+                }
                 for (Py_ssize_t x = 0; x < cnt; x++)
                     s.dl[d0 + x] = buf[x].e;
                 free(buf);

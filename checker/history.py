@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from checker.native import load
+
 try:  # a maintained C JSON reader (a dependency); the standard one if absent
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is in pyproject's dependencies
@@ -412,6 +414,10 @@ def is_client_event(ev: dict) -> bool:
 
 
 _new_op = tuple.__new__  # Op's fields in order, without NamedTuple's Python-level __new__
+#: checker/_pair.c built and current (checker/native.py), else None: the
+#: compiled twin of ``pair`` for a list of plain event dicts (the same Ops,
+#: or None on anything unusual, and then the loop below runs and names it)
+PAIR_NATIVE = load("_pair")
 
 
 def pair(events: list[dict], path: str = "<events>") -> list[Op]:
@@ -428,6 +434,10 @@ def pair(events: list[dict], path: str = "<events>") -> list[Op]:
       (Jepsen's rule), so nothing here has to guess which invoke a later
       completion belongs to.
     """
+    if PAIR_NATIVE is not None and type(events) is list:
+        ops = PAIR_NATIVE.pair_dicts(events, Op, INF)
+        if ops is not None:
+            return ops
     # slots[id] holds the invoke event while the operation is open, its Op
     # after; open_ maps a process to its open operation's id. Plain ints and
     # list slots, no tuple per operation: fewer objects for the collector.

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from checker.explain import fmt, generic_sentence
@@ -42,6 +43,7 @@ from checker.history import INF, Op
 from checker.search import NO, Table
 
 NIL_READ = ("absent", "wildcard")
+_KEY = itemgetter(Op._fields.index("key"))  # Op.key of a tuple, at C speed
 FAIL_CAS = ("noeffect", "observed")
 
 
@@ -166,6 +168,15 @@ def identical_chain(ops: list[Op], optional: list[bool] | None = None) -> list[i
 
 
 def by_key(ops: list[Op]) -> list[list[Op]]:
+    """The ops grouped by key (``hkey``), groups in order of first appearance."""
+    keys = list(map(_KEY, ops))  # Op.key, by position: a C-level pass
+    if keys:
+        k0 = keys[0]
+        # one key, the common case of a register history: one group, copied
+        # at C speed (None and str are keyed as themselves, equal only to
+        # themselves among JSON values)
+        if (k0 is None or type(k0) is str) and keys[-1] == k0 and keys.count(k0) == len(keys):
+            return [list(ops)]
     groups: dict[Any, list[Op]] = {}
     for op in ops:
         k = op.key

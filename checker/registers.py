@@ -29,7 +29,12 @@ from typing import Any
 from checker.explain import fmt, when
 from checker.history import INF, Op
 from checker.model import Compiled, Model, by_key, hkey
+from checker.native import load
 from checker.search import NO
+
+#: checker/_registers.c built and current (checker/native.py), else None:
+#: the compiled twin of ``_columns``
+COLUMNS_NATIVE = load("_registers")
 
 
 class CasRegister(Model):
@@ -116,96 +121,15 @@ class CasRegister(Model):
         reductions of the module header. Columns, not rows, and each pass
         does what it can: at a million operations every pass over them costs
         a good part of a second (measured: 6.4 s -> see docs/checker.md)."""
-        key = self.partition_key(ops)
-        init_v = self.initial_for(key)
-        codes: dict[Any, int] = {}
-        values: list[Any] = []
-
-        def code(v: Any) -> int:
-            h = v if type(v) is int or type(v) is str else hkey(v)
-            c = codes.get(h)
-            if c is None:
-                c = codes[h] = len(values)
-                values.append(v)
-            return c
-
-        init_c = code(init_v)
-        # Columns: O op, K kind (0 read(a), 1 write(b), 2 cas(a->b), 3 failed cas observed
-        # (!= a)), A, B, R ret, C call. Built in one pass, which also collects the values
-        # seen (reads and cas from a value) and each seen value's earliest definite return.
-        O: list[Op] = []
-        K: list[int] = []
-        A: list[int] = []
-        B: list[int] = []
-        R: list[float] = []
-        C: list[int] = []
-        o_add, k_add, a_add, b_add, r_add, c_add = (O.append, K.append, A.append, B.append,
-                                                    R.append, C.append)
+        init_v = self.initial_for(self.partition_key(ops))
         observed_fail = self.fail_cas == "observed"
         wildcard = self.nil_read == "wildcard"
-        get_code = codes.get
-        deadline: dict[int, float] = {}  # value -> earliest definite return of an op seeing it
-        get_deadline = deadline.get
-        negative = False
-        opt: list[int] = []  # rows of the optional writes and cas, in row order
-        ocas_seen: dict[int, int] = {}  # value -> optional cas rows expecting it
-        MB: list[int] = []  # the value each write and cas writes (producers, counted)
-        mb_add = MB.append
-        for op in ops:
-            f = op.f
-            st = op.type
-            ret = op.ret
-            if f == "read":
-                if st != "ok":
-                    continue  # an indeterminate or failed read changes nothing
-                out = op.output
-                if out is None and wildcard:
-                    continue
-                c = get_code(out) if type(out) is int or type(out) is str else None
-                if c is None:
-                    c = code(out)
-                o_add(op); k_add(0); a_add(c); b_add(c); r_add(ret); c_add(op.call)
-                d = get_deadline(c)
-                if d is None or ret < d:
-                    deadline[c] = ret
-            elif f == "write":
-                if st != "fail":
-                    v = op.value
-                    c = get_code(v) if type(v) is int or type(v) is str else None
-                    if c is None:
-                        c = code(v)
-                    o_add(op); k_add(1); a_add(-1); b_add(c); r_add(ret); c_add(op.call)
-                    mb_add(c)
-                    if ret == INF:
-                        opt.append(len(O) - 1)
-            elif f == "cas":
-                v = op.value
-                if type(v) is list and len(v) == 2:
-                    exp, new = v
-                else:
-                    exp, new = cas_args(op)
-                if st == "fail":
-                    if observed_fail:
-                        c = code(exp)
-                        o_add(op); k_add(3); a_add(c); b_add(c); r_add(ret); c_add(op.call)
-                        negative = True
-                    continue
-                a, b = code(exp), code(new)
-                if ret == INF:
-                    if a == b:
-                        continue  # optional and cannot change the state: dropped
-                    o_add(op); k_add(2); a_add(a); b_add(b); r_add(ret); c_add(op.call)
-                    mb_add(b)
-                    opt.append(len(O) - 1)
-                    ocas_seen[a] = ocas_seen.get(a, 0) + 1
-                    continue
-                o_add(op); k_add(2); a_add(a); b_add(b); r_add(ret); c_add(op.call)
-                mb_add(b)
-                d = get_deadline(a)
-                if d is None or ret < d:
-                    deadline[a] = ret
-            else:
-                raise ValueError(f"{self.name} model has no operation {f!r}")
+        cols = None
+        if COLUMNS_NATIVE is not None and type(ops) is list:
+            cols = COLUMNS_NATIVE.columns(ops, observed_fail, wildcard, init_v, hkey, cas_args)
+        if cols is None:
+            cols = _columns(ops, observed_fail, wildcard, init_v, self.name)
+        O, K, A, B, R, C, MB, values, init_c, deadline, opt, ocas_seen, negative = cols
         n_in = len(ops)
         notes: list[str] = []
         # Optional mutations whose value nobody can observe: dropped (to a fixpoint: dropping
@@ -241,7 +165,6 @@ class CasRegister(Model):
                     mask[x] = 0
                 O, K, A, B, R, C = (list(compress(col, mask)) for col in (O, K, A, B, R, C))
                 opt = [x - bisect_left(dropped, x) for x in opt if mask[x]]
-        n = len(K)
         # unique producer of an observed value: definite, deadline = first observer's return
         # (a dropped row's value is observed by nobody, so counting the producers before
         # the drop gives the same answer for every value with a deadline)
@@ -258,7 +181,11 @@ class CasRegister(Model):
                         promoted += 1
         if promoted:
             notes.append(f"{promoted} indeterminate writes made definite by unique values")
-        stale = _stale_observers(K, A, B, C, rets, init_c)
+        stale = None
+        if COLUMNS_NATIVE is not None:
+            stale = COLUMNS_NATIVE.stale_observers(K, A, B, C, rets, init_c)
+        if stale is None:
+            stale = _stale_observers(K, A, B, C, rets, init_c)
 
         def step(s: int, i: int) -> Any:
             k = K[i]
@@ -272,42 +199,150 @@ class CasRegister(Model):
         # sees its value (a read of it, a cas from it, or a failed cas from
         # another value when failures are observed): otherwise drop it from
         # the linearization or let the next write overwrite it.
-        pred = [-1] * n
-        needs: list[list[int] | None] = [None] * n
         opt_rows = [x for x in opt if rets[x] == INF]
-        if opt_rows:
-            # identical optional ops (same kind and coded values) in call order only
-            last_same: dict[tuple[int, int, int], int] = {}
-            for x in opt_rows:
-                sig = (K[x], A[x], B[x])
-                j = last_same.get(sig)
-                if j is not None:
-                    pred[x] = j
-                last_same[sig] = x
-            # the rows seeing each value an optional row writes (reads and cas from
-            # it), found in one pass over the seen column
-            wanted = {B[x] for x in opt_rows}
-            seers: dict[int, list[int]] = {}
-            for x in [x for x, a in enumerate(A) if a in wanted]:
-                if K[x] != 3:
-                    seers.setdefault(A[x], []).append(x)
-            neg = [(x, A[x]) for x, k in enumerate(K) if k == 3] if negative else []
-            neg_other: dict[int, list[int]] = {}  # value -> failed cas rows from another
-            for x in opt_rows:
-                b = B[x]
-                lst = [j for j in seers.get(b, ()) if j != x]
-                if neg:
-                    other = neg_other.get(b)
-                    if other is None:
-                        other = neg_other[b] = [j for j, a in neg if a != b]
-                    lst += other
-                    lst.sort()  # call order (rows are): the search stops at the frontier
-                needs[x] = lst
+        pn = None
+        if COLUMNS_NATIVE is not None and opt_rows:
+            pn = COLUMNS_NATIVE.needs(K, A, B, opt_rows, negative)
+        pred, needs = pn if pn is not None else _needs(K, A, B, opt_rows, negative)
         return Compiled(
             O, C, rets, pred, init_c, step,
             decode=lambda c: values[c], dropped=n_in - len(O), notes=notes, needs=needs,
             stale=stale, table=(K, A, B),
         )
+
+
+def _needs(K: list[int], A: list[int], B: list[int], opt_rows: list[int],
+           negative: bool) -> tuple[list[int], list[list[int] | None]]:
+    """``pred`` and ``needs`` for the search (checker/search.py): identical
+    optional rows in call order only, and each optional row's seers
+    (checker/_registers.c ``needs`` is its compiled twin)."""
+    n = len(K)
+    pred = [-1] * n
+    needs: list[list[int] | None] = [None] * n
+    if opt_rows:
+        # identical optional ops (same kind and coded values) in call order only
+        last_same: dict[tuple[int, int, int], int] = {}
+        for x in opt_rows:
+            sig = (K[x], A[x], B[x])
+            j = last_same.get(sig)
+            if j is not None:
+                pred[x] = j
+            last_same[sig] = x
+        # the rows seeing each value an optional row writes (reads and cas from
+        # it), found in one pass over the seen column
+        wanted = {B[x] for x in opt_rows}
+        seers: dict[int, list[int]] = {}
+        for x in [x for x, a in enumerate(A) if a in wanted]:
+            if K[x] != 3:
+                seers.setdefault(A[x], []).append(x)
+        neg = [(x, A[x]) for x, k in enumerate(K) if k == 3] if negative else []
+        neg_other: dict[int, list[int]] = {}  # value -> failed cas rows from another
+        for x in opt_rows:
+            b = B[x]
+            lst = [j for j in seers.get(b, ()) if j != x]
+            if neg:
+                other = neg_other.get(b)
+                if other is None:
+                    other = neg_other[b] = [j for j, a in neg if a != b]
+                lst += other
+                lst.sort()  # call order (rows are): the search stops at the frontier
+            needs[x] = lst
+    return pred, needs
+
+
+def _columns(ops: list[Op], observed_fail: bool, wildcard: bool, init_v: Any,
+             name: str) -> tuple:
+    """The register compile's first pass, one visit per op: (O, K, A, B, R, C,
+    MB, values, init_c, deadline, opt, ocas_seen, negative), as
+    ``CasRegister.compile`` reads them (checker/_registers.c is its compiled
+    twin, ``COLUMNS_NATIVE``)."""
+    codes: dict[Any, int] = {}
+    values: list[Any] = []
+
+    def code(v: Any) -> int:
+        h = v if type(v) is int or type(v) is str else hkey(v)
+        c = codes.get(h)
+        if c is None:
+            c = codes[h] = len(values)
+            values.append(v)
+        return c
+
+    init_c = code(init_v)
+    # Columns: O op, K kind (0 read(a), 1 write(b), 2 cas(a->b), 3 failed cas observed
+    # (!= a)), A, B, R ret, C call. Built in one pass, which also collects the values
+    # seen (reads and cas from a value) and each seen value's earliest definite return.
+    O: list[Op] = []
+    K: list[int] = []
+    A: list[int] = []
+    B: list[int] = []
+    R: list[float] = []
+    C: list[int] = []
+    o_add, k_add, a_add, b_add, r_add, c_add = (O.append, K.append, A.append, B.append,
+                                                R.append, C.append)
+    get_code = codes.get
+    deadline: dict[int, float] = {}  # value -> earliest definite return of an op seeing it
+    get_deadline = deadline.get
+    negative = False
+    opt: list[int] = []  # rows of the optional writes and cas, in row order
+    ocas_seen: dict[int, int] = {}  # value -> optional cas rows expecting it
+    MB: list[int] = []  # the value each write and cas writes (producers, counted)
+    mb_add = MB.append
+    for op in ops:
+        f = op.f
+        st = op.type
+        ret = op.ret
+        if f == "read":
+            if st != "ok":
+                continue  # an indeterminate or failed read changes nothing
+            out = op.output
+            if out is None and wildcard:
+                continue
+            c = get_code(out) if type(out) is int or type(out) is str else None
+            if c is None:
+                c = code(out)
+            o_add(op); k_add(0); a_add(c); b_add(c); r_add(ret); c_add(op.call)
+            d = get_deadline(c)
+            if d is None or ret < d:
+                deadline[c] = ret
+        elif f == "write":
+            if st != "fail":
+                v = op.value
+                c = get_code(v) if type(v) is int or type(v) is str else None
+                if c is None:
+                    c = code(v)
+                o_add(op); k_add(1); a_add(-1); b_add(c); r_add(ret); c_add(op.call)
+                mb_add(c)
+                if ret == INF:
+                    opt.append(len(O) - 1)
+        elif f == "cas":
+            v = op.value
+            if type(v) is list and len(v) == 2:
+                exp, new = v
+            else:
+                exp, new = cas_args(op)
+            if st == "fail":
+                if observed_fail:
+                    c = code(exp)
+                    o_add(op); k_add(3); a_add(c); b_add(c); r_add(ret); c_add(op.call)
+                    negative = True
+                continue
+            a, b = code(exp), code(new)
+            if ret == INF:
+                if a == b:
+                    continue  # optional and cannot change the state: dropped
+                o_add(op); k_add(2); a_add(a); b_add(b); r_add(ret); c_add(op.call)
+                mb_add(b)
+                opt.append(len(O) - 1)
+                ocas_seen[a] = ocas_seen.get(a, 0) + 1
+                continue
+            o_add(op); k_add(2); a_add(a); b_add(b); r_add(ret); c_add(op.call)
+            mb_add(b)
+            d = get_deadline(a)
+            if d is None or ret < d:
+                deadline[a] = ret
+        else:
+            raise ValueError(f"{name} model has no operation {f!r}")
+    return O, K, A, B, R, C, MB, values, init_c, deadline, opt, ocas_seen, negative
 
 
 def _stale_observers(K: list[int], A: list[int], B: list[int], C: list[int],

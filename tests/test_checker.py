@@ -235,3 +235,26 @@ def test_the_checker_imports_nothing_of_the_harness_faults_reports_or_nodes():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_by_key_groups_by_key_in_order_of_first_appearance() -> None:
+    from checker.history import pair
+
+    def ops(keys):
+        evs = []
+        for p, k in enumerate(keys):
+            evs += [{"process": p, "type": "invoke", "f": "read", "key": k, "value": None},
+                    {"process": p, "type": "ok", "f": "read", "key": k, "value": None}]
+        return pair(evs)
+
+    def keys_of(groups):
+        return [[op.key for op in g] for g in groups]
+
+    assert by_key([]) == []
+    for same in ([None] * 3, ["a"] * 4, ["a"]):
+        o = ops(same)
+        groups = by_key(o)
+        assert keys_of(groups) == [same] and groups[0] is not o  # a copy, one group
+    assert keys_of(by_key(ops(["a", "b", "a"]))) == [["a", "a"], ["b"]]
+    assert keys_of(by_key(ops([1, True, 1]))) == [[1, 1], [True]]  # True is not 1
+    assert keys_of(by_key(ops([[1], [1], None]))) == [[[1], [1]], [None]]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from testkit.histories import generate, mutate
 
-from checker import native, search
+from checker import history, native, search
 from checker.history import pair
 from checker.models import make_model
 
@@ -63,8 +63,8 @@ def _both(c, max_held: int | None) -> tuple[search.Outcome, search.Outcome | Non
     return py, (None if r is None else search.Outcome(*r))
 
 
-def _register_partitions():
-    """(name, Compiled) of every register partition of the corpus."""
+def _register_parts():
+    """(file, model, partition) of every register partition of the corpus."""
     from checker.history import HistoryError, read_history
     from checker.manifest import load_manifest
 
@@ -79,9 +79,15 @@ def _register_partitions():
             continue
         m = make_model(e.model, **e.semantics)
         for p in m.partition(ops):
-            c = m.compile(p)
-            if c.calls:
-                yield f, c
+            yield f, m, p
+
+
+def _register_partitions():
+    """(file, Compiled) of every register partition of the corpus with an op to search."""
+    for f, m, p in _register_parts():
+        c = m.compile(p)
+        if c.calls:
+            yield f, c
 
 
 @needs_build
@@ -164,3 +170,180 @@ def test_the_whole_check_is_the_same_either_way(monkeypatch) -> None:
         monkeypatch.undo()
         a.pop("seconds"), b.pop("seconds")
         assert a == b, seed
+
+
+# --------------------------------------------------------------------------- the compiled pairing
+
+needs_pair_build = pytest.mark.skipif(history.PAIR_NATIVE is None,
+                                      reason="checker/_pair.c is not built (pip install -e .)")
+
+
+def _pure_pair(events, monkeypatch):
+    monkeypatch.setattr(history, "PAIR_NATIVE", None)
+    try:
+        return history.pair(events)
+    finally:
+        monkeypatch.undo()
+
+
+def _same_ops(a: list, b: list) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert type(x) is type(y) is history.Op
+        assert tuple(x[:13]) == tuple(y[:13]) and x[13] is y[13] and x[14] is y[14], (x, y)
+        assert [type(v) for v in x] == [type(v) for v in y]
+
+
+@needs_pair_build
+@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="../shared/corpus is absent")
+def test_the_compiled_pairing_gives_pairs_ops_on_the_corpus(monkeypatch) -> None:
+    from checker.history import HistoryError, read_history
+    from checker.manifest import load_manifest
+
+    paired = 0
+    for f in sorted(load_manifest(CORPUS / "manifest.json").entries):
+        events = read_history(CORPUS / f)
+        try:
+            want = _pure_pair(events, monkeypatch)
+        except HistoryError:
+            assert history.PAIR_NATIVE.pair_dicts(events, history.Op, INF) is None, f
+            continue
+        got = history.PAIR_NATIVE.pair_dicts(events, history.Op, INF)
+        if got is None:  # only what it does not read plainly: a process neither str nor int
+            assert any(type(e.get("process")) not in (str, int) for e in events), f
+            continue
+        _same_ops(got, want)
+        paired += 1
+    assert paired > 200
+
+
+INF = float("inf")
+
+
+@needs_pair_build
+def test_the_compiled_pairing_gives_pairs_ops_on_generated_and_odd_histories(monkeypatch) -> None:
+    for seed in range(200):
+        _, events, _ = _generated(seed)
+        got = history.PAIR_NATIVE.pair_dicts(events, history.Op, INF)
+        assert got is not None
+        _same_ops(got, _pure_pair(events, monkeypatch))
+
+    def ev(p, t, f="read", v=None, **kw):
+        return {"process": p, "type": t, "f": f, "value": v, **kw}
+
+    odd = [
+        [ev(0, "invoke"), ev("nemesis", "info", "kill"), ev(0, "ok", v=3)],
+        [ev(0, "invoke"), ev(0, "invoke", "write", 1), ev(0, "ok", "write", 1)],  # superseded
+        [ev(1, "info", "note")],  # a client-side info without invoke: no operation
+        [ev(0, "invoke", key="k", time=5), ev(1, "invoke", "write", 2)],  # both left open
+        [ev(0, "invoke"), ev(0, "ok", None, 1, node="n1", error="e", time=9)],  # f absent
+        [ev(0, "invoke"), ev(0, "info", v=7)],
+        [ev("a", "invoke", "cas", [1, 2]), ev("a", "fail", "cas")],
+    ]
+    for events in odd:
+        got = history.PAIR_NATIVE.pair_dicts(events, history.Op, INF)
+        assert got is not None, events
+        _same_ops(got, _pure_pair(events, monkeypatch))
+    bad = [
+        [ev(0, "ok")],  # no open invoke
+        [ev(0, "invoke"), ev(0, "ok", "write")],  # f differs
+        [ev(0, "begin")],  # unknown type
+        [{"type": "invoke"}],  # no process
+        [ev([0], "invoke")],  # unhashable process
+    ]
+    for events in bad:
+        assert history.PAIR_NATIVE.pair_dicts(events, history.Op, INF) is None
+        with pytest.raises((history.HistoryError, TypeError)):
+            history.pair(events)  # pair itself answers (an unhashable process: TypeError)
+    # not plainly read, but fine for pair: None, and pair's answer
+    events = [ev(True, "invoke"), ev(True, "ok", v=1)]
+    assert history.PAIR_NATIVE.pair_dicts(events, history.Op, INF) is None
+    assert history.pair(events)[0].output == 1
+
+
+# --------------------------------------------------------------------------- the compiled columns
+
+needs_columns_build = pytest.mark.skipif(
+    __import__("checker.registers").registers.COLUMNS_NATIVE is None,
+    reason="checker/_registers.c is not built (pip install -e .)")
+
+
+def _columns_both(ops, semantics: dict, init=None):
+    from checker import registers
+
+    observed = semantics.get("fail_cas") == "observed"
+    wildcard = semantics.get("nil_read") == "wildcard"
+    try:
+        py = registers._columns(ops, observed, wildcard, init, "kv")
+    except (ValueError, TypeError) as exc:
+        py = exc
+    try:
+        cc = registers.COLUMNS_NATIVE.columns(ops, observed, wildcard, init, registers.hkey,
+                                              registers.cas_args)
+    except (ValueError, TypeError) as exc:
+        cc = exc
+    return py, cc
+
+
+def _same_columns(py, cc) -> None:
+    if isinstance(py, Exception):
+        assert cc is None or (type(cc) is type(py) and str(cc) == str(py)), (py, cc)
+        return
+    assert cc is not None
+    assert len(cc) == len(py)
+    for a, b in zip(py, cc):
+        assert a == b and type(a) is type(b)
+        if isinstance(a, (list, dict)):  # the same objects and numbers, not merely equal ones
+            xs = a.items() if isinstance(a, dict) else enumerate(a)
+            ys = dict(b.items() if isinstance(b, dict) else enumerate(b))
+            for k, v in xs:
+                assert type(v) is type(ys[k]) and (v is ys[k] or v == ys[k])
+    assert all(x is y for x, y in zip(py[0], cc[0]))  # O: the ops themselves
+
+
+@needs_columns_build
+def test_the_compiled_columns_are_the_register_compiles_first_pass() -> None:
+    for seed in range(300):
+        _, events, m = _generated(seed)
+        sem = {"fail_cas": m.fail_cas, "nil_read": m.nil_read}
+        for p in m.partition(pair(events)):
+            _same_columns(*_columns_both(p, sem))
+
+    def op(f, t, value=None, output=None, ret=5, call=1):
+        return history.Op(0, 0, f, None, value, output, t, call, ret, None, None, None, None, {},
+                          None)
+
+    odd = [op("read", "ok", output=[1, {"a": 2}]), op("read", "ok", output=True),
+           op("read", "ok", output=1.0), op("write", "info", 1, ret=INF),
+           op("cas", "ok", {"expected": 1, "new": 2}), op("cas", "info", [3, 3], ret=INF),
+           op("cas", "fail", (4, 5)), op("read", "ok", output=None)]
+    for sem in ({}, {"fail_cas": "observed", "nil_read": "wildcard"}):
+        _same_columns(*_columns_both(odd, sem, init=0))
+        _same_columns(*_columns_both(odd[::-1], sem, init=True))
+    for bad in ([op("incr", "ok")], [op("cas", "ok", [1])], [op(None, "ok")],
+                [op("read", "ok", output={1, 2})]):
+        _same_columns(*_columns_both(odd + bad, {}))
+
+
+def _compiled_fields(c) -> tuple:
+    return (c.ops, c.calls, c.rets, c.pred, c.init, c.needs, c.stale, c.dropped, c.notes,
+            c.table, [type(x) for x in c.rets])
+
+
+@needs_columns_build
+def test_the_register_compile_is_the_same_either_way(monkeypatch) -> None:
+    from checker import registers
+
+    parts = [(m, p) for _, m, p in _register_parts()]
+    for seed in range(300):
+        _, events, m = _generated(seed)
+        parts += [(m, p) for p in m.partition(pair(events))]
+    assert len(parts) > 500
+    for m, p in parts:
+        a = m.compile(p)
+        monkeypatch.setattr(registers, "COLUMNS_NATIVE", None)
+        b = m.compile(p)
+        monkeypatch.undo()
+        assert _compiled_fields(a) == _compiled_fields(b)
+        codes = range(len(set(a.table[1]) | set(a.table[2])) - 1)
+        assert [a.decode(x) for x in codes] == [b.decode(x) for x in codes]
