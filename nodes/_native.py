@@ -98,7 +98,11 @@ def decide(root: Path = ROOT, modules: Sequence[str] = MODULES,
         recorded = json.loads(manifest.read_text())["modules"]
     except (OSError, ValueError, KeyError, TypeError):
         return False, f"no readable {manifest.name}: pure Python"
-    stale = [p for p, h in source_hashes(root, modules).items() if recorded.get(p) != h]
+    try:
+        now = source_hashes(root, modules)
+    except OSError as e:  # a module's .py is gone: nothing to compare the build with
+        return False, f"cannot read a compiled module's source ({e}): pure Python"
+    stale = [p for p, h in now.items() if recorded.get(p) != h]
     if stale:
         return False, (f"{', '.join(stale)} changed since the build: pure Python "
                        "(pip install -e . rebuilds)")

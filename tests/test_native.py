@@ -65,6 +65,11 @@ def test_a_missing_extension_or_manifest_or_the_pure_switch_means_pure_python(
     manifest = _tree(other, manifest=False)
     use, reason = _native.decide(other, manifest=manifest, environ={})
     assert use is False and "_native_manifest.json" in reason
+    (other / "nodes" / "_native_manifest.json").write_text(
+        json.dumps({"modules": _native.source_hashes(other)}))
+    (other / "nodes" / "raft" / "progress.py").unlink()
+    use, reason = _native.decide(other, manifest=manifest, environ={})
+    assert use is False and "cannot read" in reason
     bare = tmp_path / "bare"
     manifest = _tree(bare, with_ext=False, manifest=False)
     assert _native.decide(bare, manifest=manifest, environ={})[0] is None
