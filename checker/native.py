@@ -54,8 +54,9 @@ def compiled(module: ModuleType, source: Path) -> ModuleType | None:
     except OSError:
         return module
     if digest != getattr(module, "SOURCE_SHA256", None):
-        warnings.warn(f"{source} changed since its build: the checker uses its pure-Python "
-                      f"twin (slower) until `pip install -e .` builds it again",
-                      RuntimeWarning, stacklevel=3)
+        # one line, located at the stale source (line 0: no code line printed under it)
+        warnings.warn_explicit(f"{source.name} changed since its build: the checker uses its "
+                               f"pure-Python twin (slower) until `pip install -e .` builds it "
+                               f"again", RuntimeWarning, str(source), 0)
         return None
     return module
