@@ -10,7 +10,9 @@ edited source never runs as an old build. An installed copy without its
 source is trusted: it was built with the package.
 
 ``CHECKER_PURE=1`` in the environment turns every compiled helper off (the
-tests run each case both ways; docs/checker.md "Compiled search").
+tests run each case both ways; docs/checker.md "Compiled search"), and so
+does ``CONSENSUS_HARNESS_PURE=1``, the package-wide switch that nodes/_native.py
+reads too, so one variable runs everything in pure Python.
 
 Invariant: a compiled helper answers what its Python twin answers, or None
 ("not mine": the caller then runs the Python twin), never something else.
@@ -28,9 +30,13 @@ from types import ModuleType
 _HERE = Path(__file__).resolve().parent
 
 
+#: The environment variables that ask for the pure-Python paths only.
+PURE_ENVS = ("CHECKER_PURE", "CONSENSUS_HARNESS_PURE")
+
+
 def pure() -> bool:
-    """Whether CHECKER_PURE asks for the pure-Python paths only."""
-    return os.environ.get("CHECKER_PURE", "") not in ("", "0")
+    """Whether the environment asks for the pure-Python paths only."""
+    return any(os.environ.get(v, "") not in ("", "0") for v in PURE_ENVS)
 
 
 def load(name: str) -> ModuleType | None:

@@ -39,11 +39,12 @@ def test_a_build_is_used_only_while_its_source_is_unchanged(tmp_path: Path) -> N
     assert native.compiled(built, src) is built  # type: ignore[arg-type]
 
 
-def test_checker_pure_turns_the_compiled_search_off() -> None:
+@pytest.mark.parametrize("switch", ["CHECKER_PURE", "CONSENSUS_HARNESS_PURE"])
+def test_either_pure_switch_turns_the_compiled_search_off(switch: str) -> None:
     code = "from checker import search; print(search.NATIVE is None)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=False,
-                         env={"CHECKER_PURE": "1", "PATH": "/usr/bin:/bin"}, timeout=60)
+                         env={switch: "1", "PATH": "/usr/bin:/bin"}, timeout=60)
     assert out.stdout.strip() == "True", out.stderr
 
 
