@@ -40,8 +40,11 @@ def _sweep(system: str, seeds: int, first: int) -> None:
     assert len(rows) == seeds
     bad = [(seed, verdict, why) for seed, verdict, _ok, _f, why in rows if verdict != "valid"]
     assert not bad, f"{system}: {len(bad)} of {seeds} seeds not valid: {bad[:3]}"
-    # the runs did something: operations, and faults of many kinds
-    assert sum(ok for _s, _v, ok, _f, _w in rows) > 300 * seeds
+    # The runs did something: operations, and faults of many kinds. A 3 s seed
+    # averages ~300-320 ok operations (seeds 1-250: raft 321, paxos 315; seeds
+    # 100000-104999 of paxos: 296), so 200 is a floor for "the cluster served",
+    # well clear of the seed-to-seed spread, not a figure to meet.
+    assert sum(ok for _s, _v, ok, _f, _w in rows) > 200 * seeds
     kinds = {f for *_, faults, _w in rows for f in faults}
     assert {"kill", "pause", "partition", "net"} <= kinds, kinds
 
