@@ -179,12 +179,10 @@ class ChaosResult:
                 f"seed {c.seed}{bugs}")
 
     def first_anomaly(self) -> str | None:
+        from harness.runner import describe
+
         for anomaly in self.run.anomalies:
-            # A transaction anomaly's cycle may span keys: its kind says what it is.
-            kind = anomaly.get("kind")
-            where = f" on key {anomaly['key']}" if anomaly.get("key") is not None else ""
-            what = kind if kind and kind != "non-linearizable" else "anomaly"
-            return f"{what}{where}: {anomaly.get('sentence')}"
+            return describe(anomaly)
         return None
 
     def __repr__(self) -> str:

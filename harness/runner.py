@@ -759,6 +759,15 @@ def run_series(config: RunConfig, executor: Any = None) -> Iterator[RunResult]:
 # --- summaries -------------------------------------------------------------------
 
 
+def describe(anomaly: dict[str, Any]) -> str:
+    """One line for an anomaly of results.json: "anomaly on key k3: ...", or its
+    kind where that says more (a transaction cycle, a finding with no key)."""
+    kind = anomaly.get("kind")
+    where = f" on key {anomaly['key']}" if anomaly.get("key") is not None else ""
+    what = kind if kind and kind != "non-linearizable" else "anomaly"
+    return f"{what}{where}: {anomaly.get('sentence')}"
+
+
 def summary(result: RunResult) -> str:
     """The short end-of-run summary the command line prints."""
     r = result.results
@@ -771,7 +780,7 @@ def summary(result: RunResult) -> str:
         + ")",
     ]
     for anomaly in ((r.get("checker") or {}).get("anomalies") or [])[:3]:  # no history read
-        lines.append(f"  anomaly on key {anomaly.get('key')}: {anomaly.get('sentence')}")
+        lines.append(f"  {describe(anomaly)}")
     for note in r.get("notes", []):
         lines.append(f"  note: {note}")
     lines.append(f"run folder: {result.run_dir}")

@@ -151,3 +151,14 @@ def test_the_status_line_reads_faults_as_the_report_does() -> None:
     progress.fault("pause-end", ["n3"])  # no window with that value: the oldest pause heals
     progress.fault("heal", None)  # a global heal closes what is left
     assert progress.faults.active == []
+
+
+def test_the_summary_line_of_a_finding_names_its_kind_not_a_key_of_none() -> None:
+    from harness.runner import describe
+
+    finding = {"kind": "replicas-diverged", "finding": "replicas diverged", "key": None,
+               "sentence": "n1 and n5 applied different commands by log index 464."}
+    assert describe(finding) == ("replicas-diverged: n1 and n5 applied different commands "
+                                 "by log index 464.")
+    stale = {"kind": "non-linearizable", "key": "k3", "sentence": "read of k3 returned 4."}
+    assert describe(stale) == "anomaly on key k3: read of k3 returned 4."
