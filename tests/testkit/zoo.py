@@ -30,9 +30,13 @@ def nemesis_events(result) -> list[tuple[str, object]]:
 
 def assert_caught(result, bug: str) -> None:
     assert result.exit_code == 1, (result.verdict, result.results.get("notes"), result.run_dir)
-    assert result.anomalies and all(a["ops"] for a in result.anomalies)
+    # A history anomaly names its operations; a finding of the nodes' own behaviour
+    # (replicas diverged, not durable) names no operation but its nodes.
+    assert result.anomalies and all(a["ops"] or (a.get("finding") and a.get("node"))
+                                    for a in result.anomalies)
     assert result.config.nemesis == f"bug:{bug}"
     assert (result.run_dir / "results.json").exists()
     if result.report is not None:  # the report names the violation
         html = result.report.read_text()
-        assert result.anomalies[0]["key"] in html
+        first = result.anomalies[0]
+        assert (first["finding"].upper() if first.get("finding") else first["key"]) in html
