@@ -25,7 +25,10 @@ optionally ``nodes``, and ``ops: []``. The kinds:
   hashes for one log index or slot, i.e. they applied different commands by
   that index. Correct replicas never do (state machine safety), whatever
   the faults; the history cannot always show it (a lost write on a hot key
-  is explained by any timed-out write of the same value).
+  is explained by any timed-out write of the same value). One finding per
+  index: the watch's events for one index (one per pair of incarnations)
+  become one finding whose sentence groups the replicas by the hash they
+  reported, so a report shows one section per bad index, not per pair.
 
 Invariant: a node damaged by ``corrupt`` whose repair did not bring it back
 is excluded from then on, since its refusal is the corruption's, not a
@@ -94,8 +97,13 @@ def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The replicas-diverged anomalies of ``events``' agreement events, in order."""
-    out: list[dict[str, Any]] = []
+    """The replicas-diverged anomalies of ``events``' agreement events: one per
+    log index, in the order each index was first seen. The watch records one
+    event per pair of incarnations, so one bad index can give several; here
+    they become one finding that groups the replicas by the hash they
+    reported there (which side applied what)."""
+    order: list[Any] = []
+    by_index: dict[Any, list[dict[str, Any]]] = {}
     for ev in events:
         if ev.get("process") != "nemesis" or ev.get("f") != AGREEMENT_EVENT:
             continue
@@ -106,22 +114,54 @@ def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(reports) != 2:
             continue
         index = value.get("index")
-        a, b = reports
-        at = ev.get("time")
-        when = f" (seen at {at / 1e9:.1f} s)" if isinstance(at, (int, float)) else ""
-        who = (f"{a.get('node')} (pid {a.get('pid')}) and {b.get('node')} (pid {b.get('pid')})"
-               if a.get("node") == b.get("node") else f"{a.get('node')} and {b.get('node')}")
-        out.append({
-            "finding": "replicas diverged", "kind": "replicas-diverged", "key": None,
-            "node": str(a.get("node")), "nodes": [str(a.get("node")), str(b.get("node"))],
-            "index": index, "time": at, "ops": [], "prefix": [],
-            "sentence": (
-                f"{who} applied different commands by log index {index}{when}: their "
-                f"agreement hashes there are {a.get('hash')} and {b.get('hash')}. Correct "
-                "replicas apply the same command at every index whatever the faults, so one "
-                "of them applied an entry that was never committed, or lost one that was."),
-        })
-    return out
+        if index not in by_index:
+            order.append(index)
+            by_index[index] = []
+        by_index[index].append({"time": ev.get("time"), "reports": reports})
+    return [_divergence(index, by_index[index]) for index in order]
+
+
+def _divergence(index: Any, seen: list[dict[str, Any]]) -> dict[str, Any]:
+    """One index's finding from its agreement events (each: time, two reports)."""
+    groups: dict[str, list[tuple[str, str]]] = {}  # hash -> [(node, pid)], first seen first
+    for one in seen:
+        for r in one["reports"]:
+            member = (str(r.get("node")), str(r.get("pid")))
+            group = groups.setdefault(str(r.get("hash")), [])
+            if member not in group:
+                group.append(member)
+    pids: dict[str, set[str]] = {}
+    for group in groups.values():
+        for node, pid in group:
+            pids.setdefault(node, set()).add(pid)
+
+    def label(node: str, pid: str) -> str:
+        # a node's pid matters only when two of its incarnations disagree
+        return f"{node} (pid {pid})" if len(pids[node]) > 1 else node
+
+    times = [one["time"] for one in seen if isinstance(one["time"], (int, float))]
+    at = min(times) if times else None
+    when = f" (seen at {at / 1e9:.1f} s)" if at is not None else ""
+    first = seen[0]["reports"][0]
+    nodes = sorted(pids)
+    sides = [(h, [label(*m) for m in group]) for h, group in groups.items()]
+    if len(sides) == 2 and all(len(names) == 1 for _, names in sides):
+        (ha, (a,)), (hb, (b,)) = sides
+        what = (f"{a} and {b} applied different commands by log index {index}{when}: their "
+                f"agreement hashes there are {ha} and {hb}.")
+    else:
+        what = (f"By log index {index}{when} the replicas applied {len(sides)} different "
+                "sequences of commands: " + "; ".join(
+                    f"{', '.join(names)} (hash {h})" for h, names in sides) + ".")
+    return {
+        "finding": "replicas diverged", "kind": "replicas-diverged", "key": None,
+        "node": str(first.get("node")), "nodes": nodes,
+        "index": index, "time": at, "ops": [], "prefix": [],
+        "sentence": (
+            what + " Correct replicas apply the same command at every index whatever the "
+            "faults, so one of them applied an entry that was never committed, or lost one "
+            "that was."),
+    }
 
 
 def found(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

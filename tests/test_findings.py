@@ -187,6 +187,30 @@ def test_two_incarnations_of_one_node_that_disagree_are_a_finding() -> None:
     assert watch.events == LIMIT
 
 
+def test_one_index_seen_by_several_pairs_is_one_finding_grouped_by_hash() -> None:
+    watch = AgreementWatch()
+    ev = []
+    for node, pid, h in (("n1", 1, "aa"), ("n2", 2, "bb"), ("n3", 3, "aa"), ("n4", 4, "bb"),
+                         ("n2", 7, "cc")):
+        for d in watch.observe(node, pid, {"applied": 32, "hash": h * 8, "marks": []}):
+            ev.append({"process": "nemesis", "type": "info", "f": EVENT, "time": 5 * 10**9,
+                       **d})
+    ev.append({"process": "nemesis", "type": "info", "f": EVENT, "time": 6 * 10**9,
+               "value": {"index": 48, "nodes": ["n1", "n2"]},
+               "evidence": {"reports": [{"node": "n1", "pid": 1, "hash": "dd" * 8},
+                                        {"node": "n2", "pid": 2, "hash": "ee" * 8}]}})
+    assert len(ev) == 4  # the watch gives one event per pair: n1-n2, n1-n4, n1-n2(pid 7), 48
+    at32, at48 = findings.diverged(ev)
+    assert (at32["index"], at32["nodes"], at32["time"]) == (32, ["n1", "n2", "n4"], 5 * 10**9)
+    assert ("3 different sequences of commands: n1 (hash " + "aa" * 8 + "); "
+            "n2 (pid 2), n4 (hash " + "bb" * 8 + "); n2 (pid 7) (hash " + "cc" * 8 + ")"
+            ) in at32["sentence"]
+    assert at48["index"] == 48 and "n1 and n2 applied different commands by log index 48" \
+        in at48["sentence"]
+    v, c = findings.apply("valid", None, ev)
+    assert v == "invalid" and c is not None and c["findings"] == 2
+
+
 def _plant(monkeypatch: pytest.MonkeyPatch, node: str, index: int) -> None:
     """``node``'s applier applies another value at ``index`` (a replica gone astray)."""
     from nodes.common.applier import Applier
