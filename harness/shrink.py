@@ -11,8 +11,9 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
 2. only the anomaly's client operations: first none at all, then only the
    operations on its key, then only the operations the checker named (the
    anomaly's own and the prefix it was checked against); if none fails, a
-   binary search for the latest time before which every operation but the
-   named ones can go;
+   binary search for the latest time before which every operation can go (the
+   named prefix starts with the load), and if nothing can, one for the latest
+   time before which every operation but the named ones can go;
 3. fewer clients (ddmin over the client slots), then fewer client operations
    (random halves of the (slot, n) operations the best invoked, then ddmin);
 4. fewer fault operations (random halves, then delta debugging: Zeller's
@@ -403,9 +404,10 @@ class Shrinker:
 
     def focus(self) -> None:
         """Keep no client operation, then only the first anomaly's key, then only the
-        operations it names, then
-        (a binary search) only the operations invoked from some time on, besides the
-        named ones: what came long before the anomaly rarely matters."""
+        operations it names; if none fails, a binary search for the latest time before
+        which every operation can go (up to when the anomaly ended), and if nothing can
+        so, one for the latest before which every operation but the named ones can go:
+        what came long before the anomaly rarely matters."""
         out = self.best_outcome
         ops = list(out.ops)
         story = self._story(out)[1]
@@ -426,18 +428,34 @@ class Shrinker:
                 return
         times = list(out.times)
         if len(times) == len(ops) and ops:
-            lo = times[0]
-            hi = min((times[i] for i in story if i < len(ops)), default=times[-1])
-            for _ in range(TIME_STEPS):
-                if hi - lo < 0.05 or self.out_of_time():
-                    break
-                mid = (lo + hi) / 2
-                keep = {o for o, t in zip(ops, times, strict=True) if t >= mid} | set(named)
-                if self.fails(self._keeping(keep)):
-                    lo = mid
-                else:
-                    hi = mid
+            first = times[0]
+            end = self._story(out)[0]
+            cut = first
+            if end is not None and end > first:
+                # Every operation invoked before some time goes, the named prefix too: the
+                # prefix the anomaly was checked against starts with the load, so keeping it
+                # kept hundreds of operations the story did not need (lease-read paxos).
+                cut = self._latest_cut(ops, times, first, end, ())
+            if cut == first:
+                # Nothing could go so: keep the named ones and cut only the others.
+                hi = min((times[i] for i in story if i < len(ops)), default=times[-1])
+                self._latest_cut(ops, times, first, hi, named)
         self._note("only the anomaly's operations")
+
+    def _latest_cut(self, ops: Sequence[tuple[int, int]], times: Sequence[float], lo: float,
+                    hi: float, also: Sequence[tuple[int, int]]) -> float:
+        """A binary search for the latest time before which every one of ``ops`` (invoked
+        at ``times``) but ``also`` can go and the run still fails; ``lo`` if none."""
+        for _ in range(TIME_STEPS):
+            if hi - lo < 0.05 or self.out_of_time():
+                break
+            mid = (lo + hi) / 2
+            keep = {o for o, t in zip(ops, times, strict=True) if t >= mid} | set(also)
+            if self.fails(self._keeping(keep)):
+                lo = mid
+            else:
+                hi = mid
+        return lo
 
     def fewer_clients(self) -> None:
         """ddmin over the slots that still invoke something (halves first)."""

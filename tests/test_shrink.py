@@ -218,6 +218,33 @@ def test_the_focus_pass_cuts_what_came_long_before() -> None:
     assert min(n for _, n in kept) >= 15 and len(kept) < 45  # from 80
 
 
+class PrefixSim(FakeSim):
+    """Fails iff slot 0's ops 25..30 (invoked at n/10 s) are all invoked; names op 30 and,
+    as the prefix it was checked against, every fifth op of slot 0 from the load's start
+    (the kv checker's ``prefix``), and ends at 3.05 s: the focus pass must cut what came
+    before 2.5 s, named or not."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        self.runs += 1
+        ops = invoked(cfg, ((s, n) for n in range(40) for s in range(2)))
+        times = tuple(n / 10 for _, n in ops)
+        if not {(0, n) for n in range(25, 31)} <= set(ops):
+            return Outcome("valid", None, len(ops), ops, times=times)
+        named = tuple(i for i, o in enumerate(ops) if o[0] == 0 and o[1] % 5 == 0 and o[1] <= 30)
+        return Outcome("invalid", G_SINGLE, len(ops), ops, 3.05, (), named, times=times)
+
+
+def test_the_focus_pass_cuts_the_named_prefix_too() -> None:
+    sim = PrefixSim()
+    s = Shrinker(RunConfig(sim=True, time_limit=4.0, concurrency=2, seed=1),
+                 Candidate(4.0, ()), sim, budget_s=60)
+    s.focus()
+    kept = s.best_outcome.ops
+    assert {(0, n) for n in range(25, 31)} <= set(kept)
+    assert min(n for _, n in kept) >= 20 and len(kept) <= 40  # from 80; keeping the named
+    # prefix (every fifth op of slot 0 from 0 s) cut nothing, since it starts with the load
+
+
 DIVERGED = {"kind": "replicas-diverged", "finding": "replicas diverged", "ops": [], "prefix": [],
             "time": 9_000_000_000}
 
