@@ -113,6 +113,9 @@ WEATHER_DELAY = (0.02, 0.05, 0.15, 0.3)
 #: short enough that elections still finish (a round trip well under one
 #: timeout).
 SLOW_DELAY = (0.05, 0.15)
+#: Share of ``chase`` rounds that cut the new leader the moment it first
+#: commits (``Hunter.first_commit``) instead of after a random wait.
+FIRST_COMMIT_P = 0.5
 
 
 def hunt_plan(rng: random.Random, *, interval_s: float, network: bool,
@@ -340,7 +343,9 @@ class Hunter(Player):
                 new = None
             if new is None:
                 break
-            if rtt:
+            if rng.random() < FIRST_COMMIT_P:
+                yield from self.first_commit(new, rtt)
+            elif rtt:
                 yield from self.until(self.view.now + rng.uniform(0.0, 4.0) * rtt)
             elif rng.random() >= 0.4:
                 yield from self.until(self.view.now + rng.uniform(0.1, 2.0) * self.lo)
@@ -351,6 +356,28 @@ class Hunter(Player):
         yield from self.until(self.view.now + rng.uniform(1.0, 3.0) * self.hi)
         yield from self.end(ref)
         yield from self.end(slow)
+
+    def first_commit(self, leader: str, rtt: float) -> Steps:
+        """Wait until ``leader`` (just seen leading) commits for the first time
+        since: its status's ``commit_index`` moves past what it was when seen
+        (or it stops leading, or two election timeouts pass). Then what it
+        committed is on a bare majority at most, and on slow links the rest
+        is still in flight: the next leader must hold it anyway (Leader
+        Completeness; Paxos's recovery of accepted values). Watched at a
+        quarter of a round trip on slow links, else at the usual poll."""
+        st = self.view.statuses.get(leader) or {}
+        first = st.get("commit_index")
+        if not isinstance(first, int):
+            return  # a status without a commit index: nothing to watch
+        step = max(0.005, min(self.hb / 4, rtt / 4) if rtt else self.hb / 4)
+        deadline = self.view.now + 2 * self.hi
+        while self.view.now < deadline:
+            yield from self.until(self.view.now + step)
+            st = self.view.statuses.get(leader)
+            if not st or st.get("role") != "leader":
+                return
+            if isinstance(st.get("commit_index"), int) and st["commit_index"] > first:
+                return
 
     def kill_leader(self) -> Steps:
         leader = self.leader() or self.rng.choice(self.free() or [None])
