@@ -85,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = best.config(base)
     out = simrun.run(cfg, faults=list(best.faults), shrunk={
         "from": str(run_dir), "faults": list(best.faults),
-        "client_ops": result.outcome.client_ops, "steps": result.steps})
+        "client_ops": result.outcome.client_ops, "steps": result.steps,
+        **_kind(s)})
     print()
     print(f"shrunk {run_dir} in {result.seconds:g} s ({result.attempts} simulated runs"
           + (f", {result.cached} candidates met again" if result.cached else "")
@@ -169,7 +170,7 @@ def _real(args: argparse.Namespace, run_dir: Path, base: Any, original: Any, sto
             results = runfolder.read_results(folder.root) or {}
             results = runfolder.write_results(folder.root, {**results, "replay": None, "shrunk": {
                 "from": str(run_dir), "faults": list(best.faults),
-                "client_ops": result.outcome.client_ops, "best_effort": True,
+                "client_ops": result.outcome.client_ops, "best_effort": True, **_kind(s),
                 "steps": [BEST_EFFORT, *result.steps]}})
             from reports import write_report
 
@@ -182,6 +183,12 @@ def _real(args: argparse.Namespace, run_dir: Path, base: Any, original: Any, sto
           f"(from {result.original_outcome.client_ops}), {best.time_limit:g} s of load, "
           f"{best.concurrency or base.concurrency} clients")
     return _show_story(base, folder.root, report, best.faults, store, sim=False)
+
+
+def _kind(s: Any) -> dict[str, str]:
+    """``shrunk.kind``: the anomaly kind the search ``s`` (a Shrinker) kept, which the
+    ledger groups the shrunk run under; none with --any-anomaly, which kept any."""
+    return {} if s.any_anomaly else {"kind": s.want[1]}
 
 
 def _store_of(run_dir: Path, cfg: Any) -> Path:

@@ -151,6 +151,11 @@ def row_of(path: str, results: dict[str, Any], config: dict[str, Any], *,
         for b in (results.get("bugs") or config.get("bugs") or [])))
     model = str((checker or {}).get("model") or config.get("workload") or "")
     anomaly = anomaly_kind(checker)
+    shrunk = results.get("shrunk") if isinstance(results.get("shrunk"), dict) else {}
+    if shrunk.get("kind") in anomaly_kinds(checker):
+        # A shrunk run fails the way its original did, which need not be its first anomaly
+        # (a smaller forget-vote story can show a stale read before the divergence).
+        anomaly = str(shrunk["kind"])
     story = story_shape(results)
     started = started_time(results) or started_fallback
     sim = results.get("sim") if isinstance(results.get("sim"), dict) else {}

@@ -75,6 +75,18 @@ def test_rows_signatures_and_flake_rates(store: Path) -> None:
     assert flakes == {"paxos": (2, 1), "raft": (3, 2)}
 
 
+def test_a_shrunk_run_is_grouped_under_the_kind_it_kept_not_its_first() -> None:
+    checker = {"model": "kv", "anomalies": [{"kind": "stale read", "ops": [0]},
+                                             {"kind": "replicas-diverged", "ops": []}]}
+    results = {"verdict": "invalid", "checker": checker, "bugs": [{"name": "forget-vote"}],
+               "shrunk": {"from": "x", "faults": [{"f": "kill"}], "kind": "replicas-diverged"}}
+    row = ledger.row_of("r", results, {"workload": "kv"})
+    assert row.signature == "kv | replicas-diverged | bugs: forget-vote | story: kill"
+    # a kind the run does not show is no reason to regroup it
+    results["shrunk"]["kind"] = "lost write"
+    assert ledger.row_of("r", results, {}).anomaly == "stale read"
+
+
 def test_since_filters_by_start(store: Path) -> None:
     with ledger.open_ledger(store) as led:
         assert {r.path for r in led.rows("2026-12-01T00:00:00+00:00")} == {

@@ -41,6 +41,10 @@ def test_a_simulated_run_shrinks_to_a_no_larger_story_that_replays(tmp_path: Pat
     results = json.loads((shrunk / "results.json").read_text())
     assert results["verdict"] == "invalid"
     assert results["shrunk"]["from"] == str(original)
+    from reports.ledger import anomaly_kind
+
+    # the kind it kept, which the ledger groups it under: the original's first
+    assert results["shrunk"]["kind"] == anomaly_kind(before["checker"])
     n_faults = len(results["shrunk"]["faults"])
     before_faults = sum(1 for line in (original / "history.jsonl").read_text().splitlines()
                         if '"nemesis"' in line and '-end"' not in line)
