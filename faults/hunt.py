@@ -32,7 +32,9 @@ about (docs/faults.md "The hunting plan"):
   time.
 - *Leader churn* (the Raft paper's Figure 8 is one such story): ``chase``
   cuts off each new leader in turn, so entries that reached only some
-  nodes in one term meet leaders of later terms that lack them.
+  nodes in one term meet leaders of later terms that lack them; half of
+  its rounds cut the new leader the moment its commit index first moves
+  (``first_commit``), when what it committed is on a bare majority at most.
 - *Weather*: in some epochs (``WEATHER_P``) every link is slow (a share of
   the election timeout) under whatever the epoch's families do, so votes,
   promises and a new leader's first entries are still in flight when a
@@ -321,8 +323,10 @@ class Hunter(Player):
         slow meanwhile (``slow_links``), and each new leader is cut off after
         zero to four round trips: churn faster than a leader replicates, so
         it is replaced while its first entries (and, with small batches, the
-        older ones it re-sends) are still in flight. Two to six rounds: the
-        Figure-8 story takes three leader changes after the first cut."""
+        older ones it re-sends) are still in flight. Half the rounds instead
+        cut the new leader the moment it first commits (``first_commit``).
+        Two to six rounds: the Figure-8 story takes three leader changes
+        after the first cut."""
         rng = self.rng
         first = self.leader_cut()
         if first is None:
