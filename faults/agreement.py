@@ -22,6 +22,11 @@ without that suffix as the start of a fault window; an ``-end`` that
 matches no window is none, so the report, the replay plan and the fault
 windows ignore it.
 
+A node's own proof counts too: an applier made to apply another command at
+an index it had applied reports ``rewrote`` ``[index, old hash, new hash]``
+(nodes/common/applier.py); it becomes one event, evidence ``rewrote: true``
+with the same incarnation's two hashes.
+
 Invariants: a node's reports are compared with every other node's and with
 its own earlier incarnations' (``pid``); at most ``LIMIT`` events per run;
 nothing here blocks or allocates per applied entry (only per status).
@@ -59,6 +64,9 @@ class AgreementWatch:
             return []
         applied, tail, marks = agree.get("applied"), agree.get("hash"), agree.get("marks")
         found: list[dict[str, Any]] = []
+        rewrote = agree.get("rewrote")
+        if type(rewrote) is list and len(rewrote) == 3:
+            self._rewrote(rewrote, node, pid, found)
         if type(marks) is list:
             for m in marks:
                 if type(m) is list and len(m) == 2:
@@ -90,3 +98,25 @@ class AgreementWatch:
             "evidence": {"reports": [{"node": first[1], "pid": first[2], "hash": first[0]},
                                      {"node": node, "pid": pid, "hash": h}]},
         })
+
+    def _rewrote(self, rewrote: list[Any], node: str, pid: Any,
+                 found: list[dict[str, Any]]) -> None:
+        """An incarnation's own proof (nodes/common/applier.py ``rewrote``): it
+        was made to apply another command at an index it had applied."""
+        index, old, new = rewrote
+        if type(index) is not int or type(old) is not str or type(new) is not str \
+                or old == new or index <= 0:
+            return
+        self._one(index, old, node, pid, found)  # what it applied first, against the rest
+        key = ((node, str(pid)), (node, f"{pid} rewrote {index}"))
+        if key in self.pairs or self.events >= LIMIT:
+            return
+        self.pairs.add(key)
+        self.events += 1
+        found.append({
+            "value": {"index": index, "nodes": [node]},
+            "evidence": {"rewrote": True,
+                         "reports": [{"node": node, "pid": pid, "hash": old},
+                                     {"node": node, "pid": pid, "hash": new}]},
+        })
+

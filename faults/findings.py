@@ -28,7 +28,9 @@ optionally ``nodes``, and ``ops: []``. The kinds:
   is explained by any timed-out write of the same value). One finding per
   index: the watch's events for one index (one per pair of incarnations)
   become one finding whose sentence groups the replicas by the hash they
-  reported, so a report shows one section per bad index, not per pair.
+  reported, so a report shows one section per bad index, not per pair. A
+  node's own proof (an applier made to apply another command at an index it
+  had applied, evidence ``rewrote``) is told as such.
 
 Invariant: a node damaged by ``corrupt`` whose repair did not bring it back
 is excluded from then on, since its refusal is the corruption's, not a
@@ -117,7 +119,8 @@ def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if index not in by_index:
             order.append(index)
             by_index[index] = []
-        by_index[index].append({"time": ev.get("time"), "reports": reports})
+        by_index[index].append({"time": ev.get("time"), "reports": reports,
+                                "rewrote": evidence.get("rewrote") is True})
     return [_divergence(index, by_index[index]) for index in order]
 
 
@@ -145,7 +148,16 @@ def _divergence(index: Any, seen: list[dict[str, Any]]) -> dict[str, Any]:
     first = seen[0]["reports"][0]
     nodes = sorted(pids)
     sides = [(h, [label(*m) for m in group]) for h, group in groups.items()]
-    if len(sides) == 2 and all(len(names) == 1 for _, names in sides):
+    rewritten = [one["reports"] for one in seen if one["rewrote"]]
+    if rewritten:
+        a, b = rewritten[0]
+        what = (f"{a.get('node')} (pid {a.get('pid')}) applied one command at log index "
+                f"{index} and was later made to apply another there{when}: its agreement "
+                f"hashes there are {a.get('hash')}, then {b.get('hash')}.")
+        if len(sides) > 2 or len(seen) > 1:
+            what += " Reports there: " + "; ".join(
+                f"{', '.join(names)} (hash {h})" for h, names in sides) + "."
+    elif len(sides) == 2 and all(len(names) == 1 for _, names in sides):
         (ha, (a,)), (hb, (b,)) = sides
         what = (f"{a} and {b} applied different commands by log index {index}{when}: their "
                 f"agreement hashes there are {ha} and {hb}.")

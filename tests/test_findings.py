@@ -211,6 +211,27 @@ def test_one_index_seen_by_several_pairs_is_one_finding_grouped_by_hash() -> Non
     assert v == "invalid" and c is not None and c["findings"] == 2
 
 
+def test_a_node_made_to_apply_another_command_where_it_had_applied_one_is_a_finding() -> None:
+    watch = AgreementWatch()
+    assert watch.observe("n2", 7, {"applied": 60, "hash": "aa" * 8, "marks": []}) == []
+    rewrote = {"applied": 69, "hash": None, "marks": [], "rewrote": [55, "bb" * 8, "cc" * 8]}
+    (d,) = watch.observe("n2", 7, rewrote)
+    assert d["value"] == {"index": 55, "nodes": ["n2"]} and d["evidence"]["rewrote"] is True
+    assert watch.observe("n2", 7, rewrote) == []  # once
+    (e,) = watch.observe("n1", 3, {"applied": 55, "hash": "cc" * 8, "marks": []})
+    assert e["value"] == {"index": 55, "nodes": ["n1", "n2"]}  # n1 against n2's first hash
+    ev = [{"process": "nemesis", "type": "info", "f": EVENT, "time": 2 * 10**9, **x}
+          for x in (d, e)]
+    (a,) = findings.diverged(ev)
+    assert a["nodes"] == ["n1", "n2"] and a["index"] == 55
+    assert ("n2 (pid 7) applied one command at log index 55 and was later made to apply "
+            "another there (seen at 2.0 s): its agreement hashes there are " + "bb" * 8
+            + ", then " + "cc" * 8) in a["sentence"]
+    # a malformed proof, or one whose hashes agree, is nothing
+    for bad in ([55, "bb" * 8, "bb" * 8], [None, "a", "b"], [55, "bb" * 8]):
+        assert watch.observe("n3", 1, {"hash": None, "rewrote": bad}) == []
+
+
 def _plant(monkeypatch: pytest.MonkeyPatch, node: str, index: int) -> None:
     """``node``'s applier applies another value at ``index`` (a replica gone astray)."""
     from nodes.common.applier import Applier

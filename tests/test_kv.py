@@ -194,3 +194,29 @@ def test_a_gap_or_a_snapshot_without_the_chain_makes_it_unknown_never_wrong() ->
     assert Applier("n2", old, 10_000).agreement() is None
     assert Applier("n3", None, 10_000).agreement() == {"applied": 0, "hash": "00" * 8,
                                                        "marks": []}
+
+
+def test_another_command_at_an_index_already_applied_is_reported_as_rewrote() -> None:
+    es = _writes(100)
+    alt = [w(e.index, 1, "k0", "other") if e.index == 55 else e for e in es]
+    first = Applier("n1", None, 10_000)
+    first.apply(Ready(committed=es[:60]))
+    first.apply(Ready(committed=alt[49:70]))  # the core rewound its commit index to 49
+    got = first.agreement()
+    assert got is not None and got["hash"] is None and got["marks"] == []
+    index, before, after = got["rewrote"]
+    # both hashes are the chain's own, so any replica's report at 55 compares with them
+    kept, moved = Applier("n2", None, 10_000), Applier("n3", None, 10_000)
+    kept.apply(Ready(committed=es[:55]))
+    moved.apply(Ready(committed=alt[:55]))
+    assert (index, before, after) == (55, kept.agreement()["hash"],  # type: ignore[index]
+                                      moved.agreement()["hash"])  # type: ignore[index]
+    # the same commands again prove nothing; a rewind past the held blocks cannot be told
+    same = Applier("n4", None, 10_000)
+    same.apply(Ready(committed=es[:60]))
+    same.apply(Ready(committed=es[40:70]))
+    far = Applier("n5", None, 10_000)
+    far.apply(Ready(committed=es))
+    far.apply(Ready(committed=alt[9:]))  # from 10: older than the HELD blocks
+    assert same.agreement() is None and far.agreement() is None
+

@@ -41,6 +41,16 @@ that the replicas diverged there (or one lost an applied entry). Invariants:
   the snapshot again; a snapshot without it (an older node's), or a batch
   that does not follow the last applied index, makes the chain unknown for
   this incarnation (``agreement()`` None), never wrong;
+- a batch that starts at or below the applied index re-applies indexes this
+  incarnation applied already. Correct cores never do that with another
+  command (state machine safety, on one replica), so where the commands of
+  those indexes are still held (the pending ones and the last ``HELD``
+  sealed blocks) they are compared: the first index that got another command
+  is reported as ``rewrote`` ``[index, hash as applied first, hash now]``
+  (both by the chain's own formula, so comparable with any replica's), the
+  proof faults/agreement.py turns into a divergence. Identical re-applied
+  commands prove nothing and report nothing; either way the chain is
+  unknown from then on;
 - the hot path pays one list ``extend`` per Ready and one msgpack + hash per
   ``BLOCK`` entries; nothing per entry. ``BLOCK`` is small so that a node
   seals a mark soon after any entry (at ~50 entries/s, within ~0.3 s): a
@@ -63,6 +73,9 @@ from nodes.common.kv import KVStore
 #: Indexes per sealed mark of the agreement chain, and how many marks are kept.
 BLOCK = 16
 MARKS = 64
+#: Sealed blocks whose commands are kept to compare a re-applied index with
+#: (module header): a core that rewinds its commit index rewinds to a recent one.
+HELD = 4
 #: The chain's hash at index 0.
 ORIGIN = bytes(8)
 
@@ -75,8 +88,8 @@ def chain_hash(prev: bytes, commands: list[Any]) -> bytes:
 class Applier:
     """The key-value state machine of one node."""
 
-    __slots__ = ("applied", "chain", "kv", "leader", "mark", "marks", "node_id", "parts",
-                 "pend", "snap_index", "snapshot_entries")
+    __slots__ = ("applied", "blocks", "chain", "kv", "leader", "mark", "marks", "node_id",
+                 "parts", "pend", "rewrote", "snap_index", "snapshot_entries")
 
     def __init__(self, node_id: str, snapshot: Snapshot | None, snapshot_entries: int) -> None:
         """Start from ``snapshot`` (the restored one) or empty. ValueError if
@@ -88,6 +101,11 @@ class Applier:
         self.mark = 0
         self.pend: list[Entry] = []
         self.marks: deque[tuple[int, bytes]] = deque(maxlen=MARKS)
+        #: the newest sealed blocks: (index before the block, chain there, its entries)
+        self.blocks: deque[tuple[int, bytes, list[Entry]]] = deque(maxlen=HELD)
+        #: [index, hash as first applied, hash now]: this incarnation was made to
+        #: apply another command at an index it had applied (module header)
+        self.rewrote: list[Any] | None = None
         if snapshot is not None:
             self.kv = self._restore(snapshot)
         else:
@@ -129,6 +147,8 @@ class Applier:
                     if len(pend) >= BLOCK:
                         self._seal()
                 else:
+                    if committed[0].index <= prev and self.rewrote is None:
+                        self.rewrote = self._rewritten(committed, prev)
                     self.chain, self.pend = None, []
         if rd.reads:
             data = self.kv.data
@@ -151,6 +171,9 @@ class Applier:
         chain is unknown."""
         chain = self.chain
         if chain is None:
+            if self.rewrote is not None:
+                return {"applied": self.applied, "hash": None, "marks": [],
+                        "rewrote": self.rewrote}
             return None
         if self.pend:
             chain = chain_hash(chain, [e.data for e in self.pend])
@@ -177,17 +200,54 @@ class Applier:
         chain, mark = self.chain, self.mark
         assert chain is not None
         while len(pend) - k >= BLOCK:
-            chain = chain_hash(chain, [e.data for e in pend[k:k + BLOCK]])
+            block = pend[k:k + BLOCK]
+            self.blocks.append((mark, chain, block))
+            chain = chain_hash(chain, [e.data for e in block])
             k += BLOCK
             mark += BLOCK
             self.marks.append((mark, chain))
         del pend[:k]
         self.chain, self.mark = chain, mark
 
+    def _rewritten(self, committed: list[Entry], prev: int) -> list[Any] | None:
+        """``[index, old hash, new hash]`` of the first index at or below ``prev``
+        (the applied index before ``committed``) that ``committed`` gives another
+        command than the one applied there, where that one is still held; None
+        if there is none or it cannot be told (module header)."""
+        if self.chain is None:
+            return None
+        segments = [*self.blocks, (self.mark, self.chain, self.pend)]
+        j = committed[0].index
+        held = [k for k, seg in enumerate(segments) if seg[0] < j]
+        if not held:
+            return None  # re-applies from before anything held
+        first = held[-1]
+        start = segments[first][0]
+        old = [e for seg in segments[first:] for e in seg[2]]
+        if len(old) != self.mark + len(self.pend) - start or start + len(old) != prev:
+            return None  # not one contiguous run up to the applied index
+        new = old[:j - start - 1]
+        for x, e in enumerate(committed):
+            if e.index != j + x:
+                return None
+            if e.index > prev:
+                break
+            new.append(e)
+        at = {seg[0]: seg[1] for seg in segments}
+        for p in range(j - start - 1, len(new)):
+            if packb(old[p].data, use_bin_type=True) != packb(new[p].data, use_bin_type=True):
+                index = start + 1 + p
+                m = BLOCK * ((index - 1) // BLOCK)  # the mark the chain at index grows from
+                base, lo = at[m], m - start
+                return [index, chain_hash(base, [e.data for e in old[lo:p + 1]]).hex(),
+                        chain_hash(base, [e.data for e in new[lo:p + 1]]).hex()]
+        return None
+
     def _restore(self, snap: Snapshot) -> KVStore:
         """The store of ``snap``, taking the chain's state from it (unknown if it has none)."""
         kv, extra = KVStore.restore_with_extra(snap.data)
         self.marks.clear()
+        self.blocks.clear()
         try:
             mark, chain, cmds = extra  # type: ignore[misc]
             ok = (type(mark) is int and type(chain) is bytes and len(chain) == 8
