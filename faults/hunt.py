@@ -361,6 +361,17 @@ class Hunter(Player):
         yield from self.end(ref)
         yield from self.end(slow)
 
+    def leader_in(self, nodes: Sequence[str], term: int, deadline: float) -> Steps:
+        """Wait (until ``deadline``) for a node of ``nodes`` to lead in a term
+        above ``term``; returns it, or None."""
+        while self.view.now < deadline:
+            for x in nodes:
+                st = self.view.statuses.get(x)
+                if st and st.get("role") == "leader" and term_of(st) > term:
+                    return x
+            yield from self.until(self.view.now + max(0.005, self.hb / 4))
+        return None
+
     def first_commit(self, leader: str, rtt: float) -> Steps:
         """Wait until ``leader`` (just seen leading) commits for the first time
         since: its status's ``commit_index`` moves past what it was when seen
@@ -537,7 +548,7 @@ class Hunter(Player):
         t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
         ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
         # slow links: the voter leaves with the winner's first messages in flight
-        slow, _rtt = yield from self.slow_links("cross-voter")
+        slow, rtt = yield from self.slow_links("cross-voter")
         deadline = self.view.now + 4 * self.hi
         winner = None
         while winner is None and self.view.now < deadline:
@@ -566,7 +577,12 @@ class Hunter(Player):
         ending = rng.choice(("stay", "bridge", "back"))
         if ending == "back":  # back while the old side's new leader catches it up
             yield from self.back(v, self.view.now + 4 * self.hi)
-            yield from self.until(self.view.now + rng.uniform(0.5, 2.5) * self.lo)
+            if rng.random() < FIRST_COMMIT_P:  # back the moment that leader first commits
+                leader = yield from self.leader_in(side, tw, self.view.now + 4 * self.hi)
+                if leader is not None:
+                    yield from self.first_commit(leader, rtt)
+            else:
+                yield from self.until(self.view.now + rng.uniform(0.5, 2.5) * self.lo)
             ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None,
                                        replaces=ref)
         else:
