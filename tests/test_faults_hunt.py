@@ -247,3 +247,76 @@ def test_chase_cuts_a_new_leader_the_moment_it_first_commits() -> None:
             at_commit += any(c <= cut <= c + poll + 1e-3 for c in churn.commits)
     assert rounds >= 40
     assert 0.3 <= at_commit / rounds <= 0.7, (at_commit, rounds)
+
+
+class Crossing:
+    """A cluster for ``cross-voter``: the side cut off from n1 elects in term
+    2 ``ELECT_S`` after the cut; once a voter crossed to n1's side (killed on
+    the way), n1 leads there in term 3 ``ELECT_S`` after the crossing and
+    first commits ``COMMIT_S`` later."""
+
+    ELECT_S, COMMIT_S = 0.4, 0.2
+
+    def __init__(self) -> None:
+        self.cut_at: float | None = None
+        self.new: list[str] = []
+        self.crossed: tuple[float, str, float] | None = None  # (at, node, back up at)
+        self.commit_at: float | None = None
+
+    def op(self, op: dict[str, Any]) -> None:
+        if op["f"] == "partition" and self.cut_at is None:
+            self.cut_at = op["at"]
+            self.new = sorted(d for d, srcs in op["value"]["grudge"].items() if "n1" in srcs)
+        elif op["f"] == "kill" and self.crossed is None:
+            self.crossed = (op["at"], op["value"][0], op["at"] + op["hold"])
+            self.commit_at = op["at"] + self.ELECT_S + self.COMMIT_S
+
+    def view(self, now: float) -> ClusterView:
+        statuses: dict[str, dict[str, Any] | None] = {
+            n: {"role": "follower", "term": 1, "voted_for": "n1", "leader": "n1",
+                "commit_index": 10, "log_len": 11} for n in NODES}
+        statuses["n1"] = {**statuses["n1"], "role": "leader"}  # type: ignore[dict-item]
+        if self.cut_at is not None and now >= self.cut_at + self.ELECT_S:
+            for n in self.new:
+                statuses[n] = {"role": "leader" if n == self.new[0] else "follower", "term": 2,
+                               "voted_for": self.new[0], "leader": self.new[0],
+                               "commit_index": 10, "log_len": 12}
+        if self.crossed is not None:
+            at, v, up = self.crossed
+            if now < up:
+                statuses[v] = None
+            if now >= at + self.ELECT_S:
+                statuses["n1"] = {"role": "leader", "term": 3, "voted_for": "n1", "leader": "n1",
+                                  "commit_index": 10 + (now >= at + self.ELECT_S + self.COMMIT_S),
+                                  "log_len": 12}
+        return ClusterView(NODES, None, ("loss", "delay", "duplicate", "reorder"), statuses, now)
+
+
+def test_a_crossed_voter_goes_back_the_moment_the_old_sides_new_leader_first_commits() -> None:
+    # it then carries what that leader just committed (and perhaps not its
+    # own first entry) to the side with a later term: half of the 'back' endings
+    poll = TIMING["heartbeat_ms"] / 4000
+    backs = at_commit = 0
+    for seed in range(40):
+        hunter = Hunter(random.Random(seed), interval_s=5.0, network=True,
+                        link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
+        fake = Crossing()
+        hunter.view = fake.view(0.0)
+        steps = hunter.cross_voter()
+        partitions = []
+        try:
+            op = next(steps)
+            while True:
+                fake.op(op)
+                if op["f"] == "partition":
+                    partitions.append(op)
+                op = steps.send(fake.view(op["at"]))
+        except StopIteration:
+            pass
+        back = [p for p in partitions[2:] if p["value"]["shape"] == "cut"]
+        if back:
+            assert fake.commit_at is not None
+            backs += 1
+            at_commit += fake.commit_at <= back[0]["at"] <= fake.commit_at + poll + 1e-3
+    assert backs >= 8
+    assert 0.25 <= at_commit / backs <= 0.75, (at_commit, backs)
