@@ -532,9 +532,12 @@ class Hunter(Player):
         that member kept on disk. Then, a third of the time each, the node
         stays, becomes the bridge both sides hear, or goes back (no crash)
         while the old side's new leader is still catching it up: what it
-        took from one side meets the other side's later term. Half the time
-        every link is slow meanwhile, so the crossing node leaves with
-        messages in flight and catching it up takes round trips."""
+        took from one side meets the other side's later term; half of the
+        'back' endings go back the moment the old side's new leader first
+        commits (``first_commit``), carrying what it just committed (and
+        perhaps not its own first entry) to the side with the later term.
+        Half the time every link is slow meanwhile, so the crossing node
+        leaves with messages in flight and catching it up takes round trips."""
         rng = self.rng
         nodes = list(self.view.node_ids)
         n = len(nodes)
