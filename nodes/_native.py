@@ -39,10 +39,12 @@ from typing import Any
 #: The modules setup.py compiles (paths under the repository root), in build order.
 MODULES = (
     "nodes/sim/world.py",
+    "nodes/sim/load.py",
     "nodes/raft/core.py",
     "nodes/raft/progress.py",
     "nodes/paxos/core.py",
     "nodes/common/outbox.py",
+    "nodes/common/core_api.py",
     "nodes/common/quorum.py",
     "nodes/common/readindex.py",
 )

@@ -134,7 +134,7 @@ def fast_init(cls: _C) -> _C:
     init = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    init.__doc__ = cls.__init__.__doc__
+    init.__doc__ = cls.__init__.__doc__  # type: ignore[misc]
     cls.__init__ = init  # type: ignore[misc]
     return cls
 

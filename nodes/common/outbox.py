@@ -39,7 +39,6 @@ from nodes.common.core_api import (
 )
 from nodes.common.readindex import ReadQueue
 
-_new = object.__new__
 #: The fields ready() sets, in order; a Ready field it does not know would be unset.
 _READY_FIELDS = ("soft_state", "meta", "truncate_from", "entries", "snapshot", "restore",
                  "messages", "replies", "early_messages", "committed", "waiters", "reads")
@@ -105,9 +104,11 @@ class Outbox:
             return None  # the common case of an input that changed nothing
         else:
             soft = None
-        # Built field by field: the dataclass __init__ (defaults, factories) costs
-        # twice as much, once per flush (_READY_FIELDS checks this covers them all).
-        rd = _new(Ready)
+        # Built field by field, without the dataclass __init__ (defaults, factories:
+        # twice the cost in pure Python, and interpreted even in mypyc's build, where
+        # Ready is a native class and these stores are C); _READY_FIELDS checks
+        # this sets every field.
+        rd = Ready.__new__(Ready)
         rd.soft_state = soft
         rd.meta = self.out_meta
         rd.truncate_from = self.out_truncate

@@ -77,10 +77,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import types
 from collections.abc import Callable, Iterable
-from heapq import heappush
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 from faults.netproxy import LinkFaults  # the proxy's link faults, drawn the same way
 from nodes.common import wire
@@ -107,6 +107,82 @@ LINK_FAULTS = ("loss", "delay", "duplicate", "reorder")
 
 
 _DEST = attrgetter("dest")
+
+#: An event on the heap: ``(time ns, seq, fn, arg)``. ``(time, seq)`` is unique
+#: (seq counts), so the order is total: every correct heap pops the same sequence.
+_Event = tuple[Any, ...]
+
+
+def heappush(heap: list[_Event], item: _Event) -> None:
+    """``heapq.heappush`` for events (its sift, so the same layout), in mypyc's
+    build: heapq compares two tuples generically (a rich compare per element),
+    this compares the two ints of the key natively. Pure Python uses heapq's
+    (``NATIVE_HEAP``)."""
+    heap.append(item)
+    _sift_down(heap, len(heap) - 1, item)
+
+
+def heappop(heap: list[_Event]) -> _Event:
+    """``heapq.heappop`` for events (see ``heappush``): the smaller child moves
+    up to a leaf, then the last event sifts down to its place from there."""
+    last = heap.pop()
+    if not heap:
+        return last
+    top = heap[0]
+    end = len(heap)
+    pos = 0
+    child = 1
+    while child < end:
+        right = child + 1
+        if right < end:
+            a = heap[child]
+            b = heap[right]
+            at: int = a[0]
+            bt: int = b[0]
+            if not (at < bt or (at == bt and _seq_of(a) < _seq_of(b))):
+                child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    heap[pos] = last
+    _sift_down(heap, pos, last)
+    return top
+
+
+def _seq_of(e: _Event) -> int:
+    seq: int = e[1]
+    return seq
+
+
+def _sift_down(heap: list[_Event], pos: int, item: _Event) -> None:
+    """heapq's ``_siftdown`` from 0: ``item`` (at ``pos``) moves towards the
+    root past every parent that sorts after it."""
+    t: int = item[0]
+    s: int = item[1]
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        pt: int = parent[0]
+        if t < pt or (t == pt and s < _seq_of(parent)):
+            heap[pos] = parent
+            pos = up
+        else:
+            break
+    heap[pos] = item
+
+
+def _probe() -> None:
+    """A module-level function: a plain Python function unless mypyc built this module."""
+
+
+#: This module's own sifts, whichever build runs (tests/test_sim_world.py
+#: compares them with heapq's).
+SIFTS = (heappush, heappop)
+#: True in mypyc's build of this module. In pure Python heapq's C sifts beat
+#: the ones above, so the two names are rebound to heapq's: one set of call sites.
+NATIVE_HEAP: Final = not isinstance(_probe, types.FunctionType)
+if not NATIVE_HEAP:
+    globals().update(heappush=heapq.heappush, heappop=heapq.heappop)
 
 
 class Link:
@@ -218,7 +294,7 @@ class World:
         self.fsync_ns = fsync_ns
         self.boot_ns = boot_ns
         self.now = 0
-        self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
+        self._heap: list[_Event] = []
         self._seq = itertools.count()
         tick_ns = self.timing.tick_ms * 1_000_000
         self.nodes: dict[str, Node] = {i: Node(i, tick_ns, self.sync, seed) for i in self.ids}
@@ -257,11 +333,10 @@ class World:
         """Run every event before ``t_end`` (and then set the time to it), or
         until ``stop()`` is true after an event."""
         heap = self._heap
-        pop = heapq.heappop
         # Pop first and put back the one event past the end: one heap access per event.
         if stop is None:
             while heap:
-                t, seq, fn, arg = pop(heap)
+                t, seq, fn, arg = heappop(heap)
                 if t >= t_end:
                     heappush(heap, (t, seq, fn, arg))
                     break
@@ -269,7 +344,7 @@ class World:
                 fn(arg)
         else:
             while heap:
-                t, seq, fn, arg = pop(heap)
+                t, seq, fn, arg = heappop(heap)
                 if t >= t_end:
                     heappush(heap, (t, seq, fn, arg))
                     break
