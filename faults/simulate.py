@@ -198,9 +198,12 @@ class SimInterpreter:
     def view(self) -> ClusterView:
         w = self.world
         # a plan that says it reads no statuses (reads_statuses = False) gets none: cheaper
-        statuses = ({n: w.status(n) for n in w.ids}
-                    if getattr(self.plan, "reads_statuses", True) else {})
-        return ClusterView(tuple(w.ids), w.leader(), self.link_faults, statuses, now=self.now())
+        if getattr(self.plan, "reads_statuses", True):
+            statuses = {n: w.status(n) for n in w.ids}
+            leader = w.leader(statuses)  # from the same replies: each node asked once
+        else:
+            statuses, leader = {}, w.leader()
+        return ClusterView(tuple(w.ids), leader, self.link_faults, statuses, now=self.now())
 
     # --- one operation -------------------------------------------------------------
 
