@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable
 from typing import Any
 
 from faults.hunt import FAMILIES, Hunter, hunt_plan
@@ -199,6 +200,10 @@ class Churn:
         self.next_leader: tuple[float, str] | None = None
         self.commits: list[float] = []  # when each new leader first commits
 
+    def op(self, op: dict[str, Any]) -> None:
+        if op["f"] == "partition":
+            self.cut(op["at"])
+
     def cut(self, at: float) -> None:
         if self.next_leader is None:  # the leader is cut off: the rest elect another
             nxt = NODES[(NODES.index(self.leader) + 1) % len(NODES)]
@@ -221,6 +226,23 @@ class Churn:
                            statuses, now)
 
 
+def drive(steps: Any, view: Callable[[float], ClusterView],
+          on_op: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Drive a family's steps against a fake cluster: each operation goes to
+    ``on_op``, then the family sees the fake's view at that operation's time.
+    Returns the operations in order."""
+    ops: list[dict[str, Any]] = []
+    try:
+        op = next(steps)
+        while True:
+            on_op(op)
+            ops.append(op)
+            op = steps.send(view(op["at"]))
+    except StopIteration:
+        pass
+    return ops
+
+
 def test_chase_cuts_a_new_leader_the_moment_it_first_commits() -> None:
     # what a leader committed first is on a bare majority (the rest in flight):
     # half of chase's rounds cut it right then, within one poll of its status
@@ -231,17 +253,8 @@ def test_chase_cuts_a_new_leader_the_moment_it_first_commits() -> None:
                         link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
         churn = Churn()
         hunter.view = churn.view(0.0)
-        steps = hunter.chase()
-        cuts = []
-        try:
-            op = next(steps)
-            while True:
-                if op["f"] == "partition":
-                    cuts.append(op["at"])
-                    churn.cut(op["at"])
-                op = steps.send(churn.view(op["at"]))
-        except StopIteration:
-            pass
+        cuts = [op["at"] for op in drive(hunter.chase(), churn.view, churn.op)
+                if op["f"] == "partition"]
         for cut in cuts[1:]:  # each cut of a leader the chase saw come up
             rounds += 1
             at_commit += any(c <= cut <= c + poll + 1e-3 for c in churn.commits)
@@ -302,17 +315,8 @@ def test_a_crossed_voter_goes_back_the_moment_the_old_sides_new_leader_first_com
                         link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
         fake = Crossing()
         hunter.view = fake.view(0.0)
-        steps = hunter.cross_voter()
-        partitions = []
-        try:
-            op = next(steps)
-            while True:
-                fake.op(op)
-                if op["f"] == "partition":
-                    partitions.append(op)
-                op = steps.send(fake.view(op["at"]))
-        except StopIteration:
-            pass
+        partitions = [op for op in drive(hunter.cross_voter(), fake.view, fake.op)
+                      if op["f"] == "partition"]
         back = [p for p in partitions[2:] if p["value"]["shape"] == "cut"]
         if back:
             assert fake.commit_at is not None
