@@ -213,13 +213,15 @@ class Pipeline:
         queued = self._queued
         if not queued:
             return
+        # A flush that finds its socket gone drops the connection, which discards
+        # it from the live set (_socket_changed): that set must not be this one.
+        self._queued = set()
         if self.on_send is not None:
             self.on_send(time.monotonic_ns())
         for conn in queued:
             conn.flush()
             if conn.want_write:
                 self._watch(conn)
-        queued.clear()
 
     def _io(self, wait_ns: int) -> None:
         """Poll the connections for up to ``wait_ns``; read replies, finish handshakes."""

@@ -189,3 +189,44 @@ def test_ipc(tmp_path: object) -> None:
         conn.close()
         router.close()
         ctx.destroy(linger=0)
+
+
+class _ResetSocket:
+    """A connected socket whose peer is gone: every send raises ECONNRESET."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+
+    def send(self, data: bytes) -> int:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_a_pipeline_whose_send_finds_the_node_gone_drops_that_connection_and_goes_on(
+        router: zmq.Socket) -> None:
+    """A node killed between a request's queueing and its flush: the flush closes the
+    connection, which takes it off the set of queued connections while that set is
+    being sent (a worker died of "Set changed size during iteration", and the requests
+    it had stamped never reached the history). The request ends as the retry rules
+    say, and the pipeline keeps running."""
+    from harness.client import Call, Pipeline
+
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    pipe = Pipeline({"n1": f"tcp://127.0.0.1:{port}"})
+    assert pipe.wait_connected(5.0)
+    ended: list[str] = []
+    c = Call("n1", lambda call, type_, *rest: ended.append(type_))
+    pipe.start(c, {"op": "read", "key": "k"}, timeout_ns=200_000_000)
+    conn = pipe._conns["n1"]
+    conn.sock = _ResetSocket(conn.sock)  # type: ignore[assignment]
+    deadline = time.monotonic() + 5
+    while not ended:
+        assert time.monotonic() < deadline, "the operation never ended"
+        pipe.step(10_000_000)
+    assert ended == ["info"] or ended == ["fail"]
+    pipe.close()
