@@ -103,6 +103,10 @@ class RunConfig:
     #: End the load early once the streaming checker proves an anomaly (heal,
     #: final reads, full check and report as usual). Needs ``follow``.
     stop_on_anomaly: bool = False
+    #: Under the default nemesis (the hunting plan), draw the run's timing, batching,
+    #: client timeout and fault interval per seed where left at their defaults
+    #: (harness/swarm.py ``run_settings``; the node count is kept); False = the nodes' defaults.
+    swarm: bool = True
     #: Simulate the cluster in one process (nodes/sim) instead of real node processes;
     #: times in the history are simulated nanoseconds.
     sim: bool = False
@@ -309,6 +313,8 @@ class RunConfig:
             out.append("--no-follow")
         if self.stop_on_anomaly:
             out.append("--stop-on-anomaly")
+        if not self.swarm:
+            out.append("--no-swarm")
         if self.sim:
             out.append("--sim")
         opt("--workers", self.workers, None)

@@ -91,6 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a("--no-follow", action="store_true",
       help="do not follow the history with the streaming checker during the run "
            "(default: follow; the verdict always comes from the full check at the end)")
+    a("--no-swarm", action="store_true",
+      help="keep the nodes' default timing, batching and client timeout under the default "
+           "nemesis (default: drawn per seed where not given, harness/swarm.py)")
     a("--sim", action="store_true",
       help="simulate the cluster in one process (the same cores, faults, checker and report; "
       "deterministic from --seed; raft and paxos only) (default: real processes)")
@@ -135,7 +138,7 @@ def _json_object(text: str) -> dict:
 
 #: RunConfig fields that are not a flag of the same name (they are built below), and
 #: --replay, which replay_config reads instead.
-_NOT_PLAIN = frozenset({"ops", "bugs", "progress", "follow", "replay"})
+_NOT_PLAIN = frozenset({"ops", "bugs", "progress", "follow", "replay", "swarm"})
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -150,6 +153,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         bugs=list(args.bug),
         progress=not args.no_progress,
         follow=not args.no_follow,
+        swarm=not args.no_swarm,
     )
 
 

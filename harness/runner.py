@@ -455,8 +455,11 @@ def _bugs(cfg: RunConfig) -> list[dict[str, str]]:
 
 
 def prepare(config: RunConfig) -> tuple[RunConfig, Callable[..., Any] | None]:
-    """Resolve and validate ``config``; find the nemesis builder. RunError if unusable."""
-    cfg = config.resolved()
+    """Resolve and validate ``config``; find the nemesis builder. RunError if unusable.
+    A default run's settings are swarmed here, per seed (harness/swarm.py)."""
+    from harness import swarm
+
+    cfg = swarm.run_settings(config.resolved())
     try:
         cfg.validate()
     except ConfigError as exc:

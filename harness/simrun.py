@@ -102,7 +102,9 @@ def prepare(config: RunConfig) -> RunConfig:
     if config.system not in SIM_SYSTEMS:
         raise _error(f"--sim simulates raft and paxos only, not the command {config.system!r} "
                      "(run it on real processes without --sim)")
-    cfg = config.resolved()
+    from harness import swarm
+
+    cfg = swarm.run_settings(config.resolved())  # a default run's settings, per seed
     try:
         cfg.validate()
     except ConfigError as exc:

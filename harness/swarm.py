@@ -28,8 +28,17 @@ Every value drawn is a legal, documented option of a correct cluster
 ``search_config(system, seed, bug=None)`` is one seed of the generic
 simulated search: ``SEARCH_S`` simulated seconds of the default (the hunting
 plan), swarmed (3 or 5 nodes). Used by benchmarks/sim_zoo.py and
-tests/test_sim_correct.py. Real runs keep the user's settings: ``harness
-run`` never calls it.
+tests/test_sim_correct.py.
+
+``run_settings(cfg)`` is the same draw for one ``harness run`` (real or
+simulated) under the default nemesis, the hunting plan: the faults half of the
+default hunts, so its settings half does too. It keeps the node count, which
+is the user's system under test, not a knob of the search; it draws nothing
+under any other nemesis (a ``bug:NAME`` mix brings its own settings, a named
+mix means "these faults at these settings"), for a ``--replay`` (the recorded
+run's settings are replayed), for a ``--system`` program (whose options are
+its own) or with ``--no-swarm``. It runs where a run is prepared, after
+``resolved()``, so every seed of a ``--test-count`` sweep draws its own.
 
 Invariants: the draw depends only on ``cfg.seed`` (its own
 ``random.Random(f"swarm:{seed}")``, apart from the run's other streams), and
@@ -99,11 +108,29 @@ def search_config(system: str, seed: int, bug: str | None = None,
     return swarm_config(base)
 
 
-def swarm_config(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with this seed's swarm draw in every field left at its default."""
+#: The draw's fields ``run_settings`` leaves alone.
+KEPT_BY_RUNS = ("nodes",)
+
+
+def run_settings(cfg: RunConfig) -> RunConfig:
+    """``cfg`` (resolved: it has a seed) with this seed's draw in every field left
+    at its default but the node count, when ``cfg`` is a default run of our own
+    nodes (the hunting plan, no replay, ``swarm`` on); otherwise ``cfg``."""
+    from faults.schedule import HUNT
+    from harness.config import SYSTEMS
+
+    if not (cfg.swarm and cfg.replay is None and cfg.system in SYSTEMS
+            and cfg.nemesis.strip().lower() in ("", HUNT)):
+        return cfg
+    return swarm_config(cfg, keep=KEPT_BY_RUNS)
+
+
+def swarm_config(cfg: RunConfig, keep: tuple[str, ...] = ()) -> RunConfig:
+    """``cfg`` with this seed's swarm draw in every field left at its default
+    (the fields named in ``keep`` too: they stay as they are)."""
     if cfg.seed is None:
         raise ValueError("a swarmed run needs a seed")
     defaults = RunConfig()
     changes = {k: v for k, v in draw(int(cfg.seed)).items()
-               if getattr(cfg, k) == getattr(defaults, k)}
+               if k not in keep and getattr(cfg, k) == getattr(defaults, k)}
     return dataclasses.replace(cfg, **changes)

@@ -51,3 +51,36 @@ def test_what_the_caller_set_wins_and_bugs_change_nothing() -> None:
     assert without.time_limit == swarm.SEARCH_S
     with pytest.raises(ValueError):
         swarm.swarm_config(RunConfig(sim=True))
+
+
+def _fields(cfg: RunConfig) -> dict:
+    return {k: getattr(cfg, k) for k in ("timing", "node_options", "request_timeout",
+                                         "nemesis_interval", "nodes")}
+
+
+def test_a_default_run_is_swarmed_per_seed_and_keeps_its_node_count() -> None:
+    from harness import runner, simrun
+
+    for prepare in (lambda c: runner.prepare(c)[0], simrun.prepare):
+        for seed in (3, 4):
+            got = prepare(RunConfig(seed=seed, nodes=5, net="direct", sim=prepare is simrun.prepare))
+            want = {k: v for k, v in swarm.draw(seed).items() if k != "nodes"}
+            assert {k: v for k, v in _fields(got).items() if k != "nodes"} == want
+            assert got.nodes == 5
+        # Each seed of a sweep draws its own: the base's draw is not inherited.
+        base = RunConfig(seed=3, net="direct").resolved()
+        assert prepare(RunConfig(**{**base.to_dict(), "seed": 4})).timing == \
+            swarm.draw(4)["timing"]
+
+
+def test_a_run_that_names_its_faults_or_opts_out_keeps_the_defaults() -> None:
+    defaults = _fields(RunConfig())
+    for cfg in (RunConfig(seed=3, nemesis="kill,pause"), RunConfig(seed=3, swarm=False),
+                RunConfig(seed=3, nemesis="none"), RunConfig(seed=3, system="./my-node")):
+        assert _fields(swarm.run_settings(cfg.resolved())) == defaults
+    hunt = swarm.run_settings(RunConfig(seed=3, nemesis="hunt", request_timeout=9.0).resolved())
+    assert hunt.request_timeout == 9.0 and hunt.timing == swarm.draw(3)["timing"]
+    # What a swarmed run records repeats it: the draw is a function of the seed.
+    once = swarm.run_settings(RunConfig(seed=5).resolved())
+    assert swarm.run_settings(RunConfig(**once.to_dict()).resolved()) == once
+    assert "--no-swarm" in RunConfig(seed=5, swarm=False).argv()
