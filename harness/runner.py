@@ -240,6 +240,8 @@ class _Live:
     load_seconds: float = 0.0
     recovered: bool = True
     notes: list[str] = field(default_factory=list)
+    #: Client workers whose last batch never reached the recorder (WorkerPool.lost).
+    lost_workers: list[int] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
     follower: _Follower | None = None
 
@@ -294,6 +296,7 @@ async def _drive(live: _Live) -> None:
         live.load_seconds = loop.time() - start
         live.progress.show(live.load_seconds, live.recorder.counts, "stopping clients")
         live.notes.extend(await pool.stop(timeout=cfg.request_timeout * 3 + 2))
+        live.lost_workers = list(pool.lost)
         if nemesis is not None:
             live.progress.show(live.load_seconds, live.recorder.counts, "healing")
             with contextlib.suppress(asyncio.TimeoutError):
@@ -648,7 +651,7 @@ def _finish(cfg: RunConfig, run_dir: Path, started: str, live: _Live,
                           checked=("unknown", None), on_checked=live.progress.done)
     return finish_run(cfg, run_dir, started, events, dict(live.recorder.counts),
                       live.load_seconds, notes, interrupted, live.recovered,
-                      on_checked=live.progress.done)
+                      on_checked=live.progress.done, lost_workers=live.lost_workers)
 
 
 def finish_run(cfg: RunConfig, run_dir: Path, started: str, events: list[dict],
@@ -657,12 +660,15 @@ def finish_run(cfg: RunConfig, run_dir: Path, started: str, events: list[dict],
                checked: tuple[str, dict[str, Any] | None] | None = None,
                extra: dict[str, Any] | None = None,
                on_checked: Callable[[], None] | None = None,
-               report: bool = True, index: bool = True) -> RunResult:
+               report: bool = True, index: bool = True,
+               lost_workers: list[int] | None = None) -> RunResult:
     """Check ``events``, write results.json, the report, the store index and the
     ledger: the end of every run, real or simulated (harness/simrun.py).
     ``extra``: results.json fields only some runs have (``simulated``, ...);
     ``report``/``index``: draw the page and the store index (a sweep's passing
-    seeds and its per-seed indexes skip them)."""
+    seeds and its per-seed indexes skip them). ``lost_workers``: client workers
+    whose last batch never came; an anomaly may then be an operation the history
+    lacks, so "invalid" becomes "unknown" (a false alarm is worse than a miss)."""
     notes = list(notes)
     if checked is None:
         try:
@@ -672,6 +678,11 @@ def finish_run(cfg: RunConfig, run_dir: Path, started: str, events: list[dict],
             notes.append(f"checker failed: {exc!r}")
     else:
         verdict, checker = checked
+    if lost_workers and verdict == "invalid":
+        verdict = "unknown"
+        notes.append(f"client worker(s) {', '.join(map(str, lost_workers))} ended without "
+                     "their last batch: operations they sent may be missing from the history, "
+                     "so the anomalies found prove nothing (verdict unknown)")
     if on_checked is not None:
         on_checked()
     try:

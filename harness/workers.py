@@ -341,7 +341,7 @@ def worker_main() -> int:
         # it unsent to the recorder, a value it wrote reads as written by no one (a
         # false anomaly). What was stamped goes out first, open (indeterminate).
         with contextlib.suppress(Exception):
-            runner.batch.send()
+            runner.batch.send({"next_process": runner.next_process(), "crashed": True})
         raise
     runner.batch.send({"next_process": runner.next_process()})
     pipe.close()
@@ -366,6 +366,7 @@ class WorkerPool:
         self.count = count
         self._procs: list[subprocess.Popen] = []
         self._writers: list[Any] = []
+        self.lost: list[int] = []  # set by stop()
         self._log: IO[bytes] = open(log, "ab")  # noqa: SIM115 - closed in close()
         from harness.cluster import _die_with_parent
 
@@ -424,6 +425,9 @@ class WorkerPool:
                  for i, p in enumerate(self._procs) if p.returncode != 0]
         self.close()
         await asyncio.to_thread(self.recorder.wait_detached, 5.0)
+        #: Workers whose last batch never came (killed, or died in a way that sent
+        #: nothing): operations they sent may be missing from the history.
+        self.lost = [i for i, w in enumerate(self._writers) if "next_process" not in w.extra]
         for proc, w in zip(self._procs, self._writers):
             if w.done and proc.stdout is not None:
                 proc.stdout.close()  # the recorder has read it to EOF

@@ -294,3 +294,32 @@ def test_stop_on_anomaly_ends_the_load_early_and_the_full_check_gives_the_verdic
     # the report names the earliest anomaly over all keys first
     anomalies = result.results["checker"]["anomalies"]
     assert [a["ops"][0] for a in anomalies] == sorted(a["ops"][0] for a in anomalies)
+
+
+def test_an_anomaly_beside_a_lost_client_worker_is_unknown_not_invalid(tmp_path: Path) -> None:
+    """A worker that never sent its last batch may have sent writes the history
+    lacks; a read of such a value looks like a read of a value nobody wrote. The
+    same history is invalid when every worker's last batch came."""
+    from harness.runner import finish_run
+
+    def history() -> list[dict]:
+        ns = 1_000_000
+        evs = [{"process": 0, "type": "invoke", "f": "write", "value": ["k1", 1], "time": 1 * ns},
+               {"process": 0, "type": "ok", "f": "write", "value": ["k1", 1], "time": 2 * ns},
+               {"process": 1, "type": "invoke", "f": "read", "value": ["k1", None], "time": 3 * ns},
+               {"process": 1, "type": "ok", "f": "read", "value": ["k1", 7], "time": 4 * ns}]
+        for i, e in enumerate(evs):
+            e["index"] = i
+        return evs
+
+    verdicts = {}
+    for lost in ([], [1]):
+        run_dir = tmp_path / f"lost{len(lost)}"
+        run_dir.mkdir()
+        cfg = RunConfig(seed=1, nemesis="none", store=str(tmp_path), net="direct").resolved()
+        res = finish_run(cfg, run_dir, "20261202T000000", history(), {"ok": 2}, 1.0, [],
+                         False, True, report=False, index=False, lost_workers=lost)
+        verdicts[len(lost)] = (res.verdict, res.exit_code, res.results["notes"])
+    assert verdicts[0][:2] == ("invalid", 1)
+    assert verdicts[1][:2] == ("unknown", 3)
+    assert any("client worker(s) 1 ended without their last batch" in n for n in verdicts[1][2])
