@@ -17,7 +17,7 @@ OTHER = {"model": "kv", "anomalies": [{"kind": "lost write"}]}
 
 
 @given(st.sets(st.integers(0, 39), max_size=4), st.integers(1, 40))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 def test_ddmin_finds_exactly_the_needed_items(needed: set[int], n: int) -> None:
     needed = {x for x in needed if x < n}
     calls = itertools.count()
@@ -100,8 +100,10 @@ def test_shrinker_finds_the_story() -> None:
     assert out.outcome.ops == ((2, 5),) and out.outcome.client_ops == 1
     assert out.attempts == sim.runs and not out.out_of_budget
     assert [line.split(":")[0] for line in out.steps] == [
-        "shorter run", "only the anomaly's operations", "fewer clients", "fewer client ops",
-        "fewer faults", "shorter windows", "fewer client ops", "fewer faults"]
+        "shorter run", "only the anomaly's operations", "fewer clients",
+        "fewer client ops, in blocks", "fewer faults", "fewer faults, other orders",
+        "shorter windows", "fewer client ops, in blocks", "fewer faults",
+        "fewer faults, other orders", "fewer client ops", "fewer faults"]
     assert best.stop_on_anomaly  # tried first; it changed nothing here, so it stayed
 
 
@@ -300,3 +302,71 @@ def test_firsts_by_kind_takes_a_findings_time_and_the_operations_end_otherwise()
                              {"kind": "stale read", "ops": [0]}, DIVERGED]}
     assert firsts_by_kind(events, checker) == (("stale read", 5.0, (0, 1)),
                                                ("replicas-diverged", 9.0, ()))
+
+
+def test_ddmin_sweeps_on_after_a_cut_instead_of_starting_over() -> None:
+    needed = set(range(0, 64, 4))  # a quarter of the items, spread: many single cuts
+    tried: set[tuple[int, ...]] = set()
+
+    def fails(xs: list[int]) -> bool:
+        tried.add(tuple(xs))
+        return needed <= set(xs)
+
+    assert ddmin(list(range(64)), fails) == sorted(needed)
+    assert len(tried) < 300  # 457 different candidates when each cut started over
+
+
+@given(st.sets(st.integers(0, 63), max_size=3), st.integers(0, 2**32))
+@settings(max_examples=30, deadline=None)
+def test_blocks_keeps_a_failing_sublist_in_order(needed: set[int], seed: int) -> None:
+    import random
+
+    from harness.shrink import BLOCK_TRIES, blocks
+
+    calls = itertools.count()
+
+    def fails(xs: list[int]) -> bool:
+        next(calls)
+        return needed <= set(xs)
+
+    out = blocks(list(range(64)), fails, random.Random(seed))
+    assert needed <= set(out) and out == sorted(out)
+    # at most `tries` failures per size (6 sizes from 32 down to 1) beside the successes
+    assert next(calls) <= BLOCK_TRIES * 6 + (64 - len(out))
+
+
+class TwoStoriesSim:
+    """Fails iff the faults at 0..5 s are all there (the first half, where ddmin's first
+    chunk lands) or the three at 0, 6 and 11 s are: which end a search reaches depends on
+    the order it leaves faults out in."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        ats = {f["at"] for f in faults}
+        bad = {0.0, 1.0, 2.0, 3.0, 4.0, 5.0} <= ats or {0.0, 6.0, 11.0} <= ats
+        return Outcome("invalid" if bad else "valid", G_SINGLE if bad else None, 0, ())
+
+
+def test_fault_restarts_keep_the_smallest_end_of_other_orders() -> None:
+    faults = tuple({"f": "kill", "at": float(i), "hold": 0.5, "value": ["n1"]} for i in range(12))
+    firsts, ends = [], []
+    for seed in range(8):
+        s = Shrinker(RunConfig(sim=True, time_limit=12.0, concurrency=1, seed=seed),
+                     Candidate(12.0, faults), TwoStoriesSim(), budget_s=60)
+        s.fewer_faults()
+        firsts.append(len(s.best.faults))
+        s.fault_restarts()
+        ends.append(sorted(f["at"] for f in s.best.faults))
+    assert 6 in firsts  # the premise: one search alone can end at the larger story
+    assert ends == [[0.0, 6.0, 11.0]] * 8
+
+
+def test_block_ops_cuts_the_load_in_few_runs() -> None:
+    from harness.shrink import BLOCK_TRIES
+
+    sim = FakeSim()  # needs slot 2's op 5 (and the kill at 4 s) of 6 slots x 60 operations
+    faults = ({"f": "kill", "at": 4.0, "hold": 1.0, "value": ["n1"]},)
+    s = Shrinker(RunConfig(sim=True, time_limit=30.0, concurrency=6, seed=3),
+                 Candidate(30.0, faults), sim, budget_s=60)
+    s.block_ops()
+    assert (2, 5) in s.best_outcome.ops and s.best_outcome.client_ops <= 20  # from 360
+    assert sim.runs <= 1 + BLOCK_TRIES * 9 + 40  # tries per size (180 .. 1) and the cuts
