@@ -18,12 +18,9 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
    in blocks (``blocks``: one contiguous stretch of the (slot, n) operations the
    best invoked at a time, half of them first, four places per size; no ddmin);
 4. fewer fault operations (random halves, then delta debugging: Zeller's
-   ddmin), then that search again from where it began over the faults in other
-   random orders (``fault_restarts``: which 1-minimal list ddmin ends at depends
-   on the path), the smallest end kept;
+   ddmin);
 5. shorter fault windows (each hold halved while it still fails);
-6. fewer client operations in blocks, fewer faults and their other orders once
-   more;
+6. fewer client operations in blocks and fewer faults once more;
 7. fewer client operations (random halves, then ddmin to a 1-minimal list: the
    costliest search, so last), and fewer faults a last time.
 
@@ -273,8 +270,6 @@ def halves(items: Sequence[T], fails: Callable[[list[T]], bool], rng: random.Ran
     return items
 
 
-#: Further fewer-faults searches from one start, in other random orders.
-FAULT_RESTARTS = 3
 #: Failed tries at one block size before ``blocks`` halves the size.
 BLOCK_TRIES = 4
 
@@ -315,8 +310,7 @@ class Shrinker:
     #: client operations are most of what a simulated run costs (a 20 s run without clients
     #: takes a tenth of one with them), then the faults over the cheap runs.
     PASSES = ("shorter_run", "focus", "fewer_clients", "block_ops", "fewer_faults",
-              "fault_restarts", "shorter_windows", "block_ops", "fewer_faults", "fault_restarts",
-              "fewer_ops", "fewer_faults")
+              "shorter_windows", "block_ops", "fewer_faults", "fewer_ops", "fewer_faults")
     #: The passes on real processes: none needs a client mask.
     REAL_PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "lower_concurrency",
                    "fewer_faults")
@@ -354,8 +348,6 @@ class Shrinker:
         self.original, self.original_outcome = original, out
         self.best, self.best_outcome = original, out
         self.steps: list[str] = []
-        #: The best (and its outcome) when the last fewer-faults search began.
-        self._faults_start: tuple[Candidate, Outcome] | None = None
 
     def out_of_time(self) -> bool:
         return self.clock() >= self.deadline
@@ -444,47 +436,12 @@ class Shrinker:
 
     def fewer_faults(self) -> None:
         """Random halves of the faults, then ddmin over what is left."""
-        self._faults_start = (self.best, self.best_outcome)
-
         def fails(fs: list[dict[str, Any]]) -> bool:
             return self.fails(dataclasses.replace(self.best, faults=tuple(fs)))
 
         ddmin(halves(list(self.best.faults), fails, self.rng, self.out_of_time), fails,
               self.out_of_time)
         self._note("fewer faults")
-
-    def fault_restarts(self) -> None:
-        """The last fewer-faults search again from where it started, over the faults in
-        another random order (other halves, other ddmin chunks), a few times; the
-        smallest end is kept. Where leaving out any fault moves the whole trajectory,
-        which faults can go depends on the path, and ends differ widely (5 to 13
-        faults from one start); a fault run after the load is cut is cheap."""
-        if self._faults_start is None:
-            return
-        start = self._faults_start
-        faults = start[0].faults
-        # Start from those faults with the load the best has now, when that fails too: the
-        # first search may have cut operations that its end must not get back.
-        now = dataclasses.replace(self.best, faults=faults)
-        if not self.out_of_time() and self._same(self._run(now)):
-            start = (now, self._run(now))
-        for _ in range(FAULT_RESTARTS):
-            if self.out_of_time() or len(self.best.faults) <= 1:
-                break
-            kept = (self.best, self.best_outcome)
-            self.best, self.best_outcome = start
-
-            def fails(ix: list[int]) -> bool:
-                return self.fails(dataclasses.replace(
-                    self.best, faults=tuple(faults[i] for i in sorted(ix))))
-
-            order = list(range(len(faults)))
-            self.rng.shuffle(order)
-            ddmin(halves(order, fails, self.rng, self.out_of_time), fails, self.out_of_time)
-            end, was = _size(self.best, self.best_outcome), _size(*kept)
-            if end == was or any(a > b for a, b in zip(end, was, strict=True)):
-                self.best, self.best_outcome = kept
-        self._note("fewer faults, other orders")
 
     def block_ops(self) -> None:
         """Contiguous blocks of the invoked operations (``blocks``) out, no ddmin."""
