@@ -344,3 +344,64 @@ def test_block_ops_cuts_the_load_in_few_runs() -> None:
     s.block_ops()
     assert (2, 5) in s.best_outcome.ops and s.best_outcome.client_ops <= 20  # from 360
     assert sim.runs <= 1 + BLOCK_TRIES * 9 + 40  # tries per size (180 .. 1) and the cuts
+
+
+def _diverging_event(time_ns: int) -> dict[str, Any]:
+    """The nemesis event faults/agreement.py records when two replicas report different
+    hashes for one index (what the simulator's sampler records)."""
+    from faults.agreement import EVENT, AgreementWatch
+
+    watch = AgreementWatch()
+    assert not watch.observe("n1", 101, {"applied": 3, "hash": "aa", "marks": []})
+    (d,) = watch.observe("n2", 202, {"applied": 3, "hash": "bb", "marks": []})
+    return {"time": time_ns, "process": "nemesis", "type": "info", "f": EVENT,
+            "value": d["value"], "evidence": d["evidence"]}
+
+
+def test_a_simulated_stop_on_anomaly_stops_at_a_divergence_too() -> None:
+    from harness.simrun import _Follower
+
+    events: list[dict[str, Any]] = [
+        {"time": 10**8, "process": 0, "type": "invoke", "f": "write", "key": "k1", "value": 1},
+        {"time": 2 * 10**8, "process": 0, "type": "ok", "f": "write", "key": "k1", "value": 1},
+        {"time": 3 * 10**8, "process": "nemesis", "type": "info", "f": "kill", "value": ["n1"]}]
+    follower = _Follower(events)
+    assert not follower.look() and follower.note() is None  # a fault alone proves nothing
+    events.append(_diverging_event(4 * 10**9))
+    assert follower.look()  # the load ends here: the history shows no anomaly of its own
+    assert follower.first is None and follower.finding is not None
+    assert follower.finding["kind"] == "replicas-diverged"
+    assert "replicas diverged at 4.0 s (--stop-on-anomaly ended the load)" in follower.note()
+
+
+class StopSim:
+    """A run shows the anomalies ``full`` (kinds, in the checker's order); with
+    --stop-on-anomaly its load ends early (5 operations, not 40) and it shows ``stopped``.
+    The stop makes a candidate cheaper, but one that shows none of the original's first
+    kind fails another way, and the shrinker must not keep it."""
+
+    def __init__(self, full: list[str], stopped: list[str]) -> None:
+        self.full, self.stopped = full, stopped
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        n = 5 if cfg.stop_on_anomaly else 40
+        kinds = self.stopped if cfg.stop_on_anomaly else self.full
+        anomalies = [{"kind": k, "ops": [], "time": 2 * 10**9} for k in kinds]
+        return Outcome("invalid", {"model": "kv", "anomalies": anomalies}, n,
+                       tuple((0, i) for i in range(n)))
+
+
+def test_a_stopped_candidate_counts_only_when_it_fails_the_same_way() -> None:
+    faults = ({"f": "kill", "at": 1.0, "hold": 1.0, "value": ["n1"]},)
+    base = RunConfig(sim=True, time_limit=20.0, concurrency=1, seed=1)
+    stale, div = "stale read", "replicas-diverged"
+    for full, stopped, kept in (([stale, div], [div], False),   # stopped at the divergence
+                                ([div], [stale], False),        # a finding is its own kind
+                                ([stale, div], [stale], True),
+                                ([div], [stale, div], True)):
+        s = Shrinker(base, Candidate(20.0, faults), StopSim(full, stopped), budget_s=60,
+                     passes=("shorter_run",))
+        assert s.want == ("kv", full[0])
+        out = s.run()
+        assert bool(out.candidate.stop_on_anomaly) is kept, (full, stopped)
+        assert out.outcome.client_ops == (5 if kept else 40)
