@@ -173,19 +173,28 @@ class _Follower:
     It tails history.jsonl as the recorder writes it, every ``period_s``,
     and feeds the complete lines in one batch: no work on the clients' or
     the recorder's path, whatever writes the file. ``on_anomaly`` is called
-    (in this thread) with the first anomaly proven; the verdict still comes
-    from the full check at the end (docs/checker.md).
+    (in this thread) with the first anomaly proven, ``on_finding`` with the
+    first finding of the nemesis events (faults/findings.py: replicas
+    diverged, a node that refused to restart), as the simulated follower
+    does: a run that fails only by its finding would otherwise run its whole
+    load under --stop-on-anomaly. The verdict still comes from the full check
+    at the end (docs/checker.md).
     """
 
     def __init__(self, path: Path, on_anomaly: Callable[[Any], None],
+                 on_finding: Callable[[dict[str, Any]], None] | None = None,
                  period_s: float = 0.2) -> None:
         from checker.stream import StreamChecker
+        from faults.findings import FindingWatch
 
         self.path = path
         self.checker = StreamChecker()
+        self.findings = FindingWatch()
         self.on_anomaly = on_anomaly
+        self.on_finding = on_finding
         self.period_s = period_s
         self.first: Any = None
+        self.finding: dict[str, Any] | None = None
         self.error = ""
         self.cpu_s = 0.0  # thread CPU time spent following
         self._stop = threading.Event()
@@ -216,6 +225,10 @@ class _Follower:
                             if self.first is None:
                                 self.first = a
                                 self.on_anomaly(a)
+                        if self.finding is None and self.findings.feed(events) is not None:
+                            self.finding = self.findings.first
+                            if self.on_finding is not None:
+                                self.on_finding(self.finding)
                         self.cpu_s += time.thread_time() - c0
                     else:
                         rest += chunk
@@ -349,7 +362,13 @@ def _start_follower(live: _Live, loop: asyncio.AbstractEventLoop, stop_load: asy
         if live.cfg.stop_on_anomaly:
             loop.call_soon_threadsafe(stop_load.set)
 
-    f = _Follower(Path(live.recorder.path), on_anomaly)
+    def on_finding(finding: dict[str, Any]) -> None:
+        at = (finding.get("time") or 0) / 1e9
+        live.progress.anomaly = f"{finding['finding']} at {at:.1f} s"
+        if live.cfg.stop_on_anomaly:
+            loop.call_soon_threadsafe(stop_load.set)
+
+    f = _Follower(Path(live.recorder.path), on_anomaly, on_finding)
     f.start()
     return f
 
@@ -362,6 +381,11 @@ def _follow_notes(live: _Live) -> None:
         stopped = " (--stop-on-anomaly ended the load)" if live.cfg.stop_on_anomaly else ""
         live.notes.append(f"streaming checker: anomaly on {a.key} at {(a.time or 0) / 1e9:.1f} s"
                           f"{stopped}: {a.sentence}")
+    if f.finding is not None:
+        d = f.finding
+        stopped = " (--stop-on-anomaly ended the load)" if live.cfg.stop_on_anomaly else ""
+        live.notes.append(f"{d['finding']} at {(d.get('time') or 0) / 1e9:.1f} s{stopped}: "
+                          f"{d['sentence']}")
     if f.error:
         live.notes.append(f"streaming checker stopped: {f.error}")
 
