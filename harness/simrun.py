@@ -259,6 +259,7 @@ class _Follower:
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         from checker.stream import StreamChecker
+        from faults.findings import FindingWatch
 
         self.events = events
         self.fed = 0
@@ -266,7 +267,7 @@ class _Follower:
         self.first: Any = None
         #: The first finding proven (faults/findings.py's anomaly dict), if any.
         self.finding: dict[str, Any] | None = None
-        self._nemesis: list[dict[str, Any]] = []
+        self._findings = FindingWatch()
 
     def look(self) -> bool:
         new = self.events[self.fed:]
@@ -274,17 +275,7 @@ class _Follower:
         for a in self.checker.feed_many(new):
             if self.first is None:
                 self.first = a
-        if self.finding is None:
-            fresh = [e for e in new if e.get("process") == "nemesis"]
-            if fresh:
-                from faults import findings
-
-                # found() reads a nemesis event in the light of the earlier ones (a node
-                # a corrupt fault damaged is excluded), so it sees them all; few per run.
-                self._nemesis += fresh
-                proved = findings.found(self._nemesis)
-                if proved:
-                    self.finding = proved[0]
+        self.finding = self._findings.feed(new)
         return self.first is not None or self.finding is not None
 
     def note(self) -> str | None:
