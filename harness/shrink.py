@@ -16,7 +16,7 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
    time before which every operation but the named ones can go;
 3. fewer clients (ddmin over the client slots), then fewer client operations
    in blocks (``blocks``: one contiguous stretch of the (slot, n) operations the
-   best invoked at a time, half of them first, eight places per size; no ddmin);
+   best invoked at a time, half of them first, four places per size; no ddmin);
 4. fewer fault operations (random halves, then delta debugging: Zeller's
    ddmin);
 5. shorter fault windows (each hold halved while it still fails);
@@ -270,12 +270,8 @@ def halves(items: Sequence[T], fails: Callable[[list[T]], bool], rng: random.Ran
     return items
 
 
-#: Failed tries at one block size before ``blocks`` halves the size. Where every cut
-#: perturbs the rest, a cut keeps the failure by chance, about as often whatever its
-#: size, so a big cut is worth more tries than four before halving (session 8, the
-#: table's misses at 60 CPU-s: forget-vote seed 111 291 -> 34 operations, early-ack
-#: paxos seed 3 311 -> 86; 16 tries cost the lease-read raft shrinks a third more CPU).
-BLOCK_TRIES = 8
+#: Failed tries at one block size before ``blocks`` halves the size.
+BLOCK_TRIES = 4
 
 
 def blocks(items: Sequence[T], fails: Callable[[list[T]], bool], rng: random.Random,
