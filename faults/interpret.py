@@ -304,6 +304,10 @@ class Interpreter:
                                      or self.net is None):
             await self._end(replaced)  # nothing to do in one step
             replaced = None
+        held = value if f in ("kill", "pause", "lose-unsynced") else (
+            value.get("nodes") if f == "corrupt" and isinstance(value, dict) else None)
+        if held:
+            self.disk.touch(list(held))  # a restart watch on these nodes ends here
         if f in disk.KINDS:
             await self.disk.begin(op, fields)
         elif f == "kill":
