@@ -62,6 +62,10 @@ from reports import analysis, runfolder
 EXIT_CODES = {"valid": 0, "invalid": 1, "unknown": 3}
 #: Tries to start the cluster when a port was taken between picking and binding.
 START_ATTEMPTS = 3
+#: A node process younger than this that has not answered ``status`` yet is booting;
+#: the nemesis's status requests give it BOOTING_STATUS_S instead of 0.2 s.
+BOOT_S = 1.0
+BOOTING_STATUS_S = 0.02
 
 
 class RunError(Exception):
@@ -417,8 +421,27 @@ def _nemesis_context(live: _Live) -> Any:
                           follow_leader=False)
     live.closers.append(statuses.close)
 
+    # The PID each node last answered from: a node that has not answered since it
+    # (re)started is still booting (200-500 ms of Python start-up), and a plan's
+    # view waits for its slowest node, so a booting node gets a short timeout: a
+    # reactive plan keeps seeing the others every few ms instead of every 0.2 s.
+    # Past BOOT_S a node that never answered is slow, not booting: the usual timeout.
+    answered_pid: dict[str, int | None] = {}
+    first_seen: dict[str, tuple[int, float]] = {}  # node -> (pid, loop time first seen)
+
     async def status(node: str) -> dict[str, Any] | None:
-        return await live_status(live.cluster, statuses, node, 0.2)
+        pid = live.cluster.pid(node)
+        booting = False
+        if pid is not None and answered_pid.get(node) != pid:
+            now = asyncio.get_running_loop().time()
+            seen = first_seen.get(node)
+            if seen is None or seen[0] != pid:
+                first_seen[node] = seen = (pid, now)
+            booting = now - seen[1] < BOOT_S
+        got = await live_status(live.cluster, statuses, node, BOOTING_STATUS_S if booting else 0.2)
+        if got is not None:
+            answered_pid[node] = pid
+        return got
 
     async def answers(node: str, timeout: float) -> bool:
         # asks even a node we paused: the evidence that the pause bit
