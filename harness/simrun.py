@@ -21,7 +21,9 @@ and the benchmarks call it). The phases are the real runner's
 Replica agreement (faults/agreement.py) is sampled from the nodes' appliers
 every 0.5 s of simulated time during and after the load and once at the end,
 as the real interpreter asks for it; a divergence becomes a nemesis event of
-the history, so the findings, the shrinker and ``harness check`` see it.
+the history, so the findings, the shrinker and ``harness check`` see it, and
+with ``--stop-on-anomaly`` the first finding ends the load as the streaming
+checker's first anomaly does (``_Follower``).
 
 Random streams, each its own ``random.Random`` named from the seed: the
 clients' (``ops:SEED:SLOT``, the generator's own), the faults'
