@@ -203,15 +203,22 @@ class Interpreter:
         loop = asyncio.get_running_loop()
         self.t0 = loop.time()
         ends: list[tuple[float, int]] = []  # (when, seq) of active operations with a hold
-        nxt = self.plan.next(await self.view())
+        # The view the plan chose ``nxt`` from; an operation due at once is resolved
+        # against it instead of a second view (on real processes a view costs a
+        # status round to every node, and a reaction should cost one).
+        seen: ClusterView | None = await self.view()
+        nxt = self.plan.next(seen)
         while not stop.is_set():
             t_start = nxt["at"] if nxt is not None else float("inf")
             t_end = ends[0][0] if ends else float("inf")
             if t_start == t_end == float("inf"):
                 await stop.wait()
                 return
-            if not await sleep_unless(stop, min(t_start, t_end) - self.now()):
+            wait = min(t_start, t_end) - self.now()
+            if not await sleep_unless(stop, wait):
                 return
+            # nothing passed since ``seen`` (no wait, no end carried out): still the cluster now
+            fresh = wait <= 0 and seen is not None
             async with self._lock:
                 if stop.is_set():
                     return
@@ -220,6 +227,7 @@ class Interpreter:
                     act = self._take(seq)
                     if act is not None:  # not ended already (an ``end`` or ``replaces``)
                         await self._end(act)
+                        seen = None
                     continue
                 assert nxt is not None
                 if nxt["f"] == "end":
@@ -227,7 +235,7 @@ class Interpreter:
                     if act is not None:
                         await self._end(act)
                 elif nxt["f"] != "wait":
-                    op = self.plan.resolve(nxt, await self.view())
+                    op = self.plan.resolve(nxt, seen if fresh else await self.view())
                     act = _Active(op, self._seq)
                     self._seq += 1
                     replaced = self._take(self._ids.get(op.get("replaces")))
@@ -237,7 +245,8 @@ class Interpreter:
                     await self._begin(act, replaced)
                     if op.get("hold") is not None:
                         heapq.heappush(ends, (op["at"] + op["hold"], act.seq))
-            nxt = self.plan.next(await self.view())
+            seen = await self.view()
+            nxt = self.plan.next(seen)
 
     def now(self) -> float:
         """Seconds since the nemesis started (0 before ``run``)."""

@@ -229,6 +229,57 @@ def test_the_heal_settles_agreement_only_where_nodes_keep_a_chain(agree: bool,
     assert len(calls) == rounds * 3
 
 
+def test_a_reaction_costs_one_view_and_an_end_makes_the_next_view_fresh() -> None:
+    """A plan answers a view with an operation due at once; the interpreter
+    resolves it against that same view (each view of real processes is a status
+    round to every node), but after carrying out the end of a hold it looks again."""
+    from faults.interpret import Interpreter
+
+    rounds: list[float] = []
+    resolved_with: list[float] = []
+
+    class Once:
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def next(self, view):  # type: ignore[no-untyped-def]
+            rounds.append(view.now)
+            self.sent += 1
+            if self.sent == 1:  # at once, held 50 ms
+                return {"f": "pause", "target": "n1", "at": view.now, "hold": 0.05}
+            if self.sent == 2:  # after the hold's end: again at once
+                return {"f": "kill", "target": "n2", "at": view.now + 0.1, "hold": 0.01}
+            return None
+
+        def resolve(self, op, view):  # type: ignore[no-untyped-def]
+            resolved_with.append(view.now)
+            return {**op, "value": [op["target"]]}
+
+    async def status(node: str) -> dict[str, Any]:
+        return {"role": "follower", "term": 1}
+
+    async def leader() -> str:
+        return "n1"
+
+    cluster = FakeCluster(["n1", "n2", "n3"])
+    ctx = NemesisContext(cluster=cluster, proxy_control=None, record=lambda f, v, **kw: None,
+                         rng=random.Random(1), leader=leader, interval_s=1.0, status=status)
+    nemesis = Interpreter(Once(), ctx, None)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(nemesis.run(stop))
+        await asyncio.sleep(0.4)
+        stop.set()
+        await task
+
+    asyncio.run(go())
+    # the first op: resolved with the view that chose it (one view, not two);
+    # the second, due 0.1 s after its view: a fresh view when it is due
+    assert resolved_with[0] == rounds[0]
+    assert len(resolved_with) == 2 and resolved_with[1] > rounds[1]
+
+
 #: Fault mixes no bug uses, for testing moves on their own.
 MIXES = {"kill-one-mix": mixes.FaultMix(("kill-one",))}
 
