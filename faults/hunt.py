@@ -28,8 +28,11 @@ about (docs/faults.md "The hunting plan"):
   cluster so two majorities share exactly one node and crash-restarts it
   again and again (soon after each vote); ``cross-voter`` moves a node that
   just voted in a new term, through a crash, to the side that never heard
-  of that term; ``lose-unsynced`` takes a whole site's power a third of the
-  time.
+  of that term (``crash-cross`` does the same after deposing the leader by
+  a crash instead of a cut, so both sides' logs end at the same index and
+  two leaders of one term would write on the same indices, where the log
+  check cannot tell their entries apart); ``lose-unsynced`` takes a whole
+  site's power a third of the time.
 - *Leader churn* (the Raft paper's Figure 8 is one such story): ``chase``
   cuts off each new leader in turn, so entries that reached only some
   nodes in one term meet leaders of later terms that lack them; half of
@@ -42,7 +45,7 @@ about (docs/faults.md "The hunting plan"):
 
 Families: ``isolate-leader``, ``partition``, ``shift``, ``kill-leader``,
 ``pause-leader``, ``kill``, ``pause``, ``crash``, ``flap``, ``kill-voter``,
-``shared-voter``, ``cross-voter``, ``chase``, ``overlap``, ``net`` (those
+``shared-voter``, ``cross-voter``, ``crash-cross``, ``chase``, ``overlap``, ``net`` (those
 needing a network only with one), ``lose-unsynced`` and ``clock`` (only
 when the cluster was set up for them: ``kinds_available``). The settings a
 run's cluster uses (timing, replication shape) are the caller's; the
@@ -83,18 +86,18 @@ from faults.plan import (
 
 #: Every family, and which need a network backend or a disk or clock kind.
 FAMILIES = ("isolate-leader", "partition", "shift", "kill-leader", "pause-leader", "kill",
-            "pause", "crash", "flap", "kill-voter", "shared-voter", "cross-voter", "chase", "overlap",
-            "net",
+            "pause", "crash", "flap", "kill-voter", "shared-voter", "cross-voter", "crash-cross",
+            "chase", "overlap", "net",
             "lose-unsynced", "clock")
 NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "shared-voter", "cross-voter",
-                    "chase", "net")
+                    "crash-cross", "chase", "net")
 #: The disk and clock kinds the hunt may use when the cluster offers them
 #: (``corrupt`` stays named-only: a replica that rejoins empty can vote twice,
 #: which breaks correct Raft and Paxos too).
 DISK_FAMILIES = ("lose-unsynced", "clock")
 #: The families aimed at the leader, drawn this many times as often as the others.
 LEADER_FAMILIES = ("isolate-leader", "shift", "kill-leader", "pause-leader", "kill-voter",
-                   "cross-voter", "chase")
+                   "cross-voter", "crash-cross", "chase")
 LEADER_WEIGHT = 3
 #: Episodes per swarm epoch (uniform, inclusive).
 EPOCH = (2, 4)
@@ -521,23 +524,37 @@ class Hunter(Player):
         yield from self.end(ref)
         yield from self.end(slow)
 
-    def cross_voter(self) -> Steps:
-        """A voter crosses over. The leader is cut off with as many others as
-        still leave the other side a majority; once that side elects a leader
-        of a newer term, one of its voters is moved to the old side in one
-        step, crashing (or, where the cluster offers it, losing power) on the
-        way and restarting fast. The old side is now a majority that never
-        heard of the new term, with one member that voted (or promised) in
-        it: whether it can be won again in that same term rests only on what
-        that member kept on disk. Then, a third of the time each, the node
-        stays, becomes the bridge both sides hear, or goes back (no crash)
-        while the old side's new leader is still catching it up: what it
-        took from one side meets the other side's later term; half of the
-        'back' endings go back the moment the old side's new leader first
-        commits (``first_commit``), carrying what it just committed (and
-        perhaps not its own first entry) to the side with the later term.
-        Half the time every link is slow meanwhile, so the crossing node
-        leaves with messages in flight and catching it up takes round trips."""
+    def crash_cross(self) -> Steps:
+        """``cross_voter`` deposing the leader by a crash on the majority side."""
+        yield from self.cross_voter(crash=True)
+
+    def cross_voter(self, crash: bool = False) -> Steps:
+        """A voter crosses over. The cluster is cut into a majority (the new
+        side) and the rest (the old side), and the leader is deposed: it is
+        cut off with the old side (where it takes writes a while, a deposed
+        leader that has not noticed), or, with ``crash`` (the family
+        ``crash-cross``), it crashes on the new side and restarts fast, so
+        the old side holds no write the new side lacks. Once the new side
+        elects a leader of a newer term, one of its voters is moved to the
+        old side in one step, crashing (or, where the cluster offers it,
+        losing power) on the way and restarting fast. The old side is now a
+        majority that never heard of the new term, with one member that
+        voted (or promised) in it: whether it can be won again in that same
+        term rests only on what that member kept on disk. If it can, both
+        sides lead in one term; after a crash opening their logs start at
+        the same index, so what each side's leader appends lands on the same
+        indices (slots), where the log check cannot tell them apart, instead
+        of after entries only the old side holds. Then, a third of the time
+        each, the node stays, becomes the bridge both sides hear, or goes
+        back (no crash) while the old side's new leader is still catching it
+        up: what it took from one side meets the other side's later term;
+        half of the 'back' endings go back the moment the old side's new
+        leader (of any term the old side had not seen: the plan does not
+        assume one leader per term) first commits (``first_commit``),
+        carrying what it just committed (and perhaps not its own first
+        entry) to the other side. Half the time every link is slow
+        meanwhile, so the crossing node leaves with messages in flight and
+        catching it up takes round trips."""
         rng = self.rng
         nodes = list(self.view.node_ids)
         n = len(nodes)
@@ -546,10 +563,15 @@ class Hunter(Player):
             return
         others = [x for x in nodes if x != leader]
         rng.shuffle(others)
-        old = sorted([leader, *others[: n - (n // 2 + 1) - 1]])
+        if crash:  # the leader crashes on the majority side: the old side writes nothing
+            old = sorted(others[: n - (n // 2 + 1)])
+        else:  # the leader is cut off with the old side, and takes writes there a while
+            old = sorted([leader, *others[: n - (n // 2 + 1) - 1]])
         new = sorted(x for x in nodes if x not in old)  # exactly a majority
         t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
         ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
+        if crash:
+            yield from self.emit("kill", "leader", [leader], self.restart_after())
         # slow links: the voter leaves with the winner's first messages in flight
         slow, rtt = yield from self.slow_links("cross-voter")
         deadline = self.view.now + 4 * self.hi
@@ -581,7 +603,9 @@ class Hunter(Player):
         if ending == "back":  # back while the old side's new leader catches it up
             yield from self.back(v, self.view.now + 4 * self.hi)
             if rng.random() < FIRST_COMMIT_P:  # back the moment that leader first commits
-                leader = yield from self.leader_in(side, tw, self.view.now + 4 * self.hi)
+                # the old side's new leader: any term it had not seen (t0), tw too
+                # (a term has one leader only if the protocol is right)
+                leader = yield from self.leader_in(side, t0, self.view.now + 4 * self.hi)
                 if leader is not None:
                     yield from self.first_commit(leader, rtt)
             else:
