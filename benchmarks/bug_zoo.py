@@ -22,7 +22,7 @@ demonstration mixes' runs, and the table shows both side by side.
 
 Usage: python benchmarks/bug_zoo.py [--seeds N] [--time-limit S] [--bugs a,b]
        [--systems raft,paxos] [--store DIR] [--no-correct | --only-correct]
-       [--stop-on-anomaly] [--generic [--mixes]]
+       [--stop-on-anomaly] [--generic [--mixes] [--no-swarm]]
        python benchmarks/bug_zoo.py --from-store DIR [DIR ...]   (the table of kept runs)
 Targets: the mixes catch every bug in >= 8 of 10 runs of 60 s (issue 8);
 the generic default catches >= 7 of the 9 in >= 8 of 10 and every one in
@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="end a bug run's load at the streaming checker's first proven anomaly "
                         "(caught and first-anomaly figures are the same, the run is shorter; "
                         "correct runs always run to --time-limit)")
+    p.add_argument("--no-swarm", action="store_true",
+                   help="generic runs keep the nodes' default settings (harness run --no-swarm)")
     p.add_argument("--from-store", nargs="+", metavar="DIR", default=None,
                    help="run nothing: print the table of the runs kept in these stores")
     args = p.parse_args(argv)
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                                             workload=zoo.get(name).workload,
                                             time_limit=args.time_limit, seed=seed,
                                             store=args.store, name=f"{name}-{system}-{mode}",
-                                            progress=False,
+                                            progress=False, swarm=not args.no_swarm,
                                             stop_on_anomaly=args.stop_on_anomaly))
                     if res is None:
                         continue
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                                             store=args.store,
                                             name=f"correct-{system}-"
                                                  f"{f'generic-{workload}' if mode == GENERIC else name}",
-                                            progress=False))
+                                            progress=False, swarm=not args.no_swarm))
                     if res is None:
                         continue
                     row.correct.append(res)

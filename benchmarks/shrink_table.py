@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/shrink_table.py [--per-bug 3] [--budget 60] [--bugs a,b]
         [--search-budget 240] [--clock wall|cpu] [--seeds-out FILE | --seeds-in FILE]
+        [--passes a,b,...] [--steps]
 
 For every bug/system pair of harness/bugs.py: the generic simulated search of
 benchmarks/sim_zoo.py (``harness.swarm.search_config``: the defaults but
@@ -57,7 +58,8 @@ def failing_seeds(bug: str, system: str, want: int, budget: float) -> tuple[list
     return found, seed
 
 
-def shrink_one(bug: str, system: str, seed: int, budget: float, clock: str = "wall") -> dict:
+def shrink_one(bug: str, system: str, seed: int, budget: float, clock: str = "wall",
+               passes: tuple[str, ...] = shrink.Shrinker.PASSES) -> dict:
     """Shrink one failing seed; its original and shrunk sizes and the seconds taken."""
     from faults.plan import recorded_ops
 
@@ -68,14 +70,17 @@ def shrink_one(bug: str, system: str, seed: int, budget: float, clock: str = "wa
     if out.verdict != "invalid":  # the tree changed since the search (--seeds-in)
         return {"seed": seed, "stale": True}
     faults = recorded_ops(out.events)
+    steps: list[str] = []
     s = shrink.Shrinker(cfg, shrink.Candidate(cfg.time_limit, tuple(faults)), shrink.simulate,
-                        budget_s=budget - (tick() - k0), known=shrink.outcome_of(out), clock=tick)
+                        budget_s=budget - (tick() - k0), known=shrink.outcome_of(out), clock=tick,
+                        passes=passes,
+                        log=lambda line: steps.append(f"[{tick() - k0:5.1f} s] {line}"))
     r = s.run()
     return {"seed": seed, "faults0": len(r.original.faults),
             "ops0": r.original_outcome.client_ops, "faults": len(r.candidate.faults),
             "ops": r.outcome.client_ops, "seconds": time.monotonic() - t0,
             "cpu": time.process_time() - c0, "runs": r.attempts, "cached": r.cached,
-            "out_of_budget": r.out_of_budget}
+            "out_of_budget": r.out_of_budget, "steps": steps}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bugs", default="", help="comma-separated bug names (default: all)")
     p.add_argument("--seeds-out", default=None, help="only search; write the seeds found here")
     p.add_argument("--seeds-in", default=None, help="only shrink the seeds this file lists")
+    p.add_argument("--passes", default="",
+                   help="comma-separated Shrinker passes, in order (default: the shrinker's "
+                        "own), to set another order beside it in one table")
+    p.add_argument("--steps", action="store_true",
+                   help="print each shrink's passes, with the seconds (--clock) at their end")
     args = p.parse_args(argv)
     chosen = [x for x in pairs() if not args.bugs or x[0] in args.bugs.split(",")]
+    passes = tuple(args.passes.split(",")) if args.passes else shrink.Shrinker.PASSES
+    unknown = [n for n in passes if not callable(getattr(shrink.Shrinker, n, None))]
+    if unknown:
+        p.error(f"no such pass: {', '.join(unknown)}")
     import subprocess
 
     head = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse",
@@ -100,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{args.per_bug} failing seeds per bug (swarmed search, {swarm.SEARCH_S:g} s each), "
           f"budget {args.budget:g} {args.clock} s per shrink", flush=True)
+    if args.passes:
+        print(f"passes: {', '.join(passes)}", flush=True)
     t_all = time.monotonic()
     with ProcessPoolExecutor(args.workers) as pool:
         tried: dict[tuple[str, str], int] = {}
@@ -122,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"{'bug':16} {'system':6} {'seeds':>5} {'faults':>13} {'client ops':>15} "
               f"{'median s':>9} {'max s':>6} {'med CPU-s':>9}")
-        jobs = {x: [pool.submit(shrink_one, *x, s, args.budget, args.clock) for s in found[x]]
+        jobs = {x: [pool.submit(shrink_one, *x, s, args.budget, args.clock, passes)
+                    for s in found[x]]
                 for x in chosen}
         met = shown = 0
         for (bug, system), futs in jobs.items():
@@ -158,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['ops0']} -> {r['ops']} ops, {r['seconds']:.1f} s ({r['cpu']:.1f} "
                       f"CPU-s), {r['runs']} runs + {r['cached']} cached"
                       + (", out of budget" if r["out_of_budget"] else ""), flush=True)
+                for line in r["steps"] if args.steps else ():
+                    print(f"{'':27} {line}", flush=True)
     print(f"{met} of {shown} bugs found meet the target (median story <= 5 faults and <= 40 "
           f"client ops, found within {args.budget:g} {args.clock} s each); "
           f"{time.monotonic() - t_all:.0f} s wall; load average {os.getloadavg()[0]:.2f}")

@@ -114,6 +114,7 @@ class Pipeline:
         self._by_fd: dict[int, tuple[str, Connection]] = {}
         self._masks: dict[int, int] = {}
         self._queued: set[Connection] = set()  # connections with requests not yet sent
+        self._spare: set[Connection] = set()  # empty; swapped in while _queued is sent
         now = time.monotonic_ns()
         for node, addr in self.addrs.items():
             conn = Connection(addr)
@@ -214,14 +215,16 @@ class Pipeline:
         if not queued:
             return
         # A flush that finds its socket gone drops the connection, which discards
-        # it from the live set (_socket_changed): that set must not be this one.
-        self._queued = set()
+        # it from the live set (_socket_changed): that set must not be this one,
+        # so the two sets swap (no new set per pass).
+        self._queued, self._spare = self._spare, queued
         if self.on_send is not None:
             self.on_send(time.monotonic_ns())
         for conn in queued:
             conn.flush()
             if conn.want_write:
                 self._watch(conn)
+        queued.clear()
 
     def _io(self, wait_ns: int) -> None:
         """Poll the connections for up to ``wait_ns``; read replies, finish handshakes."""

@@ -15,11 +15,18 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
    named prefix starts with the load), and if nothing can, one for the latest
    time before which every operation but the named ones can go;
 3. fewer clients (ddmin over the client slots), then fewer client operations
-   (random halves of the (slot, n) operations the best invoked, then ddmin);
+   in blocks (``blocks``: one contiguous stretch of the (slot, n) operations the
+   best invoked at a time, half of them first, four places per size; no ddmin);
 4. fewer fault operations (random halves, then delta debugging: Zeller's
    ddmin);
 5. shorter fault windows (each hold halved while it still fails);
-6. fewer client operations and fewer faults once more.
+6. fewer client operations in blocks and fewer faults once more;
+7. fewer client operations (random halves, then ddmin to a 1-minimal list: the
+   costliest search, so last), and fewer faults a last time.
+
+ddmin goes on with the next chunk after a complement that fails, instead of
+starting over: the end is 1-minimal all the same, and a fragile failure (most
+single items needed) no longer costs a sweep per item left out.
 
 The load is cut before the faults because client operations are most of what
 a simulated run costs (a run without clients takes a tenth of one with them).
@@ -196,7 +203,14 @@ def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
           out_of_time: Callable[[], bool] = lambda: False) -> list[T]:
     """A smallest-found sublist of ``items`` (order kept) for which ``fails`` holds,
     by Zeller's delta debugging: try each chunk alone, then each complement, and
-    refine the chunks when neither fails. ``fails(items)`` is assumed true."""
+    refine the chunks when neither fails. ``fails(items)`` is assumed true.
+
+    After a complement fails, the sweep goes on with the next chunk instead of
+    starting over at the first: the chunks before it were just tried and kept, and
+    where most single items are needed (a fragile failure, at the finest chunks)
+    starting over cost a whole sweep of runs per item left out. The end is
+    1-minimal all the same: the search stops only after a sweep of single items in
+    which none could go."""
     items = list(items)
     if items and fails([]):
         return []
@@ -209,16 +223,21 @@ def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
                 items, n = chunk, 2
                 break
         else:
-            for i in range(len(chunks)):
+            cut = False
+            i = 0
+            while i < len(chunks) and len(chunks) > 1 and not out_of_time():
                 rest = [x for j, c in enumerate(chunks) if j != i for x in c]
                 if fails(rest):
-                    items, n = rest, max(n - 1, 2)
-                    break
+                    items, cut = rest, True
+                    del chunks[i]  # the next chunk is now the i-th
+                else:
+                    i += 1
+            if cut:
+                n = max(len(chunks), 2)
+            elif n >= len(items):
+                break
             else:
-                if n >= len(items):
-                    break
                 n = min(len(items), 2 * n)
-            continue
     return items
 
 
@@ -251,14 +270,47 @@ def halves(items: Sequence[T], fails: Callable[[list[T]], bool], rng: random.Ran
     return items
 
 
+#: Failed tries at one block size before ``blocks`` halves the size.
+BLOCK_TRIES = 4
+
+
+def blocks(items: Sequence[T], fails: Callable[[list[T]], bool], rng: random.Random,
+           out_of_time: Callable[[], bool] = lambda: False,
+           tries: int = BLOCK_TRIES) -> list[T]:
+    """A sublist of ``items`` (order kept) for which ``fails`` holds, by leaving out one
+    contiguous block at a time: a block of half the items at a random place, up to
+    ``tries`` places per size, the size kept after each success and halved after
+    ``tries`` failures, down to single items. Where every cut perturbs the rest (a
+    fragile failure), a candidate fails about as often whatever was cut, so a big cut
+    is worth as much to try as a small one; ddmin's finest rounds instead try every
+    single item (one run each) and spend the budget there."""
+    items = list(items)
+    k = len(items) // 2
+    while k >= 1 and not out_of_time():
+        k = min(k, len(items) // 2) or (1 if len(items) == 1 else 0)
+        if k == 0:
+            break
+        for _ in range(tries):
+            if out_of_time():
+                break
+            i = rng.randrange(len(items) - k + 1)
+            rest = items[:i] + items[i + k:]
+            if fails(rest):
+                items = rest
+                break
+        else:
+            k //= 2
+    return items
+
+
 class Shrinker:
     """One shrinking search; see the module header."""
 
     #: The passes of a simulated search, in order: the cheap cuts of the load first, since
     #: client operations are most of what a simulated run costs (a 20 s run without clients
     #: takes a tenth of one with them), then the faults over the cheap runs.
-    PASSES = ("shorter_run", "focus", "fewer_clients", "fewer_ops", "fewer_faults",
-              "shorter_windows", "fewer_ops", "fewer_faults")
+    PASSES = ("shorter_run", "focus", "fewer_clients", "block_ops", "fewer_faults",
+              "shorter_windows", "block_ops", "fewer_faults", "fewer_ops", "fewer_faults")
     #: The passes on real processes: none needs a client mask.
     REAL_PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "lower_concurrency",
                    "fewer_faults")
@@ -320,14 +372,18 @@ class Shrinker:
         if self.out_of_time():
             return False
         out = self._run(c)
-        same = out.verdict == "invalid" and (self.any_anomaly or self.want in kinds_of(out.checker))
-        if not same:
+        if not self._same(out):
             return False
         new, old = _size(c, out), _size(self.best, self.best_outcome)
         if any(a > b for a, b in zip(new, old, strict=True)):
             return False
         self.best, self.best_outcome = c, out
         return True
+
+    def _same(self, out: Outcome) -> bool:
+        """Whether ``out`` fails the same way as the original (any way: ``any_anomaly``)."""
+        return out.verdict == "invalid" and (self.any_anomaly
+                                             or self.want in kinds_of(out.checker))
 
     def _story(self, out: Outcome) -> tuple[float | None, tuple[int, ...]]:
         """When the anomaly that makes ``out`` fail the same way ended, and the positions
@@ -386,6 +442,14 @@ class Shrinker:
         ddmin(halves(list(self.best.faults), fails, self.rng, self.out_of_time), fails,
               self.out_of_time)
         self._note("fewer faults")
+
+    def block_ops(self) -> None:
+        """Contiguous blocks of the invoked operations (``blocks``) out, no ddmin."""
+        def fails(keep: list[tuple[int, int]]) -> bool:
+            return self.fails(self._keeping(keep))
+
+        blocks(list(self.best_outcome.ops), fails, self.rng, self.out_of_time)
+        self._note("fewer client ops, in blocks")
 
     def shorter_windows(self) -> None:
         for i in range(len(self.best.faults)):

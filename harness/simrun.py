@@ -247,11 +247,15 @@ def _run(watch: _StormWatch, t_end: int, stop: Callable[[], bool] | None = None,
 
 
 class _Follower:
-    """--stop-on-anomaly in simulated time: the recorded events go through the
-    streaming checker (checker/stream.py) after every slice, as the real
-    runner's follower reads history.jsonl; the first anomaly it proves ends the
-    load (the rest of the run goes on as usual). Deterministic: slices are
-    simulated time."""
+    """--stop-on-anomaly in simulated time: after every slice the recorded events go
+    through the streaming checker (checker/stream.py), as the real runner's
+    follower reads history.jsonl, and the nemesis events through the findings
+    (faults/findings.py: a replicas-diverged agreement event, a node that refused
+    to restart); the first anomaly either proves ends the load (the rest of the
+    run goes on as usual). A finding counts because the history cannot always
+    show a divergence (a lost write on a hot key is explained by any timed-out
+    write of it): a run that fails only by its finding would otherwise run its
+    whole load. Deterministic: slices are simulated time."""
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         from checker.stream import StreamChecker
@@ -260,6 +264,9 @@ class _Follower:
         self.fed = 0
         self.checker = StreamChecker()
         self.first: Any = None
+        #: The first finding proven (faults/findings.py's anomaly dict), if any.
+        self.finding: dict[str, Any] | None = None
+        self._nemesis: list[dict[str, Any]] = []
 
     def look(self) -> bool:
         new = self.events[self.fed:]
@@ -267,14 +274,31 @@ class _Follower:
         for a in self.checker.feed_many(new):
             if self.first is None:
                 self.first = a
-        return self.first is not None
+        if self.finding is None:
+            fresh = [e for e in new if e.get("process") == "nemesis"]
+            if fresh:
+                from faults import findings
+
+                # found() reads a nemesis event in the light of the earlier ones (a node
+                # a corrupt fault damaged is excluded), so it sees them all; few per run.
+                self._nemesis += fresh
+                proved = findings.found(self._nemesis)
+                if proved:
+                    self.finding = proved[0]
+        return self.first is not None or self.finding is not None
 
     def note(self) -> str | None:
-        a = self.first
-        if a is None:
+        a, f = self.first, self.finding
+        if a is None and f is None:
             return None
-        return (f"streaming checker: anomaly on {a.key} at {(a.time or 0) / 1e9:.1f} s "
-                f"(--stop-on-anomaly ended the load): {a.sentence}")
+        parts = []
+        if a is not None:
+            parts.append(f"streaming checker: anomaly on {a.key} at {(a.time or 0) / 1e9:.1f} s "
+                         f"(--stop-on-anomaly ended the load): {a.sentence}")
+        if f is not None:
+            parts.append(f"{f['finding']} at {(f.get('time') or 0) / 1e9:.1f} s "
+                         f"(--stop-on-anomaly ended the load): {f['sentence']}")
+        return "; ".join(parts)
 
 
 def simulate(cfg: RunConfig, *, faults: list[dict[str, Any]] | None = None,

@@ -17,7 +17,7 @@ OTHER = {"model": "kv", "anomalies": [{"kind": "lost write"}]}
 
 
 @given(st.sets(st.integers(0, 39), max_size=4), st.integers(1, 40))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 def test_ddmin_finds_exactly_the_needed_items(needed: set[int], n: int) -> None:
     needed = {x for x in needed if x < n}
     calls = itertools.count()
@@ -100,8 +100,9 @@ def test_shrinker_finds_the_story() -> None:
     assert out.outcome.ops == ((2, 5),) and out.outcome.client_ops == 1
     assert out.attempts == sim.runs and not out.out_of_budget
     assert [line.split(":")[0] for line in out.steps] == [
-        "shorter run", "only the anomaly's operations", "fewer clients", "fewer client ops",
-        "fewer faults", "shorter windows", "fewer client ops", "fewer faults"]
+        "shorter run", "only the anomaly's operations", "fewer clients",
+        "fewer client ops, in blocks", "fewer faults", "shorter windows",
+        "fewer client ops, in blocks", "fewer faults", "fewer client ops", "fewer faults"]
     assert best.stop_on_anomaly  # tried first; it changed nothing here, so it stayed
 
 
@@ -300,3 +301,107 @@ def test_firsts_by_kind_takes_a_findings_time_and_the_operations_end_otherwise()
                              {"kind": "stale read", "ops": [0]}, DIVERGED]}
     assert firsts_by_kind(events, checker) == (("stale read", 5.0, (0, 1)),
                                                ("replicas-diverged", 9.0, ()))
+
+
+def test_ddmin_sweeps_on_after_a_cut_instead_of_starting_over() -> None:
+    needed = set(range(0, 64, 4))  # a quarter of the items, spread: many single cuts
+    tried: set[tuple[int, ...]] = set()
+
+    def fails(xs: list[int]) -> bool:
+        tried.add(tuple(xs))
+        return needed <= set(xs)
+
+    assert ddmin(list(range(64)), fails) == sorted(needed)
+    assert len(tried) < 300  # 457 different candidates when each cut started over
+
+
+@given(st.sets(st.integers(0, 63), max_size=3), st.integers(0, 2**32))
+@settings(max_examples=30, deadline=None)
+def test_blocks_keeps_a_failing_sublist_in_order(needed: set[int], seed: int) -> None:
+    import random
+
+    from harness.shrink import BLOCK_TRIES, blocks
+
+    calls = itertools.count()
+
+    def fails(xs: list[int]) -> bool:
+        next(calls)
+        return needed <= set(xs)
+
+    out = blocks(list(range(64)), fails, random.Random(seed))
+    assert needed <= set(out) and out == sorted(out)
+    # at most `tries` failures per size (6 sizes from 32 down to 1) beside the successes
+    assert next(calls) <= BLOCK_TRIES * 6 + (64 - len(out))
+
+
+def test_block_ops_cuts_the_load_in_few_runs() -> None:
+    from harness.shrink import BLOCK_TRIES
+
+    sim = FakeSim()  # needs slot 2's op 5 (and the kill at 4 s) of 6 slots x 60 operations
+    faults = ({"f": "kill", "at": 4.0, "hold": 1.0, "value": ["n1"]},)
+    s = Shrinker(RunConfig(sim=True, time_limit=30.0, concurrency=6, seed=3),
+                 Candidate(30.0, faults), sim, budget_s=60)
+    s.block_ops()
+    assert (2, 5) in s.best_outcome.ops and s.best_outcome.client_ops <= 20  # from 360
+    assert sim.runs <= 1 + BLOCK_TRIES * 9 + 40  # tries per size (180 .. 1) and the cuts
+
+
+def _diverging_event(time_ns: int) -> dict[str, Any]:
+    """The nemesis event faults/agreement.py records when two replicas report different
+    hashes for one index (what the simulator's sampler records)."""
+    from faults.agreement import EVENT, AgreementWatch
+
+    watch = AgreementWatch()
+    assert not watch.observe("n1", 101, {"applied": 3, "hash": "aa", "marks": []})
+    (d,) = watch.observe("n2", 202, {"applied": 3, "hash": "bb", "marks": []})
+    return {"time": time_ns, "process": "nemesis", "type": "info", "f": EVENT,
+            "value": d["value"], "evidence": d["evidence"]}
+
+
+def test_a_simulated_stop_on_anomaly_stops_at_a_divergence_too() -> None:
+    from harness.simrun import _Follower
+
+    events: list[dict[str, Any]] = [
+        {"time": 10**8, "process": 0, "type": "invoke", "f": "write", "key": "k1", "value": 1},
+        {"time": 2 * 10**8, "process": 0, "type": "ok", "f": "write", "key": "k1", "value": 1},
+        {"time": 3 * 10**8, "process": "nemesis", "type": "info", "f": "kill", "value": ["n1"]}]
+    follower = _Follower(events)
+    assert not follower.look() and follower.note() is None  # a fault alone proves nothing
+    events.append(_diverging_event(4 * 10**9))
+    assert follower.look()  # the load ends here: the history shows no anomaly of its own
+    assert follower.first is None and follower.finding is not None
+    assert follower.finding["kind"] == "replicas-diverged"
+    assert "replicas diverged at 4.0 s (--stop-on-anomaly ended the load)" in follower.note()
+
+
+class StopSim:
+    """A run shows the anomalies ``full`` (kinds, in the checker's order); with
+    --stop-on-anomaly its load ends early (5 operations, not 40) and it shows ``stopped``.
+    The stop makes a candidate cheaper, but one that shows none of the original's first
+    kind fails another way, and the shrinker must not keep it."""
+
+    def __init__(self, full: list[str], stopped: list[str]) -> None:
+        self.full, self.stopped = full, stopped
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        n = 5 if cfg.stop_on_anomaly else 40
+        kinds = self.stopped if cfg.stop_on_anomaly else self.full
+        anomalies = [{"kind": k, "ops": [], "time": 2 * 10**9} for k in kinds]
+        return Outcome("invalid", {"model": "kv", "anomalies": anomalies}, n,
+                       tuple((0, i) for i in range(n)))
+
+
+def test_a_stopped_candidate_counts_only_when_it_fails_the_same_way() -> None:
+    faults = ({"f": "kill", "at": 1.0, "hold": 1.0, "value": ["n1"]},)
+    base = RunConfig(sim=True, time_limit=20.0, concurrency=1, seed=1)
+    stale, div = "stale read", "replicas-diverged"
+    for full, stopped, kept in (([stale, div], [div], False),   # stopped at the divergence
+                                ([div], [stale], False),        # a finding is its own kind
+                                ([stale, div], [stale], True),
+                                ([div], [stale, div], True)):
+        s = Shrinker(base, Candidate(20.0, faults), StopSim(full, stopped), budget_s=60,
+                     passes=("shorter_run",))
+        assert s.want == ("kv", full[0])
+        out = s.run()
+        assert bool(out.candidate.stop_on_anomaly) is kept, (full, stopped)
+        assert out.outcome.client_ops == (5 if kept else 40)

@@ -56,3 +56,27 @@ def test_a_simulated_run_shrinks_to_a_no_larger_story_that_replays(tmp_path: Pat
     replay = harness("run", "--sim", "--replay", str(shrunk), "--store", str(store),
                      "--no-progress", timeout=120)
     assert replay.returncode == 1, replay.stdout + replay.stderr
+
+
+@pytest.mark.slow  # ~0.5 s; the default run has the follower's own test (tests/test_shrink.py)
+@pytest.mark.timeout(120)
+def test_a_simulated_run_that_only_diverges_ends_its_load_at_the_divergence() -> None:
+    # forget-vote raft seed 111 of the generic search (benchmarks/shrink_table.py's seeds):
+    # its history shows no anomaly of its own, only the replicas' divergence. Should the
+    # histories change and it stop failing so, the first asserts say so.
+    import dataclasses
+
+    from harness import simrun, swarm
+    from harness.shrink import outcome_of
+
+    cfg = simrun.prepare(swarm.search_config("raft", 111, "forget-vote"))
+    out = simrun.simulate(dataclasses.replace(cfg, stop_on_anomaly=True, follow=True),
+                          metrics=False)
+    assert out.verdict == "invalid"
+    ((kind, end, _),) = outcome_of(out).by_kind
+    assert kind == "replicas-diverged"
+    assert out.load_seconds < cfg.time_limit - 1  # not the whole load
+    start = min(e["time"] for e in out.events if e["type"] == "invoke") / 1e9  # the load's
+    # the slice (0.1 s) in which the sampler saw it ended the load
+    assert end is not None and end - 1e-9 <= start + out.load_seconds <= end + 0.1 + 1e-9
+    assert any("replicas diverged" in n and "ended the load" in n for n in out.notes)
