@@ -68,6 +68,7 @@ Invariants:
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -118,6 +119,14 @@ WEATHER_DELAY = (0.02, 0.05, 0.15, 0.3)
 #: short enough that elections still finish (a round trip well under one
 #: timeout).
 SLOW_DELAY = (0.05, 0.15)
+#: ... and at least this many times the plan's own step time (``Hunter.step_s``:
+#: how stale its views are and how long an operation takes to apply, measured),
+#: so a reaction that is slow on real processes still beats the message; at
+#: most ``SLOW_MAX`` of the election timeout (a round trip well under one).
+SLOW_REACT = 2.0
+SLOW_MAX = 0.3
+#: How many of the plan's latest steps ``Hunter.step_s`` looks at.
+STEP_WINDOW = 16
 #: Share of ``chase`` rounds that cut the new leader the moment it first
 #: commits (``Hunter.first_commit``) instead of after a random wait.
 FIRST_COMMIT_P = 0.5
@@ -161,6 +170,30 @@ class Hunter(Player):
         self.held: dict[str, float] = {}  # node -> until when a process fault holds it
         self.busy_until = 0.0  # the latest planned end of an operation
         self.enabled: list[str] = []
+        #: how late each latest view came after the time asked for, or how long
+        #: an operation took to apply (s): 0 in simulation, a view's round of
+        #: status calls and the proxy's update on real processes
+        self.lags: deque[float] = deque(maxlen=STEP_WINDOW)
+
+    def _got(self, view: ClusterView | None, at: float) -> None:
+        super()._got(view, at)
+        self.lags.append(max(0.0, self.view.now - at))
+
+    def step_s(self) -> float:
+        """The plan's step time: the slowest of its latest steps (a view's
+        staleness or an operation's application), what a reaction costs."""
+        return max(self.lags, default=0.0)
+
+    def link_delay_s(self) -> float:
+        """How long a message sent now may take at most on the open link
+        faults (the weather, slow links): three times a mean delay (uniform
+        delays end there, exponential ones mostly), or the uniform maximum."""
+        worst = 0.0
+        for op in self.open.values():
+            v = op.get("value")
+            if op.get("f") == "net" and isinstance(v, dict):
+                worst = max(worst, v.get("delay_max_ms") or 3 * (v.get("delay_ms") or 0))
+        return worst / 1000
 
     # --- the rhythm --------------------------------------------------------------
 
@@ -569,11 +602,19 @@ class Hunter(Player):
             old = sorted([leader, *others[: n - (n // 2 + 1) - 1]])
         new = sorted(x for x in nodes if x not in old)  # exactly a majority
         t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
-        ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
         if crash:
+            # the crash comes first and the cut once what the leader sent has
+            # landed: cut first, it would go on replicating to the new side
+            # alone until the crash lands (a step on real processes), and the
+            # old side would lack entries the crossing voter holds
             yield from self.emit("kill", "leader", [leader], self.restart_after())
+            settle = min(0.5 * self.lo, max(0.005, self.hb / 4, self.link_delay_s()))
+            yield from self.until(self.view.now + settle)
+        ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
         # slow links: the voter leaves with the winner's first messages in flight
-        slow, rtt = yield from self.slow_links("cross-voter")
+        # (always for crash-cross: with no delay the winner's first entry reaches
+        # every voter before any reaction, and the two logs no longer end alike)
+        slow, rtt = yield from self.slow_links("cross-voter", always=crash)
         deadline = self.view.now + 4 * self.hi
         winner = None
         while winner is None and self.view.now < deadline:
@@ -591,6 +632,11 @@ class Hunter(Player):
             yield from self.end(slow)
             yield from self.end(ref)
             return
+        # the voter that holds least (shortest log): the one the old side, which
+        # never heard of the new term, has the best chance to win again
+        lens = {x: (self.view.statuses.get(x) or {}).get("log_len") for x in voters}
+        if all(isinstance(n, int) for n in lens.values()):
+            voters = [x for x in voters if lens[x] == min(lens.values())]  # type: ignore[type-var]
         v = rng.choice(sorted(voters))
         side = sorted([*old, v])
         rest = [x for x in nodes if x not in side]
@@ -623,16 +669,21 @@ class Hunter(Player):
         yield from self.end(slow)
         yield from self.end(ref)
 
-    def slow_links(self, target: str) -> Steps:
-        """Half the time (where the network can delay), every link slowed by a
-        fixed ``SLOW_DELAY`` share of the election timeout until the caller
-        ends it: a new leader's first entries, votes and acks then take that
-        long, longer than the plan takes to notice and react (a status poll),
-        so a cut or crash lands while they are still in flight. Returns (its
-        id or None, the round trip it makes, s)."""
-        if "delay" not in self.link_faults or self.rng.random() >= 0.5:
+    def slow_links(self, target: str, always: bool = False) -> Steps:
+        """Half the time (``always``: every time; where the network can delay),
+        every link slowed by a fixed delay until the caller ends it: a new
+        leader's first entries, votes and acks then take that long, longer
+        than the plan takes to notice and react, so a cut or crash lands while
+        they are still in flight. The delay is a ``SLOW_DELAY`` share of the
+        election timeout, and at least ``SLOW_REACT`` times the plan's measured
+        step time (``step_s``: nothing in simulation, a view's status round and
+        the proxy's update on real processes), at most ``SLOW_MAX`` of the
+        timeout. Returns (its id or None, the round trip it makes, s)."""
+        if "delay" not in self.link_faults or (not always and self.rng.random() >= 0.5):
             return None, 0.0
-        ms = max(1, round(self.rng.choice(SLOW_DELAY) * self.lo * 1000))
+        share = self.rng.choice(SLOW_DELAY) * self.lo
+        delay = min(SLOW_MAX * self.lo, max(share, SLOW_REACT * self.step_s()))
+        ms = max(1, round(delay * 1000))
         ref = yield from self.emit("net", target, {"links": "all", "delay_ms": ms,
                                                    "delay_dist": "fixed"}, None)
         return ref, 2 * ms / 1000

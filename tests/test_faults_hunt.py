@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from faults import hunt
 from faults.hunt import FAMILIES, Hunter, hunt_plan
 from faults.plan import ClusterView
 from faults.schedule import build_plan
@@ -270,7 +271,9 @@ class Crossing:
 
     ELECT_S, COMMIT_S = 0.4, 0.2
 
-    def __init__(self) -> None:
+    def __init__(self, log_len: dict[str, int] | None = None) -> None:
+        #: each node's log length once the new side has elected (default 12)
+        self.log_len = dict.fromkeys(NODES, 12) | (log_len or {})
         self.cut_at: float | None = None
         self.new: list[str] = []
         self.old: list[str] = []
@@ -299,7 +302,7 @@ class Crossing:
             for n in self.new:
                 statuses[n] = {"role": "leader" if n == self.new[0] else "follower", "term": 2,
                                "voted_for": self.new[0], "leader": self.new[0],
-                               "commit_index": 10, "log_len": 12}
+                               "commit_index": 10, "log_len": self.log_len[n]}
         if self.crossed is not None:
             at, v, up = self.crossed
             if now < up:
@@ -310,6 +313,25 @@ class Crossing:
                                "commit_index": 10 + (now >= at + self.ELECT_S + self.COMMIT_S),
                                "log_len": 12}
         return ClusterView(NODES, None, ("loss", "delay", "duplicate", "reorder"), statuses, now)
+
+
+def test_crash_cross_slows_every_link_by_more_than_the_plan_takes_to_react() -> None:
+    # the crossing must beat the winner's first entry to the voter: crash-cross
+    # always slows the links, by a share of the election timeout in
+    # simulation (views on time), and by at least twice the measured lateness
+    # of the plan's views where they come late (real processes), at most 0.3
+    # of the timeout so elections still finish
+    lo_ms = TIMING["election_timeout_ms"][0]
+    for late, allowed in ((0.0, {round(x * lo_ms) for x in hunt.SLOW_DELAY}),
+                          (0.04, {80}), (0.2, {90})):
+        for seed in range(10):
+            hunter = Hunter(random.Random(seed), interval_s=5.0, network=True,
+                            link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
+            fake = Crossing()
+            hunter.view = fake.view(0.0)
+            ops = drive(hunter.crash_cross(), lambda t, fake=fake: fake.view(t + late), fake.op)
+            (slow,) = [op for op in ops if op["f"] == "net"]
+            assert slow["value"]["delay_ms"] in allowed, (late, slow)
 
 
 def test_a_crossed_voter_goes_back_the_moment_the_old_sides_new_leader_first_commits() -> None:
@@ -334,27 +356,36 @@ def test_a_crossed_voter_goes_back_the_moment_the_old_sides_new_leader_first_com
 
 
 def test_crash_cross_deposes_the_leader_by_a_crash_on_the_majority_side() -> None:
-    # then the old side takes no write the new side lacks: if both sides come
-    # to lead in one term, their entries land on the same indices;
-    # cross-voter instead cuts the leader off with the old side
+    # then the old side takes no write the new side lacks: the crash comes
+    # first and the cut once what the leader sent has landed (cut first, the
+    # leader would go on replicating to the new side alone until the crash
+    # lands, a step on real processes), so if both sides come to lead in one
+    # term their entries land on the same indices; cross-voter instead cuts
+    # the leader off with the old side. The crossing voter is the one that
+    # holds least (shortest log), the one the old side can best win again.
+    lo = TIMING["election_timeout_ms"][0] / 1000
     for family in ("crash_cross", "cross_voter"):
         crossings = 0
         for seed in range(20):
             hunter = Hunter(random.Random(seed), interval_s=5.0, network=True,
                             link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
-            fake = Crossing()
+            fake = Crossing(log_len={"n2": 13, "n3": 12, "n4": 13, "n5": 12})
             hunter.view = fake.view(0.0)
             ops = drive(getattr(hunter, family)(), fake.view, fake.op)
-            assert ops[0]["f"] == "partition"
+            cut = next(op for op in ops if op["f"] == "partition")
             killed = [op for op in ops if op.get("target") == "leader"]
             if family == "crash_cross":
                 (kill,) = killed
-                assert kill["f"] == "kill" and kill["value"] == ["n1"]
-                assert kill["at"] == ops[0]["at"] and kill["hold"] <= 0.3, "restarted fast"
+                assert kill is ops[0] and kill["f"] == "kill" and kill["value"] == ["n1"]
+                assert kill["hold"] <= 0.3, "restarted fast"
+                assert kill["at"] < cut["at"] <= kill["at"] + lo / 2, "cut before any election"
                 assert "n1" in fake.new, "on the majority side"
             else:
-                assert not killed and "n1" in fake.old, "cut off with the old side"
+                assert cut is ops[0] and not killed and "n1" in fake.old, \
+                    "cut off with the old side"
             if fake.crossed is not None:  # the crossing voter leaves the majority side
                 crossings += 1
                 assert fake.crossed[1] in fake.new and fake.crossed[1] != fake.new[0]
+                shortest = min(fake.log_len[x] for x in fake.new[1:])
+                assert fake.log_len[fake.crossed[1]] == shortest, (seed, fake.crossed)
         assert crossings >= 15, (family, crossings)
