@@ -329,7 +329,7 @@ def test_crash_cross_slows_every_link_by_more_than_the_plan_takes_to_react() -> 
                             link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
             fake = Crossing()
             hunter.view = fake.view(0.0)
-            ops = drive(hunter.crash_cross(), lambda t, fake=fake: fake.view(t + late), fake.op)
+            ops = drive(hunter.crash_cross(), lambda t, fake=fake, late=late: fake.view(t + late), fake.op)
             (slow,) = [op for op in ops if op["f"] == "net"]
             assert slow["value"]["delay_ms"] in allowed, (late, slow)
 
