@@ -110,18 +110,26 @@ def main(argv: list[str] | None = None) -> int:
 
     head = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse",
                            "--short", "HEAD"], capture_output=True, text=True, check=False)
+    listed = None
+    if args.seeds_in:
+        listed = {tuple(k.split("/")): v for k, v in
+                  json.loads(Path(args.seeds_in).read_text()).items()}
+        counts = sorted({len(v) for x, v in listed.items() if x in chosen})
+        seeds = (f"{'/'.join(map(str, counts)) or 0} failing seeds per bug from {args.seeds_in}"
+                 f" (swarmed search, {swarm.SEARCH_S:g} s each)")
+    else:
+        seeds = (f"{args.per_bug} failing seeds per bug (swarmed search, {swarm.SEARCH_S:g} s "
+                 "each)")
     print(f"tree {head.stdout.strip() or '?'}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
-          f"{args.per_bug} failing seeds per bug (swarmed search, {swarm.SEARCH_S:g} s each), "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; {seeds}, "
           f"budget {args.budget:g} {args.clock} s per shrink", flush=True)
     if args.passes:
         print(f"passes: {', '.join(passes)}", flush=True)
     t_all = time.monotonic()
     with ProcessPoolExecutor(args.workers) as pool:
         tried: dict[tuple[str, str], int] = {}
-        if args.seeds_in:
-            found = {tuple(k.split("/")): v for k, v in
-                     json.loads(Path(args.seeds_in).read_text()).items()}
+        if listed is not None:
+            found = listed
             chosen = [x for x in chosen if x in found]
         else:
             futs = {x: pool.submit(failing_seeds, *x, args.per_bug, args.search_budget)

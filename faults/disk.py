@@ -125,6 +125,17 @@ class DiskActions:
         self.clock = clock.ClockFaults(ctx, record)
         self.lost: dict[str, dict[str, Any]] = {}  # node -> pid_before, since, discarded
         self.corrupted: dict[str, dict[str, Any]] = {}  # node -> value, pid_before, damage
+        #: Watches of restarts after a power loss still running (their -end events to come).
+        self._watching: set[asyncio.Task[None]] = set()
+        #: node -> how many process faults (kill, pause, power loss, corrupt) began on it:
+        #: a watch whose node a later fault took over stops there, so our own kill is
+        #: never read as the node failing to start.
+        self._touched: dict[str, int] = {}
+
+    def touch(self, nodes: Sequence[str]) -> None:
+        """A process fault begins on ``nodes`` (the interpreter calls this first)."""
+        for n in nodes:
+            self._touched[n] = self._touched.get(n, 0) + 1
 
     # -- dispatch ---------------------------------------------------------------------
 
@@ -149,9 +160,15 @@ class DiskActions:
     async def heal(self) -> None:
         if self.lost:
             await self._restart_lost(sorted(self.lost), {})
+        await self.settle()
         for node, held in list(self.corrupted.items()):
             await self._end_corrupt(held["value"], {})
         await self.clock.heal()
+
+    async def settle(self) -> None:
+        """Wait for the restart watches still running: every -end event is recorded."""
+        while self._watching:
+            await asyncio.gather(*list(self._watching), return_exceptions=True)
 
     # -- lose-unsynced -------------------------------------------------------------------
 
@@ -190,10 +207,21 @@ class DiskActions:
             if not cluster.is_running(node):
                 cluster.start(node)  # this thread: the main thread gives a parent-death signal
         held = {n: self.lost.pop(n) for n in nodes}
-        # Watch each restart: a node that fsyncs what it acknowledged and voted comes
-        # back from a power loss; one that exits instead has broken its own durability
-        # contract, and faults/findings.py counts that as an anomaly.
-        watched = await asyncio.gather(*(self._watch(n) for n in nodes))
+        # The watch takes the nodes' boot (hundreds of ms): in a task of its own, so
+        # the plan goes on meanwhile as it does in simulation, where a node boots
+        # while the plan runs; the -end event (its ``at`` is now) comes when it ends.
+        touched = {n: self._touched.get(n, 0) for n in nodes}  # now, not when the task runs
+        task = asyncio.create_task(self._watch_lost(nodes, held, now, fields, touched))
+        self._watching.add(task)
+        task.add_done_callback(self._watching.discard)
+
+    async def _watch_lost(self, nodes: list[str], held: dict[str, dict[str, Any]], now: float,
+                          fields: dict[str, Any], touched: dict[str, int]) -> None:
+        """Watch each restart: a node that fsyncs what it acknowledged and voted comes
+        back from a power loss; one that exits instead has broken its own durability
+        contract, and faults/findings.py counts that as an anomaly."""
+        cluster = self.ctx.cluster
+        watched = await asyncio.gather(*(self._watch(n, touched[n]) for n in nodes))
         before = {n: h["pid"] for n, h in held.items()}
         after = {n: cluster.pid(n) for n in nodes}
         why = [f"{n} was not running" for n, p in before.items() if p is None]
@@ -212,6 +240,9 @@ class DiskActions:
             ev["refused"] = refused
         if crashed:
             ev["crashed"] = crashed
+        cut = [n for n, (outcome, _, _) in zip(nodes, watched) if outcome == "superseded"]
+        if cut:  # a later fault took the node over before it answered: no verdict on it
+            ev["superseded"] = cut
         if why:
             ev["why"] = "; ".join(why)
         fields = dict(fields)
@@ -293,16 +324,22 @@ class DiskActions:
             cluster.start(node)
         return await self._watch(node)
 
-    async def _watch(self, node: str) -> tuple[str, int | None, str]:
+    async def _watch(self, node: str, touched: int | None = None) -> tuple[str, int | None, str]:
         """What the just-started ``node`` does: it answers ``status`` (``recovered``),
         exits 2 (``refused``), exits otherwise (``crashed``), or neither within
-        START_TIMEOUT_S (``silent``: a loaded machine, not a finding)."""
+        START_TIMEOUT_S (``silent``: a loaded machine, not a finding). With
+        ``touched`` (the node's count of process faults when the watch began), a
+        later fault on the node ends the watch (``superseded``)."""
         cluster = self.ctx.cluster
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
         exit_info = getattr(cluster, "exit_info", None)
         while loop.time() < deadline:
+            if touched is not None and self._touched.get(node, 0) != touched:
+                return "superseded", None, ""
             if not cluster.is_running(node):
+                if touched is not None and self._touched.get(node, 0) != touched:
+                    return "superseded", None, ""
                 code, line = exit_info(node) if exit_info else (None, "")
                 return ("refused" if code == 2 else "crashed"), code, line
             if self.ctx.answers is not None and await self.ctx.answers(node, 0.2):

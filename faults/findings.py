@@ -181,6 +181,28 @@ def found(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return durability(events) + diverged(events)
 
 
+class FindingWatch:
+    """The first finding of a history read in pieces (a run's follower, real or
+    simulated): ``feed`` takes the newly recorded events and returns the first
+    finding once one is proven, else None. ``found`` reads a nemesis event in the
+    light of the earlier ones (a node a corrupt fault damaged is excluded), so it
+    sees every nemesis event so far; there are few per run."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, Any] | None = None
+        self._nemesis: list[dict[str, Any]] = []
+
+    def feed(self, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if self.first is None:
+            fresh = [e for e in events if e.get("process") == "nemesis"]
+            if fresh:
+                self._nemesis += fresh
+                proved = found(self._nemesis)
+                if proved:
+                    self.first = proved[0]
+        return self.first
+
+
 def apply(verdict: str, checker: dict[str, Any] | None,
           events: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
     """``verdict`` and ``checker`` with the durability findings of ``events`` added.

@@ -170,7 +170,9 @@ class Interpreter:
 
     async def _settle_agreement(self) -> None:
         """After the heal: wait (at most AGREE_SETTLE_S) until every node that
-        answers reports the same applied index twice in a row, observing each round."""
+        answers reports the same applied index twice in a row, observing each
+        round. Nodes that answer without an agreement chain (``--system``
+        programs, test fakes) have nothing to settle: no wait."""
         if self.ctx.status is None:
             return
         loop = asyncio.get_running_loop()
@@ -179,8 +181,11 @@ class Interpreter:
         while True:
             statuses = await self.statuses()
             self._observe(statuses)
-            applied = {(st.get("agree") or {}).get("applied") for st in statuses.values()
-                       if st and isinstance(st.get("agree"), dict)}
+            answered = [st for st in statuses.values() if st]
+            applied = {(st.get("agree") or {}).get("applied") for st in answered
+                       if isinstance(st.get("agree"), dict)}
+            if answered and not applied:
+                return  # the nodes keep no agreement chain: nothing to settle
             if (len(applied) == 1 and applied == last) or loop.time() >= deadline:
                 return
             last = applied
@@ -299,6 +304,10 @@ class Interpreter:
                                      or self.net is None):
             await self._end(replaced)  # nothing to do in one step
             replaced = None
+        held = value if f in ("kill", "pause", "lose-unsynced") else (
+            value.get("nodes") if f == "corrupt" and isinstance(value, dict) else None)
+        if held:
+            self.disk.touch(list(held))  # a restart watch on these nodes ends here
         if f in disk.KINDS:
             await self.disk.begin(op, fields)
         elif f == "kill":

@@ -398,9 +398,30 @@ def _terminate(procs: list[subprocess.Popen], grace: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    _, alive = psutil.wait_procs(kids, timeout=max(0.0, deadline - time.monotonic()))
+    alive = wait_gone(kids, deadline)
     for kid in alive:
         try:
             kid.kill()
         except psutil.Error:
             pass
+
+
+def wait_gone(procs: list[psutil.Process], deadline: float) -> list[psutil.Process]:
+    """Wait until each of ``procs`` (not our children) has exited, or ``deadline``;
+    returns those still running. An exited process whose new parent has not
+    reaped it yet (a zombie: an orphan waits for init) is gone: psutil's
+    ``wait_procs`` would wait for the reaping, seconds where init reaps late."""
+    alive = list(procs)
+    while alive:
+        still = []
+        for proc in alive:
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    still.append(proc)
+            except psutil.Error:
+                pass  # gone
+        alive = still
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
+    return alive

@@ -62,6 +62,10 @@ from reports import analysis, runfolder
 EXIT_CODES = {"valid": 0, "invalid": 1, "unknown": 3}
 #: Tries to start the cluster when a port was taken between picking and binding.
 START_ATTEMPTS = 3
+#: A node process younger than this that has not answered ``status`` yet is booting;
+#: the nemesis's status requests give it BOOTING_STATUS_S instead of 0.2 s.
+BOOT_S = 1.0
+BOOTING_STATUS_S = 0.02
 
 
 class RunError(Exception):
@@ -173,19 +177,28 @@ class _Follower:
     It tails history.jsonl as the recorder writes it, every ``period_s``,
     and feeds the complete lines in one batch: no work on the clients' or
     the recorder's path, whatever writes the file. ``on_anomaly`` is called
-    (in this thread) with the first anomaly proven; the verdict still comes
-    from the full check at the end (docs/checker.md).
+    (in this thread) with the first anomaly proven, ``on_finding`` with the
+    first finding of the nemesis events (faults/findings.py: replicas
+    diverged, a node that refused to restart), as the simulated follower
+    does: a run that fails only by its finding would otherwise run its whole
+    load under --stop-on-anomaly. The verdict still comes from the full check
+    at the end (docs/checker.md).
     """
 
     def __init__(self, path: Path, on_anomaly: Callable[[Any], None],
+                 on_finding: Callable[[dict[str, Any]], None] | None = None,
                  period_s: float = 0.2) -> None:
         from checker.stream import StreamChecker
+        from faults.findings import FindingWatch
 
         self.path = path
         self.checker = StreamChecker()
+        self.findings = FindingWatch()
         self.on_anomaly = on_anomaly
+        self.on_finding = on_finding
         self.period_s = period_s
         self.first: Any = None
+        self.finding: dict[str, Any] | None = None
         self.error = ""
         self.cpu_s = 0.0  # thread CPU time spent following
         self._stop = threading.Event()
@@ -216,6 +229,10 @@ class _Follower:
                             if self.first is None:
                                 self.first = a
                                 self.on_anomaly(a)
+                        if self.finding is None and self.findings.feed(events) is not None:
+                            self.finding = self.findings.first
+                            if self.on_finding is not None:
+                                self.on_finding(self.finding)
                         self.cpu_s += time.thread_time() - c0
                     else:
                         rest += chunk
@@ -349,7 +366,13 @@ def _start_follower(live: _Live, loop: asyncio.AbstractEventLoop, stop_load: asy
         if live.cfg.stop_on_anomaly:
             loop.call_soon_threadsafe(stop_load.set)
 
-    f = _Follower(Path(live.recorder.path), on_anomaly)
+    def on_finding(finding: dict[str, Any]) -> None:
+        at = (finding.get("time") or 0) / 1e9
+        live.progress.anomaly = f"{finding['finding']} at {at:.1f} s"
+        if live.cfg.stop_on_anomaly:
+            loop.call_soon_threadsafe(stop_load.set)
+
+    f = _Follower(Path(live.recorder.path), on_anomaly, on_finding)
     f.start()
     return f
 
@@ -362,6 +385,11 @@ def _follow_notes(live: _Live) -> None:
         stopped = " (--stop-on-anomaly ended the load)" if live.cfg.stop_on_anomaly else ""
         live.notes.append(f"streaming checker: anomaly on {a.key} at {(a.time or 0) / 1e9:.1f} s"
                           f"{stopped}: {a.sentence}")
+    if f.finding is not None:
+        d = f.finding
+        stopped = " (--stop-on-anomaly ended the load)" if live.cfg.stop_on_anomaly else ""
+        live.notes.append(f"{d['finding']} at {(d.get('time') or 0) / 1e9:.1f} s{stopped}: "
+                          f"{d['sentence']}")
     if f.error:
         live.notes.append(f"streaming checker stopped: {f.error}")
 
@@ -393,8 +421,27 @@ def _nemesis_context(live: _Live) -> Any:
                           follow_leader=False)
     live.closers.append(statuses.close)
 
+    # The PID each node last answered from: a node that has not answered since it
+    # (re)started is still booting (200-500 ms of Python start-up), and a plan's
+    # view waits for its slowest node, so a booting node gets a short timeout: a
+    # reactive plan keeps seeing the others every few ms instead of every 0.2 s.
+    # Past BOOT_S a node that never answered is slow, not booting: the usual timeout.
+    answered_pid: dict[str, int | None] = {}
+    first_seen: dict[str, tuple[int, float]] = {}  # node -> (pid, loop time first seen)
+
     async def status(node: str) -> dict[str, Any] | None:
-        return await live_status(live.cluster, statuses, node, 0.2)
+        pid = live.cluster.pid(node)
+        booting = False
+        if pid is not None and answered_pid.get(node) != pid:
+            now = asyncio.get_running_loop().time()
+            seen = first_seen.get(node)
+            if seen is None or seen[0] != pid:
+                first_seen[node] = seen = (pid, now)
+            booting = now - seen[1] < BOOT_S
+        got = await live_status(live.cluster, statuses, node, BOOTING_STATUS_S if booting else 0.2)
+        if got is not None:
+            answered_pid[node] = pid
+        return got
 
     async def answers(node: str, timeout: float) -> bool:
         # asks even a node we paused: the evidence that the pause bit

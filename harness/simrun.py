@@ -21,7 +21,9 @@ and the benchmarks call it). The phases are the real runner's
 Replica agreement (faults/agreement.py) is sampled from the nodes' appliers
 every 0.5 s of simulated time during and after the load and once at the end,
 as the real interpreter asks for it; a divergence becomes a nemesis event of
-the history, so the findings, the shrinker and ``harness check`` see it.
+the history, so the findings, the shrinker and ``harness check`` see it, and
+with ``--stop-on-anomaly`` the first finding ends the load as the streaming
+checker's first anomaly does (``_Follower``).
 
 Random streams, each its own ``random.Random`` named from the seed: the
 clients' (``ops:SEED:SLOT``, the generator's own), the faults'
@@ -259,6 +261,7 @@ class _Follower:
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         from checker.stream import StreamChecker
+        from faults.findings import FindingWatch
 
         self.events = events
         self.fed = 0
@@ -266,7 +269,7 @@ class _Follower:
         self.first: Any = None
         #: The first finding proven (faults/findings.py's anomaly dict), if any.
         self.finding: dict[str, Any] | None = None
-        self._nemesis: list[dict[str, Any]] = []
+        self._findings = FindingWatch()
 
     def look(self) -> bool:
         new = self.events[self.fed:]
@@ -274,17 +277,7 @@ class _Follower:
         for a in self.checker.feed_many(new):
             if self.first is None:
                 self.first = a
-        if self.finding is None:
-            fresh = [e for e in new if e.get("process") == "nemesis"]
-            if fresh:
-                from faults import findings
-
-                # found() reads a nemesis event in the light of the earlier ones (a node
-                # a corrupt fault damaged is excluded), so it sees them all; few per run.
-                self._nemesis += fresh
-                proved = findings.found(self._nemesis)
-                if proved:
-                    self.finding = proved[0]
+        self.finding = self._findings.feed(new)
         return self.first is not None or self.finding is not None
 
     def note(self) -> str | None:

@@ -194,6 +194,41 @@ def drive_mix(name: str, seconds: float, interval: float = 0.1,
     return events, cluster, net
 
 
+@pytest.mark.parametrize(("agree", "rounds"), [(False, 1), (True, 3)],
+                         ids=["no-chain", "settled-chain"])
+def test_the_heal_settles_agreement_only_where_nodes_keep_a_chain(agree: bool,
+                                                                  rounds: int) -> None:
+    """After the heal the nemesis waits until the replicas report one applied
+    index twice (faults/interpret.py). Nodes without an agreement chain (a
+    ``--system`` program, these fakes) have none to settle: one round, no
+    wait of AGREE_SETTLE_S."""
+    from faults.interpret import Interpreter
+    from faults.plan import ReplayPlan
+
+    calls: list[str] = []
+    applied = iter([1, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+
+    async def status(node: str) -> dict[str, Any]:
+        calls.append(node)
+        body: dict[str, Any] = {"role": "follower", "term": 1}
+        if agree:
+            if node == "n1":
+                body["agree"] = {"applied": next(applied)}
+            else:
+                body["agree"] = {"applied": 2}
+        return body
+
+    cluster = FakeCluster(["n1", "n2", "n3"])
+    async def leader() -> str:
+        return "n1"
+
+    ctx = NemesisContext(cluster=cluster, proxy_control=None, record=lambda f, v, **kw: None,
+                         rng=random.Random(1), leader=leader, interval_s=1.0, status=status)
+    nemesis = Interpreter(ReplayPlan([]), ctx, None)
+    asyncio.run(nemesis._settle_agreement())
+    assert len(calls) == rounds * 3
+
+
 #: Fault mixes no bug uses, for testing moves on their own.
 MIXES = {"kill-one-mix": mixes.FaultMix(("kill-one",))}
 

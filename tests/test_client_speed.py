@@ -28,6 +28,7 @@ import zmq
 
 from checker import check_file
 from checker.history import read_history
+from harness.cluster import wait_gone
 from harness.generator import OpGenerator
 from harness.recorder import Clock, Recorder
 from harness.workers import WorkerPool, WorkerSettings
@@ -218,7 +219,7 @@ def test_a_sigkilled_run_leaves_a_checkable_history_up_to_the_last_second(
             harness.kill()
             harness.wait()
         harness.stderr.close()
-    _gone, alive = psutil.wait_procs(children, timeout=10)
+    alive = wait_gone(children, time.monotonic() + 10)  # a zombie orphan is gone
     for proc in alive:
         proc.kill()
     assert not alive, f"outlived the harness: {[p.cmdline() for p in alive]}"

@@ -77,7 +77,8 @@ def _lose_all(lc: LocalCluster) -> NemesisCtx:
 
     async def go() -> None:
         await actions.begin(op, {})
-        await actions.end(op, {})
+        await actions.end(op, {})  # restarts the nodes; their -end event follows the watch
+        await actions.settle()
 
     asyncio.run(go())
     return ctx
@@ -208,3 +209,38 @@ def test_heal_brings_back_what_lose_unsynced_holds() -> None:
     assert ev["effective"] is True and ev["discarded"]["n1"] == {"files": 1, "bytes": 42,
                                                                     "torn_bytes": 0}
     assert ev["pid_before"] == {"n1": 100, "n3": 102} and ev["pid_after"]["n1"] >= 200
+
+
+def test_a_restart_watch_holds_no_plan_and_a_later_fault_is_not_a_failed_start() -> None:
+    """The end of lose-unsynced restarts the nodes and returns at once (the plan
+    goes on while they boot, as in simulation); the -end event follows when they
+    answer. A node a later fault kills while it boots is no finding: the watch
+    stops there (``superseded``) instead of reading our kill as a failed start."""
+    from faults.findings import durability
+
+    cluster = FakeCluster()
+    ctx = NemesisCtx(cluster)
+    booted = asyncio.Event()
+
+    async def answers(node: str, timeout: float) -> bool:  # n1 boots once told to
+        return cluster.is_running(node) and (node != "n1" or booted.is_set())
+
+    ctx.answers = answers  # type: ignore[method-assign]
+    actions = DiskActions(ctx, ctx.record)
+    op = {"f": "lose-unsynced", "value": ["n1", "n2"]}
+
+    async def go() -> None:
+        await actions.begin(op, {"at": 1.0})
+        await actions.end(op, {"at": 2.0})
+        assert cluster.is_running("n1") and cluster.is_running("n2")
+        assert [f for f, _, _ in ctx.events] == ["lose-unsynced"]  # n1 still boots
+        actions.touch(["n1"])  # a later kill of n1, as the interpreter begins it
+        cluster.kill("n1")
+        await actions.settle()
+
+    asyncio.run(go())
+    (f1, v1, fields) = ctx.events[-1]
+    assert (f1, v1, fields["at"]) == ("lose-unsynced-end", ["n1", "n2"], 2.0)
+    ev = fields["evidence"]
+    assert ev["superseded"] == ["n1"] and "crashed" not in ev and "refused" not in ev, ev
+    assert durability([{"process": "nemesis", "f": f1, "value": v1, "evidence": ev}]) == []

@@ -263,3 +263,38 @@ def test_a_simulated_replica_that_applies_another_command_is_found(
     (first, *_rest) = findings.diverged(bad.events)
     assert "n2" in first["nodes"] and first["index"] >= 40
     assert anomaly_kind(bad.checker) in ("replicas-diverged", "non-linearizable")
+
+
+def test_the_real_follower_reports_the_first_finding_as_the_history_grows(
+        tmp_path: Path) -> None:
+    """harness/runner.py's follower tails history.jsonl; a replicas-diverged event
+    among the nemesis events is reported once (and, with --stop-on-anomaly, ends
+    the load) even where no operation of the history shows it."""
+    import json
+    import threading
+
+    from harness.runner import _Follower
+
+    path = tmp_path / "history.jsonl"
+    ops = [{"index": i, "time": i * 10**6, "process": 0, "type": t, "f": "write", "key": "k",
+            "value": i // 2} for i, t in enumerate(["invoke", "ok"] * 3)]
+    path.write_text("".join(json.dumps(e) + "\n" for e in ops))
+    seen: list[dict[str, Any]] = []
+    got = threading.Event()
+
+    def on_finding(f: dict[str, Any]) -> None:
+        seen.append(f)
+        got.set()
+
+    follower = _Follower(path, lambda a: None, on_finding, period_s=0.01)
+    follower.start()
+    try:
+        events = _watch(_applier_reports(plant=70))
+        with path.open("a") as out:
+            for i, e in enumerate(events + events, start=len(ops)):
+                out.write(json.dumps({"index": i, **e}) + "\n")
+        assert got.wait(10), "no finding reported"
+    finally:
+        follower.stop()
+    assert len(seen) == 1 and seen[0]["kind"] == "replicas-diverged"
+    assert follower.first is None  # the history alone proved nothing

@@ -13,11 +13,13 @@ from harness.runner import run
 def bug_run(tmp_path: Path, system: str, bug: str | None, seconds: float, seed: int,
             mix: str | None = None):
     """A run of ``bug`` (None: correct nodes) under the demonstration mix ``bug:MIX``
-    (default: the bug's own), asked for explicitly: ``--bug`` alone brings no faults."""
+    (default: the bug's own), asked for explicitly: ``--bug`` alone brings no faults.
+    A run of a bug ends its load at the first anomaly (``--stop-on-anomaly``; the
+    verdict is still the full check's), so a caught bug costs no more seconds."""
     mix = mix or bug
     cfg = RunConfig(system=system, bugs=[bug] if bug else [], time_limit=seconds, seed=seed,
                     store=str(tmp_path / "store"), progress=False,
-                    nemesis=f"bug:{mix}" if mix else "")
+                    nemesis=f"bug:{mix}" if mix else "", stop_on_anomaly=bug is not None)
     return run(cfg)
 
 
