@@ -28,8 +28,11 @@ about (docs/faults.md "The hunting plan"):
   cluster so two majorities share exactly one node and crash-restarts it
   again and again (soon after each vote); ``cross-voter`` moves a node that
   just voted in a new term, through a crash, to the side that never heard
-  of that term; ``lose-unsynced`` takes a whole site's power a third of the
-  time.
+  of that term (``crash-cross`` does the same after deposing the leader by
+  a crash instead of a cut, so both sides' logs end at the same index and
+  two leaders of one term would write on the same indices, where the log
+  check cannot tell their entries apart); ``lose-unsynced`` takes a whole
+  site's power a third of the time.
 - *Leader churn* (the Raft paper's Figure 8 is one such story): ``chase``
   cuts off each new leader in turn, so entries that reached only some
   nodes in one term meet leaders of later terms that lack them; half of
@@ -42,7 +45,7 @@ about (docs/faults.md "The hunting plan"):
 
 Families: ``isolate-leader``, ``partition``, ``shift``, ``kill-leader``,
 ``pause-leader``, ``kill``, ``pause``, ``crash``, ``flap``, ``kill-voter``,
-``shared-voter``, ``cross-voter``, ``chase``, ``overlap``, ``net`` (those
+``shared-voter``, ``cross-voter``, ``crash-cross``, ``chase``, ``overlap``, ``net`` (those
 needing a network only with one), ``lose-unsynced`` and ``clock`` (only
 when the cluster was set up for them: ``kinds_available``). The settings a
 run's cluster uses (timing, replication shape) are the caller's; the
@@ -65,6 +68,7 @@ Invariants:
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,18 +87,18 @@ from faults.plan import (
 
 #: Every family, and which need a network backend or a disk or clock kind.
 FAMILIES = ("isolate-leader", "partition", "shift", "kill-leader", "pause-leader", "kill",
-            "pause", "crash", "flap", "kill-voter", "shared-voter", "cross-voter", "chase", "overlap",
-            "net",
+            "pause", "crash", "flap", "kill-voter", "shared-voter", "cross-voter", "crash-cross",
+            "chase", "overlap", "net",
             "lose-unsynced", "clock")
 NETWORK_FAMILIES = ("isolate-leader", "partition", "shift", "shared-voter", "cross-voter",
-                    "chase", "net")
+                    "crash-cross", "chase", "net")
 #: The disk and clock kinds the hunt may use when the cluster offers them
 #: (``corrupt`` stays named-only: a replica that rejoins empty can vote twice,
 #: which breaks correct Raft and Paxos too).
 DISK_FAMILIES = ("lose-unsynced", "clock")
 #: The families aimed at the leader, drawn this many times as often as the others.
 LEADER_FAMILIES = ("isolate-leader", "shift", "kill-leader", "pause-leader", "kill-voter",
-                   "cross-voter", "chase")
+                   "cross-voter", "crash-cross", "chase")
 LEADER_WEIGHT = 3
 #: Episodes per swarm epoch (uniform, inclusive).
 EPOCH = (2, 4)
@@ -115,6 +119,14 @@ WEATHER_DELAY = (0.02, 0.05, 0.15, 0.3)
 #: short enough that elections still finish (a round trip well under one
 #: timeout).
 SLOW_DELAY = (0.05, 0.15)
+#: ... and at least this many times the plan's own step time (``Hunter.step_s``:
+#: how stale its views are and how long an operation takes to apply, measured),
+#: so a reaction that is slow on real processes still beats the message; at
+#: most ``SLOW_MAX`` of the election timeout (a round trip well under one).
+SLOW_REACT = 2.0
+SLOW_MAX = 0.3
+#: How many of the plan's latest steps ``Hunter.step_s`` looks at.
+STEP_WINDOW = 16
 #: Share of ``chase`` rounds that cut the new leader the moment it first
 #: commits (``Hunter.first_commit``) instead of after a random wait.
 FIRST_COMMIT_P = 0.5
@@ -158,6 +170,30 @@ class Hunter(Player):
         self.held: dict[str, float] = {}  # node -> until when a process fault holds it
         self.busy_until = 0.0  # the latest planned end of an operation
         self.enabled: list[str] = []
+        #: how late each latest view came after the time asked for, or how long
+        #: an operation took to apply (s): 0 in simulation, a view's round of
+        #: status calls and the proxy's update on real processes
+        self.lags: deque[float] = deque(maxlen=STEP_WINDOW)
+
+    def _got(self, view: ClusterView | None, at: float) -> None:
+        super()._got(view, at)
+        self.lags.append(max(0.0, self.view.now - at))
+
+    def step_s(self) -> float:
+        """The plan's step time: the slowest of its latest steps (a view's
+        staleness or an operation's application), what a reaction costs."""
+        return max(self.lags, default=0.0)
+
+    def link_delay_s(self) -> float:
+        """How long a message sent now may take at most on the open link
+        faults (the weather, slow links): three times a mean delay (uniform
+        delays end there, exponential ones mostly), or the uniform maximum."""
+        worst = 0.0
+        for op in self.open.values():
+            v = op.get("value")
+            if op.get("f") == "net" and isinstance(v, dict):
+                worst = max(worst, v.get("delay_max_ms") or 3 * (v.get("delay_ms") or 0))
+        return worst / 1000
 
     # --- the rhythm --------------------------------------------------------------
 
@@ -521,23 +557,37 @@ class Hunter(Player):
         yield from self.end(ref)
         yield from self.end(slow)
 
-    def cross_voter(self) -> Steps:
-        """A voter crosses over. The leader is cut off with as many others as
-        still leave the other side a majority; once that side elects a leader
-        of a newer term, one of its voters is moved to the old side in one
-        step, crashing (or, where the cluster offers it, losing power) on the
-        way and restarting fast. The old side is now a majority that never
-        heard of the new term, with one member that voted (or promised) in
-        it: whether it can be won again in that same term rests only on what
-        that member kept on disk. Then, a third of the time each, the node
-        stays, becomes the bridge both sides hear, or goes back (no crash)
-        while the old side's new leader is still catching it up: what it
-        took from one side meets the other side's later term; half of the
-        'back' endings go back the moment the old side's new leader first
-        commits (``first_commit``), carrying what it just committed (and
-        perhaps not its own first entry) to the side with the later term.
-        Half the time every link is slow meanwhile, so the crossing node
-        leaves with messages in flight and catching it up takes round trips."""
+    def crash_cross(self) -> Steps:
+        """``cross_voter`` deposing the leader by a crash on the majority side."""
+        yield from self.cross_voter(crash=True)
+
+    def cross_voter(self, crash: bool = False) -> Steps:
+        """A voter crosses over. The cluster is cut into a majority (the new
+        side) and the rest (the old side), and the leader is deposed: it is
+        cut off with the old side (where it takes writes a while, a deposed
+        leader that has not noticed), or, with ``crash`` (the family
+        ``crash-cross``), it crashes on the new side and restarts fast, so
+        the old side holds no write the new side lacks. Once the new side
+        elects a leader of a newer term, one of its voters is moved to the
+        old side in one step, crashing (or, where the cluster offers it,
+        losing power) on the way and restarting fast. The old side is now a
+        majority that never heard of the new term, with one member that
+        voted (or promised) in it: whether it can be won again in that same
+        term rests only on what that member kept on disk. If it can, both
+        sides lead in one term; after a crash opening their logs start at
+        the same index, so what each side's leader appends lands on the same
+        indices (slots), where the log check cannot tell them apart, instead
+        of after entries only the old side holds. Then, a third of the time
+        each, the node stays, becomes the bridge both sides hear, or goes
+        back (no crash) while the old side's new leader is still catching it
+        up: what it took from one side meets the other side's later term;
+        half of the 'back' endings go back the moment the old side's new
+        leader (of any term the old side had not seen: the plan does not
+        assume one leader per term) first commits (``first_commit``),
+        carrying what it just committed (and perhaps not its own first
+        entry) to the other side. Half the time every link is slow
+        meanwhile, so the crossing node leaves with messages in flight and
+        catching it up takes round trips."""
         rng = self.rng
         nodes = list(self.view.node_ids)
         n = len(nodes)
@@ -546,12 +596,25 @@ class Hunter(Player):
             return
         others = [x for x in nodes if x != leader]
         rng.shuffle(others)
-        old = sorted([leader, *others[: n - (n // 2 + 1) - 1]])
+        if crash:  # the leader crashes on the majority side: the old side writes nothing
+            old = sorted(others[: n - (n // 2 + 1)])
+        else:  # the leader is cut off with the old side, and takes writes there a while
+            old = sorted([leader, *others[: n - (n // 2 + 1) - 1]])
         new = sorted(x for x in nodes if x not in old)  # exactly a majority
         t0 = max([term_of(s) for s in self.view.statuses.values() if s] or [0])
+        if crash:
+            # the crash comes first and the cut once what the leader sent has
+            # landed: cut first, it would go on replicating to the new side
+            # alone until the crash lands (a step on real processes), and the
+            # old side would lack entries the crossing voter holds
+            yield from self.emit("kill", "leader", [leader], self.restart_after())
+            settle = min(0.5 * self.lo, max(0.005, self.hb / 4, self.link_delay_s()))
+            yield from self.until(self.view.now + settle)
         ref = yield from self.emit("partition", "cross-voter", _sides("cut", old, new), None)
         # slow links: the voter leaves with the winner's first messages in flight
-        slow, rtt = yield from self.slow_links("cross-voter")
+        # (always for crash-cross: with no delay the winner's first entry reaches
+        # every voter before any reaction, and the two logs no longer end alike)
+        slow, rtt = yield from self.slow_links("cross-voter", always=crash)
         deadline = self.view.now + 4 * self.hi
         winner = None
         while winner is None and self.view.now < deadline:
@@ -569,6 +632,11 @@ class Hunter(Player):
             yield from self.end(slow)
             yield from self.end(ref)
             return
+        # the voter that holds least (shortest log): the one the old side, which
+        # never heard of the new term, has the best chance to win again
+        lens = {x: (self.view.statuses.get(x) or {}).get("log_len") for x in voters}
+        if all(isinstance(n, int) for n in lens.values()):
+            voters = [x for x in voters if lens[x] == min(lens.values())]  # type: ignore[type-var]
         v = rng.choice(sorted(voters))
         side = sorted([*old, v])
         rest = [x for x in nodes if x not in side]
@@ -581,7 +649,9 @@ class Hunter(Player):
         if ending == "back":  # back while the old side's new leader catches it up
             yield from self.back(v, self.view.now + 4 * self.hi)
             if rng.random() < FIRST_COMMIT_P:  # back the moment that leader first commits
-                leader = yield from self.leader_in(side, tw, self.view.now + 4 * self.hi)
+                # the old side's new leader: any term it had not seen (t0), tw too
+                # (a term has one leader only if the protocol is right)
+                leader = yield from self.leader_in(side, t0, self.view.now + 4 * self.hi)
                 if leader is not None:
                     yield from self.first_commit(leader, rtt)
             else:
@@ -599,16 +669,21 @@ class Hunter(Player):
         yield from self.end(slow)
         yield from self.end(ref)
 
-    def slow_links(self, target: str) -> Steps:
-        """Half the time (where the network can delay), every link slowed by a
-        fixed ``SLOW_DELAY`` share of the election timeout until the caller
-        ends it: a new leader's first entries, votes and acks then take that
-        long, longer than the plan takes to notice and react (a status poll),
-        so a cut or crash lands while they are still in flight. Returns (its
-        id or None, the round trip it makes, s)."""
-        if "delay" not in self.link_faults or self.rng.random() >= 0.5:
+    def slow_links(self, target: str, always: bool = False) -> Steps:
+        """Half the time (``always``: every time; where the network can delay),
+        every link slowed by a fixed delay until the caller ends it: a new
+        leader's first entries, votes and acks then take that long, longer
+        than the plan takes to notice and react, so a cut or crash lands while
+        they are still in flight. The delay is a ``SLOW_DELAY`` share of the
+        election timeout, and at least ``SLOW_REACT`` times the plan's measured
+        step time (``step_s``: nothing in simulation, a view's status round and
+        the proxy's update on real processes), at most ``SLOW_MAX`` of the
+        timeout. Returns (its id or None, the round trip it makes, s)."""
+        if "delay" not in self.link_faults or (not always and self.rng.random() >= 0.5):
             return None, 0.0
-        ms = max(1, round(self.rng.choice(SLOW_DELAY) * self.lo * 1000))
+        share = self.rng.choice(SLOW_DELAY) * self.lo
+        delay = min(SLOW_MAX * self.lo, max(share, SLOW_REACT * self.step_s()))
+        ms = max(1, round(delay * 1000))
         ref = yield from self.emit("net", target, {"links": "all", "delay_ms": ms,
                                                    "delay_dist": "fixed"}, None)
         return ref, 2 * ms / 1000

@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from faults import hunt
 from faults.hunt import FAMILIES, Hunter, hunt_plan
 from faults.plan import ClusterView
 from faults.schedule import build_plan
@@ -100,7 +101,7 @@ def test_it_hunts_with_every_family_and_time_scale() -> None:
     holds = [op["hold"] for op in ops if "replaces" not in op and op["hold"] is not None]
     assert min(holds) < 0.3 and max(holds) > 1.8, "shorter and longer than an election"
     assert any("replaces" in op for op in ops), "a partition switched in one step"
-    assert len(FAMILIES) == 17
+    assert len(FAMILIES) == 18
     # weather: a delay on every link, held until its epoch ends, under other faults
     weather = [op for op in ops if op["f"] == "net" and op["hold"] is None
                and op["target"] == "all"]
@@ -263,23 +264,31 @@ def test_chase_cuts_a_new_leader_the_moment_it_first_commits() -> None:
 
 
 class Crossing:
-    """A cluster for ``cross-voter``: the side cut off from n1 elects in term
-    2 ``ELECT_S`` after the cut; once a voter crossed to n1's side (killed on
-    the way), n1 leads there in term 3 ``ELECT_S`` after the crossing and
-    first commits ``COMMIT_S`` later."""
+    """A cluster for ``cross-voter``, led by n1: the majority side of the
+    first cut elects in term 2 ``ELECT_S`` after it; once a voter crossed to
+    the other side (killed on the way), that side's first node leads there in
+    term 3 ``ELECT_S`` after the crossing and first commits ``COMMIT_S`` later."""
 
     ELECT_S, COMMIT_S = 0.4, 0.2
 
-    def __init__(self) -> None:
+    def __init__(self, log_len: dict[str, int] | None = None) -> None:
+        #: each node's log length once the new side has elected (default 12)
+        self.log_len = dict.fromkeys(NODES, 12) | (log_len or {})
         self.cut_at: float | None = None
         self.new: list[str] = []
+        self.old: list[str] = []
+        self.leader_killed = False
         self.crossed: tuple[float, str, float] | None = None  # (at, node, back up at)
         self.commit_at: float | None = None
 
     def op(self, op: dict[str, Any]) -> None:
         if op["f"] == "partition" and self.cut_at is None:
             self.cut_at = op["at"]
-            self.new = sorted(d for d, srcs in op["value"]["grudge"].items() if "n1" in srcs)
+            grudge = op["value"]["grudge"]  # a node of the majority is cut from the minority
+            self.new = sorted(d for d, srcs in grudge.items() if 2 * len(srcs) < len(NODES))
+            self.old = sorted(set(NODES) - set(self.new))
+        elif op["f"] == "kill" and op["target"] == "leader":
+            self.leader_killed = True
         elif op["f"] == "kill" and self.crossed is None:
             self.crossed = (op["at"], op["value"][0], op["at"] + op["hold"])
             self.commit_at = op["at"] + self.ELECT_S + self.COMMIT_S
@@ -293,16 +302,36 @@ class Crossing:
             for n in self.new:
                 statuses[n] = {"role": "leader" if n == self.new[0] else "follower", "term": 2,
                                "voted_for": self.new[0], "leader": self.new[0],
-                               "commit_index": 10, "log_len": 12}
+                               "commit_index": 10, "log_len": self.log_len[n]}
         if self.crossed is not None:
             at, v, up = self.crossed
             if now < up:
                 statuses[v] = None
             if now >= at + self.ELECT_S:
-                statuses["n1"] = {"role": "leader", "term": 3, "voted_for": "n1", "leader": "n1",
-                                  "commit_index": 10 + (now >= at + self.ELECT_S + self.COMMIT_S),
-                                  "log_len": 12}
+                o = self.old[0]
+                statuses[o] = {"role": "leader", "term": 3, "voted_for": o, "leader": o,
+                               "commit_index": 10 + (now >= at + self.ELECT_S + self.COMMIT_S),
+                               "log_len": 12}
         return ClusterView(NODES, None, ("loss", "delay", "duplicate", "reorder"), statuses, now)
+
+
+def test_crash_cross_slows_every_link_by_more_than_the_plan_takes_to_react() -> None:
+    # the crossing must beat the winner's first entry to the voter: crash-cross
+    # always slows the links, by a share of the election timeout in
+    # simulation (views on time), and by at least twice the measured lateness
+    # of the plan's views where they come late (real processes), at most 0.3
+    # of the timeout so elections still finish
+    lo_ms = TIMING["election_timeout_ms"][0]
+    for late, allowed in ((0.0, {round(x * lo_ms) for x in hunt.SLOW_DELAY}),
+                          (0.04, {80}), (0.2, {90})):
+        for seed in range(10):
+            hunter = Hunter(random.Random(seed), interval_s=5.0, network=True,
+                            link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
+            fake = Crossing()
+            hunter.view = fake.view(0.0)
+            ops = drive(hunter.crash_cross(), lambda t, fake=fake, late=late: fake.view(t + late), fake.op)
+            (slow,) = [op for op in ops if op["f"] == "net"]
+            assert slow["value"]["delay_ms"] in allowed, (late, slow)
 
 
 def test_a_crossed_voter_goes_back_the_moment_the_old_sides_new_leader_first_commits() -> None:
@@ -324,3 +353,39 @@ def test_a_crossed_voter_goes_back_the_moment_the_old_sides_new_leader_first_com
             at_commit += fake.commit_at <= back[0]["at"] <= fake.commit_at + poll + 1e-3
     assert backs >= 8
     assert 0.25 <= at_commit / backs <= 0.75, (at_commit, backs)
+
+
+def test_crash_cross_deposes_the_leader_by_a_crash_on_the_majority_side() -> None:
+    # then the old side takes no write the new side lacks: the crash comes
+    # first and the cut once what the leader sent has landed (cut first, the
+    # leader would go on replicating to the new side alone until the crash
+    # lands, a step on real processes), so if both sides come to lead in one
+    # term their entries land on the same indices; cross-voter instead cuts
+    # the leader off with the old side. The crossing voter is the one that
+    # holds least (shortest log), the one the old side can best win again.
+    lo = TIMING["election_timeout_ms"][0] / 1000
+    for family in ("crash_cross", "cross_voter"):
+        crossings = 0
+        for seed in range(20):
+            hunter = Hunter(random.Random(seed), interval_s=5.0, network=True,
+                            link_faults=("loss", "delay", "duplicate", "reorder"), timing=TIMING)
+            fake = Crossing(log_len={"n2": 13, "n3": 12, "n4": 13, "n5": 12})
+            hunter.view = fake.view(0.0)
+            ops = drive(getattr(hunter, family)(), fake.view, fake.op)
+            cut = next(op for op in ops if op["f"] == "partition")
+            killed = [op for op in ops if op.get("target") == "leader"]
+            if family == "crash_cross":
+                (kill,) = killed
+                assert kill is ops[0] and kill["f"] == "kill" and kill["value"] == ["n1"]
+                assert kill["hold"] <= 0.3, "restarted fast"
+                assert kill["at"] < cut["at"] <= kill["at"] + lo / 2, "cut before any election"
+                assert "n1" in fake.new, "on the majority side"
+            else:
+                assert cut is ops[0] and not killed and "n1" in fake.old, \
+                    "cut off with the old side"
+            if fake.crossed is not None:  # the crossing voter leaves the majority side
+                crossings += 1
+                assert fake.crossed[1] in fake.new and fake.crossed[1] != fake.new[0]
+                shortest = min(fake.log_len[x] for x in fake.new[1:])
+                assert fake.log_len[fake.crossed[1]] == shortest, (seed, fake.crossed)
+        assert crossings >= 15, (family, crossings)
