@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import runner, simrun, swarm  # noqa: E402
-from reports.ledger import anomaly_kind  # noqa: E402
+from harness import runner, simrun, swarm
+from reports.ledger import anomaly_kind
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sim_zoo import pairs  # noqa: E402
+from sim_zoo import pairs
 
 
 def failing_seeds(bug: str, system: str, want: int, budget: float) -> list[int]:
