@@ -253,6 +253,8 @@ def test_a_reaction_costs_one_view_and_an_end_makes_the_next_view_fresh() -> Non
 
         def resolve(self, op, view):  # type: ignore[no-untyped-def]
             resolved_with.append(view.now)
+            if len(resolved_with) == 2:
+                both.set()
             return {**op, "value": [op["target"]]}
 
     async def status(node: str) -> dict[str, Any]:
@@ -269,10 +271,11 @@ def test_a_reaction_costs_one_view_and_an_end_makes_the_next_view_fresh() -> Non
     async def go() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(nemesis.run(stop))
-        await asyncio.sleep(0.4)
+        await asyncio.wait_for(both.wait(), 10)  # until both operations are resolved
         stop.set()
         await task
 
+    both = asyncio.Event()
     asyncio.run(go())
     # the first op: resolved with the view that chose it (one view, not two);
     # the second, due 0.1 s after its view: a fresh view when it is due
