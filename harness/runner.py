@@ -198,11 +198,15 @@ class _Follower:
         self.on_finding = on_finding
         self.period_s = period_s
         self.first: Any = None
-        self.finding: dict[str, Any] | None = None
         self.error = ""
         self.cpu_s = 0.0  # thread CPU time spent following
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="follow", daemon=True)
+
+    @property
+    def finding(self) -> dict[str, Any] | None:
+        """The first finding proven so far (faults/findings.py), if any."""
+        return self.findings.first
 
     def start(self) -> None:
         self._thread.start()
@@ -229,10 +233,10 @@ class _Follower:
                             if self.first is None:
                                 self.first = a
                                 self.on_anomaly(a)
-                        if self.finding is None and self.findings.feed(events) is not None:
-                            self.finding = self.findings.first
-                            if self.on_finding is not None:
-                                self.on_finding(self.finding)
+                        if self.finding is None:
+                            found = self.findings.feed(events)
+                            if found is not None and self.on_finding is not None:
+                                self.on_finding(found)
                         self.cpu_s += time.thread_time() - c0
                     else:
                         rest += chunk
