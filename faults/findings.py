@@ -1,8 +1,9 @@
 """Findings from fault evidence: what the nodes' own behaviour under a fault proves.
 
-Owns ``durability(events)`` and ``diverged(events)`` (the anomalies the
-evidence of a run's faults and the replicas' agreement reports prove, in
-results.json's anomaly form), ``found(events)`` (both) and ``apply(verdict, checker, events)``
+Owns ``durability(events)``, ``diverged(events)`` and ``two_leaders(events)``
+(the anomalies the evidence of a run's faults, the replicas' agreement
+reports and the nodes' won terms prove, in results.json's anomaly form),
+``found(events)`` (all three) and ``apply(verdict, checker, events)``
 (the verdict and checker dict with them added), which harness/workload.py's
 ``check`` calls for every run, real or simulated, so the verdict, the report,
 the ledger's signature and the shrinker's "same kind" all see them.
@@ -32,6 +33,13 @@ optionally ``nodes``, and ``ops: []``. The kinds:
   node's own proof (an applier made to apply another command at an index it
   had applied, evidence ``rewrote``) is told as such.
 
+- ``two-leaders``: an ``election-end`` event (faults/election.py): two nodes
+  each reported, in their ``status``, that they became leader of one Raft
+  term. Raft elects at most one leader per term (Election Safety), whatever
+  the faults: some node voted twice in that term, or a candidate counted a
+  vote it never got. One finding per term. The history may never show it
+  (the second leader's writes can fail or go unread).
+
 Invariant: a node damaged by ``corrupt`` whose repair did not bring it back
 is excluded from then on, since its refusal is the corruption's, not a
 broken durability contract. A node is reported once, at its first finding.
@@ -42,6 +50,7 @@ from __future__ import annotations
 from typing import Any
 
 from faults.agreement import EVENT as AGREEMENT_EVENT
+from faults.election import EVENT as ELECTION_EVENT
 
 #: The fault whose end carries the restart's outcome -> the finding's kind. These
 #: kinds begin ``refused-after-``, the prefix older reports/witness.py knew a
@@ -176,9 +185,40 @@ def _divergence(index: Any, seen: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def two_leaders(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The two-leaders anomalies of ``events``' election events, one per term
+    (the watch records one per term), in the order they were seen."""
+    out: list[dict[str, Any]] = []
+    for ev in events:
+        if ev.get("process") != "nemesis" or ev.get("f") != ELECTION_EVENT:
+            continue
+        value, evidence = ev.get("value"), ev.get("evidence")
+        if not isinstance(value, dict) or not isinstance(evidence, dict):
+            continue
+        reports = [r for r in evidence.get("reports") or [] if isinstance(r, dict)]
+        if len(reports) != 2:
+            continue
+        term, at = value.get("term"), ev.get("time")
+        when = f" (seen at {at / 1e9:.1f} s)" if isinstance(at, (int, float)) else ""
+        a, b = (f"{r.get('node')} (pid {r.get('pid')})" for r in reports)
+        out.append({
+            "finding": "two leaders in one term", "kind": "two-leaders", "key": None,
+            "node": str(reports[0].get("node")),
+            "nodes": sorted({str(r.get("node")) for r in reports}),
+            "term": term, "time": at, "ops": [], "prefix": [],
+            "sentence": (
+                f"{a} and {b} both became leader of term {term}{when}, each by its own "
+                "status. Raft elects at most one leader per term whatever the faults (a "
+                "candidate needs a majority and a node votes once per term), so some node "
+                "voted twice in that term, or a candidate counted a vote it never got."),
+        })
+    return out
+
+
 def found(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every finding ``events`` prove: the durability ones, then the divergences."""
-    return durability(events) + diverged(events)
+    """Every finding ``events`` prove: the durability ones, the divergences,
+    then the unsafe elections."""
+    return durability(events) + diverged(events) + two_leaders(events)
 
 
 class FindingWatch:

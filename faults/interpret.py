@@ -31,6 +31,8 @@ Invariants:
   it runs, and a last round in ``heal()`` once the nodes have applied the
   same index or ``AGREE_SETTLE_S`` passed) feeds one ``AgreementWatch``; a
   divergence it proves is recorded at once as its ``agreement-end`` event.
+  The same statuses feed one ``ElectionWatch`` (faults/election.py): two
+  nodes that led one term are recorded at once as ``election-end``.
 - Evidence is measured, never assumed: a kill compares PIDs and times the
   node's absence, a pause asks the node for ``status`` while it is stopped
   (both in faults.process); a partition or link fault reads the network's
@@ -51,6 +53,8 @@ from faults import disk
 from faults.agreement import EVENT as AGREEMENT_EVENT
 from faults.agreement import AgreementWatch
 from faults.api import NemesisContext, NetworkControl, link_faults_of
+from faults.election import EVENT as ELECTION_EVENT
+from faults.election import ElectionWatch
 from faults.plan import ClusterView, FaultOp, Plan
 from faults.process import ProcessFaults, current_leader
 
@@ -126,6 +130,7 @@ class Interpreter:
         self._seq = 0
         self._link_sets: list[Any] = []  # the ``links`` the network has faults on now
         self.agree = AgreementWatch()
+        self.elections = ElectionWatch()
 
     async def view(self) -> ClusterView:
         """The cluster now: node ids, the leader, the link faults the network
@@ -157,12 +162,16 @@ class Interpreter:
         return dict(zip(nodes, await asyncio.gather(*(one(n) for n in nodes))))
 
     def _observe(self, statuses: dict[str, dict[str, Any] | None]) -> None:
-        """Feed the watch; record each divergence it proves (without ``at``: the
-        replay plan reads ``at`` as the nemesis's own steps)."""
+        """Feed the watches; record each divergence and unsafe election they
+        prove (without ``at``: the replay plan reads ``at`` as the nemesis's own
+        steps)."""
         for node, st in statuses.items():
             if st:
-                for d in self.agree.observe(node, st.get("pid"), st.get("agree")):
+                pid = st.get("pid")
+                for d in self.agree.observe(node, pid, st.get("agree")):
                     self.ctx.record(AGREEMENT_EVENT, d["value"], evidence=d["evidence"])
+                for d in self.elections.observe(node, pid, st.get("led")):
+                    self.ctx.record(ELECTION_EVENT, d["value"], evidence=d["evidence"])
 
     async def _sample_agreement(self, stop: asyncio.Event) -> None:
         while await sleep_unless(stop, AGREE_EVERY_S):

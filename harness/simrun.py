@@ -20,7 +20,9 @@ and the benchmarks call it). The phases are the real runner's
 
 Replica agreement (faults/agreement.py) is sampled from the nodes' appliers
 every 0.5 s of simulated time during and after the load and once at the end,
-as the real interpreter asks for it; a divergence becomes a nemesis event of
+as the real interpreter asks for it, and the terms each core won
+(faults/election.py) after every 0.1 s slice; a divergence or two leaders of
+one term becomes a nemesis event of
 the history, so the findings, the shrinker and ``harness check`` see it, and
 with ``--stop-on-anomaly`` the first finding ends the load as the streaming
 checker's first anomaly does (``_Follower``).
@@ -174,21 +176,34 @@ class _AgreementSampler:
     interpreter samples it: every ``AGREE_EVERY_NS`` of simulated time (looked
     at after each slice) and once at the end, each running, unpaused node's
     applier reports its agreement chain (the ``agree`` of its ``status``);
-    a divergence is recorded at once as its nemesis event. Deterministic: it
-    reads the appliers and changes nothing."""
+    a divergence is recorded at once as its nemesis event. The terms each
+    core says it won (``led`` of its ``status``, faults/election.py) are
+    looked at after every slice, as the real interpreter's views ask for
+    status several times a second; two leaders of one term are recorded at
+    once too. Deterministic: it reads the appliers and cores and changes
+    nothing."""
 
     def __init__(self, world: Any, record: Callable[..., None]) -> None:
         from faults.agreement import EVENT, AgreementWatch
+        from faults.election import EVENT as ELECTION_EVENT
+        from faults.election import ElectionWatch
 
         self.world = world
         self.record = record
         self.event = EVENT
         self.watch = AgreementWatch()
+        self.election_event = ELECTION_EVENT
+        self.elections = ElectionWatch()
         self.next = world.now + AGREE_EVERY_NS
         self.since: dict[str, tuple[Any, int]] = {}  # node -> (pid, its newest mark seen)
 
     def look(self, final: bool = False) -> None:
         world = self.world
+        for n in world.ids:
+            node = world.nodes[n]
+            if node.up and not node.paused and node.core is not None:
+                for d in self.elections.observe(n, node.pid, node.core.status().get("led")):
+                    self.record(self.election_event, d["value"], evidence=d["evidence"])
         if world.now < self.next and not final:
             return
         self.next = world.now + AGREE_EVERY_NS

@@ -118,6 +118,9 @@ FOLLOWER = "follower"
 PRE_CANDIDATE = "pre-candidate"
 CANDIDATE = "candidate"
 LEADER = "leader"
+#: How many won terms ``status`` reports (``led``): the harness asks for status
+#: several times a second and a node wins a term far less often.
+LED_KEEP = 8
 
 BUGS = frozenset(("stale-read", "forget-vote", "no-log-check", "commit-old-term", "early-ack",
                   "txn-split", "txn-dirty-read", "lease-read"))
@@ -180,6 +183,10 @@ class RaftCore(Outbox):
         self.role = FOLLOWER
         self.leader: str | None = None
         self.votes: set[str] = set()
+        # The terms this incarnation won, newest last (at most LED_KEEP): its
+        # status reports them, so the harness can hold every node's claims
+        # side by side (faults/election.py: one leader per term).
+        self.led: list[int] = []
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.timeout = self._random_timeout()
@@ -321,6 +328,9 @@ class RaftCore(Outbox):
     def _become_leader(self) -> None:
         self.role = LEADER
         self.leader = self.id
+        self.led.append(self.term)
+        if len(self.led) > LED_KEEP:
+            del self.led[0]
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         nxt = self.last_index + 1
@@ -855,6 +865,7 @@ class RaftCore(Outbox):
             "commit_index": self.commit_index,
             "last_applied": self.applied_index,
             "log_len": self.last_index,
+            "led": list(self.led),
         }
 
 
