@@ -47,6 +47,7 @@ broken durability contract. A node is reported once, at its first finding.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from faults.agreement import EVENT as AGREEMENT_EVENT
@@ -107,6 +108,21 @@ def durability(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _paired(events: list[dict[str, Any]], f: str) -> Iterator[
+        tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[dict[str, Any]]]]:
+    """The well-formed watch events ``f`` of ``events`` (faults/agreement.py,
+    faults/election.py): each with its value, evidence and its two reports."""
+    for ev in events:
+        if ev.get("process") != "nemesis" or ev.get("f") != f:
+            continue
+        value, evidence = ev.get("value"), ev.get("evidence")
+        if not isinstance(value, dict) or not isinstance(evidence, dict):
+            continue
+        reports = [r for r in evidence.get("reports") or [] if isinstance(r, dict)]
+        if len(reports) == 2:
+            yield ev, value, evidence, reports
+
+
 def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The replicas-diverged anomalies of ``events``' agreement events: one per
     log index, in the order each index was first seen. The watch records one
@@ -115,15 +131,7 @@ def diverged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     reported there (which side applied what)."""
     order: list[Any] = []
     by_index: dict[Any, list[dict[str, Any]]] = {}
-    for ev in events:
-        if ev.get("process") != "nemesis" or ev.get("f") != AGREEMENT_EVENT:
-            continue
-        value, evidence = ev.get("value"), ev.get("evidence")
-        if not isinstance(value, dict) or not isinstance(evidence, dict):
-            continue
-        reports = [r for r in evidence.get("reports") or [] if isinstance(r, dict)]
-        if len(reports) != 2:
-            continue
+    for ev, value, evidence, reports in _paired(events, AGREEMENT_EVENT):
         index = value.get("index")
         if index not in by_index:
             order.append(index)
@@ -189,15 +197,7 @@ def two_leaders(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The two-leaders anomalies of ``events``' election events, one per term
     (the watch records one per term), in the order they were seen."""
     out: list[dict[str, Any]] = []
-    for ev in events:
-        if ev.get("process") != "nemesis" or ev.get("f") != ELECTION_EVENT:
-            continue
-        value, evidence = ev.get("value"), ev.get("evidence")
-        if not isinstance(value, dict) or not isinstance(evidence, dict):
-            continue
-        reports = [r for r in evidence.get("reports") or [] if isinstance(r, dict)]
-        if len(reports) != 2:
-            continue
+    for ev, value, _evidence, reports in _paired(events, ELECTION_EVENT):
         term, at = value.get("term"), ev.get("time")
         when = f" (seen at {at / 1e9:.1f} s)" if isinstance(at, (int, float)) else ""
         a, b = (f"{r.get('node')} (pid {r.get('pid')})" for r in reports)
