@@ -1,9 +1,9 @@
 """Findings from fault evidence: what the nodes' own behaviour under a fault proves.
 
-Owns ``durability(events)``, ``diverged(events)`` and ``two_leaders(events)``
-(the anomalies the evidence of a run's faults, the replicas' agreement
-reports and the nodes' won terms prove, in results.json's anomaly form),
-``found(events)`` (all three) and ``apply(verdict, checker, events)``
+Owns ``durability(events)``, ``diverged(events)``, ``two_leaders(events)`` and
+``lost_state(events)`` (the anomalies the evidence of a run's faults, the
+replicas' agreement reports, the nodes' won terms and their restored states
+prove, in results.json's anomaly form), ``found(events)`` (all four) and ``apply(verdict, checker, events)``
 (the verdict and checker dict with them added), which harness/workload.py's
 ``check`` calls for every run, real or simulated, so the verdict, the report,
 the ledger's signature and the shrinker's "same kind" all see them.
@@ -40,6 +40,14 @@ optionally ``nodes``, and ``ops: []``. The kinds:
   vote it never got. One finding per term. The history may never show it
   (the second leader's writes can fail or go unread).
 
+- ``durable-state-lost``: a ``durable-end`` event (faults/durable.py): a
+  node restarted from a term and vote (Raft) or a promised ballot (Paxos)
+  below what an earlier incarnation of it reported in ``status``. Both are
+  kept on disk before a node answers anything, and a restart keeps what was
+  fsynced, so the node acted on state it never made durable (or restored the
+  wrong state). One finding per node; the history may never show it (a
+  forgotten vote matters only if it is cast again in the same term).
+
 Invariant: a node damaged by ``corrupt`` whose repair did not bring it back
 is excluded from then on, since its refusal is the corruption's, not a
 broken durability contract. A node is reported once, at its first finding.
@@ -51,6 +59,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from faults.agreement import EVENT as AGREEMENT_EVENT
+from faults.durable import EVENT as DURABLE_EVENT
 from faults.election import EVENT as ELECTION_EVENT
 
 #: The fault whose end carries the restart's outcome -> the finding's kind. These
@@ -215,10 +224,57 @@ def two_leaders(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _said(state: dict[str, Any]) -> str:
+    """A durable state of faults/durable.py's evidence, in words."""
+    if "ballot" in state:
+        b = state.get("ballot") or [None, None]
+        return f"ballot ({b[0]}, {b[1] or '-'})"
+    vote = state.get("vote")
+    return f"term {state.get('term')} " + (f"with its vote for {vote}" if vote else "with no vote")
+
+
+def lost_state(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The durable-state-lost anomalies of ``events``' durable events: one per
+    node, at its first, in the order seen. A node a ``corrupt`` fault damaged
+    before is left out from then on (it may come back from a repaired file)."""
+    out: list[dict[str, Any]] = []
+    done: set[str] = set()  # reported, or damaged by corrupt
+    for ev in events:
+        if ev.get("process") != "nemesis":
+            continue
+        if ev.get("f") == "corrupt":
+            value = ev.get("value")
+            nodes = value.get("nodes") if isinstance(value, dict) else None
+            done.update(str(n) for n in nodes or [])
+            continue
+        for _ev, value, _evidence, reports in _paired([ev], DURABLE_EVENT):
+            node = str(value.get("node"))
+            if node in done:
+                continue
+            done.add(node)
+            at = ev.get("time")
+            when = f" (seen at {at / 1e9:.1f} s)" if isinstance(at, (int, float)) else ""
+            before, after = reports
+            out.append({
+                "finding": "durable state lost", "kind": "durable-state-lost", "key": None,
+                "node": node, "time": at, "ops": [], "prefix": [],
+                "before": value.get("before"), "after": value.get("after"),
+                "sentence": (
+                    f"{node} (pid {before.get('pid')}) reported {_said(before)}, but restarted "
+                    f"(pid {after.get('pid')}) it began from {_said(after)}{when}. "
+                    + ("An acceptor keeps its promise on disk before it answers"
+                       if "ballot" in before else
+                       "Raft keeps its term and vote on disk before it answers")
+                    + ", and a restart keeps everything a node fsynced, so it acted on "
+                    "state it never made durable, or restored the wrong state."),
+            })
+    return out
+
+
 def found(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every finding ``events`` prove: the durability ones, the divergences,
-    then the unsafe elections."""
-    return durability(events) + diverged(events) + two_leaders(events)
+    the unsafe elections, then the durable states lost."""
+    return durability(events) + diverged(events) + two_leaders(events) + lost_state(events)
 
 
 class FindingWatch:

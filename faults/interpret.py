@@ -32,7 +32,9 @@ Invariants:
   same index or ``AGREE_SETTLE_S`` passed) feeds one ``AgreementWatch``; a
   divergence it proves is recorded at once as its ``agreement-end`` event.
   The same statuses feed one ``ElectionWatch`` (faults/election.py): two
-  nodes that led one term are recorded at once as ``election-end``.
+  nodes that led one term are recorded at once as ``election-end``; and one
+  ``DurableWatch`` (faults/durable.py): a node restarted from less than it
+  reported before is recorded at once as ``durable-end``.
 - Evidence is measured, never assumed: a kill compares PIDs and times the
   node's absence, a pause asks the node for ``status`` while it is stopped
   (both in faults.process); a partition or link fault reads the network's
@@ -53,6 +55,8 @@ from faults import disk
 from faults.agreement import EVENT as AGREEMENT_EVENT
 from faults.agreement import AgreementWatch
 from faults.api import NemesisContext, NetworkControl, link_faults_of
+from faults.durable import EVENT as DURABLE_EVENT
+from faults.durable import DurableWatch
 from faults.election import EVENT as ELECTION_EVENT
 from faults.election import ElectionWatch
 from faults.plan import ClusterView, FaultOp, Plan
@@ -131,6 +135,7 @@ class Interpreter:
         self._link_sets: list[Any] = []  # the ``links`` the network has faults on now
         self.agree = AgreementWatch()
         self.elections = ElectionWatch()
+        self.durable = DurableWatch()
 
     async def view(self) -> ClusterView:
         """The cluster now: node ids, the leader, the link faults the network
@@ -162,8 +167,8 @@ class Interpreter:
         return dict(zip(nodes, await asyncio.gather(*(one(n) for n in nodes))))
 
     def _observe(self, statuses: dict[str, dict[str, Any] | None]) -> None:
-        """Feed the watches; record each divergence and unsafe election they
-        prove (without ``at``: the replay plan reads ``at`` as the nemesis's own
+        """Feed the watches; record each divergence, unsafe election and lost
+        durable state they prove (without ``at``: the replay plan reads ``at`` as the nemesis's own
         steps)."""
         for node, st in statuses.items():
             if st:
@@ -172,6 +177,8 @@ class Interpreter:
                     self.ctx.record(AGREEMENT_EVENT, d["value"], evidence=d["evidence"])
                 for d in self.elections.observe(node, pid, st.get("led")):
                     self.ctx.record(ELECTION_EVENT, d["value"], evidence=d["evidence"])
+                for d in self.durable.observe(node, pid, st):
+                    self.ctx.record(DURABLE_EVENT, d["value"], evidence=d["evidence"])
 
     async def _sample_agreement(self, stop: asyncio.Event) -> None:
         while await sleep_unless(stop, AGREE_EVERY_S):

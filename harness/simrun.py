@@ -180,11 +180,16 @@ class _AgreementSampler:
     core says it won (``led`` of its ``status``, faults/election.py) are
     looked at after every slice, as the real interpreter's views ask for
     status several times a second; two leaders of one term are recorded at
-    once too. Deterministic: it reads the appliers and cores and changes
-    nothing."""
+    once too. The same statuses feed the durable-state watch
+    (faults/durable.py), but only of a node with no fsync in flight: a busy
+    node's core is ahead of its disk, which the real driver never shows (it
+    answers ``status`` only after the fsync). Deterministic: it reads the
+    appliers and cores and changes nothing."""
 
     def __init__(self, world: Any, record: Callable[..., None]) -> None:
         from faults.agreement import EVENT, AgreementWatch
+        from faults.durable import EVENT as DURABLE_EVENT
+        from faults.durable import DurableWatch
         from faults.election import EVENT as ELECTION_EVENT
         from faults.election import ElectionWatch
 
@@ -194,6 +199,8 @@ class _AgreementSampler:
         self.watch = AgreementWatch()
         self.election_event = ELECTION_EVENT
         self.elections = ElectionWatch()
+        self.durable_event = DURABLE_EVENT
+        self.durable = DurableWatch()
         self.next = world.now + AGREE_EVERY_NS
         self.since: dict[str, tuple[Any, int]] = {}  # node -> (pid, its newest mark seen)
 
@@ -202,8 +209,12 @@ class _AgreementSampler:
         for n in world.ids:
             node = world.nodes[n]
             if node.up and not node.paused and node.core is not None:
-                for d in self.elections.observe(n, node.pid, node.core.status().get("led")):
+                status = node.core.status()
+                for d in self.elections.observe(n, node.pid, status.get("led")):
                     self.record(self.election_event, d["value"], evidence=d["evidence"])
+                if not node.busy:
+                    for d in self.durable.observe(n, node.pid, status):
+                        self.record(self.durable_event, d["value"], evidence=d["evidence"])
         if world.now < self.next and not final:
             return
         self.next = world.now + AGREE_EVERY_NS

@@ -176,6 +176,10 @@ class PaxosCore(Outbox):
         self._init_outbox(0)
 
         self._restore(restored)
+        # What this incarnation found on its disk, as its status says: the
+        # harness holds it against what earlier incarnations promised
+        # (faults/durable.py: a promise never goes back across a restart).
+        self.restored: dict[str, Any] = {"ballot": [self.promised[0], self.promised[1]]}
 
     # ------------------------------------------------------------------ restart
 
@@ -316,6 +320,7 @@ class PaxosCore(Outbox):
             "commit_index": self.commit,
             "last_applied": self.applied_index,
             "log_len": len(self.log),
+            "restored": self.restored,
         }
 
     # ------------------------------------------------------------------ acceptor

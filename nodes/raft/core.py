@@ -166,6 +166,10 @@ class RaftCore(Outbox):
         meta = restored.meta or {}
         self.term: int = int(meta.get("term") or 0)
         self.vote: str | None = meta.get("vote")
+        # What this incarnation found on its disk, as its status says: the
+        # harness holds it against what earlier incarnations reported
+        # (faults/durable.py: term and vote never go back across a restart).
+        self.restored: dict[str, Any] = {"term": self.term, "vote": self.vote}
         snap = restored.snapshot
         self.snapshot: Snapshot | None = snap
         self.snap_index = snap.index if snap else 0
@@ -866,6 +870,7 @@ class RaftCore(Outbox):
             "last_applied": self.applied_index,
             "log_len": self.last_index,
             "led": list(self.led),
+            "restored": self.restored,
         }
 
 
