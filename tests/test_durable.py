@@ -14,20 +14,18 @@ argument (it answers ``status`` only once the state is on disk).
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.watching import status_interpreter, zoo_shape
 
 from faults import findings
-from faults.api import NemesisContext
 from faults.durable import EVENT, LIMIT, DurableWatch, covers
 from harness import simrun
 from harness.cluster import LocalCluster
-from harness.config import RunConfig
 from nodes.common.clusterfile import write_cluster
 from nodes.common.wire import call
 from reports.ledger import anomaly_kind
@@ -121,29 +119,9 @@ def test_a_node_damaged_by_corrupt_is_left_out_from_then_on() -> None:
 
 
 def test_the_real_interpreter_records_a_lost_state_from_the_statuses_it_asks_for() -> None:
-    from faults.interpret import Interpreter
-
     now = {"n1": raft(2, "n1", 100, (0, None)), "n2": raft(2, "n1", 200, (0, None))}
     recorded: list[tuple[str, Any, dict[str, Any]]] = []
-
-    class Cluster:  # what the interpreter's process faults wire up; no fault runs here
-        node_ids = ("n1", "n2")
-        kill = start = pause = resume = staticmethod(lambda node: None)
-
-    async def status(node: str) -> dict[str, Any]:
-        return now[node]
-
-    async def leader() -> str | None:
-        return None
-
-    ctx = NemesisContext(cluster=Cluster(), proxy_control=None,  # type: ignore[arg-type]
-                         record=lambda f, v, **kw: recorded.append((f, v, kw)),
-                         rng=random.Random(1), leader=leader, interval_s=1.0, status=status)
-
-    class Watching:  # a plan that reads statuses (as the hunting plan does) and asks for nothing
-        reads_statuses = True
-
-    nemesis = Interpreter(Watching(), ctx, None)  # type: ignore[arg-type]
+    nemesis = status_interpreter(lambda node: now[node], recorded, ("n1", "n2"))
     asyncio.run(nemesis.view())
     now["n2"] = raft(2, None, 201, (2, None))  # n2 restarted without its vote
     asyncio.run(nemesis.view())
@@ -151,26 +129,14 @@ def test_the_real_interpreter_records_a_lost_state_from_the_statuses_it_asks_for
     assert [(f, v["node"]) for f, v, _ in recorded] == [(EVENT, "n2")]
 
 
-def _zoo_shape(tmp_path: Path, system: str, bugs: list[str], seed: int) -> RunConfig:
-    """The real zoo's command line in simulation (5 nodes, the swarmed default)."""
-    from harness.cli import build_parser
-    from harness.run_cli import config_from_args
-
-    argv = ["run", "--sim", "--system", system, "--nemesis-interval", "2", "--seed", str(seed),
-            "--request-timeout", "2", "--store", str(tmp_path), "--no-progress"]
-    for bug in bugs:
-        argv += ["--bug", bug]
-    return simrun.prepare(config_from_args(build_parser().parse_args(argv)))
-
-
 def test_a_simulated_acceptor_that_forgets_its_promise_is_found_and_correct_ones_are_not(
         tmp_path: Path) -> None:
-    bad = simrun.simulate(_zoo_shape(tmp_path, "paxos", ["forget-promise"], 3), metrics=False)
+    bad = simrun.simulate(zoo_shape(tmp_path, "paxos", ["forget-promise"], 3), metrics=False)
     lost = findings.lost_state(bad.events)
     assert bad.verdict == "invalid" and lost, "seed 3 of the zoo's shape restarts an acceptor"
     assert lost[0]["after"]["ballot"][0] < lost[0]["before"]["ballot"][0]
     for system in ("paxos", "raft"):
-        good = simrun.simulate(_zoo_shape(tmp_path, system, [], 3), metrics=False)
+        good = simrun.simulate(zoo_shape(tmp_path, system, [], 3), metrics=False)
         assert any(e.get("f") == "kill" for e in good.events), "the schedule restarts nodes"
         assert good.verdict == "valid" and not findings.lost_state(good.events)
 

@@ -11,17 +11,15 @@ only the buggy run is found and that the raft core reports what it won.
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.watching import status_interpreter, zoo_shape
 
 from faults import findings
-from faults.api import NemesisContext
 from faults.election import EVENT, LIMIT, ElectionWatch
 from harness import simrun
-from harness.config import RunConfig
 from reports.ledger import anomaly_kind
 
 pytestmark = pytest.mark.timeout(120)
@@ -70,52 +68,23 @@ def test_two_leaders_make_any_verdict_invalid_and_name_their_kind_for_the_ledger
 
 
 def test_the_real_interpreter_records_two_leaders_from_the_statuses_it_asks_for() -> None:
-    from faults.interpret import Interpreter
-
     led = {"n1": [3], "n2": [], "n3": [3]}
     recorded: list[tuple[str, Any, dict[str, Any]]] = []
-
-    class Cluster:  # what the interpreter's process faults wire up; no fault runs here
-        node_ids = ("n1", "n2", "n3")
-        kill = start = pause = resume = staticmethod(lambda node: None)
-
-    async def status(node: str) -> dict[str, Any]:
-        return {"role": "follower", "term": 3, "pid": hash(node) % 1000, "led": led[node]}
-
-    async def leader() -> str | None:
-        return None
-
-    ctx = NemesisContext(cluster=Cluster(), proxy_control=None,  # type: ignore[arg-type]
-                         record=lambda f, v, **kw: recorded.append((f, v, kw)),
-                         rng=random.Random(1), leader=leader, interval_s=1.0, status=status)
-    class Watching:  # a plan that reads statuses (as the hunting plan does) and asks for nothing
-        reads_statuses = True
-
-    nemesis = Interpreter(Watching(), ctx, None)  # type: ignore[arg-type]
+    nemesis = status_interpreter(
+        lambda node: {"role": "follower", "term": 3, "pid": hash(node) % 1000, "led": led[node]},
+        recorded, ("n1", "n2", "n3"))
     asyncio.run(nemesis.view())
     asyncio.run(nemesis.view())  # the same claims again: still one event
     assert [(f, v) for f, v, _ in recorded] == [(EVENT, {"term": 3, "nodes": ["n1", "n3"]})]
 
 
-def _zoo_shape(tmp_path: Path, bugs: list[str]) -> RunConfig:
-    """The real zoo's command line in simulation (5 nodes, the swarmed default)."""
-    from harness.cli import build_parser
-    from harness.run_cli import config_from_args
-
-    argv = ["run", "--sim", "--system", "raft", "--nemesis-interval", "2", "--seed", "3",
-            "--request-timeout", "2", "--store", str(tmp_path), "--no-progress"]
-    for bug in bugs:
-        argv += ["--bug", bug]
-    return simrun.prepare(config_from_args(build_parser().parse_args(argv)))
-
-
 def test_a_simulated_node_that_forgets_its_vote_makes_two_leaders_and_correct_ones_do_not(
         tmp_path: Path) -> None:
-    bad = simrun.simulate(_zoo_shape(tmp_path, ["forget-vote"]), metrics=False)
+    bad = simrun.simulate(zoo_shape(tmp_path, "raft", ["forget-vote"], 3), metrics=False)
     found = findings.two_leaders(bad.events)
     assert bad.verdict == "invalid" and found, "seed 3 of the zoo's shape elects twice"
     assert len(found[0]["nodes"]) == 2 and found[0]["term"] > 0
-    good = simrun.simulate(_zoo_shape(tmp_path, []), metrics=False)
+    good = simrun.simulate(zoo_shape(tmp_path, "raft", [], 3), metrics=False)
     assert good.verdict == "valid" and not findings.two_leaders(good.events)
 
 
