@@ -405,3 +405,115 @@ def test_a_stopped_candidate_counts_only_when_it_fails_the_same_way() -> None:
         out = s.run()
         assert bool(out.candidate.stop_on_anomaly) is kept, (full, stopped)
         assert out.outcome.client_ops == (5 if kept else 40)
+
+
+class CoupledKeySim(FakeSim):
+    """Each slot's op n is on key k{n % 4} and is a (read, write, cas)[slot % 3]. The run
+    fails iff slot 0's ops on k2 (which the anomaly names) are all invoked and some write
+    on k1 is too: the anomaly's key alone does not fail, and neither does any other key
+    without k1's writes."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        self.runs += 1
+        ops = invoked(cfg, ((s, n) for n in range(12) for s in range(cfg.concurrency)))
+        keys = tuple(f"k{n % 4}" for _, n in ops)
+        fs = tuple(("read", "write", "cas")[s % 3] for s, _ in ops)
+        named = tuple(i for i, (s, n) in enumerate(ops) if s == 0 and n % 4 == 2)
+        k1_write = any(k == "k1" and f == "write" for k, f in zip(keys, fs, strict=True))
+        if len(named) < 3 or not k1_write:
+            return Outcome("valid", None, len(ops), ops, None, keys, fs=fs)
+        return Outcome("invalid", G_SINGLE, len(ops), ops, None, keys, named, fs=fs)
+
+
+def test_the_coarse_pass_cuts_whole_keys_then_whole_kinds_of_operation() -> None:
+    sim = CoupledKeySim()
+    s = Shrinker(RunConfig(sim=True, time_limit=4.0, concurrency=4, seed=1),
+                 Candidate(4.0, ()), sim, budget_s=60)
+    s.coarse_ops()
+    out = s.best_outcome
+    assert set(out.keys) == {"k1", "k2"}  # k0 and k3 went, k1 (needed, not named) stayed
+    named = {(0, 2), (0, 6), (0, 10)}
+    assert named <= set(out.ops)
+    # of the rest only the writes (slot 1's) stay: reads and cas went as whole kinds
+    assert {o for o in out.ops if o not in named} == {(1, n) for n in (1, 2, 5, 6, 9, 10)}
+    assert sim.runs <= 12  # a few runs per class, not one per operation (48 of them)
+    assert s.steps[-1].startswith("fewer keys and kinds of operations")
+
+
+class FragileSim(FakeSim):
+    """A failure every cut of the load perturbs: a candidate fails iff it keeps slot 2's
+    op 5 and a hash of the operations it invokes falls in one of eight buckets (so about
+    one half in sixteen fails, whichever half it is), the original always."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        import zlib
+
+        self.runs += 1
+        ops = invoked(cfg, ((s, n) for n in range(40) for s in range(cfg.concurrency)))
+        lucky = zlib.crc32(repr(ops).encode()) % 8 == 0 or len(ops) == 40 * cfg.concurrency
+        bad = (2, 5) in ops and lucky
+        return Outcome("invalid" if bad else "valid", G_SINGLE if bad else None, len(ops), ops)
+
+
+def test_the_early_halves_cut_a_fragile_load_that_few_tries_would_not() -> None:
+    from harness.shrink import EARLY_HALF_TRIES, HALF_TRIES, halves
+
+    base = RunConfig(sim=True, time_limit=20.0, concurrency=6, seed=5)
+    s = Shrinker(base, Candidate(20.0, ()), FragileSim(), budget_s=60)
+    s.halve_ops()
+    assert (2, 5) in s.best_outcome.ops and s.best_outcome.client_ops <= 30  # from 240
+    assert s.steps[-1].startswith("fewer client ops, in halves")
+    # the same halves with the late pass's few tries per size stop sooner on this load
+    few = Shrinker(base, Candidate(20.0, ()), FragileSim(), budget_s=60)
+    halves(list(few.best_outcome.ops), lambda keep: few.fails(few._keeping(keep)), few.rng,
+           tries=HALF_TRIES)
+    assert HALF_TRIES < EARLY_HALF_TRIES and few.best_outcome.client_ops > 30
+
+
+class LoadCoupledFaultSim(FakeSim):
+    """Which faults can go follows the load: the run fails (it needs slot 2's op 5) with the
+    kills at 4 s and 7 s both, or, on a load of at most 10 operations, with the pause at
+    1 s alone; the other faults are noise."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        self.runs += 1
+        ops = invoked(cfg, ((s, n) for n in range(10) for s in range(3)))
+        at = {(f["f"], f["at"]) for f in faults}
+        bad = (2, 5) in ops and ({("kill", 4.0), ("kill", 7.0)} <= at
+                                 or (("pause", 1.0) in at and len(ops) <= 10))
+        return Outcome("invalid" if bad else "valid", G_SINGLE if bad else None, len(ops), ops)
+
+
+def test_the_fresh_fault_search_begins_again_from_every_fault_on_the_small_load() -> None:
+    faults = ({"f": "pause", "at": 1.0, "hold": 1.0, "value": ["n1"]},
+              {"f": "kill", "at": 4.0, "hold": 1.0, "value": ["n2"]},
+              {"f": "kill", "at": 7.0, "hold": 1.0, "value": ["n3"]},
+              *({"f": "partition", "at": 8.0 + i, "hold": 0.5, "value": [f"n{i}"]}
+                for i in range(7)))
+    s = Shrinker(RunConfig(sim=True, time_limit=20.0, concurrency=3, seed=1),
+                 Candidate(20.0, faults), LoadCoupledFaultSim(), budget_s=60)
+    s.fewer_faults()  # on the whole load: the two kills
+    s.fewer_ops()
+    s.fewer_faults()  # on the small load, from the two kills: neither can go
+    assert s.best_outcome.client_ops <= 10
+    assert {f["at"] for f in s.best.faults} == {4.0, 7.0}
+    ops = s.best_outcome.ops
+    s.fresh_faults()  # from all ten on the small load: the pause alone
+    assert [(f["f"], f["at"]) for f in s.best.faults] == [("pause", 1.0)]
+    assert s.best_outcome.ops == ops and s.steps[-1].startswith("fewer faults, from all")
+
+
+def test_the_fresh_fault_search_never_ends_with_more_faults() -> None:
+    # on the whole load the two kills are needed whatever the search begins from
+    faults = ({"f": "kill", "at": 4.0, "hold": 1.0, "value": ["n2"]},
+              {"f": "kill", "at": 7.0, "hold": 1.0, "value": ["n3"]},
+              {"f": "partition", "at": 9.0, "hold": 0.5, "value": ["n1"]})
+    sim = LoadCoupledFaultSim()
+    s = Shrinker(RunConfig(sim=True, time_limit=20.0, concurrency=3, seed=1),
+                 Candidate(20.0, faults), sim, budget_s=60)
+    s.fewer_faults()
+    assert len(s.best.faults) == 2
+    runs = sim.runs
+    s.fresh_faults()
+    assert {f["at"] for f in s.best.faults} == {4.0, 7.0} and s.best_outcome.client_ops == 30
+    assert sim.runs > runs  # it did search again (from all three)
