@@ -5,6 +5,9 @@
   is not is killed by PID and the test fails.
 - ``netns_usable``: skips (with the reason) unless network namespaces and
   nftables can be used here; as root on Debian it installs nftables first.
+- Hypothesis runs with no time-based checks (no ``deadline``, no
+  ``too_slow`` health check): the suite shares 2 cores with whatever else
+  runs, so a slow draw says nothing about the code under test.
 
 Plain helpers live in ``tests/testkit/``; ``testkit.livecluster`` also
 provides the ``cluster`` and ``netns_cluster`` fixtures (a live three-node
@@ -21,9 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from testkit.procs import end_leftovers
 
 pytest_plugins = ["testkit.livecluster"]
+
+settings.register_profile("shared-machine", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture

@@ -340,11 +340,12 @@ def _compiled_fields(c) -> tuple:
 def test_the_register_compile_is_the_same_either_way(monkeypatch) -> None:
     from checker import registers
 
-    parts = [(m, p) for _, m, p in _register_parts()]
+    parts = []
     for seed in range(300):
         _, events, m = _generated(seed)
         parts += [(m, p) for p in m.partition(pair(events))]
-    assert len(parts) > 500
+    assert len(parts) > 400  # the generated histories alone; the corpus adds its own if present
+    parts += [(m, p) for _, m, p in _register_parts()]
     for m, p in parts:
         a = m.compile(p)
         monkeypatch.setattr(registers, "COLUMNS_NATIVE", None)
