@@ -22,6 +22,7 @@ loaded only by the runs that ask for it, and the registry imports nothing.
 
 from __future__ import annotations
 
+import gc
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -107,8 +108,18 @@ def check(events: list[dict[str, Any]], cfg: Any) -> tuple[str, dict[str, Any] |
     what the faults' evidence proves on its own (faults/findings.py)."""
     from faults import findings
 
-    verdict, checker = _load(get(getattr(cfg, "workload", "kv")).check)(events, cfg)
-    return findings.apply(verdict, checker, events)
+    try:
+        verdict, checker = _load(get(getattr(cfg, "workload", "kv")).check)(events, cfg)
+        return findings.apply(verdict, checker, events)
+    finally:
+        # The checker builds a history's objects with the collector paused
+        # (checker/history.py no_gc) and they join the oldest generation, which
+        # CPython's thresholds then never collect in full, garbage included: a
+        # process that checks run after run (a sweep's worker, the shrinker) grew
+        # about 3.6 MB per 20 s simulated run (450 MB after 120 runs). One full
+        # collection per check keeps it flat (39 MB) at about 3% of a simulated
+        # run's CPU.
+        gc.collect()
 
 
 def final(name: str) -> Any:
