@@ -325,7 +325,9 @@ class Shrinker:
 
     #: The passes of a simulated search, in order: the cheap cuts of the load first, since
     #: client operations are most of what a simulated run costs (a 20 s run without clients
-    #: takes a tenth of one with them), then the faults over the cheap runs.
+    #: takes a tenth of one with them), then the faults over the cheap runs. ``coarse_ops``,
+    #: ``halve_ops`` and ``fresh_faults`` are for ``--passes``: measured against this order
+    #: in session 10 and not in it (docs/shrinking.md).
     PASSES = ("shorter_run", "focus", "fewer_clients", "block_ops", "fewer_faults",
               "shorter_windows", "block_ops", "fewer_faults", "fewer_ops", "fewer_faults")
     #: The passes on real processes: none needs a client mask.
