@@ -3,8 +3,9 @@
 Owns ``durability(events)``, ``diverged(events)``, ``two_leaders(events)`` and
 ``lost_state(events)`` (the anomalies the evidence of a run's faults, the
 replicas' agreement reports, the nodes' won terms and their restored states
-prove, in results.json's anomaly form), ``found(events)`` (all four) and ``apply(verdict, checker, events)``
-(the verdict and checker dict with them added), which harness/workload.py's
+prove, in results.json's anomaly form), ``found(events)`` (all four) and
+``apply(verdict, checker, events)`` (the verdict and checker dict with them
+added), which harness/workload.py's
 ``check`` calls for every run, real or simulated, so the verdict, the report,
 the ledger's signature and the shrinker's "same kind" all see them.
 

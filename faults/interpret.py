@@ -168,8 +168,8 @@ class Interpreter:
 
     def _observe(self, statuses: dict[str, dict[str, Any] | None]) -> None:
         """Feed the watches; record each divergence, unsafe election and lost
-        durable state they prove (without ``at``: the replay plan reads ``at`` as the nemesis's own
-        steps)."""
+        durable state they prove (without ``at``: the replay plan reads ``at``
+        as the nemesis's own steps)."""
         for node, st in statuses.items():
             if st:
                 pid = st.get("pid")
