@@ -67,7 +67,6 @@ folder through the simulator, marked ``shrunk`` in results.json.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import json
 import random
@@ -248,13 +247,6 @@ def ddmin(items: Sequence[T], fails: Callable[[list[T]], bool],
     return items
 
 
-#: Runs between two full collections of the cyclic garbage collector. A simulated run's
-#: history is built with the collector paused (checker.history.no_gc), and what it
-#: allocated joins the oldest generation, which the collector's own thresholds never
-#: reach: without these collections a shrink of 3,000 runs grew to 8 GB (0.6-1 MB a
-#: run, all of it freed by one gc.collect()).
-GC_EVERY = 50
-
 #: The share of the budget left that a pass run again later may take the first time.
 PASS_SHARE = {"fewer_ops": 0.5}
 #: Random halves tried per size before ``halves`` gives up at that size.
@@ -376,16 +368,14 @@ class Shrinker:
 
         The cache is keyed by ``c.key()``, a digest, and an outcome that does not fail
         the same way (most) is kept only as its verdict, checker and size (``_compact``):
-        its operations, keys and times are of no later use. Every ``GC_EVERY`` runs the
-        cyclic garbage is collected (see there)."""
+        its operations, keys and times are of no later use. (Each run's garbage is
+        collected where it is checked, harness/workload.py ``check``.)"""
         key = c.key()
         out = self._seen.get(key)
         if out is not None:
             self.cached += 1
             return out
         self.attempts += 1
-        if self.attempts % GC_EVERY == 0:
-            gc.collect()
         out = self.simulate(c.config(self.base), [dict(f) for f in c.faults])
         self._seen[key] = out if not hasattr(self, "want") or self._same(out) else _compact(out)
         return out
