@@ -8,6 +8,10 @@ reports.ledger names it; ``any_anomaly`` accepts any anomaly):
 1. a shorter run: the load ended at the streaming checker's first proven
    anomaly (``--stop-on-anomaly``, kept when it still fails the same way), then
    a binary search on the time limit (faults after it go);
+   then the story without its opening (``renamed_faults``): the first k
+   faults left out, the nodes of the rest renamed by a permutation of the
+   node ids, on the best's load (early faults often only chose which nodes
+   the later ones hit);
 2. only the anomaly's client operations: first none at all, then only the
    operations on its key, then only the operations the checker named (the
    anomaly's own and the prefix it was checked against); if none fails, a
@@ -68,6 +72,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import random
 import time
@@ -88,6 +93,11 @@ HOLD_HALVINGS = 3
 ANOMALY_SLACK_S = 1.0
 #: The shortest run a candidate may be, in seconds.
 MIN_TIME_S = 0.5
+#: ``renamed_faults``: every permutation of the node ids up to this many nodes (3: 6),
+#: else this many drawn beside the identity; at most this share of the budget left.
+RENAME_ALL = 3
+RENAME_SAMPLE = 11
+RENAME_SHARE = 0.3
 
 
 class ShrinkError(Exception):
@@ -315,13 +325,15 @@ def blocks(items: Sequence[T], fails: Callable[[list[T]], bool], rng: random.Ran
 class Shrinker:
     """One shrinking search; see the module header."""
 
-    #: The passes of a simulated search, in order: the cheap cuts of the load first, since
-    #: client operations are most of what a simulated run costs (a 20 s run without clients
-    #: takes a tenth of one with them), then the faults over the cheap runs. ``coarse_ops``,
+    #: The passes of a simulated search, in order: the faults' opening (``renamed_faults``)
+    #: on the whole load (after the fault passes, on a cut load that no longer reaches the
+    #: renamed nodes, it found nothing in session 11), then the cheap cuts of the load,
+    #: since client operations are most of what a simulated run costs (a 20 s run without
+    #: clients takes a tenth of one with them), then the faults over the cheap runs. ``coarse_ops``,
     #: ``halve_ops`` and ``fresh_faults`` are for ``--passes``: measured against this order
     #: in session 10 and not in it (docs/shrinking.md).
-    PASSES = ("shorter_run", "focus", "fewer_clients", "block_ops", "fewer_faults",
-              "shorter_windows", "block_ops", "fewer_faults", "fewer_ops", "fewer_faults")
+    PASSES = ("shorter_run", "renamed_faults", "focus", "fewer_clients", "block_ops",
+              "fewer_faults", "shorter_windows", "block_ops", "fewer_faults", "fewer_ops", "fewer_faults")
     #: The passes on real processes: none needs a client mask.
     REAL_PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "lower_concurrency",
                    "fewer_faults")
@@ -458,6 +470,50 @@ class Shrinker:
         ddmin(halves(list(self.best.faults), fails, self.rng, self.out_of_time), fails,
               self.out_of_time)
         self._note("fewer faults")
+
+    def renamed_faults(self) -> None:
+        """The story without its opening: leave out the first k faults (the most first)
+        and rename the nodes of the rest by a permutation of the node ids, while that
+        fails the same way; again from the new best until nothing goes. The early faults
+        of a long run often only set the stage (which node leads, whose log is longest
+        when the later faults land); left out, the stage is set again on other nodes,
+        and the later faults, recorded against fixed nodes (a ``one`` kill, a clock
+        fault, a cut of whoever led), miss it unless the nodes are renamed. Every
+        permutation on up to ``RENAME_ALL`` nodes, else ``RENAME_SAMPLE`` of them
+        drawn beside the identity (its own rng, so the other passes draw as before). The load stays the best's
+        (``keep_ops``: no slot draws more), and the pass takes at most
+        ``RENAME_SHARE`` of the budget left, so the cuts of the load after it keep
+        theirs."""
+        from nodes.common.clusterfile import node_ids
+
+        end, self.deadline = self.deadline, min(
+            self.deadline, self.clock() + RENAME_SHARE * (self.deadline - self.clock()))
+        try:
+            nodes = node_ids(self.base.nodes)
+            perms = list(itertools.permutations(nodes))
+            if len(nodes) > RENAME_ALL:
+                rng = random.Random(f"rename:{self.base.seed}")  # apart from the halvings'
+                perms = [perms[0], *rng.sample(perms[1:], RENAME_SAMPLE)]
+            dropped = True
+            while dropped and not self.out_of_time():
+                dropped = False
+                faults = sorted(self.best.faults, key=lambda f: f["at"])
+                keep = frozenset(self.best_outcome.ops)
+                for k in range(len(faults) - 1, 0, -1):
+                    for perm in perms:
+                        if self.out_of_time():
+                            break
+                        names = dict(zip(nodes, perm, strict=True))
+                        fs = tuple({**f, "value": renamed(f.get("value"), names)}
+                                   for f in faults[k:])
+                        if self.fails(dataclasses.replace(self.best, faults=fs, keep_ops=keep)):
+                            dropped = True
+                            break
+                    if dropped or self.out_of_time():
+                        break
+        finally:
+            self.deadline = end
+        self._note("fewer faults, nodes renamed")
 
     def fresh_faults(self) -> None:
         """The fault search once more from every fault the original had before the best's
@@ -667,6 +723,19 @@ class Shrinker:
         return Shrunk(self.best, self.best_outcome, self.original, self.original_outcome,
                       self.steps, self.attempts, round(self.clock() - self.started, 3),
                       self.out_of_time(), self.cached)
+
+
+def renamed(value: Any, names: dict[str, str]) -> Any:
+    """A fault's value with every node id in ``names`` (as a string, a list item or a
+    key, at any depth) renamed: a kill's nodes, a partition's grudge, a link list, a
+    clock fault's node."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list):
+        return [renamed(v, names) for v in value]
+    if isinstance(value, dict):
+        return {renamed(k, names): renamed(v, names) for k, v in value.items()}
+    return value
 
 
 def _compact(out: Outcome) -> Outcome:

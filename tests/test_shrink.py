@@ -100,7 +100,8 @@ def test_shrinker_finds_the_story() -> None:
     assert out.outcome.ops == ((2, 5),) and out.outcome.client_ops == 1
     assert out.attempts == sim.runs and not out.out_of_budget
     assert [line.split(":")[0] for line in out.steps] == [
-        "shorter run", "only the anomaly's operations", "fewer clients",
+        "shorter run", "fewer faults, nodes renamed", "only the anomaly's operations",
+        "fewer clients",
         "fewer client ops, in blocks", "fewer faults", "shorter windows",
         "fewer client ops, in blocks", "fewer faults", "fewer client ops", "fewer faults"]
     assert best.stop_on_anomaly  # tried first; it changed nothing here, so it stayed
@@ -517,3 +518,46 @@ def test_the_fresh_fault_search_never_ends_with_more_faults() -> None:
     s.fresh_faults()
     assert {f["at"] for f in s.best.faults} == {4.0, 7.0} and s.best_outcome.client_ops == 30
     assert sim.runs > runs  # it did search again (from all three)
+
+
+class StageSim(FakeSim):
+    """Fails iff the kill at 10 s hits the node that leads then, and the leader is
+    set by the stage: the faults before 10 s (n1, n2 or n3 by their count mod 3).
+    Leaving stage faults out moves the lead, so the recorded kill misses it unless
+    its node is renamed too."""
+
+    def __call__(self, cfg: RunConfig, faults: list[dict[str, Any]]) -> Outcome:
+        self.runs += 1
+        ops = invoked(cfg, ((s, n) for n in range(4) for s in range(cfg.concurrency)))
+        stage = sum(1 for f in faults if f["at"] < 10.0)
+        leader = f"n{1 + stage % 3}"
+        bad = any(f["f"] == "kill" and f["at"] == 10.0 and f["value"] == [leader] for f in faults)
+        return Outcome("invalid" if bad else "valid", G_SINGLE if bad else None, len(ops), ops)
+
+
+def _staged() -> tuple[dict[str, Any], ...]:
+    stage = tuple({"f": "pause", "at": float(at), "hold": 0.5, "value": [f"n{at % 3 + 1}"]}
+                  for at in range(1, 6))
+    return (*stage, {"f": "kill", "at": 10.0, "hold": 1.0, "value": ["n3"]})  # 5 % 3 -> n3
+
+
+def test_renamed_faults_drops_the_stage_that_only_chose_the_nodes() -> None:
+    base = RunConfig(sim=True, seed=3, nodes=3, concurrency=2, time_limit=20.0).resolved()
+    alone = Shrinker(base, Candidate(20.0, _staged()), StageSim(), budget_s=60,
+                     passes=("fewer_faults",)).run()
+    assert len(alone.candidate.faults) == 3  # two stage faults kept n3 in the lead
+    out = Shrinker(base, Candidate(20.0, _staged()), StageSim(), budget_s=60,
+                   passes=("renamed_faults",)).run()
+    assert out.candidate.faults == ({"f": "kill", "at": 10.0, "hold": 1.0, "value": ["n1"]},)
+    assert out.outcome.client_ops <= out.original_outcome.client_ops
+    assert out.steps[-1].startswith("fewer faults, nodes renamed")
+
+
+def test_renamed_renames_every_node_id_in_a_value_and_nothing_else() -> None:
+    from harness.shrink import renamed
+
+    names = {"n1": "n2", "n2": "n1", "n3": "n3"}
+    value = {"shape": "leader", "grudge": {"n1": ["n2", "n3"], "n2": ["n1"]},
+             "links": [["n1", "n3"]], "node": "n2", "rate": 0.2}
+    assert renamed(value, names) == {"shape": "leader", "grudge": {"n2": ["n1", "n3"], "n1": ["n2"]},
+                                     "links": [["n2", "n3"]], "node": "n1", "rate": 0.2}
