@@ -326,14 +326,15 @@ class Shrinker:
     """One shrinking search; see the module header."""
 
     #: The passes of a simulated search, in order: the faults' opening (``renamed_faults``)
-    #: on the whole load (after the fault passes, on a cut load that no longer reaches the
-    #: renamed nodes, it found nothing in session 11), then the cheap cuts of the load,
-    #: since client operations are most of what a simulated run costs (a 20 s run without
-    #: clients takes a tenth of one with them), then the faults over the cheap runs. ``coarse_ops``,
-    #: ``halve_ops`` and ``fresh_faults`` are for ``--passes``: measured against this order
-    #: in session 10 and not in it (docs/shrinking.md).
+    #: on the whole load (after the fault passes, on a cut load that no longer reaches
+    #: the renamed nodes, it found nothing in session 11), then the cheap cuts of the
+    #: load, since client operations are most of what a simulated run costs (a 20 s run
+    #: without clients takes a tenth of one with them), then the faults over the cheap
+    #: runs. ``coarse_ops``, ``halve_ops`` and ``fresh_faults`` are for ``--passes``:
+    #: measured against this order in session 10 and not in it (docs/shrinking.md).
     PASSES = ("shorter_run", "renamed_faults", "focus", "fewer_clients", "block_ops",
-              "fewer_faults", "shorter_windows", "block_ops", "fewer_faults", "fewer_ops", "fewer_faults")
+              "fewer_faults", "shorter_windows", "block_ops", "fewer_faults", "fewer_ops",
+              "fewer_faults")
     #: The passes on real processes: none needs a client mask.
     REAL_PASSES = ("shorter_run", "fewer_faults", "shorter_windows", "lower_concurrency",
                    "fewer_faults")
@@ -474,46 +475,50 @@ class Shrinker:
     def renamed_faults(self) -> None:
         """The story without its opening: leave out the first k faults (the most first)
         and rename the nodes of the rest by a permutation of the node ids, while that
-        fails the same way; again from the new best until nothing goes. The early faults
-        of a long run often only set the stage (which node leads, whose log is longest
-        when the later faults land); left out, the stage is set again on other nodes,
-        and the later faults, recorded against fixed nodes (a ``one`` kill, a clock
-        fault, a cut of whoever led), miss it unless the nodes are renamed. Every
-        permutation on up to ``RENAME_ALL`` nodes, else ``RENAME_SAMPLE`` of them
-        drawn beside the identity (its own rng, so the other passes draw as before). The load stays the best's
-        (``keep_ops``: no slot draws more), and the pass takes at most
-        ``RENAME_SHARE`` of the budget left, so the cuts of the load after it keep
+        fails the same way; again from the new best until nothing goes. The early
+        faults of a long run often only set the stage (which node leads, whose log is
+        longest when the later faults land); left out, the stage is set again on other
+        nodes, and the later faults, recorded against fixed nodes (a ``one`` kill, a
+        clock fault, a cut of whoever led), miss it unless the nodes are renamed. The
+        load stays the best's (``keep_ops``: no slot draws more), and the pass takes at
+        most ``RENAME_SHARE`` of the budget left, so the cuts of the load after it keep
         theirs."""
-        from nodes.common.clusterfile import node_ids
-
         end, self.deadline = self.deadline, min(
             self.deadline, self.clock() + RENAME_SHARE * (self.deadline - self.clock()))
         try:
-            nodes = node_ids(self.base.nodes)
-            perms = list(itertools.permutations(nodes))
-            if len(nodes) > RENAME_ALL:
-                rng = random.Random(f"rename:{self.base.seed}")  # apart from the halvings'
-                perms = [perms[0], *rng.sample(perms[1:], RENAME_SAMPLE)]
-            dropped = True
-            while dropped and not self.out_of_time():
-                dropped = False
-                faults = sorted(self.best.faults, key=lambda f: f["at"])
-                keep = frozenset(self.best_outcome.ops)
-                for k in range(len(faults) - 1, 0, -1):
-                    for perm in perms:
-                        if self.out_of_time():
-                            break
-                        names = dict(zip(nodes, perm, strict=True))
-                        fs = tuple({**f, "value": renamed(f.get("value"), names)}
-                                   for f in faults[k:])
-                        if self.fails(dataclasses.replace(self.best, faults=fs, keep_ops=keep)):
-                            dropped = True
-                            break
-                    if dropped or self.out_of_time():
-                        break
+            renamings = self._renamings()
+            while not self.out_of_time() and self._drop_opening(renamings):
+                pass
         finally:
             self.deadline = end
         self._note("fewer faults, nodes renamed")
+
+    def _renamings(self) -> list[dict[str, str]]:
+        """Every permutation of the node ids on up to ``RENAME_ALL`` nodes, else the
+        identity and ``RENAME_SAMPLE`` others, drawn from their own rng (the other
+        passes' draws stay as they were)."""
+        from nodes.common.clusterfile import node_ids
+
+        nodes = node_ids(self.base.nodes)
+        perms = list(itertools.permutations(nodes))
+        if len(nodes) > RENAME_ALL:
+            rng = random.Random(f"rename:{self.base.seed}")
+            perms = [perms[0], *rng.sample(perms[1:], RENAME_SAMPLE)]
+        return [dict(zip(nodes, perm, strict=True)) for perm in perms]
+
+    def _drop_opening(self, renamings: list[dict[str, str]]) -> bool:
+        """One sweep of ``renamed_faults``: True when a candidate without the best's first
+        k faults (k from the most down) and renamed so failed, and became the best."""
+        faults = sorted(self.best.faults, key=lambda f: f["at"])
+        keep = frozenset(self.best_outcome.ops)
+        for k in range(len(faults) - 1, 0, -1):
+            for names in renamings:
+                if self.out_of_time():
+                    return False
+                fs = tuple({**f, "value": renamed(f.get("value"), names)} for f in faults[k:])
+                if self.fails(dataclasses.replace(self.best, faults=fs, keep_ops=keep)):
+                    return True
+        return False
 
     def fresh_faults(self) -> None:
         """The fault search once more from every fault the original had before the best's
