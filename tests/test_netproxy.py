@@ -96,6 +96,14 @@ class Net:
                 return
         raise AssertionError(f"link {src}->{dest} never carried a message")
 
+    def wait_counter(self, link: str, key: str, at_least: int) -> None:
+        """Until the proxy has counted ``at_least`` of ``key`` on ``link``: a send
+        returns once ZeroMQ queued it, before the proxy has read it."""
+        deadline = time.monotonic() + 10
+        while self.control.counters()["links"].get(link, {}).get(key, 0) < at_least:
+            assert time.monotonic() < deadline, f"{link} never counted {at_least} {key}"
+            time.sleep(0.01)
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -288,6 +296,7 @@ def test_journal_records_each_message(tmp_path: Path) -> None:
         n.connect_link("n1", "n2")
         n.control.set_grudge({"n2": ["n1"]})
         n.send("n1", "n2", {"type": "request_vote"})
+        n.wait_counter("n1->n2", "cut", 1)  # dropped under the grudge, not after the heal
         n.control.heal()
         n.send("n1", "n2", {"type": "append_entries"})
         n.recv_all("n2")
