@@ -82,6 +82,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.config import RunConfig
+from nodes.common.clusterfile import node_ids
 
 T = TypeVar("T")
 
@@ -497,8 +498,6 @@ class Shrinker:
         """Every permutation of the node ids on up to ``RENAME_ALL`` nodes, else the
         identity and ``RENAME_SAMPLE`` others, drawn from their own rng (the other
         passes' draws stay as they were)."""
-        from nodes.common.clusterfile import node_ids
-
         nodes = node_ids(self.base.nodes)
         perms = list(itertools.permutations(nodes))
         if len(nodes) > RENAME_ALL:
